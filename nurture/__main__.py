@@ -1,0 +1,3 @@
+from nurture.cli.app import main
+
+main()

@@ -1,0 +1,43 @@
+"""What every command shares: global options, the project's settings, a store session."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from nurture.settings import Settings, load_settings
+
+
+@dataclass
+class Options:
+    project: Path | None = None
+    database_url: str | None = None
+    debug: bool = False
+
+
+class State:
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+
+    def configure(self, options: Options) -> None:
+        """Start a command afresh (tests run many in one process)."""
+        self.__dict__.clear()
+        self.options = options
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.options.project, database_url=self.options.database_url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session on the project's store, brought up to date first."""
+        from nurture.store.db import open_store
+
+        with open_store(self.settings.database) as store, store.session() as session:
+            yield session
+
+
+state = State()

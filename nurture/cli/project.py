@@ -1,0 +1,5 @@
+"""`nurture init` (being written)."""
+
+
+def init() -> None:
+    """Not written yet."""

@@ -1,0 +1,5 @@
+"""`nurture schema` (being written)."""
+
+
+def schema() -> None:
+    """Not written yet."""

@@ -1,0 +1,5 @@
+"""`nurture validate` (being written)."""
+
+
+def validate() -> None:
+    """Not written yet."""

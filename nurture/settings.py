@@ -1,0 +1,98 @@
+"""Settings: CLI flag > NURTURE_* environment (nested with __) > .env > nurture.toml > defaults."""
+
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
+
+from nurture.errors import ConfigError, ProjectNotFound
+from nurture.spec.window import TimeZoneName
+
+PROJECT_FILE = "nurture.toml"
+
+
+class CoachSettings(BaseModel):
+    """Who the leads hear from; templates read these as `{{ coach.name }}` and so on."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = "Your Coach"
+    business: str = ""
+    email: str = ""
+    phone: str = ""
+    website: str = ""
+    booking_url: str = ""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore")
+    toml_path: ClassVar[Path | None] = None
+
+    project_dir: Path = Field(Path("."), exclude=True)
+    database_url: str | None = Field(None, description="Default: sqlite:///nurture.db beside nurture.toml.")
+    sequences_dir: Path = Path("sequences")
+    timezone: TimeZoneName = "UTC"
+    conversion_statuses: list[str] = Field(default_factory=lambda: ["Converted", "Won", "Client"])
+    coach: CoachSettings = Field(default_factory=CoachSettings)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # noqa: E501
+        sources = [init_settings, env_settings, dotenv_settings]
+        if cls.toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
+        return tuple(sources)
+
+    @property
+    def database(self) -> str:
+        """The store URL, a relative SQLite path taken from the project directory."""
+        url = self.database_url or "sqlite:///nurture.db"
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != "sqlite:///:memory:" and not url.startswith(prefix + "/"):
+            return prefix + str((self.project_dir / url[len(prefix):]).resolve())
+        return url
+
+    @property
+    def sequences_path(self) -> Path:
+        return self.project_dir / self.sequences_dir
+
+
+def find_project(start: Path) -> Path:
+    """The nearest directory at or above `start` that holds nurture.toml."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        if (directory / PROJECT_FILE).is_file():
+            return directory
+    raise ProjectNotFound(f"no {PROJECT_FILE} in {start} or any parent directory (run `nurture init`)")
+
+
+def load_settings(start: Path | None = None, **overrides: Any) -> Settings:
+    """The settings of the project found from `start` (default: the working directory)."""
+    root = find_project(start or Path.cwd())
+    toml_file = root / PROJECT_FILE
+    _check_toml(toml_file)
+
+    class ProjectSettings(Settings):
+        model_config = SettingsConfigDict(env_file=root / ".env")
+        toml_path: ClassVar[Path | None] = toml_file
+
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        settings = ProjectSettings(**given)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, toml_file)) from None
+    settings.project_dir = root
+    return settings
+
+
+def _check_toml(path: Path) -> None:
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _describe(error: ValidationError, path: Path) -> str:
+    problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+    return f"{path} (or NURTURE_* environment): " + "; ".join(problems)

@@ -1,0 +1,1 @@
+"""Sequence files: YAML loading with positions, pydantic models, template checks, diagnostics."""

@@ -1,0 +1,47 @@
+"""Durations as users write them: `30m`, `2h`, `1d 4h`, `1w`, or a number of minutes."""
+
+import re
+from datetime import timedelta
+
+_PART = re.compile(r"(\d+)\s*([wdhms])", re.IGNORECASE)
+_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """Parse `1d 4h` style text (or minutes as a number); raise ValueError on anything else."""
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, bool):
+        raise ValueError("a duration is text like '30m', '2h', '1d 4h' or a number of minutes")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(minutes=text)
+    compact = str(text).strip()
+    if compact.isdigit():
+        return timedelta(minutes=int(compact))
+    parts = _PART.findall(compact)
+    if not parts or _PART.sub("", compact).strip():
+        raise ValueError(f"{text!r} is not a duration (use e.g. '30m', '2h', '1d 4h', '1w')")
+    return timedelta(**_sum_units(parts))
+
+
+def _sum_units(parts: list[tuple[str, str]]) -> dict[str, int]:
+    units: dict[str, int] = {}
+    for amount, unit in parts:
+        key = _UNITS[unit.lower()]
+        units[key] = units.get(key, 0) + int(amount)
+    return units
+
+
+def format_duration(delta: timedelta) -> str:
+    """The shortest `1d 4h 30m` form of a duration."""
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "0m"
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            out.append(f"{amount}{unit}")
+    return " ".join(out)

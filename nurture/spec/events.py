@@ -1,0 +1,43 @@
+"""Events in a dry run: `+2d convert`, `+3d status=Contacted`, `+4h fail=send_email`, `+1d opt-out=sms`."""
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from nurture.spec.durations import parse_duration
+
+EVENT_KINDS = ("convert", "status", "score", "temperature", "tag", "fail", "opt-out", "opt-in", "inbound")
+CHANNELS = ("sms", "whatsapp", "email", "all")
+_EVENT = re.compile(r"^\s*\+?\s*(?P<after>(?:\d+\s*[wdhms]\s*)+)\s+(?P<kind>[a-z-]+)(?:=(?P<value>.+))?$", re.I)
+
+
+@dataclass(frozen=True)
+class Event:
+    after: timedelta
+    kind: str
+    value: str | None = None
+
+
+def parse_event(text: str) -> Event:
+    """Parse one event; raise ValueError saying what is wrong."""
+    match = _EVENT.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not an event (write '+DURATION KIND[=VALUE]', e.g. '+2d convert')")
+    kind, value = match["kind"].lower(), match["value"]
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event {kind!r} (one of {', '.join(EVENT_KINDS)})")
+    _check_value(kind, value and value.strip())
+    return Event(parse_duration(match["after"]), kind, value and value.strip())
+
+
+def _check_value(kind: str, value: str | None) -> None:
+    if kind in ("convert", "inbound"):
+        if value:
+            raise ValueError(f"event {kind!r} takes no value")
+        return
+    if not value:
+        raise ValueError(f"event {kind!r} needs a value ({kind}=...)")
+    if kind == "score" and not value.lstrip("+-").isdigit():
+        raise ValueError(f"score={value} is not a number")
+    if kind in ("opt-out", "opt-in") and value.lower() not in CHANNELS:
+        raise ValueError(f"{kind}={value}: the channel is one of {', '.join(CHANNELS)}")

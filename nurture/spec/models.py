@@ -1,0 +1,183 @@
+"""A sequence file as pydantic models: identity, triggers, settings, ordered steps, test cases."""
+
+import hashlib
+import json
+from datetime import timedelta
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Discriminator, Field, Tag, model_validator
+
+from nurture.spec import actions as a
+from nurture.spec.base import SpecModel, located_error
+from nurture.spec.cases import TestCase
+from nurture.spec.conditions import StepConditions, TriggerConditions
+from nurture.spec.names import slugify
+from nurture.spec.window import SendWindow
+
+Category = Literal["warm_lead", "cold_lead", "objection_handling", "reactivation", "follow_up", "custom"]
+ReEntry = Literal["never", "after_exit", "always"]
+FailurePolicy = Literal["continue", "stop"]
+STEP_ID = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class StepBase(SpecModel):
+    """What every step has; the action type and its config come from the subclass."""
+
+    id: str | None = Field(None, pattern=STEP_ID, description="Stable identity across versions; defaults to the name's slug.")
+    name: str = Field(min_length=1)
+    step_number: int | None = Field(None, ge=0, description="Accepted from the seed system; order is list order.")
+    description: str | None = None
+    delay_days: int = Field(0, ge=0, le=3650)
+    delay_hours: int = Field(0, ge=0)
+    delay_minutes: int = Field(0, ge=0)
+    conditions: StepConditions | None = None
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _default_id(self) -> Self:
+        if self.id is None:
+            self.id = slugify(self.name) or "step"
+        return self
+
+    @property
+    def delay(self) -> timedelta:
+        """Time from the previous step (the first step: from enrollment)."""
+        return timedelta(days=self.delay_days, hours=self.delay_hours, minutes=self.delay_minutes)
+
+
+class WhatsAppStep(StepBase):
+    action_type: Literal[a.ActionType.SEND_WHATSAPP_MESSAGE]
+    action_config: a.WhatsAppConfig
+
+
+class EmailStep(StepBase):
+    action_type: Literal[a.ActionType.SEND_EMAIL]
+    action_config: a.EmailConfig
+
+
+class SmsStep(StepBase):
+    action_type: Literal[a.ActionType.SEND_SMS]
+    action_config: a.SmsConfig
+
+
+class TaskStep(StepBase):
+    action_type: Literal[a.ActionType.CREATE_TASK]
+    action_config: a.TaskConfig
+
+
+class ScoreStep(StepBase):
+    action_type: Literal[a.ActionType.UPDATE_LEAD_SCORE]
+    action_config: a.ScoreConfig
+
+
+class TagStep(StepBase):
+    action_type: Literal[a.ActionType.ADD_LEAD_TAG]
+    action_config: a.TagConfig
+
+
+class AppointmentStep(StepBase):
+    action_type: Literal[a.ActionType.SCHEDULE_APPOINTMENT]
+    action_config: a.AppointmentConfig
+
+
+class NotificationStep(StepBase):
+    action_type: Literal[a.ActionType.SEND_NOTIFICATION]
+    action_config: a.NotificationConfig
+
+
+class WaitStep(StepBase):
+    action_type: Literal[a.ActionType.WAIT]
+    action_config: a.WaitConfig = Field(default_factory=a.WaitConfig)
+
+
+STEP_CLASSES: dict[a.ActionType, type[StepBase]] = {
+    a.ActionType.SEND_WHATSAPP_MESSAGE: WhatsAppStep,
+    a.ActionType.SEND_EMAIL: EmailStep,
+    a.ActionType.SEND_SMS: SmsStep,
+    a.ActionType.CREATE_TASK: TaskStep,
+    a.ActionType.UPDATE_LEAD_SCORE: ScoreStep,
+    a.ActionType.ADD_LEAD_TAG: TagStep,
+    a.ActionType.SCHEDULE_APPOINTMENT: AppointmentStep,
+    a.ActionType.SEND_NOTIFICATION: NotificationStep,
+    a.ActionType.WAIT: WaitStep,
+}
+
+
+def _action_type(value: Any) -> str | None:
+    if isinstance(value, dict):
+        found = value.get("action_type", value.get("actionType"))
+        return found if isinstance(found, str) else None
+    return getattr(value, "action_type", None)
+
+
+Step = Annotated[
+    Annotated[WhatsAppStep, Tag("send_whatsapp_message")]
+    | Annotated[EmailStep, Tag("send_email")]
+    | Annotated[SmsStep, Tag("send_sms")]
+    | Annotated[TaskStep, Tag("create_task")]
+    | Annotated[ScoreStep, Tag("update_lead_score")]
+    | Annotated[TagStep, Tag("add_lead_tag")]
+    | Annotated[AppointmentStep, Tag("schedule_appointment")]
+    | Annotated[NotificationStep, Tag("send_notification")]
+    | Annotated[WaitStep, Tag("wait")],
+    Discriminator(_action_type),
+]
+
+
+class SequenceSpec(SpecModel):
+    """One sequence file."""
+
+    name: str = Field(min_length=1, description="Unique in the project; commands accept it or its slug.")
+    description: str = ""
+    category: Category = "custom"
+    active: bool = True
+    priority: int = Field(0, description="Higher wins when several sequences match a lead.")
+    funnels: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    trigger_conditions: TriggerConditions = Field(default_factory=TriggerConditions)
+    max_retries: int = Field(3, ge=0, le=20)
+    retry_delay: a.Duration = Field(timedelta(minutes=15))
+    retry_backoff: float = Field(2.0, ge=1.0, le=10.0, description="Each retry waits this many times longer.")
+    stop_on_conversion: bool = True
+    manual_advance: bool = False
+    re_entry: ReEntry = "never"
+    send_window: SendWindow | None = None
+    failure_policy: FailurePolicy = Field("continue", description="After the last retry: next step or stop.")
+    steps: list[Step] = Field(min_length=1)
+    tests: list[TestCase] = Field(default_factory=list)
+
+    @property
+    def slug(self) -> str:
+        return slugify(self.name)
+
+    @model_validator(mode="after")
+    def _unique_step_ids(self) -> Self:
+        seen: dict[str, int] = {}
+        for index, step in enumerate(self.steps):
+            if step.id in seen:
+                raise located_error(
+                    ("steps", index, "id"),
+                    f"duplicate step id {step.id!r} (also step {seen[step.id] + 1}); give one an explicit 'id'",
+                )
+            seen[step.id] = index
+        return self
+
+    @model_validator(mode="after")
+    def _cases_name_known_steps(self) -> Self:
+        ids = {step.id for step in self.steps}
+        for index, case in enumerate(self.tests):
+            for key, step_id in case.expect.step_ids():
+                if step_id not in ids:
+                    raise located_error(
+                        ("tests", index, "expect", key),
+                        f"test {case.name!r} names step {step_id!r}, which this sequence does not have",
+                    )
+        return self
+
+    def definition(self) -> dict[str, Any]:
+        """What runs: the canonical data without the test cases."""
+        return self.model_dump(mode="json", exclude={"tests"})
+
+    def fingerprint(self) -> str:
+        """A hash of the definition: equal fingerprints, nothing to apply."""
+        canonical = json.dumps(self.definition(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""The store: tables, migrations, engine setup and the hot-path SQL."""
