@@ -27,18 +27,24 @@ class CoachSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore"
+    )
     toml_path: ClassVar[Path | None] = None
 
     project_dir: Path = Field(Path("."), exclude=True)
-    database_url: str | None = Field(None, description="Default: sqlite:///nurture.db beside nurture.toml.")
+    database_url: str | None = Field(
+        None, description="Default: sqlite:///nurture.db beside nurture.toml."
+    )
     sequences_dir: Path = Path("sequences")
     timezone: TimeZoneName = "UTC"
     conversion_statuses: list[str] = Field(default_factory=lambda: ["Converted", "Won", "Client"])
     coach: CoachSettings = Field(default_factory=CoachSettings)
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # noqa: E501
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):  # noqa: E501
         sources = [init_settings, env_settings, dotenv_settings]
         if cls.toml_path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path))
@@ -49,8 +55,12 @@ class Settings(BaseSettings):
         """The store URL, a relative SQLite path taken from the project directory."""
         url = self.database_url or "sqlite:///nurture.db"
         prefix = "sqlite:///"
-        if url.startswith(prefix) and url != "sqlite:///:memory:" and not url.startswith(prefix + "/"):
-            return prefix + str((self.project_dir / url[len(prefix):]).resolve())
+        if (
+            url.startswith(prefix)
+            and url != "sqlite:///:memory:"
+            and not url.startswith(prefix + "/")
+        ):
+            return prefix + str((self.project_dir / url[len(prefix) :]).resolve())
         return url
 
     @property
@@ -64,7 +74,9 @@ def find_project(start: Path) -> Path:
     for directory in (start, *start.parents):
         if (directory / PROJECT_FILE).is_file():
             return directory
-    raise ProjectNotFound(f"no {PROJECT_FILE} in {start} or any parent directory (run `nurture init`)")
+    raise ProjectNotFound(
+        f"no {PROJECT_FILE} in {start} or any parent directory (run `nurture init`)"
+    )
 
 
 def load_settings(start: Path | None = None, **overrides: Any) -> Settings:

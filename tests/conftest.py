@@ -1,13 +1,17 @@
 """Shared fixtures: a clean environment, the CLI runner, a temp project."""
 
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from typer.testing import CliRunner
 
 from nurture.cli.app import app
+from nurture.store.db import Store, open_store
+from nurture.store.engine import normalize_url
 
 for _name in list(os.environ):
     if _name.startswith("NURTURE_") and _name != "NURTURE_TEST_DATABASE_URL":
@@ -37,3 +41,62 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "sequences").mkdir()
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+# The store: every store test runs on SQLite and, where NURTURE_TEST_DATABASE_URL names a
+# server (as .ci/run does), on Postgres, each test in a schema of its own.
+
+POSTGRES_SKIPPED = "NURTURE_TEST_DATABASE_URL not set: Postgres tests skipped"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test on Postgres carries the `postgres` marker, so `-m "not postgres"` works."""
+    for item in items:
+        if "postgres_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty Postgres store: a fresh schema, set as the search_path, dropped afterwards."""
+    server = os.environ.get("NURTURE_TEST_DATABASE_URL")
+    if not server:
+        pytest.skip(POSTGRES_SKIPPED)
+    schema = f"nurture_test_{uuid.uuid4().hex[:16]}"  # unique: parallel runs share the server
+    admin = sqlalchemy.create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = normalize_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            # A session the test leaked makes the drop fail instead of hang.
+            connection.exec_driver_sql("SET lock_timeout = '10s'")
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store on each database: tmp_path/nurture.db (the `project`'s default), Postgres."""
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / 'nurture.db'}"
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """The store at `store_url`, migrated to head."""
+    with open_store(store_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def run_store(run: Callable[..., "Result"], store_url: str) -> Callable[..., "Result"]:
+    """`run` with `--database-url` set to `store_url`: a CLI test on both databases."""
+
+    def invoke(*args: str, **options: object) -> "Result":
+        return run("--database-url", store_url, *args, **options)
+
+    return invoke

@@ -27,7 +27,9 @@ class Boundary(TyperGroup):
         except Exception as problem:  # the boundary: nothing else reaches the user as a traceback
             if state.options.debug or _is_control_flow(problem):
                 raise
-            error(f"unexpected {type(problem).__name__}: {problem} (run with --debug for the traceback)")
+            error(
+                f"unexpected {type(problem).__name__}: {problem} (run with --debug for the traceback)"
+            )
             raise typer.Exit(1) from None
 
 
@@ -48,10 +50,12 @@ app = typer.Typer(
 @app.callback()
 def options(
     project_dir: Annotated[
-        Path | None, typer.Option("--project", "-C", help="Project directory (default: search upward).")
+        Path | None,
+        typer.Option("--project", "-C", help="Project directory (default: search upward)."),
     ] = None,
     database_url: Annotated[
-        str | None, typer.Option("--database-url", help="Store URL (overrides NURTURE_DATABASE_URL).")
+        str | None,
+        typer.Option("--database-url", help="Store URL (overrides NURTURE_DATABASE_URL)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:

@@ -32,11 +32,11 @@ class State:
         return load_settings(self.options.project, database_url=self.options.database_url)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session on the project's store, brought up to date first."""
+    def session(self, *, write: bool = False) -> Iterator[Session]:
+        """A session on the project's store, brought up to date first; `write` locks SQLite at BEGIN."""
         from nurture.store.db import open_store
 
-        with open_store(self.settings.database) as store, store.session() as session:
+        with open_store(self.settings.database) as store, store.session(immediate=write) as session:
             yield session
 
 

@@ -1,5 +1,44 @@
-"""`nurture db` (being written)."""
+"""`nurture db ...`: the store's schema migrations."""
+
+from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="The store: migrations.", no_args_is_help=True)
+from nurture.cli.context import state
+from nurture.cli.output import note, out, print_json
+from nurture.store import migrate
+from nurture.store.engine import masked
+
+app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
+
+
+@app.command()
+def upgrade() -> None:
+    """Bring the store's schema up to date (every command also does this on its own)."""
+    before, after = migrate.upgrade(state.settings.database)
+    if before == after:
+        note(f"the store is already at revision {after}")
+    else:
+        note(f"upgraded the store from revision {before or '(empty)'} to {after}")
+
+
+@app.command()
+def current(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The store's schema revision, the newest one, and whether the store is up to date."""
+    url = state.settings.database
+    revision, head = migrate.current(url), migrate.head()
+    status = {"store": masked(url), "current": revision, "head": head}
+    if json:
+        print_json({**status, "up_to_date": revision == head})
+        return
+    out.print(f"store:   {status['store']}", markup=False)
+    out.print(f"current: {revision or '(empty)'}", markup=False)
+    out.print(f"head:    {head} ({_verdict(revision, head)})", markup=False)
+
+
+def _verdict(revision: str | None, head: str) -> str:
+    if revision == head:
+        return "up to date"
+    if revision is None or migrate.known(revision):
+        return "behind: run `nurture db upgrade`"
+    return "the store is newer than this nurture: upgrade nurture"

@@ -1,9 +1,108 @@
-"""`nurture plan` and `nurture apply` (being written)."""
+"""`nurture plan` and `nurture apply`: the store made to match the sequence files, Terraform style."""
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from nurture.cli.context import state
+from nurture.cli.output import note, out, print_json
+from nurture.errors import Aborted
+from nurture.plan import Plan, SequenceChange
+from nurture.project import Project
+from nurture.sync import apply_changes, plan_project
+
+JSON = Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")]
+PRUNE = Annotated[bool, typer.Option("--prune", help="Delete store sequences that have no file.")]
+_MARKS = {
+    "create": "[green]+ create[/]",
+    "update": "[yellow]~ update[/]",
+    "delete": "[red]- delete[/]",
+    "orphan": "[magenta]! drift [/]",
+    "unchanged": "  same  ",
+}
 
 
-def plan() -> None:
-    """Not written yet."""
+def plan(
+    json: JSON = False,
+    prune: PRUNE = False,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes.")
+    ] = False,
+) -> None:
+    """Show what `apply` would change in the store."""
+    with state.session() as session:
+        result = plan_project(session, Project.from_settings(state.settings), prune=prune)
+    show_plan(result, json=json)
+    if detailed_exitcode and result.has_changes:
+        raise typer.Exit(2)
 
 
-def apply() -> None:
-    """Not written yet."""
+def apply(
+    json: JSON = False,
+    prune: PRUNE = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Validate every file, then make the store match them in one transaction."""
+    with state.session(write=True) as session:
+        result = plan_project(session, Project.from_settings(state.settings), prune=prune)
+        if not json:
+            show_plan(result, json=False)
+        if result.has_changes:
+            _confirm(result, yes)
+            apply_changes(session, result, datetime.now(UTC))
+    if json:
+        print_json(result.to_dict() | {"applied": result.has_changes})
+    elif result.has_changes:
+        note("Applied.")
+
+
+def _confirm(result: Plan, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        if result.by_action("delete"):
+            raise Aborted(
+                "refusing to delete sequences without a terminal to confirm on; pass --yes"
+            )
+        return
+    if not typer.confirm("Apply these changes?", err=True):
+        raise Aborted("nothing applied")
+
+
+def show_plan(result: Plan, *, json: bool) -> None:
+    """The plan as Terraform shows one: a line per sequence, the details of each update."""
+    if json:
+        print_json(result.to_dict())
+        return
+    for change in result.changes:
+        if change.action != "unchanged":
+            _show_change(change)
+    counts = result.counts()
+    summary = (
+        f"Plan: {counts['create']} to create, {counts['update']} to update, "
+        f"{counts['delete']} to delete, {counts['unchanged']} unchanged"
+    )
+    if counts["orphan"]:
+        summary += f", {counts['orphan']} only in the store (apply --prune deletes them)"
+    out.print(summary + "." if result.has_changes else f"No changes. {summary}.")
+
+
+def _show_change(change: SequenceChange) -> None:
+    where = f" ({escape(change.path)})" if change.path else ""
+    version = " [dim](new version)[/]" if change.action == "update" and change.new_version else ""
+    out.print(f"{_MARKS[change.action]} [bold]{escape(change.name)}[/]{where}{version}")
+    if change.action == "orphan":
+        out.print("      in the store but no sequence file has this name")
+    for field in change.fields:
+        out.print(escape(f"      {field.field}: {_short(field.old)} → {_short(field.new)}"))
+    for step in change.steps:
+        detail = f" ({', '.join(step.fields)})" if step.fields else ""
+        out.print(f"      step {step.step_id}: {step.kind}{detail}")
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,5 +1,19 @@
-"""`nurture init` (being written)."""
+"""`nurture init`: a new project with settings and two example sequences."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nurture.cli.output import note, out
+from nurture.project import init_project
 
 
-def init() -> None:
-    """Not written yet."""
+def init(
+    directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
+) -> None:
+    """Create a nurture project: nurture.toml, .gitignore and example sequences."""
+    for path in init_project(directory):
+        out.print(f"created {directory / path}")
+    enter = "" if directory == Path(".") else f"cd {directory} && "
+    note(f"next: {enter}nurture validate && nurture plan && nurture apply")

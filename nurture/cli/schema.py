@@ -1,5 +1,29 @@
-"""`nurture schema` (being written)."""
+"""`nurture schema`: the JSON Schema of a sequence file, for editors (yaml-language-server)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nurture.cli.output import note
+from nurture.errors import NurtureError
+from nurture.spec.schema import sequence_json_schema_text
 
 
-def schema() -> None:
-    """Not written yet."""
+def schema(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the schema to this file instead of stdout."),
+    ] = None,
+) -> None:
+    """Print the JSON Schema of a sequence file (point yaml-language-server at it)."""
+    text = sequence_json_schema_text()
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8", newline="")
+    except OSError as problem:
+        raise NurtureError(f"cannot write {output}: {problem.strerror or problem}") from None
+    note(f"wrote {output}")

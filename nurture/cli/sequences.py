@@ -1,5 +1,189 @@
-"""`nurture sequences` (being written)."""
+"""`nurture sequences ...`: list, show, enable, disable, toggle, delete, duplicate, assignments."""
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-app = typer.Typer(help="List, show and change sequences.", no_args_is_help=True)
+from nurture import sequences as catalog
+from nurture.cli.context import state
+from nurture.cli.output import note, out, print_json
+from nurture.cli.plan import show_plan
+from nurture.errors import Aborted
+from nurture.project import Project
+
+app = typer.Typer(
+    help="List, show and change sequences (the file and the store together).", no_args_is_help=True
+)
+NAME = Annotated[str, typer.Argument(help="Sequence name or slug.")]
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@app.command("list")
+def list_(
+    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--inactive", help="Only active or inactive.")
+    ] = None,
+    json: JSON = False,
+) -> None:
+    """The sequences in the store."""
+    with state.session() as session:
+        rows = catalog.summaries(session, category=category, active=active)
+    if json:
+        print_json(rows)
+        return
+    table = Table("name", "category", "active", "priority", "version", "steps", "funnels")
+    for row in rows:
+        table.add_row(
+            escape(row["name"]),
+            row["category"],
+            _yes(row["active"]),
+            str(row["priority"]),
+            f"v{row['version']}",
+            str(row["steps"]),
+            escape(", ".join(row["funnels"])),
+        )
+    out.print(table)
+
+
+@app.command()
+def show(name: NAME, json: JSON = False) -> None:
+    """A sequence: triggers, steps, funnels and versions."""
+    with state.session() as session:
+        info = catalog.describe(session, name)
+    if json:
+        print_json(info)
+        return
+    _show(info)
+
+
+def _show(info: dict[str, Any]) -> None:
+    definition = info["definition"]
+    out.print(
+        f"[bold]{escape(info['name'])}[/] v{info['version']} · {info['category']} · "
+        f"{'active' if info['active'] else 'inactive'} · priority {info['priority']}"
+    )
+    if info["description"]:
+        out.print(escape(info["description"]))
+    out.print(f"funnels: {escape(', '.join(info['funnels']) or '(none)')}")
+    triggers = {k: v for k, v in definition["trigger_conditions"].items() if v is not None}
+    out.print(f"triggers: {escape(str(triggers)) if triggers else '(any lead)'}")
+    steps = Table("#", "id", "name", "action", "delay", "conditions", "active", title="steps")
+    for index, step in enumerate(definition["steps"], start=1):
+        steps.add_row(
+            str(index),
+            step["id"],
+            escape(step["name"]),
+            step["action_type"],
+            _delay(step),
+            escape(_conditions(step["conditions"])),
+            _yes(step["active"]),
+        )
+    out.print(steps)
+    versions = Table(
+        "version", "applied at (UTC)", "fingerprint", "steps", "file", title="versions"
+    )
+    for version in info["versions"]:
+        versions.add_row(
+            f"v{version['version']}",
+            f"{version['applied_at']:%Y-%m-%d %H:%M}",
+            version["fingerprint"],
+            str(version["steps"]),
+            escape(version["path"] or ""),
+        )
+    out.print(versions)
+
+
+def _delay(step: dict[str, Any]) -> str:
+    parts = [
+        f"{step[f'delay_{unit}']}{unit[0]}"
+        for unit in ("days", "hours", "minutes")
+        if step[f"delay_{unit}"]
+    ]
+    return " ".join(parts) or "0"
+
+
+def _conditions(conditions: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (conditions or {}).items() if v is not None)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _change(action: str, name: str, active: bool | None) -> None:
+    with state.session(write=True) as session:
+        result = catalog.set_active(
+            session, Project.from_settings(state.settings), name, active, datetime.now(UTC)
+        )
+    show_plan(result, json=False)
+    note(f"{action}: the file and the store agree.")
+
+
+@app.command()
+def enable(name: NAME) -> None:
+    """Activate a sequence (edits its file and applies it)."""
+    _change("enabled", name, True)
+
+
+@app.command()
+def disable(name: NAME) -> None:
+    """Deactivate a sequence: it takes no new leads."""
+    _change("disabled", name, False)
+
+
+@app.command()
+def toggle(name: NAME) -> None:
+    """Flip a sequence between active and inactive."""
+    _change("toggled", name, None)
+
+
+@app.command()
+def delete(
+    name: NAME,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a sequence's file and remove it from the store (its history stays)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise Aborted("refusing to delete without a terminal to confirm on; pass --yes")
+        if not typer.confirm(f"Delete sequence {name!r} and its file?", err=True):
+            raise Aborted("nothing deleted")
+    with state.session(write=True) as session:
+        result = catalog.delete(
+            session, Project.from_settings(state.settings), name, datetime.now(UTC)
+        )
+    show_plan(result, json=False)
+
+
+@app.command()
+def duplicate(
+    name: NAME,
+    new_name: Annotated[str, typer.Argument(help="Name of the copy.")],
+    no_apply: Annotated[bool, typer.Option("--no-apply", help="Only write the file.")] = False,
+) -> None:
+    """Copy a sequence into sequences/NEW_NAME.yaml (inactive) and apply it."""
+    project, now = Project.from_settings(state.settings), datetime.now(UTC)
+    if no_apply:
+        path, _ = catalog.duplicate(None, project, name, new_name, now)
+    else:
+        with state.session(write=True) as session:
+            path, result = catalog.duplicate(session, project, name, new_name, now)
+        show_plan(result, json=False)
+    note(f"wrote {path} (inactive: enable it with `nurture sequences enable {new_name!r}`)")
+
+
+@app.command()
+def assignments(name: NAME, json: JSON = False) -> None:
+    """The funnels a sequence is assigned to."""
+    with state.session() as session:
+        funnels = catalog.funnels_of(session, catalog.find(session, name).id)
+    if json:
+        print_json(funnels)
+    else:
+        for funnel in funnels:
+            out.print(escape(funnel))

@@ -1,5 +1,80 @@
-"""`nurture validate` (being written)."""
+"""`nurture validate`: every problem of every sequence file, as `file:line:column: message`."""
+
+import dataclasses
+from pathlib import Path
+
+import typer
+
+from nurture.cli.context import state
+from nurture.cli.output import note, print_json
+from nurture.errors import ProjectNotFound
+from nurture.spec.diagnostics import Diagnostic
+from nurture.spec.files import CheckResult, check_files
 
 
-def validate() -> None:
-    """Not written yet."""
+def validate(
+    paths: list[Path] | None = typer.Argument(
+        None, help="Sequence files or folders (default: the project's sequences folder)."
+    ),
+    json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check sequence files: YAML, keys and values, templates, unique names. Exit 1 on errors."""
+    coach_keys = _coach_keys(required=not paths)
+    targets = paths or [_relative(state.settings.sequences_path)]
+    result = check_files(targets, coach_keys=coach_keys)
+    diagnostics = [
+        dataclasses.replace(d, file=str(_relative(Path(d.file)))) for d in result.diagnostics
+    ]
+    if json:
+        print_json(_as_json(result, diagnostics))
+    else:
+        for diagnostic in diagnostics:
+            typer.echo(str(diagnostic))  # plain echo: no rich markup in users' text
+        note(_summary(result, diagnostics))
+    if not result.valid:
+        raise typer.Exit(1)
+
+
+def _coach_keys(*, required: bool) -> frozenset[str] | None:
+    """The coach keys templates may use; files given outside a project get the defaults."""
+    try:
+        return frozenset(state.settings.coach.model_dump())
+    except ProjectNotFound:
+        if required:
+            raise
+        return None
+
+
+def _relative(path: Path) -> Path:
+    """`path` relative to the working directory when it is below it."""
+    if not path.is_absolute():
+        return path
+    for here, there in ((Path.cwd(), path), (Path.cwd().resolve(), path.resolve())):
+        if there.is_relative_to(here):  # resolved too: the working directory may be a symlink
+            return there.relative_to(here)
+    return path
+
+
+def _as_json(result: CheckResult, diagnostics: list[Diagnostic]) -> dict[str, object]:
+    return {
+        "valid": result.valid,
+        "files": result.files,
+        "sequences": [file.spec.name for file in result.sequences],
+        "diagnostics": [d.as_dict() for d in diagnostics],
+    }
+
+
+def _summary(result: CheckResult, diagnostics: list[Diagnostic]) -> str:
+    errors = sum(d.severity == "error" for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    counts = [_plural(result.files, "file")]
+    counts += [_plural(errors, "error")] if errors else []
+    counts += [_plural(warnings, "warning")] if warnings else []
+    if result.valid:
+        valid = f"✓ {_plural(len(result.sequences), 'sequence')} valid"
+        return valid + (f" ({', '.join(counts[1:])})" if warnings else "")
+    return ", ".join(counts)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

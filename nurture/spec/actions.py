@@ -1,17 +1,19 @@
 """The nine action types and the config each takes. Fields named in TEMPLATE_FIELDS are Jinja2 templates."""
 
-from datetime import time, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
 
 from nurture.spec.base import OneOrMany, SpecModel
-from nurture.spec.durations import parse_duration
+from nurture.spec.durations import format_duration, parse_duration
+from nurture.spec.window import ClockTime
 
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
     Field(description="A duration such as '30m', '2h', '1d 4h', '1w', or minutes as a number."),
 ]
 
@@ -41,7 +43,9 @@ class WhatsAppTemplate(SpecModel):
 
 
 class WhatsAppConfig(SpecModel):
-    message: str | None = Field(None, description="Free text (only delivered within 24h of the lead's last message).")
+    message: str | None = Field(
+        None, description="Free text (only delivered within 24h of the lead's last message)."
+    )
     template: WhatsAppTemplate | None = None
 
     @model_validator(mode="after")
@@ -54,7 +58,9 @@ class WhatsAppConfig(SpecModel):
 class EmailConfig(SpecModel):
     subject: str = Field(min_length=1)
     body: str = Field(min_length=1, description="Plain-text body.")
-    html: str | None = Field(None, description="HTML body (autoescaped); plain text only when absent.")
+    html: str | None = Field(
+        None, description="HTML body (autoescaped); plain text only when absent."
+    )
     reply_to: str | None = None
 
 
@@ -90,7 +96,7 @@ class TagConfig(SpecModel):
 class AppointmentConfig(SpecModel):
     title: str = Field(min_length=1)
     after: Duration = Field(timedelta(days=1), description="How long after the step runs.")
-    at: time | None = Field(None, description="Local time of day in the lead's time zone.")
+    at: ClockTime | None = Field(None, description="Local time of day in the lead's time zone.")
     duration_minutes: int = Field(30, gt=0, le=24 * 60)
     location: str | None = None
     notes: str | None = None
@@ -98,7 +104,9 @@ class AppointmentConfig(SpecModel):
 
 class NotificationConfig(SpecModel):
     message: str = Field(min_length=1)
-    channel: str | None = Field(None, description="Notification channel name; the project default when absent.")
+    channel: str | None = Field(
+        None, description="Notification channel name; the project default when absent."
+    )
     urgent: bool = False
 
 

@@ -22,9 +22,13 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+NonEmpty = Annotated[str, Field(min_length=1)]
 OneOrMany = Annotated[
-    list[Annotated[str, Field(min_length=1)]],
-    BeforeValidator(_one_or_many),
+    list[NonEmpty],
+    BeforeValidator(
+        _one_or_many,
+        json_schema_input_type=NonEmpty | Annotated[list[NonEmpty], Field(min_length=1)],
+    ),
     Field(min_length=1, description="One value or a list of values (any of them matches)."),
 ]
 """A string or a list of strings; a list means any of."""

@@ -50,7 +50,9 @@ class StepTime(SpecModel):
 
 
 class Expectation(SpecModel):
-    chosen: bool | None = Field(None, description="This sequence is (true) or is not (false) the one chosen.")
+    chosen: bool | None = Field(
+        None, description="This sequence is (true) or is not (false) the one chosen."
+    )
     steps: list[str] | None = Field(None, description="Step ids executed, in order.")
     skipped: list[str] | None = None
     times: dict[str, StepTime] = Field(default_factory=dict)
@@ -61,7 +63,9 @@ class Expectation(SpecModel):
 
     def step_ids(self) -> list[tuple[str, str]]:
         """(key, step id) for every step this expectation names, to check they exist."""
-        named = [("steps", s) for s in self.steps or []] + [("skipped", s) for s in self.skipped or []]
+        named = [("steps", s) for s in self.steps or []] + [
+            ("skipped", s) for s in self.skipped or []
+        ]
         return named + [("times", s) for s in self.times] + [("contains", s) for s in self.contains]
 
 

@@ -16,14 +16,21 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, int | float):
         if text < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(minutes=text)
+        return _timedelta(text, minutes=text)
     compact = str(text).strip()
     if compact.isdigit():
-        return timedelta(minutes=int(compact))
+        return _timedelta(text, minutes=int(compact))
     parts = _PART.findall(compact)
     if not parts or _PART.sub("", compact).strip():
         raise ValueError(f"{text!r} is not a duration (use e.g. '30m', '2h', '1d 4h', '1w')")
-    return timedelta(**_sum_units(parts))
+    return _timedelta(text, **_sum_units(parts))
+
+
+def _timedelta(text: object, **units: float) -> timedelta:
+    try:
+        return timedelta(**units)
+    except (OverflowError, ValueError):  # 1e20 minutes, or NaN
+        raise ValueError(f"{text!r} is not a usable duration (too long, or not a number)") from None
 
 
 def _sum_units(parts: list[tuple[str, str]]) -> dict[str, int]:

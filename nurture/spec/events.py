@@ -6,9 +6,21 @@ from datetime import timedelta
 
 from nurture.spec.durations import parse_duration
 
-EVENT_KINDS = ("convert", "status", "score", "temperature", "tag", "fail", "opt-out", "opt-in", "inbound")
+EVENT_KINDS = (
+    "convert",
+    "status",
+    "score",
+    "temperature",
+    "tag",
+    "fail",
+    "opt-out",
+    "opt-in",
+    "inbound",
+)
 CHANNELS = ("sms", "whatsapp", "email", "all")
-_EVENT = re.compile(r"^\s*\+?\s*(?P<after>(?:\d+\s*[wdhms]\s*)+)\s+(?P<kind>[a-z-]+)(?:=(?P<value>.+))?$", re.I)
+_EVENT = re.compile(
+    r"^\s*\+?\s*(?P<after>(?:\d+\s*[wdhms]\s*)+)\s+(?P<kind>[a-z-]+)(?:=(?P<value>.+))?$", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -22,7 +34,9 @@ def parse_event(text: str) -> Event:
     """Parse one event; raise ValueError saying what is wrong."""
     match = _EVENT.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not an event (write '+DURATION KIND[=VALUE]', e.g. '+2d convert')")
+        raise ValueError(
+            f"{text!r} is not an event (write '+DURATION KIND[=VALUE]', e.g. '+2d convert')"
+        )
     kind, value = match["kind"].lower(), match["value"]
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown event {kind!r} (one of {', '.join(EVENT_KINDS)})")

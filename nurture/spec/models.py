@@ -14,22 +14,32 @@ from nurture.spec.conditions import StepConditions, TriggerConditions
 from nurture.spec.names import slugify
 from nurture.spec.window import SendWindow
 
-Category = Literal["warm_lead", "cold_lead", "objection_handling", "reactivation", "follow_up", "custom"]
+Category = Literal[
+    "warm_lead", "cold_lead", "objection_handling", "reactivation", "follow_up", "custom"
+]
 ReEntry = Literal["never", "after_exit", "always"]
 FailurePolicy = Literal["continue", "stop"]
 STEP_ID = r"^[a-z0-9][a-z0-9_-]*$"
+UNVERSIONED = frozenset({"tests", "active", "funnels"})
+"""Changing these makes no new version: they say where and whether a sequence runs, not what."""
 
 
 class StepBase(SpecModel):
     """What every step has; the action type and its config come from the subclass."""
 
-    id: str | None = Field(None, pattern=STEP_ID, description="Stable identity across versions; defaults to the name's slug.")
+    id: str | None = Field(
+        None,
+        pattern=STEP_ID,
+        description="Stable identity across versions; defaults to the name's slug.",
+    )
     name: str = Field(min_length=1)
-    step_number: int | None = Field(None, ge=0, description="Accepted from the seed system; order is list order.")
+    step_number: int | None = Field(
+        None, ge=0, description="Accepted from the seed system; order is list order."
+    )
     description: str | None = None
     delay_days: int = Field(0, ge=0, le=3650)
-    delay_hours: int = Field(0, ge=0)
-    delay_minutes: int = Field(0, ge=0)
+    delay_hours: int = Field(0, ge=0, le=3650 * 24)
+    delay_minutes: int = Field(0, ge=0, le=3650 * 24 * 60)
     conditions: StepConditions | None = None
     active: bool = True
 
@@ -127,7 +137,9 @@ Step = Annotated[
 class SequenceSpec(SpecModel):
     """One sequence file."""
 
-    name: str = Field(min_length=1, description="Unique in the project; commands accept it or its slug.")
+    name: str = Field(
+        min_length=1, description="Unique in the project; commands accept it or its slug."
+    )
     description: str = ""
     category: Category = "custom"
     active: bool = True
@@ -136,12 +148,16 @@ class SequenceSpec(SpecModel):
     trigger_conditions: TriggerConditions = Field(default_factory=TriggerConditions)
     max_retries: int = Field(3, ge=0, le=20)
     retry_delay: a.Duration = Field(timedelta(minutes=15))
-    retry_backoff: float = Field(2.0, ge=1.0, le=10.0, description="Each retry waits this many times longer.")
+    retry_backoff: float = Field(
+        2.0, ge=1.0, le=10.0, description="Each retry waits this many times longer."
+    )
     stop_on_conversion: bool = True
     manual_advance: bool = False
     re_entry: ReEntry = "never"
     send_window: SendWindow | None = None
-    failure_policy: FailurePolicy = Field("continue", description="After the last retry: next step or stop.")
+    failure_policy: FailurePolicy = Field(
+        "continue", description="After the last retry: next step or stop."
+    )
     steps: list[Step] = Field(min_length=1)
     tests: list[TestCase] = Field(default_factory=list)
 
@@ -174,8 +190,8 @@ class SequenceSpec(SpecModel):
         return self
 
     def definition(self) -> dict[str, Any]:
-        """What runs: the canonical data without the test cases."""
-        return self.model_dump(mode="json", exclude={"tests"})
+        """What runs to a lead, versioned: all but the test cases, the active flag and the funnels."""
+        return self.model_dump(mode="json", exclude=UNVERSIONED)
 
     def fingerprint(self) -> str:
         """A hash of the definition: equal fingerprints, nothing to apply."""

@@ -7,22 +7,41 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from nurture.spec.base import SpecModel
+from nurture.spec.base import NonEmpty, SpecModel
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+FULL_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
 def _weekday(value: Any) -> str:
-    text = str(value).strip().lower()[:3]
+    text = str(value).strip().lower()
+    if text in FULL_NAMES:
+        return WEEKDAYS[FULL_NAMES.index(text)]
     if text not in WEEKDAYS:
-        raise ValueError(f"{value!r} is not a day of the week (use mon, tue, ... sun)")
+        raise ValueError(
+            f"{value!r} is not a day of the week (use mon, tue, ... sun, or a range mon-fri)"
+        )
     return text
 
 
 def _days(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part for part in value.replace(",", " ").split() if part]
-    return value
+    """`mon-fri`, `mon, wed` or a list; ranges are expanded."""
+    parts = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(parts, list):
+        return value
+    return [day for part in parts for day in _expand(part)]
+
+
+def _expand(part: Any) -> list[Any]:
+    if not isinstance(part, str) or "-" not in part:
+        return [part]
+    first, _, last = part.partition("-")
+    start, stop = WEEKDAYS.index(_weekday(first)), WEEKDAYS.index(_weekday(last))
+    if stop < start:
+        raise ValueError(f"{part!r}: a range runs forward within a week, like mon-fri")
+    return list(WEEKDAYS[start : stop + 1])
 
 
 def _clock_time(value: Any) -> Any:
@@ -31,11 +50,17 @@ def _clock_time(value: Any) -> Any:
     return value
 
 
+def _local_time(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("write a local time without a zone, like '09:00'; the zone is the lead's")
+    return value
+
+
 def check_time_zone(name: str) -> str:
     """The name itself when it is an IANA time zone, else ValueError."""
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Europe' is a folder of zones
         raise ValueError(f"{name!r} is not an IANA time zone (e.g. 'Europe/Madrid')") from None
     return name
 
@@ -51,20 +76,25 @@ def check_country(code: str) -> str:
     """An upper-case country code that has a holiday calendar, else ValueError."""
     upper = code.strip().upper()
     if upper not in _holiday_countries():
-        raise ValueError(f"no holiday calendar for country code {code!r} (use e.g. 'US', 'ES', 'GB')")
+        raise ValueError(
+            f"no holiday calendar for country code {code!r} (use e.g. 'US', 'ES', 'GB')"
+        )
     return upper
 
 
 TimeZoneName = Annotated[str, AfterValidator(check_time_zone)]
-ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+ClockTime = Annotated[time, BeforeValidator(_clock_time), AfterValidator(_local_time)]
 
 
 class SendWindow(SpecModel):
     """Messages go out only on these days between start and end, local time; else at the next opening."""
 
-    days: Annotated[list[Annotated[str, BeforeValidator(_weekday)]], BeforeValidator(_days)] = Field(
-        default_factory=lambda: list(WEEKDAYS[:5]), min_length=1
-    )
+    days: Annotated[
+        list[Annotated[str, BeforeValidator(_weekday)]],
+        BeforeValidator(
+            _days, json_schema_input_type=NonEmpty | Annotated[list[NonEmpty], Field(min_length=1)]
+        ),
+    ] = Field(default_factory=lambda: list(WEEKDAYS[:5]), min_length=1)
     start: ClockTime = time(9, 0)
     end: ClockTime = time(18, 0)
     timezone: TimeZoneName | None = Field(None, description="Used when the lead has no time zone.")

@@ -1,14 +1,42 @@
 """Tables. Times are UTC. A sequence row is the current state; every applied version is kept."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+# Named constraints, so later migrations can drop them (SQLite rebuilds tables by name).
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which keeps no zone) as on Postgres."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value} given to the store: times are UTC-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _utc_column(nullable: bool = False) -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), nullable=nullable))
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable))
 
 
 class Sequence(SQLModel, table=True):
@@ -46,7 +74,10 @@ class Step(SQLModel, table=True):
     """A step of one sequence version; `step_id` is the stable identity across versions."""
 
     __tablename__ = "step"
-    __table_args__ = (UniqueConstraint("version_id", "step_id"), UniqueConstraint("version_id", "position"))
+    __table_args__ = (
+        UniqueConstraint("version_id", "step_id"),
+        UniqueConstraint("version_id", "position"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     version_id: int = Field(foreign_key="sequence_version.id", index=True)

@@ -1,0 +1,76 @@
+"""Funnels (lead sources) and which sequences they offer; assignments live in the sequence files."""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from nurture.errors import NurtureError
+from nurture.plan import Plan
+from nurture.project import Project
+from nurture.spec.edit import set_funnels
+from nurture.spec.names import slugify
+from nurture.store.tables import Funnel, FunnelAssignment, Sequence
+from nurture.sync import change_files
+
+
+def assign(
+    session: Session, project: Project, sequences: list[str], funnels: list[str], now: datetime
+) -> Plan:
+    """Add every funnel to every sequence (the bulk operation), in the files and the store."""
+    return _change(session, project, sequences, lambda current: _merged(current, funnels), now)
+
+
+def unassign(
+    session: Session, project: Project, sequences: list[str], funnels: list[str], now: datetime
+) -> Plan:
+    """Remove every funnel from every sequence."""
+    gone = {slugify(name) for name in funnels}
+    return _change(
+        session,
+        project,
+        sequences,
+        lambda current: [f for f in current if slugify(f) not in gone],
+        now,
+    )
+
+
+def _merged(current: list[str], added: list[str]) -> list[str]:
+    have = {slugify(name) for name in current}
+    return current + [name for name in dict.fromkeys(added) if slugify(name) not in have]
+
+
+def _change(
+    session: Session,
+    project: Project,
+    sequences: list[str],
+    compute: Callable[[list[str]], list[str]],
+    now: datetime,
+) -> Plan:
+    if not sequences:
+        raise NurtureError("name at least one sequence (--sequence)")
+    files = project.files()
+    edits = {}
+    for file in [project.file_of(name, files) for name in sequences]:
+        wanted = compute(list(file.spec.funnels))
+        if wanted != list(file.spec.funnels):
+            edits[file.path] = set_funnels(wanted)
+    return change_files(session, project, now, edits=edits)
+
+
+def funnel_table(session: Session) -> list[dict[str, Any]]:
+    """Every funnel with the live sequences it offers, best first (priority, then name)."""
+    funnels = session.exec(select(Funnel).order_by(Funnel.name)).all()
+    rows = session.exec(
+        select(FunnelAssignment.funnel_id, Sequence)
+        .join(Sequence, Sequence.id == FunnelAssignment.sequence_id)
+        .where(col(Sequence.deleted_at).is_(None))
+        .order_by(col(Sequence.priority).desc(), Sequence.name)
+    ).all()
+    offered: dict[int, list[dict[str, Any]]] = {}
+    for funnel_id, seq in rows:
+        offered.setdefault(funnel_id, []).append(
+            {"name": seq.name, "active": seq.active, "priority": seq.priority}
+        )
+    return [{"name": f.name, "slug": f.slug, "sequences": offered.get(f.id, [])} for f in funnels]

@@ -1,0 +1,95 @@
+"""Edit a sequence file in place, keeping its comments and layout (ruamel.yaml round trip)."""
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.util import load_yaml_guess_indent
+
+Edit = Callable[[CommentedMap], None]
+_AFTER = ("priority", "active", "category", "description", "name")
+
+
+def edit_text(text: str, change: Edit) -> str:
+    """The text with `change` applied to its top mapping, all else as it was."""
+    _, sequence_indent, offset = load_yaml_guess_indent(text)
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    yaml.width = 4096
+    yaml.indent(mapping=_mapping_indent(text), sequence=sequence_indent or 2, offset=offset or 0)
+    doc = yaml.load(text)
+    if not isinstance(doc, CommentedMap):
+        raise ValueError("the file's top level is not a mapping")
+    change(doc)
+    out = io.StringIO()
+    yaml.dump(doc, out)
+    return out.getvalue()
+
+
+def _mapping_indent(text: str) -> int:
+    """How far a nested mapping is indented (ruamel guesses sequences only)."""
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for parent, child in zip(lines, lines[1:], strict=False):
+        if parent.rstrip().endswith(":") and not child.lstrip().startswith("-"):
+            step = _indent(child) - _indent(parent)
+            if step > 0:
+                return step
+    return 2
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def edit_file(path: Path, change: Edit) -> None:
+    path.write_text(edit_text(path.read_text(encoding="utf-8"), change), encoding="utf-8")
+
+
+def set_key(key: str, value: object) -> Edit:
+    """Set a top-level key, adding it after the identity keys when absent."""
+
+    def change(doc: CommentedMap) -> None:
+        if key in doc:
+            doc[key] = value
+        else:
+            doc.insert(_insert_position(doc), key, value)
+
+    return change
+
+
+def _insert_position(doc: CommentedMap) -> int:
+    keys = list(doc)
+    for anchor in _AFTER:
+        if anchor in keys:
+            return keys.index(anchor) + 1
+    return 0
+
+
+def set_funnels(names: list[str]) -> Edit:
+    """Replace the `funnels:` list, keeping its style (a new one is written as a flow list)."""
+
+    def change(doc: CommentedMap) -> None:
+        current = doc.get("funnels")
+        if isinstance(current, CommentedSeq):
+            for index in reversed(range(len(current))):
+                if current[index] not in names:
+                    del current[index]  # ruamel moves the other items' comments along
+            current.extend(name for name in names if name not in current)
+            return
+        seq = CommentedSeq(names)
+        seq.fa.set_flow_style()
+        set_key("funnels", seq)(doc)
+
+    return change
+
+
+def chain(*changes: Edit) -> Edit:
+    def change(doc: CommentedMap) -> None:
+        for each in changes:
+            each(doc)
+
+    return change

@@ -1,0 +1,156 @@
+"""Message templates: the one Jinja2 environment, and the checks `nurture validate` runs on them."""
+
+import difflib
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from nurture.spec.actions import TEMPLATE_FIELDS
+from nurture.spec.diagnostics import did_you_mean
+
+LEAD_KEYS = frozenset({
+    "name", "first_name", "last_name", "email", "phone", "source", "status", "temperature",
+    "score", "tags", "timezone", "funnel", "fields", "created_at",
+})  # fmt: skip
+COACH_KEYS = frozenset({"name", "business", "email", "phone", "website", "booking_url"})
+NAMED_KEYS = frozenset({"name", "slug", "id"})
+TOP_LEVEL = frozenset({"lead", "coach", "funnel", "sequence", "step", "unsubscribe_url", "now"})
+Loc = tuple[str | int, ...]
+
+
+@cache
+def template_environment() -> ImmutableSandboxedEnvironment:
+    """The shared sandbox: lead data is data, a missing variable is an error, not a blank."""
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    """A problem at a line of a template; `needle` is the text to point at, when known."""
+
+    line_in_template: int
+    message: str
+    needle: str | None = None
+
+
+def check_template(source: str, coach_keys: Collection[str] | None = None) -> list[TemplateProblem]:
+    """Syntax errors, unknown filters and unknown variables in one template."""
+    try:
+        return _check(source, frozenset(coach_keys or COACH_KEYS))
+    except RecursionError:  # Jinja's parser and analysis recurse: `{{ ((((...` must not crash us
+        return [TemplateProblem(1, "template nested too deeply")]
+
+
+def _check(source: str, coach: frozenset[str]) -> list[TemplateProblem]:
+    environment = template_environment()
+    try:
+        tree = environment.parse(source)
+    except TemplateSyntaxError as error:
+        return [_syntax_problem(source, error)]
+    problems = _unknown_filters(tree) + _unknown_variables(tree, coach)
+    if not problems:
+        try:  # compiling catches what parsing does not (a `break` outside a loop, ...)
+            environment.compile(tree)
+        except TemplateSyntaxError as error:
+            problems.append(_syntax_problem(source, error))
+    return problems
+
+
+def _syntax_problem(source: str, error: TemplateSyntaxError) -> TemplateProblem:
+    lines = source.splitlines() or [""]
+    line = min(max(error.lineno or 1, 1), len(lines))
+    text = lines[line - 1]
+    openers = [text.find(mark) for mark in ("{{", "{%", "{#") if mark in text]
+    needle = text[min(openers) :][:2] if openers else None
+    return TemplateProblem(line, f"template syntax error: {error.message}", needle)
+
+
+def _unknown_filters(tree: nodes.Template) -> list[TemplateProblem]:
+    environment = template_environment()
+    problems = []
+    for kind, node_type, known in (
+        ("filter", nodes.Filter, environment.filters),
+        ("test", nodes.Test, environment.tests),
+    ):
+        for node in tree.find_all(node_type):
+            if node.name not in known:
+                message = f"unknown {kind} {node.name!r}{did_you_mean(node.name, known)}"
+                problems.append(TemplateProblem(node.lineno, message, node.name))
+    return problems
+
+
+def _unknown_variables(tree: nodes.Template, coach_keys: frozenset[str]) -> list[TemplateProblem]:
+    free = _free_names(tree)
+    problems = [_unknown_name(tree, name) for name in sorted(free - TOP_LEVEL)]
+    allowed = {"lead": LEAD_KEYS, "coach": coach_keys, "funnel": NAMED_KEYS}
+    allowed |= {"sequence": NAMED_KEYS, "step": NAMED_KEYS}
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        root, key = _root_and_key(node)
+        if root in free and root in allowed and key is not None and key not in allowed[root]:
+            hint = _suggestion(root, key, allowed[root])
+            message = f"unknown template variable '{root}.{key}'{hint}"
+            problems.append(TemplateProblem(node.lineno, message, f"{root}.{key}"))
+    return problems
+
+
+def _suggestion(root: str, key: str, allowed: Collection[str]) -> str:
+    # Compare the key alone: a shared `coach.` prefix would make every coach key look close.
+    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean '{root}.{close[0]}'?)"
+    return " (coach keys are set under [coach] in nurture.toml)" if root == "coach" else ""
+
+
+def _free_names(tree: nodes.Template) -> set[str]:
+    """Names the template reads but does not bind itself ({% set %}, loops, macros)."""
+    try:
+        return meta.find_undeclared_variables(tree)
+    except TemplateSyntaxError:  # an unknown filter stops Jinja's analysis: approximate it
+        names = list(tree.find_all(nodes.Name))
+        bound = {name.name for name in names if name.ctx in ("store", "param")}
+        return {name.name for name in names if name.ctx == "load"} - bound
+
+
+def _unknown_name(tree: nodes.Template, name: str) -> TemplateProblem:
+    line = next((n.lineno for n in tree.find_all(nodes.Name) if n.name == name), 1)
+    candidates = sorted(TOP_LEVEL) + [f"lead.{key}" for key in sorted(LEAD_KEYS)]
+    message = f"unknown template variable {name!r}{did_you_mean(name, candidates)}"
+    return TemplateProblem(line, message, name)
+
+
+def _root_and_key(node: nodes.Getattr | nodes.Getitem) -> tuple[str | None, str | None]:
+    """`lead.first_name` and `lead['first_name']` give ('lead', 'first_name')."""
+    if not isinstance(node.node, nodes.Name):
+        return None, None
+    if isinstance(node, nodes.Getattr):
+        return node.node.name, node.attr
+    key = node.arg.value if isinstance(node.arg, nodes.Const) else None
+    return node.node.name, key if isinstance(key, str) else None
+
+
+def template_fields(data: Any) -> Iterator[tuple[Loc, str]]:
+    """(path, text) of every template in a sequence file's raw data, as the file spells keys."""
+    steps = data.get("steps") if isinstance(data, dict) else None
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, dict):
+            continue
+        key = "action_config" if "action_config" in step else "actionConfig"
+        config = step.get(key)
+        if isinstance(config, dict):
+            yield from _config_templates(("steps", index, key), config)
+
+
+def _config_templates(loc: Loc, config: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
+    for name, value in config.items():
+        if name in TEMPLATE_FIELDS and isinstance(value, str):
+            yield loc + (name,), value
+    template = config.get("template")
+    variables = template.get("variables") if isinstance(template, dict) else None
+    if isinstance(variables, dict):
+        for name, value in variables.items():
+            if isinstance(value, str):
+                yield loc + ("template", "variables", name), value

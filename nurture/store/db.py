@@ -1,0 +1,63 @@
+"""Opening the store: an engine brought up to date, sessions and Core transactions on it.
+
+    with open_store(settings.database) as store, store.session() as session:
+        session.add(...)
+
+See nurture.store.engine for SQLite's WAL mode, busy timeout and `BEGIN IMMEDIATE`.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Connection, Engine
+from sqlmodel import Session
+
+from nurture.store import migrate
+from nurture.store.engine import BEGIN_MODE, create_engine, engine_for, reported
+
+__all__ = ["Store", "create_engine", "open_store"]
+
+
+class Store:
+    """An open store: its URL, its engine, and transactions on it."""
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.url = url
+        self.engine = engine
+        self._writer = engine.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+
+    @contextmanager
+    def session(self, *, immediate: bool = False) -> Iterator[Session]:
+        """An ORM session that commits when the block ends and rolls back on an error.
+
+        `immediate` takes SQLite's write lock at BEGIN: use it when the transaction writes.
+        """
+        with reported(self.url), Session(self._bind(immediate)) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def begin(self, *, immediate: bool = False) -> Iterator[Connection]:
+        """A Core connection in a transaction, committed when the block ends (the hot path)."""
+        with reported(self.url), self._bind(immediate).begin() as connection:
+            yield connection
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def _bind(self, immediate: bool) -> Engine:
+        return self._writer if immediate else self.engine
+
+
+@contextmanager
+def open_store(url: str, *, upgrade: bool = True) -> Iterator[Store]:
+    """The store at `url`, first brought up to date (one query when it already is)."""
+    with engine_for(url) as engine:
+        if upgrade:
+            migrate.ensure_current(engine)
+        yield Store(url, engine)  # engine_for disposes the engine afterwards

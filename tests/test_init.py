@@ -1,0 +1,36 @@
+"""`nurture init` writes a project that validates, plans and applies on its own."""
+
+from pathlib import Path
+
+
+def test_init_writes_a_working_project(run, tmp_path: Path, monkeypatch):
+    target = tmp_path / "coaching"
+    result = run("init", str(target))
+    assert result.exit_code == 0, result.output
+    assert (target / "nurture.toml").is_file()
+    assert (
+        "nurture.db" in (target / ".gitignore").read_text()
+        and ".env" in (target / ".gitignore").read_text()
+    )
+    assert len(list((target / "sequences").glob("*.yaml"))) == 2
+    monkeypatch.chdir(target)
+    assert run("validate").exit_code == 0
+    applied = run("apply", "--yes")
+    assert applied.exit_code == 0, applied.output
+    assert (target / "nurture.db").is_file()
+    assert run("plan", "--detailed-exitcode").exit_code == 0
+
+
+def test_init_refuses_to_overwrite_a_project(run, tmp_path: Path):
+    run("init", str(tmp_path))
+    again = run("init", str(tmp_path))
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr
+
+
+def test_commands_outside_a_project_say_so(run, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("plan")
+    assert result.exit_code == 1
+    assert "no nurture.toml" in result.stderr and "nurture init" in result.stderr
+    assert "Traceback" not in result.output

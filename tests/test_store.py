@@ -1,0 +1,163 @@
+"""Opening the store: schema brought up to date on its own, SQLite tuned, errors a user can read."""
+
+import sqlite3
+import threading
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel, select
+
+from nurture.errors import StoreError
+from nurture.store import migrate
+from nurture.store.db import Store, open_store
+from nurture.store.engine import normalize_url
+from nurture.store.tables import Funnel
+
+TABLES = {"sequence", "sequence_version", "step", "funnel", "funnel_assignment", "alembic_version"}
+UNREACHABLE = "postgresql+psycopg://nurture:s3cret@127.0.0.1:1/nurture"
+
+
+def pragma(store: Store, name: str) -> object:
+    with store.begin() as connection:
+        return connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+
+
+def test_a_fresh_sqlite_file_gets_the_schema_in_wal_mode(tmp_path: Path):
+    with open_store(f"sqlite:///{tmp_path / 'nurture.db'}") as store:
+        assert set(sqlalchemy.inspect(store.engine).get_table_names()) == TABLES
+        assert pragma(store, "journal_mode") == "wal"
+        assert pragma(store, "busy_timeout") == 5000
+        assert pragma(store, "foreign_keys") == 1
+    assert migrate.current(f"sqlite:///{tmp_path / 'nurture.db'}") == migrate.head()
+
+
+def test_the_migrated_schema_matches_the_tables(store: Store):
+    with store.engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+
+
+def test_opening_a_current_store_runs_no_migration(store_url: str, monkeypatch):
+    with open_store(store_url):
+        pass
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the migration machinery ran on a current store")
+
+    monkeypatch.setattr(migrate.command, "upgrade", refuse)
+    with open_store(store_url) as store:
+        assert migrate.revision_of(store.engine) == migrate.head()
+
+
+def test_stores_opened_together_upgrade_once(store_url: str):
+    failures: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            with open_store(store_url):
+                pass
+        except BaseException as problem:  # reported below, in the test's thread
+            failures.append(problem)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert migrate.current(store_url) == migrate.head()
+
+
+def test_a_session_commits_at_the_end_and_rolls_back_on_error(store: Store):
+    now = datetime.now(UTC)
+    with store.session() as session:
+        session.add(Funnel(name="Webinar", slug="webinar", created_at=now))
+    with pytest.raises(RuntimeError), store.session(immediate=True) as session:
+        session.add(Funnel(name="Lost", slug="lost", created_at=now))
+        session.flush()
+        raise RuntimeError("boom")
+    with store.session() as session:
+        assert session.exec(select(Funnel.slug)).all() == ["webinar"]
+
+
+def test_an_immediate_transaction_holds_the_sqlite_write_lock(tmp_path: Path):
+    path = tmp_path / "nurture.db"
+    with open_store(f"sqlite:///{path}") as store:
+        other = sqlite3.connect(path, timeout=0.05, isolation_level=None)
+        with store.session() as session:
+            session.exec(select(Funnel)).all()
+            other.execute("BEGIN IMMEDIATE")  # a reading session does not keep writers out
+            other.execute("ROLLBACK")
+        with store.session(immediate=True) as session:
+            session.exec(select(Funnel)).all()
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.close()
+
+
+@pytest.mark.parametrize("given", ["postgres://u:p@db/n", "postgresql://u:p@db/n"])
+def test_postgres_urls_use_psycopg_3(given: str):
+    assert normalize_url(given).drivername == "postgresql+psycopg"
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg"])
+def test_every_postgres_url_form_opens(postgres_url: str, scheme: str):
+    url = scheme + postgres_url[postgres_url.index("://") :]
+    with open_store(url) as store:
+        assert store.engine.dialect.driver == "psycopg"
+    assert migrate.current(url) == migrate.head()
+
+
+def test_postgres_times_come_back_in_utc(postgres_url: str):
+    url = postgres_url.replace("-csearch_path", "-cTimeZone%3DAmerica/New_York+-csearch_path")
+    with open_store(url) as store, store.begin() as connection:
+        assert connection.exec_driver_sql("SHOW TIME ZONE").scalar() == "UTC"
+        now = connection.exec_driver_sql("SELECT now()").scalar()
+        assert now.utcoffset() == timedelta(0)
+
+
+def test_an_unreachable_postgres_is_a_store_error_without_the_password():
+    with pytest.raises(StoreError) as raised, open_store(UNREACHABLE):
+        pass
+    message = str(raised.value)
+    assert "postgresql+psycopg://nurture:***@127.0.0.1:1/nurture" in message
+    assert "refused" in message and "s3cret" not in message
+
+
+def test_a_sqlite_file_in_a_missing_folder_is_a_store_error(tmp_path: Path):
+    with (
+        pytest.raises(StoreError, match="unable to open database file"),
+        open_store(f"sqlite:///{tmp_path / 'missing' / 'nurture.db'}"),
+    ):
+        pass
+
+
+def test_other_databases_are_refused():
+    with pytest.raises(StoreError, match="unsupported store URL 'mysql://u:\\*\\*\\*@db/n'"):
+        normalize_url("mysql://u:secret@db/n")
+
+
+def test_a_store_newer_than_nurture_is_refused(store: Store):
+    with store.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StoreError, match="revision 9999.*upgrade nurture"), open_store(store.url):
+        pass
+
+
+def test_reading_the_revision_of_a_missing_sqlite_file_does_not_create_it(tmp_path: Path):
+    assert migrate.current(f"sqlite:///{tmp_path / 'nurture.db'}") is None
+    assert not (tmp_path / "nurture.db").exists()
+
+
+def test_every_migration_file_ships_in_the_wheel():
+    root = Path(migrate.__file__).parent.parent
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["nurture"]
+    shipped = {path for pattern in patterns for path in root.glob(pattern)}
+    files = {p for p in migrate.MIGRATIONS.rglob("*") if "__pycache__" not in p.parts}
+    files = {p for p in files if p.is_file()}
+    assert files and files <= shipped

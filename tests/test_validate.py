@@ -1,0 +1,309 @@
+"""`nurture validate`: every problem of every sequence file at once, as `file:line:column: msg`."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO_SEQUENCES = Path(__file__).resolve().parent.parent / "sequences"
+
+# The seed system's sequence, exactly as its JSON API received it (issue 2).
+SEED = """\
+name: Warm Lead Welcome
+description: 5-step sequence for warm leads
+category: warm_lead
+triggerConditions:
+  leadScore: {min: 30, max: 70}
+  leadSource: [Web Form, Lead Magnet]
+  leadStatus: [New, Contacted]
+  leadTemperature: [Warm, Hot]
+steps:
+  - stepNumber: 1
+    name: Welcome Message
+    actionType: send_whatsapp_message
+    actionConfig:
+      message: "Hi {{lead.name}}! Welcome to our fitness program!"
+    delayDays: 0
+    delayHours: 0
+"""
+
+EMAIL_STEP = """\
+  - name: Free Guide
+    action_type: send_email
+    action_config:
+      subject: Your guide, {{ lead.first_name }}
+      body: |
+        Hi {{ lead.first_name }},
+
+        Here is your guide, from {{ coach.nmae }}.
+"""
+
+
+def write(project: Path, name: str, text: str) -> Path:
+    path = project / "sequences" / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def seed(old: str = "", new: str = "") -> str:
+    """The seed sequence with one edit, as a user would make it."""
+    assert old in SEED
+    return SEED.replace(old, new, 1)
+
+
+def problems(result) -> list[str]:
+    return result.stdout.splitlines()
+
+
+def test_the_seeds_camel_case_sequence_is_valid(run, project):
+    write(project, "warm-lead-welcome.yaml", SEED)
+    result = run("validate")
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "✓ 1 sequence valid" in result.stderr
+
+
+def test_the_shipped_example_sequences_are_valid(run, project):
+    shutil.copytree(REPO_SEQUENCES, project / "sequences", dirs_exist_ok=True)
+    result = run("validate")
+    assert result.exit_code == 0, result.stdout
+    assert f"✓ {len(list(REPO_SEQUENCES.glob('*.yaml')))} sequences valid" in result.stderr
+
+
+def test_times_of_day_stay_times_and_no_stays_a_country(run, project):
+    window = "sendWindow: {start: 09:00, end: 18:00, holidays: NO}\nsteps:\n"
+    write(project, "seed.yaml", seed("steps:\n", window))
+    assert run("validate").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        pytest.param(
+            "category: warm_lead",
+            "category: warm_lead: x",
+            "3:20: invalid YAML: mapping values are not allowed here",
+            id="yaml-syntax",
+        ),
+        pytest.param(
+            "category: warm_lead\n",
+            "category: warm_lead\nname: Again\n",
+            "4:1: duplicate key 'name' (first at line 1)",
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "leadSource:",
+            "leadSorce:",
+            "6:3: unknown key 'leadSorce' (did you mean 'leadSource'?)",
+            id="unknown-key",
+        ),
+        pytest.param(
+            "category: warm_lead\n",
+            "category: warm_lead\nmaxRetries: many\n",
+            "4:1: maxRetries: Input should be a valid integer, unable to parse string as an integer"
+            " (found 'many')",
+            id="wrong-type",
+        ),
+        pytest.param(
+            "{min: 30, max: 70}",
+            "{min: 80, max: 30}",
+            "5:3: leadScore: min (80) is greater than max (30)",
+            id="min-above-max",
+        ),
+        pytest.param(
+            "category: warm_lead",
+            "category: warm-lead",
+            "3:1: category: unknown value 'warm-lead' (did you mean 'warm_lead'?)",
+            id="bad-choice",
+        ),
+        pytest.param(
+            "actionType: send_whatsapp_message",
+            "actionType: send_whatsap_message",
+            "12:5: unknown action type 'send_whatsap_message'"
+            " (did you mean 'send_whatsapp_message'?)",
+            id="unknown-action-type",
+        ),
+        pytest.param(
+            "    actionType: send_whatsapp_message\n",
+            "",
+            "10:5: missing action_type",
+            id="missing-action-type",
+        ),
+        pytest.param(
+            "{{lead.name}}",
+            "{{lead.nme}}",
+            "14:22: message: unknown template variable 'lead.nme' (did you mean 'lead.name'?)",
+            id="unknown-template-variable",
+        ),
+        pytest.param(
+            "{{lead.name}}",
+            "{{lead.name}",
+            "14:20: message: template syntax error: unexpected '}'",
+            id="template-syntax",
+        ),
+    ],
+)
+def test_each_problem_is_reported_where_it_is(run, project, old, new, expected):
+    write(project, "seed.yaml", seed(old, new))
+    result = run("validate")
+    assert result.exit_code == 1
+    assert problems(result) == [f"sequences/seed.yaml:{expected}"]
+    assert "1 file, 1 error" in result.stderr
+
+
+def test_an_action_config_that_does_not_fit_its_action_type(run, project):
+    write(project, "seed.yaml", seed("actionType: send_whatsapp_message", "actionType: send_email"))
+    assert problems(run("validate")) == [
+        "sequences/seed.yaml:13:5: missing required field 'subject'",
+        "sequences/seed.yaml:13:5: missing required field 'body'",
+        "sequences/seed.yaml:14:7: unknown key 'message' "
+        "(a send_email actionConfig takes: body, html, reply_to, subject)",
+    ]
+
+
+def test_duplicate_step_ids_point_at_the_second_step(run, project):
+    write(project, "seed.yaml", SEED + SEED[SEED.index("  - stepNumber") :])
+    assert problems(run("validate")) == [
+        "sequences/seed.yaml:17:5: steps[1]: duplicate step id 'welcome-message' (also step 1);"
+        " give one an explicit 'id'",
+    ]
+
+
+def test_template_problems_in_a_block_scalar_point_at_the_line_inside_the_file(run, project):
+    write(project, "seed.yaml", SEED + EMAIL_STEP)
+    assert problems(run("validate")) == [
+        "sequences/seed.yaml:24:37: body: unknown template variable 'coach.nmae'"
+        " (did you mean 'coach.name'?)",
+    ]
+
+
+def test_template_problems_in_folded_text_and_whatsapp_variables(run, project):
+    whatsapp = """\
+name: Book A Call
+steps:
+  - name: Book A Call
+    actionType: send_whatsapp_message
+    actionConfig:
+      template:
+        contentSid: HX3f8a1c2b9d7e4f60a5b1c2d3e4f5a6b7
+        variables:
+          '1': '{{ lead.first_name }}'
+          '2': '{{ coach.booking_link }}'
+      message: >-
+        Hi {{ lead.first_name }}, want a plan built around your week?
+        Book a call here: {{ coach.bookin_url }}
+"""
+    write(project, "book.yaml", whatsapp)
+    assert problems(run("validate")) == [
+        "sequences/book.yaml:10:20: variables.2: unknown template variable 'coach.booking_link'"
+        " (did you mean 'coach.booking_url'?)",
+        "sequences/book.yaml:13:30: message: unknown template variable 'coach.bookin_url'"
+        " (did you mean 'coach.booking_url'?)",
+    ]
+
+
+def test_coach_keys_come_from_the_project_settings(run, project):
+    with (project / "nurture.toml").open("a") as toml:
+        toml.write('[coach]\nname = "Ana"\ncalendly = "https://calendly.com/ana"\n')
+    text = seed("{{lead.name}}", "{{ lead.name }}, book at {{ coach.calendly }}")
+    write(project, "seed.yaml", text)
+    assert run("validate").exit_code == 0
+
+
+def test_duplicate_sequence_names_across_files_compare_slugs(run, project):
+    write(project, "a.yaml", SEED)
+    write(project, "b.yaml", seed("name: Warm Lead Welcome", "name: warm-lead-welcome"))
+    result = run("validate")
+    assert result.exit_code == 1
+    assert problems(result) == [
+        "sequences/b.yaml:1:1: duplicate sequence name 'warm-lead-welcome'"
+        " (same slug as 'Warm Lead Welcome'): already in sequences/a.yaml",
+    ]
+
+
+def test_every_problem_of_every_file_at_once(run, project):
+    write(project, "a.yaml", seed("leadSource:", "leadSorce:").replace("max: 70", "max: 7O"))
+    write(project, "b.yaml", "name: [unclosed\n")
+    write(project, "c.yaml", SEED.replace("Warm Lead Welcome", "Cold Lead Warming"))
+    result = run("validate")
+    assert result.exit_code == 1
+    assert problems(result) == [
+        "sequences/a.yaml:5:24: max: Input should be a valid integer, unable to parse string as an"
+        " integer (found '7O')",
+        "sequences/a.yaml:6:3: unknown key 'leadSorce' (did you mean 'leadSource'?)",
+        "sequences/b.yaml:2:1: invalid YAML: expected ',' or ']', but got '<stream end>'"
+        " (while parsing a flow sequence that starts at line 1)",
+    ]
+    assert "3 files, 3 errors" in result.stderr
+
+
+def test_explicit_paths_and_a_missing_one(run, project):
+    good = write(project, "good.yaml", SEED)
+    result = run("validate", str(good), "nowhere.yaml")
+    assert result.exit_code == 1
+    assert problems(result) == ["nowhere.yaml:1:1: no such file or directory"]
+
+
+def test_an_empty_folder_is_a_warning_not_an_error(run, project):
+    result = run("validate")
+    assert result.exit_code == 0
+    assert problems(result) == [
+        "sequences:1:1: warning: no sequence files (*.yaml, *.yml) in this folder"
+    ]
+
+
+def test_json_output(run, project):
+    write(project, "good.yaml", SEED)
+    bad = seed("name: Warm Lead Welcome", "name: Other").replace("max: 70", "max: 170")
+    write(project, "bad.yaml", bad)
+    result = run("validate", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "valid": False,
+        "files": 2,
+        "sequences": ["Warm Lead Welcome"],
+        "diagnostics": [
+            {
+                "file": "sequences/bad.yaml",
+                "line": 5,
+                "column": 24,
+                "message": "max: Input should be less than or equal to 100 (found 170)",
+                "severity": "error",
+            }
+        ],
+    }
+
+
+def test_json_output_when_valid(run, project):
+    write(project, "good.yaml", SEED)
+    result = run("validate", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "valid": True,
+        "files": 1,
+        "sequences": ["Warm Lead Welcome"],
+        "diagnostics": [],
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "1:1: empty file, expected a sequence mapping (name, steps, ...)"),
+        (
+            b"\x89PNG\r\n\x1a\n\x00",
+            "3:1: binary file (NUL byte); a sequence file is UTF-8 YAML text",
+        ),
+        (b"- name: a\n- name: b\n", "1:1: expected a mapping at the top, found a list"),
+        (b"name: caf\xe9\n", "1:10: not UTF-8 text (byte 0xe9); save the file as UTF-8"),
+        (b"[" * 10_000_000, "1:1: file too large (over 1 MB); a sequence file is a few kilobytes"),
+        (b"[" * 900_000, "1:65: nesting too deep (more than 64 levels)"),
+    ],
+    ids=["empty", "binary", "list", "latin-1", "10MB-nesting", "deep-nesting"],
+)
+def test_broken_files_are_diagnostics_not_tracebacks(run, project, content, expected):
+    (project / "sequences" / "broken.yaml").write_bytes(content)
+    result = run("validate")
+    assert result.exit_code == 1
+    assert problems(result) == [f"sequences/broken.yaml:{expected}"]
