@@ -5,6 +5,8 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from nurture.spec.actions import MESSAGE_ACTIONS
+from nurture.spec.models import SequenceSpec, StepBase
 from nurture.spec.window import WEEKDAYS, SendWindow
 
 MAX_DAYS_AHEAD = 400  # a window that never opens is a validation error; this only bounds the loop
@@ -76,3 +78,13 @@ def _next_start(local: datetime, window: SendWindow, tz: ZoneInfo, *, same_day: 
     naive = datetime.combine(day, window.start)
     # Round-trip through UTC so a start inside a DST gap lands on a real instant.
     return naive.replace(tzinfo=tz).astimezone(UTC).astimezone(tz)
+
+
+def step_due(
+    after: datetime, step: StepBase, spec: SequenceSpec, lead_zone: str | None, default_zone: str
+) -> Slot:
+    """When `step` runs if the previous one ran at `after`: its delay, then (messages) the send window."""
+    due = after + step.delay
+    if step.action_type not in MESSAGE_ACTIONS:
+        return Slot(due)
+    return fit_window(due, spec.send_window, lead_zone, default_zone)

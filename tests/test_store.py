@@ -19,6 +19,8 @@ from nurture.store.engine import normalize_url
 from nurture.store.tables import Funnel
 
 TABLES = {"sequence", "sequence_version", "step", "funnel", "funnel_assignment", "alembic_version"}
+TABLES |= {"lead", "match_decision", "enrollment", "execution", "outbox_message", "task"}
+TABLES |= {"appointment", "notification", "worker"}
 UNREACHABLE = "postgresql+psycopg://nurture:s3cret@127.0.0.1:1/nurture"
 
 

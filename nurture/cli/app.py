@@ -7,7 +7,18 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nurture.cli import db, funnels, plan, project, schema, sequences, validate
+from nurture.cli import (
+    db,
+    enrollments,
+    funnels,
+    leads,
+    plan,
+    project,
+    schema,
+    sequences,
+    tasks,
+    validate,
+)
 from nurture.cli.context import Options, state
 from nurture.cli.output import error
 from nurture.errors import NurtureError
@@ -70,6 +81,9 @@ app.command("apply")(plan.apply)
 app.add_typer(db.app, name="db")
 app.add_typer(sequences.app, name="sequences")
 app.add_typer(funnels.app, name="funnels")
+app.add_typer(leads.app, name="leads")
+app.add_typer(enrollments.app, name="enrollments")
+tasks.register(app)  # tasks, appointments, notifications
 
 
 def main() -> None:

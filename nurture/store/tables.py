@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 # Named constraints, so later migrations can drop them (SQLite rebuilds tables by name).
@@ -108,3 +108,179 @@ class FunnelAssignment(SQLModel, table=True):
     funnel_id: int = Field(foreign_key="funnel.id", primary_key=True)
     sequence_id: int = Field(foreign_key="sequence.id", primary_key=True, index=True)
     created_at: datetime = _utc_column()
+
+
+class Lead(SQLModel, table=True):
+    """A person a funnel brought in; email and phone are normalised (E.164)."""
+
+    __tablename__ = "lead"
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str | None = Field(default=None, unique=True, max_length=200)
+    name: str = Field(max_length=200)
+    first_name: str = Field(max_length=100)
+    email: str | None = Field(default=None, index=True, max_length=320)
+    phone: str | None = Field(default=None, max_length=32)
+    source: str | None = Field(default=None, max_length=100)
+    status: str | None = Field(default=None, max_length=100)
+    temperature: str | None = Field(default=None, max_length=50)
+    score: int = 0
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    timezone: str | None = Field(default=None, max_length=64)
+    funnel_id: int | None = Field(default=None, foreign_key="funnel.id", index=True)
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    opted_out: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    last_inbound_at: datetime | None = _utc_column(nullable=True)
+    created_at: datetime = _utc_column()
+    updated_at: datetime = _utc_column()
+    converted_at: datetime | None = _utc_column(nullable=True)
+
+
+class MatchDecision(SQLModel, table=True):
+    """Why a lead got a sequence, or none: every candidate and its checks (for `explain`)."""
+
+    __tablename__ = "match_decision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    funnel_id: int | None = Field(default=None, foreign_key="funnel.id")
+    sequence_id: int | None = Field(default=None, foreign_key="sequence.id")
+    reason: str
+    candidates: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    decided_at: datetime = _utc_column()
+
+
+class Enrollment(SQLModel, table=True):
+    """A lead in a sequence; the row is the schedule: status, next step, when, attempts, lease.
+
+    status: active (waits for next_run_at), running (claimed under a lease), paused,
+    completed, converted, stopped, failed, unknown (a send may have happened: a human decides).
+    """
+
+    __tablename__ = "enrollment"
+    __table_args__ = (
+        Index(
+            "ix_enrollment_due",
+            "next_run_at",
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index(
+            "ix_enrollment_lease",
+            "lease_expires_at",
+            sqlite_where=text("status = 'running'"),
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    sequence_id: int = Field(foreign_key="sequence.id", index=True)
+    version: int
+    status: str = Field(default="active", max_length=20)
+    step_id: str | None = Field(default=None, max_length=100)
+    next_run_at: datetime | None = _utc_column(nullable=True)
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, max_length=100)
+    lease_expires_at: datetime | None = _utc_column(nullable=True)
+    enrolled_at: datetime = _utc_column()
+    updated_at: datetime = _utc_column()
+    finished_at: datetime | None = _utc_column(nullable=True)
+    exit_reason: str | None = None
+
+
+class Execution(SQLModel, table=True):
+    """One attempt at one step: the log, and the idempotency key (enrollment, step, attempt).
+
+    status: sending (recorded before a provider call), sent, done, skipped, failed, retry, unknown.
+    """
+
+    __tablename__ = "execution"
+    __table_args__ = (UniqueConstraint("enrollment_id", "step_id", "attempt"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    enrollment_id: int = Field(foreign_key="enrollment.id")
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    sequence_id: int = Field(foreign_key="sequence.id", index=True)
+    version: int
+    step_id: str = Field(max_length=100)
+    action_type: str = Field(max_length=40)
+    attempt: int = 1
+    status: str = Field(max_length=20)
+    due_at: datetime = _utc_column()
+    started_at: datetime | None = _utc_column(nullable=True)
+    finished_at: datetime | None = _utc_column(nullable=True)
+    error: str | None = None
+    provider_id: str | None = Field(default=None, max_length=200)
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message the outbox channel kept instead of sending (development, demos, tests)."""
+
+    __tablename__ = "outbox_message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: int | None = Field(default=None, foreign_key="execution.id", unique=True)
+    channel: str = Field(max_length=20)
+    recipient: str = Field(max_length=320)
+    subject: str | None = None
+    body: str
+    created_at: datetime = _utc_column()
+
+
+class Task(SQLModel, table=True):
+    __tablename__ = "task"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    execution_id: int | None = Field(default=None, foreign_key="execution.id", unique=True)
+    title: str
+    description: str | None = None
+    assignee: str | None = Field(default=None, max_length=200)
+    priority: str = Field(default="normal", max_length=10)
+    due_at: datetime | None = _utc_column(nullable=True)
+    created_at: datetime = _utc_column()
+    done_at: datetime | None = _utc_column(nullable=True)
+
+
+class Appointment(SQLModel, table=True):
+    __tablename__ = "appointment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    execution_id: int | None = Field(default=None, foreign_key="execution.id", unique=True)
+    title: str
+    starts_at: datetime = _utc_column()
+    duration_minutes: int = 30
+    location: str | None = None
+    notes: str | None = None
+    created_at: datetime = _utc_column()
+
+
+class Notification(SQLModel, table=True):
+    """An internal note for the coach (send_notification steps and failure alerts)."""
+
+    __tablename__ = "notification"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
+    execution_id: int | None = Field(default=None, foreign_key="execution.id", unique=True)
+    message: str
+    channel: str | None = Field(default=None, max_length=100)
+    urgent: bool = False
+    created_at: datetime = _utc_column()
+    read_at: datetime | None = _utc_column(nullable=True)
+
+
+class Worker(SQLModel, table=True):
+    """A running daemon's heartbeat, for `nurture status`."""
+
+    __tablename__ = "worker"
+
+    id: str = Field(primary_key=True, max_length=100)
+    hostname: str = Field(max_length=200)
+    pid: int
+    started_at: datetime = _utc_column()
+    seen_at: datetime = _utc_column()
+    executed: int = 0

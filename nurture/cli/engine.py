@@ -1,0 +1,1 @@
+"""`nurture explain`, `nurture run`, `nurture status` (being written)."""

@@ -1,0 +1,72 @@
+"""When a step runs: delay, then the send window in the lead's time zone, then holidays."""
+
+from datetime import UTC, datetime
+
+from nurture.schedule import fit_window, step_due
+from nurture.spec.models import SequenceSpec
+from nurture.spec.window import SendWindow
+
+WEEKDAYS_9_TO_6 = SendWindow(days="mon-fri", start="09:00", end="18:00", holidays="US")
+
+
+def utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+def test_inside_the_window_nothing_moves():
+    slot = fit_window(utc("2026-11-25T15:00:00Z"), WEEKDAYS_9_TO_6, None, "America/New_York")
+    assert slot.at == utc("2026-11-25T15:00:00Z") and slot.reasons == ()
+
+
+def test_before_opening_waits_for_the_same_morning_in_the_leads_zone():
+    slot = fit_window(utc("2026-11-25T08:00:00Z"), WEEKDAYS_9_TO_6, "America/New_York", "UTC")
+    assert slot.at == utc("2026-11-25T09:00:00-05:00")
+    assert slot.reasons == ("03:00 is before the send window opens (09:00)",)
+
+
+def test_after_closing_skips_the_holiday_and_the_weekend():
+    slot = fit_window(utc("2026-12-24T18:30:00-05:00"), WEEKDAYS_9_TO_6, "America/New_York", "UTC")
+    assert slot.at == utc("2026-12-28T09:00:00-05:00")
+    assert slot.reasons[1] == "2026-12-25 is a holiday in US (Christmas Day)"
+    assert slot.reasons[2].startswith("Sat 2026-12-26 is outside the send window days")
+
+
+def test_the_window_follows_daylight_saving_time():
+    slot = fit_window(utc("2026-03-09T01:00:00Z"), WEEKDAYS_9_TO_6, "America/New_York", "UTC")
+    assert slot.at == utc("2026-03-09T09:00:00-04:00")  # EDT began on March 8
+
+
+def test_the_windows_zone_serves_leads_without_one():
+    window = SendWindow(days="mon-sun", start="09:00", end="18:00", timezone="Asia/Tokyo")
+    slot = fit_window(utc("2026-11-25T12:00:00Z"), window, None, "UTC")  # 21:00 in Tokyo
+    assert slot.at == utc("2026-11-26T09:00:00+09:00")
+
+
+def test_only_messages_wait_for_the_window():
+    spec = SequenceSpec.model_validate(
+        {
+            "name": "S",
+            "send_window": {"days": "mon-fri", "start": "09:00", "end": "18:00"},
+            "steps": [
+                {
+                    "name": "sms",
+                    "action_type": "send_sms",
+                    "action_config": {"message": "hi"},
+                    "delay_hours": 2,
+                },
+                {
+                    "name": "task",
+                    "action_type": "create_task",
+                    "action_config": {"title": "t"},
+                    "delay_hours": 2,
+                },
+            ],
+        }
+    )
+    saturday_night = utc("2026-11-28T22:00:00Z")
+    assert step_due(saturday_night, spec.steps[0], spec, None, "UTC").at == utc(
+        "2026-11-30T09:00:00Z"
+    )
+    assert step_due(saturday_night, spec.steps[1], spec, None, "UTC").at == utc(
+        "2026-11-29T00:00:00Z"
+    )
