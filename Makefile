@@ -20,8 +20,14 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check nurture tests
-	$(VENV)/bin/ruff format --check nurture tests
+	$(VENV)/bin/ruff check nurture tests bench
+	$(VENV)/bin/ruff format --check nurture tests bench
+
+# make bench [ENROLLMENTS=100000]: engine throughput on SQLite, and on Postgres (1 and 2
+# daemons) when NURTURE_TEST_DATABASE_URL is set.
+ENROLLMENTS ?= 100000
+bench: install
+	$(PY) bench/engine.py --enrollments $(ENROLLMENTS)
 
 schema: install
 	$(NURTURE) schema --output schema/sequence.schema.json

@@ -35,7 +35,7 @@ def _write(session: Session, change: SequenceChange, now: datetime) -> None:
             updated_at=now,
         )
     _copy_identity(row, spec, change.path, now)
-    if change.new_version or row.current_version == 0 or row.fingerprint != spec.fingerprint():
+    if row.current_version == 0 or row.fingerprint != spec.fingerprint():
         row.current_version += 1
         row.fingerprint = spec.fingerprint()
         session.add(row)

@@ -33,3 +33,7 @@ class StoreError(NurtureError):
 
 class Aborted(NurtureError):
     """The user declined a confirmation, or one was needed without a terminal."""
+
+
+class InvalidState(NurtureError):
+    """The thing exists but its state does not allow what was asked (pausing a finished enrollment)."""

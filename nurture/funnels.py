@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from nurture.errors import NurtureError
+from nurture.errors import NotFound, NurtureError
 from nurture.plan import Plan
 from nurture.project import Project
 from nurture.spec.edit import set_funnels
@@ -27,6 +27,11 @@ def unassign(
 ) -> Plan:
     """Remove every funnel from every sequence."""
     gone = {slugify(name) for name in funnels}
+    files = project.files()
+    assigned = {slugify(f) for name in sequences for f in project.file_of(name, files).spec.funnels}
+    missing = [name for name in funnels if slugify(name) not in assigned]
+    if missing:
+        raise NotFound(f"not assigned to {', '.join(sequences)}: {', '.join(missing)}")
     return _change(
         session,
         project,
@@ -37,8 +42,14 @@ def unassign(
 
 
 def _merged(current: list[str], added: list[str]) -> list[str]:
-    have = {slugify(name) for name in current}
-    return current + [name for name in dict.fromkeys(added) if slugify(name) not in have]
+    """`current` plus each added funnel whose slug is new (`Instagram Ads` is `instagram-ads`)."""
+    merged = list(current)
+    for name in added:
+        if not slugify(name):
+            raise NurtureError(f"funnel {name!r} needs a letter or a digit")
+        if slugify(name) not in {slugify(have) for have in merged}:
+            merged.append(name)
+    return merged
 
 
 def _change(

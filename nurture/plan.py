@@ -1,18 +1,19 @@
 """plan: what `apply` would change in the store to make it match the sequence files."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlmodel import Session, select
 
+from nurture.enrollment import in_flight
 from nurture.spec.files import SequenceFile
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
 
-Action = Literal["create", "update", "delete", "unchanged", "orphan"]
+Action = Literal["create", "update", "delete", "unchanged", "drift"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class StepChange:
 
 @dataclass(frozen=True)
 class SequenceChange:
-    """One sequence's line in the plan; `orphan` is in the store with no file (drift)."""
+    """One sequence's line in the plan; `drift` is in the store with no file."""
 
     name: str
     slug: str
@@ -41,6 +42,8 @@ class SequenceChange:
     steps: tuple[StepChange, ...] = ()
     new_version: bool = False
     spec: SequenceSpec | None = field(default=None, compare=False, repr=False)
+    in_flight: int = 0
+    """Enrollments of this sequence still running (active, running, paused)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +51,7 @@ class SequenceChange:
             "action": self.action,
             "path": self.path,
             "new_version": self.new_version,
+            "in_flight": self.in_flight,
             "fields": [vars(change) for change in self.fields],
             "steps": [vars(change) | {"fields": list(change.fields)} for change in self.steps],
         }
@@ -62,11 +66,11 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        """True when apply would write anything (an orphan is only reported)."""
+        """True when apply would write anything (drift is only reported)."""
         return any(change.action in ("create", "update", "delete") for change in self.changes)
 
     def counts(self) -> dict[str, int]:
-        actions: tuple[Action, ...] = ("create", "update", "delete", "unchanged", "orphan")
+        actions: tuple[Action, ...] = ("create", "update", "delete", "unchanged", "drift")
         return {action: len(self.by_action(action)) for action in actions}
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,25 +134,36 @@ def build_plan(
             for slug, entry in sorted(stored.items())
             if slug not in named and entry.row.deleted_at is None
         ]
-    return Plan(tuple(changes))
+    return Plan(tuple(_with_in_flight(session, changes, stored)))
+
+
+def _with_in_flight(
+    session: Session, changes: list[SequenceChange], stored: dict[str, StoredSequence]
+) -> list[SequenceChange]:
+    ids = {slug: entry.row.id for slug, entry in stored.items()}
+    counts = in_flight(session, ids.values())
+    return [replace(change, in_flight=counts.get(ids.get(change.slug), 0)) for change in changes]
 
 
 def _absent(entry: StoredSequence, prune: bool) -> SequenceChange:
     return SequenceChange(
-        entry.row.name, entry.row.slug, "delete" if prune else "orphan", entry.row.source_path
+        entry.row.name, entry.row.slug, "delete" if prune else "drift", entry.row.source_path
     )
 
 
 def _compare(file: SequenceFile, entry: StoredSequence | None, root: Path) -> SequenceChange:
     spec, path = file.spec, relative_path(file.path, root)
     if entry is None or entry.row.deleted_at is not None:
-        return SequenceChange(spec.name, spec.slug, "create", path, new_version=True, spec=spec)
+        fresh = entry is None or entry.row.fingerprint != spec.fingerprint()
+        return SequenceChange(spec.name, spec.slug, "create", path, new_version=fresh, spec=spec)
     fields = _state_changes(spec, entry) + _field_changes(entry.definition, spec.definition())
+    if entry.row.source_path != path:
+        fields.append(FieldChange("file", entry.row.source_path, path))
     steps = step_changes(entry.definition["steps"], spec.definition()["steps"])
     new_version = spec.fingerprint() != entry.row.fingerprint
     action: Action = "update" if fields or steps or new_version else "unchanged"
     return SequenceChange(
-        spec.name, spec.slug, action, path, tuple(fields), steps, new_version, spec
+        spec.name, spec.slug, action, path, tuple(fields), steps, new_version, spec=spec
     )
 
 

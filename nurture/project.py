@@ -1,14 +1,15 @@
 """A nurture project on disk: nurture.toml, the sequences folder, and `nurture init`."""
 
-import difflib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from nurture.errors import NotFound, NurtureError
 from nurture.settings import PROJECT_FILE, Settings
+from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.files import SequenceFile, load_sequences
 from nurture.spec.names import slugify
+from nurture.spec.schema import sequence_json_schema_text
 
 EXAMPLES = ("warm-lead-welcome.yaml", "consultation-follow-up.yaml")
 
@@ -59,22 +60,38 @@ class Project:
         return found
 
 
-def did_you_mean(name: str, candidates: list[str]) -> str:
-    """` (did you mean 'x'?)` when a candidate is close to `name`, else nothing."""
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
 def init_project(directory: Path) -> list[Path]:
-    """Write a new project into `directory`; the paths written, relative to it."""
+    """Write a new project into `directory`; the paths written or extended, relative to it."""
     if (directory / PROJECT_FILE).exists():
         raise NurtureError(f"{directory / PROJECT_FILE} already exists; not overwriting a project")
     (directory / "sequences").mkdir(parents=True, exist_ok=True)
-    written = {Path(PROJECT_FILE): PROJECT_TOML, Path(".gitignore"): GITIGNORE}
+    (directory / "schema").mkdir(exist_ok=True)
+    wanted = {
+        Path(PROJECT_FILE): PROJECT_TOML,
+        Path("schema/sequence.schema.json"): sequence_json_schema_text(),
+    }
     examples = resources.files("nurture.examples")
     for name in EXAMPLES:
-        written[Path("sequences") / name] = examples.joinpath(name).read_text(encoding="utf-8")
-    for path, text in written.items():
-        if not (directory / path).exists():
-            (directory / path).write_text(text, encoding="utf-8")
+        wanted[Path("sequences") / name] = examples.joinpath(name).read_text(encoding="utf-8")
+    written = [path for path, text in wanted.items() if _write_new(directory / path, text)]
+    if _ignore(directory / ".gitignore"):
+        written.append(Path(".gitignore"))
     return sorted(written)
+
+
+def _write_new(path: Path, text: str) -> bool:
+    if path.exists():
+        return False
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def _ignore(path: Path) -> bool:
+    """Make .gitignore ignore the database and .env, keeping what it had; whether it changed."""
+    have = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    missing = [line for line in GITIGNORE.splitlines() if line not in have]
+    if missing:
+        prefix = "\n" if have and path.read_text(encoding="utf-8")[-1:] != "\n" else ""
+        with path.open("a", encoding="utf-8") as stream:
+            stream.write(prefix + "\n".join(missing) + "\n")
+    return bool(missing)

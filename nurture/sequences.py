@@ -119,9 +119,19 @@ def duplicate(
     """Copy a sequence's file under a new name, inactive; apply it when a session is given."""
     files = project.files()
     source = project.file_of(name, files)
-    if slugify(new_name) in {file.spec.slug for file in files} or not slugify(new_name):
-        raise NurtureError(f"a sequence named {new_name!r} already exists (or the name is empty)")
-    target = project.sequences_dir / f"{slugify(new_name)}.yaml"
+    slug = slugify(new_name)
+    if not slug:
+        raise NurtureError(
+            f"the name {new_name!r} needs a letter or a digit (commands address sequences by slug)"
+        )
+    taken = {file.spec.slug: file.spec.name for file in files}
+    if session is not None:
+        taken |= {row.slug: row.name for row in _live(session)}
+    if slug in taken:
+        raise NurtureError(
+            f"{new_name!r} has the same slug {slug!r} as the existing sequence {taken[slug]!r}"
+        )
+    target = project.sequences_dir / f"{slug[:100]}.yaml"
     if target.exists():
         raise NurtureError(f"{target} already exists")
     text = edit_text(
@@ -133,3 +143,7 @@ def duplicate(
         project.files()  # the copy must be valid like every other file
         return target, None
     return target, change_files(session, project, now, create={target: text})
+
+
+def _live(session: Session) -> list[Sequence]:
+    return list(session.exec(select(Sequence).where(col(Sequence.deleted_at).is_(None))))

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from nurture.errors import ConfigError, ProjectNotFound
+from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.window import TimeZoneName
 
 PROJECT_FILE = "nurture.toml"
@@ -39,6 +40,14 @@ class Settings(BaseSettings):
     sequences_dir: Path = Path("sequences")
     timezone: TimeZoneName = "UTC"
     conversion_statuses: list[str] = Field(default_factory=lambda: ["Converted", "Won", "Client"])
+    phone_region: str | None = Field(
+        None, description="Country code (e.g. 'US') for phone numbers written without +."
+    )
+    channel: str = Field(
+        "outbox", description="Where `nurture run` sends messages: outbox or console."
+    )
+    batch: int = Field(500, ge=1, description="Due steps claimed per batch by `nurture run`.")
+    senders: int = Field(8, ge=1, description="Concurrent channel sends per batch.")
     coach: CoachSettings = Field(default_factory=CoachSettings)
 
     @classmethod
@@ -99,10 +108,15 @@ def load_settings(start: Path | None = None, **overrides: Any) -> Settings:
 
 
 def _check_toml(path: Path) -> None:
+    """A readable file whose keys are all settings: a typo must not fall back to a default."""
     try:
-        tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: {error}") from None
+    known = [name for name in Settings.model_fields if name != "project_dir"]
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{path}: unknown setting {key!r}" + did_you_mean(key, known))
 
 
 def _describe(error: ValidationError, path: Path) -> str:

@@ -34,3 +34,23 @@ def test_commands_outside_a_project_say_so(run, tmp_path: Path, monkeypatch):
     assert result.exit_code == 1
     assert "no nurture.toml" in result.stderr and "nurture init" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_init_keeps_an_existing_gitignore_and_adds_what_it_needs(run, tmp_path: Path):
+    (tmp_path / ".gitignore").write_text("node_modules/")
+    result = run("init", str(tmp_path))
+    assert result.exit_code == 0
+    assert (tmp_path / ".gitignore").read_text().splitlines() == [
+        "node_modules/",
+        "nurture.db",
+        "nurture.db-wal",
+        "nurture.db-shm",
+        ".env",
+    ]
+    assert (tmp_path / "schema" / "sequence.schema.json").is_file()  # the examples' $schema line
+
+
+def test_init_into_a_file_is_a_clear_error(run, tmp_path: Path):
+    (tmp_path / "file").write_text("x")
+    result = run("init", str(tmp_path / "file"))
+    assert result.exit_code == 1 and "Not a directory" in result.stderr

@@ -126,3 +126,27 @@ def test_step_changes_match_steps_by_id():
         ("d", "added"),
         ("b", "removed"),
     }
+
+
+def test_applies_started_together_take_turns(project, store_url):
+    import subprocess
+    import sys
+
+    write(project, "a.yaml", sequence("Alpha"))
+    write(project, "b.yaml", sequence("Beta"))
+    command = [
+        sys.executable,
+        "-m",
+        "nurture",
+        "--database-url",
+        store_url,
+        "apply",
+        "--yes",
+        "--json",
+    ]
+    runs = [subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(4)]  # fmt: skip
+    results = [(p.wait(timeout=60), *p.communicate()) for p in runs]
+    assert [code for code, _, err in results] == [0, 0, 0, 0], [err for _, _, err in results]
+    applied = [json.loads(out)["applied"] for _, out, _ in results]
+    assert applied.count(True) == 1

@@ -138,3 +138,77 @@ def test_unknown_sequence_suggests_a_name(nurture, project):
     result = nurture("sequences", "show", "Alpah")
     assert result.exit_code == 1
     assert "no sequence 'Alpah'" in result.stderr and "did you mean 'Alpha'" in result.stderr
+
+
+def test_names_are_printed_literally_never_as_markup(nurture, project):
+    result = nurture("sequences", "show", "x[/]")
+    assert result.exit_code == 1
+    assert "no sequence 'x[/]'" in result.stderr and "Traceback" not in result.output
+
+
+def test_deleting_a_file_that_was_never_applied(nurture, project):
+    path = write(project, "never.yaml", sequence("Never Applied"))
+    result = nurture("sequences", "delete", "never-applied", "--yes")
+    assert result.exit_code == 0, result.output
+    assert not path.exists()
+
+
+def test_a_change_refuses_to_ship_other_unapplied_edits(nurture, project):
+    path = write(project, "alpha.yaml", COMMENTED)
+    nurture("apply", "--yes")
+    path.write_text(path.read_text().replace("priority: 3", "priority: 9"))
+    result = nurture("sequences", "disable", "Alpha")
+    assert result.exit_code == 1
+    assert "sequences/alpha.yaml has changes that are not applied yet" in result.stderr
+    assert yaml.safe_load(path.read_text()).get("active", True) is True
+    assert listed(nurture)["Alpha"]["priority"] == 3
+
+
+def test_duplicate_refuses_a_name_only_the_store_has(nurture, project):
+    write(project, "alpha.yaml", COMMENTED)
+    gone = write(project, "beta.yaml", sequence("Beta"))
+    nurture("apply", "--yes")
+    gone.unlink()
+    result = nurture("sequences", "duplicate", "Alpha", "Beta")
+    assert result.exit_code == 1
+    assert "same slug 'beta' as the existing sequence 'Beta'" in result.stderr
+    assert nurture("sequences", "duplicate", "Alpha", "日本語").exit_code == 1
+
+
+def test_funnels_match_by_slug_and_unassign_says_what_was_not_there(nurture, project):
+    path = write(project, "alpha.yaml", COMMENTED)
+    nurture("apply", "--yes")
+    nurture(
+        "funnels",
+        "assign",
+        "-s",
+        "Alpha",
+        "-f",
+        "Instagram Ads",
+        "-f",
+        "instagram-ads",
+        "-f",
+        "WEBSITE",
+    )
+    assert yaml.safe_load(path.read_text())["funnels"] == ["website", "Instagram Ads"]
+    result = nurture("funnels", "unassign", "-s", "Alpha", "-f", "never-assigned")
+    assert result.exit_code == 1 and "not assigned to Alpha: never-assigned" in result.stderr
+
+
+def test_a_renamed_file_shows_in_the_plan(nurture, project):
+    path = write(project, "alpha.yaml", COMMENTED)
+    nurture("apply", "--yes")
+    path.rename(project / "sequences" / "first.yaml")
+    result = nurture("plan", "--detailed-exitcode")
+    assert result.exit_code == 2
+    assert 'file: "sequences/alpha.yaml" → "sequences/first.yaml"' in result.stdout
+
+
+def test_deleting_and_restoring_the_same_content_makes_no_new_version(nurture, project):
+    path = write(project, "alpha.yaml", COMMENTED)
+    nurture("apply", "--yes")
+    text = path.read_text()
+    nurture("sequences", "delete", "Alpha", "--yes")
+    path.write_text(text)
+    nurture("apply", "--yes")
+    assert listed(nurture)["Alpha"]["version"] == 1

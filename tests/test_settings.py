@@ -68,3 +68,11 @@ def test_unexpected_errors_are_one_line_unless_debug(run, project: Path):
     assert result.stderr.startswith("error: ") and "Traceback" not in result.output
     with pytest.raises(Exception):  # noqa: B017 - --debug lets the real error through
         run("--debug", "plan")
+
+
+def test_an_unknown_setting_is_an_error_with_a_hint(layered: Path):
+    (layered / "nurture.toml").write_text('sequence_dir = "flows"\n')
+    with pytest.raises(
+        ConfigError, match="unknown setting 'sequence_dir' .did you mean 'sequences_dir'"
+    ):
+        load_settings(layered)

@@ -1,5 +1,6 @@
 """The `nurture` command: global options, the error boundary, the command groups."""
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -7,21 +8,25 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from nurture import __version__
 from nurture.cli import (
     db,
+    engine,
     enrollments,
+    explain,
     funnels,
     leads,
     plan,
     project,
     schema,
     sequences,
+    status,
     tasks,
     validate,
 )
 from nurture.cli.context import Options, state
 from nurture.cli.output import error
-from nurture.errors import NurtureError
+from nurture.errors import NurtureError, SpecError
 
 
 class Boundary(TyperGroup):
@@ -30,10 +35,14 @@ class Boundary(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except NurtureError as problem:
+        except BrokenPipeError:  # `nurture ... | head`: the reader left, nothing is wrong
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit flush quiet
+            raise typer.Exit(0) from None
+        except (NurtureError, OSError) as problem:
             if state.options.debug:
                 raise
-            error(str(problem))
+            for line in _messages(problem):
+                error(line)
             raise typer.Exit(1) from None
         except Exception as problem:  # the boundary: nothing else reaches the user as a traceback
             if state.options.debug or _is_control_flow(problem):
@@ -42,6 +51,16 @@ class Boundary(TyperGroup):
                 f"unexpected {type(problem).__name__}: {problem} (run with --debug for the traceback)"
             )
             raise typer.Exit(1) from None
+
+
+def _messages(problem: Exception) -> list[str]:
+    """Every diagnostic of invalid files; the file and reason of an OS error; else the message."""
+    if isinstance(problem, SpecError):
+        return [str(diagnostic) for diagnostic in problem.diagnostics]
+    if isinstance(problem, OSError) and not isinstance(problem, NurtureError):
+        where = f"{problem.filename}: " if problem.filename else ""
+        return [f"{where}{problem.strerror or problem}"]
+    return [str(problem)]
 
 
 def _is_control_flow(problem: Exception) -> bool:
@@ -58,6 +77,12 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"nurture {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def options(
     project_dir: Annotated[
@@ -69,6 +94,12 @@ def options(
         typer.Option("--database-url", help="Store URL (overrides NURTURE_DATABASE_URL)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version.", is_eager=True, callback=_print_version
+        ),
+    ] = False,
 ) -> None:
     state.configure(Options(project=project_dir, database_url=database_url, debug=debug))
 
@@ -78,6 +109,9 @@ app.command("validate")(validate.validate)
 app.command("schema")(schema.schema)
 app.command("plan")(plan.plan)
 app.command("apply")(plan.apply)
+app.command("explain")(explain.explain)
+app.command("run")(engine.run)
+app.command("status")(status.status)
 app.add_typer(db.app, name="db")
 app.add_typer(sequences.app, name="sequences")
 app.add_typer(funnels.app, name="funnels")

@@ -1,5 +1,6 @@
 """`nurture plan` and `nurture apply`: the store made to match the sequence files, Terraform style."""
 
+import json
 import sys
 from datetime import UTC, datetime
 from typing import Annotated
@@ -20,7 +21,7 @@ _MARKS = {
     "create": "[green]+ create[/]",
     "update": "[yellow]~ update[/]",
     "delete": "[red]- delete[/]",
-    "orphan": "[magenta]! drift [/]",
+    "drift": "[magenta]! drift [/]",
     "unchanged": "  same  ",
 }
 
@@ -33,8 +34,10 @@ def plan(
     ] = False,
 ) -> None:
     """Show what `apply` would change in the store."""
+    project = Project.from_settings(state.settings)
+    files = project.files()  # invalid files: every problem reported, the store not even opened
     with state.session() as session:
-        result = plan_project(session, Project.from_settings(state.settings), prune=prune)
+        result = plan_project(session, project, prune=prune, files=files)
     show_plan(result, json=json)
     if detailed_exitcode and result.has_changes:
         raise typer.Exit(2)
@@ -46,8 +49,10 @@ def apply(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Validate every file, then make the store match them in one transaction."""
+    project = Project.from_settings(state.settings)
+    files = project.files()  # invalid files: every problem reported, the store not even opened
     with state.session(write=True) as session:
-        result = plan_project(session, Project.from_settings(state.settings), prune=prune)
+        result = plan_project(session, project, prune=prune, files=files)
         if not json:
             show_plan(result, json=False)
         if result.has_changes:
@@ -85,16 +90,22 @@ def show_plan(result: Plan, *, json: bool) -> None:
         f"Plan: {counts['create']} to create, {counts['update']} to update, "
         f"{counts['delete']} to delete, {counts['unchanged']} unchanged"
     )
-    if counts["orphan"]:
-        summary += f", {counts['orphan']} only in the store (apply --prune deletes them)"
-    out.print(summary + "." if result.has_changes else f"No changes. {summary}.")
+    if counts["drift"]:
+        summary += f", {counts['drift']} only in the store (apply --prune deletes them)"
+    headline = (
+        "" if result.has_changes else "No changes to apply. " if counts["drift"] else "No changes. "
+    )
+    out.print(f"{headline}{summary}.")
 
 
 def _show_change(change: SequenceChange) -> None:
     where = f" ({escape(change.path)})" if change.path else ""
     version = " [dim](new version)[/]" if change.action == "update" and change.new_version else ""
     out.print(f"{_MARKS[change.action]} [bold]{escape(change.name)}[/]{where}{version}")
-    if change.action == "orphan":
+    if change.in_flight and change.action in ("update", "delete"):
+        plural = "enrollment" if change.in_flight == 1 else "enrollments"
+        out.print(f"      affects {change.in_flight} in-flight {plural}")
+    if change.action == "drift":
         out.print("      in the store but no sequence file has this name")
     for field in change.fields:
         out.print(escape(f"      {field.field}: {_short(field.old)} → {_short(field.new)}"))
@@ -104,5 +115,6 @@ def _show_change(change: SequenceChange) -> None:
 
 
 def _short(value: object, limit: int = 60) -> str:
-    text = repr(value) if isinstance(value, str) else str(value)
+    """A value as it reads in YAML/JSON (true, null, ["a"]), cut to `limit`."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -14,6 +14,6 @@ def init(
 ) -> None:
     """Create a nurture project: nurture.toml, .gitignore and example sequences."""
     for path in init_project(directory):
-        out.print(f"created {directory / path}")
+        out.print(f"created {directory / path}", markup=False)
     enter = "" if directory == Path(".") else f"cd {directory} && "
     note(f"next: {enter}nurture validate && nurture plan && nurture apply")

@@ -14,6 +14,7 @@ from nurture.cli.output import note, out, print_json
 from nurture.cli.plan import show_plan
 from nurture.errors import Aborted
 from nurture.project import Project
+from nurture.spec.models import Category
 
 app = typer.Typer(
     help="List, show and change sequences (the file and the store together).", no_args_is_help=True
@@ -24,7 +25,7 @@ JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 @app.command("list")
 def list_(
-    category: Annotated[str | None, typer.Option(help="Only this category.")] = None,
+    category: Annotated[Category | None, typer.Option(help="Only this category.")] = None,
     active: Annotated[
         bool | None, typer.Option("--active/--inactive", help="Only active or inactive.")
     ] = None,

@@ -1,7 +1,98 @@
-"""`nurture tasks`, `nurture appointments`, `nurture notifications` (being written)."""
+"""`nurture tasks`, `nurture appointments`, `nurture notifications`: what steps left for people."""
+
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+
+from nurture import tasks as service
+from nurture.cli.context import state
+from nurture.cli.output import out, print_json
+
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+tasks = typer.Typer(help="Follow-up tasks create_task steps left.", no_args_is_help=True)
+appointments = typer.Typer(
+    help="Appointments schedule_appointment steps made.", no_args_is_help=True
+)
+notifications = typer.Typer(
+    help="Notes send_notification steps left for the coach.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the command groups (being written)."""
+    """Add the tasks, appointments and notifications command groups."""
+    app.add_typer(tasks, name="tasks")
+    app.add_typer(appointments, name="appointments")
+    app.add_typer(notifications, name="notifications")
+
+
+def _time(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else ""
+
+
+@tasks.command("list")
+def list_tasks(
+    all_: Annotated[bool, typer.Option("--all", help="Done tasks too.")] = False, json: JSON = False
+) -> None:
+    """Open tasks, soonest due first."""
+    with state.session() as session:
+        rows = service.list_tasks(session, done=all_)
+    if json:
+        print_json(rows)
+        return
+    table = Table("id", "lead", "task", "due (UTC)", "priority", "assignee", "done")
+    for r in rows:
+        table.add_row(
+            str(r["id"]), escape(r["lead"]), escape(r["title"]), _time(r["due_at"]),
+            r["priority"], escape(r["assignee"] or ""), _time(r["done_at"]),
+        )  # fmt: skip
+    out.print(table)
+
+
+@tasks.command("done")
+def done(task_id: Annotated[int, typer.Argument(help="The task id.")]) -> None:
+    """Mark a task done."""
+    with state.session(write=True) as session:
+        task = service.finish_task(session, task_id, datetime.now(UTC))
+        title = task.title
+    out.print(f"task {task_id} done: {escape(title)}")
+
+
+@appointments.command("list")
+def list_appointments(json: JSON = False) -> None:
+    """Every appointment, soonest first."""
+    with state.session() as session:
+        rows = service.list_appointments(session)
+    if json:
+        print_json(rows)
+        return
+    table = Table("id", "lead", "appointment", "starts (UTC)", "minutes", "location")
+    for r in rows:
+        table.add_row(
+            str(r["id"]), escape(r["lead"]), escape(r["title"]), _time(r["starts_at"]),
+            str(r["duration_minutes"]), escape(r["location"] or ""),
+        )  # fmt: skip
+    out.print(table)
+
+
+@notifications.command("list")
+def list_notifications(json: JSON = False) -> None:
+    """Every notification for the coach, newest first."""
+    with state.session() as session:
+        rows = service.list_notifications(session)
+    if json:
+        print_json(rows)
+        return
+    table = Table("id", "lead", "message", "urgent", "created (UTC)")
+    for r in rows:
+        urgent = "yes" if r["urgent"] else ""
+        table.add_row(
+            str(r["id"]),
+            escape(r["lead"] or ""),
+            escape(r["message"]),
+            urgent,
+            _time(r["created_at"]),
+        )
+    out.print(table)

@@ -14,18 +14,23 @@ _AFTER = ("priority", "active", "category", "description", "name")
 
 def edit_text(text: str, change: Edit) -> str:
     """The text with `change` applied to its top mapping, all else as it was."""
-    _, sequence_indent, offset = load_yaml_guess_indent(text)
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    body = text.removeprefix(bom).replace("\r\n", "\n")
+    _, sequence_indent, offset = load_yaml_guess_indent(body)
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.width = 4096
-    yaml.indent(mapping=_mapping_indent(text), sequence=sequence_indent or 2, offset=offset or 0)
-    doc = yaml.load(text)
+    yaml.explicit_start = body.lstrip().startswith("---")
+    yaml.explicit_end = body.rstrip().endswith("\n...") or body.rstrip() == "..."
+    yaml.indent(mapping=_mapping_indent(body), sequence=sequence_indent or 2, offset=offset or 0)
+    doc = yaml.load(body)
     if not isinstance(doc, CommentedMap):
         raise ValueError("the file's top level is not a mapping")
     change(doc)
     out = io.StringIO()
     yaml.dump(doc, out)
-    return out.getvalue()
+    return bom + out.getvalue().replace("\n", newline)
 
 
 def _mapping_indent(text: str) -> int:
@@ -46,7 +51,9 @@ def _indent(line: str) -> int:
 
 
 def edit_file(path: Path, change: Edit) -> None:
-    path.write_text(edit_text(path.read_text(encoding="utf-8"), change), encoding="utf-8")
+    """Edit in place; bytes, not text mode, so CRLF line endings stay as they are."""
+    text = path.read_bytes().decode("utf-8")
+    path.write_bytes(edit_text(text, change).encode("utf-8"))
 
 
 def set_key(key: str, value: object) -> Edit:

@@ -30,9 +30,10 @@ class StepBase(SpecModel):
     id: str | None = Field(
         None,
         pattern=STEP_ID,
+        max_length=100,
         description="Stable identity across versions; defaults to the name's slug.",
     )
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
     step_number: int | None = Field(
         None, ge=0, description="Accepted from the seed system; order is list order."
     )
@@ -138,13 +139,20 @@ class SequenceSpec(SpecModel):
     """One sequence file."""
 
     name: str = Field(
-        min_length=1, description="Unique in the project; commands accept it or its slug."
+        min_length=1,
+        max_length=200,
+        description="Unique in the project; commands accept it or its slug.",
     )
     description: str = ""
     category: Category = "custom"
     active: bool = True
-    priority: int = Field(0, description="Higher wins when several sequences match a lead.")
-    funnels: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    priority: int = Field(
+        0,
+        ge=-1_000_000,
+        le=1_000_000,
+        description="Higher wins when several sequences match a lead.",
+    )
+    funnels: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list)
     trigger_conditions: TriggerConditions = Field(default_factory=TriggerConditions)
     max_retries: int = Field(3, ge=0, le=20)
     retry_delay: a.Duration = Field(timedelta(minutes=15))
@@ -175,6 +183,36 @@ class SequenceSpec(SpecModel):
                     f"duplicate step id {step.id!r} (also step {seen[step.id] + 1}); give one an explicit 'id'",
                 )
             seen[step.id] = index
+        return self
+
+    @model_validator(mode="after")
+    def _steps_in_number_order(self) -> Self:
+        numbered = [
+            (i, s.step_number) for i, s in enumerate(self.steps) if s.step_number is not None
+        ]
+        for (_, before), (index, number) in zip(numbered, numbered[1:], strict=False):
+            if number <= before:
+                raise located_error(
+                    ("steps", index, "step_number"),
+                    f"step_number {number} after {before}: steps run in list order, so list them by number",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _funnels_differ(self) -> Self:
+        seen: dict[str, str] = {}
+        for index, funnel in enumerate(self.funnels):
+            slug = slugify(funnel)
+            if not slug:
+                raise located_error(
+                    ("funnels", index), f"funnel {funnel!r} needs a letter or a digit"
+                )
+            if slug in seen:
+                raise located_error(
+                    ("funnels", index),
+                    f"funnel {funnel!r} is {seen[slug]!r} again (same slug {slug!r})",
+                )
+            seen[slug] = funnel
         return self
 
     @model_validator(mode="after")

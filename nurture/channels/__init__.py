@@ -1,0 +1,74 @@
+"""Channels: where a message goes. A channel sends one message or raises a failure saying whether to retry.
+
+channels = channels_for("outbox", store)
+result = channels["sms"].send(message)
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from nurture.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nurture.store.db import Store
+
+KINDS = ("whatsapp", "sms", "email", "notification")
+Channels = Mapping[str, "Channel"]
+"""One channel for each kind of message: whatsapp, sms, email, notification."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A rendered message; `key` (enrollment:step:attempt) lets a provider drop duplicates."""
+
+    channel: str
+    recipient: str
+    body: str
+    key: str
+    subject: str | None = None
+    html: str | None = None
+    reply_to: str | None = None
+    template: dict[str, Any] | None = None
+    lead_id: int | None = None
+    execution_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The provider's id for the message; `outbox` is a row the completion stores with the execution."""
+
+    provider_id: str
+    outbox: dict[str, Any] | None = field(default=None, compare=False)
+
+
+class TemporaryFailure(Exception):
+    """The send may succeed later (a timeout, a rate limit, a provider outage): retried with backoff."""
+
+
+class PermanentFailure(Exception):
+    """The send cannot succeed (no address, invalid number, rejected content): never retried."""
+
+
+class Channel(Protocol):
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send one message; raise TemporaryFailure or PermanentFailure when it does not go."""
+        ...
+
+
+def channels_for(name: str, store: "Store | None" = None) -> dict[str, Channel]:
+    """Every kind of message through the channel called `name` (console, outbox, memory).
+
+    `store` is for channels that keep state there; the outbox needs none (the completion
+    writes its rows), the real providers will keep their delivery receipts.
+    """
+    from nurture.channels import console, memory, outbox
+
+    makers = {"console": console.ConsoleChannel, "outbox": outbox.OutboxChannel}
+    if name == "memory":
+        channel: Channel = memory.MemoryChannel()
+    elif name in makers:
+        channel = makers[name]()
+    else:
+        raise ConfigError(f"unknown channel {name!r}: use one of console, outbox, memory")
+    return dict.fromkeys(KINDS, channel)

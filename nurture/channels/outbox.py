@@ -1,0 +1,21 @@
+"""The outbox channel: keep every message in the store's outbox table instead of sending it.
+
+The row is returned with the result and written by the completion, in the same transaction as
+the execution it belongs to: no extra transaction per message.
+"""
+
+import uuid
+
+from nurture.channels import OutgoingMessage, SendResult
+
+
+class OutboxChannel:
+    def send(self, message: OutgoingMessage) -> SendResult:
+        row = {
+            "execution_id": message.execution_id,
+            "channel": message.channel,
+            "recipient": message.recipient,
+            "subject": message.subject,
+            "body": message.body,
+        }
+        return SendResult(f"outbox-{uuid.uuid4().hex[:12]}", outbox=row)

@@ -1,0 +1,82 @@
+"""`nurture explain LEAD`: the matching decision, each step's state, when and why the next runs."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from nurture.cli.context import state
+from nurture.cli.output import out, print_json
+from nurture.explain import explain as explain_lead
+
+_STATES = {"next": "→", "pending": "·", "inactive": "·", "skipped": "↷"}
+_DONE = {"sent", "done"}
+
+
+def explain(
+    lead: Annotated[str, typer.Argument(help="The lead's id, external id or email.")],
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Why a lead got its sequence (or none), each step's state, when and why the next runs."""
+    with state.session() as session:
+        data = explain_lead(session, lead, state.settings.timezone)
+    if json:
+        print_json(data)
+        return
+    _lead(data["lead"])
+    _decision(data["decision"])
+    for enrollment in data["enrollments"]:
+        _enrollment(enrollment)
+
+
+def _say(text: str) -> None:
+    out.print(escape(text))
+
+
+def _lead(lead: dict[str, Any]) -> None:
+    facts = [f"funnel {lead['funnel']}", f"score {lead['score']}"]
+    facts += [f"{key} {lead[key]}" for key in ("status", "temperature", "source") if lead[key]]
+    facts += [f"tags {', '.join(lead['tags'])}"] if lead["tags"] else []
+    _say(f"Lead {lead['id']} {lead['name']}: {', '.join(facts)}")
+
+
+def _decision(decision: dict[str, Any] | None) -> None:
+    if decision is None:
+        _say("No matching decision recorded (the lead came through no funnel).")
+        return
+    winner, reason = decision["winner"], decision["reason"]
+    if winner is None:  # the failed checks follow, one per line
+        winner, reason = "no sequence", reason.partition(": ✗")[0]
+    _say(f"Decision {_when(decision['decided_at'])}: {winner} — {reason}")
+    for candidate in decision["candidates"]:
+        mark = "✓" if candidate["matches"] else "✗"
+        extra = "" if candidate["active"] else ", inactive"
+        _say(
+            f"  {mark} {candidate['sequence']} (priority {candidate['priority']}, "
+            f"{candidate['conditions']} conditions{extra})"
+        )
+        for check in candidate["checks"]:
+            tick = "✓" if check["passed"] else "✗"
+            _say(
+                f"      {tick} {check['condition']}: wants {check['expected']}, lead has {check['actual']}"
+            )
+
+
+def _enrollment(enrollment: dict[str, Any]) -> None:
+    exit_reason = f" ({enrollment['exit_reason']})" if enrollment["exit_reason"] else ""
+    _say(f"{enrollment['sequence']} v{enrollment['version']}: {enrollment['status']}{exit_reason}")
+    for step in enrollment["steps"]:
+        mark = "✓" if step["state"] in _DONE else _STATES.get(step["state"], "✗")
+        at = f" {_when(step['at'])}" if step["at"] else ""
+        detail = f": {step['detail']}" if step.get("detail") else ""
+        _say(f"  {mark} {step['id']:<24} {step['state']}{at}{detail}")
+    upcoming = enrollment["next"]
+    if upcoming:
+        _say(f"  next: {upcoming['step']} {_when(upcoming['at'])}, because")
+        for reason in upcoming["why"]:
+            _say(f"      {reason}")
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment else ""

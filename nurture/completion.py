@@ -1,0 +1,147 @@
+"""A claimed enrollment's step and its outcome (a Job), and the completion that records a batch.
+
+Completion is one transaction per batch. Each enrollment's update is guarded by its lease
+(`status = 'running' AND lease_owner = :worker`), and the rows are locked first: a conversion,
+stop or pause that happened while the step ran wins, and that step's effects are dropped. A
+send that happened is recorded whatever the enrollment became meanwhile.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row
+
+from nurture import actions
+from nurture.channels import OutgoingMessage
+from nurture.schedule import step_due
+from nurture.spec.models import SequenceSpec, StepBase
+from nurture.store import queries
+from nurture.store.tables import OutboxMessage
+
+
+@dataclass
+class Job:
+    """One claimed enrollment, the step it runs, and (as it goes) the outcome."""
+
+    claim: Row
+    lead: Row
+    spec: SequenceSpec
+    version: int
+    step: StepBase | None
+    next: StepBase | None
+    status: str = "done"  # done, sent, skipped, failed, retry, unknown
+    error: str | None = None
+    detail: dict[str, Any] | None = None
+    message: OutgoingMessage | None = None
+    effect: actions.Effect | None = None
+    execution_id: int | None = None
+    provider_id: str | None = None
+    outbox: dict[str, Any] | None = None
+
+    @property
+    def attempt(self) -> int:
+        return self.claim.attempts + 1
+
+    @property
+    def step_id(self) -> str:
+        return self.step.id if self.step else self.claim.step_id or "-"
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: enrollment, step, attempt."""
+        return f"{self.claim.id}:{self.step_id}:{self.attempt}"
+
+    def note(self, **detail: Any) -> None:
+        self.detail = (self.detail or {}) | detail
+
+
+def execution_row(
+    job: Job, now: datetime, status: str, finished: datetime | None
+) -> dict[str, Any]:
+    """The execution log row of a job."""
+    claim = job.claim
+    return {
+        "enrollment_id": claim.id,
+        "lead_id": claim.lead_id,
+        "sequence_id": claim.sequence_id,
+        "version": job.version,
+        "step_id": job.step_id,
+        "action_type": job.step.action_type if job.step else "none",
+        "attempt": job.attempt,
+        "status": status,
+        "due_at": claim.next_run_at,
+        "started_at": now,
+        "finished_at": finished,
+        "error": job.error,
+        "provider_id": None,
+        "detail": job.detail,
+    }
+
+
+def complete(
+    connection: Connection, jobs: list[Job], worker: str, now: datetime, zone: str
+) -> None:
+    """Record a batch: executions, effects, outbox rows, and each enrollment's next state."""
+    ours = queries.owned(connection, [job.claim.id for job in jobs], worker)
+    kept = [job for job in jobs if job.claim.id in ours]
+    states = [transition(job, now, zone) for job in kept]
+    started = [job for job in jobs if job.execution_id is not None]
+    queries.finish_executions(connection, [_finished(job, now) for job in started])
+    new = [job for job in kept if job.execution_id is None]
+    ids = queries.insert_executions(
+        connection, [execution_row(job, now, job.status, now) for job in new]
+    )
+    for job, execution_id in zip(new, ids, strict=True):
+        job.execution_id = execution_id
+    for job in kept:
+        if job.effect is not None and job.status in ("done", "sent"):
+            job.effect(connection, job.execution_id)
+    outbox = [job.outbox | {"created_at": now} for job in jobs if job.outbox is not None]
+    queries.insert_rows(connection, OutboxMessage, outbox)
+    queries.update_enrollments(connection, states, worker)
+
+
+def _finished(job: Job, now: datetime) -> dict[str, Any]:
+    return {
+        "_id": job.execution_id,
+        "status": job.status,
+        "finished_at": now,
+        "error": job.error,
+        "provider_id": job.provider_id,
+        "detail": job.detail,
+    }
+
+
+def transition(job: Job, now: datetime, zone: str) -> dict[str, Any]:
+    """The enrollment's next state: retry, the next step, the end, failed or unknown."""
+    claim, spec = job.claim, job.spec
+    state = {
+        "_id": claim.id, "version": job.version, "step_id": job.step_id, "status": "active",
+        "attempts": 0, "next_run_at": None, "lease_owner": None, "lease_expires_at": None,
+        "updated_at": now, "finished_at": None, "exit_reason": None,
+    }  # fmt: skip
+    if job.status == "unknown":
+        return state | {
+            "version": claim.version, "step_id": claim.step_id, "status": "unknown",
+            "attempts": job.attempt, "next_run_at": claim.next_run_at, "exit_reason": job.error,
+        }  # fmt: skip
+    if job.status == "retry" and job.attempt <= spec.max_retries:
+        retry_at = now + spec.retry_delay * spec.retry_backoff ** (job.attempt - 1)
+        job.note(retry_at=retry_at.isoformat())
+        return state | {"attempts": job.attempt, "next_run_at": retry_at}
+    if job.status == "retry":
+        job.status = "failed"
+        job.error = f"{job.error} (gave up after {job.attempt} attempts)"
+    if job.status == "failed" and spec.failure_policy == "stop":
+        reason = f"step {job.step_id} failed: {job.error}"
+        return state | {"status": "failed", "finished_at": now, "exit_reason": reason}
+    return state | _advance(job, now, zone)
+
+
+def _advance(job: Job, now: datetime, zone: str) -> dict[str, Any]:
+    if job.next is None:
+        return {"status": "completed", "finished_at": now, "exit_reason": "completed"}
+    slot = step_due(now, job.next, job.spec, job.lead.timezone, zone)
+    job.note(next={"step": job.next.id, "at": slot.at.isoformat(), "reasons": list(slot.reasons)})
+    return {"step_id": job.next.id, "next_run_at": slot.at}

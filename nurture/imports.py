@@ -1,0 +1,299 @@
+"""`leads import`: CSV or JSON lines, upserted by external id or email, new leads matched and enrolled.
+
+Every bad row is reported with its row number and the reason while the good rows land;
+re-running the same file changes nothing. The work goes in batches: one lookup of existing
+leads per batch, the funnel's sequences loaded once, the new rows inserted together.
+"""
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import func, insert
+from sqlmodel import Session, SQLModel, col, select
+
+from nurture.enrollment import Offer, candidates_json, decide, funnel_offers, new_enrollment
+from nurture.errors import NurtureError
+from nurture.leads import LeadInput, LeadRules, clean, find_funnel, lead_row, set_values
+from nurture.spec.names import slugify
+from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision
+
+BATCH = 1000
+Progress = Callable[[int, int], None]
+"""Called with (rows done, rows in all) after every batch."""
+
+ALIASES = {
+    "name": ("name", "full name", "fullname", "lead name", "contact name"),
+    "email": ("email", "e mail", "email address", "mail"),
+    "phone": ("phone", "phone number", "mobile", "cell", "whatsapp", "telephone"),
+    "source": ("source", "lead source", "leadsource"),
+    "status": ("status", "lead status", "leadstatus"),
+    "temperature": ("temperature", "lead temperature", "leadtemperature"),
+    "score": ("score", "lead score", "leadscore"),
+    "tags": ("tags", "tag", "labels"),
+    "timezone": ("timezone", "time zone", "tz"),
+    "external_id": ("external id", "externalid", "id", "lead id", "leadid"),
+    "funnel": ("funnel", "funnel name"),
+    "first": ("first name", "firstname", "given name"),
+    "last": ("last name", "lastname", "surname", "family name"),
+}
+_BY_HEADER = {alias: key for key, aliases in ALIASES.items() for alias in aliases}
+
+
+def header_key(header: str) -> str:
+    """The lead field a column header means (`Full Name` -> name); other headers are custom fields."""
+    plain = " ".join(header.strip().lower().replace("_", " ").replace("-", " ").split())
+    return _BY_HEADER.get(plain, "fields." + header.strip().removeprefix("fields."))
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    message: str
+
+
+@dataclass
+class ImportResult:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    enrolled: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {k: v for k, v in vars(self).items() if k != "errors"}
+        return counts | {"errors": [vars(error) for error in self.errors]}
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int
+    data: dict[str, Any]
+
+
+def read_rows(path: Path) -> list[Row]:
+    """The file's rows with their numbers (CSV: the line, the header being 1; JSON lines: the line)."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise NurtureError(f"cannot read {path}: {error}") from None
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip().startswith("{"):
+        return list(_json_rows(text))
+    return list(_csv_rows(text))
+
+
+def _csv_rows(text: str) -> Iterator[Row]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    for record in reader:
+        data = {k: v for k, v in record.items() if k is not None and v not in (None, "")}
+        if data:
+            yield Row(reader.line_num, data)
+
+
+def _json_rows(text: str) -> Iterator[Row]:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as error:
+            data = {"__error__": f"invalid JSON: {error.msg} at column {error.colno}"}
+        if not isinstance(data, dict):
+            data = {"__error__": "a line must be a JSON object"}
+        yield Row(number, data)
+
+
+def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
+    """The row's funnel and lead data, by header."""
+    if "__error__" in data:
+        raise NurtureError(data["__error__"])
+    given: dict[str, Any] = {"fields": dict(data.pop("fields", None) or {})}
+    for header, value in data.items():
+        key = header_key(header)
+        if key.startswith("fields."):
+            given["fields"][key.removeprefix("fields.")] = value
+        else:
+            given[key] = value if isinstance(value, list) else str(value)
+    first, last = given.pop("first", None), given.pop("last", None)
+    if "name" not in given and (first or last):
+        given["name"] = " ".join(part for part in (first, last) if part)
+    if isinstance(given.get("tags"), str):
+        given["tags"] = given["tags"].replace(";", ",").split(",")
+    funnel = given.pop("funnel", None)
+    return funnel, LeadInput(**given)
+
+
+class Importer:
+    """One import run: caches of funnels, their sequences and the leads seen so far."""
+
+    def __init__(self, session: Session, now: datetime, rules: LeadRules) -> None:
+        self.session, self.now, self.rules = session, now, rules
+        self.funnels = {f.slug: f for f in session.exec(select(Funnel)).all()}
+        self.offers: dict[int, list[Offer]] = {}
+        self.decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.enrollments: dict[tuple[int, str | None], dict[str, Any]] = {}
+        self.by_key: dict[str, Lead | dict[str, Any]] = {}
+        self.result = ImportResult()
+
+    def run(self, rows: list[Row], funnel: str | None, progress: Progress | None) -> ImportResult:
+        default = find_funnel(self.session, funnel) if funnel else None
+        for start in range(0, len(rows), BATCH):
+            self._batch(rows[start : start + BATCH], default)
+            if progress:
+                progress(min(start + BATCH, len(rows)), len(rows))
+        return self.result
+
+    def _batch(self, rows: list[Row], default: Funnel | None) -> None:
+        self.result.rows += len(rows)
+        parsed = [item for row in rows if (item := self._parse(row, default))]
+        self._load_existing([values for _, values, _ in parsed])
+        fresh: list[dict[str, Any]] = []
+        for row, values, funnel in parsed:
+            lead = self._existing(values)
+            if isinstance(lead, Lead):
+                self._update(lead, values | {"funnel_id": funnel.id})
+            elif lead is not None:  # a lead of this batch, not inserted yet
+                lead.update(values | {"funnel_id": funnel.id})
+                self.result.updated += 1
+            else:
+                try:
+                    fresh.append(lead_row(values, funnel.id, self.now, self.rules))
+                except NurtureError as problem:
+                    self._error(row, str(problem))
+                    continue
+                self._remember(fresh[-1])
+        self._insert(fresh)
+
+    def _parse(self, row: Row, default: Funnel | None) -> tuple[Row, dict, Funnel] | None:
+        try:
+            funnel_name, data = lead_input(dict(row.data))
+            funnel = self._funnel(funnel_name) if funnel_name else default
+            if funnel is None:
+                raise NurtureError("no funnel: give --funnel or a funnel column")
+            return row, clean(data, self.rules.phone_region), funnel
+        except NurtureError as problem:
+            self._error(row, str(problem))
+            return None
+
+    def _error(self, row: Row, message: str) -> None:
+        self.result.errors.append(RowError(row.number, message))
+
+    def _funnel(self, name: str) -> Funnel:
+        found = self.funnels.get(slugify(name))
+        return found if found is not None else find_funnel(self.session, name)
+
+    def _load_existing(self, batch: list[dict[str, Any]]) -> None:
+        ids = {v["external_id"] for v in batch if v.get("external_id")} - self.by_key.keys()
+        emails = {v["email"] for v in batch if v.get("email")} - self.by_key.keys()
+        for column, keys in ((Lead.external_id, ids), (Lead.email, emails)):
+            if keys:
+                for lead in self.session.exec(select(Lead).where(col(column).in_(keys))):
+                    self._remember(lead)
+
+    def _remember(self, lead: Lead | dict[str, Any]) -> None:
+        keys = (
+            (lead.external_id, lead.email)
+            if isinstance(lead, Lead)
+            else (lead.get("external_id"), lead.get("email"))
+        )
+        for key in keys:
+            if key:
+                self.by_key.setdefault(key, lead)
+
+    def _existing(self, values: dict[str, Any]) -> Lead | dict[str, Any] | None:
+        """The stored lead (or this batch's new one) the values name: by external id, else email."""
+        key = values.get("external_id") or values.get("email")
+        found = self.by_key.get(key) if key else None
+        if isinstance(found, dict) and "id" in found:  # inserted by an earlier batch
+            found = self.by_key[key] = self.session.get(Lead, found["id"])
+        return found
+
+    def _update(self, lead: Lead, values: dict[str, Any]) -> None:
+        if set_values(self.session, lead, values, self.now, self.rules):
+            self.result.updated += 1
+        else:
+            self.result.unchanged += 1
+
+    def _insert(self, fresh: list[dict[str, Any]]) -> None:
+        """Insert the new leads, their decisions and enrollments: three statements for the batch."""
+        if not fresh:
+            return
+        decisions, enrollments = [], []
+        for row, lead_id in zip(fresh, self._insert_leads(fresh), strict=True):
+            decision = self._decide(row)
+            decisions.append(decision | {"lead_id": lead_id})
+            if decision["sequence_id"] is not None:
+                enrollments.append(
+                    self._enrollment(decision["sequence_id"], row) | {"lead_id": lead_id}
+                )
+        self._insert_rows(MatchDecision, decisions)
+        self._insert_rows(Enrollment, enrollments)
+        self.result.created += len(fresh)
+        self.result.enrolled += len(enrollments)
+
+    def _decide(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The decision row for a new lead; leads with the same trigger facts share one decision."""
+        key = tuple(row[k] for k in ("funnel_id", "source", "status", "temperature", "score"))
+        if key not in self.decisions:
+            offers = self._offers(row["funnel_id"])
+            decision, winner = decide(offers, SimpleNamespace(**row))
+            self.decisions[key] = {
+                "funnel_id": row["funnel_id"],
+                "sequence_id": winner.sequence_id if winner else None,
+                "reason": decision.reason,
+                "candidates": candidates_json(decision, offers),
+                "decided_at": self.now,
+            }
+        return self.decisions[key]
+
+    def _enrollment(self, sequence_id: int, row: dict[str, Any]) -> dict[str, Any]:
+        """The enrollment row for a new lead; one first-step time per sequence and time zone."""
+        key = (sequence_id, row["timezone"])
+        if key not in self.enrollments:
+            offer = next(o for o in self._offers(row["funnel_id"]) if o.sequence_id == sequence_id)
+            zone, default = row["timezone"], self.rules.default_zone
+            self.enrollments[key] = new_enrollment(0, zone, offer, self.now, default)
+        return self.enrollments[key]
+
+    def _insert_leads(self, fresh: list[dict[str, Any]]) -> list[int]:
+        """Insert new leads; their ids in order."""
+        connection, table = self.session.connection(), Lead.__table__
+        if connection.dialect.name == "sqlite":
+            # SQLite returns ids row by row; the write lock (BEGIN IMMEDIATE) makes max + n safe.
+            start = connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+            ids = list(range(start + 1, start + 1 + len(fresh)))
+            connection.execute(
+                insert(table), [r | {"id": i} for r, i in zip(fresh, ids, strict=True)]
+            )
+            return ids
+        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        return list(connection.execute(returning, fresh).scalars())
+
+    def _insert_rows(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.session.connection().execute(insert(model.__table__), rows)
+
+    def _offers(self, funnel_id: int) -> list[Offer]:
+        if funnel_id not in self.offers:
+            self.offers[funnel_id] = funnel_offers(self.session, funnel_id)
+        return self.offers[funnel_id]
+
+
+def import_leads(
+    session: Session,
+    path: Path,
+    now: datetime,
+    rules: LeadRules,
+    *,
+    funnel: str | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a CSV or JSON-lines file of leads; bad rows are reported, good rows land."""
+    return Importer(session, now, rules).run(read_rows(path), funnel, progress)

@@ -1,0 +1,62 @@
+"""Where an enrollment stands in its sequence: the parsed versions, its step, the next one.
+
+A stored version re-validates as a SequenceSpec once, then comes from a cache keyed by
+(store, sequence, version): versions never change once applied.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nurture.spec.models import SequenceSpec, StepBase
+
+Loader = Callable[[int, int], dict[str, Any]]
+_specs: dict[tuple[str, int, int], SequenceSpec] = {}
+
+
+def spec_of(store_url: str, sequence_id: int, version: int, load: Loader) -> SequenceSpec:
+    """The parsed sequence version, `load(sequence_id, version)` giving its definition on a miss."""
+    key = (store_url, sequence_id, version)
+    spec = _specs.get(key)
+    if spec is None:
+        definition = load(sequence_id, version)
+        spec = _specs[key] = SequenceSpec.model_validate(definition | {"tests": []})
+    return spec
+
+
+def index_of(spec: SequenceSpec, step_id: str | None) -> int | None:
+    """The position of a step id in a version; the first step for None."""
+    if step_id is None:
+        return 0
+    return next((i for i, step in enumerate(spec.steps) if step.id == step_id), None)
+
+
+def next_step(spec: SequenceSpec, step_id: str) -> StepBase | None:
+    """The step after `step_id`, or None at the end."""
+    index = index_of(spec, step_id)
+    following = spec.steps[index + 1 :] if index is not None else []
+    return following[0] if following else None
+
+
+@dataclass(frozen=True)
+class Position:
+    """The step to run in the current version; `removed` is a step the new version dropped."""
+
+    spec: SequenceSpec
+    version: int
+    step: StepBase | None
+    removed: StepBase | None = None
+
+
+def locate(old: SequenceSpec, current: SequenceSpec, version: int, step_id: str | None) -> Position:
+    """Move to the current version at the same step id; a removed step gives way to the next
+    step of the old version that the current one still has (None: the sequence is over)."""
+    index = index_of(current, step_id)
+    if index is not None:
+        return Position(current, version, current.steps[index])
+    old_index = index_of(old, step_id)
+    removed = old.steps[old_index] if old_index is not None else None
+    later = old.steps[old_index + 1 :] if old_index is not None else []
+    kept = next((s for s in later if index_of(current, s.id) is not None), None)
+    step = current.steps[index_of(current, kept.id)] if kept else None
+    return Position(current, version, step, removed)

@@ -1,0 +1,194 @@
+"""The engine's hot-path SQL, named: claim, rescue, release, and the batched reads and writes.
+
+Statuses are literals in the SQL, not parameters: a generic plan cannot use a partial index
+(`ix_enrollment_due WHERE status = 'active'`) with a bound status.
+"""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, case, insert, select, text, update
+
+from nurture.store.tables import (
+    Enrollment,
+    Execution,
+    Funnel,
+    Lead,
+    SequenceVersion,
+    UTCDateTime,
+)
+from nurture.store.tables import Sequence as SequenceRow
+
+enrollment = Enrollment.__table__
+execution = Execution.__table__
+lead = Lead.__table__
+_TIMES = {"now": UTCDateTime(), "until": UTCDateTime()}
+
+_CLAIM = """
+UPDATE enrollment
+SET status = 'running', lease_owner = :worker, lease_expires_at = :until, updated_at = :now
+WHERE id IN (
+    SELECT id FROM enrollment
+    WHERE status = 'active' AND next_run_at <= :now
+    ORDER BY next_run_at
+    LIMIT :batch{lock}
+)
+RETURNING id, lead_id, sequence_id, version, step_id, next_run_at, attempts
+"""
+
+
+def claim_sql(dialect: str) -> str:
+    """The claim; Postgres skips rows another daemon is claiming instead of waiting for them."""
+    return _CLAIM.format(lock="\n    FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else "")
+
+
+def claim_statement(dialect: str) -> Any:
+    times = (bindparam(name, type_=type_) for name, type_ in _TIMES.items())
+    statement = text(claim_sql(dialect)).bindparams(*times)
+    return statement.columns(next_run_at=UTCDateTime())
+
+
+def claim(
+    connection: Connection, now: datetime, until: datetime, worker: str, batch: int
+) -> list[Row]:
+    """Lease up to `batch` due enrollments to `worker`, oldest due first."""
+    parameters = {"now": now, "until": until, "worker": worker, "batch": batch}
+    rows = connection.execute(claim_statement(connection.dialect.name), parameters).all()
+    return sorted(rows, key=lambda row: (row.next_run_at, row.id))
+
+
+_RESCUE = text(
+    "UPDATE enrollment SET status = 'active', lease_owner = NULL, lease_expires_at = NULL "
+    "WHERE status = 'running' AND lease_expires_at < :now"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+_RELEASE = text(
+    "UPDATE enrollment SET status = 'active', lease_owner = NULL, lease_expires_at = NULL "
+    "WHERE status = 'running' AND lease_owner = :worker"
+)
+
+_NEXT_DUE = text("SELECT min(next_run_at) AS due FROM enrollment WHERE status = 'active'").columns(
+    due=UTCDateTime()
+)
+
+
+def rescue(connection: Connection, now: datetime) -> int:
+    """Expired leases back to active; how many."""
+    return connection.execute(_RESCUE, {"now": now}).rowcount
+
+
+def release(connection: Connection, worker: str) -> int:
+    """This worker's leases back to active; how many."""
+    return connection.execute(_RELEASE, {"worker": worker}).rowcount
+
+
+def next_due(connection: Connection) -> datetime | None:
+    """The earliest next_run_at of an active enrollment."""
+    return connection.execute(_NEXT_DUE).scalar()
+
+
+def leads(connection: Connection, ids: Iterable[int]) -> dict[int, Row]:
+    rows = connection.execute(select(lead).where(lead.c.id.in_(set(ids))))
+    return {row.id: row for row in rows}
+
+
+def funnels(connection: Connection, ids: Iterable[int | None]) -> dict[int, Row]:
+    table = Funnel.__table__
+    wanted = {i for i in ids if i is not None}
+    rows = connection.execute(select(table).where(table.c.id.in_(wanted))) if wanted else []
+    return {row.id: row for row in rows}
+
+
+def sequences(connection: Connection, ids: Iterable[int]) -> dict[int, Row]:
+    table = SequenceRow.__table__
+    columns = (table.c.id, table.c.name, table.c.slug, table.c.current_version)
+    return {
+        row.id: row for row in connection.execute(select(*columns).where(table.c.id.in_(set(ids))))
+    }
+
+
+def definition(connection: Connection, sequence_id: int, version: int) -> dict[str, Any]:
+    table = SequenceVersion.__table__
+    query = select(table.c.definition).where(
+        table.c.sequence_id == sequence_id, table.c.version == version
+    )
+    return connection.execute(query).scalar_one()
+
+
+def sending(connection: Connection, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
+    """Executions left in `sending` (a crash mid-send) for these (enrollment, step) pairs."""
+    ids = {enrollment_id for enrollment_id, _ in keys}
+    query = select(execution.c.id, execution.c.enrollment_id, execution.c.step_id).where(
+        execution.c.enrollment_id.in_(ids), execution.c.status == "sending"
+    )
+    found = {(row.enrollment_id, row.step_id): row.id for row in connection.execute(query)}
+    return {key: found[key] for key in keys if key in found}
+
+
+def insert_executions(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert execution rows; their ids, in order."""
+    if not rows:
+        return []
+    statement = insert(execution).returning(execution.c.id, sort_by_parameter_order=True)
+    return list(connection.execute(statement, list(rows)).scalars())
+
+
+def finish_executions(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Set status, end time, error, provider id and detail of executions by id (`_id`)."""
+    if rows:
+        statement = update(execution).where(execution.c.id == bindparam("_id"))
+        connection.execute(statement, list(rows))
+
+
+def owned(connection: Connection, ids: Iterable[int], worker: str) -> set[int]:
+    """Those of `ids` still running under this worker's lease, locked until the commit."""
+    query = (
+        select(enrollment.c.id)
+        .where(enrollment.c.id.in_(set(ids)))
+        .where(enrollment.c.status == "running", enrollment.c.lease_owner == worker)
+        .with_for_update()
+    )
+    return set(connection.execute(query).scalars())
+
+
+def update_enrollments(connection: Connection, rows: Sequence[dict[str, Any]], worker: str) -> None:
+    """Write each enrollment's next state (`_id`), only while it is still this worker's lease."""
+    if not rows:
+        return
+    statement = (
+        update(enrollment)
+        .where(enrollment.c.id == bindparam("_id"))
+        .where(enrollment.c.status == "running", enrollment.c.lease_owner == worker)
+    )
+    connection.execute(statement, list(rows))
+
+
+def change_score(
+    connection: Connection, lead_id: int, *, set_to: int | None, add: int | None, now: datetime
+) -> None:
+    """Set or add to a lead's score, clamped to 0-100 in SQL (two steps may change it in one batch)."""
+    value = set_to if set_to is not None else lead.c.score + add
+    clamped = case((value < 0, 0), (value > 100, 100), else_=value)
+    connection.execute(
+        update(lead).where(lead.c.id == lead_id).values(score=clamped, updated_at=now)
+    )
+
+
+def add_tags(connection: Connection, lead_id: int, tags: Sequence[str], now: datetime) -> None:
+    """Add tags a lead does not have yet (ignoring case), keeping their order."""
+    current = connection.execute(
+        select(lead.c.tags).where(lead.c.id == lead_id).with_for_update()
+    ).scalar_one()
+    have = {tag.casefold() for tag in current}
+    new = [tag for tag in tags if tag.casefold() not in have]
+    if new:
+        connection.execute(
+            update(lead).where(lead.c.id == lead_id).values(tags=[*current, *new], updated_at=now)
+        )
+
+
+def insert_rows(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert effect rows (tasks, appointments, notifications, outbox messages)."""
+    if rows:
+        connection.execute(insert(table.__table__), list(rows))

@@ -1,0 +1,42 @@
+"""What steps leave for people: follow-up tasks, appointments, notifications for the coach."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from nurture.errors import NotFound
+from nurture.store.tables import Appointment, Lead, Notification, Task
+
+
+def list_tasks(session: Session, *, done: bool = False) -> list[dict[str, Any]]:
+    """Open tasks (or every task with `done`), soonest due first."""
+    query = select(Task, Lead.name).join(Lead, col(Lead.id) == Task.lead_id)
+    if not done:
+        query = query.where(col(Task.done_at).is_(None))
+    query = query.order_by(col(Task.due_at).is_(None), col(Task.due_at), col(Task.id))
+    return [task.model_dump() | {"lead": lead} for task, lead in session.exec(query)]
+
+
+def finish_task(session: Session, task_id: int, now: datetime) -> Task:
+    """Mark a task done (again: nothing changes)."""
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id}")
+    task.done_at = task.done_at or now
+    session.add(task)
+    return task
+
+
+def list_appointments(session: Session) -> list[dict[str, Any]]:
+    """Every appointment, soonest first."""
+    query = select(Appointment, Lead.name).join(Lead, col(Lead.id) == Appointment.lead_id)
+    rows = session.exec(query.order_by(col(Appointment.starts_at), col(Appointment.id)))
+    return [appointment.model_dump() | {"lead": lead} for appointment, lead in rows]
+
+
+def list_notifications(session: Session) -> list[dict[str, Any]]:
+    """Every notification, newest first."""
+    query = select(Notification, Lead.name).outerjoin(Lead, col(Lead.id) == Notification.lead_id)
+    rows = session.exec(query.order_by(col(Notification.id).desc()))
+    return [notification.model_dump() | {"lead": lead} for notification, lead in rows]

@@ -1,0 +1,144 @@
+"""`nurture leads import`: CSV and JSON lines, bad rows reported, good rows land, re-runs idempotent."""
+
+import json
+from pathlib import Path
+
+import pytest
+from builders import sequence, write
+
+from nurture.imports import header_key
+
+CSV = """\
+External ID,Full Name,E-mail,Lead Score,Temperature,Tags,Goal
+crm-1,Ana Ruiz,ana@example.com,55,Warm,"vip, yoga",strength
+crm-2,Bo Berg,not-an-email,40,Warm,,
+crm-3,Cy Chan,cy@example.com,140,Hot,,
+crm-4,,dee@example.com,20,Cold,,
+crm-5,Eve Ek,eve@example.com,10,Cold,,
+"""
+
+
+@pytest.fixture
+def nurture(run_store, project: Path):
+    warm = {"lead_temperature": ["Warm", "Hot"]}
+    write(
+        project,
+        "welcome.yaml",
+        sequence("Welcome", funnels=["Website", "Ads"], trigger_conditions=warm),
+    )
+    assert run_store("apply", "--yes").exit_code == 0
+    return run_store
+
+
+def import_json(nurture, path: Path, *args: str) -> dict:
+    return json.loads(nurture("leads", "import", str(path), "--json", *args).stdout)
+
+
+def leads(nurture) -> list[dict]:
+    return json.loads(nurture("leads", "list", "--json").stdout)[::-1]
+
+
+def test_csv_bad_rows_are_reported_by_row_number_while_good_rows_land(nurture, project):
+    path = project / "leads.csv"
+    path.write_text(CSV, encoding="utf-8")
+    result = nurture("leads", "import", str(path), "--funnel", "website")
+    assert result.exit_code == 1
+    assert result.stdout == "5 rows: 2 created, 0 updated, 0 unchanged, 3 rejected; 1 enrolled.\n"
+    assert result.stderr.splitlines() == [
+        "error: row 3: invalid email 'not-an-email': An email address must have an @-sign.",
+        "error: row 4: score 140 is out of range 0-100",
+        "error: row 5: name is missing",
+    ]
+    ana, eve = leads(nurture)
+    assert (ana["external_id"], ana["name"], ana["score"]) == ("crm-1", "Ana Ruiz", 55)
+    assert (ana["tags"], ana["fields"], ana["funnel"]) == (
+        ["vip", "yoga"],
+        {"Goal": "strength"},
+        "Website",
+    )
+    assert eve["name"] == "Eve Ek"
+
+
+def test_rerunning_the_same_file_changes_nothing(nurture, project):
+    path = project / "leads.csv"
+    path.write_text(CSV, encoding="utf-8")
+    first = import_json(nurture, path, "--funnel", "website")
+    before = nurture("leads", "list", "--json").stdout
+    again = import_json(nurture, path, "--funnel", "website")
+    assert (first["created"], first["enrolled"]) == (2, 1)
+    assert {k: again[k] for k in ("created", "updated", "unchanged", "enrolled")} == {
+        "created": 0,
+        "updated": 0,
+        "unchanged": 2,
+        "enrolled": 0,
+    }
+    assert nurture("leads", "list", "--json").stdout == before
+    shown = json.loads(nurture("leads", "show", "crm-1", "--json").stdout)
+    assert len(shown["enrollments"]) == 1
+
+
+def test_json_lines_upsert_by_external_id_and_by_email(nurture, project):
+    path = project / "leads.jsonl"
+    lines = [
+        {
+            "id": "crm-1",
+            "name": "Ana Ruiz",
+            "email": "ana@example.com",
+            "funnel": "Ads",
+            "temperature": "Warm",
+        },
+        {"name": "Bo Berg", "email": "bo@example.com", "funnel": "website", "score": 30},
+    ]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n", encoding="utf-8")
+    assert import_json(nurture, path)["created"] == 2
+    updates = [
+        {"id": "crm-1", "name": "Ana Ruiz-Gil", "funnel": "Ads", "tags": ["client"]},
+        {"name": "Bo Berg", "email": "bo@example.com", "funnel": "website", "score": 35},
+        "not json",
+        {"name": "Cy", "funnel": "nowhere"},
+    ]
+    path.write_text(
+        "\n".join(json.dumps(u) if isinstance(u, dict) else u for u in updates), encoding="utf-8"
+    )
+    result = import_json(nurture, path)
+    assert (result["created"], result["updated"]) == (0, 2)
+    assert result["errors"] == [
+        {"row": 3, "message": "invalid JSON: Expecting value at column 1"},
+        {"row": 4, "message": "no funnel 'nowhere'; known funnels: Ads, Website"},
+    ]
+    ana, bo = leads(nurture)
+    assert (ana["name"], ana["email"], ana["tags"], ana["funnel"]) == (
+        "Ana Ruiz-Gil",
+        "ana@example.com",
+        ["client"],
+        "Ads",
+    )
+    assert bo["score"] == 35
+
+
+def test_a_lead_twice_in_one_file_is_created_then_updated(nurture, project):
+    path = project / "leads.csv"
+    path.write_text("name,email,score\nAna,ana@example.com,10\nAna Ruiz,ana@example.com,20\n")
+    result = import_json(nurture, path, "--funnel", "website")
+    assert (result["created"], result["updated"]) == (1, 1)
+    [ana] = leads(nurture)
+    assert (ana["name"], ana["score"]) == ("Ana Ruiz", 20)
+
+
+def test_a_row_without_a_funnel_is_rejected(nurture, project):
+    path = project / "leads.csv"
+    path.write_text("name\nAna\n", encoding="utf-8")
+    result = import_json(nurture, path)
+    assert result["errors"] == [
+        {"row": 2, "message": "no funnel: give --funnel or a funnel column"}
+    ]
+
+
+def test_headers_map_by_alias():
+    assert [header_key(h) for h in ("Full Name", "e-mail", "Lead_Score", "TZ", "goal")] == [
+        "name",
+        "email",
+        "score",
+        "timezone",
+        "fields.goal",
+    ]

@@ -1,0 +1,137 @@
+"""`nurture leads ...` from the command line, on SQLite and Postgres."""
+
+import json
+from pathlib import Path
+
+import pytest
+from builders import sequence, step, write
+
+
+@pytest.fixture
+def nurture(run_store, project: Path):
+    """A project with one sequence on the `website` funnel, applied."""
+    warm = {"lead_temperature": ["Warm", "Hot"]}
+    write(
+        project,
+        "welcome.yaml",
+        sequence("Welcome", step("Hi"), funnels=["Website"], trigger_conditions=warm),
+    )
+    assert run_store("apply", "--yes").exit_code == 0
+    return run_store
+
+
+def add(nurture, *args: str):
+    return nurture("leads", "add", "--funnel", "website", "--name", "Dr. Ana Ruiz", *args)
+
+
+def test_add_enrolls_at_once_and_says_why(nurture):
+    result = add(
+        nurture, "--email", "Ana@Example.COM", "--temperature", "warm", "--tz", "Europe/Madrid"
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Added lead 1 Dr. Ana Ruiz <Ana@example.com>.\n")
+    assert "Enrolled in Welcome (the only matching sequence); first step hi at " in result.stdout
+    shown = json.loads(nurture("leads", "show", "1", "--json").stdout)
+    assert shown["first_name"] == "Ana" and shown["timezone"] == "Europe/Madrid"
+    assert [(e["sequence"], e["status"], e["step_id"]) for e in shown["enrollments"]] == [
+        ("Welcome", "active", "hi")
+    ]
+    assert shown["next"]["step_id"] == "hi"
+    assert "next: hi of Welcome at " in nurture("leads", "show", "1").stdout
+
+
+def test_add_says_why_there_is_no_sequence(nurture):
+    result = add(nurture, "--temperature", "Cold")
+    assert result.exit_code == 0
+    assert "Not enrolled: no active sequence's trigger conditions hold: " in result.stdout
+    assert "✗ lead_temperature: wants Warm or Hot, lead has 'Cold'" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--email", "ana@"), "error: invalid email 'ana@'"),
+        (("--phone", "555 1234"), "error: invalid phone '555 1234': no country code"),
+        (("--score", "101"), "error: score 101 is out of range 0-100"),
+        (("--tz", "Mars/Olympus"), "error: time zone: 'Mars/Olympus' is not an IANA time zone"),
+        (("--field", "goal"), "error: --field wants key=value, got 'goal'"),
+    ],
+)
+def test_bad_lead_data_is_an_error_not_a_traceback(nurture, args, message):
+    result = add(nurture, *args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message)
+
+
+def test_an_unknown_funnel_lists_the_known_ones(nurture):
+    result = nurture("leads", "add", "--funnel", "webiste", "--name", "Ana")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: no funnel 'webiste' (did you mean 'Website'?); known funnels: Website"
+    )
+
+
+def test_phone_numbers_without_a_country_use_phone_region(nurture, project):
+    (project / "nurture.toml").write_text('phone_region = "US"\n', encoding="utf-8")
+    assert add(nurture, "--phone", "(415) 555-0123").exit_code == 0
+    assert json.loads(nurture("leads", "show", "1", "--json").stdout)["phone"] == "+14155550123"
+
+
+def test_adding_the_same_email_again_updates_the_lead(nurture):
+    add(nurture, "--email", "ana@example.com", "--temperature", "Warm", "--tag", "a")
+    again = add(nurture, "--email", "ana@example.com", "--score", "70", "--tag", "b")
+    assert again.stdout.startswith("Updated lead 1 ")
+    assert "Not enrolled: already enrolled in Welcome before (re_entry: never)." in again.stdout
+    [lead] = json.loads(nurture("leads", "list", "--json").stdout)
+    assert (lead["score"], lead["tags"]) == (70, ["a", "b"])
+
+
+def test_update_tags_fields_and_conversion(nurture):
+    add(nurture, "--email", "ana@example.com", "--temperature", "Warm", "--tag", "new")
+    result = nurture(
+        "leads",
+        "update",
+        "ana@example.com",
+        "--tag",
+        "vip",
+        "--untag",
+        "NEW",
+        "--field",
+        "goal=strength",
+    )
+    assert result.exit_code == 0 and result.stderr == "Updated lead 1 Dr. Ana Ruiz.\n"
+    converted = nurture("leads", "convert", "1")
+    assert converted.stderr == "Converted lead 1 Dr. Ana Ruiz; stopped 1 enrollment(s).\n"
+    shown = json.loads(nurture("leads", "show", "ana@example.com", "--json").stdout)
+    assert (shown["tags"], shown["fields"], shown["status"]) == (
+        ["vip"],
+        {"goal": "strength"},
+        "Converted",
+    )
+    assert shown["converted_at"] is not None
+    [enrollment] = shown["enrollments"]
+    assert (enrollment["status"], enrollment["next_run_at"]) == ("converted", None)
+
+
+def test_list_filters(nurture):
+    add(nurture, "--email", "a@example.com", "--status", "New", "--source", "Ads", "--tag", "vip")
+    add(nurture, "--email", "b@example.com", "--status", "Contacted", "--external-id", "crm-2")
+    listed = lambda *args: [  # noqa: E731
+        lead["email"] for lead in json.loads(nurture("leads", "list", "--json", *args).stdout)
+    ]
+    assert listed() == ["b@example.com", "a@example.com"]
+    assert listed("--status", "new") == ["a@example.com"]
+    assert listed("--source", "ads", "--tag", "VIP") == ["a@example.com"]
+    assert listed("--limit", "1") == ["b@example.com"]
+    assert listed("--funnel", "Website") == ["b@example.com", "a@example.com"]
+    table = nurture("leads", "list").stdout
+    assert "a@example.com" in table and "vip" in table
+    assert nurture("leads", "show", "crm-2").exit_code == 0
+
+
+def test_show_names_a_missing_lead(nurture):
+    result = nurture("leads", "show", "nobody@example.com")
+    assert result.exit_code == 1
+    assert (
+        "error: no lead 'nobody@example.com' (give its id, external id or email)" in result.stderr
+    )
