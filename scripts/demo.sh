@@ -26,4 +26,23 @@ step nurture funnels list
 "$NURTURE" funnels list
 step nurture sequences show warm-lead-welcome
 "$NURTURE" sequences show warm-lead-welcome
+step nurture leads import leads.csv   "# one row has a bad email: reported, the others land"
+cp "$REPO/examples/leads.csv" leads.csv
+"$NURTURE" leads import leads.csv || true
+step nurture leads add --funnel website-form --name "Grace Lee" --source "Web Form" --status New --temperature Hot --score 55 --tz Europe/London
+"$NURTURE" leads add --funnel website-form --name "Grace Lee" --email grace@example.com --phone "+44 7400 555123" \
+  --source "Web Form" --status New --temperature Hot --score 55 --tz Europe/London
+# The daemon (`nurture run`) runs on the wall clock; here the same engine runs once at later
+# simulated times, so two weeks of sequence play out in seconds, printed by the console channel.
+for offset in "+1 minute" "+4 hours" "+1 day" "+2 days" "+4 days" "+7 days" "+14 days"; do
+  at=$(date -u -d "$offset" +%Y-%m-%dT%H:%M:%SZ)
+  step nurture run --once --channel console --now "$at"   "# $offset"
+  "$NURTURE" run --once --channel console --now "$at"
+done
+step nurture leads show ana.ruiz@example.com
+"$NURTURE" leads show ana.ruiz@example.com
+step nurture explain ana.ruiz@example.com
+"$NURTURE" explain ana.ruiz@example.com
+step nurture status
+"$NURTURE" status
 printf '\nThe demo project is in %s\n' "$DEMO"
