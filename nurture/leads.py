@@ -12,8 +12,8 @@ from nurture.contacts import ContactError, first_name, normalize_email, normaliz
 from nurture.enrollment import enroll, stop_enrollments_on_conversion
 from nurture.errors import NotFound, NurtureError
 from nurture.matching import Decision
-from nurture.project import did_you_mean
 from nurture.settings import Settings
+from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.names import slugify
 from nurture.spec.window import check_time_zone
 from nurture.store.tables import Enrollment, Execution, Funnel, Lead, Sequence

@@ -5,28 +5,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from builders import SEED_WARM_LEAD
 
 REPO_SEQUENCES = Path(__file__).resolve().parent.parent / "sequences"
 
-# The seed system's sequence, exactly as its JSON API received it (issue 2).
-SEED = """\
-name: Warm Lead Welcome
-description: 5-step sequence for warm leads
-category: warm_lead
-triggerConditions:
-  leadScore: {min: 30, max: 70}
-  leadSource: [Web Form, Lead Magnet]
-  leadStatus: [New, Contacted]
-  leadTemperature: [Warm, Hot]
-steps:
-  - stepNumber: 1
-    name: Welcome Message
-    actionType: send_whatsapp_message
-    actionConfig:
-      message: "Hi {{lead.name}}! Welcome to our fitness program!"
-    delayDays: 0
-    delayHours: 0
-"""
+SEED = SEED_WARM_LEAD  # the seed system's sequence, exactly as its JSON API received it
 
 EMAIL_STEP = """\
   - name: Free Guide

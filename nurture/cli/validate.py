@@ -1,6 +1,5 @@
 """`nurture validate`: every problem of every sequence file, as `file:line:column: message`."""
 
-import dataclasses
 from pathlib import Path
 
 import typer
@@ -9,7 +8,7 @@ from nurture.cli.context import state
 from nurture.cli.output import note, print_json
 from nurture.errors import ProjectNotFound
 from nurture.spec.diagnostics import Diagnostic
-from nurture.spec.files import CheckResult, check_files
+from nurture.spec.files import CheckResult, check_files, shown
 
 
 def validate(
@@ -20,11 +19,9 @@ def validate(
 ) -> None:
     """Check sequence files: YAML, keys and values, templates, unique names. Exit 1 on errors."""
     coach_keys = _coach_keys(required=not paths)
-    targets = paths or [_relative(state.settings.sequences_path)]
+    targets = paths or [Path(shown(state.settings.sequences_path))]
     result = check_files(targets, coach_keys=coach_keys)
-    diagnostics = [
-        dataclasses.replace(d, file=str(_relative(Path(d.file)))) for d in result.diagnostics
-    ]
+    diagnostics = result.diagnostics  # paths already relative to the working directory
     if json:
         print_json(_as_json(result, diagnostics))
     else:
@@ -43,16 +40,6 @@ def _coach_keys(*, required: bool) -> frozenset[str] | None:
         if required:
             raise
         return None
-
-
-def _relative(path: Path) -> Path:
-    """`path` relative to the working directory when it is below it."""
-    if not path.is_absolute():
-        return path
-    for here, there in ((Path.cwd(), path), (Path.cwd().resolve(), path.resolve())):
-        if there.is_relative_to(here):  # resolved too: the working directory may be a symlink
-            return there.relative_to(here)
-    return path
 
 
 def _as_json(result: CheckResult, diagnostics: list[Diagnostic]) -> dict[str, object]:
