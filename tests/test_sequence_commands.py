@@ -212,3 +212,26 @@ def test_deleting_and_restoring_the_same_content_makes_no_new_version(nurture, p
     path.write_text(text)
     nurture("apply", "--yes")
     assert listed(nurture)["Alpha"]["version"] == 1
+
+
+def test_when_the_store_write_fails_the_file_is_put_back(project, store, monkeypatch):
+    from datetime import UTC, datetime
+
+    from nurture import sequences as catalog
+    from nurture import sync
+    from nurture.project import Project
+    from nurture.spec.templates import COACH_KEYS
+
+    path = write(project, "alpha.yaml", COMMENTED)
+    files = Project(project, project / "sequences", COACH_KEYS)
+    with store.session(immediate=True) as session:
+        sync.apply_changes(session, sync.plan_project(session, files), datetime.now(UTC))
+    before = path.read_bytes()
+
+    def store_down(*_args, **_kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(sync, "apply_changes", store_down)
+    with pytest.raises(OSError), store.session(immediate=True) as session:
+        catalog.set_active(session, files, "Alpha", False, datetime.now(UTC))
+    assert path.read_bytes() == before

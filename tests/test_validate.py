@@ -83,6 +83,12 @@ def test_times_of_day_stay_times_and_no_stays_a_country(run, project):
         ),
         pytest.param(
             "category: warm_lead\n",
+            "category: warm_lead\ndays: mon-fri\n",
+            "4:1: unknown key 'days' here ('days' goes under send_window)",
+            id="key-in-the-wrong-place",
+        ),
+        pytest.param(
+            "category: warm_lead\n",
             "category: warm_lead\nmaxRetries: many\n",
             "4:1: maxRetries: Input should be a valid integer, unable to parse string as an integer"
             " (found 'many')",
@@ -290,3 +296,12 @@ def test_broken_files_are_diagnostics_not_tracebacks(run, project, content, expe
     result = run("validate")
     assert result.exit_code == 1
     assert problems(result) == [f"sequences/broken.yaml:{expected}"]
+
+
+def test_sequence_files_in_a_subfolder_are_named_as_not_read(run, project):
+    (project / "sequences" / "drafts").mkdir()
+    (project / "sequences" / "drafts" / "idea.yaml").write_text(SEED)
+    write(project, "good.yaml", SEED)
+    result = run("validate")
+    assert result.exit_code == 0
+    assert "sequences/drafts:1:1: warning: holds sequence files that are not read" in result.stdout

@@ -145,6 +145,8 @@ class _Explainer:
         here = ".".join(to_snake(p) for p in loc[:-1] if isinstance(p, str) and p not in tags)
         homes = {k: home for k, home in key_homes(self.root).items() if home not in ("", here)}
         elsewhere = difflib.get_close_matches(key, list(homes), n=1, cutoff=0.75)
+        if elsewhere and elsewhere[0] == key:
+            return f" here ({key!r} goes under {homes[key]})"
         if elsewhere:
             return f" (did you mean {elsewhere[0]!r}? it goes under {homes[elsewhere[0]]})"
         tag = next((p for p in loc if isinstance(p, str) and p in tags), None)

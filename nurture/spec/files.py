@@ -107,7 +107,22 @@ def _expand(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
             problems.append(Diagnostic(shown(path), 1, 1, message, "warning"))
         for file in found or []:
             files.setdefault(file.resolve(), file)  # a file named twice is checked once
+        if found is not None and path.is_dir():
+            problems += _unread_subfolders(path)
     return list(files.values()), problems
+
+
+def _unread_subfolders(folder: Path) -> list[Diagnostic]:
+    """Sequence files live directly in the folder: say so when a subfolder holds some."""
+    nested = sorted(
+        sub
+        for sub in folder.iterdir()
+        if sub.is_dir() and not sub.name.startswith(".") and _files_in(sub)
+    )
+    message = "holds sequence files that are not read: sequences live directly in {}"
+    return [
+        Diagnostic(shown(sub), 1, 1, message.format(shown(folder)), "warning") for sub in nested
+    ]
 
 
 def shown(path: Path) -> str:
