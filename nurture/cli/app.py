@@ -24,6 +24,7 @@ from nurture.cli import (
     tasks,
     validate,
 )
+from nurture.cli import test as test_command
 from nurture.cli.context import Options, state
 from nurture.cli.output import error
 from nurture.errors import NurtureError, SpecError
@@ -112,6 +113,7 @@ app.command("apply")(plan.apply)
 app.command("explain")(explain.explain)
 app.command("run")(engine.run)
 app.command("status")(status.status)
+app.command("test")(test_command.test)
 app.add_typer(db.app, name="db")
 app.add_typer(sequences.app, name="sequences")
 app.add_typer(funnels.app, name="funnels")

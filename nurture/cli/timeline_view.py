@@ -1,0 +1,107 @@
+"""How `nurture test` shows a dry run (the decision, the timeline) and test case results."""
+
+from rich.markup import escape
+from rich.table import Table
+
+from nurture.cases import CaseResult
+from nurture.cli.output import out
+from nurture.dryrun import DryRun
+from nurture.timeline import Row, local_time
+
+STYLES = {"sent": "green", "done": "green", "skipped": "yellow", "retry": "magenta"}
+STYLES |= {"failed": "red", "unknown": "red", "event": "cyan", "converted": "bold cyan"}
+STYLES |= {"completed": "bold green", "stopped": "bold yellow", "pending": "dim"}
+
+
+def show_decision(run: DryRun) -> None:
+    """Which sequence the lead's funnel picks, and every candidate's checks."""
+    decision = run.decision
+    if decision is None:
+        return
+    picked = run.chosen or "no sequence"
+    out.print(escape(f"Funnel {run.funnel}: {picked} ({decision.reason})"))
+    for verdict in decision.verdicts:
+        mark = "✓" if verdict.matches else "✗"
+        state = "" if verdict.candidate.active else " (inactive)"
+        head = f"  {mark} {verdict.candidate.name}, priority {verdict.candidate.priority}{state}"
+        out.print(escape(head))
+        for check in verdict.checks:
+            out.print(escape(f"      {check}"))
+    if run.sequence and run.chosen != run.sequence:
+        out.print(escape(f"The timeline below is {run.sequence}'s, as if the lead were enrolled."))
+    out.print()
+
+
+def timeline_table(run: DryRun) -> Table:
+    table = Table(title=f"{run.sequence} — times in {run.zone}", title_justify="left")
+    for column in ("local time", "UTC", "step", "action", "message or effect", "outcome"):
+        table.add_column(column, overflow="fold")
+    for row in run.rows:
+        table.add_row(
+            local_time(row.at, run.zone), f"{row.at:%m-%d %H:%M}", _step(row),
+            row.action or "", escape(row.detail), _outcome(row),
+        )  # fmt: skip
+    return table
+
+
+def _step(row: Row) -> str:
+    if row.kind == "step":
+        return escape(row.step or "") + (f" (try {row.attempt})" if row.attempt > 1 else "")
+    return "[cyan]event[/]" if row.kind == "event" else "[bold]end[/]"
+
+
+def _outcome(row: Row) -> str:
+    style = STYLES.get(row.outcome, "")
+    head = f"[{style}]{row.outcome}[/]" if style else row.outcome
+    return "\n".join([head, *(escape(note) for note in row.notes)])
+
+
+def summary(run: DryRun, seconds: float) -> str:
+    if run.sequence is None:
+        return f"Not enrolled: nothing to run ({seconds:.2f}s)."
+    steps = [row for row in run.rows if row.kind == "step"]
+    counts: dict[str, int] = {}
+    for row in steps:
+        counts[row.outcome] = counts.get(row.outcome, 0) + 1
+    said = ", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "no step ran"
+    span = (run.rows[-1].at - run.rows[0].at) if run.rows else None
+    simulated = f"{span.days}d {span.seconds // 3600}h simulated" if span else "nothing simulated"
+    return f"{run.status}: {said} ({simulated} in {seconds:.2f}s; nothing was sent)"
+
+
+def show_cases(results: list[CaseResult], seconds: float) -> None:
+    """✓/✗ per case, a diff under each failure, then the counts."""
+    for result in results:
+        mark = "[green]✓[/]" if result.passed else "[red]✗[/]"
+        name = escape(f"{result.sequence} › {result.case}")
+        out.print(f"{mark} {name} [dim]({result.seconds:.2f}s)[/]")
+        if not result.passed:
+            _show_failure(result)
+    failed = sum(not r.passed for r in results)
+    passed = len(results) - failed
+    colour = "red" if failed else "green"
+    tail = f", [red]{failed} failed[/]" if failed else ""
+    out.print(f"\n[{colour}]{passed} passed[/]{tail} in {seconds:.2f}s")
+
+
+def _show_failure(result: CaseResult) -> None:
+    out.print(f"    [dim]{escape(result.file)}[/]")
+    if result.error is not None:
+        out.print(f"    [red]error:[/] {escape(result.error)}")
+        return
+    for mismatch in result.mismatches:
+        out.print(f"    {escape(mismatch.message)}")
+        for line in mismatch.diff:
+            style = {"-": "red", "+": "green"}.get(line[:1], "")
+            text = escape(line)
+            out.print(f"      [{style}]{text}[/]" if style else f"      {text}")
+    if result.run is not None and result.run.rows:
+        out.print("    actual timeline:")
+        for row in result.run.rows:
+            out.print(escape(f"      {_line(row, result.run.zone)}"))
+
+
+def _line(row: Row, zone: str) -> str:
+    what = row.step if row.kind == "step" else row.kind
+    extra = row.detail if row.kind != "step" else "; ".join(row.notes)
+    return f"{local_time(row.at, zone)}  {what:<22} {row.outcome:<9} {extra}".rstrip()
