@@ -34,8 +34,10 @@ def show_decision(run: DryRun) -> None:
 
 def timeline_table(run: DryRun) -> Table:
     table = Table(title=f"{run.sequence} — times in {run.zone}", title_justify="left")
-    for column in ("local time", "UTC", "step", "action", "message or effect", "outcome"):
-        table.add_column(column, overflow="fold")
+    for column in ("local time", "UTC", "step", "action"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("message or effect", overflow="fold", ratio=3)
+    table.add_column("outcome", overflow="fold", ratio=2)
     for row in run.rows:
         table.add_row(
             local_time(row.at, run.zone), f"{row.at:%m-%d %H:%M}", _step(row),
