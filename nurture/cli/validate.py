@@ -9,6 +9,7 @@ from nurture.cli.output import note, print_json
 from nurture.errors import ProjectNotFound
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.files import CheckResult, check_files, shown
+from nurture.spec.lint import lint
 
 
 def validate(
@@ -16,11 +17,15 @@ def validate(
         None, help="Sequence files or folders (default: the project's sequences folder)."
     ),
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Warnings fail too (exit 1)."),
 ) -> None:
-    """Check sequence files: YAML, keys and values, templates, unique names. Exit 1 on errors."""
+    """Check sequence files: YAML, keys and values, templates, unique names; lint warnings.
+
+    Exit 1 on errors (and on warnings with --strict)."""
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
     result = check_files(targets, coach_keys=coach_keys)
+    result.diagnostics += lint(result.sequences)
     diagnostics = result.diagnostics  # paths already relative to the working directory
     if json:
         print_json(_as_json(result, diagnostics))
@@ -28,7 +33,7 @@ def validate(
         for diagnostic in diagnostics:
             typer.echo(str(diagnostic))  # plain echo: no rich markup in users' text
         note(_summary(result, diagnostics))
-    if not result.valid:
+    if not result.valid or (strict and diagnostics):
         raise typer.Exit(1)
 
 

@@ -1,0 +1,219 @@
+"""Lint for sequences: valid files that will not do what their author expects (warnings).
+
+Across the sequences of a funnel: two that take the same lead at the same priority (the name
+decides), and scores, statuses or temperatures no sequence takes. Within a sequence: a delay
+that always lands outside the send window, a window open less than an hour a day, and a step
+condition that can never hold.
+"""
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from nurture.spec.actions import MESSAGE_ACTIONS
+from nurture.spec.conditions import TriggerConditions
+from nurture.spec.diagnostics import Diagnostic
+from nurture.spec.durations import format_duration
+from nurture.spec.files import SequenceFile, shown
+from nurture.spec.names import slugify
+from nurture.spec.positions import Loc
+from nurture.spec.window import SendWindow
+
+LISTS = ("lead_source", "lead_status", "lead_temperature")
+
+
+def lint(files: list[SequenceFile]) -> list[Diagnostic]:
+    """Every warning for these (valid) sequence files."""
+    found = [d for file in files for d in _sequence_warnings(file)]
+    return found + list(_funnel_warnings(files))
+
+
+def _warn(file: SequenceFile, loc: Loc, message: str) -> Diagnostic:
+    return Diagnostic(shown(file.path), *file.position(loc), message, "warning")
+
+
+# Within one sequence.
+
+
+def _sequence_warnings(file: SequenceFile) -> Iterator[Diagnostic]:
+    spec = file.spec
+    window = spec.send_window
+    if window is not None and _open_minutes(window) < 60:
+        minutes = _open_minutes(window)
+        yield _warn(file, ("send_window",), f"the send window is open only {minutes} minutes a day")
+    for index, step in enumerate(spec.steps):
+        previous = spec.steps[index - 1] if index else None
+        unchecked = window is None or previous is None or not _both_messages(previous, step)
+        if not unchecked and not _can_land(window, step.delay):
+            yield _warn(
+                    file, ("steps", index), f"step {step.id}: a delay of "
+                    f"{format_duration(step.delay)} after a message sent in the window "
+                    f"({window.start:%H:%M}-{window.end:%H:%M}) always lands outside it; "
+                    f"the step always moves to the next opening",
+                )  # fmt: skip
+        conditions = step.conditions
+        if conditions is None:
+            continue
+        both = {t.casefold() for t in conditions.tags or []} & {
+            t.casefold() for t in conditions.not_tags or []
+        }
+        if both:
+            named = ", ".join(sorted(both))
+            message = (
+                f"step {step.id}: condition can never hold: tags and not_tags both name {named}"
+            )
+            yield _warn(file, ("steps", index, "conditions"), message)
+        sources = _values(conditions.lead_source)
+        allowed = _values(spec.trigger_conditions.lead_source)
+        if sources and allowed and not sources & allowed:
+            message = (
+                f"step {step.id}: condition can never hold: lead_source "
+                f"{', '.join(conditions.lead_source)} is not one the sequence's trigger takes "
+                f"({', '.join(spec.trigger_conditions.lead_source)}), and a lead's source does not change"
+            )
+            yield _warn(file, ("steps", index, "conditions", "lead_source"), message)
+
+
+def _both_messages(previous, step) -> bool:
+    return previous.action_type in MESSAGE_ACTIONS and step.action_type in MESSAGE_ACTIONS
+
+
+def _open_minutes(window: SendWindow) -> int:
+    start, end = (
+        window.start.hour * 60 + window.start.minute,
+        window.end.hour * 60 + window.end.minute,
+    )
+    return end - start
+
+
+def _can_land(window: SendWindow, delay: timedelta) -> bool:
+    """Whether some send time inside the window, plus the delay, is inside it too (time of day)."""
+    day = datetime(2000, 1, 3)
+    sent = datetime.combine(day, window.start)
+    while sent.time() < window.end and sent.date() == day.date():
+        landed = (sent + delay).time()
+        if window.start <= landed < window.end:
+            return True
+        sent += timedelta(minutes=15)
+    return False
+
+
+def _values(wanted: list[str] | None) -> set[str]:
+    return {value.casefold() for value in wanted or []}
+
+
+# Across the sequences of each funnel.
+
+
+def _funnel_warnings(files: list[SequenceFile]) -> Iterator[Diagnostic]:
+    funnels: dict[str, list[SequenceFile]] = {}
+    for file in files:
+        if file.spec.active:
+            for funnel in file.spec.funnels:
+                funnels.setdefault(slugify(funnel), []).append(file)
+    vocabulary = {name: _vocabulary(files, name) for name in ("lead_status", "lead_temperature")}
+    for funnel, members in sorted(funnels.items()):
+        yield from _overlaps(funnel, members)
+        yield from _gaps(funnel, members, vocabulary)
+
+
+def _overlaps(funnel: str, members: list[SequenceFile]) -> Iterator[Diagnostic]:
+    for index, first in enumerate(members):
+        for second in members[index + 1 :]:
+            a, b = first.spec, second.spec
+            if a.priority != b.priority or _count(a) != _count(b):
+                continue
+            example = _common_lead(a.trigger_conditions, b.trigger_conditions)
+            if example is not None:
+                winner, loser = sorted((a.name, b.name), key=str.casefold)
+                message = (
+                    f"in funnel {funnel}, {a.name} and {b.name} can take the same lead at priority "
+                    f"{a.priority} with as many conditions: only the name decides ({winner} wins); "
+                    f"e.g. a lead with {example}. Give one a higher priority"
+                )
+                yield _warn(
+                    second,
+                    ("priority",) if "priority" in second.document.data else ("name",),
+                    message,
+                )
+
+
+def _count(spec) -> int:
+    return spec.trigger_conditions.count()
+
+
+def _common_lead(a: TriggerConditions, b: TriggerConditions) -> str | None:
+    """A lead both conditions take, described; None when none exists."""
+    low_a, high_a = (a.lead_score.min, a.lead_score.max) if a.lead_score else (0, 100)
+    low_b, high_b = (b.lead_score.min, b.lead_score.max) if b.lead_score else (0, 100)
+    low, high = max(low_a, low_b), min(high_a, high_b)
+    if low > high:
+        return None
+    parts = [f"score {low}"]
+    for name in LISTS:
+        first, second = getattr(a, name), getattr(b, name)
+        if first is None and second is None:
+            continue
+        common = [
+            v
+            for v in first or second
+            if second is None or first is None or v.casefold() in _values(second)
+        ]
+        if not common:
+            return None
+        parts.append(f"{name.removeprefix('lead_')} {common[0]!r}")
+    return ", ".join(parts)
+
+
+def _vocabulary(files: list[SequenceFile], name: str) -> dict[str, str]:
+    """Every value of a condition the project's sequences name (folded -> as written)."""
+    seen: dict[str, str] = {}
+    for file in files:
+        for value in getattr(file.spec.trigger_conditions, name) or []:
+            seen.setdefault(value.casefold(), value)
+    return seen
+
+
+def _gaps(
+    funnel: str, members: list[SequenceFile], vocabulary: dict[str, dict[str, str]]
+) -> Iterator[Diagnostic]:
+    where = members[0], ("funnels", _funnel_index(members[0], funnel))
+    for low, high in _score_gaps([m.spec.trigger_conditions for m in members]):
+        yield _warn(
+            *where, f"funnel {funnel}: no sequence takes leads with a score of {low}-{high}"
+        )
+    for name, known in vocabulary.items():
+        taken: set[str] = set()
+        for member in members:
+            values = getattr(member.spec.trigger_conditions, name)
+            if values is None:
+                taken = set(known)
+                break
+            taken |= _values(values)
+        missing = [written for folded, written in known.items() if folded not in taken]
+        if missing:
+            what = name.removeprefix("lead_")
+            message = f"funnel {funnel}: no sequence takes leads with {what} {', '.join(missing)}"
+            yield _warn(*where, message)
+
+
+def _funnel_index(file: SequenceFile, funnel: str) -> int:
+    return next(i for i, name in enumerate(file.spec.funnels) if slugify(name) == funnel)
+
+
+def _score_gaps(conditions: list[TriggerConditions]) -> list[tuple[int, int]]:
+    covered = [False] * 101
+    for condition in conditions:
+        low, high = (
+            (condition.lead_score.min, condition.lead_score.max)
+            if condition.lead_score
+            else (0, 100)
+        )
+        covered[low : high + 1] = [True] * (high - low + 1)
+    gaps, start = [], None
+    for score, taken in enumerate([*covered, True]):
+        if not taken and start is None:
+            start = score
+        elif taken and start is not None:
+            gaps.append((start, score - 1))
+            start = None
+    return gaps

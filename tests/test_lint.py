@@ -1,0 +1,95 @@
+"""Lint in `nurture validate`: warnings about sequences that will not do what their author expects."""
+
+from pathlib import Path
+
+from builders import sequence, step, write
+
+WINDOW = {"days": "mon-fri", "start": "09:00", "end": "17:00"}
+
+
+def validate(run, *args: str):
+    result = run("validate", *args)
+    return result, [line for line in result.output.splitlines() if "warning:" in line]
+
+
+def test_two_sequences_decided_only_by_name_are_reported_with_an_example_lead(project: Path, run):
+    write(project, "a.yaml", sequence("Alpha", funnels=["web"], trigger_conditions={"lead_score": {"min": 20, "max": 60}, "lead_status": ["New", "Contacted"]}))  # fmt: skip
+    write(project, "b.yaml", sequence("Beta", funnels=["web"], trigger_conditions={"lead_score": {"min": 50}, "lead_status": "contacted"}))  # fmt: skip
+    write(project, "c.yaml", sequence("Gamma", funnels=["web"], priority=5, trigger_conditions={"lead_score": {"min": 50}, "lead_status": "New"}))  # fmt: skip
+    result, warnings = validate(run)
+    assert result.exit_code == 0  # warnings alone do not fail
+    overlap = [w for w in warnings if "only the name decides" in w]
+    assert overlap == [
+        "sequences/b.yaml:1:1: warning: in funnel web, Alpha and Beta can take the same lead at "
+        "priority 0 with as many conditions: only the name decides (Alpha wins); e.g. a lead with "
+        "score 50, status 'Contacted'. Give one a higher priority"
+    ]
+    assert run("validate", "--strict").exit_code == 1
+
+
+def test_scores_and_statuses_no_sequence_of_a_funnel_takes(project: Path, run):
+    write(project, "a.yaml", sequence("Alpha", funnels=["web", "ads"], trigger_conditions={"lead_score": {"min": 30, "max": 60}, "lead_status": "New"}))  # fmt: skip
+    write(project, "b.yaml", sequence("Beta", funnels=["ads"], trigger_conditions={"lead_score": {"min": 80}, "lead_status": "Lost"}))  # fmt: skip
+    _, warnings = validate(run)
+    assert (
+        "sequences/a.yaml:5:3: warning: funnel ads: no sequence takes leads with a score of 0-29"
+        in warnings
+    )
+    assert any(
+        w.endswith("funnel ads: no sequence takes leads with a score of 61-79") for w in warnings
+    )
+    assert any(w.endswith("funnel web: no sequence takes leads with status Lost") for w in warnings)
+    assert not any("funnel ads: no sequence takes leads with status" in w for w in warnings)
+
+
+def test_a_delay_that_always_lands_outside_the_window_and_a_short_window(project: Path, run):
+    short = WINDOW | {"start": "12:00", "end": "12:30"}
+    write(
+        project,
+        "a.yaml",
+        sequence("Alpha", step("Hi"), step("Later", delay_hours=16), send_window=WINDOW),
+    )
+    write(
+        project,
+        "b.yaml",
+        sequence("Beta", step("Hi"), step("Fine", delay_days=1), send_window=short),
+    )
+    _, warnings = validate(run)
+    assert any(
+        "step later: a delay of 16h after a message sent in the window (09:00-17:00) always lands "
+        "outside it"
+        in w
+        and w.startswith("sequences/a.yaml:")
+        for w in warnings
+    )
+    assert any("b.yaml" in w and "open only 30 minutes a day" in w for w in warnings)
+    assert not any("step fine" in w for w in warnings)
+
+
+def test_a_condition_that_can_never_hold(project: Path, run):
+    never = step("Never", conditions={"tags": ["vip"], "not_tags": ["VIP"]})
+    other_source = step("Ads only", conditions={"lead_source": "Facebook Ads"})
+    doc = sequence(
+        "Alpha", step("Hi"), never, other_source, trigger_conditions={"lead_source": "Web Form"}
+    )
+    write(project, "a.yaml", doc)
+    _, warnings = validate(run)
+    assert any(
+        "step never: condition can never hold: tags and not_tags both name vip" in w
+        for w in warnings
+    )
+    assert any(
+        "step ads-only: condition can never hold: lead_source Facebook Ads" in w for w in warnings
+    )
+
+
+def test_clean_sequences_pass_strict(project: Path, run):
+    write(
+        project,
+        "a.yaml",
+        sequence(
+            "Alpha", step("Hi"), step("Later", delay_days=1), funnels=["web"], send_window=WINDOW
+        ),
+    )
+    result = run("validate", "--strict")
+    assert result.exit_code == 0 and "warning" not in result.output
