@@ -13,9 +13,37 @@ def validate(run, *args: str):
 
 
 def test_two_sequences_decided_only_by_name_are_reported_with_an_example_lead(project: Path, run):
-    write(project, "a.yaml", sequence("Alpha", funnels=["web"], trigger_conditions={"lead_score": {"min": 20, "max": 60}, "lead_status": ["New", "Contacted"]}))  # fmt: skip
-    write(project, "b.yaml", sequence("Beta", funnels=["web"], trigger_conditions={"lead_score": {"min": 50}, "lead_status": "contacted"}))  # fmt: skip
-    write(project, "c.yaml", sequence("Gamma", funnels=["web"], priority=5, trigger_conditions={"lead_score": {"min": 50}, "lead_status": "New"}))  # fmt: skip
+    write(
+        project,
+        "a.yaml",
+        sequence(
+            "Alpha",
+            funnels=["web"],
+            trigger_conditions={
+                "lead_score": {"min": 20, "max": 60},
+                "lead_status": ["New", "Contacted"],
+            },
+        ),
+    )
+    write(
+        project,
+        "b.yaml",
+        sequence(
+            "Beta",
+            funnels=["web"],
+            trigger_conditions={"lead_score": {"min": 50}, "lead_status": "contacted"},
+        ),
+    )
+    write(
+        project,
+        "c.yaml",
+        sequence(
+            "Gamma",
+            funnels=["web"],
+            priority=5,
+            trigger_conditions={"lead_score": {"min": 50}, "lead_status": "New"},
+        ),
+    )
     result, warnings = validate(run)
     assert result.exit_code == 0  # warnings alone do not fail
     overlap = [w for w in warnings if "only the name decides" in w]
@@ -28,8 +56,24 @@ def test_two_sequences_decided_only_by_name_are_reported_with_an_example_lead(pr
 
 
 def test_scores_and_statuses_no_sequence_of_a_funnel_takes(project: Path, run):
-    write(project, "a.yaml", sequence("Alpha", funnels=["web", "ads"], trigger_conditions={"lead_score": {"min": 30, "max": 60}, "lead_status": "New"}))  # fmt: skip
-    write(project, "b.yaml", sequence("Beta", funnels=["ads"], trigger_conditions={"lead_score": {"min": 80}, "lead_status": "Lost"}))  # fmt: skip
+    write(
+        project,
+        "a.yaml",
+        sequence(
+            "Alpha",
+            funnels=["web", "ads"],
+            trigger_conditions={"lead_score": {"min": 30, "max": 60}, "lead_status": "New"},
+        ),
+    )
+    write(
+        project,
+        "b.yaml",
+        sequence(
+            "Beta",
+            funnels=["ads"],
+            trigger_conditions={"lead_score": {"min": 80}, "lead_status": "Lost"},
+        ),
+    )
     _, warnings = validate(run)
     assert (
         "sequences/a.yaml:5:3: warning: funnel ads: no sequence takes leads with a score of 0-29"
