@@ -54,12 +54,16 @@ def run_cases(project: Project, sequence: str | None = None) -> list[CaseResult]
     files = [f for f in project.files if sequence is None or f.spec.slug == slugify(sequence)]
     if sequence is not None and not files:
         raise NurtureError(f"no sequence {sequence!r} in the project")
-    return [run_case(project, file, case) for file in files for case in file.spec.tests]
+    return [
+        run_case(project, file, index) for file in files for index in range(len(file.spec.tests))
+    ]
 
 
-def run_case(project: Project, file: SequenceFile, case: TestCase) -> CaseResult:
+def run_case(project: Project, file: SequenceFile, index: int) -> CaseResult:
     """Dry-run one case and check it; a case that cannot run is an error, not a crash."""
-    result = CaseResult(shown(file.path), file.spec.name, case.name)
+    case = file.spec.tests[index]
+    line, column = file.position(("tests", index))
+    result = CaseResult(f"{shown(file.path)}:{line}:{column}", file.spec.name, case.name)
     started = time.perf_counter()
     try:
         result.run = dry_run(project, _scenario(file, case))

@@ -11,7 +11,7 @@ def junit_xml(results: list[CaseResult]) -> str:
     """One <testsuite> per sequence file, one <testcase> per case."""
     root = ElementTree.Element("testsuites", name="nurture test")
     _counts(root, results)
-    for file, group in groupby(results, key=lambda result: result.file):
+    for file, group in groupby(results, key=lambda result: result.file.split(":")[0]):
         cases = list(group)
         suite = ElementTree.SubElement(root, "testsuite", name=cases[0].sequence, file=file)
         _counts(suite, cases)

@@ -12,6 +12,12 @@ step nurture init .
 cp "$REPO"/sequences/*.yaml sequences/
 step nurture validate
 "$NURTURE" validate
+step nurture test   "# every tests: case of every sequence, on a simulated clock: no database, nothing sent"
+"$NURTURE" test
+step nurture test warm-lead-welcome --lead-field name="Maria Lopez" ... --event "+1d convert"
+"$NURTURE" test warm-lead-welcome --lead-field name="Maria Lopez" --lead-field source="Web Form" \
+  --lead-field status=New --lead-field temperature=Warm --lead-field score=45 \
+  --start 2025-03-03T09:00:00Z --event "+1d convert"
 step nurture plan
 "$NURTURE" plan
 step nurture apply --yes

@@ -34,16 +34,24 @@ def show_decision(run: DryRun) -> None:
 
 def timeline_table(run: DryRun) -> Table:
     table = Table(title=f"{run.sequence} — times in {run.zone}", title_justify="left")
-    for column in ("local time", "UTC", "step", "action"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("message or effect", overflow="fold", ratio=3)
-    table.add_column("outcome", overflow="fold", ratio=2)
+    table.add_column("local time", no_wrap=True)
+    table.add_column("UTC", overflow="fold", min_width=5, ratio=1)
+    table.add_column("step", no_wrap=True, max_width=24)
+    table.add_column("action", overflow="fold", min_width=6, ratio=1)
+    table.add_column("message or effect", overflow="fold", min_width=16, ratio=4)
+    table.add_column("outcome", overflow="fold", min_width=12, ratio=2)
     for row in run.rows:
         table.add_row(
             local_time(row.at, run.zone), f"{row.at:%m-%d %H:%M}", _step(row),
-            row.action or "", escape(row.detail), _outcome(row),
+            row.action or "", escape(_short(row.detail)), _outcome(row),
         )  # fmt: skip
     return table
+
+
+def _short(text: str, limit: int = 180) -> str:
+    """A message on a few lines of the table (--json has it whole)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
 def _step(row: Row) -> str:
@@ -105,5 +113,5 @@ def _show_failure(result: CaseResult) -> None:
 
 def _line(row: Row, zone: str) -> str:
     what = row.step if row.kind == "step" else row.kind
-    extra = row.detail if row.kind != "step" else "; ".join(row.notes)
+    extra = "; ".join([row.detail, *row.notes] if row.kind != "step" else row.notes)
     return f"{local_time(row.at, zone)}  {what:<22} {row.outcome:<9} {extra}".rstrip()
