@@ -2,7 +2,7 @@
 
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     )
     batch: int = Field(500, ge=1, description="Due steps claimed per batch by `nurture run`.")
     senders: int = Field(8, ge=1, description="Concurrent channel sends per batch.")
+    lint_ignore: list[Literal["same-priority", "coverage", "send-window", "never-holds"]] = Field(
+        default_factory=list, description="Lint rules `nurture validate` does not report."
+    )
     coach: CoachSettings = Field(default_factory=CoachSettings)
 
     @classmethod

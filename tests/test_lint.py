@@ -50,7 +50,7 @@ def test_two_sequences_decided_only_by_name_are_reported_with_an_example_lead(pr
     assert overlap == [
         "sequences/b.yaml:1:1: warning: in funnel web, Alpha and Beta can take the same lead at "
         "priority 0 with as many conditions: only the name decides (Alpha wins); e.g. a lead with "
-        "score 50, status 'Contacted'. Give one a higher priority"
+        "score 50, status 'Contacted'. Give one a higher priority [same-priority]"
     ]
     assert run("validate", "--strict").exit_code == 1
 
@@ -76,13 +76,16 @@ def test_scores_and_statuses_no_sequence_of_a_funnel_takes(project: Path, run):
     )
     _, warnings = validate(run)
     assert (
-        "sequences/a.yaml:5:3: warning: funnel ads: no sequence takes leads with a score of 0-29"
+        "sequences/a.yaml:5:3: warning: funnel ads: no sequence takes leads with a score of 0-29 [coverage]"
         in warnings
     )
     assert any(
-        w.endswith("funnel ads: no sequence takes leads with a score of 61-79") for w in warnings
+        "funnel ads: no sequence takes leads with a score of 61-79 [coverage]" in w
+        for w in warnings
     )
-    assert any(w.endswith("funnel web: no sequence takes leads with status Lost") for w in warnings)
+    assert any(
+        "funnel web: no sequence takes leads with status Lost [coverage]" in w for w in warnings
+    )
     assert not any("funnel ads: no sequence takes leads with status" in w for w in warnings)
 
 
@@ -100,8 +103,8 @@ def test_a_delay_that_always_lands_outside_the_window_and_a_short_window(project
     )
     _, warnings = validate(run)
     assert any(
-        "step later: a delay of 16h after a message sent in the window (09:00-17:00) always lands "
-        "outside it"
+        "step later: 16h after the previous message (sent mon, tue, wed, thu, fri 09:00-17:00) "
+        "always falls outside the send window, so it always waits for the next opening [send-window]"
         in w
         and w.startswith("sequences/a.yaml:")
         for w in warnings
@@ -135,5 +138,51 @@ def test_clean_sequences_pass_strict(project: Path, run):
             "Alpha", step("Hi"), step("Later", delay_days=1), funnels=["web"], send_window=WINDOW
         ),
     )
+    result = run("validate", "--strict")
+    assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_the_time_since_the_last_message_counts_and_so_do_the_days(project: Path, run):
+    task = {"name": "Task", "action_type": "create_task", "action_config": {"title": "Call"}}
+    weekdays = WINDOW | {"days": "mon"}
+    write(
+        project,
+        "a.yaml",
+        sequence(
+            "Alpha",
+            step("Hi"),
+            task | {"delay_hours": 10},
+            step("Then", delay_hours=6),
+            send_window=WINDOW,
+        ),
+    )
+    write(
+        project,
+        "b.yaml",
+        sequence("Beta", step("Hi"), step("Next day", delay_days=1), send_window=weekdays),
+    )
+    write(
+        project,
+        "c.yaml",
+        sequence("Gamma", step("Hi"), step("A week on", delay_days=7), send_window=weekdays),
+    )
+    _, warnings = validate(run)
+    assert any("a.yaml" in w and "step then: 16h after the previous message" in w for w in warnings)
+    assert any(
+        "b.yaml" in w and "step next-day: 1d after the previous message (sent mon" in w
+        for w in warnings
+    )
+    assert not any("c.yaml" in w for w in warnings)
+
+
+def test_rules_a_project_silences_in_nurture_toml(project: Path, run):
+    write(
+        project,
+        "a.yaml",
+        sequence("Alpha", funnels=["web"], trigger_conditions={"lead_score": {"min": 50}}),
+    )
+    assert any("[coverage]" in w for w in validate(run)[1])
+    with (project / "nurture.toml").open("a") as toml:
+        toml.write('lint_ignore = ["coverage"]\n')
     result = run("validate", "--strict")
     assert result.exit_code == 0 and "warning" not in result.output

@@ -25,7 +25,7 @@ def validate(
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
     result = check_files(targets, coach_keys=coach_keys)
-    result.diagnostics += lint(result.sequences)
+    result.diagnostics += lint(result.sequences, ignore=_lint_ignore())
     diagnostics = result.diagnostics  # paths already relative to the working directory
     if json:
         print_json(_as_json(result, diagnostics))
@@ -45,6 +45,14 @@ def _coach_keys(*, required: bool) -> frozenset[str] | None:
         if required:
             raise
         return None
+
+
+def _lint_ignore() -> list[str]:
+    """The lint rules nurture.toml silences (none for files given outside a project)."""
+    try:
+        return list(state.settings.lint_ignore)
+    except ProjectNotFound:
+        return []
 
 
 def _as_json(result: CheckResult, diagnostics: list[Diagnostic]) -> dict[str, object]:

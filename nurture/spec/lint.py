@@ -6,94 +6,109 @@ that always lands outside the send window, a window open less than an hour a day
 condition that can never hold.
 """
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 
 from nurture.spec.actions import MESSAGE_ACTIONS
-from nurture.spec.conditions import TriggerConditions
+from nurture.spec.conditions import StepConditions, TriggerConditions
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.durations import format_duration
 from nurture.spec.files import SequenceFile, shown
 from nurture.spec.names import slugify
 from nurture.spec.positions import Loc
-from nurture.spec.window import SendWindow
+from nurture.spec.window import WEEKDAYS, SendWindow
 
 LISTS = ("lead_source", "lead_status", "lead_temperature")
 
 
-def lint(files: list[SequenceFile]) -> list[Diagnostic]:
-    """Every warning for these (valid) sequence files."""
+RULES = ("same-priority", "coverage", "send-window", "never-holds")
+"""Each warning ends with its rule in brackets; `lint_ignore` in nurture.toml silences rules."""
+
+
+def lint(files: list[SequenceFile], ignore: Collection[str] = ()) -> list[Diagnostic]:
+    """Every warning for these (valid) sequence files, but those of the rules in `ignore`."""
     found = [d for file in files for d in _sequence_warnings(file)]
-    return found + list(_funnel_warnings(files))
+    found += list(_funnel_warnings(files))
+    return [d for d in found if not any(d.message.endswith(f"[{rule}]") for rule in ignore)]
 
 
-def _warn(file: SequenceFile, loc: Loc, message: str) -> Diagnostic:
-    return Diagnostic(shown(file.path), *file.position(loc), message, "warning")
+def _warn(file: SequenceFile, loc: Loc, message: str, rule: str) -> Diagnostic:
+    return Diagnostic(shown(file.path), *file.position(loc), f"{message} [{rule}]", "warning")
 
 
 # Within one sequence.
 
 
 def _sequence_warnings(file: SequenceFile) -> Iterator[Diagnostic]:
-    spec = file.spec
-    window = spec.send_window
-    if window is not None and _open_minutes(window) < 60:
+    window = file.spec.send_window
+    if window is not None:
         minutes = _open_minutes(window)
-        yield _warn(file, ("send_window",), f"the send window is open only {minutes} minutes a day")
-    for index, step in enumerate(spec.steps):
-        previous = spec.steps[index - 1] if index else None
-        unchecked = window is None or previous is None or not _both_messages(previous, step)
-        if not unchecked and not _can_land(window, step.delay):
+        if minutes < 60:
+            message = f"the send window is open only {minutes} minutes a day"
+            yield _warn(file, ("send_window",), message, "send-window")
+        yield from _delays(file, window)
+    for index, step in enumerate(file.spec.steps):
+        if step.conditions is not None:
+            yield from _never(file, index, step.conditions)
+
+
+def _delays(file: SequenceFile, window: SendWindow) -> Iterator[Diagnostic]:
+    """A message whose time since the previous message always falls outside the window."""
+    since: timedelta | None = None  # since the last message; None before the first one
+    for index, step in enumerate(file.spec.steps):
+        is_message = step.action_type in MESSAGE_ACTIONS
+        since = None if since is None and not is_message else (since or timedelta()) + step.delay
+        if is_message and index and since is not None and not _can_land(window, since):
             yield _warn(
-                    file, ("steps", index), f"step {step.id}: a delay of "
-                    f"{format_duration(step.delay)} after a message sent in the window "
-                    f"({window.start:%H:%M}-{window.end:%H:%M}) always lands outside it; "
-                    f"the step always moves to the next opening",
-                )  # fmt: skip
-        conditions = step.conditions
-        if conditions is None:
-            continue
-        both = {t.casefold() for t in conditions.tags or []} & {
-            t.casefold() for t in conditions.not_tags or []
-        }
-        if both:
-            named = ", ".join(sorted(both))
-            message = (
-                f"step {step.id}: condition can never hold: tags and not_tags both name {named}"
-            )
-            yield _warn(file, ("steps", index, "conditions"), message)
-        sources = _values(conditions.lead_source)
-        allowed = _values(spec.trigger_conditions.lead_source)
-        if sources and allowed and not sources & allowed:
-            message = (
-                f"step {step.id}: condition can never hold: lead_source "
-                f"{', '.join(conditions.lead_source)} is not one the sequence's trigger takes "
-                f"({', '.join(spec.trigger_conditions.lead_source)}), and a lead's source does not change"
-            )
-            yield _warn(file, ("steps", index, "conditions", "lead_source"), message)
+                file, ("steps", index),
+                f"step {step.id}: {format_duration(since)} after the previous message (sent "
+                f"{', '.join(window.days)} {window.start:%H:%M}-{window.end:%H:%M}) always falls "
+                "outside the send window, so it always waits for the next opening",
+                "send-window",
+            )  # fmt: skip
+        if is_message:
+            since = timedelta()
 
 
-def _both_messages(previous, step) -> bool:
-    return previous.action_type in MESSAGE_ACTIONS and step.action_type in MESSAGE_ACTIONS
+def _never(file: SequenceFile, index: int, conditions: StepConditions) -> Iterator[Diagnostic]:
+    """A step condition that no lead of this sequence can meet."""
+    step_id, trigger = file.spec.steps[index].id, file.spec.trigger_conditions
+    both = _values(conditions.tags) & _values(conditions.not_tags)
+    if both:
+        named = ", ".join(sorted(both))
+        message = f"step {step_id}: condition can never hold: tags and not_tags both name {named}"
+        yield _warn(file, ("steps", index, "conditions"), message, "never-holds")
+    sources, allowed = _values(conditions.lead_source), _values(trigger.lead_source)
+    if sources and allowed and not sources & allowed:
+        message = (
+            f"step {step_id}: condition can never hold: lead_source "
+            f"{', '.join(conditions.lead_source)} is not one the trigger takes "
+            f"({', '.join(trigger.lead_source)}), and a lead's source does not change"
+        )
+        yield _warn(file, ("steps", index, "conditions", "lead_source"), message, "never-holds")
 
 
 def _open_minutes(window: SendWindow) -> int:
-    start, end = (
-        window.start.hour * 60 + window.start.minute,
-        window.end.hour * 60 + window.end.minute,
-    )
-    return end - start
+    return (window.end.hour - window.start.hour) * 60 + window.end.minute - window.start.minute
 
 
 def _can_land(window: SendWindow, delay: timedelta) -> bool:
-    """Whether some send time inside the window, plus the delay, is inside it too (time of day)."""
-    day = datetime(2000, 1, 3)
-    sent = datetime.combine(day, window.start)
-    while sent.time() < window.end and sent.date() == day.date():
-        landed = (sent + delay).time()
-        if window.start <= landed < window.end:
-            return True
-        sent += timedelta(minutes=15)
+    """Whether a message sent at some open time, plus `delay`, falls in an open time too.
+
+    Checked over one week in 15-minute steps (holidays and DST aside)."""
+    monday = datetime(2024, 1, 1)  # a Monday
+    for day in range(7):
+        if WEEKDAYS[day] not in window.days:
+            continue
+        sent = datetime.combine(monday + timedelta(days=day), window.start)
+        while sent.time() < window.end and sent.weekday() == day:
+            landed = sent + delay
+            if (
+                WEEKDAYS[landed.weekday()] in window.days
+                and window.start <= landed.time() < window.end
+            ):
+                return True
+            sent += timedelta(minutes=15)
     return False
 
 
@@ -130,11 +145,8 @@ def _overlaps(funnel: str, members: list[SequenceFile]) -> Iterator[Diagnostic]:
                     f"{a.priority} with as many conditions: only the name decides ({winner} wins); "
                     f"e.g. a lead with {example}. Give one a higher priority"
                 )
-                yield _warn(
-                    second,
-                    ("priority",) if "priority" in second.document.data else ("name",),
-                    message,
-                )
+                loc = ("priority",) if "priority" in second.document.data else ("name",)
+                yield _warn(second, loc, message, "same-priority")
 
 
 def _count(spec) -> int:
@@ -178,9 +190,8 @@ def _gaps(
 ) -> Iterator[Diagnostic]:
     where = members[0], ("funnels", _funnel_index(members[0], funnel))
     for low, high in _score_gaps([m.spec.trigger_conditions for m in members]):
-        yield _warn(
-            *where, f"funnel {funnel}: no sequence takes leads with a score of {low}-{high}"
-        )
+        message = f"funnel {funnel}: no sequence takes leads with a score of {low}-{high}"
+        yield _warn(*where, message, "coverage")
     for name, known in vocabulary.items():
         taken: set[str] = set()
         for member in members:
@@ -193,7 +204,7 @@ def _gaps(
         if missing:
             what = name.removeprefix("lead_")
             message = f"funnel {funnel}: no sequence takes leads with {what} {', '.join(missing)}"
-            yield _warn(*where, message)
+            yield _warn(*where, message, "coverage")
 
 
 def _funnel_index(file: SequenceFile, funnel: str) -> int:
