@@ -10,10 +10,11 @@ project's store is never opened.
 """
 
 import itertools
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from nurture.store.tables import Enrollment, Lead, Sequence
 
 MAX_TURNS = 10_000  # steps are finite and retries bounded: this only guards the loop
 WORKER = "dry-run"
+APPLIED_AT = datetime(2000, 1, 1, tzinfo=UTC)  # any time before the runs: sequences exist first
 _runs = itertools.count(1)
 
 
@@ -51,6 +53,21 @@ class Project:
     root: Path
     rules: LeadRules = LeadRules()
     coach: dict[str, Any] = field(default_factory=dict)
+    applied: list[sqlite3.Connection] = field(default_factory=list, compare=False, repr=False)
+    """The store with the sequences applied, built once and copied for each run."""
+
+    def store_image(self) -> sqlite3.Connection:
+        """A database in memory with every table and the project's sequences applied."""
+        if not self.applied:
+            with memory_store() as store:
+                with store.session(immediate=True) as session:
+                    plan = build_plan(session, self.files, root=self.root)
+                    apply_plan(session, plan, APPLIED_AT)
+                image = sqlite3.connect(":memory:", check_same_thread=False)
+                with store.engine.connect() as connection:
+                    connection.connection.driver_connection.backup(image)
+            self.applied.append(image)
+        return self.applied[0]
 
 
 @dataclass(frozen=True)
@@ -125,14 +142,19 @@ def lead_input(lead: CaseLead, timezone: str | None = None) -> LeadInput:
 
 
 @contextmanager
-def memory_store() -> Iterator[Store]:
-    """A fresh store in memory with every table; gone when the block ends."""
-    engine = create_engine("sqlite://", poolclass=StaticPool)
-    SQLModel.metadata.create_all(engine)
+def memory_store(image: sqlite3.Connection | None = None) -> Iterator[Store]:
+    """A fresh store in memory, a copy of `image` or empty with every table; gone afterwards."""
+    database = sqlite3.connect(":memory:", check_same_thread=False)
+    if image is not None:
+        image.backup(database)
+    engine = create_engine("sqlite://", poolclass=StaticPool, creator=lambda: database)
+    if image is None:
+        SQLModel.metadata.create_all(engine)
     try:  # a URL of its own: parsed versions are cached by store URL
         yield Store(f"sqlite://dry-run-{next(_runs)}", engine)
     finally:
         engine.dispose()
+        database.close()
 
 
 def dry_run(project: Project, scenario: Scenario) -> DryRun:
@@ -140,8 +162,7 @@ def dry_run(project: Project, scenario: Scenario) -> DryRun:
     happenings = schedule(list(scenario.events), scenario.start)
     failures = Failures()
     channel = MemoryChannel(behaviour=failures)
-    with memory_store() as store:
-        _apply(store, project, scenario.start)
+    with memory_store(project.store_image()) as store:
         run, lead_id, spec = _arrive(store, project, scenario)
         if spec is None:
             return run
@@ -155,12 +176,6 @@ def dry_run(project: Project, scenario: Scenario) -> DryRun:
             run.status = next((r.outcome for r in reversed(rows) if r.kind == "end"), None)
             run.lead = _final(session.get(Lead, lead_id))
     return run
-
-
-def _apply(store: Store, project: Project, now: datetime) -> None:
-    """Every sequence of the project, as `nurture apply` writes them."""
-    with store.session(immediate=True) as session:
-        apply_plan(session, build_plan(session, project.files, root=project.root), now)
 
 
 def _arrive(
