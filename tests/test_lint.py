@@ -186,3 +186,15 @@ def test_rules_a_project_silences_in_nurture_toml(project: Path, run):
         toml.write('lint_ignore = ["coverage"]\n')
     result = run("validate", "--strict")
     assert result.exit_code == 0 and "warning" not in result.output
+
+
+def test_a_step_for_converted_leads_in_a_sequence_that_stops_on_conversion(project: Path, run):
+    won = step("Welcome aboard", conditions={"lead_status": ["won", "Client"]})
+    write(project, "a.yaml", sequence("Alpha", step("Hi"), won))
+    write(project, "b.yaml", sequence("Beta", step("Hi"), won, stop_on_conversion=False))
+    _, warnings = validate(run)
+    assert [w.split(": warning: ")[1] for w in warnings if "welcome-aboard" in w] == [
+        "step welcome-aboard: condition can never hold: lead_status won, Client converts the "
+        "lead, and this sequence stops on conversion [never-holds]"
+    ]
+    assert warnings[0].startswith("sequences/a.yaml:")

@@ -7,6 +7,7 @@ import typer
 from nurture.cli.context import state
 from nurture.cli.output import note, print_json
 from nurture.errors import ProjectNotFound
+from nurture.leads import LeadRules
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.files import CheckResult, check_files, shown
 from nurture.spec.lint import lint
@@ -25,7 +26,7 @@ def validate(
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
     result = check_files(targets, coach_keys=coach_keys)
-    result.diagnostics += lint(result.sequences, ignore=_lint_ignore())
+    result.diagnostics += lint(result.sequences, *_lint_settings())
     diagnostics = result.diagnostics  # paths already relative to the working directory
     if json:
         print_json(_as_json(result, diagnostics))
@@ -47,12 +48,13 @@ def _coach_keys(*, required: bool) -> frozenset[str] | None:
         return None
 
 
-def _lint_ignore() -> list[str]:
-    """The lint rules nurture.toml silences (none for files given outside a project)."""
+def _lint_settings() -> tuple[list[str], list[str]]:
+    """The rules nurture.toml silences and the conversion statuses (defaults outside a project)."""
     try:
-        return list(state.settings.lint_ignore)
+        settings = state.settings
     except ProjectNotFound:
-        return []
+        return [], list(LeadRules().conversion_statuses)
+    return list(settings.lint_ignore), list(settings.conversion_statuses)
 
 
 def _as_json(result: CheckResult, diagnostics: list[Diagnostic]) -> dict[str, object]:

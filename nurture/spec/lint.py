@@ -25,9 +25,14 @@ RULES = ("same-priority", "coverage", "send-window", "never-holds")
 """Each warning ends with its rule in brackets; `lint_ignore` in nurture.toml silences rules."""
 
 
-def lint(files: list[SequenceFile], ignore: Collection[str] = ()) -> list[Diagnostic]:
+def lint(
+    files: list[SequenceFile],
+    ignore: Collection[str] = (),
+    conversion_statuses: Collection[str] = ("Converted", "Won", "Client"),
+) -> list[Diagnostic]:
     """Every warning for these (valid) sequence files, but those of the rules in `ignore`."""
-    found = [d for file in files for d in _sequence_warnings(file)]
+    converting = {status.casefold() for status in conversion_statuses}
+    found = [d for file in files for d in _sequence_warnings(file, converting)]
     found += list(_funnel_warnings(files))
     return [d for d in found if not any(d.message.endswith(f"[{rule}]") for rule in ignore)]
 
@@ -39,7 +44,7 @@ def _warn(file: SequenceFile, loc: Loc, message: str, rule: str) -> Diagnostic:
 # Within one sequence.
 
 
-def _sequence_warnings(file: SequenceFile) -> Iterator[Diagnostic]:
+def _sequence_warnings(file: SequenceFile, converting: set[str]) -> Iterator[Diagnostic]:
     window = file.spec.send_window
     if window is not None:
         minutes = _open_minutes(window)
@@ -49,7 +54,7 @@ def _sequence_warnings(file: SequenceFile) -> Iterator[Diagnostic]:
         yield from _delays(file, window)
     for index, step in enumerate(file.spec.steps):
         if step.conditions is not None:
-            yield from _never(file, index, step.conditions)
+            yield from _never(file, index, step.conditions, converting)
 
 
 def _delays(file: SequenceFile, window: SendWindow) -> Iterator[Diagnostic]:
@@ -70,7 +75,9 @@ def _delays(file: SequenceFile, window: SendWindow) -> Iterator[Diagnostic]:
             since = timedelta()
 
 
-def _never(file: SequenceFile, index: int, conditions: StepConditions) -> Iterator[Diagnostic]:
+def _never(
+    file: SequenceFile, index: int, conditions: StepConditions, converting: set[str]
+) -> Iterator[Diagnostic]:
     """A step condition that no lead of this sequence can meet."""
     step_id, trigger = file.spec.steps[index].id, file.spec.trigger_conditions
     both = _values(conditions.tags) & _values(conditions.not_tags)
@@ -86,6 +93,14 @@ def _never(file: SequenceFile, index: int, conditions: StepConditions) -> Iterat
             f"({', '.join(trigger.lead_source)}), and a lead's source does not change"
         )
         yield _warn(file, ("steps", index, "conditions", "lead_source"), message, "never-holds")
+    statuses = _values(conditions.lead_status)
+    if statuses and statuses <= converting and file.spec.stop_on_conversion:
+        message = (
+            f"step {step_id}: condition can never hold: lead_status "
+            f"{', '.join(conditions.lead_status)} converts the lead, and this sequence stops on "
+            "conversion"
+        )
+        yield _warn(file, ("steps", index, "conditions", "lead_status"), message, "never-holds")
 
 
 def _open_minutes(window: SendWindow) -> int:
