@@ -2,7 +2,7 @@
 
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
@@ -27,6 +27,20 @@ class CoachSettings(BaseModel):
     booking_url: str = ""
 
 
+class ApiSettings(BaseModel):
+    """`nurture serve`: the HTTP API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sequences: Literal["read-only", "read-write"] = Field(
+        "read-only",
+        description="read-only: sequence writes answer 409 (git is the source of truth).",
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Larger request bodies are refused with 413."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore"
@@ -49,6 +63,7 @@ class Settings(BaseSettings):
     batch: int = Field(500, ge=1, description="Due steps claimed per batch by `nurture run`.")
     senders: int = Field(8, ge=1, description="Concurrent channel sends per batch.")
     coach: CoachSettings = Field(default_factory=CoachSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def settings_customise_sources(

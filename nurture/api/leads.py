@@ -1,0 +1,199 @@
+"""Leads over HTTP: the funnel webhook (matched and enrolled at once), lookups, changes, events.
+
+Opt-out, opt-in and inbound-message events wait for the consent module (issue 5); they are
+not accepted yet.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Response
+from pydantic import AliasChoices, Field
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from nurture import ingest, leads
+from nurture.api.auth import allows
+from nurture.api.deps import Context, Ctx
+from nurture.api.errors import ERRORS
+from nurture.leads import LeadInput, find_lead, lead_details
+from nurture.spec.base import SpecModel
+from nurture.spec.window import TimeZoneName
+from nurture.store.tables import Lead
+
+router = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERRORS)
+LeadRef = Annotated[str, Field(description="The lead's id, external id or email.")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="Retries with the same key get the first answer back and change nothing.",
+    ),
+]
+
+
+def _choices(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class LeadFields(SpecModel):
+    """A lead's data; snake_case, camelCase or the seed's `leadScore`-style names."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=40)
+    source: str | None = Field(
+        None, max_length=100, validation_alias=_choices("source", "leadSource")
+    )
+    status: str | None = Field(
+        None, max_length=100, validation_alias=_choices("status", "leadStatus")
+    )
+    temperature: str | None = Field(
+        None, max_length=50, validation_alias=_choices("temperature", "leadTemperature")
+    )
+    score: int | None = Field(None, ge=0, le=100, validation_alias=_choices("score", "leadScore"))
+    tags: list[Annotated[str, Field(max_length=100)]] | None = Field(None, max_length=100)
+    timezone: TimeZoneName | None = None
+    fields: dict[str, Any] | None = Field(None, validation_alias=_choices("fields", "customFields"))
+    external_id: str | None = Field(None, min_length=1, max_length=200)
+
+    def as_input(self) -> LeadInput:
+        data = self.model_dump(exclude_none=True, exclude={"funnel"})
+        return LeadInput(**{**data, "fields": data.get("fields", {})})
+
+
+class NewLead(LeadFields):
+    funnel: str = Field(min_length=1, max_length=200, description="The funnel's name or slug.")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Answer(SpecModel):
+    """An answer's model: camelCase out, and the store's other columns left out."""
+
+    model_config = SpecModel.model_config | {"extra": "ignore"}
+
+
+class EnrollmentOut(Answer):
+    id: int
+    sequence: str | None
+    version: int
+    status: str
+    step_id: str | None
+    next_run_at: datetime | None
+    attempts: int
+    enrolled_at: datetime
+    finished_at: datetime | None
+    exit_reason: str | None
+
+
+class LeadOut(Answer):
+    id: int
+    external_id: str | None
+    name: str
+    first_name: str
+    email: str | None
+    phone: str | None
+    source: str | None
+    status: str | None
+    temperature: str | None
+    score: int
+    tags: list[str]
+    timezone: str | None
+    funnel: str | None
+    fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    converted_at: datetime | None
+    enrollments: list[EnrollmentOut]
+
+
+class FirstStep(Answer):
+    step_id: str
+    due_at: datetime
+
+
+class Ingested(Answer):
+    """What became of a lead a funnel pushed."""
+
+    lead_id: int
+    created: bool
+    replayed: bool
+    sequence: str | None = Field(description="The sequence it was enrolled in; null: none.")
+    reason: str = Field(description="Why this sequence won, or why none did.")
+    first_step: FirstStep | None
+
+
+class LeadEvent(SpecModel):
+    type: ingest.EventType = Field(
+        description="convert; status/score/temperature (set to value); tag (add value); "
+        "custom (sets the custom field `name` to value, or to the event's time)."
+    )
+    value: str | int | None = Field(None, description="The new value (not for convert).")
+    name: str | None = Field(None, min_length=1, max_length=100, description="custom: field name.")
+
+
+def lead_out(session: Session, lead: Lead) -> LeadOut:
+    return LeadOut.model_validate(lead_details(session, lead))
+
+
+def _ingested(outcome: ingest.Outcome) -> dict[str, Any]:
+    step = outcome.enrollment
+    first = step and step.step_id and {"stepId": step.step_id, "dueAt": step.next_run_at}
+    body = {"leadId": outcome.lead.id, "created": outcome.created, "replayed": outcome.replayed}
+    body |= {"sequence": outcome.sequence, "reason": outcome.reason, "firstStep": first or None}
+    return Ingested.model_validate(body).model_dump(mode="json", by_alias=True)
+
+
+@router.post(
+    "",
+    dependencies=allows("ingest", "write"),
+    response_model=Ingested,
+    status_code=201,
+    responses={200: {"model": Ingested, "description": "Known lead, or a replayed request."}},
+)
+def add_lead(
+    ctx: Ctx, body: NewLead, response: Response, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
+    """The funnel webhook: create or update the lead, match and enroll it at once."""
+    try:
+        answer = _arrive(ctx, body, idempotency_key)
+    except IntegrityError:  # a concurrent request stored the same key or lead first: see it now
+        answer = _arrive(ctx, body, idempotency_key)
+    response.status_code = 201 if answer["created"] and not answer["replayed"] else 200
+    return answer
+
+
+def _arrive(ctx: Context, body: NewLead, key: str | None) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    with ctx.store.session(immediate=True) as session:
+        if key and (kept := ingest.recall(session, key)) is not None:
+            return kept | {"replayed": True}
+        outcome = ingest.ingest(session, body.as_input(), body.funnel, now, ctx.rules)
+        answer = _ingested(outcome)
+        if key:
+            ingest.remember(session, key, outcome.lead.id, answer, now)
+        return answer
+
+
+@router.get("/{id}", dependencies=allows("read"), response_model=LeadOut)
+def get_lead(ctx: Ctx, id: LeadRef) -> LeadOut:
+    """The lead and its enrollments."""
+    with ctx.store.session() as session:
+        return lead_out(session, find_lead(session, id))
+
+
+@router.patch("/{id}", dependencies=allows("write"), response_model=LeadOut)
+def update_lead(ctx: Ctx, id: LeadRef, body: LeadFields) -> LeadOut:
+    """Change the lead's data (tags add, fields merge); a conversion status stops enrollments."""
+    with ctx.store.session(immediate=True) as session:
+        lead = leads.update_lead(session, id, body.as_input(), datetime.now(UTC), ctx.rules)
+        return lead_out(session, lead)
+
+
+@router.post("/{id}/events", dependencies=allows("ingest", "write"), response_model=LeadOut)
+def lead_event(ctx: Ctx, id: LeadRef, body: LeadEvent) -> LeadOut:
+    """Something happened to the lead: it converted, changed status, or a custom event."""
+    event = ingest.LeadEvent(body.type, body.value, body.name)
+    with ctx.store.session(immediate=True) as session:
+        lead = ingest.apply_event(session, id, event, datetime.now(UTC), ctx.rules)
+        return lead_out(session, lead)
