@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from nurture.errors import NurtureError
@@ -33,11 +34,13 @@ EventType = Literal["convert", "status", "score", "temperature", "tag", "custom"
 class Outcome:
     """Where a lead stands after it arrived: stored, and in which sequence (or why none)."""
 
-    lead: Lead
+    lead_id: int
     created: bool
     sequence: str | None
     reason: str
-    enrollment: Enrollment | None
+    step_id: str | None = None
+    """The first (for a known lead: the current) step of its enrollment, and when it is due."""
+    due_at: datetime | None = None
     replayed: bool = False
 
 
@@ -52,13 +55,14 @@ def ingest(
         if lead is not None and not changed(lead, values | {"funnel_id": funnel_id}):
             return standing(session, lead)
     arrival = add_lead(session, data, funnel, now, rules)
-    winner = arrival.decision.winner
+    winner, enrollment = arrival.decision.winner, arrival.enrollment
     return Outcome(
-        arrival.lead,
+        arrival.lead.id,
         arrival.created,
         winner.name if winner else None,
         arrival.decision.reason,
-        arrival.enrollment,
+        enrollment.step_id if enrollment else None,
+        enrollment.next_run_at if enrollment else None,
     )
 
 
@@ -72,10 +76,12 @@ def standing(session: Session, lead: Lead) -> Outcome:
     enrollment = session.exec(
         select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(col(Enrollment.id).desc())
     ).first()
-    sequence = enrollment and session.get(Sequence, enrollment.sequence_id)
     reason = decision.reason if decision else "not matched yet"
-    name = sequence.name if sequence else None
-    return Outcome(lead, False, name, reason, enrollment, replayed=True)
+    if enrollment is None:
+        return Outcome(lead.id, False, None, reason, replayed=True)
+    name = session.get(Sequence, enrollment.sequence_id).name
+    step, due = enrollment.step_id, enrollment.next_run_at
+    return Outcome(lead.id, False, name, reason, step, due, replayed=True)
 
 
 def recall(session: Session, key: str) -> dict[str, Any] | None:
@@ -84,12 +90,24 @@ def recall(session: Session, key: str) -> dict[str, Any] | None:
     return found.response if found else None
 
 
-def remember(
-    session: Session, key: str, lead_id: int, response: dict[str, Any], now: datetime
+def recall_many(session: Session, keys: set[str]) -> dict[str, dict[str, Any]]:
+    """The answers kept for those of `keys` that were seen."""
+    if not keys:
+        return {}
+    rows = session.exec(select(IngestKey).where(col(IngestKey.key).in_(keys)))
+    return {row.key: row.response for row in rows}
+
+
+def remember_many(
+    session: Session, answers: list[tuple[str, int, dict[str, Any]]], now: datetime
 ) -> None:
-    """Keep the answer under the key (IntegrityError: a concurrent request kept one first)."""
-    session.add(IngestKey(key=key, lead_id=lead_id, response=response, created_at=now))
-    session.flush()
+    """Keep each (key, lead id, answer); IntegrityError: a concurrent request kept a key first."""
+    rows = [
+        {"key": key, "lead_id": lead_id, "response": response, "created_at": now}
+        for key, lead_id, response in answers
+    ]
+    if rows:
+        session.connection().execute(insert(IngestKey.__table__), rows)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 
 from nurture import __version__
 from nurture.api import errors, health, leads, sequences
+from nurture.api.auth import Tokens
+from nurture.api.batching import Batcher
 from nurture.api.deps import Context
 from nurture.api.limits import BodyLimit
 from nurture.leads import LeadRules
@@ -36,13 +38,17 @@ def create_app(settings: Settings) -> FastAPI:
         settings, Project.from_settings(settings), store, LeadRules.from_settings(settings)
     )
 
+    context.tokens, batcher = Tokens(context), Batcher(context)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await batcher.start()
         yield
+        await batcher.stop()
         store.close()
 
     app = FastAPI(title="nurture", version=__version__, description=DESCRIPTION, lifespan=lifespan)
-    app.state.context = context
+    app.state.context, app.state.batcher = context, batcher
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     for module in (health, sequences, leads):

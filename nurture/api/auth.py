@@ -1,33 +1,64 @@
-"""`Authorization: Bearer TOKEN`: 401 without a valid token, 403 outside the token's scopes."""
+"""`Authorization: Bearer TOKEN`: 401 without a valid token, 403 outside the token's scopes.
 
-from collections.abc import Callable
+A valid token is trusted for `TRUST_SECONDS` before it is looked up again, so a busy
+webhook does not query the token table on every request; a revoked token therefore stops
+working within that time. Unknown tokens are never cached.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from nurture.api.deps import Ctx
-from nurture.tokens import Caller, Scope, authenticate
+from nurture.api.deps import Context, Ctx
+from nurture.tokens import Caller, Scope, authenticate, digest
 
+TRUST_SECONDS = 2.0
+MAX_TRUSTED = 1000
 bearer = HTTPBearer(
     auto_error=False,
     description="A token from `nurture tokens create NAME --scope read|write|ingest`.",
 )
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-def require(*scopes: Scope) -> Callable[..., Caller]:
+class Tokens:
+    """The tokens checked lately: digest -> (caller, when to check again)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.trusted: dict[str, tuple[Caller, float]] = {}
+
+    async def caller(self, token: str) -> Caller | None:
+        key, now = digest(token), time.monotonic()
+        found = self.trusted.get(key)
+        if found is not None and found[1] > now:
+            return found[0]
+        caller = await run_in_threadpool(self._look_up, token)
+        if caller is not None:
+            if len(self.trusted) >= MAX_TRUSTED:
+                self.trusted.clear()
+            self.trusted[key] = (caller, now + TRUST_SECONDS)
+        return caller
+
+    def _look_up(self, token: str) -> Caller | None:
+        with self.ctx.store.session() as session:
+            return authenticate(session, token)
+
+
+def require(*scopes: Scope) -> Callable[..., Awaitable[Caller]]:
     """A dependency admitting a token that has any of `scopes`."""
 
-    def check(
-        ctx: Ctx, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-    ) -> Caller:
+    async def check(ctx: Ctx, credentials: Credentials) -> Caller:
         if credentials is None:
             raise HTTPException(
                 401, "missing bearer token (Authorization: Bearer TOKEN)", CHALLENGE
             )
-        with ctx.store.session() as session:
-            caller = authenticate(session, credentials.credentials)
+        caller = await ctx.tokens.caller(credentials.credentials)
         if caller is None:
             raise HTTPException(401, "invalid or revoked token", CHALLENGE)
         if not any(caller.may(scope) for scope in scopes):

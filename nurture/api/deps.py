@@ -1,7 +1,7 @@
 """What handlers share, kept on the app: the settings, the project, the open store."""
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -13,15 +13,17 @@ from nurture.store.db import Store
 __all__ = ["Context", "Ctx", "Store", "context"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Context:
     settings: Settings
     project: Project
     store: Store
     rules: LeadRules
+    tokens: Any = None
+    """nurture.api.auth.Tokens, set by the app (auth imports this module)."""
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:
     return request.app.state.context
 
 

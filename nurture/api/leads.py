@@ -7,15 +7,17 @@ not accepted yet.
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, Field
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from nurture import ingest, leads
 from nurture.api.auth import allows
-from nurture.api.deps import Context, Ctx
+from nurture.api.batching import Pending
+from nurture.api.deps import Ctx
 from nurture.api.errors import ERRORS
+from nurture.arrivals import Arrival
 from nurture.leads import LeadInput, find_lead, lead_details
 from nurture.spec.base import SpecModel
 from nurture.spec.window import TimeZoneName
@@ -136,14 +138,6 @@ def lead_out(session: Session, lead: Lead) -> LeadOut:
     return LeadOut.model_validate(lead_details(session, lead))
 
 
-def _ingested(outcome: ingest.Outcome) -> dict[str, Any]:
-    step = outcome.enrollment
-    first = step and step.step_id and {"stepId": step.step_id, "dueAt": step.next_run_at}
-    body = {"leadId": outcome.lead.id, "created": outcome.created, "replayed": outcome.replayed}
-    body |= {"sequence": outcome.sequence, "reason": outcome.reason, "firstStep": first or None}
-    return Ingested.model_validate(body).model_dump(mode="json", by_alias=True)
-
-
 @router.post(
     "",
     dependencies=allows("ingest", "write"),
@@ -151,28 +145,14 @@ def _ingested(outcome: ingest.Outcome) -> dict[str, Any]:
     status_code=201,
     responses={200: {"model": Ingested, "description": "Known lead, or a replayed request."}},
 )
-def add_lead(
-    ctx: Ctx, body: NewLead, response: Response, idempotency_key: IdempotencyKey = None
-) -> dict[str, Any]:
+async def add_lead(
+    request: Request, body: NewLead, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
     """The funnel webhook: create or update the lead, match and enroll it at once."""
-    try:
-        answer = _arrive(ctx, body, idempotency_key)
-    except IntegrityError:  # a concurrent request stored the same key or lead first: see it now
-        answer = _arrive(ctx, body, idempotency_key)
-    response.status_code = 201 if answer["created"] and not answer["replayed"] else 200
-    return answer
-
-
-def _arrive(ctx: Context, body: NewLead, key: str | None) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    with ctx.store.session(immediate=True) as session:
-        if key and (kept := ingest.recall(session, key)) is not None:
-            return kept | {"replayed": True}
-        outcome = ingest.ingest(session, body.as_input(), body.funnel, now, ctx.rules)
-        answer = _ingested(outcome)
-        if key:
-            ingest.remember(session, key, outcome.lead.id, answer, now)
-        return answer
+    pending = Pending(Arrival(body.as_input(), body.funnel), idempotency_key)
+    answer = await request.app.state.batcher.submit(pending)
+    fresh = answer["created"] and not answer["replayed"]
+    return JSONResponse(answer, status_code=201 if fresh else 200)
 
 
 @router.get("/{id}", dependencies=allows("read"), response_model=LeadOut)

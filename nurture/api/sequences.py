@@ -106,7 +106,7 @@ def writing(ctx: Context) -> Iterator[Session]:
 
 
 def _spec(ctx: Context, body: SequenceIn) -> SequenceSpec:
-    data = body.model_dump(mode="json", exclude=READ_ONLY_FIELDS)
+    data = body.model_dump(mode="json", by_alias=True, exclude=READ_ONLY_FIELDS)
     return stored.parse_spec(data, ctx.project.coach_keys)
 
 
