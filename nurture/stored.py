@@ -23,7 +23,7 @@ from nurture.project import Project
 from nurture.spec.files import SequenceFile
 from nurture.spec.keys import union_tags
 from nurture.spec.models import SequenceSpec
-from nurture.spec.names import slugify
+from nurture.spec.names import numeric_id, slugify
 from nurture.spec.templates import check_template, template_fields
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
 from nurture.sync import apply_changes, change_files, take_turn
@@ -62,8 +62,8 @@ def field_path(loc: tuple[Any, ...]) -> str:
 
 def resolve(session: Session, ref: str) -> Sequence:
     """The live sequence with this numeric id, name or slug."""
-    if ref.isdigit():
-        row = session.get(Sequence, int(ref))
+    if (number := numeric_id(ref)) is not None:
+        row = session.get(Sequence, number)
         if row is not None and row.deleted_at is None:
             return row
     return sequences.find(session, ref)
@@ -222,8 +222,9 @@ def live_rows(session: Session) -> list[Sequence]:
 
 def funnel_name(session: Session, ref: int | str) -> str:
     """A funnel named by its numeric id or by name (a new name is a funnel assign creates)."""
-    if isinstance(ref, int) or ref.isdigit():
-        found = session.get(Funnel, int(ref))
+    if isinstance(ref, int) or numeric_id(ref) is not None:
+        number = numeric_id(ref)
+        found = session.get(Funnel, number) if number is not None else None
         if found is None:
             raise NotFound(f"no funnel with id {ref}")
         return found.name

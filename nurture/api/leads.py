@@ -7,7 +7,7 @@ not accepted yet.
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Body, Header, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, Field
 from sqlmodel import Session
@@ -24,7 +24,13 @@ from nurture.spec.window import TimeZoneName
 from nurture.store.tables import Lead
 
 router = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERRORS)
-LeadRef = Annotated[str, Field(description="The lead's id, external id or email.")]
+LeadRef = Annotated[
+    str,
+    Path(
+        description="The lead's id, external id or email.",
+        openapi_examples={"by id": {"value": "1"}, "by external id": {"value": "crm-17"}},
+    ),
+]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -36,6 +42,18 @@ IdempotencyKey = Annotated[
 
 def _choices(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+EXAMPLE = {
+    "funnel": "website",
+    "name": "Ana Ruiz",
+    "email": "ana@example.com",
+    "leadScore": 50,
+    "leadSource": "Web Form",
+    "leadStatus": "New",
+    "leadTemperature": "Warm",
+    "externalId": "crm-17",
+}
 
 
 class LeadFields(SpecModel):
@@ -65,7 +83,11 @@ class LeadFields(SpecModel):
 
 
 class NewLead(LeadFields):
-    funnel: str = Field(min_length=1, max_length=200, description="The funnel's name or slug.")
+    """A lead a funnel sends: the funnel and a name at least."""
+
+    funnel: str = Field(
+        min_length=1, max_length=200, description="The funnel's name or slug.", examples=["website"]
+    )
     name: str = Field(min_length=1, max_length=200)
 
 
@@ -146,7 +168,9 @@ def lead_out(session: Session, lead: Lead) -> LeadOut:
     responses={200: {"model": Ingested, "description": "Known lead, or a replayed request."}},
 )
 async def add_lead(
-    request: Request, body: NewLead, idempotency_key: IdempotencyKey = None
+    request: Request,
+    body: Annotated[NewLead, Body(openapi_examples={"a web form lead": {"value": EXAMPLE}})],
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """The funnel webhook: create or update the lead, match and enroll it at once."""
     pending = Pending(Arrival(body.as_input(), body.funnel), idempotency_key)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
 from pydantic import Field
 from sqlmodel import Session
 
@@ -24,7 +24,13 @@ from nurture.store.tables import Sequence
 
 router = APIRouter(prefix="/api/nurturing-sequences", tags=["sequences"], responses=ERRORS)
 READ, WRITE = allows("read"), allows("write")
-Ref = Annotated[str, Field(description="The sequence's numeric id, name or slug.")]
+Ref = Annotated[
+    str,
+    Path(
+        description="The sequence's numeric id, name or slug.",
+        openapi_examples={"by id": {"value": "1"}, "by name": {"value": "warm-lead-welcome"}},
+    ),
+]
 READ_ONLY_FIELDS = {"id", "version", "managed_by", "path", "created_at", "updated_at"}
 READ_ONLY = (
     'sequences are read-only over HTTP (api.sequences = "read-only"): change the YAML file '
@@ -67,13 +73,15 @@ class Toggle(SpecModel):
 
 
 class Assignment(SpecModel):
-    sequence_id: int | str = Field(description="Sequence id, name or slug.")
-    funnel_id: int | str = Field(description="Funnel id or name (a new name creates the funnel).")
+    sequence_id: int | str = Field(description="Sequence id, name or slug.", examples=[1])
+    funnel_id: int | str = Field(
+        description="Funnel id or name (a new name creates the funnel).", examples=["website"]
+    )
 
 
 class BulkAssignment(SpecModel):
-    sequence_ids: list[int | str] = Field(min_length=1, max_length=500)
-    funnel_ids: list[int | str] = Field(min_length=1, max_length=500)
+    sequence_ids: list[int | str] = Field(min_length=1, max_length=500, examples=[[1]])
+    funnel_ids: list[int | str] = Field(min_length=1, max_length=500, examples=[["website"]])
 
 
 class FunnelAssignmentOut(SpecModel):
