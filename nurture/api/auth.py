@@ -6,24 +6,18 @@ working within that time. Unknown tokens are never cached.
 """
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import Annotated
 
-from fastapi import Depends, HTTPException
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from nurture.api.deps import Context, Ctx
+from nurture.api.deps import Context
 from nurture.tokens import Caller, Scope, authenticate, digest
 
 TRUST_SECONDS = 2.0
 MAX_TRUSTED = 1000
-bearer = HTTPBearer(
-    auto_error=False,
-    description="A token from `nurture tokens create NAME --scope read|write|ingest`.",
-)
+DESCRIPTION = "A token from `nurture tokens create NAME --scope read|write|ingest`."
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 class Tokens:
@@ -50,24 +44,28 @@ class Tokens:
             return authenticate(session, token)
 
 
-def require(*scopes: Scope) -> Callable[..., Awaitable[Caller]]:
-    """A dependency admitting a token that has any of `scopes`."""
+class Require(HTTPBearer):
+    """The bearer scheme as one dependency (a busy webhook pays for each): token, then scope."""
 
-    async def check(ctx: Ctx, credentials: Credentials) -> Caller:
+    def __init__(self, scopes: tuple[Scope, ...]) -> None:
+        super().__init__(auto_error=False, scheme_name="HTTPBearer", description=DESCRIPTION)
+        self.scopes = scopes
+
+    async def __call__(self, request: Request) -> Caller:  # type: ignore[override]
+        credentials = await super().__call__(request)
         if credentials is None:
             raise HTTPException(
                 401, "missing bearer token (Authorization: Bearer TOKEN)", CHALLENGE
             )
-        caller = await ctx.tokens.caller(credentials.credentials)
+        caller = await request.app.state.context.tokens.caller(credentials.credentials)
         if caller is None:
             raise HTTPException(401, "invalid or revoked token", CHALLENGE)
-        if not any(caller.may(scope) for scope in scopes):
-            raise HTTPException(403, f"token {caller.name!r} lacks the {' or '.join(scopes)} scope")
+        if not any(caller.may(scope) for scope in self.scopes):
+            wanted = " or ".join(self.scopes)
+            raise HTTPException(403, f"token {caller.name!r} lacks the {wanted} scope")
         return caller
-
-    return check
 
 
 def allows(*scopes: Scope) -> list:
     """The route dependencies of an endpoint that needs one of `scopes`."""
-    return [Depends(require(*scopes))]
+    return [Depends(Require(scopes))]
