@@ -41,32 +41,57 @@ def arrive_many(
     session: Session, arrivals: list[Arrival], now: datetime, rules: LeadRules
 ) -> list[Outcome | NurtureError]:
     """Each arrival's outcome, or the error that kept it out, in order."""
-    results: list[Outcome | NurtureError | None] = [None] * len(arrivals)
+    results: dict[int, Outcome | NurtureError] = {}
+    parsed = _parse(session, arrivals, now, rules, results)
+    fresh, one_by_one = _split(session, parsed)
+    outcomes = _insert(session, fresh, now, rules)
+    results |= dict(zip([new.index for new in fresh], outcomes, strict=True))
+    for index in one_by_one:
+        results[index] = _alone(session, arrivals[index], now, rules)
+    return [results[index] for index in range(len(arrivals))]
+
+
+@dataclass
+class _Parsed:
+    index: int
+    values: dict[str, Any]
+    row: dict[str, Any]
+
+
+def _parse(
+    session: Session,
+    arrivals: list[Arrival],
+    now: datetime,
+    rules: LeadRules,
+    errors: dict[int, Outcome | NurtureError],
+) -> list[_Parsed]:
+    """Each arrival's column values and new-lead row; a bad one's error goes to `errors`."""
     funnels = {funnel.slug: funnel for funnel in session.exec(select(Funnel))}
-    fresh: list[_New] = []
-    one_by_one: list[int] = []
     parsed = []
     for index, arrival in enumerate(arrivals):
         try:
             values = clean(arrival.data, rules.phone_region)
             funnel = funnels.get(slugify(arrival.funnel)) or find_funnel(session, arrival.funnel)
-            parsed.append((index, values, lead_row(values, funnel.id, now, rules)))
+            parsed.append(_Parsed(index, values, lead_row(values, funnel.id, now, rules)))
         except NurtureError as problem:
-            results[index] = problem
-    known, claimed = _known_keys(session, [values for _, values, _ in parsed]), set()
-    for index, values, row in parsed:
-        key = _key(values)
+            errors[index] = problem
+    return parsed
+
+
+def _split(session: Session, parsed: list[_Parsed]) -> tuple[list[_New], list[int]]:
+    """New leads (set-based), and known leads or repeats in the batch (one by one)."""
+    known = _known_keys(session, [item.values for item in parsed])
+    claimed: set[tuple[str, str]] = set()
+    fresh, one_by_one = [], []
+    for item in parsed:
+        key = _key(item.values)
         if key is not None and (key in known or key in claimed):
-            one_by_one.append(index)
-        else:
+            one_by_one.append(item.index)
+            continue
+        if key is not None:
             claimed.add(key)
-            fresh.append(_New(index, row))
-    outcomes = _insert(session, fresh, now, rules)
-    for index, outcome in zip([n.index for n in fresh], outcomes, strict=True):
-        results[index] = outcome
-    for index in one_by_one:
-        results[index] = _alone(session, arrivals[index], now, rules)
-    return results  # type: ignore[return-value] - every slot is filled above
+        fresh.append(_New(item.index, item.row))
+    return fresh, one_by_one
 
 
 def _key(values: dict[str, Any]) -> tuple[str, str] | None:

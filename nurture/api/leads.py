@@ -40,10 +40,6 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _choices(*names: str) -> AliasChoices:
-    return AliasChoices(*names)
-
-
 EXAMPLE = {
     "funnel": "website",
     "name": "Ana Ruiz",
@@ -63,18 +59,22 @@ class LeadFields(SpecModel):
     email: str | None = Field(None, max_length=320)
     phone: str | None = Field(None, max_length=40)
     source: str | None = Field(
-        None, max_length=100, validation_alias=_choices("source", "leadSource")
+        None, max_length=100, validation_alias=AliasChoices("source", "leadSource")
     )
     status: str | None = Field(
-        None, max_length=100, validation_alias=_choices("status", "leadStatus")
+        None, max_length=100, validation_alias=AliasChoices("status", "leadStatus")
     )
     temperature: str | None = Field(
-        None, max_length=50, validation_alias=_choices("temperature", "leadTemperature")
+        None, max_length=50, validation_alias=AliasChoices("temperature", "leadTemperature")
     )
-    score: int | None = Field(None, ge=0, le=100, validation_alias=_choices("score", "leadScore"))
+    score: int | None = Field(
+        None, ge=0, le=100, validation_alias=AliasChoices("score", "leadScore")
+    )
     tags: list[Annotated[str, Field(max_length=100)]] | None = Field(None, max_length=100)
     timezone: TimeZoneName | None = None
-    fields: dict[str, Any] | None = Field(None, validation_alias=_choices("fields", "customFields"))
+    fields: dict[str, Any] | None = Field(
+        None, validation_alias=AliasChoices("fields", "customFields")
+    )
     external_id: str | None = Field(None, min_length=1, max_length=200)
 
     def as_input(self) -> LeadInput:
