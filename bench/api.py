@@ -21,6 +21,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy
@@ -175,25 +177,36 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=20000)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--postgres", help="a Postgres server URL: also run there (own schema)")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("NURTURE_TEST_DATABASE_URL"),
+        help="a Postgres server URL: also run there, in a schema of its own",
+    )
     args = parser.parse_args()
-    urls = [f"sqlite:///{tempfile.mkdtemp(prefix='nurture-bench-db-')}/nurture.db"]
-    urls += [postgres_schema(args.postgres)] if args.postgres else []
-    results = [measure(url, args.leads, args.connections, args.workers) for url in urls]
+    sqlite = f"sqlite:///{tempfile.mkdtemp(prefix='nurture-bench-db-')}/nurture.db"
+    results = [measure(sqlite, args.leads, args.connections, args.workers)]
+    if args.postgres:
+        with postgres_schema(args.postgres) as url:
+            results.append(measure(url, args.leads, args.connections, args.workers))
     for result in results:
         print(json.dumps(result), flush=True)
     sys.exit(0 if all(result["every_lead_enrolled"] for result in results) else 1)
 
 
-def postgres_schema(server: str) -> str:
-    """A fresh schema on the server, so a benchmark never touches real data."""
+@contextmanager
+def postgres_schema(server: str) -> Iterator[str]:
+    """A fresh schema on the server, dropped afterwards: a benchmark never touches real data."""
     schema = f"nurture_bench_{uuid.uuid4().hex[:8]}"
     engine = sqlalchemy.create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
         connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    engine.dispose()
     url = normalize_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
-    return url.render_as_string(hide_password=False)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        engine.dispose()
 
 
 if __name__ == "__main__":
