@@ -7,7 +7,14 @@ import pytest
 from builders import sequence, step, write
 from serving import serving, token
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
+from nurture import ingest
+from nurture.api import batching
+from nurture.api.batching import Pending
+from nurture.arrivals import Arrival
+from nurture.errors import StoreError
+from nurture.leads import LeadInput
 from nurture.store.tables import Enrollment, IngestKey, Lead
 
 WARM = {"lead_temperature": ["Warm", "Hot"], "lead_score": {"min": 30, "max": 70}}
@@ -186,3 +193,36 @@ def test_events_that_wait_for_consent_are_refused(api):
         assert answer.status_code == 422 and answer.json()["field"] == "type"
     empty = api.post("/api/leads/1/events", json={"type": "status"}, headers=api.ingest)
     assert empty.status_code == 400 and empty.json() == {"message": "a status event needs a value"}
+
+
+def test_a_batch_that_clashes_with_another_process_is_stored_lead_by_lead(api, monkeypatch):
+    real, calls = ingest.remember_many, []
+
+    def clash_once(session, answers, now):
+        calls.append(len(answers))
+        if len(calls) == 1:  # as if another server had kept one of these keys a moment before
+            raise IntegrityError("INSERT INTO ingest_key", {}, Exception("duplicate key"))
+        return real(session, answers, now)
+
+    monkeypatch.setattr(ingest, "remember_many", clash_once)
+    leads = [
+        Pending(Arrival(LeadInput(name=f"Lead {n}", email=f"l{n}@example.com"), "website"), f"k{n}")
+        for n in range(3)
+    ]
+    answers = api.app.state.batcher.store_batch(leads)
+    assert calls == [3, 1, 1, 1]
+    assert [a["created"] for a in answers] == [True, True, True]
+    assert len({a["leadId"] for a in answers}) == 3  # Postgres does not reuse rolled-back ids
+    assert count(api, Lead) == 3 and count(api, IngestKey) == 3
+
+
+def test_a_store_that_fails_answers_503_and_the_webhook_keeps_serving(api, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise StoreError("cannot use the store: connection refused")
+
+    monkeypatch.setattr(batching, "arrive_many", unreachable)
+    answer = post(api, SEED_LEAD)
+    assert answer.status_code == 503
+    assert answer.json() == {"message": "cannot use the store: connection refused"}
+    monkeypatch.undo()
+    assert post(api, SEED_LEAD).status_code == 201

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from nurture import ingest
 from nurture.api.deps import Context
 from nurture.arrivals import Arrival, arrive_many
+from nurture.errors import NurtureError
 
 log = logging.getLogger("nurture.api")
 BATCH = 500
@@ -82,21 +83,33 @@ class Batcher:
             while len(batch) < BATCH and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             items = [pending for pending, _ in batch]
-            results = await loop.run_in_executor(self.writer, self._store_safely, items)
+            results = await loop.run_in_executor(self.writer, self.store_batch, items)
             for (_, future), result in zip(batch, results, strict=True):
                 if not future.done():
                     future.set_result(result)
 
-    def _store_safely(self, items: list[Pending]) -> list[Answer]:
+    def store_batch(self, items: list[Pending]) -> list[Answer]:
+        """Each lead's answer or error; on a clash with another process, each lead alone."""
         try:
             return self._store(items)
         except IntegrityError:
-            if len(items) == 1:
-                return self._store(items)  # the row that clashed is there now: this sees it
-            return [answer for item in items for answer in self._store_safely([item])]
-        except Exception as error:  # reported to each waiting request as a 500 or a 503
-            log.exception("storing a batch of %d leads failed", len(items))
-            return [error] * len(items)
+            if len(items) > 1:
+                return [answer for item in items for answer in self.store_batch([item])]
+            return self._guarded(items)  # the row that clashed is there now: this sees it
+        except Exception as error:
+            return self._failed(items, error)
+
+    def _guarded(self, items: list[Pending]) -> list[Answer]:
+        try:
+            return self._store(items)
+        except Exception as error:
+            return self._failed(items, error)
+
+    def _failed(self, items: list[Pending], error: Exception) -> list[Answer]:
+        """Every waiting request gets the error (a 503 for the store, else a logged 500)."""
+        if not isinstance(error, NurtureError):
+            log.error("storing a batch of %d leads failed", len(items), exc_info=error)
+        return [error] * len(items)
 
     def _store(self, items: list[Pending]) -> list[Answer]:
         now = datetime.now(UTC)
