@@ -23,11 +23,13 @@ lint: install
 	$(VENV)/bin/ruff check nurture tests bench
 	$(VENV)/bin/ruff format --check nurture tests bench
 
-# make bench [ENROLLMENTS=100000]: engine throughput on SQLite, and on Postgres (1 and 2
-# daemons) when NURTURE_TEST_DATABASE_URL is set.
+# make bench [ENROLLMENTS=100000] [LEADS=20000]: engine throughput on SQLite, and on Postgres (1 and 2
+# daemons) when NURTURE_TEST_DATABASE_URL is set; then lead ingestion over HTTP (nurture serve).
 ENROLLMENTS ?= 100000
+LEADS ?= 20000
 bench: install
 	$(PY) bench/engine.py --enrollments $(ENROLLMENTS)
+	$(PY) bench/api.py --leads $(LEADS)
 
 schema: install
 	$(NURTURE) schema --output schema/sequence.schema.json

@@ -14,7 +14,7 @@ from nurture.errors import NotFound, NurtureError
 from nurture.matching import Decision
 from nurture.settings import Settings
 from nurture.spec.diagnostics import did_you_mean
-from nurture.spec.names import slugify
+from nurture.spec.names import numeric_id, slugify
 from nurture.spec.window import check_time_zone
 from nurture.store.tables import Enrollment, Execution, Funnel, Lead, Sequence
 
@@ -118,7 +118,8 @@ def find_funnel(session: Session, name: str) -> Funnel:
 def find_lead(session: Session, ref: str) -> Lead:
     """The lead with this id, external id or email."""
     ref = ref.strip()
-    lead = session.get(Lead, int(ref)) if ref.isdigit() else None
+    number = numeric_id(ref)
+    lead = session.get(Lead, number) if number is not None else None
     lead = lead or session.exec(select(Lead).where(Lead.external_id == ref)).first()
     lead = lead or session.exec(select(Lead).where(Lead.email == _email_key(ref))).first()
     if lead is None:

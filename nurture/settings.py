@@ -27,6 +27,20 @@ class CoachSettings(BaseModel):
     booking_url: str = ""
 
 
+class ApiSettings(BaseModel):
+    """`nurture serve`: the HTTP API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sequences: Literal["read-only", "read-write"] = Field(
+        "read-only",
+        description="read-only: sequence writes answer 409 (git is the source of truth).",
+    )
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="Larger request bodies are refused with 413."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore"
@@ -52,6 +66,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Lint rules `nurture validate` does not report."
     )
     coach: CoachSettings = Field(default_factory=CoachSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     @classmethod
     def settings_customise_sources(

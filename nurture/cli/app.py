@@ -20,8 +20,10 @@ from nurture.cli import (
     project,
     schema,
     sequences,
+    serve,
     status,
     tasks,
+    tokens,
     validate,
 )
 from nurture.cli import test as test_command
@@ -114,11 +116,13 @@ app.command("explain")(explain.explain)
 app.command("run")(engine.run)
 app.command("status")(status.status)
 app.command("test")(test_command.test)
+app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(sequences.app, name="sequences")
 app.add_typer(funnels.app, name="funnels")
 app.add_typer(leads.app, name="leads")
 app.add_typer(enrollments.app, name="enrollments")
+app.add_typer(tokens.app, name="tokens")
 tasks.register(app)  # tasks, appointments, notifications
 
 

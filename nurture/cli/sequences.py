@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture import sequences as catalog
+from nurture import stored
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.cli.plan import show_plan
@@ -188,3 +189,14 @@ def assignments(name: NAME, json: JSON = False) -> None:
     else:
         for funnel in funnels:
             out.print(escape(funnel))
+
+
+@app.command()
+def export(name: NAME) -> None:
+    """Write the file of a sequence that lives only in the store (created over HTTP)."""
+    with state.session(write=True) as session:
+        result = stored.export(
+            session, Project.from_settings(state.settings), name, datetime.now(UTC)
+        )
+    show_plan(result.plan, json=False)
+    note(f"wrote {result.path}: commit it; the file now owns the sequence")

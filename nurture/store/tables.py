@@ -284,3 +284,27 @@ class Worker(SQLModel, table=True):
     started_at: datetime = _utc_column()
     seen_at: datetime = _utc_column()
     executed: int = 0
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the HTTP API: only its SHA-256 is kept (the token is shown once)."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=100)
+    token_hash: str = Field(unique=True, max_length=64)
+    scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _utc_column()
+    revoked_at: datetime | None = _utc_column(nullable=True)
+
+
+class IngestKey(SQLModel, table=True):
+    """An `Idempotency-Key` of `POST /api/leads` and the answer it got, replayed on a retry."""
+
+    __tablename__ = "ingest_key"
+
+    key: str = Field(primary_key=True, max_length=200)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    response: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _utc_column()

@@ -1,0 +1,139 @@
+"""Group commit for the funnel webhook: the requests that wait together share one transaction.
+
+One writer thread takes every lead queued since its last batch, stores them set-based
+(nurture.arrivals) and commits once, so a burst costs one fsync, not one per lead. If the
+batch fails as a whole (a conflict with another process), each lead is retried alone.
+"""
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from nurture import ingest
+from nurture.api.deps import Context
+from nurture.arrivals import Arrival, arrive_many
+from nurture.errors import NurtureError
+
+log = logging.getLogger("nurture.api")
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Pending:
+    arrival: Arrival
+    key: str | None
+
+
+Answer = dict[str, Any] | Exception
+
+
+def answer(outcome: ingest.Outcome) -> dict[str, Any]:
+    """The webhook's JSON answer for an outcome (also what an idempotency key keeps)."""
+    first = outcome.step_id and {"stepId": outcome.step_id, "dueAt": _iso(outcome.due_at)}
+    return {
+        "leadId": outcome.lead_id,
+        "created": outcome.created,
+        "replayed": outcome.replayed,
+        "sequence": outcome.sequence,
+        "reason": outcome.reason,
+        "firstStep": first or None,
+    }
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat().replace("+00:00", "Z") if at else None
+
+
+class Batcher:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nurture-ingest")
+        self.queue: asyncio.Queue[tuple[Pending, asyncio.Future[Answer]]] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.queue = asyncio.Queue()
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.writer.shutdown(wait=True)
+
+    async def submit(self, pending: Pending) -> dict[str, Any]:
+        """Queue the lead; its answer once its batch is committed (or its error, raised)."""
+        assert self.queue is not None, "the batcher starts with the app (lifespan)"
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        await self.queue.put((pending, future))
+        result = await future
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def _run(self) -> None:
+        assert self.queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < BATCH and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            items = [pending for pending, _ in batch]
+            results = await loop.run_in_executor(self.writer, self.store_batch, items)
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    def store_batch(self, items: list[Pending]) -> list[Answer]:
+        """Each lead's answer or error; on a clash with another process, each lead alone."""
+        try:
+            return self._store(items)
+        except IntegrityError:
+            if len(items) > 1:
+                return [answer for item in items for answer in self.store_batch([item])]
+            return self._guarded(items)  # the row that clashed is there now: this sees it
+        except Exception as error:
+            return self._failed(items, error)
+
+    def _guarded(self, items: list[Pending]) -> list[Answer]:
+        try:
+            return self._store(items)
+        except Exception as error:
+            return self._failed(items, error)
+
+    def _failed(self, items: list[Pending], error: Exception) -> list[Answer]:
+        """Every waiting request gets the error (a 503 for the store, else a logged 500)."""
+        if not isinstance(error, NurtureError):
+            log.error("storing a batch of %d leads failed", len(items), exc_info=error)
+        return [error] * len(items)
+
+    def _store(self, items: list[Pending]) -> list[Answer]:
+        now = datetime.now(UTC)
+        with self.ctx.store.session(immediate=True) as session:
+            kept = ingest.recall_many(session, {item.key for item in items if item.key})
+            results: list[Answer | None] = [None] * len(items)
+            first_of: dict[str, int] = {}
+            todo, copies = [], []
+            for index, key in enumerate(item.key for item in items):
+                if key in kept:
+                    results[index] = kept[key] | {"replayed": True}
+                elif key in first_of:  # the same key twice in one batch: the second replays
+                    copies.append((index, first_of[key]))
+                else:
+                    first_of |= {key: index} if key else {}
+                    todo.append(index)
+            outcomes = arrive_many(session, [items[i].arrival for i in todo], now, self.ctx.rules)
+            remembered = []
+            for index, outcome in zip(todo, outcomes, strict=True):
+                results[index] = outcome if isinstance(outcome, Exception) else answer(outcome)
+                if items[index].key and isinstance(outcome, ingest.Outcome):
+                    remembered.append((items[index].key, outcome.lead_id, results[index]))
+            ingest.remember_many(session, remembered, now)
+        for index, source in copies:
+            found = results[source]
+            results[index] = found | {"replayed": True} if isinstance(found, dict) else found
+        return results  # type: ignore[return-value] - every slot is filled

@@ -1,0 +1,203 @@
+"""Leads over HTTP: the funnel webhook (matched and enrolled at once), lookups, changes, events.
+
+Opt-out, opt-in and inbound-message events wait for the consent module (issue 5); they are
+not accepted yet.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import AliasChoices, Field
+from sqlmodel import Session
+
+from nurture import ingest, leads
+from nurture.api.auth import allows
+from nurture.api.batching import Pending
+from nurture.api.deps import Ctx
+from nurture.api.errors import ERRORS
+from nurture.arrivals import Arrival
+from nurture.leads import LeadInput, find_lead, lead_details
+from nurture.spec.base import SpecModel
+from nurture.spec.window import TimeZoneName
+from nurture.store.tables import Lead
+
+router = APIRouter(prefix="/api/leads", tags=["leads"], responses=ERRORS)
+LeadRef = Annotated[
+    str,
+    Path(
+        description="The lead's id, external id or email.",
+        openapi_examples={"by id": {"value": "1"}, "by external id": {"value": "crm-17"}},
+    ),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="Retries with the same key get the first answer back and change nothing.",
+    ),
+]
+
+
+EXAMPLE = {
+    "funnel": "website",
+    "name": "Ana Ruiz",
+    "email": "ana@example.com",
+    "leadScore": 50,
+    "leadSource": "Web Form",
+    "leadStatus": "New",
+    "leadTemperature": "Warm",
+    "externalId": "crm-17",
+}
+
+
+class LeadFields(SpecModel):
+    """A lead's data; snake_case, camelCase or the seed's `leadScore`-style names."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    email: str | None = Field(None, max_length=320)
+    phone: str | None = Field(None, max_length=40)
+    source: str | None = Field(
+        None, max_length=100, validation_alias=AliasChoices("source", "leadSource")
+    )
+    status: str | None = Field(
+        None, max_length=100, validation_alias=AliasChoices("status", "leadStatus")
+    )
+    temperature: str | None = Field(
+        None, max_length=50, validation_alias=AliasChoices("temperature", "leadTemperature")
+    )
+    score: int | None = Field(
+        None, ge=0, le=100, validation_alias=AliasChoices("score", "leadScore")
+    )
+    tags: list[Annotated[str, Field(max_length=100)]] | None = Field(None, max_length=100)
+    timezone: TimeZoneName | None = None
+    fields: dict[str, Any] | None = Field(
+        None, validation_alias=AliasChoices("fields", "customFields")
+    )
+    external_id: str | None = Field(None, min_length=1, max_length=200)
+
+    def as_input(self) -> LeadInput:
+        data = self.model_dump(exclude_none=True, exclude={"funnel"})
+        return LeadInput(**{**data, "fields": data.get("fields", {})})
+
+
+class NewLead(LeadFields):
+    """A lead a funnel sends: the funnel and a name at least."""
+
+    funnel: str = Field(
+        min_length=1, max_length=200, description="The funnel's name or slug.", examples=["website"]
+    )
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Answer(SpecModel):
+    """An answer's model: camelCase out, and the store's other columns left out."""
+
+    model_config = SpecModel.model_config | {"extra": "ignore"}
+
+
+class EnrollmentOut(Answer):
+    id: int
+    sequence: str | None
+    version: int
+    status: str
+    step_id: str | None
+    next_run_at: datetime | None
+    attempts: int
+    enrolled_at: datetime
+    finished_at: datetime | None
+    exit_reason: str | None
+
+
+class LeadOut(Answer):
+    id: int
+    external_id: str | None
+    name: str
+    first_name: str
+    email: str | None
+    phone: str | None
+    source: str | None
+    status: str | None
+    temperature: str | None
+    score: int
+    tags: list[str]
+    timezone: str | None
+    funnel: str | None
+    fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    converted_at: datetime | None
+    enrollments: list[EnrollmentOut]
+
+
+class FirstStep(Answer):
+    step_id: str
+    due_at: datetime
+
+
+class Ingested(Answer):
+    """What became of a lead a funnel pushed."""
+
+    lead_id: int
+    created: bool
+    replayed: bool
+    sequence: str | None = Field(description="The sequence it was enrolled in; null: none.")
+    reason: str = Field(description="Why this sequence won, or why none did.")
+    first_step: FirstStep | None
+
+
+class LeadEvent(SpecModel):
+    type: ingest.EventType = Field(
+        description="convert; status/score/temperature (set to value); tag (add value); "
+        "custom (sets the custom field `name` to value, or to the event's time)."
+    )
+    value: str | int | None = Field(None, description="The new value (not for convert).")
+    name: str | None = Field(None, min_length=1, max_length=100, description="custom: field name.")
+
+
+def lead_out(session: Session, lead: Lead) -> LeadOut:
+    return LeadOut.model_validate(lead_details(session, lead))
+
+
+@router.post(
+    "",
+    dependencies=allows("ingest", "write"),
+    response_model=Ingested,
+    status_code=201,
+    responses={200: {"model": Ingested, "description": "Known lead, or a replayed request."}},
+)
+async def add_lead(
+    request: Request,
+    body: Annotated[NewLead, Body(openapi_examples={"a web form lead": {"value": EXAMPLE}})],
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The funnel webhook: create or update the lead, match and enroll it at once."""
+    pending = Pending(Arrival(body.as_input(), body.funnel), idempotency_key)
+    answer = await request.app.state.batcher.submit(pending)
+    fresh = answer["created"] and not answer["replayed"]
+    return JSONResponse(answer, status_code=201 if fresh else 200)
+
+
+@router.get("/{id}", dependencies=allows("read"), response_model=LeadOut)
+def get_lead(ctx: Ctx, id: LeadRef) -> LeadOut:
+    """The lead and its enrollments."""
+    with ctx.store.session() as session:
+        return lead_out(session, find_lead(session, id))
+
+
+@router.patch("/{id}", dependencies=allows("write"), response_model=LeadOut)
+def update_lead(ctx: Ctx, id: LeadRef, body: LeadFields) -> LeadOut:
+    """Change the lead's data (tags add, fields merge); a conversion status stops enrollments."""
+    with ctx.store.session(immediate=True) as session:
+        lead = leads.update_lead(session, id, body.as_input(), datetime.now(UTC), ctx.rules)
+        return lead_out(session, lead)
+
+
+@router.post("/{id}/events", dependencies=allows("ingest", "write"), response_model=LeadOut)
+def lead_event(ctx: Ctx, id: LeadRef, body: LeadEvent) -> LeadOut:
+    """Something happened to the lead: it converted, changed status, or a custom event."""
+    event = ingest.LeadEvent(body.type, body.value, body.name)
+    with ctx.store.session(immediate=True) as session:
+        lead = ingest.apply_event(session, id, event, datetime.now(UTC), ctx.rules)
+        return lead_out(session, lead)

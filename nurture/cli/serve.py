@@ -1,0 +1,41 @@
+"""`nurture serve`: the HTTP API on uvicorn, beside `nurture run` (they share only the store)."""
+
+import os
+from typing import Annotated
+
+import typer
+
+from nurture.cli.context import state
+from nurture.cli.output import note
+from nurture.store.db import open_store
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = True,
+) -> None:
+    """Serve the HTTP API: sequences, lead ingestion, /healthz, /metrics, docs at /docs."""
+    import uvicorn  # the server's imports cost every other command time: only here
+
+    from nurture.api.app import PROJECT_ENV
+
+    settings = state.settings
+    with open_store(settings.database):
+        pass  # migrate once here, not in every worker at the same moment
+    os.environ[PROJECT_ENV] = str(settings.project_dir)
+    if state.options.database_url:
+        os.environ["NURTURE_DATABASE_URL"] = state.options.database_url  # the flag, for workers
+    note(f"serving on http://{host}:{port} (docs at /docs, sequences {settings.api.sequences})")
+    uvicorn.run(
+        "nurture.api.app:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level="info",
+    )

@@ -1,0 +1,144 @@
+"""Leads that funnels push (the HTTP webhook): idempotent arrival, and events on a lead.
+
+A retried request must not enroll a lead twice. With an `Idempotency-Key` the first answer
+is kept and replayed; without one, a lead posted again with the same external id and
+nothing changed gets its standing decision back instead of being matched again.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import insert
+from sqlmodel import Session, col, select
+
+from nurture.errors import NurtureError
+from nurture.leads import (
+    LeadInput,
+    LeadRules,
+    add_lead,
+    changed,
+    clean,
+    convert,
+    existing_lead,
+    find_funnel,
+    find_lead,
+    update_lead,
+)
+from nurture.store.tables import Enrollment, IngestKey, Lead, MatchDecision, Sequence
+
+EventType = Literal["convert", "status", "score", "temperature", "tag", "custom"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a lead stands after it arrived: stored, and in which sequence (or why none)."""
+
+    lead_id: int
+    created: bool
+    sequence: str | None
+    reason: str
+    step_id: str | None = None
+    """The first (for a known lead: the current) step of its enrollment, and when it is due."""
+    due_at: datetime | None = None
+    replayed: bool = False
+
+
+def ingest(
+    session: Session, data: LeadInput, funnel: str, now: datetime, rules: LeadRules
+) -> Outcome:
+    """`nurture leads add`, except that an unchanged repeat of a known external id is a replay."""
+    if data.external_id:
+        values = clean(data, rules.phone_region)
+        lead = existing_lead(session, values)
+        funnel_id = find_funnel(session, funnel).id
+        if lead is not None and not changed(lead, values | {"funnel_id": funnel_id}):
+            return standing(session, lead)
+    arrival = add_lead(session, data, funnel, now, rules)
+    winner, enrollment = arrival.decision.winner, arrival.enrollment
+    return Outcome(
+        arrival.lead.id,
+        arrival.created,
+        winner.name if winner else None,
+        arrival.decision.reason,
+        enrollment.step_id if enrollment else None,
+        enrollment.next_run_at if enrollment else None,
+    )
+
+
+def standing(session: Session, lead: Lead) -> Outcome:
+    """The lead's latest match decision and enrollment, as a replayed outcome."""
+    decision = session.exec(
+        select(MatchDecision)
+        .where(MatchDecision.lead_id == lead.id)
+        .order_by(col(MatchDecision.id).desc())
+    ).first()
+    enrollment = session.exec(
+        select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(col(Enrollment.id).desc())
+    ).first()
+    reason = decision.reason if decision else "not matched yet"
+    if enrollment is None:
+        return Outcome(lead.id, False, None, reason, replayed=True)
+    name = session.get(Sequence, enrollment.sequence_id).name
+    step, due = enrollment.step_id, enrollment.next_run_at
+    return Outcome(lead.id, False, name, reason, step, due, replayed=True)
+
+
+def recall(session: Session, key: str) -> dict[str, Any] | None:
+    """The answer kept for an idempotency key, if the key was seen."""
+    found = session.get(IngestKey, key)
+    return found.response if found else None
+
+
+def recall_many(session: Session, keys: set[str]) -> dict[str, dict[str, Any]]:
+    """The answers kept for those of `keys` that were seen."""
+    if not keys:
+        return {}
+    rows = session.exec(select(IngestKey).where(col(IngestKey.key).in_(keys)))
+    return {row.key: row.response for row in rows}
+
+
+def remember_many(
+    session: Session, answers: list[tuple[str, int, dict[str, Any]]], now: datetime
+) -> None:
+    """Keep each (key, lead id, answer); IntegrityError: a concurrent request kept a key first."""
+    rows = [
+        {"key": key, "lead_id": lead_id, "response": response, "created_at": now}
+        for key, lead_id, response in answers
+    ]
+    if rows:
+        session.connection().execute(insert(IngestKey.__table__), rows)
+
+
+@dataclass(frozen=True)
+class LeadEvent:
+    type: EventType
+    value: str | int | None = None
+    name: str | None = None
+
+
+def apply_event(
+    session: Session, ref: str, event: LeadEvent, now: datetime, rules: LeadRules
+) -> Lead:
+    """Apply an event to the lead, as the CLI would (a conversion stops enrollments)."""
+    if event.type == "convert":
+        lead = find_lead(session, ref)
+        convert(session, lead, now, rules)
+        return lead
+    return update_lead(session, ref, _event_input(event, now), now, rules)
+
+
+def _event_input(event: LeadEvent, now: datetime) -> LeadInput:
+    """status/score/temperature set the field, tag adds one, custom sets a custom field."""
+    if event.type == "custom":
+        if not event.name:
+            raise NurtureError("a custom event needs a name")
+        value = event.value if event.value is not None else now.isoformat()
+        return LeadInput(fields={event.name: value})
+    if event.value is None or event.value == "":
+        raise NurtureError(f"a {event.type} event needs a value")
+    if event.type == "tag":
+        return LeadInput(tags=[str(event.value)])
+    if event.type == "score":
+        return LeadInput(score=event.value)
+    return LeadInput(**{event.type: str(event.value)})

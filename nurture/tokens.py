@@ -1,0 +1,84 @@
+"""Bearer tokens of the HTTP API: created (shown once), listed, revoked, checked.
+
+Only a token's SHA-256 is stored. A token carries 256 random bits, so a plain hash is as
+good as a slow one (no dictionary to try), and the lookup by hash is one indexed query; the
+hashes are then compared with `hmac.compare_digest` so no timing says how close a guess was.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, get_args
+
+from sqlmodel import Session, col, select
+
+from nurture.errors import NotFound, NurtureError
+from nurture.store.tables import ApiToken
+
+Scope = Literal["read", "write", "ingest"]
+SCOPES: tuple[str, ...] = get_args(Scope)
+PREFIX = "nrt_"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a valid token belongs to and what it may do."""
+
+    name: str
+    scopes: frozenset[str]
+
+    def may(self, scope: Scope) -> bool:
+        """`write` includes `read`; `ingest` is only the funnel webhook and lead events."""
+        return scope in self.scopes or (scope == "read" and "write" in self.scopes)
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, name: str, scopes: list[str], now: datetime) -> str:
+    """A new token under `name`; the only time the token itself is seen."""
+    name = name.strip()
+    if not name:
+        raise NurtureError("a token needs a name")
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown or not scopes:
+        raise NurtureError(f"scope must be one or more of {', '.join(SCOPES)}, not {unknown}")
+    if session.exec(select(ApiToken).where(ApiToken.name == name)).first() is not None:
+        raise NurtureError(f"a token named {name!r} exists already (revoke it first)")
+    token = PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(name=name, token_hash=digest(token), scopes=sorted(set(scopes)), created_at=now)
+    session.add(row)
+    session.flush()
+    return token
+
+
+def list_tokens(session: Session) -> list[dict[str, Any]]:
+    """Every token's name, scopes and dates (never the token or its hash)."""
+    rows = session.exec(select(ApiToken).order_by(ApiToken.name)).all()
+    keep = ("name", "scopes", "created_at", "revoked_at")
+    return [{key: getattr(row, key) for key in keep} for row in rows]
+
+
+def revoke_token(session: Session, name: str, now: datetime) -> None:
+    """Revoke at once: the next request with the token gets 401."""
+    row = session.exec(
+        select(ApiToken).where(ApiToken.name == name, col(ApiToken.revoked_at).is_(None))
+    ).first()
+    if row is None:
+        raise NotFound(f"no live token named {name!r} (see `nurture tokens list`)")
+    row.revoked_at = now
+    session.add(row)
+
+
+def authenticate(session: Session, token: str) -> Caller | None:
+    """The caller a presented token belongs to; None for an unknown or revoked token."""
+    wanted = digest(token)
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == wanted)).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.token_hash, wanted):
+        return None
+    return Caller(row.name, frozenset(row.scopes))

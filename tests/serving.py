@@ -1,0 +1,30 @@
+"""The HTTP API in tests: the real app on a temp project's store, and tokens made by the CLI."""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from nurture.api.app import create_app
+from nurture.settings import load_settings
+
+Run = Callable[..., Any]
+
+
+@contextmanager
+def serving(project: Path, store_url: str, **api: Any) -> Iterator[TestClient]:
+    """A client of `nurture serve` for the project (api settings such as sequences="read-write")."""
+    settings = load_settings(project, database_url=store_url)
+    settings.api = settings.api.model_copy(update=api)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def token(run_store: Run, name: str, *scopes: str) -> dict[str, str]:
+    """`nurture tokens create NAME --scope ...`: the Authorization header of the printed token."""
+    args = [arg for scope in scopes for arg in ("--scope", scope)]
+    result = run_store("tokens", "create", name, *args)
+    assert result.exit_code == 0, result.output
+    return {"Authorization": f"Bearer {result.stdout.strip()}"}

@@ -1,0 +1,228 @@
+"""Leads over HTTP: the funnel webhook enrolls at once, idempotently; lookups, changes, events."""
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+import pytest
+from builders import sequence, step, write
+from serving import serving, token
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from nurture import ingest
+from nurture.api import batching
+from nurture.api.batching import Pending
+from nurture.arrivals import Arrival
+from nurture.errors import StoreError
+from nurture.leads import LeadInput
+from nurture.store.tables import Enrollment, IngestKey, Lead
+
+WARM = {"lead_temperature": ["Warm", "Hot"], "lead_score": {"min": 30, "max": 70}}
+SEED_LEAD = {  # as the seed system's funnels post them: camelCase, lead-prefixed fields
+    "funnel": "website",
+    "name": "Dr. Ana Ruiz",
+    "email": "Ana@Example.COM",
+    "leadScore": 50,
+    "leadSource": "Web Form",
+    "leadStatus": "New",
+    "leadTemperature": "Warm",
+    "customFields": {"goal": "strength"},
+    "externalId": "crm-17",
+}
+
+
+@pytest.fixture
+def api(run_store, project, store_url):
+    """Welcome (warm leads) on `website`; the API with an ingest and a write token."""
+    welcome = sequence(
+        "Welcome", step("Hi"), step("Later", delay_days=2), funnels=["Website"],
+        trigger_conditions=WARM,
+    )  # fmt: skip
+    write(project, "welcome.yaml", welcome)
+    assert run_store("apply", "--yes").exit_code == 0
+    with serving(project, store_url) as client:
+        client.ingest = token(run_store, "landing-page", "ingest")
+        client.admin = token(run_store, "crm", "write")
+        yield client
+
+
+def post(api, lead: dict, **headers: str):
+    return api.post("/api/leads", json=lead, headers=api.ingest | headers)
+
+
+def count(api, model) -> int:
+    with api.app.state.context.store.begin() as connection:
+        return connection.execute(select(func.count()).select_from(model)).scalar_one()
+
+
+def test_the_webhook_stores_matches_and_enrolls_at_once(api):
+    before = datetime.now(UTC)
+    answer = post(api, SEED_LEAD)
+    assert answer.status_code == 201, answer.text
+    body = answer.json()
+    assert body == body | {"leadId": 1, "created": True, "replayed": False, "sequence": "Welcome"}
+    assert body["reason"] == "the only matching sequence"
+    assert body["firstStep"]["stepId"] == "hi"
+    assert datetime.fromisoformat(body["firstStep"]["dueAt"]) >= before.replace(microsecond=0)
+    lead = api.get("/api/leads/crm-17", headers=api.admin).json()
+    assert lead["name"] == "Dr. Ana Ruiz" and lead["firstName"] == "Ana"
+    assert lead["email"] == "Ana@example.com" and lead["funnel"] == "Website"
+    assert lead["fields"] == {"goal": "strength"} and lead["score"] == 50
+    assert [(e["sequence"], e["status"], e["stepId"]) for e in lead["enrollments"]] == [
+        ("Welcome", "active", "hi")
+    ]
+    assert api.get("/api/leads/1", headers=api.admin).json() == lead
+    assert api.get("/api/leads/Ana@example.com", headers=api.admin).json()["id"] == 1
+
+
+def test_a_lead_no_sequence_wants_is_stored_with_the_reason(api):
+    answer = post(api, SEED_LEAD | {"leadTemperature": "Cold", "externalId": "crm-18"})
+    assert answer.status_code == 201
+    assert answer.json()["sequence"] is None and answer.json()["firstStep"] is None
+    assert "lead_temperature: wants Warm or Hot, lead has 'Cold'" in answer.json()["reason"]
+
+
+def test_a_retry_with_the_same_idempotency_key_changes_nothing(api):
+    lead = {"funnel": "website", "name": "Bo", "email": "bo@example.com", "leadScore": 40,
+            "leadTemperature": "Hot"}  # fmt: skip
+    first = post(api, lead, **{"Idempotency-Key": "form-submission-1"})
+    again = post(api, lead | {"name": "Bo Changed"}, **{"Idempotency-Key": "form-submission-1"})
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json() == first.json() | {"replayed": True}
+    assert count(api, Lead) == 1 and count(api, Enrollment) == 1 and count(api, IngestKey) == 1
+    assert api.get("/api/leads/1", headers=api.admin).json()["name"] == "Bo"
+
+
+def test_the_same_external_id_again_is_a_replay_and_a_change_an_update(api):
+    assert post(api, SEED_LEAD).status_code == 201
+    again = post(api, SEED_LEAD)
+    assert again.status_code == 200
+    assert again.json() | {"replayed": True} == again.json()
+    assert again.json()["sequence"] == "Welcome" and again.json()["firstStep"]["stepId"] == "hi"
+    changed = post(api, SEED_LEAD | {"leadScore": 60})
+    assert changed.status_code == 200
+    assert changed.json()["created"] is False and changed.json()["replayed"] is False
+    assert "already enrolled in Welcome before (re_entry: never)" in changed.json()["reason"]
+    assert count(api, Lead) == 1 and count(api, Enrollment) == 1
+
+
+def test_concurrent_posts_are_each_answered_and_enrolled(api):
+    leads = [
+        {
+            "funnel": "website",
+            "name": f"Lead {n}",
+            "email": f"lead{n}@example.com",
+            "leadScore": 50,
+            "leadTemperature": "Warm",
+        }  # fmt: skip
+        for n in range(40)
+    ]
+    leads[7]["email"] = "not-an-email"
+    leads[9]["funnel"] = "nowhere"
+    leads[11]["externalId"] = "form-11"
+    leads[12] = leads[11]  # the same lead twice at once: stored once, the second a replay
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda lead: post(api, lead), leads))
+    codes = [answer.status_code for answer in answers]
+    assert codes[7] == 422 and answers[7].json()["field"] == "email"
+    assert codes[9] == 404 and "no funnel 'nowhere'" in answers[9].json()["message"]
+    assert sorted([codes[11], codes[12]]) == [200, 201]
+    good = [a.json() for n, a in enumerate(answers) if n not in (7, 9)]
+    assert all(a["sequence"] == "Welcome" for a in good)
+    assert len({a["leadId"] for a in good}) == 37
+    assert count(api, Lead) == 37 and count(api, Enrollment) == 37
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"email": "ana@"}, "email", "invalid email 'ana@'"),
+        ({"phone": "555 1234"}, "phone", "invalid phone '555 1234': no country code"),
+        ({"timezone": "Mars/Olympus"}, "timezone", "'Mars/Olympus' is not an IANA time zone"),
+        ({"name": ""}, "name", "String should have at least 1 character"),
+        ({"funnel": None}, "funnel", "Input should be a valid string"),
+        ({"tags": "vip"}, "tags", "Input should be a valid list"),
+    ],
+)
+def test_bad_leads_are_422_naming_the_field(api, change, field, message):
+    answer = post(api, SEED_LEAD | change)
+    assert answer.status_code == 422
+    assert answer.json()["field"] == field
+    assert message in answer.json()["message"]
+    assert count(api, Lead) == 0
+
+
+def test_patch_changes_the_lead_and_a_conversion_stops_its_enrollments(api):
+    post(api, SEED_LEAD)
+    patched = api.patch(
+        "/api/leads/crm-17",
+        json={"tags": ["vip"], "customFields": {"plan": "gold"}, "leadScore": 70},
+        headers=api.admin,
+    )
+    assert patched.status_code == 200, patched.text
+    lead = patched.json()
+    assert lead["tags"] == ["vip"] and lead["score"] == 70
+    assert lead["fields"] == {"goal": "strength", "plan": "gold"}
+    won = api.patch("/api/leads/1", json={"leadStatus": "Won"}, headers=api.admin).json()
+    assert won["status"] == "Won" and won["convertedAt"] is not None
+    assert [(e["status"], e["exitReason"]) for e in won["enrollments"]] == [
+        ("converted", "the lead converted")
+    ]
+    assert api.patch("/api/leads/99", json={}, headers=api.admin).status_code == 404
+
+
+def test_events_convert_tag_and_custom(api):
+    post(api, SEED_LEAD)
+    events = "/api/leads/crm-17/events"
+    tagged = api.post(events, json={"type": "tag", "value": "webinar"}, headers=api.ingest)
+    assert tagged.status_code == 200 and tagged.json()["tags"] == ["webinar"]
+    custom = api.post(
+        events, json={"type": "custom", "name": "booked_call", "value": "2026-12-01"},
+        headers=api.ingest,
+    )  # fmt: skip
+    assert custom.json()["fields"]["booked_call"] == "2026-12-01"
+    converted = api.post(events, json={"type": "convert"}, headers=api.ingest).json()
+    assert converted["status"] == "Converted" and converted["convertedAt"] is not None
+    assert converted["enrollments"][0]["status"] == "converted"
+
+
+def test_events_that_wait_for_consent_are_refused(api):
+    post(api, SEED_LEAD)
+    for kind in ("opt-out", "opt-in", "inbound"):
+        answer = api.post("/api/leads/1/events", json={"type": kind}, headers=api.ingest)
+        assert answer.status_code == 422 and answer.json()["field"] == "type"
+    empty = api.post("/api/leads/1/events", json={"type": "status"}, headers=api.ingest)
+    assert empty.status_code == 400 and empty.json() == {"message": "a status event needs a value"}
+
+
+def test_a_batch_that_clashes_with_another_process_is_stored_lead_by_lead(api, monkeypatch):
+    real, calls = ingest.remember_many, []
+
+    def clash_once(session, answers, now):
+        calls.append(len(answers))
+        if len(calls) == 1:  # as if another server had kept one of these keys a moment before
+            raise IntegrityError("INSERT INTO ingest_key", {}, Exception("duplicate key"))
+        return real(session, answers, now)
+
+    monkeypatch.setattr(ingest, "remember_many", clash_once)
+    leads = [
+        Pending(Arrival(LeadInput(name=f"Lead {n}", email=f"l{n}@example.com"), "website"), f"k{n}")
+        for n in range(3)
+    ]
+    answers = api.app.state.batcher.store_batch(leads)
+    assert calls == [3, 1, 1, 1]
+    assert [a["created"] for a in answers] == [True, True, True]
+    assert len({a["leadId"] for a in answers}) == 3  # Postgres does not reuse rolled-back ids
+    assert count(api, Lead) == 3 and count(api, IngestKey) == 3
+
+
+def test_a_store_that_fails_answers_503_and_the_webhook_keeps_serving(api, monkeypatch):
+    def unreachable(*args, **kwargs):
+        raise StoreError("cannot use the store: connection refused")
+
+    monkeypatch.setattr(batching, "arrive_many", unreachable)
+    answer = post(api, SEED_LEAD)
+    assert answer.status_code == 503
+    assert answer.json() == {"message": "cannot use the store: connection refused"}
+    monkeypatch.undo()
+    assert post(api, SEED_LEAD).status_code == 201
