@@ -1,0 +1,75 @@
+"""The live channels: each kind of message through the provider configured for it.
+
+A kind without a provider fails its steps permanently with a message saying what to configure;
+a notification without one is kept in the store only (the notification row is the message).
+"""
+
+from dataclasses import replace
+
+from nurture.channels import Channel, OutgoingMessage, PermanentFailure, SendResult
+from nurture.channels.config import Providers
+
+
+class Unconfigured:
+    def __init__(self, kind: str, what: str) -> None:
+        self.kind, self.what = kind, what
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        raise PermanentFailure(f"no {self.kind} channel configured: {self.what} in nurture.toml")
+
+
+class StoredOnly:
+    """Notifications without a provider: the engine's notification row is the notification."""
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        return SendResult(f"stored-{message.key}")
+
+
+class EmailNotification:
+    """Notifications mailed to the coach through the [email] relay (no unsubscribe link)."""
+
+    def __init__(self, smtp: Channel, to: str) -> None:
+        self.smtp, self.to = smtp, to
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        subject = message.subject or f"nurture: {message.body.splitlines()[0][:60]}"
+        return self.smtp.send(replace(message, recipient=self.to, subject=subject, lead_id=None))
+
+
+def build(providers: Providers) -> dict[str, Channel]:
+    """One channel per kind of message (whatsapp, sms, email, notification)."""
+    from nurture.channels.smtp import SmtpChannel
+    from nurture.channels.twilio import TwilioChannel
+
+    channels: dict[str, Channel] = {}
+    email, twilio = providers.email, providers.twilio
+    channels["email"] = (
+        SmtpChannel(email, providers.unsubscribe) if email else Unconfigured("email", "add [email]")
+    )
+    for kind, sender in (("sms", "sms_from"), ("whatsapp", "whatsapp_from")):
+        has_sender = twilio and (getattr(twilio, sender) or twilio.messaging_service_sid)
+        channels[kind] = (
+            TwilioChannel(twilio, kind)
+            if has_sender
+            else Unconfigured(kind, f"add [twilio] with {sender} or messaging_service_sid")
+        )
+    channels["notification"] = notification_channel(providers)
+    return channels
+
+
+def notification_channel(providers: Providers) -> Channel:
+    """Slack, else the JSON webhook, else email to the coach, else the store only."""
+    from nurture.channels.slack import SlackChannel
+    from nurture.channels.smtp import SmtpChannel
+    from nurture.channels.webhook import WebhookChannel
+
+    config = providers.notifications
+    if config is None:
+        return StoredOnly()
+    if config.slack_webhook_url:
+        return SlackChannel(config)
+    if config.webhook_url:
+        return WebhookChannel(config)
+    if config.email_to and providers.email:
+        return EmailNotification(SmtpChannel(providers.email, None), config.email_to)
+    return StoredOnly()
