@@ -38,23 +38,29 @@ class EmailNotification:
 
 def build(providers: Providers) -> dict[str, Channel]:
     """One channel per kind of message (whatsapp, sms, email, notification)."""
+    return {
+        kind: provider(kind, providers) for kind in ("whatsapp", "sms", "email", "notification")
+    }
+
+
+def provider(kind: str, providers: Providers) -> Channel:
+    """The channel that sends `kind`; ConfigError when its configuration is incomplete."""
     from nurture.channels.smtp import SmtpChannel
     from nurture.channels.twilio import TwilioChannel
 
-    channels: dict[str, Channel] = {}
-    email, twilio = providers.email, providers.twilio
-    channels["email"] = (
-        SmtpChannel(email, providers.unsubscribe) if email else Unconfigured("email", "add [email]")
-    )
-    for kind, sender in (("sms", "sms_from"), ("whatsapp", "whatsapp_from")):
-        has_sender = twilio and (getattr(twilio, sender) or twilio.messaging_service_sid)
-        channels[kind] = (
-            TwilioChannel(twilio, kind)
-            if has_sender
-            else Unconfigured(kind, f"add [twilio] with {sender} or messaging_service_sid")
+    if kind == "notification":
+        return notification_channel(providers)
+    if kind == "email":
+        email = providers.email
+        return (
+            SmtpChannel(email, providers.unsubscribe)
+            if email
+            else Unconfigured(kind, "add [email]")
         )
-    channels["notification"] = notification_channel(providers)
-    return channels
+    twilio, sender = providers.twilio, f"{kind}_from"
+    if twilio and (getattr(twilio, sender) or twilio.messaging_service_sid):
+        return TwilioChannel(twilio, kind)
+    return Unconfigured(kind, f"add [twilio] with {sender} or messaging_service_sid")
 
 
 def notification_channel(providers: Providers) -> Channel:

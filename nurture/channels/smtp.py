@@ -10,6 +10,7 @@ import smtplib
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
@@ -18,6 +19,10 @@ from nurture.channels import OutgoingMessage, PermanentFailure, SendResult, Temp
 from nurture.channels import unsubscribe as links
 from nurture.channels.config import SmtpConfig, UnsubscribeConfig
 from nurture.errors import ConfigError
+
+
+HEADERS = policy.default.clone(max_line_length=998)
+"""Long headers stay plain: List-Unsubscribe must not become an RFC 2047 encoded word."""
 
 
 class SmtpChannel:
@@ -66,7 +71,7 @@ class SmtpChannel:
     def compose(self, message: OutgoingMessage) -> EmailMessage:
         """The message as it goes out: headers, the text part and the HTML alternative."""
         config = self.config
-        email = EmailMessage()
+        email = EmailMessage(policy=HEADERS)
         email["From"] = formataddr((config.from_name or "", config.from_address))
         email["To"] = message.recipient
         email["Subject"] = message.subject or ""

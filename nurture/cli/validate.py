@@ -16,6 +16,7 @@ def validate(
         None, help="Sequence files or folders (default: the project's sequences folder)."
     ),
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Warnings fail too (exit 1)."),
 ) -> None:
     """Check sequence files: YAML, keys and values, templates, unique names. Exit 1 on errors."""
     coach_keys = _coach_keys(required=not paths)
@@ -28,7 +29,7 @@ def validate(
         for diagnostic in diagnostics:
             typer.echo(str(diagnostic))  # plain echo: no rich markup in users' text
         note(_summary(result, diagnostics))
-    if not result.valid:
+    if not result.valid or (strict and diagnostics):
         raise typer.Exit(1)
 
 

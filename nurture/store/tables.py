@@ -284,3 +284,21 @@ class Worker(SQLModel, table=True):
     started_at: datetime = _utc_column()
     seen_at: datetime = _utc_column()
     executed: int = 0
+
+
+class ConsentEvent(SQLModel, table=True):
+    """A lead opting out of (or back into) a channel: who said so, how, and when.
+
+    source: cli, unsubscribe (a signed link), inbound (a STOP or START reply), provider
+    (the provider reports the recipient unsubscribed).
+    """
+
+    __tablename__ = "consent_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    channel: str = Field(max_length=20)
+    action: str = Field(max_length=10)  # opt_out, opt_in
+    source: str = Field(max_length=20)
+    detail: str | None = None
+    created_at: datetime = _utc_column()
