@@ -182,7 +182,7 @@ class Recorder:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         try:
             yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -209,7 +209,9 @@ class FakeTwilio(Recorder):
             return error(401, 20003, "Authentication Error - invalid username")
         path = urlparse(request.path).path
         if path == f"/2010-04-01/Accounts/{ACCOUNT_SID}.json" and request.method == "GET":
-            return Reply(200, {"sid": ACCOUNT_SID, "friendly_name": "Coach Kim", "status": "active"})
+            return Reply(
+                200, {"sid": ACCOUNT_SID, "friendly_name": "Coach Kim", "status": "active"}
+            )
         if path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json" and request.method == "POST":
             return self.message(request.form)
         return error(404, 20404, f"The requested resource {path} was not found")

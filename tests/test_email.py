@@ -27,7 +27,9 @@ WELCOME = {
 
 def smtp(port: int, **options) -> SmtpConfig:
     base = {"host": "127.0.0.1", "port": port, "security": "none", "timeout": 5}
-    return SmtpConfig(**base | {"from_address": "coach@example.com", "from_name": "Coach Kim"} | options)
+    return SmtpConfig(
+        **base | {"from_address": "coach@example.com", "from_name": "Coach Kim"} | options
+    )
 
 
 def unsubscribe(url: str | None = PAGE) -> UnsubscribeConfig:
@@ -39,7 +41,9 @@ def message(**fields) -> OutgoingMessage:
     return OutgoingMessage(**values | {"body": "Hello Sam", "lead_id": 7} | fields)
 
 
-def test_a_lead_gets_a_multipart_email_with_a_working_unsubscribe_link(store, project, run, store_url):
+def test_a_lead_gets_a_multipart_email_with_a_working_unsubscribe_link(
+    store, project, run, store_url
+):
     steps = [step("Welcome", "send_email", action_config=WELCOME), step("Later", "send_email")]
     steps[1]["delay_days"] = 1
     apply(store, project, sequence("Mail", *steps))
@@ -80,7 +84,11 @@ def test_a_lead_gets_a_multipart_email_with_a_working_unsubscribe_link(store, pr
         assert run_due(store, next_day, worker="w", channels=channels_for("live", store, providers))
         assert len(mailbox.messages) == 1  # never sent
     later = executions(store, enrollment_id)[-1]
-    assert (later.step_id, later.status, later.error) == ("later", "skipped", "lead opted out of email")
+    assert (later.step_id, later.status, later.error) == (
+        "later",
+        "skipped",
+        "lead opted out of email",
+    )
 
 
 def test_a_forged_or_cut_token_is_refused(project, run):

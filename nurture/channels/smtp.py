@@ -20,7 +20,6 @@ from nurture.channels import unsubscribe as links
 from nurture.channels.config import SmtpConfig, UnsubscribeConfig
 from nurture.errors import ConfigError
 
-
 HEADERS = policy.default.clone(max_line_length=998)
 """Long headers stay plain: List-Unsubscribe must not become an RFC 2047 encoded word."""
 

@@ -12,8 +12,8 @@ from nurture.spec.loader import MAX_BYTES, load_yaml
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
 from nurture.spec.positions import Document, Loc, Position, Scalar
-from nurture.spec.whatsapp import window_warnings
 from nurture.spec.templates import TemplateProblem, check_template, template_fields
+from nurture.spec.whatsapp import window_warnings
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 

@@ -22,6 +22,6 @@ def window_warnings(spec: SequenceSpec, document: Document, filename: str) -> li
     for index, step in enumerate(spec.steps):
         config = step.action_config
         if step.action_type == ActionType.SEND_WHATSAPP_MESSAGE and config.template is None:
-            line, column = document.position(("steps", index, "action_config"))
+            line, column = document.position(("steps", index, "action_config", "message"))
             found.append(Diagnostic(filename, line, column, WARNING, "warning"))
     return found
