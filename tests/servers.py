@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -110,6 +110,7 @@ class Reply:
     body: Any = ""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    hold: threading.Event | None = None  # answer only once this is set
 
 
 @dataclass
@@ -160,6 +161,8 @@ class Recorder:
                 reply = recorder.handle(request)
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.hold is not None:
+                    reply.hold.wait(60)
                 payload = reply.body if isinstance(reply.body, str) else json.dumps(reply.body)
                 data = payload.encode()
                 try:
@@ -201,7 +204,10 @@ UNSUBSCRIBED = "+15005550004"  # 21610
 
 class FakeTwilio(Recorder):
     """Twilio's REST API as documented: Basic auth with the account SID and token, form fields
-    in, JSON out, errors as {code, message, more_info, status}."""
+    in, JSON out, errors as {code, message, more_info, status}. With `hold` set, a message is
+    accepted but its answer waits for the event (a provider that got it, a client that did not)."""
+
+    hold: threading.Event | None = None
 
     def answer(self, request: Request) -> Reply:
         user, _, password = _basic(request.headers.get("Authorization", ""))
@@ -213,7 +219,7 @@ class FakeTwilio(Recorder):
                 200, {"sid": ACCOUNT_SID, "friendly_name": "Coach Kim", "status": "active"}
             )
         if path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json" and request.method == "POST":
-            return self.message(request.form)
+            return replace(self.message(request.form), hold=self.hold)
         return error(404, 20404, f"The requested resource {path} was not found")
 
     def message(self, form: dict[str, str]) -> Reply:
