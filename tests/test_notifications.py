@@ -109,3 +109,24 @@ def test_slack_check_posts_nothing_and_tells_a_dead_webhook(receiver):
     receiver.script.append(Reply(404, "no_service"))
     with pytest.raises(PermanentFailure, match="no_service"):
         slack.check()
+
+
+def test_a_message_a_provider_refuses_for_good_alerts_the_coach(receiver):
+    from servers import INVALID_NUMBER, FakeTwilio
+    from test_twilio import config as twilio_config
+
+    twilio = FakeTwilio()
+    with twilio.serving() as api:
+        providers = Providers(
+            twilio=twilio_config(api), notifications=NotificationsConfig(webhook_url=receiver.url)
+        )
+        sms = channels_for("live", providers=providers)["sms"]
+        text = OutgoingMessage(
+            channel="sms", recipient=INVALID_NUMBER, body="hi", key="5:hello:1", lead_id=4
+        )
+        with pytest.raises(PermanentFailure, match="21211"):
+            sms.send(text)
+    [alert] = [request.json() for request in receiver.requests]
+    assert alert["subject"] == "nurture: a sms message failed"
+    assert alert["message"].startswith(f"sms to {INVALID_NUMBER} failed for good: Twilio 21211")
+    assert alert["key"] == "alert.5:hello:1" and alert["lead_id"] == 4

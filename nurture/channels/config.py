@@ -60,6 +60,9 @@ class NotificationsConfig(ChannelConfig):
     webhook_secret: SecretStr | None = None
     email_to: str | None = Field(None, description="Sent through [email].")
     timeout: float = Field(10.0, gt=0)
+    alert_on_failure: bool = Field(
+        True, description="Also notify when a provider refuses a lead's message for good."
+    )
 
 
 class UnsubscribeConfig(ChannelConfig):

@@ -38,9 +38,44 @@ class EmailNotification:
 
 def build(providers: Providers) -> dict[str, Channel]:
     """One channel per kind of message (whatsapp, sms, email, notification)."""
-    return {
-        kind: provider(kind, providers) for kind in ("whatsapp", "sms", "email", "notification")
-    }
+    channels = {kind: provider(kind, providers) for kind in ("whatsapp", "sms", "email")}
+    notify = notification_channel(providers)
+    config = providers.notifications
+    if config is not None and config.alert_on_failure and not isinstance(notify, StoredOnly):
+        channels = {
+            kind: channel if isinstance(channel, Unconfigured) else Alerting(channel, notify)
+            for kind, channel in channels.items()
+        }
+    return channels | {"notification": notify}
+
+
+class Alerting:
+    """A lead's channel that tells the coach when a provider refuses a message for good."""
+
+    def __init__(self, channel: Channel, notify: Channel) -> None:
+        self.channel, self.notify = channel, notify
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        try:
+            return self.channel.send(message)
+        except PermanentFailure as failure:
+            self._alert(message, failure)
+            raise
+
+    def _alert(self, message: OutgoingMessage, failure: PermanentFailure) -> None:
+        alert = OutgoingMessage(
+            channel="notification",
+            recipient="coach",
+            subject=f"nurture: a {message.channel} message failed",
+            body=f"{message.channel} to {message.recipient} failed for good: {failure} "
+            f"(lead {message.lead_id}, execution {message.key})",
+            key=f"alert.{message.key}",
+            lead_id=message.lead_id,
+        )
+        try:
+            self.notify.send(alert)
+        except Exception:  # the step's own failure is in the log; the alert is a courtesy
+            pass
 
 
 def provider(kind: str, providers: Providers) -> Channel:
