@@ -130,3 +130,15 @@ def test_a_message_a_provider_refuses_for_good_alerts_the_coach(receiver):
     assert alert["subject"] == "nurture: a sms message failed"
     assert alert["message"].startswith(f"sms to {INVALID_NUMBER} failed for good: Twilio 21211")
     assert alert["key"] == "alert.5:hello:1" and alert["lead_id"] == 4
+
+
+def test_webhook_check_sends_a_head_request_and_tells_a_missing_endpoint(receiver):
+    channel = WebhookChannel(NotificationsConfig(webhook_url=receiver.url + "/hooks"))
+    assert channel.check().endswith("answers HTTP 200; requests are NOT signed (set "
+                                    "NURTURE_NOTIFICATIONS__WEBHOOK_SECRET)")  # fmt: skip
+    receiver.script.append(Reply(405, "use POST"))
+    assert channel.check().endswith("answers (webhook HTTP 405)")  # a HEAD has no body
+    receiver.script.append(Reply(404, "nothing here"))
+    with pytest.raises(PermanentFailure, match="HTTP 404"):
+        channel.check()
+    assert [r.method for r in receiver.requests] == ["HEAD", "HEAD", "HEAD"]

@@ -4,6 +4,7 @@ A kind without a provider fails its steps permanently with a message saying what
 a notification without one is kept in the store only (the notification row is the message).
 """
 
+from contextlib import suppress
 from dataclasses import replace
 
 from nurture.channels import Channel, OutgoingMessage, PermanentFailure, SendResult
@@ -72,10 +73,9 @@ class Alerting:
             key=f"alert.{message.key}",
             lead_id=message.lead_id,
         )
-        try:
+        # The step's own failure is in the log; the alert is a courtesy that must not fail it.
+        with suppress(Exception):
             self.notify.send(alert)
-        except Exception:  # the step's own failure is in the log; the alert is a courtesy
-            pass
 
 
 def provider(kind: str, providers: Providers) -> Channel:

@@ -78,6 +78,8 @@ class WebhookChannel:
         try:
             status, _ = self._open(request)
         except PermanentFailure as failure:  # 405 and the like: it answers, it only refuses HEAD
+            if any(f"HTTP {status}" in str(failure) for status in (401, 403, 404, 410)):
+                raise
             return f"{self.url} answers ({failure})"
         signed = (
             "signed" if self.secret else "NOT signed (set NURTURE_NOTIFICATIONS__WEBHOOK_SECRET)"
