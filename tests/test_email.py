@@ -188,3 +188,29 @@ def test_channels_check_says_what_is_missing(project: Path, run):
     assert result.exit_code == 1
     assert "NURTURE_UNSUBSCRIBE__SECRET" in result.output
     assert "not configured (add [twilio] with sms_from" in result.output
+
+
+def test_notifications_can_go_to_the_coach_by_email_without_an_unsubscribe_link():
+    from nurture.channels.config import NotificationsConfig
+
+    mailbox = Mailbox()
+    with smtp_server(mailbox) as port:
+        notify = NotificationsConfig(email_to="kim@example.com")
+        providers = Providers(email=smtp(port), notifications=notify, unsubscribe=unsubscribe())
+        note = OutgoingMessage(
+            channel="notification", recipient="coach", body="Sam is hot\nCall today", key="2:n:1",
+            lead_id=3,
+        )  # fmt: skip
+        channels_for("live", providers=providers)["notification"].send(note)
+    [mail] = mailbox.messages
+    assert mail["To"] == "kim@example.com" and mail["Subject"] == "nurture: Sam is hot"
+    assert "List-Unsubscribe" not in mail
+    assert mail.get_body(("plain",)).get_content() == "Sam is hot\nCall today\n"
+
+
+def test_a_kind_without_a_provider_fails_saying_what_to_configure():
+    channels = channels_for("live", providers=Providers())
+    with pytest.raises(PermanentFailure, match=r"no email channel configured: add \[email\]"):
+        channels["email"].send(message())
+    note = OutgoingMessage(channel="notification", recipient="coach", body="hi", key="1:n:1")
+    assert channels["notification"].send(note).provider_id == "stored-1:n:1"  # the store has it

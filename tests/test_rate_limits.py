@@ -1,13 +1,20 @@
 """Per-channel rate limits: sends spaced 1/rate apart across senders, Retry-After pauses all."""
 
+import json
+from datetime import UTC, datetime, timedelta
+
 import pytest
-from builders import sequence, step
+from builders import sequence, step, write
 from enrolling import T0, apply, enroll, executions
+from sqlalchemy import select
+from test_daemon import sent_counts, start, stop, wait_until
 
 from nurture.channels import OutgoingMessage, TemporaryFailure
 from nurture.channels.memory import MemoryChannel
 from nurture.channels.ratelimit import RateLimited, RateLimiter, batch_within
 from nurture.dispatch import run_due
+from nurture.store.tables import Execution
+from nurture.testing import enroll_many
 
 
 class Clock:
@@ -47,7 +54,32 @@ def test_retry_after_pauses_the_whole_channel():
     assert clock.waits == [7.0]  # the next message waits for the provider, not just 0.1 s
 
 
-def test_a_batch_fits_its_lease_at_the_slowest_rate():
+def test_a_batch_holds_ten_seconds_of_sends_at_the_slowest_rate():
     assert batch_within(500, {}, 300) == 500
-    assert batch_within(500, {"sms": 1, "email": 20}, 300) == 150
+    assert batch_within(500, {"sms": 1, "email": 20}, 300) == 10
+    assert batch_within(500, {"email": 200}, 300) == 500
+    assert batch_within(500, {"sms": 10}, 4) == 20  # and its sends fit in half a lease
     assert batch_within(500, {"whatsapp": 0.001}, 300) == 1
+
+
+def test_a_daemon_spreads_a_burst_and_status_shows_the_backlog(project, run_store, store):
+    write(project, "texts.yaml", sequence("Texts", step("Hello")))
+    assert run_store("apply", "--yes").exit_code == 0
+    enroll_many(store, 30, datetime.now(UTC) - timedelta(minutes=1))
+    (project / "nurture.toml").write_text('timezone = "UTC"\n[rate_limits]\nsms = 10\n')
+    daemon = start(project, store.url, "--batch", "5")
+    try:
+        wait_until(lambda: daemon_seen(run_store))
+        status = json.loads(run_store("status", "--json").stdout)
+        assert status["due"] > 0 and status["lag_seconds"] >= 60  # the burst waits in the store
+        assert status["rate_limits"] == {"sms": 10.0}
+        wait_until(lambda: sum(sent_counts(store).values()) == 30)
+    finally:
+        stop(daemon)
+    with store.begin() as connection:
+        started = connection.execute(select(Execution.started_at)).scalars().all()
+    assert max(started) - min(started) >= timedelta(seconds=2)  # 30 sends at 10 a second
+
+
+def daemon_seen(run_store) -> bool:
+    return bool(json.loads(run_store("status", "--json").stdout)["workers"])

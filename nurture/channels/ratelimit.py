@@ -69,9 +69,15 @@ def limited(channels: Mapping[str, Channel], rates: Mapping[str, float]) -> dict
     }
 
 
+BATCH_SECONDS = 10.0
+"""A batch holds about this many seconds of sends at the slowest rate: the rest of a burst
+waits in the store (where `nurture status` shows it as lag), and leases stay short."""
+
+
 def batch_within(batch: int, rates: Mapping[str, float], lease_seconds: float) -> int:
-    """The batch size whose sends fit in half a lease at the slowest rate (at least 1)."""
+    """The batch size whose sends take at most BATCH_SECONDS (and half a lease) at the slowest
+    rate; at least 1."""
     if not rates:
         return batch
-    fits = int(min(rates.values()) * lease_seconds / 2)
+    fits = int(min(rates.values()) * min(BATCH_SECONDS, lease_seconds / 2))
     return max(1, min(batch, fits))
