@@ -12,8 +12,9 @@ from nurture.spec.positions import Document
 WARNING = (
     "free-text WhatsApp step without a template fallback: WhatsApp delivers free text only "
     "within 24 hours of the lead's last message (add `template: {content_sid: HX..., "
-    "variables: {...}}` for the others)"
+    "variables: {...}}` for the others) [whatsapp-window]"
 )
+"""Ends with its rule name, as the other lint warnings of `nurture validate` do."""
 
 
 def window_warnings(spec: SequenceSpec, document: Document, filename: str) -> list[Diagnostic]:
