@@ -106,7 +106,7 @@ def test_config_show_masks_secrets(project: Path, run):
     assert (
         'password = "**********"' in result.output and "[rate_limits]\nemail = 5.0" in result.output
     )
-    data = json.loads(run("config", "show", "--json").output)
+    data = json.loads(run("config", "show", "--json").stdout)
     assert data["email"]["password"] == "**********" and data["twilio"] is None
 
 

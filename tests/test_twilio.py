@@ -171,7 +171,7 @@ def test_channels_check_fetches_the_account_without_sending(project: Path, run, 
     (project / ".env").write_text(f"NURTURE_TWILIO__AUTH_TOKEN={AUTH_TOKEN}\n")
     result = run("channels", "check", "sms", "--json")
     assert result.exit_code == 0, result.output
-    [check] = json.loads(result.output)
+    [check] = json.loads(result.stdout)
     assert check == {
         "channel": "sms", "configured": True, "ok": True,
         "detail": f"account Coach Kim (active), sms from {SENDER}; at most 2 a second",
@@ -190,3 +190,15 @@ def test_a_missing_auth_token_is_named(project: Path, run, twilio):
     result = run("run", "--once")
     assert result.exit_code == 1
     assert "twilio needs its auth token: set NURTURE_TWILIO__AUTH_TOKEN in .env" in result.output
+
+
+def test_channels_check_reminds_that_run_uses_them_only_when_live(project: Path, run, twilio):
+    (project / "nurture.toml").write_text(
+        f'[twilio]\naccount_sid = "{ACCOUNT_SID}"\nsms_from = "{SENDER}"\napi_url = "{twilio.url}"\n'
+    )
+    (project / ".env").write_text(f"NURTURE_TWILIO__AUTH_TOKEN={AUTH_TOKEN}\n")
+    result = run("channels", "check", "sms")
+    assert result.exit_code == 0
+    assert 'note: channel = "outbox": `nurture run` uses these providers with --channel live' in (
+        result.stderr
+    )

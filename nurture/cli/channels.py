@@ -33,6 +33,9 @@ def check(
             status = "ok" if result.ok else "FAILED" if result.configured else "-"
             table.add_row(result.channel, status, escape(result.detail))
         out.print(table)
+    if state.settings.channel != "live":
+        note(f'note: channel = "{state.settings.channel}": `nurture run` uses these providers with '
+             '--channel live or channel = "live" in nurture.toml')  # fmt: skip
     if any(result.configured and not result.ok for result in results):
         raise typer.Exit(1)
 
