@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo
 from jinja2 import Template, TemplateError
 from sqlalchemy import Connection, Row
 
+from nurture import whatsapp
 from nurture.channels import OutgoingMessage, PermanentFailure
+from nurture.channels.unsubscribe import PLACEHOLDER
 from nurture.spec.actions import ActionType
 from nurture.spec.models import StepBase
-from nurture.spec.templates import template_environment
+from nurture.spec.templates import html_environment, template_environment
 from nurture.store import queries
 from nurture.store.tables import Appointment, Notification, Task
 
@@ -67,22 +69,23 @@ def context(
         "funnel": named(funnel),
         "sequence": named(sequence),
         "step": {"id": step.id, "slug": step.id, "name": step.name},
-        "unsubscribe_url": "",
+        "unsubscribe_url": PLACEHOLDER,  # the email channel puts the lead's signed link here
         "now": now,
     }
 
 
 @lru_cache(maxsize=4096)
-def _template(source: str) -> Template:
-    return template_environment().from_string(source)
+def _template(source: str, html: bool = False) -> Template:
+    environment = html_environment() if html else template_environment()
+    return environment.from_string(source)
 
 
-def render(source: str | None, context: dict[str, Any]) -> str | None:
-    """A template rendered; an error is a permanent failure (retrying renders the same)."""
+def render(source: str | None, context: dict[str, Any], *, html: bool = False) -> str | None:
+    """A template rendered (HTML autoescaped); an error is a permanent failure."""
     if source is None:
         return None
     try:
-        return _template(source).render(context)
+        return _template(source, html).render(context)
     except (
         TemplateError,
         ArithmeticError,
@@ -118,16 +121,14 @@ def message(step: StepBase, lead: Row, context: dict[str, Any], key: str) -> Out
             recipient=recipient,
             subject=render(config.subject, context),
             body=render(config.body, context),
-            html=render(config.html, context),
+            html=render(config.html, context, html=True),
             reply_to=config.reply_to,
             **fields,
         )
-    return OutgoingMessage(
-        recipient=recipient,
-        body=_text(config, context),
-        template=_whatsapp(config, context),
-        **fields,
-    )
+    body, template = _text(config, context), _whatsapp(config, context)
+    if channel == "whatsapp":
+        body, template = whatsapp.choose(body, template, lead.last_inbound_at, context["now"])
+    return OutgoingMessage(recipient=recipient, body=body, template=template, **fields)
 
 
 def _text(config: Any, context: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ send that happened is recorded whatever the enrollment became meanwhile.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row
@@ -38,6 +38,7 @@ class Job:
     execution_id: int | None = None
     provider_id: str | None = None
     outbox: dict[str, Any] | None = None
+    retry_after: float | None = None  # the provider's Retry-After, in seconds
 
     @property
     def attempt(self) -> int:
@@ -128,6 +129,8 @@ def transition(job: Job, now: datetime, zone: str) -> dict[str, Any]:
         }  # fmt: skip
     if job.status == "retry" and job.attempt <= spec.max_retries:
         retry_at = now + spec.retry_delay * spec.retry_backoff ** (job.attempt - 1)
+        if job.retry_after:  # never sooner than the provider asked
+            retry_at = max(retry_at, now + timedelta(seconds=job.retry_after))
         job.note(retry_at=retry_at.isoformat())
         return state | {"attempts": job.attempt, "next_run_at": retry_at}
     if job.status == "retry":

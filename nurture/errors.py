@@ -37,3 +37,7 @@ class Aborted(NurtureError):
 
 class InvalidState(NurtureError):
     """The thing exists but its state does not allow what was asked (pausing a finished enrollment)."""
+
+
+class InvalidToken(NurtureError):
+    """An unsubscribe token that was not signed with this project's secret, or is malformed."""

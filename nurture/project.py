@@ -27,6 +27,19 @@ name = "Your Name"
 business = "Your Coaching Business"
 email = "coach@example.com"
 booking_url = "https://example.com/book"
+
+# Going live (see the README): `channel = "live"` sends through these providers; secrets go in
+# .env as NURTURE_EMAIL__PASSWORD, NURTURE_TWILIO__AUTH_TOKEN, NURTURE_UNSUBSCRIBE__SECRET.
+# [email]
+# host = "smtp.example.com"
+# username = "coach@example.com"
+# from_address = "coach@example.com"
+# [twilio]
+# account_sid = "AC..."
+# sms_from = "+15017122661"
+# whatsapp_from = "+14155238886"
+# [rate_limits]
+# sms = 1
 """
 
 GITIGNORE = "nurture.db\nnurture.db-wal\nnurture.db-shm\n.env\n"

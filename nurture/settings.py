@@ -2,11 +2,19 @@
 
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
+from nurture.channels.config import (
+    NotificationsConfig,
+    Providers,
+    RateLimits,
+    SmtpConfig,
+    TwilioConfig,
+    UnsubscribeConfig,
+)
 from nurture.errors import ConfigError, ProjectNotFound
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.window import TimeZoneName
@@ -58,15 +66,21 @@ class Settings(BaseSettings):
         None, description="Country code (e.g. 'US') for phone numbers written without +."
     )
     channel: str = Field(
-        "outbox", description="Where `nurture run` sends messages: outbox or console."
+        "outbox",
+        description="Where `nurture run` sends messages: outbox, console, or live (the providers).",
     )
     batch: int = Field(500, ge=1, description="Due steps claimed per batch by `nurture run`.")
     senders: int = Field(8, ge=1, description="Concurrent channel sends per batch.")
-    lint_ignore: list[Literal["same-priority", "coverage", "send-window", "never-holds"]] = Field(
-        default_factory=list, description="Lint rules `nurture validate` does not report."
-    )
+    lint_ignore: list[
+        Literal["same-priority", "coverage", "send-window", "never-holds", "whatsapp-window"]
+    ] = Field(default_factory=list, description="Lint rules `nurture validate` does not report.")
     coach: CoachSettings = Field(default_factory=CoachSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    email: SmtpConfig | None = None
+    twilio: TwilioConfig | None = None
+    notifications: NotificationsConfig | None = None
+    unsubscribe: UnsubscribeConfig = Field(default_factory=UnsubscribeConfig)
+    rate_limits: RateLimits = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -93,6 +107,12 @@ class Settings(BaseSettings):
     @property
     def sequences_path(self) -> Path:
         return self.project_dir / self.sequences_dir
+
+    @property
+    def providers(self) -> Providers:
+        """The live channels' configuration."""
+        names = ("email", "twilio", "notifications", "unsubscribe", "rate_limits")
+        return Providers(**{name: getattr(self, name) for name in names})
 
 
 def find_project(start: Path) -> Path:
@@ -135,6 +155,28 @@ def _check_toml(path: Path) -> None:
     for key in data:
         if key not in known:
             raise ConfigError(f"{path}: unknown setting {key!r}" + did_you_mean(key, known))
+    for section, key in _secret_fields():
+        if key in (data.get(section) or {}):
+            variable = f"NURTURE_{section.upper()}__{key.upper()}"
+            raise ConfigError(
+                f"{path}: {section}.{key} is a secret: set {variable} in the environment "
+                "or .env, never in nurture.toml"
+            )
+
+
+def _secret_fields() -> list[tuple[str, str]]:
+    """(table, key) of every secret setting, e.g. ('email', 'password')."""
+    found = []
+    for name, field in Settings.model_fields.items():
+        model = next((a for a in get_args(field.annotation) if isinstance(a, type)), None)
+        model = field.annotation if isinstance(field.annotation, type) else model
+        if model is not None and issubclass(model, BaseModel):
+            found += [
+                (name, key)
+                for key, inner in model.model_fields.items()
+                if SecretStr in (inner.annotation, *get_args(inner.annotation))
+            ]
+    return found
 
 
 def _describe(error: ValidationError, path: Path) -> str:

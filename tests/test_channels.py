@@ -58,3 +58,13 @@ def test_the_outbox_stores_each_message_with_its_execution(store, project):
         "Welcome",
     )
     assert stored.body == "Hello Sam Carter"
+
+
+def test_the_console_says_when_a_whatsapp_template_goes_instead_of_free_text():
+    stream = io.StringIO()
+    template = {"content_sid": "HX" + "0" * 32, "variables": {"1": "Sam"}}
+    message = OutgoingMessage(
+        channel="whatsapp", recipient="+15555550100", body="Hi Sam", key="1:hi:1", template=template
+    )
+    ConsoleChannel(stream).send(message)
+    assert stream.getvalue().startswith(f"[whatsapp] to +15555550100 (template HX{'0' * 32})\n")

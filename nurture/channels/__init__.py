@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nurture.errors import ConfigError
 
 if TYPE_CHECKING:
+    from nurture.channels.config import Providers
     from nurture.store.db import Store
 
 KINDS = ("whatsapp", "sms", "email", "notification")
@@ -43,7 +44,14 @@ class SendResult:
 
 
 class TemporaryFailure(Exception):
-    """The send may succeed later (a timeout, a rate limit, a provider outage): retried with backoff."""
+    """The send may succeed later (a timeout, a rate limit, a provider outage): retried with backoff.
+
+    `retry_after` (seconds) is the provider's `Retry-After`: the retry waits at least that long.
+    """
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PermanentFailure(Exception):
@@ -56,19 +64,26 @@ class Channel(Protocol):
         ...
 
 
-def channels_for(name: str, store: "Store | None" = None) -> dict[str, Channel]:
-    """Every kind of message through the channel called `name` (console, outbox, memory).
+def channels_for(
+    name: str, store: "Store | None" = None, providers: "Providers | None" = None
+) -> dict[str, Channel]:
+    """Every kind of message through the channel called `name` (console, outbox, memory, live).
 
-    `store` is for channels that keep state there; the outbox needs none (the completion
-    writes its rows), the real providers will keep their delivery receipts.
+    `live` sends through the providers configured in `providers` (settings.providers), and
+    `providers.rate_limits` spaces the sends of every channel. `store` is for channels that
+    keep state there; the outbox needs none (the completion writes its rows).
     """
-    from nurture.channels import console, memory, outbox
+    from nurture.channels import console, live, memory, outbox, ratelimit
 
     makers = {"console": console.ConsoleChannel, "outbox": outbox.OutboxChannel}
-    if name == "memory":
-        channel: Channel = memory.MemoryChannel()
+    if name == "live":
+        if providers is None:
+            raise ConfigError("the live channel needs the project's settings")
+        channels = live.build(providers)
+    elif name == "memory":
+        channels = dict.fromkeys(KINDS, memory.MemoryChannel())
     elif name in makers:
-        channel = makers[name]()
+        channels = dict.fromkeys(KINDS, makers[name]())
     else:
-        raise ConfigError(f"unknown channel {name!r}: use one of console, outbox, memory")
-    return dict.fromkeys(KINDS, channel)
+        raise ConfigError(f"unknown channel {name!r}: use one of console, outbox, live, memory")
+    return ratelimit.limited(channels, providers.rate_limits if providers else {})

@@ -20,6 +20,8 @@ class ConsoleChannel:
         head = f"[{message.channel}] to {message.recipient}"
         if message.subject:
             head += f": {message.subject}"
+        if message.template:  # WhatsApp outside the 24-hour window: the approved template goes
+            head += f" (template {message.template['content_sid']})"
         body = "\n".join("    " + line for line in message.body.splitlines())
         with self._lock:
             stream = self.stream or sys.stdout

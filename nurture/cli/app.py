@@ -10,6 +10,9 @@ from typer.core import TyperGroup
 
 from nurture import __version__
 from nurture.cli import (
+    channels,
+    config,
+    consent,
     db,
     engine,
     enrollments,
@@ -124,6 +127,12 @@ app.add_typer(leads.app, name="leads")
 app.add_typer(enrollments.app, name="enrollments")
 app.add_typer(tokens.app, name="tokens")
 tasks.register(app)  # tasks, appointments, notifications
+app.add_typer(channels.app, name="channels")
+app.add_typer(config.app, name="config")
+app.command("unsubscribe")(consent.unsubscribe)
+leads.app.command("opt-out")(consent.opt_out)
+leads.app.command("opt-in")(consent.opt_in)
+leads.app.command("inbound")(consent.inbound)
 
 
 def main() -> None:

@@ -10,14 +10,17 @@ import typer
 
 from nurture import dispatch
 from nurture.channels import channels_for
+from nurture.channels.config import Providers
+from nurture.channels.ratelimit import batch_within
 from nurture.cli.context import state
 from nurture.cli.output import note
 from nurture.daemon import Daemon, DaemonOptions
 from nurture.errors import ConfigError
 from nurture.store.db import Store, open_store
 
-ChannelName = Literal["console", "outbox"]
+ChannelName = Literal["console", "outbox", "live"]
 LogFormat = Literal["text", "json"]
+ONCE_LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -30,16 +33,19 @@ class RunOptions:
     default_zone: str = "UTC"
     coach: dict[str, Any] = field(default_factory=dict)
     worker: str = field(default_factory=lambda: f"once-{os.getpid()}")
+    providers: Providers | None = None
 
 
 def run_once(store: Store, now: datetime, options: RunOptions) -> int:
     """Rescue expired leases, then run every step due at `now` until none is left; how many ran."""
-    channels = channels_for(options.channel, store)
+    channels = channels_for(options.channel, store, options.providers)
+    rates = options.providers.rate_limits if options.providers else {}
+    batch = batch_within(options.batch, rates, ONCE_LEASE.total_seconds())
     dispatch.rescue_leases(store, now)
     total = 0
     try:
         while count := dispatch.run_due(
-            store, now, worker=options.worker, channels=channels, batch=options.batch,
+            store, now, worker=options.worker, channels=channels, batch=batch, lease=ONCE_LEASE,
             senders=options.senders, default_zone=options.default_zone, coach=options.coach,
         ):  # fmt: skip
             total += count
@@ -71,6 +77,7 @@ def options_from_settings(
         senders=senders or settings.senders,
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
+        providers=settings.providers,
     )
 
 
@@ -84,7 +91,7 @@ def run(
     ] = None,
     channel: Annotated[
         ChannelName | None,
-        typer.Option("--channel", help="console prints; outbox stores (default)."),
+        typer.Option("--channel", help="console prints; outbox stores (default); live sends."),
     ] = None,
     poll: Annotated[
         float, typer.Option("--poll", min=0.05, help="Longest sleep between checks, in seconds.")
@@ -110,11 +117,13 @@ def run(
             count = run_once(store, when, options)
             note(f"{count} step{'s' if count != 1 else ''} run at {when:%Y-%m-%d %H:%M} UTC")
             return
+        rates = options.providers.rate_limits if options.providers else {}
+        batch_size = batch_within(options.batch, rates, lease)  # a batch's sends fit its lease
         daemon_options = DaemonOptions(
-            batch=options.batch, senders=options.senders, poll=poll, lease=timedelta(seconds=lease),
+            batch=batch_size, senders=options.senders, poll=poll, lease=timedelta(seconds=lease),
             default_zone=options.default_zone, log_format=log_format,
         )  # fmt: skip
-        channels = channels_for(options.channel, store)
+        channels = channels_for(options.channel, store, options.providers)
         Daemon(store, channels, daemon_options, _clock, _log, coach=options.coach).run()
 
 

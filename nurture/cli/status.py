@@ -17,6 +17,7 @@ def status(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     now = datetime.now(UTC)
     with open_store(state.settings.database) as store, store.begin() as connection:
         report = daemon_status(connection, now)
+    report["rate_limits"] = dict(state.settings.rate_limits)
     if json:
         print_json(report)
         return
@@ -45,3 +46,6 @@ def status(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     )
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(report["enrollments"].items()))
     out.print(f"enrollments: {counts or 'none'}")
+    if report["rate_limits"]:
+        limits = ", ".join(f"{kind} {rate:g}/s" for kind, rate in report["rate_limits"].items())
+        out.print(f"rate limits (per daemon): {limits}; a burst waits in the store as lag")

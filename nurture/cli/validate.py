@@ -10,7 +10,7 @@ from nurture.errors import ProjectNotFound
 from nurture.leads import LeadRules
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.files import CheckResult, check_files, shown
-from nurture.spec.lint import lint
+from nurture.spec.lint import lint, silenced
 
 
 def validate(
@@ -26,7 +26,9 @@ def validate(
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
     result = check_files(targets, coach_keys=coach_keys)
-    result.diagnostics += lint(result.sequences, *_lint_settings())
+    ignore, conversion_statuses = _lint_settings()
+    result.diagnostics = silenced(result.diagnostics, ignore)
+    result.diagnostics += lint(result.sequences, ignore, conversion_statuses)
     diagnostics = result.diagnostics  # paths already relative to the working directory
     if json:
         print_json(_as_json(result, diagnostics))

@@ -13,6 +13,7 @@ from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
 from nurture.spec.positions import Document, Loc, Position, Scalar
 from nurture.spec.templates import TemplateProblem, check_template, template_fields
+from nurture.spec.whatsapp import window_warnings
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 
@@ -86,6 +87,7 @@ def _check_file(
     if document is None:
         return None, None, loaded.diagnostics
     spec, problems = _validate(document, filename)
+    problems += window_warnings(spec, document, filename) if spec is not None else []
     templates = list(_template_problems(document, filename, coach_keys))
     return document, spec, loaded.diagnostics + problems + templates
 

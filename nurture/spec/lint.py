@@ -21,7 +21,7 @@ from nurture.spec.window import WEEKDAYS, SendWindow
 LISTS = ("lead_source", "lead_status", "lead_temperature")
 
 
-RULES = ("same-priority", "coverage", "send-window", "never-holds")
+RULES = ("same-priority", "coverage", "send-window", "never-holds", "whatsapp-window")
 """Each warning ends with its rule in brackets; `lint_ignore` in nurture.toml silences rules."""
 
 
@@ -34,7 +34,12 @@ def lint(
     converting = {status.casefold() for status in conversion_statuses}
     found = [d for file in files for d in _sequence_warnings(file, converting)]
     found += list(_funnel_warnings(files))
-    return [d for d in found if not any(d.message.endswith(f"[{rule}]") for rule in ignore)]
+    return silenced(found, ignore)
+
+
+def silenced(diagnostics: list[Diagnostic], ignore: Collection[str]) -> list[Diagnostic]:
+    """The diagnostics but the warnings of the rules in `ignore`."""
+    return [d for d in diagnostics if not any(d.message.endswith(f"[{rule}]") for rule in ignore)]
 
 
 def _warn(file: SequenceFile, loc: Loc, message: str, rule: str) -> Diagnostic:

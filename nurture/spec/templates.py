@@ -28,6 +28,12 @@ def template_environment() -> ImmutableSandboxedEnvironment:
     return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
+@cache
+def html_environment() -> ImmutableSandboxedEnvironment:
+    """The same sandbox for HTML bodies, escaping what it inserts (a lead named `<b>` stays text)."""
+    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+
+
 @dataclass(frozen=True)
 class TemplateProblem:
     """A problem at a line of a template; `needle` is the text to point at, when known."""

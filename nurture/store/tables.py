@@ -308,3 +308,21 @@ class IngestKey(SQLModel, table=True):
     lead_id: int = Field(foreign_key="lead.id", index=True)
     response: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _utc_column()
+
+
+class ConsentEvent(SQLModel, table=True):
+    """A lead opting out of (or back into) a channel: who said so, how, and when.
+
+    source: cli, unsubscribe (a signed link), inbound (a STOP or START reply), provider
+    (the provider reports the recipient unsubscribed).
+    """
+
+    __tablename__ = "consent_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    channel: str = Field(max_length=20)
+    action: str = Field(max_length=10)  # opt_out, opt_in
+    source: str = Field(max_length=20)
+    detail: str | None = None
+    created_at: datetime = _utc_column()

@@ -1,0 +1,147 @@
+"""Email over SMTP: multipart text and HTML, a signed unsubscribe link, a Message-ID per execution.
+
+SMTP replies 4xx, timeouts and dropped connections are temporary failures; 5xx replies
+(an unknown mailbox, a rejected message, a failed login) are permanent.
+"""
+
+import html
+import re
+import smtplib
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+
+from nurture.channels import OutgoingMessage, PermanentFailure, SendResult, TemporaryFailure
+from nurture.channels import unsubscribe as links
+from nurture.channels.config import SmtpConfig, UnsubscribeConfig
+from nurture.errors import ConfigError
+
+HEADERS = policy.default.clone(max_line_length=998)
+"""Long headers stay plain: List-Unsubscribe must not become an RFC 2047 encoded word."""
+
+
+class SmtpChannel:
+    """One SMTP connection per message (a relay may drop idle ones between batches)."""
+
+    def __init__(self, config: SmtpConfig, unsubscribe: UnsubscribeConfig | None) -> None:
+        if unsubscribe is not None and unsubscribe.secret is None:
+            raise ConfigError(
+                "email needs an unsubscribe secret: set NURTURE_UNSUBSCRIBE__SECRET in .env"
+            )
+        self.config, self.unsubscribe = config, unsubscribe
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        email = self.compose(message)
+        with classified(), self.connect() as smtp:
+            smtp.send_message(email)
+        return SendResult(email["Message-ID"])
+
+    def check(self) -> str:
+        """Connect, secure and log in without sending; what worked."""
+        with classified(), self.connect() as smtp:
+            smtp.noop()
+        config = self.config
+        login = f", logged in as {config.username}" if config.username else ""
+        return f"{config.host}:{config.effective_port} ({config.security}){login}"
+
+    def connect(self) -> smtplib.SMTP:
+        config = self.config
+        host, port, timeout = config.host, config.effective_port, config.timeout
+        context = ssl.create_default_context(cafile=config.ca_file)
+        if config.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=timeout)
+        try:
+            if config.security == "starttls":
+                smtp.starttls(context=context)
+            if config.username:
+                password = config.password.get_secret_value() if config.password else ""
+                smtp.login(config.username, password)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def compose(self, message: OutgoingMessage) -> EmailMessage:
+        """The message as it goes out: headers, the text part and the HTML alternative."""
+        config = self.config
+        email = EmailMessage(policy=HEADERS)
+        email["From"] = formataddr((config.from_name or "", config.from_address))
+        email["To"] = message.recipient
+        email["Subject"] = message.subject or ""
+        email["Date"] = formatdate(usegmt=True)
+        email["Message-ID"] = message_id(message.key, config.from_address)
+        reply_to = message.reply_to or config.reply_to
+        if reply_to:
+            email["Reply-To"] = reply_to
+        text, markup = message.body, message.html or _html_of(message.body)
+        if self.unsubscribe is not None and message.lead_id is not None:
+            text, markup = self._add_unsubscribe(email, message.lead_id, text, markup)
+        email.set_content(text)
+        email.add_alternative(markup, subtype="html")
+        return email
+
+    def _add_unsubscribe(
+        self, email: EmailMessage, lead_id: int, text: str, markup: str
+    ) -> tuple[str, str]:
+        settings = self.unsubscribe
+        token = links.make_token(settings.secret.get_secret_value(), lead_id, "email")
+        mailto = settings.mailto or self.config.reply_to or self.config.from_address
+        url = links.link(settings.url, mailto, token)
+        email["List-Unsubscribe"] = links.list_unsubscribe(settings.url, mailto, token)
+        if settings.url:
+            email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        return _with_link(text, url, url), _with_link(markup, html.escape(url), _footer(url))
+
+
+def message_id(key: str, from_address: str) -> str:
+    """`<nurture.ENROLLMENT.STEP.ATTEMPT@domain>`: the same execution gives the same id."""
+    domain = Address(addr_spec=from_address).domain or "nurture.invalid"
+    return f"<nurture.{re.sub(r'[^A-Za-z0-9_-]+', '.', key)}@{domain}>"
+
+
+def _with_link(body: str, replacement: str, footer: str) -> str:
+    """The template's `{{ unsubscribe_url }}` replaced, or the link added at the end."""
+    if links.PLACEHOLDER in body:
+        return body.replace(links.PLACEHOLDER, replacement)
+    if footer.startswith("<"):
+        close = body.lower().rfind("</body>")
+        return body[:close] + footer + body[close:] if close >= 0 else body + footer
+    return f"{body.rstrip()}\n\n--\nUnsubscribe: {footer}\n"
+
+
+def _footer(url: str) -> str:
+    return f'<p style="font-size:small"><a href="{html.escape(url)}">Unsubscribe</a></p>'
+
+
+def _html_of(text: str) -> str:
+    """An HTML alternative for a text-only email: escaped paragraphs."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+
+
+@contextmanager
+def classified() -> Iterator[None]:
+    """Turn smtplib's and the network's errors into temporary or permanent failures."""
+    try:
+        yield
+    except smtplib.SMTPRecipientsRefused as error:
+        code, reply = next(iter(error.recipients.values()))
+        raise _by_code(code, reply) from None
+    except smtplib.SMTPResponseException as error:
+        raise _by_code(error.smtp_code, error.smtp_error) from None
+    except (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError) as error:
+        raise PermanentFailure(f"SMTP: {error}") from None
+    except (smtplib.SMTPException, OSError) as error:
+        raise TemporaryFailure(f"SMTP: {type(error).__name__}: {error}") from None
+
+
+def _by_code(code: int, reply: bytes | str) -> Exception:
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    described = f"SMTP {code} {text}".strip()
+    return TemporaryFailure(described) if 400 <= code < 500 else PermanentFailure(described)

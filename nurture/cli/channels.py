@@ -1,0 +1,58 @@
+"""`nurture channels check [NAME]` and `nurture channels send-test NAME --to ADDRESS`."""
+
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from nurture import providers
+from nurture.cli.context import state
+from nurture.cli.output import note, out, print_json
+
+app = typer.Typer(help="Channels: check the providers, send a test message.", no_args_is_help=True)
+
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+NAME_HELP = "whatsapp, sms, email or notification."
+
+
+@app.command()
+def check(
+    name: Annotated[str | None, typer.Argument(help=NAME_HELP + " Default: every one.")] = None,
+    json: JSON = False,
+) -> None:
+    """Connect to each configured channel (SMTP login, Twilio account, webhook) without sending."""
+    results = providers.check(state.settings.providers, [name] if name else None)
+    if json:
+        print_json([asdict(result) for result in results])
+    else:
+        table = Table("channel", "status", "detail")
+        for result in results:
+            status = "ok" if result.ok else "FAILED" if result.configured else "-"
+            table.add_row(result.channel, status, escape(result.detail))
+        out.print(table)
+    if state.settings.channel != "live":
+        note(f'note: channel = "{state.settings.channel}": `nurture run` uses these providers with '
+             '--channel live or channel = "live" in nurture.toml')  # fmt: skip
+    if any(result.configured and not result.ok for result in results):
+        raise typer.Exit(1)
+
+
+@app.command("send-test")
+def send_test(
+    name: Annotated[str, typer.Argument(help=NAME_HELP)],
+    to: Annotated[
+        str, typer.Option("--to", help="An email address or phone number (Slack: ignored).")
+    ] = "",
+    template: Annotated[
+        str | None, typer.Option("--template", help="WhatsApp: an approved template's HX... SID.")
+    ] = None,
+) -> None:
+    """Send one real test message through a channel."""
+    settings = state.settings
+    result = providers.send_test(
+        settings.providers, name, to, datetime.now(UTC), settings.phone_region, template
+    )
+    note(f"Sent a test {name} message{f' to {to}' if to else ''}: provider id {result.provider_id}")

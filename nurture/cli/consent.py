@@ -1,0 +1,74 @@
+"""`nurture leads opt-out|opt-in|inbound` and `nurture unsubscribe TOKEN`."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from nurture import consent
+from nurture.cli.context import state
+from nurture.cli.engine import parse_now
+from nurture.cli.output import note
+from nurture.leads import find_lead
+
+LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
+CHANNELS = Annotated[
+    list[str],
+    typer.Option("--channel", "-c", help="sms, whatsapp, email or all (repeat for more)."),
+]
+
+
+def opt_out(lead: LEAD, channel: CHANNELS) -> None:
+    """Stop messages to a lead on these channels: their steps are skipped and logged."""
+    with state.session(write=True) as session:
+        row = find_lead(session, lead)
+        changed = consent.opt_out(session, row, channel, datetime.now(UTC))
+        message = _said(row, "opted out of", changed, consent.opted_out_of(row))
+    note(message)
+
+
+def opt_in(lead: LEAD, channel: CHANNELS) -> None:
+    """Let a lead hear from us again on these channels."""
+    with state.session(write=True) as session:
+        row = find_lead(session, lead)
+        changed = consent.opt_in(session, row, channel, datetime.now(UTC))
+        message = _said(row, "opted back into", changed, consent.opted_out_of(row))
+    note(message)
+
+
+def inbound(
+    lead: LEAD,
+    text: Annotated[
+        str | None, typer.Option("--text", help="What they wrote (STOP opts out).")
+    ] = None,
+    channel: Annotated[str, typer.Option("--channel", "-c", help="whatsapp or sms.")] = "whatsapp",
+    at: Annotated[str | None, typer.Option("--at", help="When (ISO 8601); default now.")] = None,
+) -> None:
+    """Record a message from the lead: WhatsApp free text is allowed for 24 hours after it."""
+    with state.session(write=True) as session:
+        result = consent.inbound(session, find_lead(session, lead), parse_now(at), text, channel)
+        row = result.lead
+        message = f"Lead {row.id} {row.name} last wrote {row.last_inbound_at:%Y-%m-%d %H:%M} UTC"
+        message += f"; opted out of {', '.join(result.opted_out)}" if result.opted_out else ""
+        message += f"; opted back into {', '.join(result.opted_in)}" if result.opted_in else ""
+    note(message + ".")
+
+
+def unsubscribe(
+    token: Annotated[str, typer.Argument(help="The token of an unsubscribe link.")],
+) -> None:
+    """Apply an unsubscribe link's signed token: the lead gets no more email."""
+    secret = state.settings.unsubscribe.secret
+    with state.session(write=True) as session:
+        done = consent.unsubscribe(
+            session, token, secret.get_secret_value() if secret else None, datetime.now(UTC)
+        )
+        row = done.lead
+        already = "" if done.changed else " (already unsubscribed)"
+        message = f"Lead {row.id} {row.name} unsubscribed from {done.channel}{already}."
+    note(message)
+
+
+def _said(row: object, verb: str, changed: list[str], now_out: list[str]) -> str:
+    did = f"{verb} {', '.join(changed)}" if changed else "no change"
+    return f"Lead {row.id} {row.name}: {did}; opted out of: {', '.join(now_out) or 'nothing'}."
