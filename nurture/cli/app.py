@@ -20,6 +20,7 @@ from nurture.cli import (
     project,
     schema,
     sequences,
+    stats,
     status,
     tasks,
     validate,
@@ -112,6 +113,9 @@ app.command("apply")(plan.apply)
 app.command("explain")(explain.explain)
 app.command("run")(engine.run)
 app.command("status")(status.status)
+app.command("stats")(stats.stats)
+app.command("logs")(stats.logs)
+app.command("report")(stats.report)
 app.add_typer(db.app, name="db")
 app.add_typer(sequences.app, name="sequences")
 app.add_typer(funnels.app, name="funnels")
