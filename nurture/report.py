@@ -18,7 +18,7 @@ from nurture.leads import find_funnel
 from nurture.spec.durations import format_duration
 from nurture.stats import Window
 
-By = Literal["version", "day"]
+By = Literal["version", "channel", "day"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,9 @@ def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
         session, window, funnel_id=funnel_id, by_version=request.by == "version"
     )
     data["funnels"] = stats.funnel_figures(session, window, funnel_id)
-    data["channels"] = stats.channel_figures(session, window)
-    if request.by != "day":
+    if request.by in ("channel", "day"):  # opt-in: it reads every message in the window
+        data["channels"] = stats.channel_figures(session, window)
+    if request.by == "channel":
         for channel in data["channels"]:
             channel.pop("by_day")
     return data

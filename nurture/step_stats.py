@@ -7,9 +7,10 @@ drop-off is each step's `reached` against the first step's. Success rate is succ
 succeeded and failed: a skipped step (conditions, opt-out) is neither.
 """
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, func, select
 from sqlmodel import Session
 
 from nurture.control import CONTROL_STEP
@@ -30,7 +31,7 @@ def step_figures(
     where = (execution.c.sequence_id == sequence_id) & (execution.c.step_id != CONTROL_STEP)
     where &= window.of(execution.c.started_at)
     keys = [execution.c.version] if by_version else []
-    counted = {_key(row, by_version): row for row in _counts(connection, keys, where)}
+    counted = _counts(connection, keys, where)
     reasons = _reasons(connection, keys, where)
     layout = _layout(connection, sequence_id, by_version, counted)
     rows = [_step_row(step, counted.get(key), reasons.get(key, {})) for key, step in layout.items()]
@@ -41,20 +42,46 @@ def _key(row: Any, by_version: bool) -> tuple:
     return (row.version, row.step_id) if by_version else (None, row.step_id)
 
 
-def _counts(connection: Connection, keys: list[Any], where: Any) -> list[Any]:
+@dataclass
+class Counts:
+    """A step's executions added up over the (status, step, version) groups SQL returns."""
+
+    step_id: str
+    reached: int = 0
+    executed: int = 0
+    attempts: int = 0  # summed over succeeded and failed executions
+    tried: int = 0
+    lag: float = 0.0
+    lagged: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def add(self, row: Any) -> None:
+        self.reached += row.reached
+        self.executed += row.executed
+        if row.status in (*SUCCEEDED, "failed"):
+            self.attempts, self.tried = self.attempts + row.attempts, self.tried + row.executed
+        self.lag, self.lagged = self.lag + (row.lag or 0.0), self.lagged + row.lagged
+        self.by_status[row.status] = self.by_status.get(row.status, 0) + row.executed
+
+
+def _counts(connection: Connection, keys: list[Any], where: Any) -> dict[tuple, Counts]:
+    """Grouped by status first, as ix_execution_steps is ordered: no sort of the rows."""
     status, attempt = execution.c.status, execution.c.attempt
     lag = seconds(connection.dialect.name, execution.c.started_at, execution.c.due_at)
-    tried = status.in_((*SUCCEEDED, "failed"))
+    groups = [status, execution.c.step_id, *keys]
     query = select(
-        *keys,
-        execution.c.step_id,
+        *groups,
         count_where(attempt == 1).label("reached"),
         func.count().label("executed"),
-        *(count_where(status.in_(wanted)).label(name) for name, wanted in OUTCOMES.items()),
-        func.avg(case((tried, attempt))).label("avg_attempts"),
-        func.avg(lag).label("avg_lag"),
+        func.sum(attempt).label("attempts"),
+        func.sum(lag).label("lag"),
+        func.count(lag).label("lagged"),
     )
-    return list(connection.execute(query.where(where).group_by(*keys, execution.c.step_id)))
+    counted: dict[tuple, Counts] = {}
+    for row in connection.execute(query.where(where).group_by(*groups)):
+        key = _key(row, bool(keys))
+        counted.setdefault(key, Counts(row.step_id)).add(row)
+    return counted
 
 
 def _reasons(connection: Connection, keys: list[Any], where: Any) -> dict[tuple, dict]:
@@ -81,7 +108,7 @@ def _reasons(connection: Connection, keys: list[Any], where: Any) -> dict[tuple,
 
 
 def _layout(
-    connection: Connection, sequence_id: int, by_version: bool, counted: dict[tuple, Any]
+    connection: Connection, sequence_id: int, by_version: bool, counted: dict[tuple, Counts]
 ) -> dict[tuple, dict[str, Any]]:
     """The steps to show, in order: each version's steps (the current one's, unless by version),
     then step ids the log has but the version does not (steps removed since)."""
@@ -108,15 +135,17 @@ def _layout(
     return {key: shown[key] | ({"version": key[0]} if by_version else {}) for key in ordered}
 
 
-def _step_row(step: dict[str, Any], counts: Any, reasons: dict[str, list]) -> dict[str, Any]:
-    figures = dict.fromkeys(("reached", "executed", *OUTCOMES), 0)
-    averages: dict[str, float | None] = {"avg_attempts": None, "avg_lag_seconds": None}
-    if counts is not None:
-        figures = {name: getattr(counts, name) for name in figures}
-        averages = {
-            "avg_attempts": _round(counts.avg_attempts, 2),
-            "avg_lag_seconds": _round(counts.avg_lag, 1),
-        }
+def _step_row(
+    step: dict[str, Any], counts: Counts | None, reasons: dict[str, list]
+) -> dict[str, Any]:
+    counts = counts or Counts(step["step_id"])
+    figures = {"reached": counts.reached, "executed": counts.executed}
+    for name, statuses in OUTCOMES.items():
+        figures[name] = sum(counts.by_status.get(status, 0) for status in statuses)
+    averages = {
+        "avg_attempts": _round(counts.attempts / counts.tried, 2) if counts.tried else None,
+        "avg_lag_seconds": _round(counts.lag / counts.lagged, 1) if counts.lagged else None,
+    }
     success = rate(figures["succeeded"], figures["succeeded"] + figures["failed"])
     return (
         step

@@ -50,7 +50,8 @@ def overview(data: dict[str, Any]) -> None:
     first = ("sequence", "version") if data["by"] == "version" else ("sequence",)
     out.print(table(data["sequences"], first, SEQUENCE_COLUMNS, "Sequences"))
     funnels(data["funnels"])
-    channels(data["channels"], by_day=data["by"] == "day")
+    if "channels" in data:
+        channels(data["channels"], by_day=data["by"] == "day")
 
 
 def funnels(rows: list[dict[str, Any]]) -> None:
@@ -153,4 +154,6 @@ def main_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
         return data["steps"] if data["by"] != "version" else data["versions"]
     if data["by"] == "day":
         return [{"channel": r["channel"]} | d for r in data["channels"] for d in r["by_day"]]
+    if data["by"] == "channel":
+        return data["channels"]
     return data["sequences"]

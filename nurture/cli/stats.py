@@ -40,8 +40,11 @@ def stats(
     since: Since = None,
     until: Until = None,
     by: Annotated[
-        Literal["version", "day"] | None,
-        typer.Option("--by", help="version: versions side by side; day: channels by day."),
+        Literal["version", "channel", "day"] | None,
+        typer.Option(
+            "--by",
+            help="version: versions side by side; channel: messages per channel; day: per channel and day.",
+        ),
     ] = None,
     json: JSON = False,
     csv: Annotated[bool, typer.Option("--csv", help="Print the main table as CSV.")] = False,

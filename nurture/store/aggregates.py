@@ -9,11 +9,9 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Integer,
-    Select,
+    Connection,
     and_,
     case,
-    cast,
     extract,
     func,
     select,
@@ -47,41 +45,45 @@ def reason(dialect: str, error: Any) -> ColumnElement[str]:
     return case((where > 0, func.substr(error, 1, where - 1)), else_=error)
 
 
+def elapsed(dialect: str, end: Any, start: Any) -> ColumnElement[Any]:
+    """`end - start` as the store orders it: days on SQLite (what its median indexes hold)."""
+    if dialect == "sqlite":
+        return func.julianday(end) - func.julianday(start)
+    return end - start
+
+
 def medians(
-    dialect: str,
+    connection: Connection,
     keys: Sequence[ColumnElement[Any]],
     value: ColumnElement[float],
+    order: ColumnElement[Any],
     where: ColumnElement[bool],
-) -> Select[Any]:
-    """The median of `value` per group of `keys` over the rows `where` holds.
+) -> dict[tuple, float]:
+    """The median of `value` per group of `keys` over the rows `where` holds; `order` sorts the
+    rows as `value` does (and is what an index holds).
 
-    Postgres has `percentile_cont`; SQLite numbers each group's rows in order with window
-    functions and averages the middle one (odd count) or two (even count).
+    Postgres has `percentile_cont`. SQLite counts each group, then reads its middle one (odd
+    count) or two (even) with ORDER BY `order` LIMIT/OFFSET: a walk along an expression index
+    (migration 0004_stats) instead of sorting every row.
     """
-    if dialect == "postgresql":
+    if connection.dialect.name == "postgresql":
         median = func.percentile_cont(0.5).within_group(value)
-        return select(*keys, median.label("median")).where(where).group_by(*keys)
-    labelled = [key.label(f"k{n}") for n, key in enumerate(keys)]
-    ranked = (
-        select(
-            *labelled,
-            value.label("value"),
-            func.row_number().over(partition_by=keys, order_by=value).label("rn"),
-            func.count().over(partition_by=keys).label("n"),
+        query = select(*keys, median).where(where).group_by(*keys)
+        return {tuple(row[:-1]): row[-1] for row in connection.execute(query)}
+    counts = connection.execute(select(*keys, func.count()).where(where).group_by(*keys))
+    found = {}
+    for *group, count in counts.all():
+        same = and_(where, *(key == part for key, part in zip(keys, group, strict=True)))
+        middle = (
+            select(value.label("value"))
+            .where(same)
+            .order_by(order)
+            .limit(2 - count % 2)
+            .offset((count - 1) // 2)
+            .subquery()
         )
-        .where(where)
-        .subquery()
-    )
-    middle = [
-        cast((ranked.c.n + 1) / 2, Integer),
-        cast((ranked.c.n + 2) / 2, Integer),
-    ]
-    outer = [ranked.c[f"k{n}"] for n in range(len(keys))]
-    return (
-        select(*outer, func.avg(ranked.c.value).label("median"))
-        .where(ranked.c.rn.in_(middle))
-        .group_by(*outer)
-    )
+        found[tuple(group)] = connection.execute(select(func.avg(middle.c.value))).scalar()
+    return found
 
 
 def within(column: Any, since: Any, until: Any) -> ColumnElement[bool]:

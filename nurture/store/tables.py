@@ -171,6 +171,15 @@ class Enrollment(SQLModel, table=True):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
+        # Covering `nurture stats` (migration 0004_stats): outcomes per sequence and version.
+        Index(
+            "ix_enrollment_stats",
+            "sequence_id",
+            "version",
+            "status",
+            "enrolled_at",
+            "finished_at",
+        ),  # fmt: skip
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -196,7 +205,21 @@ class Execution(SQLModel, table=True):
     """
 
     __tablename__ = "execution"
-    __table_args__ = (UniqueConstraint("enrollment_id", "step_id", "attempt"),)
+    __table_args__ = (
+        UniqueConstraint("enrollment_id", "step_id", "attempt"),
+        # Covering `nurture stats` (migration 0004_stats): per step, per channel.
+        Index(
+            "ix_execution_steps",
+            "sequence_id",
+            "status",
+            "step_id",
+            "version",
+            "attempt",
+            "due_at",
+            "started_at",
+        ),  # fmt: skip
+        Index("ix_execution_channel", "action_type", "status", "started_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     enrollment_id: int = Field(foreign_key="enrollment.id")
