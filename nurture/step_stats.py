@@ -60,7 +60,7 @@ class Counts:
         self.executed += row.executed
         if row.status in (*SUCCEEDED, "failed"):
             self.attempts, self.tried = self.attempts + row.attempts, self.tried + row.executed
-        self.lag, self.lagged = self.lag + (row.lag or 0.0), self.lagged + row.lagged
+        self.lag, self.lagged = self.lag + float(row.lag or 0.0), self.lagged + row.lagged
         self.by_status[row.status] = self.by_status.get(row.status, 0) + row.executed
 
 
