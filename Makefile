@@ -26,8 +26,11 @@ lint: install
 # make bench [ENROLLMENTS=100000]: engine throughput on SQLite, and on Postgres (1 and 2
 # daemons) when NURTURE_TEST_DATABASE_URL is set.
 ENROLLMENTS ?= 100000
+# STATS_ENROLLMENTS: `nurture stats` over N enrollments and 5N executions (bench/stats.py).
+STATS_ENROLLMENTS ?= 1000000
 bench: install
 	$(PY) bench/engine.py --enrollments $(ENROLLMENTS)
+	$(PY) bench/stats.py --enrollments $(STATS_ENROLLMENTS)
 
 schema: install
 	$(NURTURE) schema --output schema/sequence.schema.json

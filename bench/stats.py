@@ -1,6 +1,6 @@
 """Benchmark `nurture stats` over a big history: 1,000,000 enrollments, 5,000,000 executions.
 
-    python bench/stats.py [--enrollments 1000000] [--postgres URL] [--explain]
+    python bench/stats.py [--enrollments 1000000] [--postgres URL] [--only sqlite|postgres]
 
 Each case: a fresh store (a SQLite file; a Postgres schema of its own, dropped afterwards) with
 10 sequences of 5 steps in two versions, filled by bulk INSERT ... SELECT (no Python per row):
@@ -18,15 +18,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
-from engine import postgres_schema
+import sqlalchemy
 from sqlalchemy import text
 
 from nurture.report import StatsRequest, gather
 from nurture.stats import Window
 from nurture.store.db import open_store
-from nurture.store.queries import enrollment  # noqa: F401  (the tables, registered)
+from nurture.store.engine import normalize_url
 
 SEQUENCES, STEPS, EXECUTIONS_PER_ENROLLMENT = 10, 5, 5
 BASE = "2025-01-01 00:00:00"
@@ -203,31 +204,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--enrollments", type=int, default=1_000_000)
     parser.add_argument("--postgres", default=os.environ.get("NURTURE_TEST_DATABASE_URL"))
-    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--only", choices=["sqlite", "postgres"], help="One store only.")
     args = parser.parse_args()
-    folder = tempfile.mkdtemp(prefix="nurture-bench-stats-db-")
-    cases = [f"sqlite:///{folder}/bench.db"]
-    if args.postgres and not args.sqlite_only:
-        cases.append(postgres_schema(args.postgres))
-    try:
-        for url in cases:
-            try:
-                print(json.dumps(measure(url, args.enrollments)), flush=True)
-            finally:
-                drop_schema(url)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    if args.only != "postgres":
+        folder = tempfile.mkdtemp(prefix="nurture-bench-stats-db-")
+        try:
+            print(json.dumps(measure(f"sqlite:///{folder}/bench.db", args.enrollments)), flush=True)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    if args.postgres and args.only != "sqlite":
+        url, schema = postgres_schema(args.postgres)
+        try:
+            print(json.dumps(measure(url, args.enrollments)), flush=True)
+        finally:
+            drop_schema(args.postgres, schema)
 
 
-def drop_schema(url: str) -> None:
-    """The benchmark's Postgres schema goes away with its data."""
-    if not url.startswith("postgresql"):
-        return
-    schema = url.split("search_path%3D")[-1].split("&")[0] if "search_path%3D" in url else None
-    schema = schema or url.split("search_path=")[-1].split("&")[0]
-    with open_store(url, upgrade=False) as store, store.engine.connect() as connection:
+def postgres_schema(server: str) -> tuple[str, str]:
+    """A fresh schema on the server (so the benchmark never touches real data): URL, name."""
+    schema = f"nurture_bench_stats_{uuid.uuid4().hex[:8]}"
+    engine = sqlalchemy.create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    engine.dispose()
+    url = normalize_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False), schema
+
+
+def drop_schema(server: str, schema: str) -> None:
+    """The benchmark's schema goes away with its data."""
+    engine = sqlalchemy.create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
         connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        connection.commit()
+    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -26,8 +26,22 @@ def test_stats_shows_every_sequence_with_its_outcomes(run_store, store, project)
     result = run_store("stats")
     assert result.exit_code == 0, result.output
     welcome = next(line for line in result.output.splitlines() if "Welcome" in line)
-    cells = [cell.strip() for cell in welcome.split("│") if cell.strip()]
-    assert cells == ["Welcome", "6", "0", "5", "1", "0", "0", "0", "16.7%", "1d 2h", "1d 2h", "1h"]
+    # assigned, active, completed, converted, stopped, failed, rate, avg, median, to conversion
+    assert welcome.split() == [
+        "Welcome",
+        "6",
+        "0",
+        "5",
+        "1",
+        "0",
+        "0",
+        "16.7%",
+        "1d",
+        "2h",
+        "1d",
+        "2h",
+        "1h",
+    ]
     assert "Funnels: no leads arrived through a funnel" in result.output
 
 
@@ -46,10 +60,20 @@ def test_stats_sequence_shows_steps_dropoff_bars_and_reasons(run_store, store, p
     result = run_store("stats", "welcome")
     assert result.exit_code == 0, result.output
     output = result.output
-    hello = next(line for line in output.splitlines() if line.startswith("│ hello   │ send_sms"))
-    assert [c.strip() for c in hello.split("│") if c.strip()] == [
-        "hello", "send_sms", "6", "7", "5", "0", "1", "1", "100.0%", "1.2", "0m",
-    ]  # fmt: skip
+    hello = next(line for line in output.splitlines() if "send_sms" in line)
+    assert hello.split() == [
+        "hello",
+        "send_sms",
+        "6",
+        "7",
+        "5",
+        "0",
+        "1",
+        "1",
+        "100.0%",
+        "1.2",
+        "0m",
+    ]
     bars = [line for line in output.splitlines() if "█" in line]
     assert len(bars) == 3 and bars[0].count("█") == 40 and bars[1].count("█") == 33
     assert "tip: failed 1x: no email address" in output
@@ -73,7 +97,10 @@ def test_stats_by_day_and_by_version(run_store, store, project):
         ("sms", "2025-03-04", "4", "1"),
     ]
     versions = run_store("stats", "welcome", "--by", "version").output
-    assert "v1 reached" in versions and "│ conversion        │ 16.7% │" in versions
+    assert "v1 reached" in versions
+    assert next(line for line in versions.splitlines() if "rate" in line).split() == [
+        "conversion", "rate", "16.7%",
+    ]  # fmt: skip
 
 
 def test_bad_input_is_a_clear_error(run_store, store, project):

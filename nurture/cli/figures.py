@@ -4,6 +4,7 @@ import csv
 import sys
 from typing import Any
 
+from rich import box
 from rich.bar import Bar
 from rich.markup import escape
 from rich.table import Table
@@ -14,13 +15,14 @@ from nurture.report import duration, percent
 SEQUENCE_COLUMNS = {
     "assigned": "assigned", "active": "active", "completed": "completed",
     "converted": "converted", "stopped": "stopped", "failed": "failed", "unknown": "unknown",
-    "conversion_rate": "conversion", "avg_completion_seconds": "avg completion",
-    "median_completion_seconds": "median completion", "avg_conversion_seconds": "avg to conversion",
+    "conversion_rate": "conversion\nrate", "avg_completion_seconds": "avg\ncompletion",
+    "median_completion_seconds": "median\ncompletion",
+    "avg_conversion_seconds": "avg to\nconversion",
 }  # fmt: skip
 STEP_COLUMNS = {
     "reached": "reached", "executed": "executed", "succeeded": "succeeded", "failed": "failed",
-    "skipped": "skipped", "retried": "retried", "success_rate": "success",
-    "avg_attempts": "avg attempts", "avg_lag_seconds": "avg lag",
+    "skipped": "skipped", "retried": "retried", "success_rate": "success\nrate",
+    "avg_attempts": "avg\nattempts", "avg_lag_seconds": "avg lag\n(due→run)",
 }  # fmt: skip
 BAR_WIDTH = 40
 
@@ -37,9 +39,16 @@ def cell(key: str, value: Any) -> str:
 
 
 def table(rows: list[dict[str, Any]], first: tuple[str, ...], columns: dict, title: str) -> Table:
-    shown = Table(*first, *columns.values(), title=title, title_justify="left")
+    if all(not row.get("unknown") for row in rows):  # a column only when something is unknown
+        columns = {key: label for key, label in columns.items() if key != "unknown"}
+    headers = [{"step_id": "step", "action_type": "action"}.get(key, key) for key in first]
+    shown = Table(
+        *headers, *columns.values(), title=title, title_justify="left", box=box.SIMPLE_HEAD
+    )
+    shown.columns[0].no_wrap = True  # names stay whole; headers wrap instead
     for column in shown.columns[len(first) :]:
         column.justify = "right"
+        column.min_width = max(len(word) for word in str(column.header).split())
     for row in rows:
         shown.add_row(*(cell(key, row.get(key)) for key in (*first, *columns)))
     return shown
@@ -56,7 +65,8 @@ def overview(data: dict[str, Any]) -> None:
 
 def funnels(rows: list[dict[str, Any]]) -> None:
     shown = Table("funnel", "leads in", "matched", "match rate", "by sequence",
-                  "unmatched: most common reasons", title="Funnels", title_justify="left")  # fmt: skip
+                  "unmatched: most common reasons", title="Funnels", title_justify="left",
+                  box=box.SIMPLE_HEAD)  # fmt: skip
     for row in rows:
         by = ", ".join(f"{item['sequence']} {item['leads']}" for item in row["by_sequence"])
         why = "\n".join(f"{item['leads']} {item['reason']}" for item in row["unmatched_reasons"])
@@ -92,7 +102,10 @@ def one_sequence(data: dict[str, Any]) -> None:
 def dropoff(steps: list[dict[str, Any]]) -> None:
     """Leads that reached each step, as bars against the first step."""
     top = max((step["reached"] for step in steps), default=0)
-    shown = Table("step", "reached", "", "left before", title="Drop-off", title_justify="left")
+    shown = Table(
+        "step", "reached", "", "left before", title="Drop-off", title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )  # fmt: skip
     for step in steps:
         bar = Bar(size=top or 1, begin=0, end=step["reached"], width=BAR_WIDTH, color="cyan")
         shown.add_row(
@@ -115,12 +128,17 @@ def versions(data: dict[str, Any]) -> None:
     """Versions side by side: the outcomes, then each step's reach."""
     numbers = sorted({row["version"] for row in data["versions"]} | _step_versions(data))
     by_version = {row["version"]: row for row in data["versions"]}
-    shown = Table("", *(f"v{n}" for n in numbers), title=data["sequence"], title_justify="left")
+    shown = Table(
+        "", *(f"v{n}" for n in numbers), title=data["sequence"], title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )  # fmt: skip
     for key, label in SEQUENCE_COLUMNS.items():
-        shown.add_row(label, *(cell(key, by_version.get(n, {}).get(key)) for n in numbers))
+        shown.add_row(
+            label.replace("\n", " "), *(cell(key, by_version.get(n, {}).get(key)) for n in numbers)
+        )
     out.print(shown)
     steps = Table("step", *(f"v{n} reached" for n in numbers), title="Drop-off by version",
-                  title_justify="left")  # fmt: skip
+                  title_justify="left", box=box.SIMPLE_HEAD)  # fmt: skip
     reach = {(s["version"], s["step_id"]): s for s in data["steps"]}
     for step_id in dict.fromkeys(s["step_id"] for s in data["steps"]):
         cells = [reach.get((n, step_id)) for n in numbers]

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -130,7 +131,7 @@ def _log_cells(entry: dict[str, Any]) -> list[str]:
 def _log_table(entries: list[dict[str, Any]]) -> Table | str:
     if not entries:
         return "no executions match"
-    shown = Table(*LOG_COLUMNS, "error")
+    shown = Table(*LOG_COLUMNS, "error", box=box.SIMPLE_HEAD)
     for entry in entries:
         shown.add_row(*_log_cells(entry), escape(entry["error"] or ""))
     return shown
