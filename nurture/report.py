@@ -60,7 +60,9 @@ def _one_sequence(session: Session, request: StatsRequest, funnel_id: int | None
         "sequence": row.name,
         "current_version": row.current_version,
         "versions" if by_version else "summary": summary,
-        "steps": step_stats.step_figures(session, row.id, window, by_version=by_version),
+        "steps": step_stats.step_figures(
+            session, row.id, window, by_version=by_version, funnel_id=funnel_id
+        ),
     }
 
 

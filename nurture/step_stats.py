@@ -16,7 +16,7 @@ from sqlmodel import Session
 from nurture.control import CONTROL_STEP
 from nurture.stats import SUCCEEDED, TOP_REASONS, Window, rate
 from nurture.store.aggregates import count_where, reason, seconds
-from nurture.store.tables import Execution, SequenceVersion, Step
+from nurture.store.tables import Execution, Lead, SequenceVersion, Step
 
 execution = Execution.__table__
 OUTCOMES = {"succeeded": SUCCEEDED, "failed": ("failed",), "skipped": ("skipped",)}
@@ -24,12 +24,20 @@ OUTCOMES |= {"retried": ("retry",), "unknown": ("unknown",)}
 
 
 def step_figures(
-    session: Session, sequence_id: int, window: Window, *, by_version: bool = False
+    session: Session,
+    sequence_id: int,
+    window: Window,
+    *,
+    by_version: bool = False,
+    funnel_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Each step of the sequence, in order, with its figures (per version: a `version` key too)."""
+    """Each step of the sequence, in order, with its figures (per version: a `version` key too);
+    `funnel_id` counts only the leads that came through that funnel."""
     connection = session.connection()
     where = (execution.c.sequence_id == sequence_id) & (execution.c.step_id != CONTROL_STEP)
     where &= window.of(execution.c.started_at)
+    if funnel_id is not None:
+        where &= execution.c.lead_id.in_(select(Lead.id).where(Lead.funnel_id == funnel_id))
     keys = [execution.c.version] if by_version else []
     counted = _counts(connection, keys, where)
     reasons = _reasons(connection, keys, where)

@@ -18,7 +18,7 @@ from nurture.stats import (
     sequence_figures,
 )
 from nurture.step_stats import step_figures
-from nurture.store.tables import Sequence
+from nurture.store.tables import Funnel, Sequence
 
 
 def figures(store, **options):
@@ -167,6 +167,16 @@ def test_per_funnel_leads_in_matched_by_sequence_and_why_not(store, project):
         "by_sequence": [{"sequence": "Warm", "leads": 3}, {"sequence": "Cold", "leads": 1}],
         "unmatched_reasons": [{"reason": no_cold, "leads": 2}],
     }  # fmt: skip
+    with store.session() as session:
+        website_id = session.exec(select(Funnel.id).where(Funnel.slug == "website-form")).one()
+        only_website = sequence_figures(session, Window(), funnel_id=website_id)
+        warm_id = session.exec(select(Sequence.id).where(Sequence.name == "Warm")).one()
+        warm_steps = step_figures(session, warm_id, Window(), funnel_id=website_id + 1000)
+    assert [(row["sequence"], row["assigned"]) for row in only_website] == [
+        ("Cold", 1),
+        ("Warm", 3),
+    ]
+    assert warm_steps[0]["reached"] == 0  # no lead came through that funnel
     assert instagram == {
         "funnel": "Instagram", "leads_in": 1, "matched": 0, "unmatched": 1, "match_rate": 0.0,
         "by_sequence": [], "unmatched_reasons": [{"reason": no_cold, "leads": 1}],
