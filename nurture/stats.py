@@ -5,7 +5,7 @@ the grouped rows come back. `--since/--until` pick enrollments by when they star
 match decisions by when they were made, and executions by when they ran.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,18 +115,53 @@ def sequence_figures(
     return sorted(rows, key=lambda row: (row["sequence"].casefold(), row.get("version", 0)))
 
 
-def _outcomes(connection: Connection, keys: list[Any], where: ColumnElement[bool]) -> list[Any]:
-    status = enrollment.c.status
-    elapsed = seconds(connection.dialect.name, enrollment.c.finished_at, enrollment.c.enrolled_at)
-    query = select(
-        *keys,
-        func.count().label("assigned"),
-        count_where(status.in_(LIVE)).label("active"),
-        *(count_where(status == s).label(s) for s in _ENDED),
-        func.avg(case((status == "completed", elapsed))).label("avg_completion"),
-        func.avg(case((status == "converted", elapsed))).label("avg_conversion"),
+@dataclass
+class Outcomes:
+    """One sequence's (or version's) enrollments by status, and the time the ended ones took."""
+
+    sequence_id: int
+    version: int | None
+    assigned: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    took: dict[str, tuple[float, int]] = field(default_factory=dict)  # status: (seconds, rows)
+
+    def __getattr__(self, status: str) -> int:  # row.completed, row.active, ...
+        if status == "active":
+            return sum(self.by_status.get(s, 0) for s in LIVE)
+        if status in _ENDED:
+            return self.by_status.get(status, 0)
+        raise AttributeError(status)
+
+    def average(self, status: str) -> float | None:
+        total, rows = self.took.get(status, (0.0, 0))
+        return total / rows if rows else None
+
+
+def _outcomes(
+    connection: Connection, keys: list[Any], where: ColumnElement[bool]
+) -> list[Outcomes]:
+    """Two grouped queries in ix_enrollment_stats order (sequence, version, status): the counts,
+    then the durations of completed and converted enrollments only."""
+    c, by_version = enrollment.c, len(keys) > 1
+    groups = [c.sequence_id, c.version, c.status]
+    counts = select(*groups, func.count()).where(where).group_by(*groups)
+    took = seconds(connection.dialect.name, c.finished_at, c.enrolled_at)
+    ended = (
+        select(*groups, func.sum(took), func.count(took))
+        .where(where & c.status.in_([literal_column("'completed'"), literal_column("'converted'")]))
+        .group_by(*groups)
     )
-    return list(connection.execute(query.where(where).group_by(*keys)))
+    found: dict[tuple, Outcomes] = {}
+    for sequence_id, version, status, count in connection.execute(counts):
+        key = (sequence_id, version if by_version else None)
+        row = found.setdefault(key, Outcomes(*key))
+        row.assigned += count
+        row.by_status[status] = row.by_status.get(status, 0) + count
+    for sequence_id, version, status, total, rows in connection.execute(ended):
+        row = found[(sequence_id, version if by_version else None)]
+        before, counted = row.took.get(status, (0.0, 0))
+        row.took[status] = (before + float(total or 0.0), counted + rows)
+    return list(found.values())
 
 
 _ENDED = ("completed", "converted", "stopped", "failed", "unknown")
@@ -143,9 +178,9 @@ def _sequence_row(
     data |= {status: getattr(row, status) for status in _ENDED}
     return data | {
         "conversion_rate": rate(row.converted, row.assigned),
-        "avg_completion_seconds": _seconds(row.avg_completion),
+        "avg_completion_seconds": _seconds(row.average("completed")),
         "median_completion_seconds": _seconds(middle.get(key)),
-        "avg_conversion_seconds": _seconds(row.avg_conversion),
+        "avg_conversion_seconds": _seconds(row.average("converted")),
     }
 
 
