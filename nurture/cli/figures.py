@@ -25,6 +25,7 @@ STEP_COLUMNS = {
     "avg_attempts": "avg\nattempts", "avg_lag_seconds": "avg lag\n(due→run)",
 }  # fmt: skip
 BAR_WIDTH = 40
+NO_MATCH = "no active sequence's trigger conditions hold: "  # said of every such reason
 
 
 def cell(key: str, value: Any) -> str:
@@ -69,7 +70,10 @@ def funnels(rows: list[dict[str, Any]]) -> None:
                   box=box.SIMPLE_HEAD)  # fmt: skip
     for row in rows:
         by = ", ".join(f"{item['sequence']} {item['leads']}" for item in row["by_sequence"])
-        why = "\n".join(f"{item['leads']} {item['reason']}" for item in row["unmatched_reasons"])
+        why = "\n".join(
+            f"{item['leads']} {item['reason'].removeprefix(NO_MATCH)}"
+            for item in row["unmatched_reasons"]
+        )
         shown.add_row(
             escape(row["funnel"]), str(row["leads_in"]), str(row["matched"]),
             percent(row["match_rate"]), escape(by or "-"), escape(why or "-"),

@@ -4,6 +4,20 @@
   const data = JSON.parse(document.getElementById("report-data").textContent);
   const NS = "http://www.w3.org/2000/svg";
   const COLORS = ["#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+  // One color per sequence, the same in every chart.
+  const colorOf = new Map(data.sequences.map((row, index) => [row.sequence, COLORS[index % COLORS.length]]));
+  const color = (name) => colorOf.get(name) || COLORS[0];
+
+  // Every day from the first to the last, so quiet days show as zero.
+  function dayRange(days) {
+    const sorted = [...days].sort();
+    if (!sorted.length) return [];
+    const out = [], end = new Date(sorted[sorted.length - 1] + "T00:00:00Z");
+    for (let day = new Date(sorted[0] + "T00:00:00Z"); day <= end; day.setUTCDate(day.getUTCDate() + 1)) {
+      out.push(day.toISOString().slice(0, 10));
+    }
+    return out;
+  }
 
   function svg(tag, attrs, parent) {
     const node = document.createElementNS(NS, tag);
@@ -50,7 +64,7 @@
   // One line per series over the union of their days; y from 0 to the largest value.
   function lineChart(host, series) {
     if (!series.length) return empty(host, "no conversions in this period");
-    const days = [...new Set(series.flatMap((s) => s.points.map((p) => p.day)))].sort();
+    const days = dayRange(new Set(series.flatMap((s) => s.points.map((p) => p.day))));
     const width = 880, height = 280, left = 48, right = 16, top = 16, bottom = 48;
     const peak = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p.value)));
     const max = peak < 4 ? peak : Math.ceil(peak / 4) * 4;
@@ -71,17 +85,17 @@
       if (index % every === 0) text(chart, x(day), height - bottom + 18, day, { "text-anchor": "middle", class: "axis" });
     });
     series.forEach((s, index) => {
-      const color = COLORS[index % COLORS.length];
+      const stroke = color(s.name);
       const values = new Map(s.points.map((p) => [p.day, p.value]));
       const points = days.map((day) => `${x(day)},${y(values.get(day) || 0)}`).join(" ");
-      svg("polyline", { points: points, fill: "none", stroke: color, "stroke-width": 2,
+      svg("polyline", { points: points, fill: "none", stroke: stroke, "stroke-width": 2,
         class: "series", "data-series": s.name }, chart);
       s.points.forEach((p) => {
-        const dot = svg("circle", { cx: x(p.day), cy: y(p.value), r: 3.5, fill: color, class: "point" }, chart);
+        const dot = svg("circle", { cx: x(p.day), cy: y(p.value), r: 3.5, fill: stroke, class: "point" }, chart);
         svg("title", {}, dot).textContent = `${s.name}, ${p.day}: ${p.value}`;
       });
       const legendX = left + (index % 4) * 205, legendY = height - 10;
-      svg("rect", { x: legendX, y: legendY - 9, width: 10, height: 10, fill: color }, chart);
+      svg("rect", { x: legendX, y: legendY - 9, width: 10, height: 10, fill: stroke }, chart);
       text(chart, legendX + 14, legendY, s.name, { class: "legend" });
     });
     host.dataset.drawn = String(series.length);
@@ -105,7 +119,7 @@
     const host = document.getElementById("dropoff");
     const names = Object.keys(data.dropoff);
     if (!names.length) return empty(host, "no sequences");
-    names.forEach((name, index) => {
+    names.forEach((name) => {
       const box = document.createElement("div");
       box.className = "chart dropoff";
       box.dataset.sequence = name;
@@ -117,7 +131,7 @@
         label: step.name, value: step.reached,
         note: `${step.reached} (${percent(step.reached_rate)})`,
       }));
-      barChart(box, bars, { color: COLORS[index % COLORS.length], emptyMessage: "no steps" });
+      barChart(box, bars, { color: color(name), emptyMessage: "no steps" });
     });
     host.dataset.drawn = String(names.length);
   }
