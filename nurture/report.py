@@ -13,7 +13,7 @@ from typing import Any, Literal
 from jinja2 import Environment, select_autoescape
 from sqlmodel import Session
 
-from nurture import sequences, stats, step_stats
+from nurture import channel_stats, sequences, stats, step_stats
 from nurture.leads import find_funnel
 from nurture.spec.durations import format_duration
 from nurture.stats import Window
@@ -43,7 +43,7 @@ def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
     )
     data["funnels"] = stats.funnel_figures(session, window, funnel_id)
     if request.by in ("channel", "day"):  # opt-in: it reads every message in the window
-        data["channels"] = stats.channel_figures(session, window)
+        data["channels"] = channel_stats.channel_figures(session, window)
     if request.by == "channel":
         for channel in data["channels"]:
             channel.pop("by_day")
@@ -81,8 +81,8 @@ def report_data(session: Session, window: Window, now: datetime) -> dict[str, An
         "sequences": stats.sequence_figures(session, window),
         "conversions": stats.conversions_by_day(session, window),
         "dropoff": dropoff,
-        "failures": stats.failures(session, window),
-        "channels": stats.channel_figures(session, window),
+        "failures": channel_stats.failures(session, window),
+        "channels": channel_stats.channel_figures(session, window),
     }
 
 

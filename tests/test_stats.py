@@ -8,11 +8,11 @@ from builders import sequence, step
 from enrolling import T0, apply, drain, enroll
 from sqlmodel import select
 
+from nurture.channel_stats import channel_figures
 from nurture.leads import LeadInput, LeadRules, add_lead
 from nurture.stats import (
     BadWindow,
     Window,
-    channel_figures,
     funnel_figures,
     parse_when,
     sequence_figures,
