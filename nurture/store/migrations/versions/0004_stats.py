@@ -25,26 +25,32 @@ INDEXES = {
 }
 
 
-# SQLite only: the completion time of completed enrollments, in days, in order, so a median
-# is an OFFSET into this index (Postgres has percentile_cont). See nurture/store/aggregates.py.
-COMPLETION = "(julianday(finished_at) - julianday(enrolled_at))"
-SQLITE_INDEXES = {
-    "ix_enrollment_completion": f"sequence_id, {COMPLETION}",
-    "ix_enrollment_completion_version": f"sequence_id, version, {COMPLETION}",
+# The completion time of completed enrollments, in order, so a median is an OFFSET into the
+# index (nurture/store/aggregates.py). Expressions differ: days on SQLite (its times are text),
+# an interval on Postgres, which also needs the columns INCLUDEd for an index-only scan.
+COMPLETION = {
+    "sqlite": ("(julianday(finished_at) - julianday(enrolled_at))", ""),
+    "postgresql": ("(finished_at - enrolled_at)", " INCLUDE (finished_at, enrolled_at)"),
+}
+MEDIAN_INDEXES = {
+    "ix_enrollment_completion": "sequence_id",
+    "ix_enrollment_completion_version": "sequence_id, version",
 }
 
 
 def upgrade() -> None:
     for name, (table, columns) in INDEXES.items():
         op.create_index(name, table, columns)
-    if op.get_bind().dialect.name == "sqlite":
-        for name, columns in SQLITE_INDEXES.items():
-            op.execute(f"CREATE INDEX {name} ON enrollment ({columns}) WHERE status = 'completed'")
+    completion, include = COMPLETION[op.get_bind().dialect.name]
+    for name, columns in MEDIAN_INDEXES.items():
+        op.execute(
+            f"CREATE INDEX {name} ON enrollment ({columns}, {completion}){include} "
+            "WHERE status = 'completed'"
+        )
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        for name in SQLITE_INDEXES:
-            op.execute(f"DROP INDEX {name}")
+    for name in MEDIAN_INDEXES:
+        op.execute(f"DROP INDEX {name}")
     for name, (table, _) in INDEXES.items():
         op.drop_index(name, table_name=table)
