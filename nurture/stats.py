@@ -99,13 +99,20 @@ def sequence_figures(
     completed = where & (enrollment.c.status == literal_column("'completed'"))
     middle = medians(
         connection, keys, seconds(dialect, finished, enrolled),
-        elapsed(dialect, finished, enrolled), completed,
+        elapsed(dialect, finished, enrolled), completed, _completed_counts(counts, by_version),
     )  # fmt: skip
     names = sequence_names(connection)
     rows = [_sequence_row(row, names, middle, by_version) for row in counts]
     if not by_version:
         rows += _idle_sequences(names, {row.sequence_id for row in counts}, sequence_id)
     return sorted(rows, key=lambda row: (row["sequence"].casefold(), row.get("version", 0)))
+
+
+def _completed_counts(counts: list["Outcomes"], by_version: bool) -> dict[tuple, int]:
+    return {
+        (row.sequence_id, row.version) if by_version else (row.sequence_id,): row.completed
+        for row in counts
+    }
 
 
 @dataclass

@@ -10,7 +10,7 @@ succeeded and failed: a skipped step (conditions, opt-out) is neither.
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, literal_column, select
 from sqlmodel import Session
 
 from nurture.control import CONTROL_STEP
@@ -98,7 +98,7 @@ def _reasons(connection: Connection, keys: list[Any], where: Any) -> dict[tuple,
     status = execution.c.status
     query = (
         select(*keys, execution.c.step_id, status, why, func.count().label("count"))
-        .where(where & status.in_(("skipped", "failed")))
+        .where(where & status.in_([literal_column("'skipped'"), literal_column("'failed'")]))
         .group_by(*keys, execution.c.step_id, status, why)
     )
     found: dict[tuple, dict[str, list]] = {}

@@ -58,6 +58,7 @@ def medians(
     value: ColumnElement[float],
     order: ColumnElement[Any],
     where: ColumnElement[bool],
+    counts: dict[tuple, int] | None = None,
 ) -> dict[tuple, float]:
     """The median of `value` per group of `keys` over the rows `where` holds; `order` sorts the
     rows as `value` does (and is what an index holds).
@@ -65,11 +66,15 @@ def medians(
     Each group is counted, then its middle row (odd count) or two (even) read with ORDER BY
     `order` LIMIT/OFFSET: a walk along an expression index (migration 0004_stats) instead of
     sorting every row, which Postgres's `percentile_cont` does (0.06 s against 0.58 s for
-    600,000 completed enrollments).
+    600,000 completed enrollments). `counts` (rows per group) saves counting when known.
     """
-    counts = connection.execute(select(*keys, func.count()).where(where).group_by(*keys))
+    if counts is None:
+        query = select(*keys, func.count()).where(where).group_by(*keys)
+        counts = {tuple(row[:-1]): row[-1] for row in connection.execute(query)}
     found = {}
-    for *group, count in counts.all():
+    for group, count in counts.items():
+        if not count:
+            continue
         same = and_(where, *(key == part for key, part in zip(keys, group, strict=True)))
         middle = (
             select(value.label("value"))
