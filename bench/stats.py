@@ -6,7 +6,8 @@ Each case: a fresh store (a SQLite file; a Postgres schema of its own, dropped a
 10 sequences of 5 steps in two versions, filled by bulk INSERT ... SELECT (no Python per row):
 N leads, N enrollments over a year in every outcome, 5 executions per enrollment (sent,
 skipped, failed, retried). Then `stats` for all sequences and `stats SEQUENCE` (per step) are
-timed in process (the queries) and as the `nurture stats --json` command (with start-up).
+timed in process (the queries, median of 3) and as the `nurture stats --json` command (with
+Python's start-up); `stats --by channel` (every message execution) once.
 """
 
 import argparse
@@ -188,11 +189,13 @@ def measure(url: str, count: int) -> dict:
     loaded = time.perf_counter() - started
     every = timed(url, StatsRequest(Window()))
     one = timed(url, StatsRequest(Window(), sequence="Bench 3"))
+    channels = timed(url, StatsRequest(Window(), by="channel"), runs=1)
     result = {
         "database": url.split(":")[0], "enrollments": count,
         "executions": count * EXECUTIONS_PER_ENROLLMENT, "load_s": round(loaded, 1),
         "stats_all_s": round(statistics.median(every), 3),
         "stats_sequence_s": round(statistics.median(one), 3),
+        "stats_by_channel_s": round(channels[0], 3),
         "command_all_s": round(command_time(project, url), 3),
         "command_sequence_s": round(command_time(project, url, "Bench 3"), 3),
     }  # fmt: skip

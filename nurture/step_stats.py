@@ -43,7 +43,7 @@ def step_figures(
     reasons = _reasons(connection, keys, where)
     layout = _layout(connection, sequence_id, by_version, counted)
     rows = [_step_row(step, counted.get(key), reasons.get(key, {})) for key, step in layout.items()]
-    return _with_dropoff(rows, by_version)
+    return _with_dropoff(rows)
 
 
 def _key(row: Any, by_version: bool) -> tuple:
@@ -169,7 +169,7 @@ def _round(value: Any, digits: int) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
-def _with_dropoff(rows: list[dict[str, Any]], by_version: bool) -> list[dict[str, Any]]:
+def _with_dropoff(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each step's reached as a share of its version's first step, and how many left before it."""
     first: dict[Any, int] = {}
     previous: dict[Any, int] = {}
