@@ -23,13 +23,16 @@ lint: install
 	$(VENV)/bin/ruff check nurture tests bench
 	$(VENV)/bin/ruff format --check nurture tests bench
 
-# make bench [ENROLLMENTS=100000] [LEADS=20000]: engine throughput on SQLite, and on Postgres (1 and 2
-# daemons) when NURTURE_TEST_DATABASE_URL is set; then lead ingestion over HTTP (nurture serve).
+# make bench [ENROLLMENTS=100000] [LEADS=20000] [STATS_ENROLLMENTS=1000000]: engine throughput
+# on SQLite, and on Postgres (1 and 2 daemons) when NURTURE_TEST_DATABASE_URL is set; lead
+# ingestion over HTTP (nurture serve); `nurture stats` over N enrollments and 5N executions.
 ENROLLMENTS ?= 100000
 LEADS ?= 20000
+STATS_ENROLLMENTS ?= 1000000
 bench: install
 	$(PY) bench/engine.py --enrollments $(ENROLLMENTS)
 	$(PY) bench/api.py --leads $(LEADS)
+	$(PY) bench/stats.py --enrollments $(STATS_ENROLLMENTS)
 
 schema: install
 	$(NURTURE) schema --output schema/sequence.schema.json

@@ -51,4 +51,12 @@ step nurture explain ana.ruiz@example.com
 "$NURTURE" explain ana.ruiz@example.com
 step nurture status
 "$NURTURE" status
+step nurture stats   "# how each sequence performs"
+"$NURTURE" stats
+step nurture stats warm-lead-welcome   "# its steps and where leads drop off"
+"$NURTURE" stats warm-lead-welcome
+step nurture logs --limit 8
+"$NURTURE" logs --limit 8
+step nurture report --html report.html   "# one self-contained page of charts"
+"$NURTURE" report --html report.html
 printf '\nThe demo project is in %s\n' "$DEMO"

@@ -16,7 +16,7 @@ from nurture.errors import StoreError
 from nurture.store import migrate
 from nurture.store.db import Store, open_store
 from nurture.store.engine import normalize_url
-from nurture.store.tables import Funnel
+from nurture.store.tables import Funnel, include_object
 
 TABLES = {"sequence", "sequence_version", "step", "funnel", "funnel_assignment", "alembic_version"}
 TABLES |= {"lead", "match_decision", "enrollment", "execution", "outbox_message", "task"}
@@ -39,9 +39,12 @@ def test_a_fresh_sqlite_file_gets_the_schema_in_wal_mode(tmp_path: Path):
     assert migrate.current(f"sqlite:///{tmp_path / 'nurture.db'}") == migrate.head()
 
 
+# The expression indexes for medians (migration 0004_stats) are made by hand, per dialect.
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_the_migrated_schema_matches_the_tables(store: Store):
     with store.engine.connect() as connection:
-        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+        context = MigrationContext.configure(connection, opts={"include_object": include_object})
+        assert compare_metadata(context, SQLModel.metadata) == []
 
 
 def test_opening_a_current_store_runs_no_migration(store_url: str, monkeypatch):

@@ -24,6 +24,7 @@ from nurture.cli import (
     schema,
     sequences,
     serve,
+    stats,
     status,
     tasks,
     tokens,
@@ -120,6 +121,9 @@ app.command("run")(engine.run)
 app.command("status")(status.status)
 app.command("test")(test_command.test)
 app.command("serve")(serve.serve)
+app.command("stats")(stats.stats)
+app.command("logs")(stats.logs)
+app.command("report")(stats.report)
 app.add_typer(db.app, name="db")
 app.add_typer(sequences.app, name="sequences")
 app.add_typer(funnels.app, name="funnels")

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-import nurture.store.tables  # noqa: F401  (puts the tables on SQLModel.metadata)
+from nurture.store.tables import include_object  # (and the tables, on SQLModel.metadata)
 
 
 def render_item(kind: str, item: Any, _context: Any) -> str | Literal[False]:
@@ -25,6 +25,7 @@ def run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         render_item=render_item,
         compare_type=True,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

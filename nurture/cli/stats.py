@@ -1,0 +1,158 @@
+"""`nurture stats`, `nurture logs`, `nurture report`: how sequences perform, what ran, as HTML."""
+
+import json as json_lib
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from nurture import logs as log_service
+from nurture import sequences
+from nurture.cli import figures
+from nurture.cli.context import state
+from nurture.cli.output import note, out, print_json
+from nurture.leads import find_funnel, find_lead
+from nurture.report import StatsRequest, gather, render_html, report_data
+from nurture.stats import Window, parse_when
+from nurture.store.db import open_store
+
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Since = Annotated[
+    str | None, typer.Option("--since", help="A duration back from now (7d, 12h) or a date.")
+]
+Until = Annotated[str | None, typer.Option("--until", help="A duration back from now or a date.")]
+Funnel = Annotated[str | None, typer.Option("--funnel", help="Only leads of this funnel.")]
+
+
+def _window(since: str | None, until: str | None) -> Window:
+    now = datetime.now(UTC)
+    return Window(parse_when(since, now), parse_when(until, now, "--until"))
+
+
+def stats(
+    sequence: Annotated[
+        str | None, typer.Argument(help="A sequence: its steps, drop-off and reasons.")
+    ] = None,
+    funnel: Funnel = None,
+    since: Since = None,
+    until: Until = None,
+    by: Annotated[
+        Literal["version", "channel", "day"] | None,
+        typer.Option(
+            "--by",
+            help="version: versions side by side; channel: messages per channel; day: per channel and day.",
+        ),
+    ] = None,
+    json: JSON = False,
+    csv: Annotated[bool, typer.Option("--csv", help="Print the main table as CSV.")] = False,
+) -> None:
+    """How sequences perform: outcomes, conversion, completion time; per step with SEQUENCE."""
+    request = StatsRequest(_window(since, until), sequence, funnel, by)
+    with state.session() as session:
+        data = gather(session, request)
+    if json:
+        print_json(data)
+    elif csv:
+        figures.write_csv(figures.main_rows(data))
+    elif sequence is not None:
+        figures.one_sequence(data)
+    else:
+        figures.overview(data)
+
+
+def logs(
+    sequence: Annotated[str | None, typer.Option("--sequence", help="Name or slug.")] = None,
+    step: Annotated[str | None, typer.Option("--step", help="A step id.")] = None,
+    lead: Annotated[str | None, typer.Option("--lead", help="Id, external id or email.")] = None,
+    funnel: Funnel = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="failed, skipped, unknown, sent, retry, ...")
+    ] = None,
+    since: Since = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="How many entries.")] = 50,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new entries (Ctrl-C stops).")
+    ] = False,
+    json: JSON = False,
+) -> None:
+    """The execution log, newest first: status, attempt, lag and error of every step run."""
+    with state.session() as session:
+        filters = _filters(session, sequence, step, lead, funnel, status, since)
+        entries = log_service.recent(session, filters, limit)
+    if not follow:
+        print_json(entries) if json else out.print(_log_table(entries))
+        return
+    for entry in reversed(entries):
+        _print_entry(entry, json)
+    _follow(filters, entries[0]["id"] if entries else 0, json)
+
+
+def _filters(
+    session: Any, sequence: str | None, step: str | None, lead: str | None,
+    funnel: str | None, status: str | None, since: str | None,
+) -> log_service.LogFilter:  # fmt: skip
+    return log_service.LogFilter(
+        sequence_id=sequences.find(session, sequence).id if sequence else None,
+        step_id=step,
+        lead_id=find_lead(session, lead).id if lead else None,
+        funnel_id=find_funnel(session, funnel).id if funnel else None,
+        status=log_service.check_status(status),
+        since=parse_when(since, datetime.now(UTC)),
+    )
+
+
+def _follow(filters: log_service.LogFilter, after: int, json: bool) -> None:
+    note("following the log (Ctrl-C stops)")
+    with open_store(state.settings.database) as store:
+        try:
+            for batch in log_service.follow(store, filters, after):
+                for entry in batch:
+                    _print_entry(entry, json)
+        except KeyboardInterrupt:
+            return
+
+
+LOG_COLUMNS = ("id", "started (UTC)", "lead", "sequence", "step", "attempt", "status", "lag")
+
+
+def _log_cells(entry: dict[str, Any]) -> list[str]:
+    started = entry["started_at"]
+    return [
+        str(entry["id"]), f"{started:%Y-%m-%d %H:%M:%S}" if started else "-",
+        escape(entry["lead"]), escape(entry["sequence"]), escape(entry["step_id"]),
+        str(entry["attempt"]), entry["status"], figures.cell("lag_seconds", entry["lag_seconds"]),
+    ]  # fmt: skip
+
+
+def _log_table(entries: list[dict[str, Any]]) -> Table | str:
+    if not entries:
+        return "no executions match"
+    shown = Table(*LOG_COLUMNS, "error", box=box.SIMPLE_HEAD)
+    for entry in entries:
+        shown.add_row(*_log_cells(entry), escape(entry["error"] or ""))
+    return shown
+
+
+def _print_entry(entry: dict[str, Any], json: bool) -> None:
+    if json:
+        print(json_lib.dumps(entry, default=str, ensure_ascii=False), flush=True)
+        return
+    error = f"  {entry['error']}" if entry["error"] else ""
+    out.print(escape("  ".join(_log_cells(entry)) + error))
+
+
+def report(
+    html: Annotated[Path, typer.Option("--html", help="The HTML file to write.")],
+    since: Since = None,
+    until: Until = None,
+) -> None:
+    """Write one self-contained HTML file with the figures as charts (opens offline)."""
+    now = datetime.now(UTC)
+    with state.session() as session:
+        data = report_data(session, _window(since, until), now)
+    html.write_text(render_html(data), encoding="utf-8")
+    note(f"wrote {html} ({len(data['sequences'])} sequences)")
