@@ -2,7 +2,7 @@
 
 Steps are in step_stats, channels and failures in channel_stats.
 
-Every figure is a GROUP BY in the database over indexed columns (migration 0004_stats); only
+Every figure is a GROUP BY in the database over indexed columns (migration 0005); only
 the grouped rows come back. `--since/--until` pick enrollments by when they started (a cohort),
 match decisions by when they were made, and executions by when they ran.
 """

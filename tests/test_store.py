@@ -39,7 +39,7 @@ def test_a_fresh_sqlite_file_gets_the_schema_in_wal_mode(tmp_path: Path):
     assert migrate.current(f"sqlite:///{tmp_path / 'nurture.db'}") == migrate.head()
 
 
-# The expression indexes for medians (migration 0004_stats) are made by hand, per dialect.
+# The expression indexes for medians (migration 0005) are made by hand, per dialect.
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_the_migrated_schema_matches_the_tables(store: Store):
     with store.engine.connect() as connection:

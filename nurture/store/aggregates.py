@@ -64,7 +64,7 @@ def medians(
     rows as `value` does (and is what an index holds).
 
     Each group is counted, then its middle row (odd count) or two (even) read with ORDER BY
-    `order` LIMIT/OFFSET: a walk along an expression index (migration 0004_stats) instead of
+    `order` LIMIT/OFFSET: a walk along an expression index (migration 0005) instead of
     sorting every row, which Postgres's `percentile_cont` does (0.06 s against 0.58 s for
     600,000 completed enrollments). `counts` (rows per group) saves counting when known.
     """

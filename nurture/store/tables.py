@@ -19,7 +19,7 @@ SQLModel.metadata.naming_convention = {
 HAND_MADE_INDEXES = frozenset(
     {"ix_enrollment_completion", "ix_enrollment_completion_version", "ix_execution_reasons"}
 )
-"""Indexes migration 0004_stats writes per dialect (they differ, or exist on SQLite only): not
+"""Indexes migration 0005 writes per dialect (they differ, or exist on SQLite only): not
 in the tables below, so autogenerate must leave them alone (see include_object)."""
 
 
@@ -183,7 +183,7 @@ class Enrollment(SQLModel, table=True):
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
         ),
-        # Covering `nurture stats` (migration 0004_stats): outcomes per sequence and version.
+        # Covering `nurture stats` (migration 0005): outcomes per sequence and version.
         Index(
             "ix_enrollment_stats",
             "sequence_id",
@@ -219,7 +219,7 @@ class Execution(SQLModel, table=True):
     __tablename__ = "execution"
     __table_args__ = (
         UniqueConstraint("enrollment_id", "step_id", "attempt"),
-        # Covering `nurture stats` (migration 0004_stats): per step, per channel.
+        # Covering `nurture stats` (migration 0005): per step, per channel.
         Index(
             "ix_execution_steps",
             "sequence_id",
