@@ -1,0 +1,164 @@
+"""Batched writes at the driver: a whole batch of rows in one statement (the hot path, DESIGN.md §4).
+
+SQLite runs one prepared statement with `executemany`; Postgres runs one statement over
+`unnest`, one array per column. SQLAlchemy's per-row parameter processing is skipped, so the
+values are converted here once per column as its types would: UTC times (text on SQLite),
+JSON as text. `among` is the matching read-side filter: `= ANY(:ids)` on Postgres (one plan
+whatever the batch size), `IN (SELECT value FROM json_each(:ids))` on SQLite.
+
+    ids = bulk.insert_ids(connection, execution, rows)
+    bulk.update(connection, enrollment, states, match={"status": "running", "lease_owner": w})
+"""
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Integer,
+    Table,
+    any_,
+    bindparam,
+    column,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from nurture.store.tables import UTCDateTime
+
+Convert = Callable[[Any], Any]
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's SQLite DATETIME format: comparable as text
+
+
+def sqlite_time(value: datetime | None) -> str | None:
+    """A UTC time as SQLite stores it."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value} given to the store: times are UTC-aware")
+    return value.astimezone(UTC).strftime(_SQLITE_TIME)
+
+
+def json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _converter(table: Table, name: str, dialect: str) -> Convert | None:
+    kind = table.c[name].type
+    if isinstance(kind, JSON):
+        return json_text
+    if isinstance(kind, UTCDateTime) and dialect == "sqlite":
+        return sqlite_time
+    return None
+
+
+def _columns(connection: Connection, table: Table, names: Sequence[str]) -> list[list[Any]]:
+    return [[name, _converter(table, name, connection.dialect.name)] for name in names]
+
+
+def _values(rows: Sequence[Mapping[str, Any]], columns: list[list[Any]]) -> list[list[Any]]:
+    """One list per column, converted."""
+    out = []
+    for name, convert in columns:
+        values = [row[name] for row in rows]
+        out.append([convert(v) for v in values] if convert else values)
+    return out
+
+
+@lru_cache(maxsize=256)
+def _pg_type(table: Table, name: str, dialect: Any) -> str:
+    return table.c[name].type.compile(dialect=dialect)
+
+
+def _unnest(connection: Connection, table: Table, names: Sequence[str]) -> str:
+    dialect = connection.dialect
+    arrays = ", ".join(f"%({name})s::{_pg_type(table, name, dialect)}[]" for name in names)
+    return f"unnest({arrays}) AS v({', '.join(names)})"
+
+
+def insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows (dicts with the same keys) in one statement."""
+    if not rows:
+        return
+    names = list(rows[0])
+    values = _values(rows, _columns(connection, table, names))
+    listed = ", ".join(names)
+    if connection.dialect.name == "postgresql":
+        sql = (
+            f"INSERT INTO {table.name} ({listed}) SELECT * FROM {_unnest(connection, table, names)}"
+        )
+        connection.exec_driver_sql(sql, dict(zip(names, values, strict=True)))
+        return
+    marks = ", ".join("?" * len(names))
+    sql = f"INSERT INTO {table.name} ({listed}) VALUES ({marks})"
+    connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
+
+
+def new_ids(connection: Connection, table: Table, count: int) -> list[int]:
+    """`count` ids for new rows: from the table's sequence on Postgres; on SQLite past the
+    largest id, which is safe because every writer holds the write lock (BEGIN IMMEDIATE)."""
+    if connection.dialect.name == "postgresql":
+        sql = f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, %(n)s)"
+        return list(connection.exec_driver_sql(sql, {"n": count}).scalars())
+    start = connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar()
+    return list(range(start + 1, start + 1 + count))
+
+
+def insert_ids(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """Insert rows; their new ids, in order."""
+    if not rows:
+        return []
+    ids = new_ids(connection, table, len(rows))
+    insert(connection, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
+    return ids
+
+
+def update(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str = "_id",
+    match: Mapping[str, Any] | None = None,
+) -> int:
+    """Set each row's values where `id` is its `key` (and every `match` column equals its value);
+    how many rows changed."""
+    if not rows:
+        return 0
+    match = dict(match or {})
+    names = [name for name in rows[0] if name != key]
+    values = _values(rows, _columns(connection, table, names))
+    ids = [row[key] for row in rows]
+    if connection.dialect.name == "postgresql":
+        sets = ", ".join(f"{name} = v.{name}" for name in names)
+        guard = "".join(f" AND t.{name} = %(m_{name})s" for name in match)
+        sql = (
+            f"UPDATE {table.name} AS t SET {sets} "
+            f"FROM {_unnest(connection, table, ['id', *names])} WHERE t.id = v.id{guard}"
+        )
+        parameters = dict(zip(names, values, strict=True)) | {"id": ids}
+        parameters |= {f"m_{name}": value for name, value in match.items()}
+        return connection.exec_driver_sql(sql, parameters).rowcount
+    sets = ", ".join(f"{name} = ?" for name in names)
+    guard = "".join(f" AND {name} = ?" for name in match)
+    sql = f"UPDATE {table.name} SET {sets} WHERE id = ?{guard}"
+    extra = tuple(match.values())
+    parameters = [(*row, i, *extra) for row, i in zip(zip(*values, strict=True), ids, strict=True)]
+    return connection.exec_driver_sql(sql, parameters).rowcount
+
+
+def among(connection: Connection, target: ColumnElement[Any], ids: Iterable[int]) -> Any:
+    """`target` is one of `ids`, as one bound parameter whatever their number."""
+    wanted = sorted(set(ids))
+    if connection.dialect.name == "postgresql":
+        return target == any_(bindparam("among", wanted, type_=ARRAY(Integer), unique=True))
+    listed = bindparam("among", json.dumps(wanted), unique=True)
+    return target.in_(select(column("value")).select_from(func.json_each(listed)).scalar_subquery())
