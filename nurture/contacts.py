@@ -1,7 +1,10 @@
 """How a lead is reached: email and phone checked and normalised (E.164), names split."""
 
+import re
+from functools import lru_cache
+
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
 
 class ContactError(ValueError):
@@ -10,14 +13,46 @@ class ContactError(ValueError):
 
 def normalize_email(text: str) -> str:
     """The normalised address; ContactError says what is wrong."""
+    address = text.strip()
+    plain = _plain_email(address)
+    if plain is not None:
+        return plain
     try:
-        return validate_email(text.strip(), check_deliverability=False).normalized
+        return validate_email(address, check_deliverability=False).normalized
     except EmailNotValidError as error:
         raise ContactError(f"invalid email {text!r}: {error}") from None
 
 
+# The everyday address (ASCII dot-atom local part, ASCII host names, a letters-only top-level
+# domain) as email-validator normalises it: the domain lower-cased, the rest as given. Anything
+# else (quoted or Unicode parts, IDNA `--` labels, special-use domains, over-long parts) goes
+# through email-validator itself: this is only a shortcut for what it surely accepts.
+_PLAIN = re.compile(
+    r"(?P<local>[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*)"
+    r"@(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
+)
+
+
+def _plain_email(address: str) -> str | None:
+    match = _PLAIN.fullmatch(address)
+    if match is None or len(address) > 254 or len(match["local"]) > 64 or "--" in address:
+        return None
+    domain = match["domain"].lower()
+    labels = domain.split(".")
+    special = any(
+        domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES
+    )
+    if special or len(domain) > 253 or max(map(len, labels)) > 63:
+        return None
+    return f"{match['local']}@{domain}"
+
+
+@lru_cache(maxsize=65536)
 def normalize_phone(text: str, region: str | None = None) -> str:
-    """The number in E.164 (`+14155550123`); a number without `+` needs a region (country code)."""
+    """The number in E.164 (`+14155550123`); a number without `+` needs a region (country code).
+
+    Cached: an import meets the same numbers again (a re-run, a shared office line).
+    """
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as error:
