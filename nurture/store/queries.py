@@ -4,11 +4,26 @@ Statuses are literals in the SQL, not parameters: a generic plan cannot use a pa
 (`ix_enrollment_due WHERE status = 'active'`) with a bound status.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, select, text, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Row,
+    Text,
+    TypeDecorator,
+    bindparam,
+    case,
+    cast,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 
 from nurture.store import bulk
 from nurture.store.tables import (
@@ -93,9 +108,34 @@ _LEAD_COLUMNS = ("id", "name", "first_name", "email", "phone", "source", "status
 _LEAD_COLUMNS += ("score", "tags", "timezone", "funnel_id", "fields", "opted_out", "created_at")
 
 
+class SharedJSON(TypeDecorator[Any]):
+    """JSON read from its text through a cache: most leads share `[]`, `{}` or a few tag lists.
+
+    The values are shared between rows: callers copy before they change one.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else _parsed(value)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(value: str) -> Any:
+    return json.loads(value)
+
+
+def _lead_column(name: str) -> Any:
+    column = lead.c[name]
+    if isinstance(column.type, JSON):
+        return type_coerce(cast(column, Text), SharedJSON()).label(name)
+    return column
+
+
 def leads(connection: Connection, ids: Iterable[int]) -> dict[int, Row]:
     """The leads a batch runs for: what steps, conditions and templates read."""
-    query = select(*(lead.c[name] for name in _LEAD_COLUMNS))
+    query = select(*(_lead_column(name) for name in _LEAD_COLUMNS))
     rows = connection.execute(query.where(bulk.among(connection, lead.c.id, ids)))
     return {row.id: row for row in rows}
 
