@@ -121,14 +121,21 @@ def start_daemons(project: Path, url: str, count: int) -> list[subprocess.Popen]
     return procs
 
 
-def stop_daemons(procs: list[subprocess.Popen]) -> float:
-    """Stop the daemons (SIGTERM); the highest peak RSS among them, in MB."""
+def stop_daemons(procs: list[subprocess.Popen]) -> tuple[float, float]:
+    """Stop the daemons (SIGTERM); the highest peak RSS among them (MB), their CPU seconds."""
     rss = max(peak_rss_mb(proc.pid) for proc in procs)
+    cpu = sum(cpu_seconds(proc.pid) for proc in procs)
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
         proc.wait(timeout=120)
-    return rss
+    return rss, cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -172,12 +179,14 @@ def throughput(url: str, due: int, daemons: int, later: int = 0) -> dict:
         if later:
             enroll_many(store, later, now + timedelta(days=7))
         procs = start_daemons(project, url, daemons)
+        idle_cpu = sum(cpu_seconds(proc.pid) for proc in procs)  # start-up: imports, settings
         done = wait_idle(store, now)
-        rss = stop_daemons(procs)
+        rss, cpu = stop_daemons(procs)
+        cpu -= idle_cpu
         rows = executions(store)
     assert len(rows) == due, f"{len(rows)} steps ran, {due} were due"
     first = min(started for started, _ in rows).timestamp()
-    return {"steps_per_s": due / (done - first), "peak_rss_mb": rss}
+    return {"steps_per_s": due / (done - first), "peak_rss_mb": rss, "cpu_s": cpu}
 
 
 def lag(url: str, rate: int, seconds: int) -> dict:
@@ -191,7 +200,7 @@ def lag(url: str, rate: int, seconds: int) -> dict:
         end = start + timedelta(seconds=seconds)
         time.sleep(max((end - datetime.now(UTC)).total_seconds(), 0))
         wait_idle(store, end)
-        rss = stop_daemons(procs)
+        rss, _ = stop_daemons(procs)
         rows = executions(store)
     assert len(rows) == count, f"{len(rows)} steps ran, {count} were due"
     lags = sorted((started - due).total_seconds() for started, due in rows)
@@ -251,7 +260,8 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
             for daemons in daemon_counts:
                 with fresh_store(kind, args.postgres) as url:
                     got = throughput(url, n, daemons)
-                result = f"{got['steps_per_s']:,.0f} steps/s"
+                result = (f"{got['steps_per_s']:,.0f} steps/s "
+                          f"(daemon CPU {got['cpu_s'] / n * 1e6:.0f} µs/step)")  # fmt: skip
                 yield row("throughput", name[kind], str(daemons), n, result, got["peak_rss_mb"])
         if "lag" in args.cases:
             with fresh_store(kind, args.postgres) as url:

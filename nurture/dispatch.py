@@ -90,12 +90,21 @@ def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
     def load(sequence_id: int, version: int) -> dict[str, Any]:
         return queries.definition(connection, sequence_id, version)
 
+    positions: dict[tuple[int, int, int, str | None], steps.Position] = {}
+
+    def place(row: Row, current_version: int) -> steps.Position:
+        """Where the row stands; rows at the same step of the same versions share the answer."""
+        key = (row.sequence_id, row.version, current_version, row.step_id)
+        if key not in positions:
+            old = steps.spec_of(url, row.sequence_id, row.version, load)
+            current = steps.spec_of(url, row.sequence_id, current_version, load)
+            positions[key] = steps.locate(old, current, current_version, row.step_id)
+        return positions[key]
+
     jobs = []
     for row in claimed:
         sequence, lead = sequences[row.sequence_id], leads[row.lead_id]
-        old = steps.spec_of(url, row.sequence_id, row.version, load)
-        current = steps.spec_of(url, row.sequence_id, sequence.current_version, load)
-        job = _job(row, lead, steps.locate(old, current, sequence.current_version, row.step_id))
+        job = _job(row, lead, place(row, sequence.current_version))
         job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id)
         if (row.id, row.step_id) in in_flight:
             job.status, job.error = "unknown", UNKNOWN
