@@ -30,12 +30,12 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy
-from sqlalchemy import select, text
+from sqlalchemy import make_url, select, text
 
 from nurture.store.db import Store, open_store
 from nurture.store.engine import normalize_url
@@ -80,8 +80,8 @@ def fresh_store(kind: str, server: str | None) -> Iterator[str]:
     with admin.connect() as connection:
         connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     try:
-        url = normalize_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
+        query = {"options": f"-csearch_path={schema}", "application_name": schema}
+        yield normalize_url(server).update_query_dict(query).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
@@ -138,6 +138,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu(store: Store) -> dict[int, float]:
+    """CPU seconds so far of each Postgres backend serving this store's daemons (same host)."""
+    name = make_url(store.url).query.get("application_name")
+    if not name:
+        return {}
+    sql = "SELECT pid FROM pg_stat_activity WHERE application_name = :name AND pid <> pg_backend_pid()"
+    with store.begin() as connection:
+        pids = connection.execute(text(sql), {"name": name}).scalars().all()
+    seconds = {}
+    for pid in pids:
+        with suppress(OSError):  # gone, or the server runs on another host
+            seconds[pid] = cpu_seconds(pid)
+    return seconds
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -180,13 +195,21 @@ def throughput(url: str, due: int, daemons: int, later: int = 0) -> dict:
             enroll_many(store, later, now + timedelta(days=7))
         procs = start_daemons(project, url, daemons)
         idle_cpu = sum(cpu_seconds(proc.pid) for proc in procs)  # start-up: imports, settings
+        idle_server = server_cpu(store)
         done = wait_idle(store, now)
+        busy_server = server_cpu(store)
         rss, cpu = stop_daemons(procs)
         cpu -= idle_cpu
+        server = sum(busy_server[pid] - idle_server.get(pid, 0) for pid in busy_server)
         rows = executions(store)
     assert len(rows) == due, f"{len(rows)} steps ran, {due} were due"
     first = min(started for started, _ in rows).timestamp()
-    return {"steps_per_s": due / (done - first), "peak_rss_mb": rss, "cpu_s": cpu}
+    return {
+        "steps_per_s": due / (done - first),
+        "peak_rss_mb": rss,
+        "cpu_s": cpu,
+        "server_s": server,
+    }
 
 
 def lag(url: str, rate: int, seconds: int) -> dict:
@@ -260,8 +283,7 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
             for daemons in daemon_counts:
                 with fresh_store(kind, args.postgres) as url:
                     got = throughput(url, n, daemons)
-                result = (f"{got['steps_per_s']:,.0f} steps/s "
-                          f"(daemon CPU {got['cpu_s'] / n * 1e6:.0f} µs/step)")  # fmt: skip
+                result = f"{got['steps_per_s']:,.0f} steps/s ({cpu_per_step(got, n)})"
                 yield row("throughput", name[kind], str(daemons), n, result, got["peak_rss_mb"])
         if "lag" in args.cases:
             with fresh_store(kind, args.postgres) as url:
@@ -285,6 +307,14 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
             yield row(
                 "import", name[kind], "-", args.leads, f"{got['leads_per_s']:,.0f} leads/s", None
             )
+
+
+def cpu_per_step(got: dict, steps: int) -> str:
+    """CPU per step of the daemons (and of their Postgres backends): what the rate costs."""
+    text = f"CPU/step: daemons {got['cpu_s'] / steps * 1e6:.0f} µs"
+    if got["server_s"]:
+        text += f" + Postgres {got['server_s'] / steps * 1e6:.0f} µs"
+    return text
 
 
 def markdown(rows: list[dict]) -> str:

@@ -74,7 +74,11 @@ def context(
 
 @lru_cache(maxsize=4096)
 def _template(source: str) -> Template:
-    return template_environment().from_string(source)
+    template = template_environment().from_string(source)
+    # Every render merges the globals into its context: a flat dict merges several times
+    # faster than Jinja's ChainMap (the hot path renders thousands a second).
+    template.globals = dict(template.globals)
+    return template
 
 
 def render(source: str | None, context: dict[str, Any]) -> str | None:

@@ -82,50 +82,61 @@ def _pg_type(table: Table, name: str, dialect: Any) -> str:
     return table.c[name].type.compile(dialect=dialect)
 
 
-def _unnest(connection: Connection, table: Table, names: Sequence[str]) -> str:
+def _unnest(
+    connection: Connection, table: Table, names: Sequence[str], *, ordinal: bool = False
+) -> str:
     dialect = connection.dialect
     # %(name)b: binary arrays, which psycopg dumps several times faster than text ones
     arrays = ", ".join(f"%({name})b::{_pg_type(table, name, dialect)}[]" for name in names)
+    if ordinal:
+        return f"unnest({arrays}) WITH ORDINALITY AS v({', '.join(names)}, n)"
     return f"unnest({arrays}) AS v({', '.join(names)})"
 
 
 def insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert rows (dicts with the same keys) in one statement."""
-    if not rows:
-        return
-    names = list(rows[0])
-    values = _values(rows, _columns(connection, table, names))
-    listed = ", ".join(names)
-    if connection.dialect.name == "postgresql":
-        sql = (
-            f"INSERT INTO {table.name} ({listed}) SELECT * FROM {_unnest(connection, table, names)}"
-        )
-        connection.exec_driver_sql(sql, dict(zip(names, values, strict=True)))
-        return
-    marks = ", ".join("?" * len(names))
-    sql = f"INSERT INTO {table.name} ({listed}) VALUES ({marks})"
-    connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
-
-
-def new_ids(connection: Connection, table: Table, count: int) -> list[int]:
-    """`count` ids for new rows: from the table's sequence on Postgres; on SQLite past the
-    largest id, which is safe because every writer holds the write lock (BEGIN IMMEDIATE)."""
-    if connection.dialect.name == "postgresql":
-        sql = f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) FROM generate_series(1, %(n)s)"
-        return list(connection.exec_driver_sql(sql, {"n": count}).scalars())
-    start = connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar()
-    return list(range(start + 1, start + 1 + count))
+    _insert(connection, table, rows, returning=False)
 
 
 def insert_ids(
     connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> list[int]:
     """Insert rows; their new ids, in order."""
+    return _insert(connection, table, rows, returning=True)
+
+
+def _insert(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, returning: bool
+) -> list[int]:
     if not rows:
         return []
-    ids = new_ids(connection, table, len(rows))
-    insert(connection, table, [{"id": i, **row} for i, row in zip(ids, rows, strict=True)])
-    return ids
+    if returning and connection.dialect.name == "sqlite":
+        # sqlite3's executemany returns no rows: ids past the largest, safe because every
+        # writer holds the write lock (BEGIN IMMEDIATE).
+        top = connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar()
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        _insert(connection, table, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)],
+                returning=False)  # fmt: skip
+        return ids
+    names = list(rows[0])
+    values = _values(rows, _columns(connection, table, names))
+    listed = ", ".join(names)
+    if connection.dialect.name == "postgresql":
+        # Rows go in in parameter order, so the serial ids they draw ascend in that order (the
+        # way SQLAlchemy's insertmanyvalues sorts RETURNING on Postgres).
+        sql = (
+            f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM "
+            f"{_unnest(connection, table, names, ordinal=True)} ORDER BY v.n"
+        )
+        parameters = dict(zip(names, values, strict=True))
+        if not returning:
+            connection.exec_driver_sql(sql, parameters)
+            return []
+        return sorted(connection.exec_driver_sql(sql + " RETURNING id", parameters).scalars())
+    marks = ", ".join("?" * len(names))
+    sql = f"INSERT INTO {table.name} ({listed}) VALUES ({marks})"
+    connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
+    return []
 
 
 def update(
