@@ -37,6 +37,7 @@ from pathlib import Path
 import sqlalchemy
 from sqlalchemy import make_url, select, text
 
+from nurture.store import bulk
 from nurture.store.db import Store, open_store
 from nurture.store.engine import normalize_url
 from nurture.store.tables import Execution
@@ -96,7 +97,7 @@ def project_with(url: str, sequences: dict[str, str]) -> Path:
     for name, body in sequences.items():
         (project / "sequences" / name).write_text(body)
     subprocess.run(nurture_command(url, "apply", "--yes"), cwd=project, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+                   capture_output=True)  # fmt: skip
     return project
 
 
@@ -185,41 +186,73 @@ def executions(store: Store) -> list[tuple[datetime, datetime]]:
 # Cases
 
 
-def throughput(url: str, due: int, daemons: int, later: int = 0) -> dict:
-    """`due` steps due now (and `later` enrollments due next week) run by `daemons` daemons."""
+def throughput(url: str, due: int, daemons: int, later: int = 0, rounds: int = 1) -> dict:
+    """`due` steps due now (and `later` enrollments due next week) run by `daemons` daemons;
+    with several rounds the same steps are made due again, and the best round counts."""
     project = project_with(url, ONE_SEQUENCE)
+    best: dict = {}
     with open_store(url) as store:
         now = datetime.now(UTC)
         enroll_many(store, due, now)
         if later:
             enroll_many(store, later, now + timedelta(days=7))
-        procs = start_daemons(project, url, daemons)
-        idle_cpu = sum(cpu_seconds(proc.pid) for proc in procs)  # start-up: imports, settings
-        idle_server = server_cpu(store)
-        done = wait_idle(store, now)
-        busy_server = server_cpu(store)
-        rss, cpu = stop_daemons(procs)
-        cpu -= idle_cpu
-        server = sum(busy_server[pid] - idle_server.get(pid, 0) for pid in busy_server)
-        rows = executions(store)
+        for number in range(rounds):
+            if number:
+                now = rearm(store)
+            got = one_round(store, project, url, due, daemons, now)
+            if got["steps_per_s"] > best.get("steps_per_s", 0):
+                best = got
+            best["peak_rss_mb"] = max(best["peak_rss_mb"], got["peak_rss_mb"])
+    return best
+
+
+def one_round(store: Store, project: Path, url: str, due: int, daemons: int, now: datetime):
+    procs = start_daemons(project, url, daemons)
+    idle_cpu = sum(cpu_seconds(proc.pid) for proc in procs)  # start-up: imports, settings
+    idle_server = server_cpu(store)
+    done = wait_idle(store, now)
+    busy_server = server_cpu(store)
+    rss, cpu = stop_daemons(procs)
+    server = sum(busy_server[pid] - idle_server.get(pid, 0) for pid in busy_server)
+    rows = executions(store)
     assert len(rows) == due, f"{len(rows)} steps ran, {due} were due"
     first = min(started for started, _ in rows).timestamp()
+    steps_per_s = due / (done - first)
     return {
-        "steps_per_s": due / (done - first),
+        "steps_per_s": steps_per_s,
         "peak_rss_mb": rss,
-        "cpu_s": cpu,
+        "cpu_s": cpu - idle_cpu,
         "server_s": server,
     }
 
 
+def rearm(store: Store) -> datetime:
+    """The completed enrollments due again now, their log cleared; the new due time."""
+    now = datetime.now(UTC)
+    with store.begin(immediate=True) as connection:
+        connection.execute(text("DELETE FROM outbox_message"))
+        connection.execute(text("DELETE FROM execution"))
+        connection.execute(
+            text("UPDATE enrollment SET status = 'active', next_run_at = :now, finished_at = NULL, "
+                 "exit_reason = NULL WHERE status = 'completed'"),
+            {"now": bulk.sqlite_time(now) if store.url.startswith("sqlite") else now},
+        )  # fmt: skip
+    return now
+
+
 def lag(url: str, rate: int, seconds: int) -> dict:
-    """One daemon while `rate` steps a second fall due for `seconds`."""
+    """One daemon while `rate` steps a second fall due for `seconds`, starting 5 s from now.
+
+    The steps are enrolled before the daemon starts, so it knows when the first is due (a step
+    enrolled while a daemon sleeps waits up to its --poll interval, 5 s by default).
+    """
     project = project_with(url, ONE_SEQUENCE)
     count = rate * seconds
     with open_store(url) as store:
-        procs = start_daemons(project, url, 1)
-        start = datetime.now(UTC) + timedelta(seconds=3)
+        start = datetime.now(UTC) + timedelta(seconds=5)
         enroll_many(store, count, start, spacing=timedelta(seconds=1) / rate)
+        procs = start_daemons(project, url, 1)
+        assert datetime.now(UTC) < start, "the daemon took longer than 5 s to start"
         end = start + timedelta(seconds=seconds)
         time.sleep(max((end - datetime.now(UTC)).total_seconds(), 0))
         wait_idle(store, end)
@@ -294,12 +327,14 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
         if "scale" in args.cases and kind in args.scale_stores:
             due, big = args.scale_due, args.scale_to
             with fresh_store(kind, args.postgres) as url:
-                small = throughput(url, due, 1)
+                small = throughput(url, due, 1, rounds=args.rounds)
             with fresh_store(kind, args.postgres) as url:
-                large = throughput(url, due, 1, later=big - due)
+                large = throughput(url, due, 1, later=big - due, rounds=args.rounds)
             ratio = large["steps_per_s"] / small["steps_per_s"]
-            result = (f"{due:,} due: {large['steps_per_s']:,.0f} vs {small['steps_per_s']:,.0f} "
-                      f"steps/s at {due:,} = {ratio:.0%}")  # fmt: skip
+            cpu_ratio = small["cpu_s"] / large["cpu_s"]
+            result = (f"{due:,} due, best of {args.rounds}: {large['steps_per_s']:,.0f} vs "
+                      f"{small['steps_per_s']:,.0f} steps/s with {due:,} in store = {ratio:.0%} "
+                      f"(per daemon CPU-second: {cpu_ratio:.0%})")  # fmt: skip
             yield row("scale", name[kind], "1", big, result, large["peak_rss_mb"])
         if "import" in args.cases:
             with fresh_store(kind, args.postgres) as url:
@@ -333,6 +368,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30, help="lag: for how long")
     parser.add_argument("--scale-due", type=int, default=10_000)
     parser.add_argument("--scale-to", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3, help="scale: runs, the best counts")
     parser.add_argument("--scale-stores", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--leads", type=int, default=100_000, help="import: rows in the CSV")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
