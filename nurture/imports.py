@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlmodel import Session, SQLModel, col, select
 
+from nurture.contacts import phones_ahead
 from nurture.enrollment import Offer, candidates_json, decide, funnel_offers, new_enrollment
 from nurture.errors import NurtureError
 from nurture.leads import LeadInput, LeadRules, clean, find_funnel, lead_row, set_values
@@ -132,6 +133,16 @@ def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
     return funnel, LeadInput(**given)
 
 
+def _phones(rows: list[Row]) -> list[str]:
+    """The phone numbers of these rows, as given."""
+    return [
+        value
+        for row in rows
+        for header, value in row.data.items()
+        if isinstance(value, str) and header_key(header) == "phone"
+    ]
+
+
 class Importer:
     """One import run: caches of funnels, their sequences and the leads seen so far."""
 
@@ -146,10 +157,13 @@ class Importer:
 
     def run(self, rows: list[Row], funnel: str | None, progress: Progress | None) -> ImportResult:
         default = find_funnel(self.session, funnel) if funnel else None
-        for start in range(0, len(rows), BATCH):
-            self._batch(rows[start : start + BATCH], default)
-            if progress:
-                progress(min(start + BATCH, len(rows)), len(rows))
+        batches = [rows[start : start + BATCH] for start in range(0, len(rows), BATCH)]
+        with phones_ahead([_phones(b) for b in batches], self.rules.phone_region) as ready:
+            for number, batch in enumerate(batches):
+                ready(number)
+                self._batch(batch, default)
+                if progress:
+                    progress(min((number + 1) * BATCH, len(rows)), len(rows))
         return self.result
 
     def _batch(self, rows: list[Row], default: Funnel | None) -> None:
