@@ -23,8 +23,10 @@ lint: install
 	$(VENV)/bin/ruff check nurture tests bench
 	$(VENV)/bin/ruff format --check nurture tests bench
 
-# make bench [ENROLLMENTS=100000]: engine throughput on SQLite, and on Postgres (1 and 2
-# daemons) when NURTURE_TEST_DATABASE_URL is set.
+# make bench [ENROLLMENTS=100000]: engine throughput, steady-state lag, the 1,000,000-enrollment
+# scale case and import speed on SQLite, and on Postgres (1 and 2 daemons) when
+# NURTURE_TEST_DATABASE_URL is set; a Markdown table (15-30 minutes with Postgres). One case:
+# $(PY) bench/engine.py --cases throughput|lag|scale|import ...
 ENROLLMENTS ?= 100000
 bench: install
 	$(PY) bench/engine.py --enrollments $(ENROLLMENTS)
