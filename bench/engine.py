@@ -22,6 +22,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -273,15 +274,23 @@ def import_leads(url: str, leads: int) -> dict:
     project = project_with(url, TWO_SEQUENCES)
     path = project / "leads.csv"
     write_leads(path, leads)
+    cpu_before = children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         nurture_command(url, "leads", "import", str(path), "--funnel", "website", "--json"),
         cwd=project, capture_output=True, text=True, check=True,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
+    cpu = children_cpu() - cpu_before
     result = json.loads(done.stdout)
     assert result["created"] == result["enrolled"] == leads, result
-    return {"leads_per_s": leads / elapsed}
+    return {"leads_per_s": leads / elapsed, "cpu_s": cpu}
+
+
+def children_cpu() -> float:
+    """CPU seconds of the finished child processes (the import and its helper)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def write_leads(path: Path, count: int) -> None:
