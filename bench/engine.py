@@ -348,9 +348,9 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
         if "import" in args.cases:
             with fresh_store(kind, args.postgres) as url:
                 got = import_leads(url, args.leads)
-            yield row(
-                "import", name[kind], "-", args.leads, f"{got['leads_per_s']:,.0f} leads/s", None
-            )
+            result = (f"{got['leads_per_s']:,.0f} leads/s (CPU/lead: "
+                      f"{got['cpu_s'] / args.leads * 1e6:.0f} µs, command and helper)")  # fmt: skip
+            yield row("import", name[kind], "-", args.leads, result, None)
 
 
 def cpu_per_step(got: dict, steps: int) -> str:

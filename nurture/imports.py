@@ -208,9 +208,11 @@ class Importer:
     def _load_existing(self, batch: list[dict[str, Any]]) -> None:
         ids = {v["external_id"] for v in batch if v.get("external_id")} - self.by_key.keys()
         emails = {v["email"] for v in batch if v.get("email")} - self.by_key.keys()
+        connection = self.session.connection()
         for column, keys in ((Lead.external_id, ids), (Lead.email, emails)):
             if keys:
-                for lead in self.session.exec(select(Lead).where(col(column).in_(keys))):
+                found = select(Lead).where(bulk.among(connection, col(column), keys))
+                for lead in self.session.exec(found):
                     self._remember(lead)
 
     def _remember(self, lead: Lead | dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    String,
     Table,
     any_,
     bindparam,
@@ -173,10 +174,11 @@ def update(
     return connection.exec_driver_sql(sql, parameters).rowcount
 
 
-def among(connection: Connection, target: ColumnElement[Any], ids: Iterable[int]) -> Any:
-    """`target` is one of `ids`, as one bound parameter whatever their number."""
-    wanted = sorted(set(ids))
+def among(connection: Connection, target: ColumnElement[Any], values: Iterable[Any]) -> Any:
+    """`target` is one of `values` (ids, or strings), as one bound parameter whatever their number."""
+    wanted = sorted(set(values))
     if connection.dialect.name == "postgresql":
-        return target == any_(bindparam("among", wanted, type_=ARRAY(Integer), unique=True))
+        kind = ARRAY(String if all(isinstance(value, str) for value in wanted) else Integer)
+        return target == any_(bindparam("among", wanted, type_=kind, unique=True))
     listed = bindparam("among", json.dumps(wanted), unique=True)
     return target.in_(select(column("value")).select_from(func.json_each(listed)).scalar_subquery())
