@@ -3,10 +3,11 @@
     while run_due(store, now, worker="w1", channels=channels_for("outbox")):
         pass
 
-A batch goes through four short transactions and no transaction is open during a send:
-claim (lease the due enrollments), prepare (read leads and versions, decide each step),
-record `sending` (before any provider call), then the sends run concurrently, and one
-completion writes the log, the effects and each enrollment's next step.
+A batch goes through at most three short transactions and none is open during a send: the
+claim (lease the due enrollments, read their leads, funnels and sequences), the `sending`
+record (before any call to a provider; a transactional channel such as the outbox needs none),
+then the sends run concurrently, and one completion writes the log, the effects and each
+enrollment's next step. Each is a few set-based statements for the whole batch.
 """
 
 import threading
