@@ -25,7 +25,7 @@ lint: install
 
 # make bench [ENROLLMENTS=100000]: engine throughput, steady-state lag, the 1,000,000-enrollment
 # scale case and import speed on SQLite, and on Postgres (1 and 2 daemons) when
-# NURTURE_TEST_DATABASE_URL is set; a Markdown table (15-30 minutes with Postgres). One case:
+# NURTURE_TEST_DATABASE_URL is set; a Markdown table (about 10 minutes with Postgres). One case:
 # $(PY) bench/engine.py --cases throughput|lag|scale|import ...
 ENROLLMENTS ?= 100000
 bench: install
