@@ -23,8 +23,10 @@ lint: install
 	$(VENV)/bin/ruff check nurture tests bench
 	$(VENV)/bin/ruff format --check nurture tests bench
 
-# make bench [ENROLLMENTS=100000] [LEADS=20000] [STATS_ENROLLMENTS=1000000]: engine throughput
-# on SQLite, and on Postgres (1 and 2 daemons) when NURTURE_TEST_DATABASE_URL is set; lead
+# make bench [ENROLLMENTS=100000] [LEADS=20000] [STATS_ENROLLMENTS=1000000]: engine throughput,
+# steady-state lag, the 1,000,000-enrollment scale case and import speed on SQLite, and on
+# Postgres (1 and 2 daemons) when NURTURE_TEST_DATABASE_URL is set (about 10 minutes with
+# Postgres; one case: $(PY) bench/engine.py --cases throughput|lag|scale|import); lead
 # ingestion over HTTP (nurture serve); `nurture stats` over N enrollments and 5N executions.
 ENROLLMENTS ?= 100000
 LEADS ?= 20000

@@ -1,46 +1,158 @@
-"""Benchmark the engine: steps/s and lag of real `nurture run` daemons over N due enrollments.
+"""Benchmark the engine and the import with real `nurture` processes; prints a Markdown table.
 
-    python bench/engine.py --enrollments 100000 [--postgres URL] [--daemons 1 2]
+    python bench/engine.py --enrollments 100000 [--postgres URL] [--cases throughput lag scale import]
 
-Each case: a fresh store with one single-step SMS sequence (outbox channel), N enrollments all
-due now, D daemons started as processes; measured until nothing is due. Reported: steps/s,
-lag p50/p99 between due time and execution start, peak RSS of a daemon.
+Cases (each on a fresh store: a temp SQLite file, or a fresh schema when a Postgres server is
+given with --postgres or NURTURE_TEST_DATABASE_URL):
+
+- throughput: N single-step SMS enrollments (outbox channel) all due now, D daemons
+  (SQLite: 1; Postgres: each of --daemons); steps/s from the first claim to the last step.
+- lag: one daemon running while enrollments fall due at a steady --rate per second for
+  --seconds; lag = execution time (the claim of its batch) minus due time, p50/p99/max.
+- scale: steps/s of --scale-due due steps in a store of that many enrollments, then in a store
+  of --scale-to enrollments (the rest due next week); the ratio, and the daemon's peak RSS.
+- import: `nurture leads import` of a generated CSV of --leads leads (name, email, phone,
+  score, temperature, source, a tag, a custom field) through a funnel with two sequences
+  assigned; leads/s is rows over the command's wall time (process start included).
+
+Peak RSS is the daemon's high-water mark (VmHWM).
 """
 
 import argparse
+import csv
 import json
 import os
+import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy
-from sqlalchemy import func, select
+from sqlalchemy import make_url, select, text
 
-from nurture.store.db import open_store
+from nurture.store import bulk
+from nurture.store.db import Store, open_store
 from nurture.store.engine import normalize_url
-from nurture.store.tables import Enrollment, Execution
+from nurture.store.tables import Execution
 from nurture.testing import enroll_many
 
-SEQUENCE = """\
-name: Bench
+TEXT = """\
+name: {name}
+funnels: [Website]
+trigger_conditions: {{lead_temperature: [{temperatures}]}}
 steps:
   - name: Text
     action_type: send_sms
-    action_config: {message: "Hi {{ lead.first_name }}, see you at the gym!"}
+    action_config: {{message: "Hi {{{{ lead.first_name }}}}, see you at the gym!"}}
 """
+ONE_SEQUENCE = {"bench.yaml": TEXT.format(name="Bench", temperatures="Warm, Hot, Cold")}
+TWO_SEQUENCES = {
+    "warm.yaml": TEXT.format(name="Warm welcome", temperatures="Warm, Hot"),
+    "cold.yaml": TEXT.format(name="Cold welcome", temperatures="Cold"),
+}
+IDLE = (
+    "SELECT 1 FROM enrollment WHERE status = 'active' AND next_run_at <= :until LIMIT 1",
+    "SELECT 1 FROM enrollment WHERE status = 'running' AND lease_expires_at >= :since LIMIT 1",
+)
 
 
-def nurture(project: Path, url: str, *args: str, **popen) -> subprocess.Popen:
-    command = [sys.executable, "-m", "nurture", "--database-url", url, *args]
-    return subprocess.Popen(
-        command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **popen
-    )
+# Stores and projects
+
+
+@contextmanager
+def fresh_store(kind: str, server: str | None) -> Iterator[str]:
+    """A URL of an empty store: a temp SQLite file, or a new schema on the Postgres server."""
+    if kind == "sqlite":
+        folder = tempfile.mkdtemp(prefix="nurture-bench-")
+        try:
+            yield f"sqlite:///{folder}/bench.db"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    schema = f"nurture_bench_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        query = {"options": f"-csearch_path={schema}", "application_name": schema}
+        yield normalize_url(server).update_query_dict(query).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def project_with(url: str, sequences: dict[str, str]) -> Path:
+    """A project folder with these sequence files, applied to the store."""
+    project = Path(tempfile.mkdtemp(prefix="nurture-bench-project-"))
+    (project / "nurture.toml").write_text("")
+    (project / "sequences").mkdir()
+    for name, body in sequences.items():
+        (project / "sequences" / name).write_text(body)
+    subprocess.run(nurture_command(url, "apply", "--yes"), cwd=project, check=True,
+                   capture_output=True)  # fmt: skip
+    return project
+
+
+def nurture_command(url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "nurture", "--database-url", url, *args]
+
+
+# Daemons
+
+
+def start_daemons(project: Path, url: str, count: int) -> list[subprocess.Popen]:
+    """`nurture run` processes (outbox channel), each logging to a file (a pipe would fill up)."""
+    procs = []
+    for n in range(count):
+        log = open(project / f"daemon-{n}.log", "w")  # noqa: SIM115 - closed with the process
+        command = nurture_command(url, "run", "--channel", "outbox", "--log-format", "json")
+        procs.append(subprocess.Popen(command, cwd=project, stdout=log, stderr=log))
+    deadline = time.monotonic() + 60
+    while not all('"started"' in (project / f"daemon-{n}.log").read_text() for n in range(count)):
+        assert time.monotonic() < deadline, "the daemons did not start"
+        time.sleep(0.05)
+    return procs
+
+
+def stop_daemons(procs: list[subprocess.Popen]) -> tuple[float, float]:
+    """Stop the daemons (SIGTERM); the highest peak RSS among them (MB), their CPU seconds."""
+    rss = max(peak_rss_mb(proc.pid) for proc in procs)
+    cpu = sum(cpu_seconds(proc.pid) for proc in procs)
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(timeout=120)
+    return rss, cpu
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(store: Store) -> dict[int, float]:
+    """CPU seconds so far of each Postgres backend serving this store's daemons (same host)."""
+    name = make_url(store.url).query.get("application_name")
+    if not name:
+        return {}
+    sql = "SELECT pid FROM pg_stat_activity WHERE application_name = :name AND pid <> pg_backend_pid()"
+    with store.begin() as connection:
+        pids = connection.execute(text(sql), {"name": name}).scalars().all()
+    seconds = {}
+    for pid in pids:
+        with suppress(OSError):  # gone, or the server runs on another host
+            seconds[pid] = cpu_seconds(pid)
+    return seconds
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -50,73 +162,231 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def measure(url: str, enrollments: int, daemons: int) -> dict:
-    project = Path(tempfile.mkdtemp(prefix="nurture-bench-"))
-    (project / "nurture.toml").write_text("")
-    (project / "sequences").mkdir()
-    (project / "sequences" / "bench.yaml").write_text(SEQUENCE)
-    assert nurture(project, url, "apply", "--yes").wait() == 0
+def wait_idle(store: Store, until: datetime, timeout: float = 1800) -> float:
+    """Wait until nothing due by `until` is left to run; the wall time (epoch) it was seen idle."""
+    deadline = time.monotonic() + timeout
+    queries = [text(sql) for sql in IDLE]
+    since = datetime.now(UTC) - timedelta(days=1)
+    while True:
+        with store.begin() as connection:
+            busy = any(
+                connection.execute(query, {"until": until, "since": since}).first()
+                for query in queries
+            )
+        if not busy:
+            return time.time()
+        assert time.monotonic() < deadline, "the daemons did not finish"
+        time.sleep(0.05)
+
+
+def executions(store: Store) -> list[tuple[datetime, datetime]]:
+    with store.begin() as connection:
+        return connection.execute(select(Execution.started_at, Execution.due_at)).all()
+
+
+# Cases
+
+
+def throughput(url: str, due: int, daemons: int, later: int = 0, rounds: int = 1) -> dict:
+    """`due` steps due now (and `later` enrollments due next week) run by `daemons` daemons;
+    with several rounds the same steps are made due again, and the best round counts."""
+    project = project_with(url, ONE_SEQUENCE)
+    best: dict = {}
     with open_store(url) as store:
-        enroll_many(store, enrollments, datetime.now(UTC))
-        started = time.perf_counter()
-        procs = [nurture(project, url, "run", "--poll", "0.2", "--channel", "outbox", "--batch", "500")
-                 for _ in range(daemons)]  # fmt: skip
-        rss = 0.0
-        while _due(store):
-            rss = max([rss, *(peak_rss_mb(p.pid) for p in procs)])
-            time.sleep(0.05)
-        elapsed = time.perf_counter() - started
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
-        p50, p99 = _lag(store)
-    return {"database": url.split(":")[0], "enrollments": enrollments, "daemons": daemons,
-            "steps_per_s": round(enrollments / elapsed), "lag_p50_s": p50, "lag_p99_s": p99,
-            "peak_rss_mb": round(rss, 1)}  # fmt: skip
+        now = datetime.now(UTC)
+        enroll_many(store, due, now)
+        if later:
+            enroll_many(store, later, now + timedelta(days=7))
+        for number in range(rounds):
+            if number:
+                now = rearm(store)
+            got = one_round(store, project, url, due, daemons, now)
+            if got["steps_per_s"] > best.get("steps_per_s", 0):
+                best = got
+            best["peak_rss_mb"] = max(best["peak_rss_mb"], got["peak_rss_mb"])
+    return best
 
 
-def _due(store) -> int:
-    with store.begin() as connection:
-        return connection.execute(
-            select(func.count())
-            .select_from(Enrollment)
-            .where(Enrollment.status.in_(("active", "running")))
-        ).scalar_one()
+def one_round(store: Store, project: Path, url: str, due: int, daemons: int, now: datetime):
+    procs = start_daemons(project, url, daemons)
+    idle_cpu = sum(cpu_seconds(proc.pid) for proc in procs)  # start-up: imports, settings
+    idle_server = server_cpu(store)
+    done = wait_idle(store, now)
+    busy_server = server_cpu(store)
+    rss, cpu = stop_daemons(procs)
+    server = sum(busy_server[pid] - idle_server.get(pid, 0) for pid in busy_server)
+    rows = executions(store)
+    assert len(rows) == due, f"{len(rows)} steps ran, {due} were due"
+    first = min(started for started, _ in rows).timestamp()
+    steps_per_s = due / (done - first)
+    return {
+        "steps_per_s": steps_per_s,
+        "peak_rss_mb": rss,
+        "cpu_s": cpu - idle_cpu,
+        "server_s": server,
+    }
 
 
-def _lag(store) -> tuple[float, float]:
-    with store.begin() as connection:
-        rows = connection.execute(select(Execution.started_at, Execution.due_at)).all()
-    lags = sorted((started - due).total_seconds() for started, due in rows if started)
-    if not lags:
-        return 0.0, 0.0
-    return round(lags[len(lags) // 2], 3), round(lags[int(len(lags) * 0.99) - 1], 3)
+def rearm(store: Store) -> datetime:
+    """The completed enrollments due again now, their log cleared; the new due time."""
+    now = datetime.now(UTC)
+    with store.begin(immediate=True) as connection:
+        connection.execute(text("DELETE FROM outbox_message"))
+        connection.execute(text("DELETE FROM execution"))
+        connection.execute(
+            text("UPDATE enrollment SET status = 'active', next_run_at = :now, finished_at = NULL, "
+                 "exit_reason = NULL WHERE status = 'completed'"),
+            {"now": bulk.sqlite_time(now) if store.url.startswith("sqlite") else now},
+        )  # fmt: skip
+    return now
 
 
-def postgres_schema(server: str) -> str:
-    """A fresh schema on the server, so a benchmark never touches real data."""
-    schema = f"nurture_bench_{uuid.uuid4().hex[:8]}"
-    engine = sqlalchemy.create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    return (
-        normalize_url(server)
-        .update_query_dict({"options": f"-csearch_path={schema}"})
-        .render_as_string(hide_password=False)
-    )
+def lag(url: str, rate: int, seconds: int) -> dict:
+    """One daemon while `rate` steps a second fall due for `seconds`, starting 5 s from now.
+
+    The steps are enrolled before the daemon starts, so it knows when the first is due (a step
+    enrolled while a daemon sleeps waits up to its --poll interval, 5 s by default).
+    """
+    project = project_with(url, ONE_SEQUENCE)
+    count = rate * seconds
+    with open_store(url) as store:
+        start = datetime.now(UTC) + timedelta(seconds=5)
+        enroll_many(store, count, start, spacing=timedelta(seconds=1) / rate)
+        procs = start_daemons(project, url, 1)
+        assert datetime.now(UTC) < start, "the daemon took longer than 5 s to start"
+        end = start + timedelta(seconds=seconds)
+        time.sleep(max((end - datetime.now(UTC)).total_seconds(), 0))
+        wait_idle(store, end)
+        rss, _ = stop_daemons(procs)
+        rows = executions(store)
+    assert len(rows) == count, f"{len(rows)} steps ran, {count} were due"
+    lags = sorted((started - due).total_seconds() for started, due in rows)
+    return {
+        "lag_p50_s": lags[len(lags) // 2],
+        "lag_p99_s": lags[int(len(lags) * 0.99) - 1],
+        "lag_max_s": lags[-1],
+        "peak_rss_mb": rss,
+    }
+
+
+def import_leads(url: str, leads: int) -> dict:
+    """`nurture leads import` of a generated CSV through a funnel with two sequences."""
+    project = project_with(url, TWO_SEQUENCES)
+    path = project / "leads.csv"
+    write_leads(path, leads)
+    cpu_before = children_cpu()
+    started = time.perf_counter()
+    done = subprocess.run(
+        nurture_command(url, "leads", "import", str(path), "--funnel", "website", "--json"),
+        cwd=project, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    cpu = children_cpu() - cpu_before
+    result = json.loads(done.stdout)
+    assert result["created"] == result["enrolled"] == leads, result
+    return {"leads_per_s": leads / elapsed, "cpu_s": cpu}
+
+
+def children_cpu() -> float:
+    """CPU seconds of the finished child processes (the import and its helper)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def write_leads(path: Path, count: int) -> None:
+    """A web form export: every lead with an email and a phone (distinct numbers)."""
+    temperatures = ("Warm", "Hot", "Cold")
+    with path.open("w", newline="") as file:
+        out = csv.writer(file)
+        out.writerow(("External ID", "Full Name", "Email", "Phone", "Lead Score", "Temperature",
+                      "Lead Source", "Tags", "Goal"))  # fmt: skip
+        for n in range(count):
+            phone = f"+1415{2000000 + n:07d}"
+            out.writerow((f"crm-{n}", f"Lead Number{n}", f"lead{n}@example.com", phone, n % 101,
+                          temperatures[n % 3], "Instagram", "vip" if n % 7 == 0 else "",
+                          "strength"))  # fmt: skip
+
+
+# The table
+
+
+def row(case: str, store: str, daemons: str, in_store: int, result: str, rss: float | None):
+    return {"case": case, "store": store, "daemons": daemons, "in store": f"{in_store:,}",
+            "result": result, "peak RSS": f"{rss:.0f} MB" if rss else "-"}  # fmt: skip
+
+
+def run_cases(args: argparse.Namespace) -> Iterator[dict]:
+    stores = ["sqlite"] + (["postgres"] if args.postgres else [])
+    name = {"sqlite": "SQLite", "postgres": "Postgres"}
+    n = args.enrollments
+    for kind in stores:
+        daemon_counts = [1] if kind == "sqlite" else args.daemons
+        if "throughput" in args.cases:
+            for daemons in daemon_counts:
+                with fresh_store(kind, args.postgres) as url:
+                    got = throughput(url, n, daemons)
+                result = f"{got['steps_per_s']:,.0f} steps/s ({cpu_per_step(got, n)})"
+                yield row("throughput", name[kind], str(daemons), n, result, got["peak_rss_mb"])
+        if "lag" in args.cases:
+            with fresh_store(kind, args.postgres) as url:
+                got = lag(url, args.rate, args.seconds)
+            result = (f"{args.rate:,}/s for {args.seconds} s: p50 {got['lag_p50_s']:.3f} s, "
+                      f"p99 {got['lag_p99_s']:.3f} s, max {got['lag_max_s']:.3f} s")  # fmt: skip
+            yield row("lag", name[kind], "1", args.rate * args.seconds, result, got["peak_rss_mb"])
+        if "scale" in args.cases and kind in args.scale_stores:
+            due, big = args.scale_due, args.scale_to
+            with fresh_store(kind, args.postgres) as url:
+                small = throughput(url, due, 1, rounds=args.rounds)
+            with fresh_store(kind, args.postgres) as url:
+                large = throughput(url, due, 1, later=big - due, rounds=args.rounds)
+            ratio = large["steps_per_s"] / small["steps_per_s"]
+            cpu_ratio = small["cpu_s"] / large["cpu_s"]
+            result = (f"{due:,} due, best of {args.rounds}: {large['steps_per_s']:,.0f} vs "
+                      f"{small['steps_per_s']:,.0f} steps/s with {due:,} in store = {ratio:.0%} "
+                      f"(per daemon CPU-second: {cpu_ratio:.0%})")  # fmt: skip
+            yield row("scale", name[kind], "1", big, result, large["peak_rss_mb"])
+        if "import" in args.cases:
+            with fresh_store(kind, args.postgres) as url:
+                got = import_leads(url, args.leads)
+            result = (f"{got['leads_per_s']:,.0f} leads/s (CPU/lead: "
+                      f"{got['cpu_s'] / args.leads * 1e6:.0f} µs, command and helper)")  # fmt: skip
+            yield row("import", name[kind], "-", args.leads, result, None)
+
+
+def cpu_per_step(got: dict, steps: int) -> str:
+    """CPU per step of the daemons (and of their Postgres backends): what the rate costs."""
+    text = f"CPU/step: daemons {got['cpu_s'] / steps * 1e6:.0f} µs"
+    if got["server_s"]:
+        text += f" + Postgres {got['server_s'] / steps * 1e6:.0f} µs"
+    return text
+
+
+def markdown(rows: list[dict]) -> str:
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    return "\n".join(lines + ["| " + " | ".join(r[k] for k in keys) + " |" for r in rows])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--enrollments", type=int, default=100_000)
+    parser.add_argument("--enrollments", type=int, default=100_000, help="throughput: due steps")
     parser.add_argument("--postgres", default=os.environ.get("NURTURE_TEST_DATABASE_URL"))
     parser.add_argument("--daemons", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--cases", nargs="+", default=["throughput", "lag", "scale", "import"])
+    parser.add_argument("--rate", type=int, default=1000, help="lag: steps falling due a second")
+    parser.add_argument("--seconds", type=int, default=30, help="lag: for how long")
+    parser.add_argument("--scale-due", type=int, default=10_000)
+    parser.add_argument("--scale-to", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3, help="scale: runs, the best counts")
+    parser.add_argument("--scale-stores", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument("--leads", type=int, default=100_000, help="import: rows in the CSV")
+    parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     args = parser.parse_args()
-    cases = [(f"sqlite:///{tempfile.mkdtemp()}/bench.db", 1)]
-    if args.postgres:
-        cases += [(postgres_schema(args.postgres), n) for n in args.daemons]
-    for url, daemons in cases:
-        print(json.dumps(measure(url, args.enrollments, daemons)), flush=True)
+    rows = []
+    for result in run_cases(args):
+        rows.append(result)
+        print(json.dumps(result) if args.json else f"  {result}", file=sys.stderr, flush=True)
+    print("\n".join(json.dumps(r) for r in rows) if args.json else markdown(rows))
 
 
 if __name__ == "__main__":

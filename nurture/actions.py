@@ -77,7 +77,11 @@ def context(
 @lru_cache(maxsize=4096)
 def _template(source: str, html: bool = False) -> Template:
     environment = html_environment() if html else template_environment()
-    return environment.from_string(source)
+    template = environment.from_string(source)
+    # Every render merges the globals into its context: a flat dict merges several times
+    # faster than Jinja's ChainMap (the hot path renders thousands a second).
+    template.globals = dict(template.globals)
+    return template
 
 
 def render(source: str | None, context: dict[str, Any], *, html: bool = False) -> str | None:

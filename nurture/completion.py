@@ -39,6 +39,8 @@ class Job:
     provider_id: str | None = None
     outbox: dict[str, Any] | None = None
     retry_after: float | None = None  # the provider's Retry-After, in seconds
+    sequence: Row | None = None
+    funnel: Row | None = None
 
     @property
     def attempt(self) -> int:
@@ -75,7 +77,7 @@ def execution_row(
         "started_at": now,
         "finished_at": finished,
         "error": job.error,
-        "provider_id": None,
+        "provider_id": job.provider_id,
         "detail": job.detail,
     }
 
@@ -98,9 +100,17 @@ def complete(
     for job in kept:
         if job.effect is not None and job.status in ("done", "sent"):
             job.effect(connection, job.execution_id)
-    outbox = [job.outbox | {"created_at": now} for job in jobs if job.outbox is not None]
-    queries.insert_rows(connection, OutboxMessage, outbox)
+    queries.insert_rows(connection, OutboxMessage, _outbox_rows(jobs, now))
     queries.update_enrollments(connection, states, worker)
+
+
+def _outbox_rows(jobs: list[Job], now: datetime) -> list[dict[str, Any]]:
+    """The outbox rows of the sends recorded (a dropped job's transactional send never happened)."""
+    return [
+        job.outbox | {"execution_id": job.execution_id, "created_at": now}
+        for job in jobs
+        if job.outbox is not None and job.execution_id is not None
+    ]
 
 
 def _finished(job: Job, now: datetime) -> dict[str, Any]:

@@ -3,10 +3,11 @@
     while run_due(store, now, worker="w1", channels=channels_for("outbox")):
         pass
 
-A batch goes through four short transactions and no transaction is open during a send:
-claim (lease the due enrollments), prepare (read leads and versions, decide each step),
-record `sending` (before any provider call), then the sends run concurrently, and one
-completion writes the log, the effects and each enrollment's next step.
+A batch goes through at most three short transactions and none is open during a send: the
+claim (lease the due enrollments, read their leads, funnels and sequences), the `sending`
+record (before any call to a provider; a transactional channel such as the outbox needs none),
+then the sends run concurrently, and one completion writes the log, the effects and each
+enrollment's next step. Each is a few set-based statements for the whole batch.
 """
 
 import threading
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Row
 
 from nurture import actions, steps
-from nurture.channels import Channels, PermanentFailure, TemporaryFailure
+from nurture.channels import Channels, PermanentFailure, TemporaryFailure, is_transactional
 from nurture.completion import Job, complete, execution_row
 from nurture.matching import check_conditions
 from nurture.settings import CoachSettings
@@ -44,12 +45,15 @@ def run_due(
     """
     with store.begin(immediate=True) as connection:
         claimed = queries.claim(connection, now, now + lease, worker, batch)
-    if not claimed:
-        return 0
-    with store.begin() as connection:
-        coach = coach or CoachSettings().model_dump()
-        jobs = _prepare(connection, store.url, claimed, now, default_zone, coach)
-    _record_sending(store, jobs, now)
+        if not claimed:
+            return 0
+        jobs = _prepare(connection, store.url, claimed)
+    coach = coach or CoachSettings().model_dump()
+    for job in jobs:
+        if job.status == "done":
+            _decide(job, actions.context(job.lead, job.funnel, job.sequence, job.step, coach, now),
+                    now, default_zone)  # fmt: skip
+    _record_sending(store, jobs, channels, now)
     _send_all(jobs, channels, senders)
     with store.begin(immediate=True) as connection:
         complete(connection, jobs, worker, now, default_zone)
@@ -77,15 +81,8 @@ def release(store: Store, worker: str) -> int:
 UNKNOWN = "a send may have happened before a crash: check the provider, then resume or stop"
 
 
-def _prepare(
-    connection: Connection,
-    url: str,
-    claimed: list[Row],
-    now: datetime,
-    zone: str,
-    coach: dict[str, Any],
-) -> list[Job]:
-    """Read what the batch needs at once, then decide each claimed enrollment's step."""
+def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
+    """Read what the batch needs at once (in the claim's transaction), then place each job."""
     leads = queries.leads(connection, (row.lead_id for row in claimed))
     funnels = queries.funnels(connection, (lead.funnel_id for lead in leads.values()))
     sequences = queries.sequences(connection, (row.sequence_id for row in claimed))
@@ -94,18 +91,25 @@ def _prepare(
     def load(sequence_id: int, version: int) -> dict[str, Any]:
         return queries.definition(connection, sequence_id, version)
 
+    positions: dict[tuple[int, int, int, str | None], steps.Position] = {}
+
+    def place(row: Row, current_version: int) -> steps.Position:
+        """Where the row stands; rows at the same step of the same versions share the answer."""
+        key = (row.sequence_id, row.version, current_version, row.step_id)
+        if key not in positions:
+            old = steps.spec_of(url, row.sequence_id, row.version, load)
+            current = steps.spec_of(url, row.sequence_id, current_version, load)
+            positions[key] = steps.locate(old, current, current_version, row.step_id)
+        return positions[key]
+
     jobs = []
     for row in claimed:
         sequence, lead = sequences[row.sequence_id], leads[row.lead_id]
-        old = steps.spec_of(url, row.sequence_id, row.version, load)
-        current = steps.spec_of(url, row.sequence_id, sequence.current_version, load)
-        job = _job(row, lead, steps.locate(old, current, sequence.current_version, row.step_id))
+        job = _job(row, lead, place(row, sequence.current_version))
+        job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id)
         if (row.id, row.step_id) in in_flight:
             job.status, job.error = "unknown", UNKNOWN
             job.execution_id = in_flight[(row.id, row.step_id)]
-        elif job.status == "done":
-            funnel = funnels.get(lead.funnel_id)
-            _decide(job, actions.context(lead, funnel, sequence, job.step, coach, now), now, zone)
         jobs.append(job)
     return jobs
 
@@ -145,9 +149,13 @@ def _decide(job: Job, context: dict[str, Any], now: datetime, zone: str) -> None
             job.status, job.error, job.message = "failed", str(error), None
 
 
-def _record_sending(store: Store, jobs: list[Job], now: datetime) -> None:
-    """Commit a `sending` execution for every message before any is sent (the idempotency key)."""
-    sends = [job for job in jobs if job.message is not None]
+def _record_sending(store: Store, jobs: list[Job], channels: Channels, now: datetime) -> None:
+    """Commit a `sending` execution for every message before any is sent (the idempotency key).
+
+    A transactional channel's message takes effect only when the completion commits, so there
+    is no send to record beforehand.
+    """
+    sends = [job for job in jobs if job.message is not None and not _inline(job, channels)]
     if not sends:
         return
     with store.begin(immediate=True) as connection:
@@ -158,14 +166,26 @@ def _record_sending(store: Store, jobs: list[Job], now: datetime) -> None:
         job.message = replace(job.message, execution_id=execution_id)
 
 
+def _inline(job: Job, channels: Channels) -> bool:
+    return is_transactional(channels[job.message.channel])
+
+
 def _send_all(jobs: list[Job], channels: Channels, senders: int) -> None:
-    """Send every message, `senders` at a time: each sender takes the next message when free."""
-    sends = [job for job in jobs if job.message is not None]
-    if len(sends) <= 1 or senders <= 1:
-        for job in sends:
+    """Send every message, `senders` at a time: each sender takes the next message when free.
+
+    Transactional channels only build a row: they run inline, not in the pool.
+    """
+    pooled = []
+    for job in (job for job in jobs if job.message is not None):
+        if _inline(job, channels):
+            _send(job, channels)
+        else:
+            pooled.append(job)
+    if len(pooled) <= 1 or senders <= 1:
+        for job in pooled:
             _send(job, channels)
         return
-    pending, lock = iter(sends), threading.Lock()
+    pending, lock = iter(pooled), threading.Lock()
 
     def sender() -> None:
         while True:
@@ -175,10 +195,20 @@ def _send_all(jobs: list[Job], channels: Channels, senders: int) -> None:
                 return
             _send(job, channels)
 
-    workers = min(senders, len(sends))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
-        for future in [pool.submit(sender) for _ in range(workers)]:
-            future.result()
+    workers = min(senders, len(pooled))
+    pool = _pool(senders)
+    for future in [pool.submit(sender) for _ in range(workers)]:
+        future.result()
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """One pool of senders per size for the process: threads are not started per batch."""
+    if size not in _pools:
+        _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="send")
+    return _pools[size]
 
 
 def _send(job: Job, channels: Channels) -> None:

@@ -11,17 +11,19 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, insert
 from sqlmodel import Session, SQLModel, col, select
 
+from nurture.contacts import phones_ahead
 from nurture.enrollment import Offer, candidates_json, decide, funnel_offers, new_enrollment
 from nurture.errors import NurtureError
 from nurture.leads import LeadInput, LeadRules, clean, find_funnel, lead_row, set_values
 from nurture.spec.names import slugify
+from nurture.store import bulk
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision
 
 BATCH = 1000
@@ -46,6 +48,7 @@ ALIASES = {
 _BY_HEADER = {alias: key for key, aliases in ALIASES.items() for alias in aliases}
 
 
+@lru_cache(maxsize=1024)
 def header_key(header: str) -> str:
     """The lead field a column header means (`Full Name` -> name); other headers are custom fields."""
     plain = " ".join(header.strip().lower().replace("_", " ").replace("-", " ").split())
@@ -130,6 +133,16 @@ def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
     return funnel, LeadInput(**given)
 
 
+def _phones(rows: list[Row]) -> list[str]:
+    """The phone numbers of these rows, as given."""
+    return [
+        value
+        for row in rows
+        for header, value in row.data.items()
+        if isinstance(value, str) and header_key(header) == "phone"
+    ]
+
+
 class Importer:
     """One import run: caches of funnels, their sequences and the leads seen so far."""
 
@@ -144,10 +157,13 @@ class Importer:
 
     def run(self, rows: list[Row], funnel: str | None, progress: Progress | None) -> ImportResult:
         default = find_funnel(self.session, funnel) if funnel else None
-        for start in range(0, len(rows), BATCH):
-            self._batch(rows[start : start + BATCH], default)
-            if progress:
-                progress(min(start + BATCH, len(rows)), len(rows))
+        batches = [rows[start : start + BATCH] for start in range(0, len(rows), BATCH)]
+        with phones_ahead([_phones(b) for b in batches], self.rules.phone_region) as ready:
+            for number, batch in enumerate(batches):
+                ready(number)
+                self._batch(batch, default)
+                if progress:
+                    progress(min((number + 1) * BATCH, len(rows)), len(rows))
         return self.result
 
     def _batch(self, rows: list[Row], default: Funnel | None) -> None:
@@ -192,9 +208,11 @@ class Importer:
     def _load_existing(self, batch: list[dict[str, Any]]) -> None:
         ids = {v["external_id"] for v in batch if v.get("external_id")} - self.by_key.keys()
         emails = {v["email"] for v in batch if v.get("email")} - self.by_key.keys()
+        connection = self.session.connection()
         for column, keys in ((Lead.external_id, ids), (Lead.email, emails)):
             if keys:
-                for lead in self.session.exec(select(Lead).where(col(column).in_(keys))):
+                found = select(Lead).where(bulk.among(connection, col(column), keys))
+                for lead in self.session.exec(found):
                     self._remember(lead)
 
     def _remember(self, lead: Lead | dict[str, Any]) -> None:
@@ -227,6 +245,7 @@ class Importer:
             return
         decisions, enrollments = [], []
         for row, lead_id in zip(fresh, self._insert_leads(fresh), strict=True):
+            row["id"] = lead_id  # a later batch naming this lead again updates the stored one
             decision = self._decide(row)
             decisions.append(decision | {"lead_id": lead_id})
             if decision["sequence_id"] is not None:
@@ -248,7 +267,7 @@ class Importer:
                 "funnel_id": row["funnel_id"],
                 "sequence_id": winner.sequence_id if winner else None,
                 "reason": decision.reason,
-                "candidates": candidates_json(decision, offers),
+                "candidates": bulk.Dumped(json.dumps(candidates_json(decision, offers))),
                 "decided_at": self.now,
             }
         return self.decisions[key]
@@ -264,21 +283,10 @@ class Importer:
 
     def _insert_leads(self, fresh: list[dict[str, Any]]) -> list[int]:
         """Insert new leads; their ids in order."""
-        connection, table = self.session.connection(), Lead.__table__
-        if connection.dialect.name == "sqlite":
-            # SQLite returns ids row by row; the write lock (BEGIN IMMEDIATE) makes max + n safe.
-            start = connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
-            ids = list(range(start + 1, start + 1 + len(fresh)))
-            connection.execute(
-                insert(table), [r | {"id": i} for r, i in zip(fresh, ids, strict=True)]
-            )
-            return ids
-        returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return list(connection.execute(returning, fresh).scalars())
+        return bulk.insert_ids(self.session.connection(), Lead.__table__, fresh)
 
     def _insert_rows(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-        if rows:
-            self.session.connection().execute(insert(model.__table__), rows)
+        bulk.insert(self.session.connection(), model.__table__, rows)
 
     def _offers(self, funnel_id: int) -> list[Offer]:
         if funnel_id not in self.offers:

@@ -3,6 +3,7 @@
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 from builders import sequence, step
 from enrolling import T0, apply, drain, enroll, enrollment, executions, lead_of, log
 from sqlalchemy import text
@@ -10,6 +11,8 @@ from sqlalchemy import text
 from nurture.channels.memory import MemoryChannel
 from nurture.dispatch import next_due, release, rescue_leases
 from nurture.store import queries
+from nurture.store.db import open_store
+from nurture.testing import enroll_many
 
 
 def three_steps():
@@ -71,7 +74,7 @@ def test_sends_run_concurrently(store, project):
     assert channel.peak > 1
 
 
-def claim_plan(store) -> str:
+def claim_plan(store, *, small: bool = True) -> str:
     """The database's plan for the claim query, as text (EXPLAIN runs nothing)."""
     dialect = store.engine.dialect.name
     parameters = {"now": "2025-03-03 09:00:00", "until": "2025-03-03 09:05:00"}
@@ -80,7 +83,9 @@ def claim_plan(store) -> str:
         if dialect == "sqlite":
             explain = text("EXPLAIN QUERY PLAN " + queries.claim_sql(dialect))
             return "\n".join(str(row[-1]) for row in connection.execute(explain, parameters))
-        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        queries.claim_hints(connection)
+        if small:
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
         explain = text("EXPLAIN " + queries.claim_sql(dialect))
         return "\n".join(row[0] for row in connection.execute(explain, parameters))
 
@@ -91,6 +96,32 @@ def test_the_claim_uses_the_due_index(store, project):
         enroll(store, "Welcome", name=f"Lead {number}")
     plan = claim_plan(store)
     assert "USING INDEX ix_enrollment_due" in plan or "Index Scan using ix_enrollment_due" in plan
+
+
+@pytest.mark.postgres
+def test_a_backlog_behind_old_statistics_is_claimed_in_index_order_without_a_sort(
+    postgres_url, project
+):
+    """The daemon's claim is a prepared statement: its generic plan must not read every due row."""
+    with open_store(postgres_url) as store:
+        apply(store, project, three_steps())
+        enroll_many(store, 5000, T0 + timedelta(days=30), sequence="welcome")
+        with store.begin() as connection:
+            connection.exec_driver_sql("ANALYZE enrollment")  # statistics: nothing due soon
+            connection.exec_driver_sql(
+                "UPDATE enrollment SET next_run_at = next_run_at - interval '31 days'"
+            )
+        with store.begin() as connection:
+            queries.claim_hints(connection)
+            connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+            sql = queries.claim_sql("postgresql").replace(":now", "$1").replace(":until", "$2")
+            sql = sql.replace(":worker", "$3").replace(":batch", "$4")
+            connection.exec_driver_sql(
+                f"PREPARE claim(timestamptz, timestamptz, text, int) AS {sql}"
+            )
+            explain = "EXPLAIN EXECUTE claim('2025-03-03 09:00Z', '2025-03-03 09:05Z', 'w', 500)"
+            plan = "\n".join(row[0] for row in connection.exec_driver_sql(explain))
+    assert "Index Scan using ix_enrollment_due" in plan and "Sort" not in plan, plan
 
 
 def test_an_expired_lease_is_rescued_and_a_released_one_given_back(store, project):

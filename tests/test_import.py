@@ -142,3 +142,28 @@ def test_headers_map_by_alias():
         "timezone",
         "fields.goal",
     ]
+
+
+def test_a_large_import_normalises_phones_in_a_helper_with_the_same_results(
+    nurture, project, monkeypatch
+):
+    monkeypatch.setattr("nurture.contacts.PARALLEL_FROM", 1)  # this small file counts as large
+    monkeypatch.setattr("nurture.imports.BATCH", 2)
+    rows = ["Name,Email,Phone,Temperature"]
+    rows += [f"Lead {n},lead{n}@example.com,+1 415 555 {100 + n:04d},Warm" for n in range(5)]
+    rows += [
+        "Bad Number,bad@example.com,+1 415 555,Warm",
+        "No Code,nc@example.com,612 345 678,Warm",
+    ]
+    path = project / "phones.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = import_json(nurture, path, "--funnel", "website")
+    assert (result["created"], result["enrolled"]) == (5, 5)
+    assert result["errors"] == [
+        {"row": 7, "message": "invalid phone '+1 415 555': not a valid number"},
+        {"row": 8, "message": "invalid phone '612 345 678': no country code "
+                              "(write it as +<country><number> or set phone_region)"},
+    ]  # fmt: skip
+    assert [lead["phone"] for lead in leads(nurture)] == [
+        f"+1415555{100 + n:04d}" for n in range(5)
+    ]

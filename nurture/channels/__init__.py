@@ -64,6 +64,16 @@ class Channel(Protocol):
         ...
 
 
+def is_transactional(channel: Channel) -> bool:
+    """Whether the channel's sends take effect only with the completion's commit.
+
+    Such a channel (the outbox) returns its row in the SendResult and does no I/O: nothing can
+    have been sent if the daemon dies before the completion, so no `sending` record is written
+    first and its sends run inline. An optional attribute: other channels need not declare it.
+    """
+    return bool(getattr(channel, "transactional", False))
+
+
 def channels_for(
     name: str, store: "Store | None" = None, providers: "Providers | None" = None
 ) -> dict[str, Channel]:

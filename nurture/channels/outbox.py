@@ -10,6 +10,8 @@ from nurture.channels import OutgoingMessage, SendResult
 
 
 class OutboxChannel:
+    transactional = True  # the row is the send: it exists only once the completion commits
+
     def send(self, message: OutgoingMessage) -> SendResult:
         row = {
             "execution_id": message.execution_id,

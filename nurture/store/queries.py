@@ -4,12 +4,28 @@ Statuses are literals in the SQL, not parameters: a generic plan cannot use a pa
 (`ix_enrollment_due WHERE status = 'active'`) with a bound status.
 """
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, insert, select, text, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Row,
+    Text,
+    TypeDecorator,
+    bindparam,
+    case,
+    cast,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 
+from nurture.store import bulk
 from nurture.store.tables import (
     Enrollment,
     Execution,
@@ -49,10 +65,23 @@ def claim_statement(dialect: str) -> Any:
     return statement.columns(next_run_at=UTCDateTime())
 
 
+def claim_hints(connection: Connection) -> None:
+    """Keep Postgres on an ordered scan of the due index for this transaction's claim.
+
+    When it expects few due rows (statistics older than a burst of enrollments) Postgres picks
+    a bitmap scan: it reads every due row and sorts them all to keep the first `batch`, so a
+    backlog of n due steps makes each claim O(n) and draining it O(n²). The ordered index scan
+    stops after `batch` rows whatever the statistics say.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+
+
 def claim(
     connection: Connection, now: datetime, until: datetime, worker: str, batch: int
 ) -> list[Row]:
     """Lease up to `batch` due enrollments to `worker`, oldest due first."""
+    claim_hints(connection)
     parameters = {"now": now, "until": until, "worker": worker, "batch": batch}
     rows = connection.execute(claim_statement(connection.dialect.name), parameters).all()
     return sorted(rows, key=lambda row: (row.next_run_at, row.id))
@@ -88,24 +117,57 @@ def next_due(connection: Connection) -> datetime | None:
     return connection.execute(_NEXT_DUE).scalar()
 
 
+_LEAD_COLUMNS = ("id", "name", "first_name", "email", "phone", "source", "status", "temperature")
+_LEAD_COLUMNS += ("score", "tags", "timezone", "funnel_id", "fields", "opted_out", "created_at")
+
+
+class SharedJSON(TypeDecorator[Any]):
+    """JSON read from its text through a cache: most leads share `[]`, `{}` or a few tag lists.
+
+    The values are shared between rows: callers copy before they change one.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else _parsed(value)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(value: str) -> Any:
+    return json.loads(value)
+
+
+def _lead_column(name: str) -> Any:
+    column = lead.c[name]
+    if isinstance(column.type, JSON):
+        return type_coerce(cast(column, Text), SharedJSON()).label(name)
+    return column
+
+
 def leads(connection: Connection, ids: Iterable[int]) -> dict[int, Row]:
-    rows = connection.execute(select(lead).where(lead.c.id.in_(set(ids))))
+    """The leads a batch runs for: what steps, conditions and templates read."""
+    query = select(*(_lead_column(name) for name in _LEAD_COLUMNS))
+    rows = connection.execute(query.where(bulk.among(connection, lead.c.id, ids)))
     return {row.id: row for row in rows}
 
 
 def funnels(connection: Connection, ids: Iterable[int | None]) -> dict[int, Row]:
     table = Funnel.__table__
     wanted = {i for i in ids if i is not None}
-    rows = connection.execute(select(table).where(table.c.id.in_(wanted))) if wanted else []
+    if not wanted:
+        return {}
+    columns = (table.c.id, table.c.name, table.c.slug)
+    rows = connection.execute(select(*columns).where(bulk.among(connection, table.c.id, wanted)))
     return {row.id: row for row in rows}
 
 
 def sequences(connection: Connection, ids: Iterable[int]) -> dict[int, Row]:
     table = SequenceRow.__table__
     columns = (table.c.id, table.c.name, table.c.slug, table.c.current_version)
-    return {
-        row.id: row for row in connection.execute(select(*columns).where(table.c.id.in_(set(ids))))
-    }
+    query = select(*columns).where(bulk.among(connection, table.c.id, ids))
+    return {row.id: row for row in connection.execute(query)}
 
 
 def definition(connection: Connection, sequence_id: int, version: int) -> dict[str, Any]:
@@ -118,9 +180,10 @@ def definition(connection: Connection, sequence_id: int, version: int) -> dict[s
 
 def sending(connection: Connection, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
     """Executions left in `sending` (a crash mid-send) for these (enrollment, step) pairs."""
-    ids = {enrollment_id for enrollment_id, _ in keys}
+    keys = list(keys)
     query = select(execution.c.id, execution.c.enrollment_id, execution.c.step_id).where(
-        execution.c.enrollment_id.in_(ids), execution.c.status == "sending"
+        bulk.among(connection, execution.c.enrollment_id, (key[0] for key in keys)),
+        execution.c.status == "sending",
     )
     found = {(row.enrollment_id, row.step_id): row.id for row in connection.execute(query)}
     return {key: found[key] for key in keys if key in found}
@@ -128,24 +191,19 @@ def sending(connection: Connection, keys: Iterable[tuple[int, str]]) -> dict[tup
 
 def insert_executions(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert execution rows; their ids, in order."""
-    if not rows:
-        return []
-    statement = insert(execution).returning(execution.c.id, sort_by_parameter_order=True)
-    return list(connection.execute(statement, list(rows)).scalars())
+    return bulk.insert_ids(connection, execution, rows)
 
 
 def finish_executions(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Set status, end time, error, provider id and detail of executions by id (`_id`)."""
-    if rows:
-        statement = update(execution).where(execution.c.id == bindparam("_id"))
-        connection.execute(statement, list(rows))
+    bulk.update(connection, execution, rows)
 
 
 def owned(connection: Connection, ids: Iterable[int], worker: str) -> set[int]:
     """Those of `ids` still running under this worker's lease, locked until the commit."""
     query = (
         select(enrollment.c.id)
-        .where(enrollment.c.id.in_(set(ids)))
+        .where(bulk.among(connection, enrollment.c.id, ids))
         .where(enrollment.c.status == "running", enrollment.c.lease_owner == worker)
         .with_for_update()
     )
@@ -154,14 +212,7 @@ def owned(connection: Connection, ids: Iterable[int], worker: str) -> set[int]:
 
 def update_enrollments(connection: Connection, rows: Sequence[dict[str, Any]], worker: str) -> None:
     """Write each enrollment's next state (`_id`), only while it is still this worker's lease."""
-    if not rows:
-        return
-    statement = (
-        update(enrollment)
-        .where(enrollment.c.id == bindparam("_id"))
-        .where(enrollment.c.status == "running", enrollment.c.lease_owner == worker)
-    )
-    connection.execute(statement, list(rows))
+    bulk.update(connection, enrollment, rows, match={"status": "running", "lease_owner": worker})
 
 
 def change_score(
@@ -190,5 +241,4 @@ def add_tags(connection: Connection, lead_id: int, tags: Sequence[str], now: dat
 
 def insert_rows(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
     """Insert effect rows (tasks, appointments, notifications, outbox messages)."""
-    if rows:
-        connection.execute(insert(table.__table__), list(rows))
+    bulk.insert(connection, table.__table__, rows)

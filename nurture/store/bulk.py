@@ -1,0 +1,184 @@
+"""Batched writes at the driver: a whole batch of rows in one statement (the hot path, DESIGN.md §4).
+
+SQLite runs one prepared statement with `executemany`; Postgres runs one statement over
+`unnest`, one array per column. SQLAlchemy's per-row parameter processing is skipped, so the
+values are converted here once per column as its types would: UTC times (text on SQLite),
+JSON as text. `among` is the matching read-side filter: `= ANY(:ids)` on Postgres (one plan
+whatever the batch size), `IN (SELECT value FROM json_each(:ids))` on SQLite.
+
+    ids = bulk.insert_ids(connection, execution, rows)
+    bulk.update(connection, enrollment, states, match={"status": "running", "lease_owner": w})
+"""
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Connection,
+    Integer,
+    String,
+    Table,
+    any_,
+    bindparam,
+    column,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from nurture.store.tables import UTCDateTime
+
+Convert = Callable[[Any], Any]
+
+
+@lru_cache(maxsize=4096)  # a batch repeats its times (now, a due time shared by many rows)
+def sqlite_time(value: datetime | None) -> str | None:
+    """A UTC time as SQLite stores it (SQLAlchemy's format: `2025-03-03 09:00:00.000000`)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value} given to the store: times are UTC-aware")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+class Dumped(str):
+    """A JSON value encoded already (one value shared by many rows is encoded once)."""
+
+
+def json_text(value: Any) -> str | None:
+    if value is None or isinstance(value, Dumped):
+        return value
+    return json.dumps(value)
+
+
+def _converter(table: Table, name: str, dialect: str) -> Convert | None:
+    kind = table.c[name].type
+    if isinstance(kind, JSON):
+        return json_text
+    if isinstance(kind, UTCDateTime) and dialect == "sqlite":
+        return sqlite_time
+    return None
+
+
+def _columns(connection: Connection, table: Table, names: Sequence[str]) -> list[list[Any]]:
+    return [[name, _converter(table, name, connection.dialect.name)] for name in names]
+
+
+def _values(rows: Sequence[Mapping[str, Any]], columns: list[list[Any]]) -> list[list[Any]]:
+    """One list per column, converted."""
+    out = []
+    for name, convert in columns:
+        values = [row[name] for row in rows]
+        out.append([convert(v) for v in values] if convert else values)
+    return out
+
+
+@lru_cache(maxsize=256)
+def _pg_type(table: Table, name: str, dialect: Any) -> str:
+    return table.c[name].type.compile(dialect=dialect)
+
+
+def _unnest(
+    connection: Connection, table: Table, names: Sequence[str], *, ordinal: bool = False
+) -> str:
+    dialect = connection.dialect
+    # %(name)b: binary arrays, which psycopg dumps several times faster than text ones
+    arrays = ", ".join(f"%({name})b::{_pg_type(table, name, dialect)}[]" for name in names)
+    if ordinal:
+        return f"unnest({arrays}) WITH ORDINALITY AS v({', '.join(names)}, n)"
+    return f"unnest({arrays}) AS v({', '.join(names)})"
+
+
+def insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert rows (dicts with the same keys) in one statement."""
+    _insert(connection, table, rows, returning=False)
+
+
+def insert_ids(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> list[int]:
+    """Insert rows; their new ids, in order."""
+    return _insert(connection, table, rows, returning=True)
+
+
+def _insert(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, returning: bool
+) -> list[int]:
+    if not rows:
+        return []
+    if returning and connection.dialect.name == "sqlite":
+        # sqlite3's executemany returns no rows: ids past the largest, safe because every
+        # writer holds the write lock (BEGIN IMMEDIATE).
+        top = connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar()
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        _insert(connection, table, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)],
+                returning=False)  # fmt: skip
+        return ids
+    names = list(rows[0])
+    values = _values(rows, _columns(connection, table, names))
+    listed = ", ".join(names)
+    if connection.dialect.name == "postgresql":
+        # Rows go in in parameter order, so the serial ids they draw ascend in that order (the
+        # way SQLAlchemy's insertmanyvalues sorts RETURNING on Postgres).
+        sql = (
+            f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM "
+            f"{_unnest(connection, table, names, ordinal=True)} ORDER BY v.n"
+        )
+        parameters = dict(zip(names, values, strict=True))
+        if not returning:
+            connection.exec_driver_sql(sql, parameters)
+            return []
+        return sorted(connection.exec_driver_sql(sql + " RETURNING id", parameters).scalars())
+    marks = ", ".join("?" * len(names))
+    sql = f"INSERT INTO {table.name} ({listed}) VALUES ({marks})"
+    connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
+    return []
+
+
+def update(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str = "_id",
+    match: Mapping[str, Any] | None = None,
+) -> int:
+    """Set each row's values where `id` is its `key` (and every `match` column equals its value);
+    how many rows changed."""
+    if not rows:
+        return 0
+    match = dict(match or {})
+    names = [name for name in rows[0] if name != key]
+    values = _values(rows, _columns(connection, table, names))
+    ids = [row[key] for row in rows]
+    if connection.dialect.name == "postgresql":
+        sets = ", ".join(f"{name} = v.{name}" for name in names)
+        guard = "".join(f" AND t.{name} = %(m_{name})s" for name in match)
+        sql = (
+            f"UPDATE {table.name} AS t SET {sets} "
+            f"FROM {_unnest(connection, table, ['id', *names])} WHERE t.id = v.id{guard}"
+        )
+        parameters = dict(zip(names, values, strict=True)) | {"id": ids}
+        parameters |= {f"m_{name}": value for name, value in match.items()}
+        return connection.exec_driver_sql(sql, parameters).rowcount
+    sets = ", ".join(f"{name} = ?" for name in names)
+    guard = "".join(f" AND {name} = ?" for name in match)
+    sql = f"UPDATE {table.name} SET {sets} WHERE id = ?{guard}"
+    extra = tuple(match.values())
+    parameters = [(*row, i, *extra) for row, i in zip(zip(*values, strict=True), ids, strict=True)]
+    return connection.exec_driver_sql(sql, parameters).rowcount
+
+
+def among(connection: Connection, target: ColumnElement[Any], values: Iterable[Any]) -> Any:
+    """`target` is one of `values` (ids, or strings), as one bound parameter whatever their number."""
+    wanted = sorted(set(values))
+    if connection.dialect.name == "postgresql":
+        kind = ARRAY(String if all(isinstance(value, str) for value in wanted) else Integer)
+        return target == any_(bindparam("among", wanted, type_=kind, unique=True))
+    listed = bindparam("among", json.dumps(wanted), unique=True)
+    return target.in_(select(column("value")).select_from(func.json_each(listed)).scalar_subquery())
