@@ -10,8 +10,8 @@ cd "$DEMO"
 step nurture init .
 "$NURTURE" init .
 cp "$REPO"/sequences/*.yaml sequences/
-step nurture validate
-"$NURTURE" validate
+step nurture validate --strict   "# lint warnings fail too: the examples have none"
+"$NURTURE" validate --strict
 step nurture test   "# every tests: case of every sequence, on a simulated clock: no database, nothing sent"
 "$NURTURE" test
 step nurture test warm-lead-welcome --lead-field name="Maria Lopez" ... --event "+1d convert"

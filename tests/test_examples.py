@@ -59,8 +59,9 @@ def test_nurture_init_ships_only_those_examples():
     assert {name for name in packaged if name.endswith(".yaml")} == INIT_EXAMPLES
 
 
-def test_the_examples_pass_nurture_validate(run, project: Path):
+def test_the_examples_pass_nurture_validate_without_a_lint_warning(run, project: Path):
     for path in EXAMPLES:
         shutil.copy(path, project / "sequences" / path.name)
-    result = run("validate")
+    result = run("validate", "--strict")
     assert result.exit_code == 0, result.output
+    assert "warning" not in result.output
