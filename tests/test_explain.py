@@ -90,9 +90,9 @@ def test_explain_shows_every_candidate_and_check_and_the_winner(nurture, store):
     assert lines[0] == "Lead 1 Ana Ruiz: funnel web, score 55, temperature Warm"
     assert lines[1] == "Decision 2026-11-24 15:00 UTC: Welcome — the only matching sequence"
     assert lines[2:6] == [
-        "  ✗ Hot only (priority 9, 1 conditions)",
+        "  ✗ Hot only (priority 9, 1 condition)",
         "      ✗ lead_temperature: wants Hot, lead has 'Warm'",
-        "  ✓ Welcome (priority 5, 1 conditions)",
+        "  ✓ Welcome (priority 5, 1 condition)",
         "      ✓ lead_score: wants 40-100, lead has 55",
     ]
     assert "Welcome v1: active" in lines

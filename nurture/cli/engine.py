@@ -13,7 +13,7 @@ from nurture.channels import channels_for
 from nurture.channels.config import Providers
 from nurture.channels.ratelimit import batch_within
 from nurture.cli.context import state
-from nurture.cli.output import note
+from nurture.cli.output import note, plural
 from nurture.daemon import Daemon, DaemonOptions
 from nurture.errors import ConfigError
 from nurture.store.db import Store, open_store
@@ -115,7 +115,7 @@ def run(
     with open_store(state.settings.database) as store:
         if once:
             count = run_once(store, when, options)
-            note(f"{count} step{'s' if count != 1 else ''} run at {when:%Y-%m-%d %H:%M} UTC")
+            note(f"{plural(count, 'step')} run at {when:%Y-%m-%d %H:%M} UTC")
             return
         rates = options.providers.rate_limits if options.providers else {}
         batch_size = batch_within(options.batch, rates, lease)  # a batch's sends fit its lease

@@ -7,7 +7,7 @@ import typer
 from rich.markup import escape
 
 from nurture.cli.context import state
-from nurture.cli.output import out, print_json
+from nurture.cli.output import out, plural, print_json
 from nurture.explain import explain as explain_lead
 
 _STATES = {"next": "→", "pending": "·", "inactive": "·", "skipped": "↷"}
@@ -54,7 +54,7 @@ def _decision(decision: dict[str, Any] | None) -> None:
         extra = "" if candidate["active"] else ", inactive"
         _say(
             f"  {mark} {candidate['sequence']} (priority {candidate['priority']}, "
-            f"{candidate['conditions']} conditions{extra})"
+            f"{plural(candidate['conditions'], 'condition')}{extra})"
         )
         for check in candidate["checks"]:
             tick = "✓" if check["passed"] else "✗"

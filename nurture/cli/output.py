@@ -26,3 +26,8 @@ def warning(message: str) -> None:
 
 def note(message: str) -> None:
     err.print(message, markup=False)
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 step`, `2 steps`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"

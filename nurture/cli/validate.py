@@ -5,7 +5,7 @@ from pathlib import Path
 import typer
 
 from nurture.cli.context import state
-from nurture.cli.output import note, print_json
+from nurture.cli.output import note, plural, print_json
 from nurture.errors import ProjectNotFound
 from nurture.leads import LeadRules
 from nurture.spec.diagnostics import Diagnostic
@@ -71,14 +71,10 @@ def _as_json(result: CheckResult, diagnostics: list[Diagnostic]) -> dict[str, ob
 def _summary(result: CheckResult, diagnostics: list[Diagnostic]) -> str:
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
-    counts = [_plural(result.files, "file")]
-    counts += [_plural(errors, "error")] if errors else []
-    counts += [_plural(warnings, "warning")] if warnings else []
+    counts = [plural(result.files, "file")]
+    counts += [plural(errors, "error")] if errors else []
+    counts += [plural(warnings, "warning")] if warnings else []
     if result.valid:
-        valid = f"✓ {_plural(len(result.sequences), 'sequence')} valid"
+        valid = f"✓ {plural(len(result.sequences), 'sequence')} valid"
         return valid + (f" ({', '.join(counts[1:])})" if warnings else "")
     return ", ".join(counts)
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
