@@ -348,7 +348,8 @@ class IngestKey(SQLModel, table=True):
 class ConsentEvent(SQLModel, table=True):
     """A lead opting out of (or back into) a channel: who said so, how, and when.
 
-    source: cli, unsubscribe (a signed link), inbound (a STOP or START reply), provider
+    source: cli, api (an event posted to the HTTP API), unsubscribe (a signed link), inbound (a
+    STOP or START reply), provider
     (the provider reports the recipient unsubscribed).
     """
 
