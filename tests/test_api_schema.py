@@ -43,6 +43,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real server (read-write, SQLite) on a free loopback port, with one sequence and lead."""
     project = tmp_path_factory.mktemp("served")
     (project / "nurture.toml").write_text('[api]\nsequences = "read-write"\n')
+    (project / ".env").write_text("NURTURE_UNSUBSCRIBE__SECRET=fuzz-secret\n")
     (project / "sequences").mkdir()
     write(project, "warm.yaml", SEED_WARM_LEAD.replace("steps:", "funnels: [website]\nsteps:"))
     app_settings, now = load_settings(project), datetime.now(UTC)
