@@ -246,8 +246,12 @@ class Execution(SQLModel, table=True):
     started_at: datetime | None = _utc_column(nullable=True)
     finished_at: datetime | None = _utc_column(nullable=True)
     error: str | None = None
-    provider_id: str | None = Field(default=None, max_length=200)
+    provider_id: str | None = Field(default=None, max_length=200, index=True)
     detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    delivery_status: str | None = Field(default=None, max_length=20)
+    """What the provider last reported (queued, sent, delivered, undelivered, failed, read)."""
+    delivery_error: str | None = None
+    delivery_updated_at: datetime | None = _utc_column(nullable=True)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -343,6 +347,15 @@ class IngestKey(SQLModel, table=True):
     lead_id: int = Field(foreign_key="lead.id", index=True)
     response: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _utc_column()
+
+
+class ProviderCallback(SQLModel, table=True):
+    """A provider callback already handled (e.g. `twilio:inbound:SM...`): a retry changes nothing."""
+
+    __tablename__ = "provider_callback"
+
+    key: str = Field(primary_key=True, max_length=200)
+    received_at: datetime = _utc_column()
 
 
 class ConsentEvent(SQLModel, table=True):
