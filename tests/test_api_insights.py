@@ -89,7 +89,7 @@ def test_the_dry_run_of_a_sequence_created_over_http(api, run_store, project):
     run = answer.json()
     assert run["sequence"] == "Warm Lead Welcome" and run["timezone"] == "Europe/Madrid"
     assert run["timeline"][0]["step"] == "welcome-message"
-    assert run["lead"]["timezone"] == "Europe/Madrid"
+    assert run["lead"]["timezone"] == "Europe/Madrid" and run["lead"]["optedOut"] == []
     assert run["chosen"] is None and "score" in run["reason"]  # enrolled anyway: it is under test
 
 

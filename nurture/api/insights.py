@@ -142,6 +142,18 @@ class TimelineRow(Answer):
     message: dict[str, Any] | None
 
 
+class DryRunLead(Answer):
+    name: str
+    email: str | None
+    phone: str | None
+    status: str | None
+    temperature: str | None
+    score: int
+    tags: list[str]
+    timezone: str | None
+    opted_out: list[str]
+
+
 class DryRunOut(Answer):
     """`nurture test SEQUENCE --json` in camelCase: the decision, the timeline, the lead at the end."""
 
@@ -151,7 +163,7 @@ class DryRunOut(Answer):
     reason: str | None
     timezone: str
     status: str | None = Field(description="How the enrollment ended (or stands at `until`).")
-    lead: dict[str, Any]
+    lead: DryRunLead = Field(description="The lead at the end of the run.")
     timeline: list[TimelineRow]
 
 
