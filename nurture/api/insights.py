@@ -29,6 +29,9 @@ When = Annotated[
     str | None,
     Query(max_length=40, description="A duration back from now (7d, 12h) or an ISO date."),
 ]
+FunnelRef = Annotated[
+    str | None, Query(max_length=200, description="Only the leads of this funnel (name or slug).")
+]
 
 
 class SequenceFigures(Answer):
@@ -84,7 +87,7 @@ class StatsOut(Answer):
 
 @router.get("/{id}/stats", dependencies=allows("read"), response_model=StatsOut)
 def sequence_stats(
-    ctx: Ctx, id: Ref, since: When = None, until: When = None, funnel: When = None
+    ctx: Ctx, id: Ref, since: When = None, until: When = None, funnel: FunnelRef = None
 ) -> StatsOut:
     """Enrollments by outcome, conversion, completion time; per step reached, drop-off, reasons."""
     now = datetime.now(UTC)
