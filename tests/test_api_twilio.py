@@ -1,5 +1,6 @@
 """Twilio's callbacks through the real app: signed delivery statuses and inbound messages."""
 
+import json
 from urllib.parse import urlencode
 
 import pytest
@@ -72,7 +73,7 @@ def lead(client, lead_id: int):
         return connection.execute(select(table).where(table.c.id == lead_id)).one()
 
 
-def test_delivery_statuses_are_stored_with_the_execution_in_order_once(sent):
+def test_delivery_statuses_are_stored_with_the_execution_in_order_once(sent, run_store):
     sid = sent.sids[0]
     assert signed(sent, STATUS, {"MessageSid": sid, "MessageStatus": "sent"}).status_code == 204
     assert delivery(sent, sid)[0] == "sent"
@@ -87,6 +88,10 @@ def test_delivery_statuses_are_stored_with_the_execution_in_order_once(sent):
         signed(sent, STATUS, {"MessageSid": sid, "MessageStatus": "delivered"}).status_code == 204
     )
     assert delivery(sent, sid) == ("delivered", None, when)
+    logged = json.loads(run_store("logs", "--json").output)
+    assert {entry["provider_id"]: entry["delivery_status"] for entry in logged} == {
+        sid: "delivered", sent.sids[1]: None,
+    }  # fmt: skip
     assert count(sent, ProviderCallback) == 3
     assert delivery(sent, sent.sids[1])[0] is None
 
