@@ -1,6 +1,8 @@
 """Twilio's callbacks through the real app: signed delivery statuses and inbound messages."""
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from nurture import consent
+from nurture.api import webhooks
 from nurture.channels import channels_for
 from nurture.dispatch import run_due
 from nurture.settings import load_settings
@@ -188,3 +191,19 @@ def test_without_twilio_settings_the_callbacks_say_what_is_missing(project, stor
         assert (
             answer.status_code == 503 and "NURTURE_TWILIO__AUTH_TOKEN" in answer.json()["message"]
         )
+
+
+def test_the_same_callback_twice_at_once_is_handled_once(sent):
+    """Two servers get Twilio's retry while the first delivery is still being handled."""
+    handled = []
+
+    def handle(session, now) -> None:
+        handled.append(now)
+        time.sleep(0.2)  # the second request arrives meanwhile
+
+    def receive(_: int) -> None:
+        webhooks._once(sent.app.state.context, "twilio:inbound:SMsame", handle)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(receive, range(2)))
+    assert len(handled) == 1 and count(sent, ProviderCallback) == 1
