@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from nurture import actions
+from nurture import actions, consent
 from nurture.channels import OutgoingMessage
 from nurture.schedule import step_due
 from nurture.spec.models import SequenceSpec, StepBase
@@ -102,6 +102,19 @@ def complete(
             job.effect(connection, job.execution_id)
     queries.insert_rows(connection, OutboxMessage, _outbox_rows(jobs, now))
     queries.update_enrollments(connection, states, worker)
+    consent.opt_out_many(connection, _unsubscribed(jobs), now, "provider", UNSUBSCRIBED)
+
+
+UNSUBSCRIBED = "the provider refused the message: the recipient unsubscribed"
+
+
+def _unsubscribed(jobs: list[Job]) -> list[tuple[int, str]]:
+    """(lead, channel) of the sends a provider refused because the lead unsubscribed there."""
+    return [
+        (job.claim.lead_id, job.message.channel)
+        for job in jobs
+        if job.message is not None and (job.detail or {}).get("unsubscribed")
+    ]
 
 
 def _outbox_rows(jobs: list[Job], now: datetime) -> list[dict[str, Any]]:

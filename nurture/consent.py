@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlmodel import Session, select
 
 from nurture.channels.unsubscribe import read_token
@@ -37,7 +38,11 @@ def channels_named(names: Iterable[str]) -> list[str]:
 
 def opted_out_of(lead: Lead) -> list[str]:
     """The channels a lead opted out of (`all` stands for every channel)."""
-    said = {entry.casefold() for entry in lead.opted_out}
+    return _channels_in(lead.opted_out)
+
+
+def _channels_in(opted_out: Iterable[str]) -> list[str]:
+    said = {entry.casefold() for entry in opted_out}
     return list(CHANNELS) if "all" in said else [c for c in CHANNELS if c in said]
 
 
@@ -85,6 +90,42 @@ def _record(
         event.detail, event.created_at = detail, now
         session.add(event)
     session.flush()
+
+
+def opt_out_many(
+    connection: Connection, wanted: Iterable[tuple[int, str]], now: datetime, source: str,
+    detail: str | None = None,
+) -> int:  # fmt: skip
+    """Opt each (lead id, channel) out in a few statements (a provider says they unsubscribed);
+    how many opt-outs were new."""
+    asked: dict[int, set[str]] = {}
+    for lead_id, channel in wanted:
+        asked.setdefault(lead_id, set()).add(channel)
+    if not asked:
+        return 0
+    table = Lead.__table__
+    query = select(table.c.id, table.c.opted_out).where(table.c.id.in_(sorted(asked)))
+    changes, events = [], []
+    for row in connection.execute(query.with_for_update()):
+        before = _channels_in(row.opted_out or [])
+        new = [c for c in CHANNELS if c in asked[row.id] and c not in before]
+        if new:
+            now_out = [c for c in CHANNELS if c in before or c in new]
+            changes.append({"_id": row.id, "opted_out": now_out, "updated_at": now})
+            events += [_event_row(row.id, c, source, detail, now) for c in new]
+    if changes:
+        set_out = update(table).where(table.c.id == bindparam("_id"))
+        connection.execute(
+            set_out.values(opted_out=bindparam("opted_out"), updated_at=bindparam("updated_at")),
+            changes,
+        )
+        connection.execute(insert(ConsentEvent.__table__), events)
+    return len(events)
+
+
+def _event_row(lead_id: int, channel: str, source: str, detail: str | None, now: datetime) -> dict:
+    return {"lead_id": lead_id, "channel": channel, "action": "opt_out", "source": source,
+            "detail": detail, "created_at": now}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,8 @@ def _send(job: Job, channels: Channels) -> None:
         result = channels[job.message.channel].send(job.message)
     except PermanentFailure as error:
         job.status, job.error = "failed", str(error) or "permanent failure"
+        if error.unsubscribed:
+            job.note(unsubscribed=True)
     except TemporaryFailure as error:
         job.status, job.error, job.retry_after = "retry", _describe(error), error.retry_after
     except Exception as error:  # a temporary failure, or a channel bug: retried, never lost

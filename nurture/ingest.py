@@ -12,6 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
+from nurture import consent
 from nurture.errors import NurtureError
 from nurture.leads import (
     LeadInput,
@@ -27,7 +28,9 @@ from nurture.leads import (
 )
 from nurture.store.tables import Enrollment, IngestKey, Lead, MatchDecision, Sequence
 
-EventType = Literal["convert", "status", "score", "temperature", "tag", "custom"]
+EventType = Literal[
+    "convert", "status", "score", "temperature", "tag", "custom", "inbound", "opt-out", "opt-in"
+]
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class LeadEvent:
     type: EventType
     value: str | int | None = None
     name: str | None = None
+    channel: str | None = None
 
 
 def apply_event(
@@ -125,7 +129,22 @@ def apply_event(
         lead = find_lead(session, ref)
         convert(session, lead, now, rules)
         return lead
+    if event.type in ("inbound", "opt-out", "opt-in"):
+        return _consent_event(session, find_lead(session, ref), event, now)
     return update_lead(session, ref, _event_input(event, now), now, rules)
+
+
+def _consent_event(session: Session, lead: Lead, event: LeadEvent, now: datetime) -> Lead:
+    """inbound: the lead wrote (STOP and START count); opt-out/opt-in: a channel, or all."""
+    if event.type == "inbound":
+        text = None if event.value is None else str(event.value)
+        return consent.inbound(session, lead, now, text, event.channel or "whatsapp").lead
+    if not event.channel:
+        raise NurtureError(f"an {event.type} event needs a channel (sms, whatsapp, email or all)")
+    change = consent.opt_out if event.type == "opt-out" else consent.opt_in
+    change(session, lead, [event.channel], now, "api")
+    session.refresh(lead)
+    return lead
 
 
 def _event_input(event: LeadEvent, now: datetime) -> LeadInput:

@@ -88,6 +88,7 @@ def _query(connection: Connection, filters: LogFilter) -> Any:
             c.status,
             c.error,
             c.provider_id,
+            c.delivery_status,  # what the provider last reported (Twilio's status callback)
             lag.label("lag_seconds"),
         )  # fmt: skip
         .join(sequence, sequence.c.id == c.sequence_id)

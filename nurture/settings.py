@@ -47,6 +47,16 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(
         1_000_000, ge=1024, description="Larger request bodies are refused with 413."
     )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Where the world reaches `nurture serve` (https://nurture.example.com): "
+        "emails then link to its /u/{token} page to unsubscribe.",
+    )
+
+    def unsubscribe_url(self) -> str | None:
+        """The unsubscribe page `nurture serve` answers at, when its public URL is known."""
+        return f"{self.public_url.rstrip('/')}/u/{{token}}" if self.public_url else None
 
 
 class Settings(BaseSettings):
@@ -111,8 +121,11 @@ class Settings(BaseSettings):
     @property
     def providers(self) -> Providers:
         """The live channels' configuration."""
-        names = ("email", "twilio", "notifications", "unsubscribe", "rate_limits")
-        return Providers(**{name: getattr(self, name) for name in names})
+        names = ("email", "twilio", "notifications", "rate_limits")
+        unsubscribe = self.unsubscribe
+        if unsubscribe.url is None and self.api.public_url:
+            unsubscribe = unsubscribe.model_copy(update={"url": self.api.unsubscribe_url()})
+        return Providers(**{name: getattr(self, name) for name in names}, unsubscribe=unsubscribe)
 
 
 def find_project(start: Path) -> Path:

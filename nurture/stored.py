@@ -80,6 +80,16 @@ def current_spec(session: Session, row: Sequence) -> SequenceSpec:
     return spec_of(version.definition | extra)
 
 
+def as_files(session: Session, root: Path) -> list[SequenceFile]:
+    """Every live sequence as the store holds it, in the shape of a sequence file (dry runs)."""
+    return [
+        SequenceFile(
+            root / (row.source_path or f"{row.slug}.yaml"), current_spec(session, row), None
+        )  # type: ignore[arg-type]
+        for row in live_rows(session)
+    ]
+
+
 def file_of(project: Project, slug: str) -> SequenceFile | None:
     return next((file for file in project.files() if file.spec.slug == slug), None)
 

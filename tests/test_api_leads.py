@@ -9,7 +9,7 @@ from serving import serving, token
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from nurture import ingest
+from nurture import consent, ingest
 from nurture.api import batching
 from nurture.api.batching import Pending
 from nurture.arrivals import Arrival
@@ -186,12 +186,43 @@ def test_events_convert_tag_and_custom(api):
     assert converted["enrollments"][0]["status"] == "converted"
 
 
-def test_events_that_wait_for_consent_are_refused(api):
+def test_events_opt_out_opt_in_and_inbound_go_through_consent(api):
     post(api, SEED_LEAD)
-    for kind in ("opt-out", "opt-in", "inbound"):
-        answer = api.post("/api/leads/1/events", json={"type": kind}, headers=api.ingest)
-        assert answer.status_code == 422 and answer.json()["field"] == "type"
-    empty = api.post("/api/leads/1/events", json={"type": "status"}, headers=api.ingest)
+    events = "/api/leads/crm-17/events"
+
+    def event(**body):
+        answer = api.post(events, json=body, headers=api.ingest)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    assert event(type="opt-out", channel="sms")["optedOut"] == ["sms"]
+    assert event(type="opt-out", channel="all")["optedOut"] == ["whatsapp", "sms", "email"]
+    assert event(type="opt-in", channel="whatsapp")["optedOut"] == ["sms", "email"]
+    wrote = event(type="inbound", value="Thanks, see you Monday")
+    assert wrote["optedOut"] == ["sms", "email"]
+    assert datetime.fromisoformat(wrote["lastInboundAt"]) <= datetime.now(UTC)
+    stop = event(type="inbound", value=" Stop ", channel="whatsapp")
+    assert stop["optedOut"] == ["whatsapp", "sms", "email"]
+    assert event(type="inbound", value="START", channel="sms")["optedOut"] == ["whatsapp", "email"]
+    with api.app.state.context.store.session() as session:
+        kept = consent.history(session, session.get(Lead, 1))
+        assert [(e.action, e.channel, e.source) for e in kept][-2:] == [
+            ("opt_out", "whatsapp", "inbound"), ("opt_in", "sms", "inbound"),
+        ]  # fmt: skip
+        assert {e.source for e in kept[:4]} == {"api"}
+
+
+def test_bad_events_are_refused_with_the_reason(api):
+    post(api, SEED_LEAD)
+    url = "/api/leads/1/events"
+    no_channel = api.post(url, json={"type": "opt-out"}, headers=api.ingest)
+    assert no_channel.status_code == 400
+    assert no_channel.json()["message"].startswith("an opt-out event needs a channel")
+    unknown = api.post(url, json={"type": "opt-in", "channel": "fax"}, headers=api.ingest)
+    assert unknown.status_code == 400 and "unknown channel 'fax'" in unknown.json()["message"]
+    kind = api.post(url, json={"type": "bounce"}, headers=api.ingest)
+    assert kind.status_code == 422 and kind.json()["field"] == "type"
+    empty = api.post(url, json={"type": "status"}, headers=api.ingest)
     assert empty.status_code == 400 and empty.json() == {"message": "a status event needs a value"}
 
 

@@ -42,7 +42,10 @@ TOKEN: dict[str, str] = {}
 def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A real server (read-write, SQLite) on a free loopback port, with one sequence and lead."""
     project = tmp_path_factory.mktemp("served")
-    (project / "nurture.toml").write_text('[api]\nsequences = "read-write"\n')
+    twilio = f'[twilio]\naccount_sid = "AC{"1" * 32}"\nsms_from = "+12025550100"\n'
+    (project / "nurture.toml").write_text('[api]\nsequences = "read-write"\n' + twilio)
+    secrets = ("NURTURE_UNSUBSCRIBE__SECRET=fuzz-secret", "NURTURE_TWILIO__AUTH_TOKEN=fuzz-token")
+    (project / ".env").write_text("\n".join(secrets) + "\n")
     (project / "sequences").mkdir()
     write(project, "warm.yaml", SEED_WARM_LEAD.replace("steps:", "funnels: [website]\nsteps:"))
     app_settings, now = load_settings(project), datetime.now(UTC)

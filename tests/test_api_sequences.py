@@ -213,9 +213,3 @@ def test_funnel_assignment_endpoints(api, run_store, project):
     unknown = api.post(f"{BASE}/assign-to-funnel", json={"sequenceId": 1, "funnelId": 99})
     assert unknown.status_code == 404 and unknown.json() == {"message": "no funnel with id 99"}
     assert plan(run_store) == {"Alpha": "unchanged", "Warm Lead Welcome": "drift"}
-
-
-def test_stats_and_dry_run_routes_are_not_served_yet(api):
-    assert api.get(f"{BASE}/1/stats").status_code in (404, 405)
-    assert api.post(f"{BASE}/1/test", json={}).status_code in (404, 405)
-    assert "/api/nurturing-sequences/{id}/stats" not in api.get("/openapi.json").json()["paths"]

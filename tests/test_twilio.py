@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from builders import sequence, step
-from enrolling import T0, apply, enroll, enrollment, executions
+from enrolling import T0, apply, enroll, enrollment, executions, lead_of
 from servers import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -17,10 +17,12 @@ from servers import (
     error,
 )
 
+from nurture import consent
 from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure, channels_for
 from nurture.channels.config import Providers, TwilioConfig
 from nurture.channels.twilio import TwilioChannel
 from nurture.dispatch import run_due
+from nurture.store.tables import Lead
 
 SENDER = "+15550001111"
 TEMPLATE = {"content_sid": "HX" + "a" * 32, "variables": {"1": "{{ lead.first_name }}"}}
@@ -141,6 +143,27 @@ def test_invalid_and_unsubscribed_numbers_fail_permanently(twilio, to, text):
     with pytest.raises(PermanentFailure) as raised:
         TwilioChannel(config(twilio.url), "sms").send(sms(to))
     assert str(raised.value) == text
+
+
+def test_a_recipient_twilio_reports_unsubscribed_is_opted_out_of_that_channel(
+    store, project, twilio
+):
+    texts = sequence("Texts", step("Hello"), step("Again", delay_days=1))
+    apply(store, project, texts, whatsapp_sequence(None))
+    refused = enroll(store, "Texts", name="Sam", phone=UNSUBSCRIBED)
+    other = enroll(store, "Texts", name="Kim", phone="+15555550100")
+    assert run_due(store, T0, worker="w", channels=live(twilio.url)) == 2
+    [failed] = executions(store, refused)
+    assert failed.status == "failed" and failed.error.startswith("Twilio 21610")
+    assert lead_of(store, refused).opted_out == ["sms"]
+    assert lead_of(store, other).opted_out == []
+    with store.session() as session:
+        [event] = consent.history(session, session.get(Lead, lead_of(store, refused).id))
+        assert (event.channel, event.action, event.source) == ("sms", "opt_out", "provider")
+    # the next SMS step is skipped, not sent (again refused)
+    assert run_due(store, T0 + timedelta(days=1), worker="w", channels=live(twilio.url)) == 2
+    assert executions(store, refused)[-1].error == "lead opted out of sms"
+    assert len(twilio.sent()) == 3
 
 
 def test_a_wrong_token_fails_permanently(twilio):

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from nurture.errors import InvalidState, NotFound, NurtureError, SpecError, StoreError
+from nurture.errors import ConfigError, InvalidState, NotFound, NurtureError, SpecError, StoreError
 from nurture.leads import InvalidLead
 from nurture.stored import Conflict, InvalidSequence, field_path
 
@@ -33,11 +33,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: _described("Conflicts with the store, or sequences are read-only over HTTP."),
     413: _described("The body is larger than api.max_body_bytes."),
     422: _described("Invalid body or parameter; `field` is its path."),
-    503: _described("The store cannot be reached."),
+    503: _described("The store cannot be reached, or the server lacks a setting this needs."),
 }
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (NotFound, 404),
+    (ConfigError, 503),
     (Conflict, 409),
     (InvalidState, 409),
     (SpecError, 422),
@@ -86,9 +87,13 @@ async def _invalid_lead(request: Request, error: Any) -> Any:
     return error_response(422, message, field)
 
 
+def status_of(error: NurtureError) -> int:
+    """The HTTP status of a known error."""
+    return next(code for kind, code in _STATUS if isinstance(error, kind))
+
+
 async def _nurture(request: Request, error: Any) -> Any:
-    status = next(code for kind, code in _STATUS if isinstance(error, kind))
-    return error_response(status, str(error))
+    return error_response(status_of(error), str(error))
 
 
 async def _unexpected(request: Request, error: Exception) -> Any:

@@ -1,7 +1,6 @@
 """Leads over HTTP: the funnel webhook (matched and enrolled at once), lookups, changes, events.
 
-Opt-out, opt-in and inbound-message events wait for the consent module (issue 5); they are
-not accepted yet.
+Inbound-message, opt-out and opt-in events go through nurture.consent, as the CLI's do.
 """
 
 from datetime import UTC, datetime
@@ -125,6 +124,8 @@ class LeadOut(Answer):
     timezone: str | None
     funnel: str | None
     fields: dict[str, Any]
+    opted_out: list[str] = Field(description="The channels the lead opted out of.")
+    last_inbound_at: datetime | None = Field(description="When the lead last wrote to us.")
     created_at: datetime
     updated_at: datetime
     converted_at: datetime | None
@@ -150,10 +151,20 @@ class Ingested(Answer):
 class LeadEvent(SpecModel):
     type: ingest.EventType = Field(
         description="convert; status/score/temperature (set to value); tag (add value); "
-        "custom (sets the custom field `name` to value, or to the event's time)."
+        "custom (sets the custom field `name` to value, or to the event's time); "
+        "inbound (the lead wrote `value` on `channel`: opens WhatsApp's 24-hour window, "
+        "STOP opts out, START back in); opt-out, opt-in (of `channel`)."
     )
-    value: str | int | None = Field(None, description="The new value (not for convert).")
+    value: str | int | None = Field(
+        None, description="The new value; inbound: the message text (not for convert)."
+    )
     name: str | None = Field(None, min_length=1, max_length=100, description="custom: field name.")
+    channel: str | None = Field(
+        None,
+        min_length=1,
+        max_length=20,
+        description="inbound: whatsapp (default) or sms; opt-out/opt-in: sms, whatsapp, email, all.",
+    )
 
 
 def lead_out(session: Session, lead: Lead) -> LeadOut:
@@ -196,8 +207,8 @@ def update_lead(ctx: Ctx, id: LeadRef, body: LeadFields) -> LeadOut:
 
 @router.post("/{id}/events", dependencies=allows("ingest", "write"), response_model=LeadOut)
 def lead_event(ctx: Ctx, id: LeadRef, body: LeadEvent) -> LeadOut:
-    """Something happened to the lead: it converted, changed status, or a custom event."""
-    event = ingest.LeadEvent(body.type, body.value, body.name)
+    """Something happened to the lead: it converted, wrote in, opted out or in, changed, or custom."""
+    event = ingest.LeadEvent(body.type, body.value, body.name, body.channel)
     with ctx.store.session(immediate=True) as session:
         lead = ingest.apply_event(session, id, event, datetime.now(UTC), ctx.rules)
         return lead_out(session, lead)

@@ -2,6 +2,7 @@
 
 `{id}` is the numeric id, the name or the slug. Writes answer 409 unless
 `api.sequences = "read-write"`; then they go through the same code as the CLI.
+`/{id}/stats` and `/{id}/test` are in nurture/api/insights.py.
 """
 
 from collections.abc import Iterator
@@ -235,8 +236,3 @@ def funnel_assignments(ctx: Ctx, id: Ref) -> list[FunnelAssignmentOut]:
     with ctx.store.session() as session:
         rows = stored.assignments(session, stored.resolve(session, id))
         return [FunnelAssignmentOut.model_validate(row) for row in rows]
-
-
-# TODO(issue 6, stats): GET /api/nurturing-sequences/{id}/stats, once nurture/stats.py lands.
-# TODO(issue 4, dry run): POST /api/nurturing-sequences/{id}/test (a lead in the body) once the
-# dry-run module lands. Neither is registered until then: no stub answers for them.

@@ -55,7 +55,15 @@ class TemporaryFailure(Exception):
 
 
 class PermanentFailure(Exception):
-    """The send cannot succeed (no address, invalid number, rejected content): never retried."""
+    """The send cannot succeed (no address, invalid number, rejected content): never retried.
+
+    `unsubscribed`: the provider says the recipient opted out with it (Twilio 21610); the
+    completion opts the lead out of that channel.
+    """
+
+    def __init__(self, message: str = "", unsubscribed: bool = False) -> None:
+        super().__init__(message)
+        self.unsubscribed = unsubscribed
 
 
 class Channel(Protocol):

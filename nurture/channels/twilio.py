@@ -108,6 +108,8 @@ class TwilioChannel:
 
 TEMPORARY_CODES = frozenset({20429, 14107})
 """Twilio codes that mean "too many requests, later" whatever the HTTP status."""
+UNSUBSCRIBED = 21610
+"""The recipient replied STOP to this sender: Twilio refuses every message until START."""
 
 
 def classify(
@@ -118,4 +120,4 @@ def classify(
     described = f"Twilio {code or status}: {detail}"
     if status == 429 or status >= 500 or code in TEMPORARY_CODES:
         return TemporaryFailure(described, retry_after=retry_after)
-    return PermanentFailure(described)
+    return PermanentFailure(described, unsubscribed=code == UNSUBSCRIBED)

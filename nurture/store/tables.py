@@ -246,8 +246,12 @@ class Execution(SQLModel, table=True):
     started_at: datetime | None = _utc_column(nullable=True)
     finished_at: datetime | None = _utc_column(nullable=True)
     error: str | None = None
-    provider_id: str | None = Field(default=None, max_length=200)
+    provider_id: str | None = Field(default=None, max_length=200, index=True)
     detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    delivery_status: str | None = Field(default=None, max_length=20)
+    """What the provider last reported (queued, sent, delivered, undelivered, failed, read)."""
+    delivery_error: str | None = None
+    delivery_updated_at: datetime | None = _utc_column(nullable=True)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -345,10 +349,20 @@ class IngestKey(SQLModel, table=True):
     created_at: datetime = _utc_column()
 
 
+class ProviderCallback(SQLModel, table=True):
+    """A provider callback already handled (e.g. `twilio:inbound:SM...`): a retry changes nothing."""
+
+    __tablename__ = "provider_callback"
+
+    key: str = Field(primary_key=True, max_length=200)
+    received_at: datetime = _utc_column()
+
+
 class ConsentEvent(SQLModel, table=True):
     """A lead opting out of (or back into) a channel: who said so, how, and when.
 
-    source: cli, unsubscribe (a signed link), inbound (a STOP or START reply), provider
+    source: cli, api (an event posted to the HTTP API), unsubscribe (a signed link), inbound (a
+    STOP or START reply), provider
     (the provider reports the recipient unsubscribed).
     """
 
