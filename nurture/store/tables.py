@@ -196,7 +196,7 @@ class Enrollment(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int = Field(foreign_key="lead.id", index=True)
-    sequence_id: int = Field(foreign_key="sequence.id", index=True)
+    sequence_id: int = Field(foreign_key="sequence.id")  # ix_enrollment_stats leads with it
     version: int
     status: str = Field(default="active", max_length=20)
     step_id: str | None = Field(default=None, max_length=100)
@@ -235,8 +235,9 @@ class Execution(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     enrollment_id: int = Field(foreign_key="enrollment.id")
-    lead_id: int = Field(foreign_key="lead.id", index=True)
-    sequence_id: int = Field(foreign_key="sequence.id", index=True)
+    # The enrollment's lead and sequence, copied: no key of their own (migration 0007).
+    lead_id: int = Field(index=True)
+    sequence_id: int
     version: int
     step_id: str = Field(max_length=100)
     action_type: str = Field(max_length=40)
