@@ -233,9 +233,10 @@ class Execution(SQLModel, table=True):
         Index("ix_execution_channel", "action_type", "status", "started_at"),
     )
 
+    # No foreign keys (migration 0007): the engine writes a row only for an enrollment it
+    # holds, lead and sequence are the enrollment's, and nothing here is ever deleted.
     id: int | None = Field(default=None, primary_key=True)
-    enrollment_id: int = Field(foreign_key="enrollment.id")
-    # The enrollment's lead and sequence, copied: no key of their own (migration 0007).
+    enrollment_id: int
     lead_id: int = Field(index=True)
     sequence_id: int
     version: int
@@ -257,7 +258,8 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox_message"
 
     id: int | None = Field(default=None, primary_key=True)
-    execution_id: int | None = Field(default=None, foreign_key="execution.id", unique=True)
+    # No foreign key (migration 0007): written in the transaction that writes its execution.
+    execution_id: int | None = Field(default=None, unique=True)
     channel: str = Field(max_length=20)
     recipient: str = Field(max_length=320)
     subject: str | None = None
