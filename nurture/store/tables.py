@@ -153,10 +153,11 @@ class MatchDecision(SQLModel, table=True):
 
     __tablename__ = "match_decision"
 
+    # A log: no foreign keys (migration 0007), written with its lead; nothing is deleted.
     id: int | None = Field(default=None, primary_key=True)
-    lead_id: int = Field(foreign_key="lead.id", index=True)
-    funnel_id: int | None = Field(default=None, foreign_key="funnel.id")
-    sequence_id: int | None = Field(default=None, foreign_key="sequence.id")
+    lead_id: int = Field(index=True)
+    funnel_id: int | None = None
+    sequence_id: int | None = None
     reason: str
     candidates: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     decided_at: datetime = _utc_column()

@@ -1,10 +1,13 @@
-"""A leaner execution log and enrollment for the hot path (issue 3's Postgres targets).
+"""Leaner logs for the hot path and the import (issue 3's Postgres targets).
 
-The execution log and the outbox keep no foreign keys. The engine writes an execution only
-for an enrollment it holds (leased, and locked in the completion's transaction), its lead and
-sequence are the enrollment's, an outbox message is written in the transaction that writes its
-execution, and no lead, sequence, enrollment or execution is ever deleted: the keys could not
-fail, yet each was a lookup and a row lock for every step (about 5 µs of Postgres CPU apiece).
+The two logs, executions and match decisions, and the outbox keep no foreign keys. The engine
+writes an execution only for an enrollment it holds (leased, and locked in the completion's
+transaction), its lead and sequence are the enrollment's; a decision is written with (or for)
+its lead by the code that read the funnel's sequences; an outbox message is written in the
+transaction that writes its execution; and no lead, funnel, sequence, enrollment or execution
+is ever deleted (sequences and funnels are retired, not removed). The keys could not fail,
+yet each was a lookup and a row lock per step or per imported lead (about 4-5 µs of Postgres
+CPU apiece: three per step, three per lead).
 The single-column indexes on `sequence_id` of both tables go too: the covering indexes of
 migration 0005 (`ix_execution_steps`, `ix_enrollment_stats`) lead with that column.
 
@@ -34,6 +37,11 @@ KEYS = {
     },
     "outbox_message": {
         "fk_outbox_message_execution_id_execution": ("execution", "execution_id"),
+    },
+    "match_decision": {
+        "fk_match_decision_lead_id_lead": ("lead", "lead_id"),
+        "fk_match_decision_funnel_id_funnel": ("funnel", "funnel_id"),
+        "fk_match_decision_sequence_id_sequence": ("sequence", "sequence_id"),
     },
 }
 SEQUENCE_INDEXES = {
