@@ -24,6 +24,7 @@ from nurture.errors import NurtureError
 from nurture.leads import LeadInput, LeadRules, clean, find_funnel, lead_row, set_values
 from nurture.spec.names import slugify
 from nurture.store import bulk
+from nurture.store.decisions import candidates_id
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision
 
 BATCH = 1000
@@ -267,7 +268,9 @@ class Importer:
                 "funnel_id": row["funnel_id"],
                 "sequence_id": winner.sequence_id if winner else None,
                 "reason": decision.reason,
-                "candidates": bulk.Dumped(json.dumps(candidates_json(decision, offers))),
+                "candidates_id": candidates_id(
+                    self.session.connection(), candidates_json(decision, offers)
+                ),
                 "decided_at": self.now,
             }
         return self.decisions[key]

@@ -148,8 +148,23 @@ class Lead(SQLModel, table=True):
     converted_at: datetime | None = _utc_column(nullable=True)
 
 
+class MatchCandidates(SQLModel, table=True):
+    """A decision's candidates and their checks, kept once for every decision that came out
+    the same (most leads of a funnel do): `digest` is the SHA-256 of the JSON."""
+
+    __tablename__ = "match_candidates"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(unique=True, max_length=64)
+    candidates: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+
+
 class MatchDecision(SQLModel, table=True):
-    """Why a lead got a sequence, or none: every candidate and its checks (for `explain`)."""
+    """Why a lead got a sequence, or none: every candidate and its checks (for `explain`).
+
+    The candidates are a MatchCandidates row (`candidates_id`); decisions made before
+    migration 0007 keep theirs inline in `candidates`. Read them with store.decisions.
+    """
 
     __tablename__ = "match_decision"
 
@@ -159,7 +174,10 @@ class MatchDecision(SQLModel, table=True):
     funnel_id: int | None = None
     sequence_id: int | None = None
     reason: str
-    candidates: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    candidates: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
+    candidates_id: int | None = None
     decided_at: datetime = _utc_column()
 
 

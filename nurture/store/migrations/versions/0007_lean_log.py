@@ -8,6 +8,10 @@ transaction that writes its execution; and no lead, funnel, sequence, enrollment
 is ever deleted (sequences and funnels are retired, not removed). The keys could not fail,
 yet each was a lookup and a row lock per step or per imported lead (about 4-5 µs of Postgres
 CPU apiece: three per step, three per lead).
+A decision's candidate list (every candidate and its checks, about 0.5 kB of JSON with two
+sequences) is kept once per distinct list in `match_candidates` and named by the decision's
+`candidates_id`; decisions made before keep theirs inline (`candidates`, now nullable).
+
 The single-column indexes on `sequence_id` of both tables go too: the covering indexes of
 migration 0005 (`ix_execution_steps`, `ix_enrollment_stats`) lead with that column.
 
@@ -21,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.exc import SAWarning
 
@@ -57,9 +62,28 @@ def upgrade() -> None:
         with _altered(table) as batch:
             for name in keys:
                 batch.drop_constraint(name, type_="foreignkey")
+    op.create_table(
+        "match_candidates",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("candidates", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_match_candidates")),
+        sa.UniqueConstraint("digest", name=op.f("uq_match_candidates_digest")),
+    )
+    with _altered("match_decision") as batch:
+        batch.add_column(sa.Column("candidates_id", sa.Integer(), nullable=True))
+        batch.alter_column("candidates", existing_type=sa.JSON(), nullable=True)
 
 
 def downgrade() -> None:
+    op.execute(
+        "UPDATE match_decision SET candidates = (SELECT c.candidates FROM match_candidates c "
+        "WHERE c.id = match_decision.candidates_id) WHERE candidates_id IS NOT NULL"
+    )
+    with _altered("match_decision") as batch:
+        batch.alter_column("candidates", existing_type=sa.JSON(), nullable=False)
+        batch.drop_column("candidates_id")
+    op.drop_table("match_candidates")
     for table, keys in KEYS.items():
         with _altered(table) as batch:
             for name, (referred, column) in keys.items():
