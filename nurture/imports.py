@@ -152,6 +152,7 @@ class Importer:
         self.funnels = {f.slug: f for f in session.exec(select(Funnel)).all()}
         self.offers: dict[int, list[Offer]] = {}
         self.decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.lists: dict[str, int] = {}  # stored candidate lists: digest to id
         self.enrollments: dict[tuple[int, str | None], dict[str, Any]] = {}
         self.by_key: dict[str, Lead | dict[str, Any]] = {}
         self.result = ImportResult()
@@ -269,7 +270,7 @@ class Importer:
                 "sequence_id": winner.sequence_id if winner else None,
                 "reason": decision.reason,
                 "candidates_id": candidates_id(
-                    self.session.connection(), candidates_json(decision, offers)
+                    self.session.connection(), candidates_json(decision, offers), self.lists
                 ),
                 "decided_at": self.now,
             }

@@ -21,13 +21,18 @@ from nurture.store.tables import MatchCandidates, MatchDecision
 table = MatchCandidates.__table__
 
 
-def candidates_id(connection: Connection, candidates: list[dict[str, Any]]) -> int:
+def candidates_id(
+    connection: Connection, candidates: list[dict[str, Any]], known: dict[str, int] | None = None
+) -> int:
     """The id of this candidate list, stored now if no decision had it yet.
 
+    `known` (digest to id) saves the lookups of lists this transaction has seen already.
     Safe with concurrent writers: a second insert of the same list waits for the first and
     then does nothing (ON CONFLICT on the digest), and the read after it sees the stored row.
     """
     digest = hashlib.sha256(json.dumps(candidates).encode()).hexdigest()
+    if known is not None and digest in known:
+        return known[digest]
     query = select(table.c.id).where(table.c.digest == digest)
     found = connection.execute(query).scalar()
     if found is None:
@@ -35,6 +40,8 @@ def candidates_id(connection: Connection, candidates: list[dict[str, Any]]) -> i
         statement = dialect.insert(table).values(digest=digest, candidates=candidates)
         connection.execute(statement.on_conflict_do_nothing(index_elements=["digest"]))
         found = connection.execute(query).scalar_one()
+    if known is not None:
+        known[digest] = found
     return found
 
 
