@@ -127,6 +127,26 @@ def test_a_lead_twice_in_one_file_is_created_then_updated(nurture, project):
     assert (ana["name"], ana["score"]) == ("Ana Ruiz", 20)
 
 
+def test_batches_written_while_the_next_is_read_see_each_other(nurture, project, monkeypatch):
+    """One row a batch: on Postgres each batch is written while the next one is read."""
+    monkeypatch.setattr("nurture.imports.BATCH", 1)
+    path = project / "leads.csv"
+    path.write_text(
+        "name,email,score,temperature,funnel\nAna,ana@example.com,10,Warm,website\n"
+        "Bo,bo@example.com,5,Warm,nowhere\nCy,cy@example.com,50,Hot,ads\n"
+        "Ana Ruiz,ana@example.com,20,Warm,website\n",
+        encoding="utf-8",
+    )
+    result = import_json(nurture, path)
+    assert (result["created"], result["updated"], result["enrolled"]) == (2, 1, 2)
+    assert [error["row"] for error in result["errors"]] == [3]
+    assert "no funnel 'nowhere'" in result["errors"][0]["message"]
+    assert [(lead["name"], lead["score"]) for lead in leads(nurture)] == [
+        ("Ana Ruiz", 20),
+        ("Cy", 50),
+    ]
+
+
 def test_a_row_without_a_funnel_is_rejected(nurture, project):
     path = project / "leads.csv"
     path.write_text("name\nAna\n", encoding="utf-8")
