@@ -232,8 +232,9 @@ class Importer:
         return found
 
     def _load_existing(self, batch: list[dict[str, Any]]) -> None:
-        ids = {v["external_id"] for v in batch if v.get("external_id")} - self.by_key.keys()
-        emails = {v["email"] for v in batch if v.get("email")} - self.by_key.keys()
+        # not `set - by_key.keys()`: that copies every key seen so far, for every batch
+        ids = {key for v in batch if (key := v.get("external_id")) and key not in self.by_key}
+        emails = {key for v in batch if (key := v.get("email")) and key not in self.by_key}
         connection = self.session.connection()
         for column, keys in ((Lead.external_id, ids), (Lead.email, emails)):
             if keys:
