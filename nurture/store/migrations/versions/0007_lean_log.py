@@ -7,7 +7,8 @@ its lead by the code that read the funnel's sequences; an outbox message is writ
 transaction that writes its execution; and no lead, funnel, sequence, enrollment or execution
 is ever deleted (sequences and funnels are retired, not removed). The keys could not fail,
 yet each was a lookup and a row lock per step or per imported lead (about 4-5 µs of Postgres
-CPU apiece: three per step, three per lead).
+CPU apiece: four per step with the outbox channel, three per imported lead).
+
 A decision's candidate list (every candidate and its checks, about 0.5 kB of JSON with two
 sequences) is kept once per distinct list in `match_candidates` and named by the decision's
 `candidates_id`; decisions made before keep theirs inline (`candidates`, now nullable).
