@@ -19,6 +19,7 @@ from nurture.errors import NurtureError
 from nurture.ingest import Outcome, ingest
 from nurture.leads import LeadInput, LeadRules, clean, find_funnel, lead_row
 from nurture.spec.names import slugify
+from nurture.store.decisions import candidates_id
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision
 
 FACTS = ("funnel_id", "source", "status", "temperature", "score")
@@ -162,7 +163,9 @@ def _decide(
         "funnel_id": funnel_id,
         "sequence_id": winner.sequence_id if winner else None,
         "reason": decision.reason,
-        "candidates": candidates_json(decision, offers[funnel_id]),
+        "candidates_id": candidates_id(
+            session.connection(), candidates_json(decision, offers[funnel_id])
+        ),
         "decided_at": now,
     }
     return stored, winner, decision.winner.name if decision.winner else None

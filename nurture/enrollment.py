@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from nurture.matching import Candidate, Decision, LeadFacts, Verdict, choose
 from nurture.schedule import step_due
 from nurture.spec.models import SequenceSpec, StepBase
+from nurture.store import decisions
 from nurture.store.tables import (
     Enrollment,
     FunnelAssignment,
@@ -151,7 +152,9 @@ def enroll(
             funnel_id=lead.funnel_id,
             sequence_id=winner.sequence_id if winner else None,
             reason=decision.reason,
-            candidates=candidates_json(decision, offers),
+            candidates_id=decisions.candidates_id(
+                session.connection(), candidates_json(decision, offers)
+            ),
             decided_at=now,
         )
     )

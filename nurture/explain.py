@@ -10,6 +10,7 @@ from nurture.leads import find_lead, funnel_names
 from nurture.schedule import step_due
 from nurture.spec.durations import format_duration
 from nurture.spec.models import SequenceSpec, StepBase
+from nurture.store import decisions
 from nurture.store.tables import Enrollment, Execution, Lead, MatchDecision, SequenceVersion
 
 WAITING = ("active", "paused")
@@ -29,7 +30,7 @@ def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
     ).all()
     return {
         "lead": _lead(lead, funnels),
-        "decision": _decision(decision, funnels) if decision else None,
+        "decision": _decision(session, decision, funnels) if decision else None,
         "enrollments": [_enrollment(session, lead, e, default_zone) for e in enrollments],
     }
 
@@ -39,16 +40,15 @@ def _lead(lead: Lead, funnels: dict[int, str]) -> dict[str, Any]:
     return {key: getattr(lead, key) for key in keep} | {"funnel": funnels.get(lead.funnel_id)}
 
 
-def _decision(row: MatchDecision, funnels: dict[int, str]) -> dict[str, Any]:
-    winner = next(
-        (c["sequence"] for c in row.candidates if c["sequence_id"] == row.sequence_id), None
-    )
+def _decision(session: Session, row: MatchDecision, funnels: dict[int, str]) -> dict[str, Any]:
+    candidates = decisions.candidates_of(session.connection(), row)
+    winner = next((c["sequence"] for c in candidates if c["sequence_id"] == row.sequence_id), None)
     return {
         "decided_at": row.decided_at,
         "funnel": funnels.get(row.funnel_id),
         "winner": winner if row.sequence_id else None,
         "reason": row.reason,
-        "candidates": row.candidates,
+        "candidates": candidates,
     }
 
 

@@ -2,13 +2,16 @@
 
 Every bad row is reported with its row number and the reason while the good rows land;
 re-running the same file changes nothing. The work goes in batches: one lookup of existing
-leads per batch, the funnel's sequences loaded once, the new rows inserted together.
+leads per batch, the funnel's sequences loaded once, the new rows inserted together. On
+Postgres a batch's inserts run on a writer thread while the next batch is parsed (the server
+works while the command does); the session is used by one thread at a time.
 """
 
 import csv
 import io
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -24,6 +27,7 @@ from nurture.errors import NurtureError
 from nurture.leads import LeadInput, LeadRules, clean, find_funnel, lead_row, set_values
 from nurture.spec.names import slugify
 from nurture.store import bulk
+from nurture.store.decisions import candidates_id
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision
 
 BATCH = 1000
@@ -151,24 +155,40 @@ class Importer:
         self.funnels = {f.slug: f for f in session.exec(select(Funnel)).all()}
         self.offers: dict[int, list[Offer]] = {}
         self.decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.lists: dict[str, int] = {}  # stored candidate lists: digest to id
         self.enrollments: dict[tuple[int, str | None], dict[str, Any]] = {}
         self.by_key: dict[str, Lead | dict[str, Any]] = {}
         self.result = ImportResult()
+        self.writer: ThreadPoolExecutor | None = None
+        self.writing: Future[None] | None = None
 
     def run(self, rows: list[Row], funnel: str | None, progress: Progress | None) -> ImportResult:
         default = find_funnel(self.session, funnel) if funnel else None
         batches = [rows[start : start + BATCH] for start in range(0, len(rows), BATCH)]
-        with phones_ahead([_phones(b) for b in batches], self.rules.phone_region) as ready:
+        overlap = self.session.get_bind().dialect.name == "postgresql"
+        with (
+            phones_ahead([_phones(b) for b in batches], self.rules.phone_region) as ready,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="import") as writer,
+        ):
+            self.writer = writer if overlap else None
             for number, batch in enumerate(batches):
                 ready(number)
                 self._batch(batch, default)
                 if progress:
                     progress(min((number + 1) * BATCH, len(rows)), len(rows))
+            self._settle()
         return self.result
+
+    def _settle(self) -> None:
+        """Wait for the batch being written (its error, if any, is raised here)."""
+        if self.writing is not None:
+            writing, self.writing = self.writing, None
+            writing.result()
 
     def _batch(self, rows: list[Row], default: Funnel | None) -> None:
         self.result.rows += len(rows)
         parsed = [item for row in rows if (item := self._parse(row, default))]
+        self._settle()  # the session is free again: the previous batch is in
         self._load_existing([values for _, values, _ in parsed])
         fresh: list[dict[str, Any]] = []
         for row, values, funnel in parsed:
@@ -185,7 +205,10 @@ class Importer:
                     self._error(row, str(problem))
                     continue
                 self._remember(fresh[-1])
-        self._insert(fresh)
+        if self.writer is None:
+            self._insert(fresh)
+        else:
+            self.writing = self.writer.submit(self._insert, fresh)
 
     def _parse(self, row: Row, default: Funnel | None) -> tuple[Row, dict, Funnel] | None:
         try:
@@ -203,11 +226,15 @@ class Importer:
 
     def _funnel(self, name: str) -> Funnel:
         found = self.funnels.get(slugify(name))
-        return found if found is not None else find_funnel(self.session, name)
+        if found is None:
+            self._settle()  # the writer may be using the session
+            found = find_funnel(self.session, name)
+        return found
 
     def _load_existing(self, batch: list[dict[str, Any]]) -> None:
-        ids = {v["external_id"] for v in batch if v.get("external_id")} - self.by_key.keys()
-        emails = {v["email"] for v in batch if v.get("email")} - self.by_key.keys()
+        # not `set - by_key.keys()`: that copies every key seen so far, for every batch
+        ids = {key for v in batch if (key := v.get("external_id")) and key not in self.by_key}
+        emails = {key for v in batch if (key := v.get("email")) and key not in self.by_key}
         connection = self.session.connection()
         for column, keys in ((Lead.external_id, ids), (Lead.email, emails)):
             if keys:
@@ -267,7 +294,9 @@ class Importer:
                 "funnel_id": row["funnel_id"],
                 "sequence_id": winner.sequence_id if winner else None,
                 "reason": decision.reason,
-                "candidates": bulk.Dumped(json.dumps(candidates_json(decision, offers))),
+                "candidates_id": candidates_id(
+                    self.session.connection(), candidates_json(decision, offers), self.lists
+                ),
                 "decided_at": self.now,
             }
         return self.decisions[key]

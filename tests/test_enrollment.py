@@ -9,6 +9,7 @@ from builders import sequence, step, write
 from sqlmodel import select
 
 from nurture.leads import LeadInput, LeadRules, add_lead, convert, find_lead
+from nurture.store.decisions import candidates_of
 from nurture.store.tables import Enrollment, MatchDecision
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # a Wednesday
@@ -91,9 +92,9 @@ def test_no_match_is_recorded_with_every_candidates_checks(nurture, project, sto
     with store.session() as session:
         [decision] = session.exec(select(MatchDecision)).all()
         session.expunge(decision)
+        [candidate] = candidates_of(session.connection(), decision)
     assert decision.sequence_id is None
     assert decision.reason.startswith("no active sequence's trigger conditions hold")
-    [candidate] = decision.candidates
     assert candidate["sequence"] == "Hot" and candidate["matches"] is False
     assert candidate["checks"] == [
         {"condition": "lead_temperature", "expected": "Hot", "actual": "'Cold'", "passed": False}

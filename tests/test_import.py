@@ -5,8 +5,10 @@ from pathlib import Path
 
 import pytest
 from builders import sequence, write
+from sqlalchemy import select
 
 from nurture.imports import header_key
+from nurture.store.tables import MatchCandidates
 
 CSV = """\
 External ID,Full Name,E-mail,Lead Score,Temperature,Tags,Goal
@@ -125,6 +127,26 @@ def test_a_lead_twice_in_one_file_is_created_then_updated(nurture, project):
     assert (ana["name"], ana["score"]) == ("Ana Ruiz", 20)
 
 
+def test_batches_written_while_the_next_is_read_see_each_other(nurture, project, monkeypatch):
+    """One row a batch: on Postgres each batch is written while the next one is read."""
+    monkeypatch.setattr("nurture.imports.BATCH", 1)
+    path = project / "leads.csv"
+    path.write_text(
+        "name,email,score,temperature,funnel\nAna,ana@example.com,10,Warm,website\n"
+        "Bo,bo@example.com,5,Warm,nowhere\nCy,cy@example.com,50,Hot,ads\n"
+        "Ana Ruiz,ana@example.com,20,Warm,website\n",
+        encoding="utf-8",
+    )
+    result = import_json(nurture, path)
+    assert (result["created"], result["updated"], result["enrolled"]) == (2, 1, 2)
+    assert [error["row"] for error in result["errors"]] == [3]
+    assert "no funnel 'nowhere'" in result["errors"][0]["message"]
+    assert [(lead["name"], lead["score"]) for lead in leads(nurture)] == [
+        ("Ana Ruiz", 20),
+        ("Cy", 50),
+    ]
+
+
 def test_a_row_without_a_funnel_is_rejected(nurture, project):
     path = project / "leads.csv"
     path.write_text("name\nAna\n", encoding="utf-8")
@@ -167,3 +189,19 @@ def test_a_large_import_normalises_phones_in_a_helper_with_the_same_results(
     assert [lead["phone"] for lead in leads(nurture)] == [
         f"+1415555{100 + n:04d}" for n in range(5)
     ]
+
+
+def test_leads_matched_alike_share_one_stored_candidate_list(nurture, project, store):
+    rows = ["Name,Email,Temperature"]
+    rows += [f"Lead {n},lead{n}@example.com,{('Warm', 'Cold', 'Warm')[n % 3]}" for n in range(9)]
+    path = project / "leads.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert import_json(nurture, path, "--funnel", "website")["created"] == 9
+    with store.begin() as connection:
+        stored = connection.execute(select(MatchCandidates.candidates)).scalars().all()
+    assert len(stored) == 2  # one list for the Warm leads, one for the Cold ones
+    cold = json.loads(nurture("explain", "lead1@example.com", "--json").stdout)["decision"]
+    warm = json.loads(nurture("explain", "lead3@example.com", "--json").stdout)["decision"]
+    assert (cold["winner"], warm["winner"]) == (None, "Welcome")
+    assert cold["candidates"][0]["checks"][0]["actual"] == "'Cold'"
+    assert warm["candidates"][0]["checks"][0]["actual"] == "'Warm'"

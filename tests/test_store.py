@@ -1,5 +1,6 @@
 """Opening the store: schema brought up to date on its own, SQLite tuned, errors a user can read."""
 
+import json
 import sqlite3
 import threading
 import tomllib
@@ -15,13 +16,14 @@ from sqlmodel import SQLModel, select
 from nurture.errors import StoreError
 from nurture.store import migrate
 from nurture.store.db import Store, open_store
+from nurture.store.decisions import candidates_id, candidates_of
 from nurture.store.engine import normalize_url
-from nurture.store.tables import Funnel, include_object
+from nurture.store.tables import Funnel, MatchDecision, include_object
 
 TABLES = {"sequence", "sequence_version", "step", "funnel", "funnel_assignment", "alembic_version"}
 TABLES |= {"lead", "match_decision", "enrollment", "execution", "outbox_message", "task"}
 TABLES |= {"appointment", "notification", "worker", "consent_event"}
-TABLES |= {"api_token", "ingest_key", "provider_callback"}
+TABLES |= {"api_token", "ingest_key", "provider_callback", "match_candidates"}
 UNREACHABLE = "postgresql+psycopg://nurture:s3cret@127.0.0.1:1/nurture"
 
 
@@ -167,3 +169,38 @@ def test_every_migration_file_ships_in_the_wheel():
     files = {p for p in migrate.MIGRATIONS.rglob("*") if "__pycache__" not in p.parts}
     files = {p for p in files if p.is_file()}
     assert files and files <= shipped
+
+
+def test_decisions_stored_inline_before_0007_still_read(store_url: str):
+    """Migration 0007 keeps a decision's candidate list once in match_candidates; decisions
+    made before it keep theirs inline, and read the same."""
+    migrate.upgrade(store_url, "0005")
+    listed = [{"sequence": "Welcome", "sequence_id": 1, "matches": True, "checks": []}]
+    engine = sqlalchemy.create_engine(normalize_url(store_url))
+    with engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text(
+                "INSERT INTO lead (id, name, first_name, score, tags, fields, opted_out, "
+                "created_at, updated_at) VALUES (1, 'Ana', 'Ana', 0, '[]', '{}', '[]', :now, :now)"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+        connection.execute(
+            sqlalchemy.text(
+                "INSERT INTO match_decision (lead_id, reason, candidates, decided_at) "
+                "VALUES (1, 'old', :listed, :now)"
+            ),
+            {"listed": json.dumps(listed), "now": datetime.now(UTC)},
+        )
+    engine.dispose()
+    with open_store(store_url) as store, store.session() as session:
+        connection = session.connection()
+        old = session.exec(select(MatchDecision)).one()
+        assert (old.candidates_id, candidates_of(connection, old)) == (None, listed)
+        shared = candidates_id(connection, listed)
+        assert candidates_id(connection, listed) == shared  # stored once
+        assert candidates_id(connection, [*listed, *listed]) != shared
+        new = MatchDecision(
+            lead_id=1, reason="new", candidates_id=shared, decided_at=old.decided_at
+        )
+        assert candidates_of(connection, new) == listed

@@ -148,17 +148,36 @@ class Lead(SQLModel, table=True):
     converted_at: datetime | None = _utc_column(nullable=True)
 
 
+class MatchCandidates(SQLModel, table=True):
+    """A decision's candidates and their checks, kept once for every decision that came out
+    the same (most leads of a funnel do): `digest` is the SHA-256 of the JSON."""
+
+    __tablename__ = "match_candidates"
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(unique=True, max_length=64)
+    candidates: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+
+
 class MatchDecision(SQLModel, table=True):
-    """Why a lead got a sequence, or none: every candidate and its checks (for `explain`)."""
+    """Why a lead got a sequence, or none: every candidate and its checks (for `explain`).
+
+    The candidates are a MatchCandidates row (`candidates_id`); decisions made before
+    migration 0007 keep theirs inline in `candidates`. Read them with store.decisions.
+    """
 
     __tablename__ = "match_decision"
 
+    # A log: no foreign keys (migration 0007), written with its lead; nothing is deleted.
     id: int | None = Field(default=None, primary_key=True)
-    lead_id: int = Field(foreign_key="lead.id", index=True)
-    funnel_id: int | None = Field(default=None, foreign_key="funnel.id")
-    sequence_id: int | None = Field(default=None, foreign_key="sequence.id")
+    lead_id: int = Field(index=True)
+    funnel_id: int | None = None
+    sequence_id: int | None = None
     reason: str
-    candidates: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    candidates: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSON, nullable=True)
+    )
+    candidates_id: int | None = None
     decided_at: datetime = _utc_column()
 
 
@@ -196,7 +215,7 @@ class Enrollment(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int = Field(foreign_key="lead.id", index=True)
-    sequence_id: int = Field(foreign_key="sequence.id", index=True)
+    sequence_id: int = Field(foreign_key="sequence.id")  # ix_enrollment_stats leads with it
     version: int
     status: str = Field(default="active", max_length=20)
     step_id: str | None = Field(default=None, max_length=100)
@@ -233,10 +252,12 @@ class Execution(SQLModel, table=True):
         Index("ix_execution_channel", "action_type", "status", "started_at"),
     )
 
+    # No foreign keys (migration 0007): the engine writes a row only for an enrollment it
+    # holds, lead and sequence are the enrollment's, and nothing here is ever deleted.
     id: int | None = Field(default=None, primary_key=True)
-    enrollment_id: int = Field(foreign_key="enrollment.id")
-    lead_id: int = Field(foreign_key="lead.id", index=True)
-    sequence_id: int = Field(foreign_key="sequence.id", index=True)
+    enrollment_id: int
+    lead_id: int = Field(index=True)
+    sequence_id: int
     version: int
     step_id: str = Field(max_length=100)
     action_type: str = Field(max_length=40)
@@ -260,7 +281,8 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox_message"
 
     id: int | None = Field(default=None, primary_key=True)
-    execution_id: int | None = Field(default=None, foreign_key="execution.id", unique=True)
+    # No foreign key (migration 0007): written in the transaction that writes its execution.
+    execution_id: int | None = Field(default=None, unique=True)
     channel: str = Field(max_length=20)
     recipient: str = Field(max_length=320)
     subject: str | None = None
