@@ -162,6 +162,9 @@ def transition(job: Job, now: datetime, zone: str) -> dict[str, Any]:
     if job.status == "failed" and spec.failure_policy == "stop":
         reason = f"step {job.step_id} failed: {job.error}"
         return state | {"status": "failed", "finished_at": now, "exit_reason": reason}
+    if job.step is not None and job.step.stop and job.status != "skipped":
+        reason = f"step {job.step.id} ends the sequence"
+        return state | {"status": "completed", "finished_at": now, "exit_reason": reason}
     return state | _advance(job, now, zone)
 
 

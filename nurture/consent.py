@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 
 from nurture.channels.unsubscribe import read_token
 from nurture.contacts import ContactError, normalize_phone
+from nurture.enrollment import stop_enrollments_on_reply
 from nurture.errors import ConfigError, NotFound, NurtureError
 from nurture.store.tables import ConsentEvent, Lead
 
@@ -152,13 +153,16 @@ class Inbound:
     lead: Lead
     opted_out: list[str]
     opted_in: list[str]
+    stopped: list[int]
+    """Enrollments ended because their sequence stops on reply."""
 
 
 def inbound(
     session: Session, lead: Lead, now: datetime, text: str | None = None,
     channel: str = "whatsapp",
 ) -> Inbound:  # fmt: skip
-    """A message from the lead: it opens WhatsApp's 24-hour window; STOP opts out, START back in."""
+    """A message from the lead: it opens WhatsApp's 24-hour window, ends the enrollments whose
+    sequence stops on reply; STOP opts out, START back in."""
     channel = channels_named([channel])[0]
     lead = _locked(session, lead)
     if lead.last_inbound_at is None or lead.last_inbound_at < now:
@@ -168,7 +172,7 @@ def inbound(
     detail = f"replied {text.strip()!r}" if text else None
     out = opt_out(session, lead, [channel], now, "inbound", detail) if word in STOP_WORDS else []
     back = opt_in(session, lead, [channel], now, "inbound", detail) if word in START_WORDS else []
-    return Inbound(lead, out, back)
+    return Inbound(lead, out, back, stop_enrollments_on_reply(session, lead, now))
 
 
 def inbound_from(

@@ -166,6 +166,25 @@ def enroll(
 
 def stop_enrollments_on_conversion(session: Session, lead: Lead, now: datetime) -> list[int]:
     """Stop every live enrollment of the lead whose version stops on conversion; their ids."""
+    return _stop_where(session, lead, now, "stop_on_conversion", True,
+                       status="converted", exit_reason="the lead converted")  # fmt: skip
+
+
+def stop_enrollments_on_reply(session: Session, lead: Lead, now: datetime) -> list[int]:
+    """Stop every live enrollment of the lead whose version stops on reply; their ids."""
+    return _stop_where(session, lead, now, "stop_on_reply", False,
+                       status="stopped", exit_reason="the lead replied")  # fmt: skip
+
+
+def stopped_text(ids: list[int], setting: str) -> str:
+    """`stopped 2 enrollments (stop_on_reply)`, for a command's or a dry run's output."""
+    return f"stopped {len(ids)} enrollment{'s' if len(ids) != 1 else ''} ({setting})"
+
+
+def _stop_where(
+    session: Session, lead: Lead, now: datetime, setting: str, default: bool, **values: Any
+) -> list[int]:
+    """End the lead's live enrollments whose sequence version has `setting` on."""
     rows = session.exec(
         select(Enrollment.id, SequenceVersion.definition)
         .join(
@@ -175,19 +194,18 @@ def stop_enrollments_on_conversion(session: Session, lead: Lead, now: datetime) 
         )
         .where(Enrollment.lead_id == lead.id, col(Enrollment.status).in_(LIVE))
     ).all()
-    stopped = [row_id for row_id, definition in rows if definition.get("stop_on_conversion", True)]
+    stopped = [row_id for row_id, definition in rows if definition.get(setting, default)]
     if stopped:
         session.exec(
             update(Enrollment)
             .where(col(Enrollment.id).in_(stopped), col(Enrollment.status).in_(LIVE))
             .values(
-                status="converted",
                 finished_at=now,
                 updated_at=now,
                 next_run_at=None,
                 lease_owner=None,
                 lease_expires_at=None,
-                exit_reason="the lead converted",
+                **values,
             )
         )
     return stopped

@@ -1,7 +1,7 @@
 """Events in a dry run, applied to the lead through the code `nurture leads ...` uses.
 
 `+2d convert`, `+3d status=Contacted`, `+1d score=80` (or `score=+10`), `+1d tag=replied`,
-`+1d opt-out=sms`, `+1d inbound`; and `+4h fail=send_email` (also a step id, and `*N` for
+`+1d opt-out=sms`, `+1d inbound` (ends a `stop_on_reply` sequence); and `+4h fail=send_email` (also a step id, and `*N` for
 the next N attempts only), which makes the channel fail those sends: retries, then the
 sequence's failure policy.
 """
@@ -12,6 +12,8 @@ from datetime import datetime
 from sqlmodel import Session
 
 from nurture.channels import OutgoingMessage, TemporaryFailure
+from nurture.consent import inbound
+from nurture.enrollment import stopped_text
 from nurture.errors import NurtureError
 from nurture.leads import LeadInput, LeadRules, clean, convert, set_values
 from nurture.spec.actions import MESSAGE_ACTIONS
@@ -90,8 +92,10 @@ def happen(
         stopped = convert(session, lead, now, rules)
         return f"lead converted ({lead.status}); {_stopped(stopped)}"
     if kind == "inbound":
-        set_values(session, lead, {"last_inbound_at": now}, now, rules)
-        return "the lead wrote in"
+        stopped = inbound(session, lead, now).stopped
+        return "the lead wrote in" + (
+            f"; {stopped_text(stopped, 'stop_on_reply')}" if stopped else ""
+        )
     before = lead.converted_at
     set_values(session, lead, _values(lead, kind, value, rules), now, rules)
     session.flush()
@@ -126,4 +130,4 @@ def _described(lead: Lead, kind: str, value: str) -> str:
 def _stopped(ids: list[int]) -> str:
     if not ids:
         return "no enrollment stops on conversion"
-    return f"stopped {len(ids)} enrollment{'s' if len(ids) != 1 else ''} (stop_on_conversion)"
+    return stopped_text(ids, "stop_on_conversion")

@@ -185,10 +185,11 @@ def _end_row(enrollment: Enrollment, spec: SequenceSpec) -> Row:
         return Row(at=at, kind="end", outcome="pending", step=enrollment.step_id,
                    detail=f"next: {enrollment.step_id} at {at:%Y-%m-%d %H:%M} UTC")  # fmt: skip
     notes = ()
-    if enrollment.status in ("converted", "stopped", "failed"):
+    if enrollment.status in ("converted", "stopped", "failed", "completed"):
         ids = [step.id for step in spec.steps]
         start = ids.index(enrollment.step_id) if enrollment.step_id in ids else len(ids)
-        start += enrollment.status == "failed"  # a failed step ran; the ones after it did not
+        # a failed step ran, and so did a step that ends the sequence; the ones after did not
+        start += enrollment.status in ("failed", "completed")
         if ids[start:]:
             notes = ("not run: " + ", ".join(ids[start:]),)
     return Row(

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 from builders import sequence, step
-from enrolling import T0, apply, enroll, executions, lead_of
+from enrolling import T0, apply, enroll, enrollment, executions, lead_of
 from servers import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from serving import serving
 from sqlalchemy import func, select
@@ -207,3 +207,17 @@ def test_the_same_callback_twice_at_once_is_handled_once(sent):
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(receive, range(2)))
     assert len(handled) == 1 and count(sent, ProviderCallback) == 1
+
+
+def test_an_inbound_message_stops_a_sequence_that_stops_on_reply(project, store, store_url):
+    configure(project)
+    apply(store, project, sequence("Texts", step("Hello"), step("Again"), stop_on_reply=True))
+    scripted = enroll(store, "Texts", name="Sam", phone=PHONE)
+    other = enroll(store, "Texts", name="Kim", phone="+12025550101")
+    with serving(project, store_url) as client:
+        answer = signed(client, INBOUND, {"MessageSid": "SMr1", "From": PHONE, "Body": "Hi!"})
+        assert answer.status_code == 200
+    assert (enrollment(store, scripted).status, enrollment(store, scripted).exit_reason) == (
+        "stopped", "the lead replied",
+    )  # fmt: skip
+    assert enrollment(store, other).status == "active"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from builders import sequence, step, write
+from enrolling import T0, apply, drain, enroll, enrollment, executions
 
 from nurture import consent
 from nurture.channels.unsubscribe import make_token
@@ -119,3 +120,39 @@ def test_a_secret_in_nurture_toml_is_refused(project: Path, run):
     result = run("config", "show")
     assert result.exit_code == 1
     assert "twilio.auth_token is a secret: set NURTURE_TWILIO__AUTH_TOKEN" in result.output
+
+
+def test_a_reply_ends_the_enrollments_whose_sequence_stops_on_reply(project: Path, store):
+    later = step("Later", delay_days=1)
+    apply(
+        store, project,
+        sequence("Scripted", step("Hi"), later, stopOnReply=True),  # the seed's camelCase
+        sequence("Steady", step("Hi"), later),
+    )  # fmt: skip
+    scripted = enroll(store, "Scripted", name="Ana Ruiz", phone="+12025550100")
+    steady = enroll(store, "Steady", name="Bo Li", phone="+12025550101")
+    assert drain(store, T0) == 2
+    reply = T0 + timedelta(hours=1)
+    with store.session(immediate=True) as session:
+        ana = consent.inbound_from(session, "+12025550100", "Sounds good, call me?", reply)
+        bo = consent.inbound_from(session, "whatsapp:+12025550101", "thanks", reply, "whatsapp")
+    assert (ana.stopped, bo.stopped) == ([scripted], [])
+    assert drain(store, T0 + timedelta(days=2)) == 1  # only Bo's second text
+    assert [row.step_id for row in executions(store, scripted)] == ["hi"]
+    assert [row.step_id for row in executions(store, steady)] == ["hi", "later"]
+    stopped = enrollment(store, scripted)
+    assert (stopped.status, stopped.exit_reason, stopped.finished_at.replace(tzinfo=UTC)) == (
+        "stopped", "the lead replied", reply,
+    )  # fmt: skip
+    assert enrollment(store, steady).status == "completed"
+
+
+def test_leads_inbound_says_which_enrollments_a_reply_stopped(run_store, project: Path):
+    write(project, "texts.yaml", sequence("Texts", step("Hi"), stop_on_reply=True, funnels=["Web"]))
+    assert run_store("apply", "--yes").exit_code == 0
+    assert run_store("leads", "add", "--funnel", "web", "--name", "Ana Ruiz").exit_code == 0
+    result = run_store("leads", "inbound", "1", "--text", "who is this?")
+    assert result.exit_code == 0, result.output
+    assert "; stopped 1 enrollment (stop_on_reply)." in result.output
+    [row] = json.loads(run_store("enrollments", "list", "--json").stdout)
+    assert row["status"] == "stopped"

@@ -60,6 +60,26 @@ def test_an_inactive_step_is_skipped(store, project):
     assert log(store, enrollment_id) == [("hello", 1, "skipped"), ("after", 1, "sent")]
 
 
+def test_a_stop_step_ends_the_sequence_only_when_its_conditions_hold(store, project):
+    stop = step("Stop for clients", "wait", conditions={"tags": ["client"]}, stop=True)
+    apply(store, project, sequence("Stops", step("Hello"), stop, step("After", delay_days=1)))
+    client = enroll(store, "Stops", name="Ana Ruiz", tags=["client"])
+    prospect = enroll(store, "Stops", name="Bo Li")
+    channel = MemoryChannel()
+    drain(store, T0, channel)
+    drain(store, T0 + timedelta(days=1), channel)
+    assert log(store, client) == [("hello", 1, "sent"), ("stop-for-clients", 1, "done")]
+    ended = enrollment(store, client)
+    assert (ended.status, ended.exit_reason, ended.next_run_at) == (
+        "completed", "step stop-for-clients ends the sequence", None,
+    )  # fmt: skip
+    assert log(store, prospect) == [
+        ("hello", 1, "sent"), ("stop-for-clients", 1, "skipped"), ("after", 1, "sent"),
+    ]  # fmt: skip
+    assert enrollment(store, prospect).exit_reason == "completed"
+    assert channel.bodies() == ["Hi Ana, Hello", "Hi Bo, Hello", "Hi Bo, After"]
+
+
 def retrying(policy: str):
     return sequence(
         "Flaky", step("Hello"), step("Next"),

@@ -198,3 +198,16 @@ def test_a_step_for_converted_leads_in_a_sequence_that_stops_on_conversion(proje
         "lead, and this sequence stops on conversion [never-holds]"
     ]
     assert warnings[0].startswith("sequences/a.yaml:")
+
+
+def test_steps_after_a_step_that_always_stops_are_unreachable(project: Path, run):
+    steps = [step("Hi"), step("Last word", stop=True), step("Never"), step("Nor this")]
+    write(project, "a.yaml", sequence("Alpha", *steps))
+    guarded = step("Stop for clients", "wait", conditions={"tags": ["client"]}, stop=True)
+    write(project, "b.yaml", sequence("Beta", step("Hi"), guarded, step("After")))
+    result, warnings = validate(run, "--strict")
+    assert result.exit_code == 1
+    assert [w for w in warnings if "[unreachable]" in w] == [
+        "sequences/a.yaml:12:3: warning: step last-word always ends the sequence (stop: true "
+        "without conditions), so never, nor-this never run [unreachable]"
+    ]

@@ -4,9 +4,11 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from builders import SEED_WARM_LEAD, sequence, step, write
 
 from nurture.plan import step_changes
+from nurture.spec.models import SequenceSpec
 
 
 @pytest.fixture
@@ -150,3 +152,14 @@ def test_applies_started_together_take_turns(project, store_url):
     assert [code for code, _, err in results] == [0, 0, 0, 0], [err for _, _, err in results]
     applied = [json.loads(out)["applied"] for _, out, _ in results]
     assert applied.count(True) == 1
+
+
+def test_upgrading_nurture_keeps_every_applied_fingerprint():
+    """The fingerprint of a file written for the first format never changes: a new setting
+    with a default (ADDED_LATER) must not make every applied sequence look changed to `plan`."""
+    seed = SequenceSpec.model_validate(yaml.safe_load(SEED_WARM_LEAD))
+    assert seed.fingerprint() == "ed83cd92a52be104d1d1e2a5627f291be04fd14a620cefd10fd55a31ae0fd8d5"
+    assert "stop_on_reply" not in seed.definition()
+    replying = SequenceSpec.model_validate(yaml.safe_load(SEED_WARM_LEAD) | {"stopOnReply": True})
+    assert replying.definition()["stop_on_reply"] is True
+    assert replying.fingerprint() != seed.fingerprint()

@@ -9,6 +9,7 @@ from nurture import consent
 from nurture.cli.context import state
 from nurture.cli.engine import parse_now
 from nurture.cli.output import note
+from nurture.enrollment import stopped_text
 from nurture.leads import find_lead
 
 LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
@@ -51,6 +52,7 @@ def inbound(
         message = f"Lead {row.id} {row.name} last wrote {row.last_inbound_at:%Y-%m-%d %H:%M} UTC"
         message += f"; opted out of {', '.join(result.opted_out)}" if result.opted_out else ""
         message += f"; opted back into {', '.join(result.opted_in)}" if result.opted_in else ""
+        message += f"; {stopped_text(result.stopped, 'stop_on_reply')}" if result.stopped else ""
     note(message + ".")
 
 

@@ -21,7 +21,9 @@ from nurture.spec.window import WEEKDAYS, SendWindow
 LISTS = ("lead_source", "lead_status", "lead_temperature")
 
 
-RULES = ("same-priority", "coverage", "send-window", "never-holds", "whatsapp-window")
+RULES = (
+    "same-priority", "coverage", "send-window", "never-holds", "unreachable", "whatsapp-window",
+)  # fmt: skip
 """Each warning ends with its rule in brackets; `lint_ignore` in nurture.toml silences rules."""
 
 
@@ -60,6 +62,22 @@ def _sequence_warnings(file: SequenceFile, converting: set[str]) -> Iterator[Dia
     for index, step in enumerate(file.spec.steps):
         if step.conditions is not None:
             yield from _never(file, index, step.conditions, converting)
+    yield from _unreachable(file)
+
+
+def _unreachable(file: SequenceFile) -> Iterator[Diagnostic]:
+    """Steps after a step that always ends the sequence (`stop: true`, active, no condition)."""
+    steps = file.spec.steps
+    for index, step in enumerate(steps[:-1]):
+        unconditional = step.conditions is None or not step.conditions.model_dump(exclude_none=True)
+        if step.stop and step.active and unconditional:
+            after = ", ".join(later.id for later in steps[index + 1 :])
+            message = (
+                f"step {step.id} always ends the sequence (stop: true without conditions), so "
+                f"{after} never run{'s' if index + 2 == len(steps) else ''}"
+            )
+            yield _warn(file, ("steps", index, "stop"), message, "unreachable")
+            return
 
 
 def _delays(file: SequenceFile, window: SendWindow) -> Iterator[Diagnostic]:

@@ -22,6 +22,10 @@ FailurePolicy = Literal["continue", "stop"]
 STEP_ID = r"^[a-z0-9][a-z0-9_-]*$"
 UNVERSIONED = frozenset({"tests", "active", "funnels"})
 """Changing these makes no new version: they say where and whether a sequence runs, not what."""
+ADDED_LATER: dict[str, Any] = {"stop_on_reply": False}
+STEP_ADDED_LATER: dict[str, Any] = {"stop": False}
+"""Settings (of a sequence, of a step) newer than the first format, left out of a definition at
+their default: upgrading nurture must not make every applied sequence look changed."""
 
 
 class StepBase(SpecModel):
@@ -43,6 +47,11 @@ class StepBase(SpecModel):
     delay_minutes: int = Field(0, ge=0, le=3650 * 24 * 60)
     conditions: StepConditions | None = None
     active: bool = True
+    stop: bool = Field(
+        False,
+        description="End the enrollment after this step runs (with conditions: stop only when "
+        "they hold; a skipped step never stops).",
+    )
 
     @model_validator(mode="after")
     def _default_id(self) -> Self:
@@ -160,6 +169,10 @@ class SequenceSpec(SpecModel):
         2.0, ge=1.0, le=10.0, description="Each retry waits this many times longer."
     )
     stop_on_conversion: bool = True
+    stop_on_reply: bool = Field(
+        False,
+        description="A message from the lead (an inbound SMS or WhatsApp) ends the enrollment.",
+    )
     manual_advance: bool = False
     re_entry: ReEntry = "never"
     send_window: SendWindow | None = None
@@ -229,7 +242,14 @@ class SequenceSpec(SpecModel):
 
     def definition(self) -> dict[str, Any]:
         """What runs to a lead, versioned: all but the test cases, the active flag and the funnels."""
-        return self.model_dump(mode="json", exclude=UNVERSIONED)
+        definition = self.model_dump(mode="json", exclude=UNVERSIONED)
+        for part, added in [(definition, ADDED_LATER)] + [
+            (step, STEP_ADDED_LATER) for step in definition["steps"]
+        ]:
+            for key, default in added.items():
+                if part.get(key) == default:
+                    del part[key]
+        return definition
 
     def fingerprint(self) -> str:
         """A hash of the definition: equal fingerprints, nothing to apply."""
