@@ -1,9 +1,9 @@
 """Events in a dry run, applied to the lead through the code `nurture leads ...` uses.
 
 `+2d convert`, `+3d status=Contacted`, `+1d score=80` (or `score=+10`), `+1d tag=replied`,
-`+1d opt-out=sms`, `+1d inbound` (ends a `stop_on_reply` sequence); and `+4h fail=send_email` (also a step id, and `*N` for
-the next N attempts only), which makes the channel fail those sends: retries, then the
-sequence's failure policy.
+`+1d opt-out=sms`, `+1d inbound` (ends a `stop_on_reply` sequence); and `+4h fail=send_email`
+(also a step id, and `*N` for the next N attempts only), which makes the channel fail those
+sends: retries, then the sequence's failure policy.
 """
 
 from dataclasses import dataclass, field

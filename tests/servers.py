@@ -1,6 +1,7 @@
 """Real local servers for channel tests: SMTP (aiosmtpd, with STARTTLS, implicit TLS and AUTH),
 Twilio's Messages API, and a plain HTTP receiver for Slack and webhooks."""
 
+import asyncio
 import base64
 import json
 import socket
@@ -73,9 +74,9 @@ def local_tls(tmp_path: Path) -> Tls:
 @contextmanager
 def smtp_server(
     mailbox: Mailbox, *, tls: Tls | None = None, implicit: bool = False,
-    users: dict[str, str] | None = None,
+    users: dict[str, str] | None = None, port: int | None = None,
 ) -> Iterator[int]:  # fmt: skip
-    """An SMTP server on 127.0.0.1 for the block; its port."""
+    """An SMTP server on 127.0.0.1 (on `port`, else a free one) for the block; its port."""
     options: dict[str, Any] = {}
     if tls is not None and implicit:
         options["ssl_context"] = tls.server
@@ -92,13 +93,37 @@ def smtp_server(
             return AuthResult(success=ok, handled=False)  # aiosmtpd replies 535 on failure
 
         options |= {"authenticator": authenticate, "auth_required": True}
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port, **options)
+    port = port or free_port()
+    controller = Relay(mailbox, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:
         yield port
     finally:
+        controller.hang_up()
         controller.stop()
+
+
+class Relay(Controller):
+    """aiosmtpd's controller that also hangs up on clients still connected when it stops
+    (nurture keeps its connections open between messages), as a relay going down does."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: list[Any] = []
+
+    def factory(self):
+        protocol = super().factory()
+        self.sessions.append(protocol)
+        return protocol
+
+    def hang_up(self) -> None:
+        async def close() -> None:
+            for protocol in self.sessions:
+                if protocol.transport is not None:
+                    protocol.transport.abort()
+            await asyncio.sleep(0.01)  # the transports finish closing on the loop
+
+        asyncio.run_coroutine_threadsafe(close(), self.loop).result(timeout=5)
 
 
 # HTTP ---------------------------------------------------------------------------------------

@@ -214,3 +214,32 @@ def test_a_kind_without_a_provider_fails_saying_what_to_configure():
         channels["email"].send(message())
     note = OutgoingMessage(channel="notification", recipient="coach", body="hi", key="1:n:1")
     assert channels["notification"].send(note).provider_id == "stored-1:n:1"  # the store has it
+
+
+def test_a_sender_keeps_its_connection_for_a_burst(tmp_path):
+    tls, mailbox = local_tls(tmp_path), Mailbox()
+    with smtp_server(mailbox, tls=tls, users={"coach": "s3cret"}) as port:
+        login = {"security": "starttls", "username": "coach", "ca_file": tls.ca_file}
+        channel = SmtpChannel(
+            smtp(port, **login, password="s3cret", messages_per_connection=3), unsubscribe()
+        )
+        results = [channel.send(message(key=f"7:hi:{n}")) for n in range(1, 8)]
+    assert channel.opened == 3 and mailbox.logins == ["coach"] * 3  # 3 + 3 + 1 messages
+    assert [m["Message-ID"] for m in mailbox.messages] == [r.provider_id for r in results]
+
+
+def test_a_connection_the_relay_dropped_is_replaced_before_a_message_goes():
+    first, second = Mailbox(), Mailbox()
+    with smtp_server(first) as port:
+        channel = SmtpChannel(smtp(port), unsubscribe())
+        channel.send(message(key="7:hi:1"))
+    with smtp_server(second, port=port):  # the relay restarted: the kept connection is dead
+        channel.send(message(key="7:hi:2"))
+        assert channel.opened == 2
+        second.reply = "550 5.1.1 No such user here"
+        with pytest.raises(PermanentFailure):
+            channel.send(message(key="7:hi:3"))
+        second.reply = None
+        channel.send(message(key="7:hi:4"))  # a failed send closed its connection: a new one
+        assert channel.opened == 3
+    assert [len(first.messages), len(second.messages)] == [1, 2]

@@ -28,6 +28,13 @@ class SmtpConfig(ChannelConfig):
     reply_to: str | None = None
     timeout: float = Field(30.0, gt=0)
     ca_file: Path | None = Field(None, description="CA bundle for a relay with a private CA.")
+    messages_per_connection: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Each sender keeps its connection open for this many messages (1: a new "
+        "connection for every message).",
+    )
 
     @property
     def effective_port(self) -> int:
