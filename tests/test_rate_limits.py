@@ -1,7 +1,11 @@
 """Per-channel rate limits: sends spaced 1/rate apart across senders, Retry-After pauses all."""
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from builders import sequence, step, write
@@ -9,11 +13,20 @@ from enrolling import T0, apply, enroll, executions
 from sqlalchemy import select
 from test_daemon import sent_counts, start, stop, wait_until
 
-from nurture.channels import OutgoingMessage, TemporaryFailure
+from nurture.channels import OutgoingMessage, TemporaryFailure, channels_for
+from nurture.channels.config import Providers
 from nurture.channels.memory import MemoryChannel
-from nurture.channels.ratelimit import RateLimited, RateLimiter, batch_within
+from nurture.channels.ratelimit import (
+    LONGEST_PAUSE,
+    RateLimited,
+    RateLimiter,
+    SharedRateLimiter,
+    batch_within,
+)
 from nurture.dispatch import run_due
-from nurture.store.tables import Execution
+from nurture.store import slots
+from nurture.store.db import open_store
+from nurture.store.tables import ChannelSlot, Execution
 from nurture.testing import enroll_many
 
 
@@ -83,3 +96,120 @@ def test_a_daemon_spreads_a_burst_and_status_shows_the_backlog(project, run_stor
 
 def daemon_seen(run_store) -> bool:
     return bool(json.loads(run_store("status", "--json").stdout)["workers"])
+
+
+# Shared by every daemon on the store: each send reserves its slot in the `channel_slot` table.
+
+SMS = OutgoingMessage(channel="sms", recipient="+1", body="hi", key="1:a:1")
+
+
+def daemons(count: int, work: Callable[[int], None]) -> None:
+    """Run `work(n)` for n in range(count) in threads, as daemons would run side by side."""
+    failures: list[BaseException] = []
+
+    def run_one(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as problem:  # reported below, in the test's thread
+            failures.append(problem)
+
+    threads = [threading.Thread(target=run_one, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+def test_daemons_on_one_store_reserve_slots_a_rate_apart(store_url: str):
+    reserved: list[list[slots.Slot]] = [[], []]
+
+    def reserve_twenty(n: int) -> None:
+        with open_store(store_url) as store:  # an engine of its own, as another daemon has
+            reserved[n] += [slots.reserve(store, "sms", 0.1) for _ in range(20)]
+
+    daemons(2, reserve_twenty)
+    times = sorted(slot.at for slot in reserved[0] + reserved[1])
+    assert all(later - earlier >= 0.1 - 1e-4 for earlier, later in pairwise(times))
+    assert times[-1] - times[0] >= 3.9 - 1e-4  # 40 sends at 10 a second, whoever sends them
+
+
+def test_two_daemons_sending_at_once_keep_to_one_rate_together(store_url: str):
+    rate, each = 40.0, 10
+    sent_at: list[float] = []
+
+    def stamp(message: OutgoingMessage) -> None:
+        sent_at.append(time.time())
+
+    def send_ten(_n: int) -> None:
+        with open_store(store_url) as store:
+            channel = RateLimited(
+                MemoryChannel(behaviour=stamp), SharedRateLimiter(store, "sms", rate)
+            )
+            for _ in range(each):
+                channel.send(SMS)
+
+    started = time.time()
+    daemons(2, send_ten)
+    # No send before its slot (load only makes them later): the i-th goes i/rate or more after
+    # the start, so the 20 take (20 - 1)/rate at least. 5 ms for the store's clock (SQLite's
+    # counts milliseconds).
+    assert len(sent_at) == 2 * each
+    for i, at in enumerate(sorted(sent_at)):
+        assert at - started >= i / rate - 0.005, (i, at - started)
+
+
+def test_retry_after_from_one_daemon_pauses_the_channel_for_every_daemon(store_url: str):
+    def busy(message: OutgoingMessage) -> None:
+        raise TemporaryFailure("Twilio 20429: Too Many Requests", retry_after=7)
+
+    with open_store(store_url) as first, open_store(store_url) as second:
+        told = RateLimited(MemoryChannel(behaviour=busy), SharedRateLimiter(first, "sms", 10.0))
+        with pytest.raises(TemporaryFailure):
+            told.send(SMS)
+        waits: list[float] = []
+        other = SharedRateLimiter(second, "sms", 10.0, sleep=waits.append)
+        other.wait()
+        assert 6.0 < waits[0] <= 7.0  # not 0.1 s: the provider's pause, on the other daemon too
+        SharedRateLimiter(second, "email", 10.0, sleep=waits.append).wait()
+        assert len(waits) == 1  # email was not paused
+
+        SharedRateLimiter(first, "sms", 10.0).pause(3600)
+        other.wait()
+        assert waits[1] <= LONGEST_PAUSE  # a longer pause is the retry's, not the channel's
+
+
+def test_run_reserves_the_sends_of_a_limited_channel_in_the_store(store, project):
+    apply(store, project, sequence("Texts", step("Hello")))
+    for i in range(3):
+        enroll(store, "Texts", email=f"lead{i}@example.com")
+    providers = Providers(rate_limits={"sms": 1000})
+    channels = channels_for("outbox", store, providers)
+    assert isinstance(channels["sms"].limiter, SharedRateLimiter)
+    assert not hasattr(channels["email"], "limiter")  # no rate, no limiter
+    assert isinstance(channels_for("outbox", providers=providers)["sms"].limiter, RateLimiter)
+    assert run_due(store, T0, worker="w", channels=channels) == 3
+    with store.begin() as connection:
+        [row] = connection.execute(select(ChannelSlot.channel, ChannelSlot.next_slot_at)).all()
+    assert row.channel == "sms" and row.next_slot_at > time.time() - 60
+
+
+def test_two_daemons_on_one_store_send_a_burst_at_the_shared_rate(project, run_store, store):
+    write(project, "texts.yaml", sequence("Texts", step("Hello")))
+    assert run_store("apply", "--yes").exit_code == 0
+    (project / "nurture.toml").write_text('timezone = "UTC"\n[rate_limits]\nsms = 10\n')
+    pair = [start(project, store.url, "--batch", "5") for _ in range(2)]
+    try:
+        wait_until(lambda: len(json.loads(run_store("status", "--json").stdout)["workers"]) == 2)
+        enroll_many(store, 40, datetime.now(UTC) - timedelta(minutes=1))
+        wait_until(lambda: sum(sent_counts(store).values()) == 40)
+    finally:
+        logs = [stop(daemon) for daemon in pair]
+    executed = [json.loads(line)["executed"] for out, err in logs for line in (out + err).splitlines()
+                if line.startswith("{") and json.loads(line)["event"] == "stopped"]  # fmt: skip
+    assert sum(executed) == 40 and all(n > 0 for n in executed), executed
+    with store.begin() as connection:
+        started = connection.execute(select(Execution.started_at)).scalars().all()
+    # Each daemon alone would send its 20 at 10 a second (4 batches, 1.5 s apart); together
+    # they send 40 at 10 a second: the last batch is claimed after 40 - 2 * 5 sends at least.
+    assert max(started) - min(started) >= timedelta(seconds=2.5)

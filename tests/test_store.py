@@ -23,7 +23,7 @@ from nurture.store.tables import Funnel, MatchDecision, include_object
 TABLES = {"sequence", "sequence_version", "step", "funnel", "funnel_assignment", "alembic_version"}
 TABLES |= {"lead", "match_decision", "enrollment", "execution", "outbox_message", "task"}
 TABLES |= {"appointment", "notification", "worker", "consent_event"}
-TABLES |= {"api_token", "ingest_key", "provider_callback", "match_candidates"}
+TABLES |= {"api_token", "ingest_key", "provider_callback", "match_candidates", "channel_slot"}
 UNREACHABLE = "postgresql+psycopg://nurture:s3cret@127.0.0.1:1/nurture"
 
 

@@ -88,8 +88,9 @@ def channels_for(
     """Every kind of message through the channel called `name` (console, outbox, memory, live).
 
     `live` sends through the providers configured in `providers` (settings.providers), and
-    `providers.rate_limits` spaces the sends of every channel. `store` is for channels that
-    keep state there; the outbox needs none (the completion writes its rows).
+    `providers.rate_limits` spaces the sends of every channel: through `store` when given, so
+    every daemon on it shares the rate (nurture.channels.ratelimit). The outbox needs no store
+    of its own (the completion writes its rows).
     """
     from nurture.channels import console, live, memory, outbox, ratelimit
 
@@ -104,4 +105,4 @@ def channels_for(
         channels = dict.fromkeys(KINDS, makers[name]())
     else:
         raise ConfigError(f"unknown channel {name!r}: use one of console, outbox, live, memory")
-    return ratelimit.limited(channels, providers.rate_limits if providers else {})
+    return ratelimit.limited(channels, providers.rate_limits if providers else {}, store)

@@ -92,7 +92,7 @@ class UnsubscribeConfig(ChannelConfig):
 RateLimits = dict[
     Literal["whatsapp", "sms", "email", "notification"], Annotated[float, Field(gt=0)]
 ]
-"""Messages per second for each kind of message (per daemon)."""
+"""Messages per second for each kind of message, shared by every daemon on the store."""
 
 
 class Providers(BaseModel):

@@ -3,20 +3,36 @@
 Each send waits for its slot, so the senders of a batch spread a burst instead of getting the
 account blocked; the due steps not yet claimed wait in the store, where `nurture status` shows
 them as lag. A provider's `Retry-After` pauses the whole channel, not just the one message.
+
+With a store (`nurture run`) the slots are reserved in it (SharedRateLimiter), so every daemon
+on the store keeps to one rate together; without one (a channel built for a single call or
+test) they are kept in the process (RateLimiter).
 """
 
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 from nurture.channels import Channel, OutgoingMessage, SendResult, TemporaryFailure
+from nurture.store import slots
+from nurture.store.db import Store
 
 LONGEST_PAUSE = 60.0
 """A provider asking for a longer pause gets it through the retry of that one step instead."""
 
 
+class Limiter(Protocol):
+    """What a rate-limited channel waits on: RateLimiter or SharedRateLimiter."""
+
+    def wait(self) -> float: ...
+
+    def pause(self, seconds: float) -> None: ...
+
+
 class RateLimiter:
-    """Slots `1 / rate` seconds apart, shared by every thread that sends on the channel."""
+    """Slots `1 / rate` seconds apart, shared by every thread of this process that sends on
+    the channel."""
 
     def __init__(
         self,
@@ -45,10 +61,35 @@ class RateLimiter:
             self.next_slot = max(self.next_slot, self.clock() + min(seconds, LONGEST_PAUSE))
 
 
+class SharedRateLimiter:
+    """Slots `1 / rate` seconds apart, reserved in the store: shared by every daemon on it.
+
+    Each wait is one short transaction (nurture.store.slots) and the sleep comes after it.
+    """
+
+    def __init__(
+        self, store: Store, channel: str, rate: float, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self.store, self.channel = store, channel
+        self.interval = 1.0 / rate
+        self.sleep = sleep
+
+    def wait(self) -> float:
+        """Block until this caller's slot; how long it waited."""
+        waited = slots.reserve(self.store, self.channel, self.interval).wait
+        if waited > 0:
+            self.sleep(waited)
+        return waited
+
+    def pause(self, seconds: float) -> None:
+        """No slot for any daemon before `seconds` from now (a 429's Retry-After)."""
+        slots.pause(self.store, self.channel, min(seconds, LONGEST_PAUSE))
+
+
 class RateLimited:
     """A channel whose sends wait for the limiter."""
 
-    def __init__(self, channel: Channel, limiter: RateLimiter) -> None:
+    def __init__(self, channel: Channel, limiter: Limiter) -> None:
         self.channel, self.limiter = channel, limiter
 
     def send(self, message: OutgoingMessage) -> SendResult:
@@ -61,12 +102,21 @@ class RateLimited:
             raise
 
 
-def limited(channels: Mapping[str, Channel], rates: Mapping[str, float]) -> dict[str, Channel]:
-    """Each kind of message through its channel, behind its own limiter where it has a rate."""
-    return {
-        kind: RateLimited(channel, RateLimiter(rates[kind])) if rates.get(kind) else channel
-        for kind, channel in channels.items()
-    }
+def limited(
+    channels: Mapping[str, Channel], rates: Mapping[str, float], store: Store | None = None
+) -> dict[str, Channel]:
+    """Each kind of message through its channel, behind its own limiter where it has a rate:
+    slots reserved in `store` when there is one, else in this process."""
+    wrapped = dict(channels)
+    for kind, rate in rates.items():
+        if kind in wrapped:
+            wrapped[kind] = RateLimited(wrapped[kind], limiter(kind, rate, store))
+    return wrapped
+
+
+def limiter(kind: str, rate: float, store: Store | None = None) -> Limiter:
+    """The limiter of one kind of message: shared through `store`, or this process's own."""
+    return SharedRateLimiter(store, kind, rate) if store is not None else RateLimiter(rate)
 
 
 BATCH_SECONDS = 10.0

@@ -48,4 +48,6 @@ def status(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
     out.print(f"enrollments: {counts or 'none'}")
     if report["rate_limits"]:
         limits = ", ".join(f"{kind} {rate:g}/s" for kind, rate in report["rate_limits"].items())
-        out.print(f"rate limits (per daemon): {limits}; a burst waits in the store as lag")
+        out.print(
+            f"rate limits (shared by every daemon): {limits}; a burst waits in the store as lag"
+        )

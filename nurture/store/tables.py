@@ -347,6 +347,16 @@ class Worker(SQLModel, table=True):
     executed: int = 0
 
 
+class ChannelSlot(SQLModel, table=True):
+    """A kind of message's next free send slot, reserved by every daemon on the store (the
+    shared rate limit: see nurture.store.slots). Seconds since the epoch, by the store's clock."""
+
+    __tablename__ = "channel_slot"
+
+    channel: str = Field(primary_key=True, max_length=20)
+    next_slot_at: float
+
+
 class ApiToken(SQLModel, table=True):
     """A bearer token of the HTTP API: only its SHA-256 is kept (the token is shown once)."""
 
