@@ -17,6 +17,7 @@ from nurture.channels.config import (
 )
 from nurture.errors import ConfigError, ProjectNotFound
 from nurture.spec.diagnostics import did_you_mean
+from nurture.spec.lint import LintRule
 from nurture.spec.window import TimeZoneName
 
 PROJECT_FILE = "nurture.toml"
@@ -75,15 +76,15 @@ class Settings(BaseSettings):
     phone_region: str | None = Field(
         None, description="Country code (e.g. 'US') for phone numbers written without +."
     )
-    channel: str = Field(
+    channel: Literal["outbox", "console", "live", "memory"] = Field(
         "outbox",
         description="Where `nurture run` sends messages: outbox, console, or live (the providers).",
     )
     batch: int = Field(500, ge=1, description="Due steps claimed per batch by `nurture run`.")
     senders: int = Field(8, ge=1, description="Concurrent channel sends per batch.")
-    lint_ignore: list[
-        Literal["same-priority", "coverage", "send-window", "never-holds", "whatsapp-window"]
-    ] = Field(default_factory=list, description="Lint rules `nurture validate` does not report.")
+    lint_ignore: list[LintRule] = Field(
+        default_factory=list, description="Lint rules `nurture validate` does not report."
+    )
     coach: CoachSettings = Field(default_factory=CoachSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     email: SmtpConfig | None = None

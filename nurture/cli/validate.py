@@ -1,5 +1,6 @@
 """`nurture validate`: every problem of every sequence file, as `file:line:column: message`."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -18,17 +19,21 @@ def validate(
         None, help="Sequence files or folders (default: the project's sequences folder)."
     ),
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    strict: bool = typer.Option(False, "--strict", help="Warnings fail too (exit 1)."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Warnings are errors: reported as such, and they fail (exit 1)."
+    ),
 ) -> None:
     """Check sequence files: YAML, keys and values, templates, unique names; lint warnings.
 
-    Exit 1 on errors (and on warnings with --strict)."""
+    Exit 1 on errors (and on warnings with --strict, which makes them errors)."""
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
     result = check_files(targets, coach_keys=coach_keys)
     ignore, conversion_statuses = _lint_settings()
     result.diagnostics = silenced(result.diagnostics, ignore)
     result.diagnostics += lint(result.sequences, ignore, conversion_statuses)
+    if strict:
+        result.diagnostics = [replace(d, severity="error") for d in result.diagnostics]
     diagnostics = result.diagnostics  # paths already relative to the working directory
     if json:
         print_json(_as_json(result, diagnostics))
@@ -36,7 +41,7 @@ def validate(
         for diagnostic in diagnostics:
             typer.echo(str(diagnostic))  # plain echo: no rich markup in users' text
         note(_summary(result, diagnostics))
-    if not result.valid or (strict and diagnostics):
+    if not result.valid:
         raise typer.Exit(1)
 
 

@@ -8,6 +8,7 @@ condition that can never hold.
 
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 from nurture.spec.actions import MESSAGE_ACTIONS
 from nurture.spec.conditions import StepConditions, TriggerConditions
@@ -21,9 +22,10 @@ from nurture.spec.window import WEEKDAYS, SendWindow
 LISTS = ("lead_source", "lead_status", "lead_temperature")
 
 
-RULES = (
-    "same-priority", "coverage", "send-window", "never-holds", "unreachable", "whatsapp-window",
-)  # fmt: skip
+LintRule = Literal[
+    "same-priority", "coverage", "send-window", "never-holds", "unreachable", "whatsapp-window"
+]
+RULES: tuple[str, ...] = get_args(LintRule)
 """Each warning ends with its rule in brackets; `lint_ignore` in nurture.toml silences rules."""
 
 
