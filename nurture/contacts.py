@@ -17,13 +17,17 @@ class ContactError(ValueError):
 
 
 def normalize_email(text: str) -> str:
-    """The normalised address; ContactError says what is wrong."""
+    """The normalised address, lower-cased; ContactError says what is wrong.
+
+    Lower case whole: mail systems treat `Ana@Example.com` and `ana@example.com` as one mailbox,
+    and so must the upsert by email, or one person becomes two leads who get every message twice.
+    """
     address = text.strip()
     plain = _plain_email(address)
     if plain is not None:
-        return plain
+        return plain.lower()
     try:
-        return validate_email(address, check_deliverability=False).normalized
+        return validate_email(address, check_deliverability=False).normalized.lower()
     except EmailNotValidError as error:
         raise ContactError(f"invalid email {text!r}: {error}") from None
 

@@ -117,17 +117,30 @@ def _json_rows(text: str) -> Iterator[Row]:
         yield Row(number, data)
 
 
+SCALARS = (str, int, float, bool)
+
+
 def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
-    """The row's funnel and lead data, by header."""
+    """The row's funnel and lead data, by header; NurtureError names a value of the wrong shape
+    (JSON lines can hold lists and objects where a CSV cell cannot)."""
     if "__error__" in data:
         raise NurtureError(data["__error__"])
-    given: dict[str, Any] = {"fields": dict(data.pop("fields", None) or {})}
+    fields = data.pop("fields", None)
+    if fields is not None and not isinstance(fields, dict):
+        raise NurtureError(f"fields: wants an object of custom fields, got {_shape(fields)}")
+    given: dict[str, Any] = {"fields": {}}
+    for name, value in (fields or {}).items():
+        given["fields"][name] = _field_value(f"fields.{name}", value)
     for header, value in data.items():
         key = header_key(header)
+        if value is None:
+            continue  # as an empty CSV cell: not given
         if key.startswith("fields."):
-            given["fields"][key.removeprefix("fields.")] = value
+            given["fields"][key.removeprefix("fields.")] = _field_value(header, value)
+        elif key == "tags" and isinstance(value, list):
+            given[key] = [_scalar(header, tag, "a tag") for tag in value if tag is not None]
         else:
-            given[key] = value if isinstance(value, list) else str(value)
+            given[key] = _scalar(header, value, "a single value")
     first, last = given.pop("first", None), given.pop("last", None)
     if "name" not in given and (first or last):
         given["name"] = " ".join(part for part in (first, last) if part)
@@ -135,6 +148,27 @@ def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
         given["tags"] = given["tags"].replace(";", ",").split(",")
     funnel = given.pop("funnel", None)
     return funnel, LeadInput(**given)
+
+
+def _scalar(header: str, value: Any, wanted: str) -> str:
+    if isinstance(value, SCALARS):
+        return str(value)
+    raise NurtureError(f"{header}: wants {wanted}, got {_shape(value)}")
+
+
+def _field_value(header: str, value: Any) -> Any:
+    """A custom field's value: a text, number or true/false, or a list of them."""
+    if isinstance(value, SCALARS) or value is None:
+        return value
+    if isinstance(value, list) and all(isinstance(item, SCALARS) for item in value):
+        return value
+    raise NurtureError(
+        f"{header}: wants a text, number, true/false or a list of them, got {_shape(value)}"
+    )
+
+
+def _shape(value: Any) -> str:
+    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
 
 
 def _phones(rows: list[Row]) -> list[str]:
@@ -158,6 +192,7 @@ class Importer:
         self.lists: dict[str, int] = {}  # stored candidate lists: digest to id
         self.enrollments: dict[tuple[int, str | None], dict[str, Any]] = {}
         self.by_key: dict[str, Lead | dict[str, Any]] = {}
+        self.rows_by_key: dict[str, int] = {}  # the file's row that named each key first
         self.result = ImportResult()
         self.writer: ThreadPoolExecutor | None = None
         self.writing: Future[None] | None = None
@@ -177,6 +212,7 @@ class Importer:
                 if progress:
                     progress(min((number + 1) * BATCH, len(rows)), len(rows))
             self._settle()
+        self.result.errors.sort(key=lambda error: error.row)
         return self.result
 
     def _settle(self) -> None:
@@ -187,7 +223,9 @@ class Importer:
 
     def _batch(self, rows: list[Row], default: Funnel | None) -> None:
         self.result.rows += len(rows)
-        parsed = [item for row in rows if (item := self._parse(row, default))]
+        parsed = [
+            item for row in rows if (item := self._parse(row, default)) and self._first(*item[:2])
+        ]
         self._settle()  # the session is free again: the previous batch is in
         self._load_existing([values for _, values, _ in parsed])
         fresh: list[dict[str, Any]] = []
@@ -220,6 +258,20 @@ class Importer:
         except NurtureError as problem:
             self._error(row, str(problem))
             return None
+
+    def _first(self, row: Row, values: dict[str, Any]) -> bool:
+        """Whether this row is the first of the file with its key (external id, else email): a
+        second one would overwrite the first, and every re-run would again."""
+        key, what = next(
+            ((values[k], label) for k, label in (("external_id", "external id"),
+             ("email", "email")) if values.get(k)), (None, None),
+        )  # fmt: skip
+        if key is None:
+            return True
+        first = self.rows_by_key.setdefault(key, row.number)
+        if first != row.number:
+            self._error(row, f"{what} {key} is on row {first} already: one row per lead")
+        return first == row.number
 
     def _error(self, row: Row, message: str) -> None:
         self.result.errors.append(RowError(row.number, message))

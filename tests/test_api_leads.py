@@ -66,7 +66,7 @@ def test_the_webhook_stores_matches_and_enrolls_at_once(api):
     assert datetime.fromisoformat(body["firstStep"]["dueAt"]) >= before.replace(microsecond=0)
     lead = api.get("/api/leads/crm-17", headers=api.admin).json()
     assert lead["name"] == "Dr. Ana Ruiz" and lead["firstName"] == "Ana"
-    assert lead["email"] == "Ana@example.com" and lead["funnel"] == "Website"
+    assert lead["email"] == "ana@example.com" and lead["funnel"] == "Website"
     assert lead["fields"] == {"goal": "strength"} and lead["score"] == 50
     assert [(e["sequence"], e["status"], e["stepId"]) for e in lead["enrollments"]] == [
         ("Welcome", "active", "hi")

@@ -9,8 +9,9 @@ from nurture.contacts import ContactError, normalize_email, normalize_phone, pho
 
 
 def validator(address: str) -> str | None:
+    """email-validator's normalisation, lower-cased whole as nurture keeps addresses."""
     try:
-        return validate_email(address, check_deliverability=False).normalized
+        return validate_email(address, check_deliverability=False).normalized.lower()
     except EmailNotValidError:
         return None
 
@@ -54,6 +55,11 @@ def test_every_address_normalises_as_email_validator_does(local: str, domain: st
 )
 def test_edge_addresses_match_email_validator(address: str):
     assert ours(address) == validator(address)
+
+
+def test_one_mailbox_is_one_address_whatever_the_case():
+    assert normalize_email(" Ana.Ruiz@Example.COM ") == "ana.ruiz@example.com"
+    assert normalize_email("JOSÉ@example.com") == normalize_email("josé@example.com")
 
 
 def test_a_bad_email_says_why():

@@ -118,16 +118,28 @@ def test_json_lines_upsert_by_external_id_and_by_email(nurture, project):
     assert bo["score"] == 35
 
 
-def test_a_lead_twice_in_one_file_is_created_then_updated(nurture, project):
+def test_a_lead_twice_in_one_file_is_rejected_the_second_time(nurture, project):
+    """A second row for a lead would overwrite the first on every run: the file could never
+    import to "nothing changed". It is reported, whatever case the email is written in."""
     path = project / "leads.csv"
-    path.write_text("name,email,score\nAna,ana@example.com,10\nAna Ruiz,ana@example.com,20\n")
+    path.write_text(
+        "name,email,score,external_id\nAna,Ana@Example.com,10,\nAna Ruiz,ana@example.com,20,\n"
+        "Bo,bo@example.com,5,crm-1\nBo Li,bo.li@example.com,6,crm-1\n"
+    )
     result = import_json(nurture, path, "--funnel", "website")
-    assert (result["created"], result["updated"]) == (1, 1)
-    [ana] = leads(nurture)
-    assert (ana["name"], ana["score"]) == ("Ana Ruiz", 20)
+    assert (result["created"], result["updated"]) == (2, 0)
+    assert result["errors"] == [
+        {"row": 3, "message": "email ana@example.com is on row 2 already: one row per lead"},
+        {"row": 5, "message": "external id crm-1 is on row 4 already: one row per lead"},
+    ]
+    assert [(lead["name"], lead["email"], lead["score"]) for lead in leads(nurture)] == [
+        ("Ana", "ana@example.com", 10), ("Bo", "bo@example.com", 5),
+    ]  # fmt: skip
+    again = import_json(nurture, path, "--funnel", "website")
+    assert (again["created"], again["updated"], again["unchanged"]) == (0, 0, 2)
 
 
-def test_batches_written_while_the_next_is_read_see_each_other(nurture, project, monkeypatch):
+def test_batches_written_while_the_next_is_read(nurture, project, monkeypatch):
     """One row a batch: on Postgres each batch is written while the next one is read."""
     monkeypatch.setattr("nurture.imports.BATCH", 1)
     path = project / "leads.csv"
@@ -138,13 +150,11 @@ def test_batches_written_while_the_next_is_read_see_each_other(nurture, project,
         encoding="utf-8",
     )
     result = import_json(nurture, path)
-    assert (result["created"], result["updated"], result["enrolled"]) == (2, 1, 2)
-    assert [error["row"] for error in result["errors"]] == [3]
+    assert (result["created"], result["updated"], result["enrolled"]) == (2, 0, 2)
+    assert [error["row"] for error in result["errors"]] == [3, 5]
     assert "no funnel 'nowhere'" in result["errors"][0]["message"]
-    assert [(lead["name"], lead["score"]) for lead in leads(nurture)] == [
-        ("Ana Ruiz", 20),
-        ("Cy", 50),
-    ]
+    assert "on row 2 already" in result["errors"][1]["message"]
+    assert [(lead["name"], lead["score"]) for lead in leads(nurture)] == [("Ana", 10), ("Cy", 50)]
 
 
 def test_a_row_without_a_funnel_is_rejected(nurture, project):

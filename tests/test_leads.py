@@ -29,7 +29,7 @@ def test_add_enrolls_at_once_and_says_why(nurture):
         nurture, "--email", "Ana@Example.COM", "--temperature", "warm", "--tz", "Europe/Madrid"
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Added lead 1 Dr. Ana Ruiz <Ana@example.com>.\n")
+    assert result.stdout.startswith("Added lead 1 Dr. Ana Ruiz <ana@example.com>.\n")
     assert "Enrolled in Welcome (the only matching sequence); first step hi at " in result.stdout
     shown = json.loads(nurture("leads", "show", "1", "--json").stdout)
     assert shown["first_name"] == "Ana" and shown["timezone"] == "Europe/Madrid"
