@@ -4,6 +4,7 @@ from datetime import datetime
 
 from sqlmodel import Session, delete, select
 
+from nurture.enrollment import stop_enrollments_of
 from nurture.plan import Plan, SequenceChange
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
@@ -118,8 +119,10 @@ def ensure_funnels(session: Session, names_by_slug: dict[str, str], now: datetim
 
 
 def _delete(session: Session, slug: str, now: datetime) -> None:
-    """Soft delete: the versions stay for history; the sequence leaves every funnel."""
+    """Soft delete: the versions stay for history; the sequence leaves every funnel, and its
+    leads in flight stop (nothing more is sent for a sequence that is gone)."""
     row = session.exec(select(Sequence).where(Sequence.slug == slug)).one()
     row.deleted_at, row.active, row.updated_at = now, False, now
     session.add(row)
     session.exec(delete(FunnelAssignment).where(FunnelAssignment.sequence_id == row.id))
+    stop_enrollments_of(session, row.id, now)

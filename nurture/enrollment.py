@@ -196,19 +196,32 @@ def _stop_where(
     ).all()
     stopped = [row_id for row_id, definition in rows if definition.get(setting, default)]
     if stopped:
-        session.exec(
-            update(Enrollment)
-            .where(col(Enrollment.id).in_(stopped), col(Enrollment.status).in_(LIVE))
-            .values(
-                finished_at=now,
-                updated_at=now,
-                next_run_at=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                **values,
-            )
-        )
+        _end(session, col(Enrollment.id).in_(stopped), now, **values)
     return stopped
+
+
+def stop_enrollments_of(session: Session, sequence_id: int, now: datetime) -> int:
+    """Stop the live enrollments of a deleted sequence; how many."""
+    return _end(session, Enrollment.sequence_id == sequence_id, now,
+                status="stopped", exit_reason="the sequence was deleted")  # fmt: skip
+
+
+def _end(session: Session, which: Any, now: datetime, **values: Any) -> int:
+    """End the live enrollments `which` selects (a lease in flight loses: its completion is
+    guarded by the `running` status); how many."""
+    result = session.exec(
+        update(Enrollment)
+        .where(which, col(Enrollment.status).in_(LIVE))
+        .values(
+            finished_at=now,
+            updated_at=now,
+            next_run_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            **values,
+        )  # fmt: skip
+    )
+    return result.rowcount
 
 
 def in_flight(session: Session, sequence_ids: Iterable[int]) -> dict[int, int]:

@@ -180,3 +180,21 @@ def test_plan_counts_in_flight_enrollments(nurture, project, store):
     assert "      affects 2 in-flight enrollments" in result.stdout
     [change] = json.loads(nurture("plan", "--json").stdout)["sequences"]
     assert change["in_flight"] == 2
+
+
+def test_deleting_a_sequence_stops_its_leads_in_flight(nurture, project, store):
+    apply(nurture, project, sequence("Welcome", step("Hi"), funnels=["web"]))
+    apply(nurture, project, sequence("Other", step("Hi"), funnels=["ads"]))
+    _, welcomed = arrive(store, phone="+12025550100")
+    _, other = arrive(store, funnel="ads", email="bo@example.com", phone="+12025550101")
+    (project / "sequences" / "welcome.yaml").unlink()
+    assert "      stops 1 in-flight enrollment" in nurture("plan", "--prune").stdout
+    assert nurture("apply", "--prune", "--yes").exit_code == 0
+    with store.session() as session:
+        stopped, going = session.get(Enrollment, welcomed.id), session.get(Enrollment, other.id)
+        assert (stopped.status, stopped.exit_reason, stopped.next_run_at) == (
+            "stopped", "the sequence was deleted", None,
+        )  # fmt: skip
+        assert going.status == "active"
+    ran = nurture("run", "--once", "--channel", "console", "--now", "2030-01-01T00:00:00Z")
+    assert ran.exit_code == 0 and ran.stdout.count("[sms]") == 1  # only Other's lead hears

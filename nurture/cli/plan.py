@@ -104,7 +104,8 @@ def _show_change(change: SequenceChange) -> None:
     out.print(f"{_MARKS[change.action]} [bold]{escape(change.name)}[/]{where}{version}")
     if change.in_flight and change.action in ("update", "delete"):
         plural = "enrollment" if change.in_flight == 1 else "enrollments"
-        out.print(f"      affects {change.in_flight} in-flight {plural}")
+        verb = "stops" if change.action == "delete" else "affects"
+        out.print(f"      {verb} {change.in_flight} in-flight {plural}")
     if change.action == "drift":
         out.print("      in the store but no sequence file has this name")
     for field in change.fields:
