@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from nurture.errors import NotFound, NurtureError
 from nurture.plan import Plan
 from nurture.project import Project, did_you_mean
-from nurture.spec.edit import chain, edit_text, set_key
+from nurture.spec.edit import chain, drop_key, edit_text, set_key
 from nurture.spec.names import slugify
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
 from nurture.sync import change_files
@@ -136,7 +136,8 @@ def duplicate(
         raise NurtureError(f"{target} already exists")
     text = edit_text(
         source.path.read_text(encoding="utf-8"),
-        chain(set_key("name", new_name), set_key("active", False)),
+        # the cases are the original's: they expect it, not the copy, to take their leads
+        chain(set_key("name", new_name), set_key("active", False), drop_key("tests")),
     )
     if session is None:
         target.write_text(text, encoding="utf-8")

@@ -235,3 +235,16 @@ def test_when_the_store_write_fails_the_file_is_put_back(project, store, monkeyp
     with pytest.raises(OSError), store.session(immediate=True) as session:
         catalog.set_active(session, files, "Alpha", False, datetime.now(UTC))
     assert path.read_bytes() == before
+
+
+def test_a_copy_leaves_the_test_cases_with_the_original(nurture, project, run):
+    cases = (
+        "tests:\n  - name: a website lead gets the hello\n    lead: {name: Ana}\n"
+        "    funnel: website\n    expect: {chosen: true, steps: [hello]}\n"
+    )
+    write(project, "alpha.yaml", COMMENTED + cases)
+    nurture("apply", "--yes")
+    assert nurture("sequences", "duplicate", "Alpha", "Alpha Copy").exit_code == 0
+    assert "tests" not in yaml.safe_load((project / "sequences" / "alpha-copy.yaml").read_text())
+    tested = run("test")  # the original's case still passes: the inactive copy has none
+    assert tested.exit_code == 0 and "1 passed in" in tested.output

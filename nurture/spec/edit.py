@@ -68,6 +68,15 @@ def set_key(key: str, value: object) -> Edit:
     return change
 
 
+def drop_key(key: str) -> Edit:
+    """Remove a top-level key, if there."""
+
+    def change(doc: CommentedMap) -> None:
+        doc.pop(key, None)
+
+    return change
+
+
 def _insert_position(doc: CommentedMap) -> int:
     keys = list(doc)
     for anchor in _AFTER:
