@@ -21,10 +21,12 @@ class Slot:
 
 
 @lru_cache(maxsize=256)
-def _holidays(country: str, year: int) -> dict[date, str]:
+def _holidays(calendar: str, year: int) -> dict[date, str]:
+    """The holidays of `US` or `GB-ENG` (a country and one of its subdivisions)."""
     import holidays
 
-    return dict(holidays.country_holidays(country, years=year))
+    country, _, subdivision = calendar.partition("-")
+    return dict(holidays.country_holidays(country, subdiv=subdivision or None, years=year))
 
 
 def holiday_name(country: str | None, day: date) -> str | None:

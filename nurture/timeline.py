@@ -149,6 +149,10 @@ def _what(
     session: Session, execution: Execution, spec: SequenceSpec, message: OutgoingMessage | None
 ) -> str:
     """The rendered message, or the effect in a few words."""
+    if message is not None and message.template:
+        variables = message.template.get("variables") or {}
+        filled = ", ".join(f"{{{{{name}}}}}={value}" for name, value in variables.items())
+        return f"to {message.recipient}: template {message.template['content_sid']} {filled}"
     if message is not None:
         subject = f"Subject: {message.subject}\n" if message.subject else ""
         return f"to {message.recipient}: {subject}{message.body}"

@@ -23,11 +23,12 @@ def choose(
     last_inbound_at: datetime | None,
     now: datetime,
 ) -> tuple[str, dict[str, Any] | None]:
-    """(body, template) to send: free text inside the window, else the template."""
+    """(body, template) to send: free text inside the window, else the template (and no body:
+    the free text does not go, so nothing shows or stores it as sent)."""
     if text and in_window(last_inbound_at, now):
         return text, None
     if template is not None:
-        return text or "", template
+        return "", template
     last = (
         f"last message {last_inbound_at:%Y-%m-%d %H:%M} UTC" if last_inbound_at else "never wrote"
     )

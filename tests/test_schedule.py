@@ -2,6 +2,8 @@
 
 from datetime import UTC, datetime
 
+import pytest
+
 from nurture.schedule import fit_window, step_due
 from nurture.spec.models import SequenceSpec
 from nurture.spec.window import SendWindow
@@ -70,3 +72,18 @@ def test_only_messages_wait_for_the_window():
     assert step_due(saturday_night, spec.steps[1], spec, None, "UTC").at == utc(
         "2026-11-29T00:00:00Z"
     )
+
+
+def test_a_subdivision_closes_its_own_holidays_too():
+    easter_monday = utc("2025-04-21T10:00:00+01:00")
+    uk = SendWindow(days="mon-fri", start="09:00", end="18:00", holidays="gb")
+    england = SendWindow(days="mon-fri", start="09:00", end="18:00", holidays="gb-eng")
+    assert england.holidays == "GB-ENG"
+    assert fit_window(easter_monday, uk, "Europe/London", "UTC").at == easter_monday
+    slot = fit_window(easter_monday, england, "Europe/London", "UTC")
+    assert slot.at == utc("2025-04-22T09:00:00+01:00")
+    assert slot.reasons[0] == "2025-04-21 is a holiday in GB-ENG (Easter Monday)"
+    with pytest.raises(
+        ValueError, match=r"GB has no subdivision 'XX' .*\(one of ENG, NIR, SCT, WLS\)"
+    ):
+        SendWindow(holidays="GB-XX")

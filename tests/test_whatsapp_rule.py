@@ -51,8 +51,8 @@ TEMPLATE = {"content_sid": "HX" + "0" * 32, "variables": {}}
 @pytest.mark.parametrize(
     ("wrote", "chosen"),
     [(timedelta(hours=23, minutes=59), ("hi", None)),
-     (timedelta(hours=24), ("hi", TEMPLATE)),
-     (None, ("hi", TEMPLATE))],
+     (timedelta(hours=24), ("", TEMPLATE)),  # the free text does not go: no body
+     (None, ("", TEMPLATE))],
 )  # fmt: skip
 def test_free_text_only_inside_the_window(wrote, chosen):
     assert choose("hi", TEMPLATE, NOW - wrote if wrote else None, NOW) == chosen

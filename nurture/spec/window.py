@@ -66,20 +66,31 @@ def check_time_zone(name: str) -> str:
 
 
 @cache
-def _holiday_countries() -> frozenset[str]:
+def _holiday_countries() -> dict[str, list[str]]:
     import holidays
 
-    return frozenset(holidays.list_supported_countries())
+    return holidays.list_supported_countries()
 
 
 def check_country(code: str) -> str:
-    """An upper-case country code that has a holiday calendar, else ValueError."""
-    upper = code.strip().upper()
-    if upper not in _holiday_countries():
+    """`US`, or a country with one of its subdivisions, `GB-ENG` (England's bank holidays,
+    which the UK-wide calendar lacks), as a holiday calendar knows them; else ValueError."""
+    country, _, part = code.strip().partition("-")
+    country = country.upper()
+    if country not in _holiday_countries():
         raise ValueError(
-            f"no holiday calendar for country code {code!r} (use e.g. 'US', 'ES', 'GB')"
+            f"no holiday calendar for country code {code!r} (use e.g. 'US', 'ES', 'GB-ENG')"
         )
-    return upper
+    if not part:
+        return country
+    parts = _holiday_countries()[country]
+    found = next((p for p in parts if p.casefold() == part.strip().casefold()), None)
+    if found is None:
+        raise ValueError(
+            f"{country} has no subdivision {part!r} with its own holidays (one of "
+            f"{', '.join(parts) or 'none'})"
+        )
+    return f"{country}-{found}"
 
 
 TimeZoneName = Annotated[str, AfterValidator(check_time_zone)]
@@ -99,7 +110,9 @@ class SendWindow(SpecModel):
     end: ClockTime = time(18, 0)
     timezone: TimeZoneName | None = Field(None, description="Used when the lead has no time zone.")
     holidays: Annotated[str, AfterValidator(check_country)] | None = Field(
-        None, description="Country code whose public holidays are closed, e.g. 'US'."
+        None,
+        description="Country code whose public holidays are closed, e.g. 'US', or a country "
+        "and subdivision, e.g. 'GB-ENG', 'US-CA', 'AU-NSW'.",
     )
 
     @model_validator(mode="after")
