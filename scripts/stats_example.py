@@ -15,6 +15,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlmodel import select
+
 from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure
 from nurture.channels.memory import MemoryChannel
 from nurture.dispatch import run_due
@@ -84,8 +86,8 @@ def main(folder: Path) -> None:
                     funnel, data = a_lead(number, chance)
                     add_lead(session, data, funnel, arrivals[number], rules)
                     number += 1
-                live = session.query(Enrollment.lead_id).filter(Enrollment.status == "active")
-                for (lead_id,) in live.all():
+                live = select(Enrollment.lead_id).where(Enrollment.status == "active")
+                for lead_id in session.exec(live).all():
                     if chance.random() < 0.0015:
                         convert(session, session.get(Lead, lead_id), now, rules)
             while run_due(store, now, worker="example", channels=channels, senders=1):

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 import threading
 from datetime import timedelta
 
@@ -134,6 +135,18 @@ def test_logs_newest_first_with_filters(run_store, store, project):
     assert "Fay Kim" in retried and "rate limited" in retried
     since = json.loads(run_store("logs", "--since", "2025-03-04", "--json").output)
     assert len(since) == 6 and all(e["started_at"] >= "2025-03-04" for e in since)
+    assert since[0]["started_at"].startswith("2025-03-") and "T" in since[0]["started_at"]
+
+
+def test_logs_in_a_narrow_terminal_or_a_pipe_keep_one_line_an_entry(
+    run_store, store, project, monkeypatch
+):
+    monkeypatch.setattr(output.out, "width", 80)
+    histories.build(store, project)
+    lines = run_store("logs", "--status", "failed").output.splitlines()
+    assert len(lines) == 2 and lines[1] == "      no email address"
+    assert re.fullmatch(r"\d+  2025-03-\d\d \d\d:\d\d  failed  Dan Poe › .+ › tip \(attempt 1, lag .+\)",
+                        lines[0])  # fmt: skip
 
 
 def test_follow_streams_new_entries_as_they_land(store, project):

@@ -1,6 +1,7 @@
 """Where output goes: data to stdout, messages to stderr; `--json` prints data only."""
 
 import json
+from datetime import date, datetime, time
 from typing import Any
 
 from rich.console import Console
@@ -12,7 +13,18 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def print_json(data: Any) -> None:
     """Machine output: one JSON document on stdout."""
-    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    print(json_text(data, indent=2))
+
+
+def json_text(data: Any, indent: int | None = None) -> str:
+    """JSON with times in ISO 8601 (`2026-12-01T09:00:00+00:00`, as the HTTP API writes them)."""
+    return json.dumps(data, indent=indent, default=_plain, ensure_ascii=False)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
 
 
 def error(message: str) -> None:

@@ -1,6 +1,5 @@
 """`nurture stats`, `nurture logs`, `nurture report`: how sequences perform, what ran, as HTML."""
 
-import json as json_lib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,7 +13,7 @@ from nurture import logs as log_service
 from nurture import sequences
 from nurture.cli import figures
 from nurture.cli.context import state
-from nurture.cli.output import note, out, print_json
+from nurture.cli.output import json_text, note, out, print_json
 from nurture.leads import find_funnel, find_lead
 from nurture.report import StatsRequest, gather, render_html, report_data
 from nurture.stats import Window, parse_when
@@ -84,7 +83,13 @@ def logs(
         filters = _filters(session, sequence, step, lead, funnel, status, since)
         entries = log_service.recent(session, filters, limit)
     if not follow:
-        print_json(entries) if json else out.print(_log_table(entries))
+        if json:
+            print_json(entries)
+        elif out.width >= WIDE or not entries:
+            out.print(_log_table(entries))
+        else:  # a table of nine columns wraps every cell in a narrow terminal or a pipe
+            for entry in entries:
+                out.print(_log_lines(entry), highlight=False)
         return
     for entry in reversed(entries):
         _print_entry(entry, json)
@@ -131,15 +136,35 @@ def _log_cells(entry: dict[str, Any]) -> list[str]:
 def _log_table(entries: list[dict[str, Any]]) -> Table | str:
     if not entries:
         return "no executions match"
-    shown = Table(*LOG_COLUMNS, "error", box=box.SIMPLE_HEAD)
+    shown = Table(box=box.SIMPLE_HEAD)
+    for name in LOG_COLUMNS:
+        shown.add_column(name, no_wrap=name in ("id", "started (UTC)", "attempt", "status"))
+    shown.add_column("error", overflow="fold")
     for entry in entries:
         shown.add_row(*_log_cells(entry), escape(entry["error"] or ""))
     return shown
 
 
+WIDE = 120
+"""Columns the log table needs; a narrower terminal (or a pipe) gets two lines an entry."""
+
+
+def _log_lines(entry: dict[str, Any]) -> str:
+    """`1056  2026-10-23 15:00  failed  Ben › Warm Lead Welcome › free-guide (attempt 1, lag
+    0m)`, and the error indented below."""
+    started = entry["started_at"]
+    when = f"{started:%Y-%m-%d %H:%M}" if started else "-"
+    lag = figures.cell("lag_seconds", entry["lag_seconds"])
+    line = (
+        f"{entry['id']}  {when}  {entry['status']}  {entry['lead']} › {entry['sequence']} › "
+        f"{entry['step_id']} (attempt {entry['attempt']}, lag {lag})"
+    )
+    return escape(line + (f"\n      {entry['error']}" if entry["error"] else ""))
+
+
 def _print_entry(entry: dict[str, Any], json: bool) -> None:
     if json:
-        print(json_lib.dumps(entry, default=str, ensure_ascii=False), flush=True)
+        print(json_text(entry), flush=True)
         return
     error = f"  {entry['error']}" if entry["error"] else ""
     out.print(escape("  ".join(_log_cells(entry)) + error))
