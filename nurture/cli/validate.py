@@ -31,7 +31,7 @@ def validate(
     result = check_files(targets, coach_keys=coach_keys)
     ignore, conversion_statuses = _lint_settings()
     result.diagnostics = silenced(result.diagnostics, ignore)
-    result.diagnostics += lint(result.sequences, ignore, conversion_statuses)
+    result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=result.valid)
     if strict:
         result.diagnostics = [replace(d, severity="error") for d in result.diagnostics]
     diagnostics = result.diagnostics  # paths already relative to the working directory
