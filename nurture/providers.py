@@ -1,6 +1,7 @@
 """The configured providers, as `nurture channels` sees them: check each without sending a
 message, or send one test message through one of them."""
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from nurture.channels.config import Providers
 from nurture.channels.live import EmailNotification, StoredOnly, Unconfigured, provider
 from nurture.contacts import ContactError, normalize_email, normalize_phone
 from nurture.errors import NurtureError
+from nurture.spec.actions import CONTENT_SID
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,18 @@ def send_test(
 ) -> SendResult:  # fmt: skip
     """Send one real test message through `kind` to `to`; the provider's id."""
     [kind] = _kinds([kind])
+    if kind != "notification" and not to.strip():
+        raise NurtureError(f"--to: give the {_ADDRESSES[kind]} to send the test {kind} message to")
+    if template and not re.match(CONTENT_SID, template):
+        raise NurtureError(
+            f"--template {template!r}: an approved template's SID is HX and 32 hex digits"
+        )
     channel = provider(kind, providers)
+    if isinstance(channel, StoredOnly):
+        raise NurtureError(
+            "no notification provider is configured (notifications are only stored): add "
+            "[notifications] with slack_webhook_url, webhook_url or email_to"
+        )
     stamp = f"{now:%Y-%m-%d %H:%M} UTC"
     message = OutgoingMessage(
         channel=kind,
@@ -71,6 +84,9 @@ def send_test(
         return channel.send(message)
     except (TemporaryFailure, PermanentFailure) as failure:
         raise NurtureError(f"the test {kind} message did not go: {failure}") from None
+
+
+_ADDRESSES = {"email": "email address", "sms": "phone number", "whatsapp": "WhatsApp number"}
 
 
 def _address(kind: str, to: str, region: str | None) -> str:

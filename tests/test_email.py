@@ -190,6 +190,21 @@ def test_channels_check_says_what_is_missing(project: Path, run):
     assert "not configured (add [twilio] with sms_from" in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(("email",), "--to: give the email address to send the test email message to"),
+     (("notification", "--to", "x"), "no notification provider is configured (notifications"),
+     (("whatsapp", "--to", "+447400123456", "--template", "bogus"), "--template 'bogus': an")],
+)  # fmt: skip
+def test_send_test_refuses_what_cannot_be_a_real_test(project: Path, run, args, said):
+    (project / "nurture.toml").write_text(
+        '[email]\nhost = "127.0.0.1"\nfrom_address = "coach@example.com"\n'
+        '[twilio]\naccount_sid = "AC' + "0" * 32 + '"\nwhatsapp_from = "+15550001111"\n'
+    )
+    result = run("channels", "send-test", *args)
+    assert result.exit_code == 1 and f"error: {said}" in result.output
+
+
 def test_notifications_can_go_to_the_coach_by_email_without_an_unsubscribe_link():
     from nurture.channels.config import NotificationsConfig
 

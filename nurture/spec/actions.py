@@ -35,10 +35,14 @@ MESSAGE_ACTIONS = frozenset(
 )
 
 
+CONTENT_SID = r"^HX[0-9a-fA-F]{32}$"
+"""An approved WhatsApp template's Twilio content SID."""
+
+
 class WhatsAppTemplate(SpecModel):
     """An approved WhatsApp template: its Twilio content SID and the variables filled from the lead."""
 
-    content_sid: str = Field(pattern=r"^HX[0-9a-fA-F]{32}$")
+    content_sid: str = Field(pattern=CONTENT_SID)
     variables: dict[str, str] = Field(default_factory=dict)
 
 
