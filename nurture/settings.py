@@ -16,7 +16,7 @@ from nurture.channels.config import (
     UnsubscribeConfig,
 )
 from nurture.errors import ConfigError, ProjectNotFound
-from nurture.spec.diagnostics import did_you_mean
+from nurture.spec.diagnostics import did_you_mean, error_message
 from nurture.spec.lint import LintRule
 from nurture.spec.window import TimeZoneName
 
@@ -194,5 +194,5 @@ def _secret_fields() -> list[tuple[str, str]]:
 
 
 def _describe(error: ValidationError, path: Path) -> str:
-    problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+    problems = [f"{'.'.join(map(str, e['loc']))}: {error_message(e)}" for e in error.errors()]
     return f"{path} (or NURTURE_* environment): " + "; ".join(problems)

@@ -76,3 +76,22 @@ def test_an_unknown_setting_is_an_error_with_a_hint(layered: Path):
         ConfigError, match="unknown setting 'sequence_dir' .did you mean 'sequences_dir'"
     ):
         load_settings(layered)
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "said"),
+    [('[twilio]\naccount_sid = "AC' + "0" * 32 + '"\nsms_from = "hello"\n', {},
+      "twilio.sms_from: 'hello' is not a number in E.164"),
+     ('[email]\nhost = "x"\nfrom_address = "a@b.co"\n', {"NURTURE_EMAIL__PASSWORD": "pw"},
+      "email: a password is set (NURTURE_EMAIL__PASSWORD) but no username"),
+     ('channel = "lve"\n', {}, "channel: unknown value 'lve' (did you mean 'live'?)")],
+)  # fmt: skip
+def test_settings_that_would_fail_later_fail_when_they_load(
+    project, run, monkeypatch, toml, env, said
+):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with (project / "nurture.toml").open("a") as file:
+        file.write(toml)
+    result = run("config", "show")
+    assert result.exit_code == 1 and said in result.output

@@ -5,10 +5,19 @@ Secrets (SecretStr fields) come only from the environment or `.env`
 (`NURTURE_EMAIL__PASSWORD`, `NURTURE_TWILIO__AUTH_TOKEN`, ...): nurture.toml is committed.
 """
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 
 class ChannelConfig(BaseModel):
@@ -40,15 +49,36 @@ class SmtpConfig(ChannelConfig):
     def effective_port(self) -> int:
         return self.port or {"starttls": 587, "tls": 465, "none": 25}[self.security]
 
+    @model_validator(mode="after")
+    def _login_whole(self) -> "SmtpConfig":
+        if self.password is not None and not self.username:
+            raise ValueError(
+                "a password is set (NURTURE_EMAIL__PASSWORD) but no username: SMTP logs in "
+                "with both, so give [email] username too"
+            )
+        return self
+
+
+def _e164(number: str) -> str:
+    if not re.fullmatch(r"\+[1-9][0-9]{6,14}", number):
+        raise ValueError(
+            f"{number!r} is not a number in E.164: +, the country code and the number, no "
+            "spaces (e.g. +15017122661)"
+        )
+    return number
+
+
+E164 = Annotated[str, AfterValidator(_e164)]
+
 
 class TwilioConfig(ChannelConfig):
     """SMS and WhatsApp through Twilio's Messages API."""
 
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     auth_token: SecretStr | None = None
-    sms_from: str | None = Field(None, description="The sending number (E.164).")
+    sms_from: E164 | None = Field(None, description="The sending number (E.164).")
     messaging_service_sid: str | None = Field(None, pattern=r"^MG[0-9a-fA-F]{32}$")
-    whatsapp_from: str | None = Field(None, description="The WhatsApp sender (E.164).")
+    whatsapp_from: E164 | None = Field(None, description="The WhatsApp sender (E.164).")
     api_url: str = Field("https://api.twilio.com", description="Only for proxies and tests.")
     timeout: float = Field(30.0, gt=0)
 

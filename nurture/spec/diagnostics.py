@@ -102,7 +102,7 @@ class _Explainer:
             return loc, self.unknown_key(loc)
         if kind in ("union_tag_invalid", "union_tag_not_found"):
             return loc + ("action_type",), _action_type_problem(details)
-        return loc, f"{self.field(loc)}: {_message(details)}"
+        return loc, f"{self.field(loc)}: {error_message(details)}"
 
     def field(self, loc: Loc) -> str:
         """The field an error is about, as the file spells it: `leadScore`, `leadSource[1]`."""
@@ -155,7 +155,8 @@ class _Explainer:
         return f" (a{owner} {self.field(loc[:-1])} takes: {', '.join(snake)})" if snake else ""
 
 
-def _message(details: ErrorDetails) -> str:
+def error_message(details: ErrorDetails) -> str:
+    """pydantic's message for one error, said plainly (sequence files and settings)."""
     kind, message, found = details["type"], details["msg"], details["input"]
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return f"expected a mapping (key: value), found {kind_of(found)}"
