@@ -97,7 +97,7 @@ def test_inbound_stop_by_phone_number_for_the_http_api(nurture, store_url):
 def test_config_show_masks_secrets(project: Path, run):
     (project / "nurture.toml").write_text(
         '[email]\nhost = "smtp.example.com"\nfrom_address = "coach@example.com"\n'
-        "[rate_limits]\nemail = 5\n"
+        'username = "coach@example.com"\n[rate_limits]\nemail = 5\n'
     )
     (project / ".env").write_text("NURTURE_EMAIL__PASSWORD=hunter2\n")
     result = run("config", "show")
