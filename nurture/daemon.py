@@ -1,6 +1,7 @@
 """The daemon: APScheduler ticks dispatch, lease rescue and heartbeats; lead state stays in the store."""
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -58,6 +59,9 @@ class Daemon:
         self.executed = 0
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+        # A tick still draining (a long, rate-limited batch) makes APScheduler skip the next one
+        # and warn each time; that is the design, not news. Job errors still log (executors).
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
     def log(self, event: str, **fields: Any) -> None:
         """One line per event: `event key=value ...`, or a JSON object with --log-format json."""
