@@ -122,7 +122,12 @@ def test_a_message_a_provider_refuses_for_good_alerts_the_coach(receiver):
         )
         sms = channels_for("live", providers=providers)["sms"]
         text = OutgoingMessage(
-            channel="sms", recipient=INVALID_NUMBER, body="hi", key="5:hello:1", lead_id=4
+            channel="sms",
+            recipient=INVALID_NUMBER,
+            body="hi",
+            key="5:hello:1",
+            lead_id=4,
+            execution_id=12,
         )
         with pytest.raises(PermanentFailure, match="21211"):
             sms.send(text)
@@ -130,6 +135,7 @@ def test_a_message_a_provider_refuses_for_good_alerts_the_coach(receiver):
     assert alert["subject"] == "nurture: a sms message failed"
     assert alert["message"].startswith(f"sms to {INVALID_NUMBER} failed for good: Twilio 21211")
     assert alert["key"] == "alert.5:hello:1" and alert["lead_id"] == 4
+    assert alert["execution_id"] == 12  # the failed step's
 
 
 def test_webhook_check_sends_a_head_request_and_tells_a_missing_endpoint(receiver):

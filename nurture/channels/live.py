@@ -72,6 +72,7 @@ class Alerting:
             f"(lead {message.lead_id}, execution {message.key})",
             key=f"alert.{message.key}",
             lead_id=message.lead_id,
+            execution_id=message.execution_id,  # the failed step's, for the receiver to look up
         )
         # The step's own failure is in the log; the alert is a courtesy that must not fail it.
         with suppress(Exception):
