@@ -59,8 +59,8 @@ class Failures:
 
     def add(self, target: str, text: str) -> str:
         target, _, times = target.partition("*")
-        if not times.strip().isdigit() and times:
-            raise InvalidEvent(f"{text!r}: write fail=STEP or fail=STEP*N (N attempts)")
+        if times and (not times.strip().isdigit() or int(times) < 1):
+            raise InvalidEvent(f"{text!r}: write fail=STEP or fail=STEP*N (N attempts, 1 or more)")
         messages = {action.value for action in MESSAGE_ACTIONS}
         if target not in messages and self.actions.get(target) not in messages:
             raise InvalidEvent(

@@ -120,3 +120,13 @@ def test_bad_input_is_a_clear_error(project: Path, run):
     (project / "lead.yaml").write_text("- not a mapping\n")
     not_mapping = run("test", "welcome", "--lead", "lead.yaml")
     assert "expected a mapping of lead fields" in not_mapping.output
+    (project / "lead.bin").write_bytes(b"\xdd\x00\xff")
+    binary = run("test", "welcome", "--lead", "lead.bin")
+    assert (
+        binary.exit_code == 1 and "error: --lead lead.bin: cannot read it as text" in binary.output
+    )
+    never = run("test", "welcome", *lead, "--event", "+1d fail=send_sms*0")
+    assert never.exit_code == 1 and "(N attempts, 1 or more)" in never.output
+    junit = run("test", "welcome", *lead, "--junit", "report.xml")
+    assert junit.exit_code == 1 and "--junit reports test cases" in junit.output
+    assert not (project / "report.xml").exists()

@@ -20,6 +20,7 @@ from nurture.junit import write_junit
 from nurture.leads import LeadRules
 from nurture.project import Project as ProjectFiles
 from nurture.spec.cases import CaseLead
+from nurture.spec.diagnostics import error_message
 from nurture.spec.durations import parse_duration
 from nurture.spec.window import check_time_zone
 
@@ -54,6 +55,8 @@ def test(
             raise NurtureError("give the lead: --lead FILE (or -) or --lead-field key=value")
         _cases(project, sequence, junit, json)
         return
+    if junit is not None:
+        raise NurtureError("--junit reports test cases: run `nurture test` without a lead")
     scenario = Scenario(
         lead=lead_input(_lead(lead, lead_field or []), _zone(tz)), start=_start(start),
         sequence=sequence, funnel=funnel, events=tuple(event or []), until=_until(until),
@@ -110,7 +113,9 @@ def _lead(source: str | None, pairs: list[str]) -> CaseLead:
         return CaseLead.model_validate(data)
     except ValidationError as error:
         where = f"--lead {source}" if source else "--lead-field"
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {error_message(e)}" for e in error.errors()
+        )
         raise NurtureError(f"{where}: {problems}") from None
 
 
@@ -119,7 +124,10 @@ def _aliases() -> set[str]:
 
 
 def _read_lead(source: str) -> dict[str, Any]:
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise NurtureError(f"--lead {source}: cannot read it as text: {error}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -74,7 +74,8 @@ def summary(run: DryRun, seconds: float) -> str:
     for row in steps:
         counts[row.outcome] = counts.get(row.outcome, 0) + 1
     said = ", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "no step ran"
-    span = (run.rows[-1].at - run.rows[0].at) if run.rows else None
+    happened = [row for row in run.rows if row.outcome != "pending"]  # not the step due next
+    span = (happened[-1].at - happened[0].at) if happened else None
     simulated = f"{span.days}d {span.seconds // 3600}h simulated" if span else "nothing simulated"
     return f"{run.status}: {said} ({simulated} in {seconds:.2f}s; nothing was sent)"
 
