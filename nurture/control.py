@@ -10,12 +10,15 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from nurture.errors import InvalidState, NotFound
+from nurture.enrollment import OPEN
+from nurture.errors import InvalidState, NotFound, NurtureError
+from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.names import slugify
 from nurture.store.tables import Enrollment, Execution, Lead, Sequence, SequenceVersion
 
 CONTROL_STEP = "@control"
 FINISHED = frozenset({"completed", "converted", "stopped", "failed"})
+STATUSES = (*OPEN, *sorted(FINISHED))
 
 
 def list_enrollments(
@@ -28,9 +31,18 @@ def list_enrollments(
         .join(Sequence, col(Sequence.id) == Enrollment.sequence_id)
         .order_by(col(Enrollment.id).desc())
     )
-    if sequence is not None:
-        query = query.where((Sequence.slug == slugify(sequence)) | (Sequence.name == sequence))
+    if sequence is not None:  # a deleted sequence's enrollments too
+        named = (Sequence.slug == slugify(sequence)) | (Sequence.name == sequence)
+        if session.exec(select(Sequence.id).where(named)).first() is None:
+            names = list(session.exec(select(Sequence.name)))
+            raise NotFound(f"no sequence {sequence!r} in the store" + did_you_mean(sequence, names))
+        query = query.where(named)
     if status is not None:
+        if status not in STATUSES:
+            raise NurtureError(
+                f"unknown status {status!r}"
+                + (did_you_mean(status, STATUSES) or f" (one of {', '.join(STATUSES)})")
+            )
         query = query.where(Enrollment.status == status)
     return [_row(e, lead, name) for e, lead, name in session.exec(query)]
 

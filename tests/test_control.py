@@ -4,7 +4,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from builders import sequence, step
+from builders import sequence, step, write
 from enrolling import apply, enroll, enrollment, executions
 from sqlalchemy import select
 
@@ -127,3 +127,16 @@ def test_tasks_appointments_and_notifications_commands(nurture, opened, project)
     assert "Check-in" in nurture("appointments", "list").stdout
     notes = json.loads(nurture("notifications", "list", "--json").stdout)
     assert [n["message"] for n in notes] == ["New lead"]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [(("--status", "actve"), "unknown status 'actve' (did you mean 'active'?)"),
+     (("--status", "bogus"), "unknown status 'bogus' (one of active, running, paused, unknown,"),
+     (("--sequence", "Welcom"), "no sequence 'Welcom' in the store (did you mean 'Welcome'?)")],
+)  # fmt: skip
+def test_an_unknown_filter_is_an_error_not_an_empty_list(nurture, project, args, said):
+    write(project, "welcome.yaml", sequence("Welcome", step("Hi")))
+    assert nurture("apply", "--yes").exit_code == 0
+    result = nurture("enrollments", "list", *args)
+    assert result.exit_code == 1 and f"error: {said}" in result.output
