@@ -98,10 +98,28 @@ def read_rows(path: Path) -> list[Row]:
 
 def _csv_rows(text: str) -> Iterator[Row]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    _check_header(reader.fieldnames or [])
     for record in reader:
-        data = {k: v for k, v in record.items() if k is not None and v not in (None, "")}
+        extra = record.pop(None, None)  # DictReader puts surplus values under None
+        data = {k: v for k, v in record.items() if v not in (None, "")}
+        if extra:
+            data = {"__error__": f"{len(reader.fieldnames or []) + len(extra)} values, but the "
+                    f"header names {len(reader.fieldnames or [])} columns"}  # fmt: skip
         if data:
             yield Row(reader.line_num, data)
+
+
+def _check_header(headers: list[str]) -> None:
+    """Two columns for one field would leave one of them silently unused."""
+    seen: dict[str, int] = {}
+    for number, header in enumerate(headers, start=1):
+        key = header_key(header)
+        if key in seen:
+            raise NurtureError(
+                f"the header's columns {seen[key]} ({headers[seen[key] - 1]!r}) and {number} "
+                f"({header!r}) are both {key.removeprefix('fields.')}: keep one"
+            )
+        seen[key] = number
 
 
 def _json_rows(text: str) -> Iterator[Row]:

@@ -215,3 +215,16 @@ def test_leads_matched_alike_share_one_stored_candidate_list(nurture, project, s
     assert (cold["winner"], warm["winner"]) == (None, "Welcome")
     assert cold["candidates"][0]["checks"][0]["actual"] == "'Cold'"
     assert warm["candidates"][0]["checks"][0]["actual"] == "'Warm'"
+
+
+def test_a_header_naming_a_field_twice_or_a_row_too_long_is_reported(nurture, project):
+    twice = project / "twice.csv"
+    twice.write_text("name,Email,score,E-mail\nAna,ana@example.com,10,ana@work.example.com\n")
+    result = nurture("leads", "import", str(twice), "--funnel", "website")
+    assert result.exit_code == 1 and leads(nurture) == []
+    assert "columns 2 ('Email') and 4 ('E-mail') are both email: keep one" in result.output
+    long = project / "long.csv"
+    long.write_text("name,email\nAna,ana@example.com,extra\nBo,bo@example.com\n")
+    imported = import_json(nurture, long, "--funnel", "website")
+    assert imported["created"] == 1
+    assert imported["errors"] == [{"row": 2, "message": "3 values, but the header names 2 columns"}]
