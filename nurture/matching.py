@@ -1,7 +1,7 @@
 """Conditions checked against a lead, and the choice of the best sequence for a lead's funnel."""
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from nurture.spec.conditions import StepConditions, TriggerConditions
@@ -28,6 +28,22 @@ class Check:
     def __str__(self) -> str:
         mark = "✓" if self.passed else "✗"
         return f"{mark} {self.condition}: wants {self.expected}, lead has {self.actual}"
+
+
+@dataclass(frozen=True)
+class _NoLead:
+    source: str | None = None
+    status: str | None = None
+    temperature: str | None = None
+    score: int = 0
+    tags: list[str] = field(default_factory=list)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def wanted(conditions: TriggerConditions | None) -> str:
+    """What the conditions ask, for people: `lead_score 0-70; lead_status New or Contacted`."""
+    checks = check_conditions(conditions, _NoLead())
+    return "; ".join(f"{check.condition} {check.expected}" for check in checks)
 
 
 def _fold(value: Any) -> str:

@@ -122,7 +122,7 @@ def test_explain_shows_step_states_and_why_the_next_step_waits(nurture, store):
     ]
     upcoming = enrollment["next"]
     assert upcoming["step"] == "check-in"
-    assert upcoming["at"].startswith("2026-11-27 14:00")  # Friday 9:00 in New York
+    assert upcoming["at"].startswith("2026-11-27T14:00")  # Friday 9:00 in New York
     assert upcoming["why"][0] == "delay 2d after step tag (2026-11-24T15:00+00:00)"
     assert upcoming["why"][1] == "2026-11-26 is a holiday in US (Thanksgiving Day)"
     text = nurture("explain", "ana@example.com").stdout

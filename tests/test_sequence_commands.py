@@ -248,3 +248,16 @@ def test_a_copy_leaves_the_test_cases_with_the_original(nurture, project, run):
     assert "tests" not in yaml.safe_load((project / "sequences" / "alpha-copy.yaml").read_text())
     tested = run("test")  # the original's case still passes: the inactive copy has none
     assert tested.exit_code == 0 and "1 passed in" in tested.output
+
+
+def test_show_says_the_conditions_in_words(nurture, project, monkeypatch):
+    from nurture.cli import output
+
+    monkeypatch.setattr(output.out, "width", 200)
+    triggers = {"lead_score": {"min": 40}, "lead_status": ["New", "Contacted"]}
+    stop = step("Stop", "wait", conditions={"tags": ["client"]}, stop=True)
+    write(project, "alpha.yaml", sequence("Alpha", step("Hi"), stop, trigger_conditions=triggers))
+    nurture("apply", "--yes")
+    shown = nurture("sequences", "show", "alpha").stdout
+    assert "triggers: lead_score 40-100; lead_status New or Contacted\n" in shown
+    assert "tags all of client → then stops" in shown

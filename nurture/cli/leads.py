@@ -247,4 +247,8 @@ def _table(title: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> 
 def _cell(value: object) -> str:
     if isinstance(value, datetime):
         return f"{value:%Y-%m-%d %H:%M}"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in value.items())
     return "" if value is None else str(value)

@@ -14,7 +14,9 @@ from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.cli.plan import show_plan
 from nurture.errors import Aborted
+from nurture.matching import wanted
 from nurture.project import Project
+from nurture.spec.conditions import StepConditions, TriggerConditions
 from nurture.spec.models import Category
 
 app = typer.Typer(
@@ -72,8 +74,8 @@ def _show(info: dict[str, Any]) -> None:
     if info["description"]:
         out.print(escape(info["description"]))
     out.print(f"funnels: {escape(', '.join(info['funnels']) or '(none)')}")
-    triggers = {k: v for k, v in definition["trigger_conditions"].items() if v is not None}
-    out.print(f"triggers: {escape(str(triggers)) if triggers else '(any lead)'}")
+    triggers = wanted(TriggerConditions.model_validate(definition["trigger_conditions"]))
+    out.print(f"triggers: {escape(triggers or '(any lead)')}")
     steps = Table("#", "id", "name", "action", "delay", "conditions", "active", title="steps")
     for index, step in enumerate(definition["steps"], start=1):
         steps.add_row(
@@ -82,7 +84,7 @@ def _show(info: dict[str, Any]) -> None:
             escape(step["name"]),
             step["action_type"],
             _delay(step),
-            escape(_conditions(step["conditions"])),
+            escape(_when(step)),
             _yes(step["active"]),
         )
     out.print(steps)
@@ -109,8 +111,12 @@ def _delay(step: dict[str, Any]) -> str:
     return " ".join(parts) or "0"
 
 
-def _conditions(conditions: dict[str, Any] | None) -> str:
-    return ", ".join(f"{k}={v}" for k, v in (conditions or {}).items() if v is not None)
+def _when(step: dict[str, Any]) -> str:
+    """The step's conditions, and whether it ends the sequence (`stop: true`)."""
+    conditions = wanted(StepConditions.model_validate(step["conditions"] or {}))
+    if not step.get("stop"):
+        return conditions
+    return f"{conditions} → then stops" if conditions else "always; then stops"
 
 
 def _yes(flag: bool) -> str:
