@@ -2,9 +2,9 @@
 
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from nurture.channels.config import (
@@ -21,6 +21,16 @@ from nurture.spec.lint import LintRule
 from nurture.spec.window import TimeZoneName
 
 PROJECT_FILE = "nurture.toml"
+
+
+def _phone_region(code: str) -> str:
+    """A country phonenumbers knows (`us` -> `US`), else ValueError."""
+    import phonenumbers
+
+    upper = code.strip().upper()
+    if upper not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{code!r} is not a country code phone numbers know (e.g. 'US', 'GB')")
+    return upper
 
 
 class CoachSettings(BaseModel):
@@ -73,7 +83,7 @@ class Settings(BaseSettings):
     sequences_dir: Path = Path("sequences")
     timezone: TimeZoneName = "UTC"
     conversion_statuses: list[str] = Field(default_factory=lambda: ["Converted", "Won", "Client"])
-    phone_region: str | None = Field(
+    phone_region: Annotated[str, AfterValidator(_phone_region)] | None = Field(
         None, description="Country code (e.g. 'US') for phone numbers written without +."
     )
     channel: Literal["outbox", "console", "live", "memory"] = Field(

@@ -135,3 +135,9 @@ def test_show_names_a_missing_lead(nurture):
     assert (
         "error: no lead 'nobody@example.com' (give its id, external id or email)" in result.stderr
     )
+
+
+def test_update_with_nothing_to_change_says_so(nurture):
+    add(nurture, "--email", "ana@example.com")
+    result = nurture("leads", "update", "1")
+    assert result.exit_code == 1 and "error: nothing to change: give --status" in result.output

@@ -84,7 +84,8 @@ def test_an_unknown_setting_is_an_error_with_a_hint(layered: Path):
       "twilio.sms_from: 'hello' is not a number in E.164"),
      ('[email]\nhost = "x"\nfrom_address = "a@b.co"\n', {"NURTURE_EMAIL__PASSWORD": "pw"},
       "email: a password is set (NURTURE_EMAIL__PASSWORD) but no username"),
-     ('channel = "lve"\n', {}, "channel: unknown value 'lve' (did you mean 'live'?)")],
+     ('channel = "lve"\n', {}, "channel: unknown value 'lve' (did you mean 'live'?)"),
+     ('phone_region = "ZZ"\n', {}, "phone_region: 'ZZ' is not a country code phone numbers know")],
 )  # fmt: skip
 def test_settings_that_would_fail_later_fail_when_they_load(
     project, run, monkeypatch, toml, env, said

@@ -161,6 +161,10 @@ def update(
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field)
     )
+    if not untag and all(value in (None, {}, []) for value in vars(data).values()):
+        raise NurtureError(
+            "nothing to change: give --status, --score, --temperature, --tag, --untag, --field..."
+        )
     with state.session(write=True) as session:
         row = service.update_lead(session, lead, data, datetime.now(UTC), _rules(), untag or [])
         converted = row.converted_at is not None
