@@ -71,6 +71,8 @@ def test_active_flag_and_funnels_change_no_version(nurture, project):
     change = plan_json(nurture)["sequences"][0]
     assert change["action"] == "update" and change["new_version"] is False
     assert {f["field"] for f in change["fields"]} == {"active", "funnels"}
+    said = nurture("plan").stdout  # a list's change says what was added and removed
+    assert '      funnels: + "website-form", - "instagram-ads"\n' in said
     nurture("apply", "--yes")
     shown = json.loads(nurture("sequences", "show", "Alpha", "--json").stdout)
     assert shown["version"] == 1 and shown["active"] is False

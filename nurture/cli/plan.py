@@ -109,10 +109,22 @@ def _show_change(change: SequenceChange) -> None:
     if change.action == "drift":
         out.print("      in the store but no sequence file has this name")
     for field in change.fields:
-        out.print(escape(f"      {field.field}: {_short(field.old)} → {_short(field.new)}"))
+        out.print(escape(f"      {field.field}: {_changed(field.old, field.new)}"))
     for step in change.steps:
         detail = f" ({', '.join(step.fields)})" if step.fields else ""
         out.print(f"      step {step.step_id}: {step.kind}{detail}")
+
+
+def _changed(old: object, new: object) -> str:
+    """`old → new`; for two lists, what was added and removed (a long list cut short could
+    hide the very item that changed)."""
+    if isinstance(old, list) and isinstance(new, list):
+        added = [item for item in new if item not in old]
+        removed = [item for item in old if item not in new]
+        said = [f"+ {_short(item)}" for item in added] + [f"- {_short(item)}" for item in removed]
+        if said and len(added) + len(removed) <= 10:
+            return ", ".join(said)
+    return f"{_short(old)} → {_short(new)}"
 
 
 def _short(value: object, limit: int = 60) -> str:
