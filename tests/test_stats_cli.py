@@ -112,6 +112,7 @@ def test_bad_input_is_a_clear_error(run_store, store, project):
         (("stats", "--funnel", "tiktok"), "no funnel 'tiktok'"),
         (("logs", "--status", "faild"), "(did you mean 'failed'?)"),
         (("logs", "--lead", "nobody@example.com"), "no lead 'nobody@example.com'"),
+        (("stats", "--json", "--csv"), "--json or --csv: one output at a time"),
     ]:
         result = run_store(*args)
         assert result.exit_code == 1 and message in result.output, (args, result.output)

@@ -14,6 +14,7 @@ from nurture import sequences
 from nurture.cli import figures
 from nurture.cli.context import state
 from nurture.cli.output import json_text, note, out, print_json
+from nurture.errors import NurtureError
 from nurture.leads import find_funnel, find_lead
 from nurture.report import StatsRequest, gather, render_html, report_data
 from nurture.stats import Window, parse_when
@@ -50,6 +51,8 @@ def stats(
     csv: Annotated[bool, typer.Option("--csv", help="Print the main table as CSV.")] = False,
 ) -> None:
     """How sequences perform: outcomes, conversion, completion time; per step with SEQUENCE."""
+    if json and csv:
+        raise NurtureError("--json or --csv: one output at a time")
     request = StatsRequest(_window(since, until), sequence, funnel, by)
     with state.session() as session:
         data = gather(session, request)
