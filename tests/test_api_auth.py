@@ -1,12 +1,15 @@
 """`nurture tokens` and how `nurture serve` checks them; errors, body limits, health, metrics."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from builders import sequence, step, write
 from serving import serving, token
+from sqlalchemy.exc import IntegrityError
 
 from nurture.api import auth
+from nurture.store.tables import ApiToken
 
 
 @pytest.fixture
@@ -45,6 +48,26 @@ def test_token_names_and_scopes_are_checked(run_store, project):
     assert bad.exit_code == 1 and "scope must be one or more of read, write, ingest" in bad.stderr
     missing = run_store("tokens", "revoke", "nobody")
     assert missing.exit_code == 1 and "no live token named 'nobody'" in missing.stderr
+
+
+def test_a_revoked_tokens_name_can_be_used_again(api, run_store, monkeypatch):
+    monkeypatch.setattr(auth, "TRUST_SECONDS", 0.0)
+    old = token(run_store, "reader", "read")
+    assert run_store("tokens", "revoke", "reader").exit_code == 0
+    new = token(run_store, "reader", "read")  # rotation
+    assert api.get("/api/nurturing-sequences", headers=old).status_code == 401
+    assert api.get("/api/nurturing-sequences", headers=new).status_code == 200
+    listed = json.loads(run_store("tokens", "list", "--json").stdout)
+    assert [(row["name"], row["revoked_at"] is None) for row in listed] == [
+        ("reader", False),
+        ("reader", True),
+    ]
+    again = run_store("tokens", "create", "reader", "--scope", "read")
+    assert again.exit_code == 1 and "a token named 'reader' exists already" in again.stderr
+    now = datetime.now(UTC)
+    twin = ApiToken(name="reader", token_hash="0" * 64, scopes=["read"], created_at=now)
+    with pytest.raises(IntegrityError), api.app.state.context.store.session() as session:
+        session.add(twin)  # the store itself keeps one live token per name
 
 
 def test_no_token_or_a_wrong_one_is_401(api):

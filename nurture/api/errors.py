@@ -7,11 +7,21 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
 
-from nurture.errors import ConfigError, InvalidState, NotFound, NurtureError, SpecError, StoreError
+from nurture.errors import (
+    ConfigError,
+    Conflict,
+    InvalidState,
+    NotFound,
+    NurtureError,
+    SpecError,
+    StoreError,
+)
+from nurture.ingest import KeyReused
 from nurture.leads import InvalidLead
-from nurture.stored import Conflict, InvalidSequence, field_path
+from nurture.stored import InvalidSequence, field_path
 
 log = logging.getLogger("nurture.api")
 
@@ -42,6 +52,7 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Conflict, 409),
     (InvalidState, 409),
     (SpecError, 422),
+    (KeyReused, 422),
     (StoreError, 503),
     (NurtureError, 400),
 )
@@ -93,7 +104,8 @@ def status_of(error: NurtureError) -> int:
 
 
 async def _nurture(request: Request, error: Any) -> Any:
-    return error_response(status_of(error), str(error))
+    field = getattr(error, "field", None)  # a Conflict's: `external_id` is `externalId` here
+    return error_response(status_of(error), str(error), field and to_camel(field))
 
 
 async def _unexpected(request: Request, error: Exception) -> Any:

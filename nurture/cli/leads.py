@@ -156,10 +156,11 @@ def update(
     untag: Annotated[list[str] | None, typer.Option("--untag", help="Remove a tag.")] = None,
     tz: Zone = None,
     field: Fields = None,
+    external_id: ExternalId = None,
 ) -> None:
     """Change a lead: tags add (--untag removes), fields merge; a conversion status converts."""
     data = LeadInput(
-        name, email, phone, source, status, temperature, score, tag, tz, _fields(field)
+        name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
     with state.session(write=True) as session:
         row = service.update_lead(session, lead, data, datetime.now(UTC), _rules(), untag or [])
