@@ -140,11 +140,32 @@ def test_errors_are_json_with_the_field_path(api, run_store):
         "field": "leadScore",
     }
     json_type = {"Content-Type": "application/json"}
-    answer = api.post("/api/leads", content=b"{not json", headers=headers | json_type)
+    answer = api.post(
+        "/api/leads", content=b'{"name": "Bo",\n not json', headers=headers | json_type
+    )
     assert answer.status_code == 422
-    assert answer.json()["message"] == "JSON decode error"
+    assert answer.json() == {
+        "message": "the body is not valid JSON: "
+        "Expecting property name enclosed in double quotes (line 2, column 2)"
+    }
+    form = api.post("/api/leads", data={"name": "Bo"}, headers=headers)
+    assert form.status_code == 415
+    assert form.json() == {"message": "send the body as JSON (Content-Type: application/json)"}
+    missing = api.post("/api/leads", headers=headers | json_type)
+    assert missing.json() == {"message": "the body is missing: send a JSON object"}
+    listed = api.post("/api/leads", json=[LEAD], headers=headers)
+    assert listed.status_code == 422 and "field" not in listed.json()
     unknown = api.post("/api/leads", json=LEAD | {"nmae": "x"}, headers=headers)
     assert unknown.json() == {"message": "Extra inputs are not permitted", "field": "nmae"}
+
+
+def test_a_method_a_path_does_not_serve_is_405_with_the_allowed_ones(api, run_store):
+    headers = token(run_store, "admin", "write")
+    answer = api.patch("/api/nurturing-sequences/1", json={}, headers=headers)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, PUT, DELETE"
+    assert answer.json() == {"message": "PATCH is not allowed here: use GET, PUT, DELETE"}
+    assert api.delete("/api/leads/1", headers=headers).headers["allow"] == "GET, PATCH"
 
 
 def test_healthz_says_the_store_is_current(api):
