@@ -156,6 +156,10 @@ def test_invalid_sequences_name_the_field(api):
     assert answer.status_code == 422
     assert answer.json()["field"] == "steps.0.actionConfig.message"
     assert "unknown template variable 'lead.nme'" in answer.json()["message"]
+    twice = SEED_JSON | {"steps": [SEED_JSON["steps"][0]] * 2}
+    answer = api.post(BASE, json=twice)
+    assert answer.status_code == 422 and answer.json()["field"] == "steps.1.id"
+    assert answer.json()["message"].startswith("duplicate step id ")
 
 
 def test_toggle_edits_the_file_like_the_cli(api, run_store, project):

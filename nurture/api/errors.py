@@ -108,6 +108,8 @@ async def _validation(request: Request, error: Any) -> Any:
     loc = (
         first["loc"][1:] if first["loc"][0] in ("body", "query", "path", "header") else first["loc"]
     )
+    if first["type"] == "located":  # a model's own check: ctx["loc"] is below the model
+        loc += tuple(first["ctx"]["loc"])
     return error_response(422, first["msg"], field_path(loc) if loc else None)
 
 
