@@ -6,7 +6,9 @@ the store knows already, and repeats within the batch, go one by one through `in
 `nurture leads add` would take them. A bad arrival fails alone; the others land.
 """
 
-from dataclasses import dataclass
+import hashlib
+import json
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +19,15 @@ from sqlmodel import Session, col, select
 from nurture.enrollment import Offer, candidates_json, decide, funnel_offers, new_enrollment
 from nurture.errors import NurtureError
 from nurture.ingest import Outcome, ingest
-from nurture.leads import LeadInput, LeadRules, clean, find_funnel, lead_row
+from nurture.leads import (
+    LeadInput,
+    LeadRules,
+    clean,
+    find_funnel,
+    lead_row,
+    take_turns,
+    upsert_key,
+)
 from nurture.spec.names import slugify
 from nurture.store.decisions import candidates_id
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision
@@ -30,6 +40,11 @@ FACTS = ("funnel_id", "source", "status", "temperature", "score")
 class Arrival:
     data: LeadInput
     funnel: str
+
+    def digest(self) -> str:
+        """The SHA-256 of the lead as sent: a retry under the same Idempotency-Key must match."""
+        text = json.dumps(asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -81,11 +96,12 @@ def _parse(
 
 def _split(session: Session, parsed: list[_Parsed]) -> tuple[list[_New], list[int]]:
     """New leads (set-based), and known leads or repeats in the batch (one by one)."""
+    keys = [upsert_key(item.values) for item in parsed]
+    take_turns(session, keys)  # until the commit: no other writer inserts these leads meanwhile
     known = _known_keys(session, [item.values for item in parsed])
-    claimed: set[tuple[str, str]] = set()
+    claimed: set[str] = set()
     fresh, one_by_one = [], []
-    for item in parsed:
-        key = _key(item.values)
+    for item, key in zip(parsed, keys, strict=True):
         if key is not None and (key in known or key in claimed):
             one_by_one.append(item.index)
             continue
@@ -95,23 +111,17 @@ def _split(session: Session, parsed: list[_Parsed]) -> tuple[list[_New], list[in
     return fresh, one_by_one
 
 
-def _key(values: dict[str, Any]) -> tuple[str, str] | None:
-    """How `existing_lead` finds a stored lead: by external id, else by email."""
-    if values.get("external_id"):
-        return ("external_id", values["external_id"])
-    return ("email", values["email"]) if values.get("email") else None
-
-
-def _known_keys(session: Session, batch: list[dict[str, Any]]) -> set[tuple[str, str]]:
+def _known_keys(session: Session, batch: list[dict[str, Any]]) -> set[str]:
+    """The upsert keys of the batch that name a stored lead."""
     ids = {v["external_id"] for v in batch if v.get("external_id")}
     emails = {v["email"] for v in batch if v.get("email") and not v.get("external_id")}
-    known: set[tuple[str, str]] = set()
+    known: set[str] = set()
     if ids:
         query = select(Lead.external_id).where(col(Lead.external_id).in_(ids))
-        known |= {("external_id", found) for found in session.exec(query)}
+        known |= {upsert_key({"external_id": found}) for found in session.exec(query)}
     if emails:
         query = select(Lead.email).where(col(Lead.email).in_(emails))
-        known |= {("email", found) for found in session.exec(query)}
+        known |= {upsert_key({"email": found}) for found in session.exec(query)}
     return known
 
 

@@ -39,5 +39,13 @@ class InvalidState(NurtureError):
     """The thing exists but its state does not allow what was asked (pausing a finished enrollment)."""
 
 
+class Conflict(NurtureError):
+    """The change clashes with what exists (a name taken, a rename); `field` names the value."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class InvalidToken(NurtureError):
     """An unsubscribe token that was not signed with this project's secret, or is malformed."""

@@ -24,7 +24,9 @@ from nurture.leads import (
     existing_lead,
     find_funnel,
     find_lead,
+    take_turns,
     update_lead,
+    upsert_key,
 )
 from nurture.store.tables import Enrollment, IngestKey, Lead, MatchDecision, Sequence
 
@@ -53,6 +55,7 @@ def ingest(
     """`nurture leads add`, except that an unchanged repeat of a known external id is a replay."""
     if data.external_id:
         values = clean(data, rules.phone_region)
+        take_turns(session, [upsert_key(values)])
         lead = existing_lead(session, values)
         funnel_id = find_funnel(session, funnel).id
         if lead is not None and not changed(lead, values | {"funnel_id": funnel_id}):
@@ -87,27 +90,40 @@ def standing(session: Session, lead: Lead) -> Outcome:
     return Outcome(lead.id, False, name, reason, step, due, replayed=True)
 
 
-def recall(session: Session, key: str) -> dict[str, Any] | None:
-    """The answer kept for an idempotency key, if the key was seen."""
-    found = session.get(IngestKey, key)
-    return found.response if found else None
+class KeyReused(NurtureError):
+    """An Idempotency-Key sent again with another body: replaying the first answer would hide it."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was used with a different body: "
+            "send the first body again, or a new key for another lead"
+        )
 
 
-def recall_many(session: Session, keys: set[str]) -> dict[str, dict[str, Any]]:
-    """The answers kept for those of `keys` that were seen."""
+def recall_many(session: Session, keys: set[str]) -> dict[str, IngestKey]:
+    """The kept answers of those of `keys` that were seen."""
     if not keys:
         return {}
-    rows = session.exec(select(IngestKey).where(col(IngestKey.key).in_(keys)))
-    return {row.key: row.response for row in rows}
+    return {
+        row.key: row for row in session.exec(select(IngestKey).where(col(IngestKey.key).in_(keys)))
+    }
+
+
+def replay(kept: IngestKey, body_hash: str) -> dict[str, Any] | KeyReused:
+    """The answer kept for the key, replayed; KeyReused when this request's body differs."""
+    if kept.body_hash not in (None, body_hash):  # None: kept before body hashes were
+        return KeyReused(kept.key)
+    return kept.response | {"replayed": True}
 
 
 def remember_many(
-    session: Session, answers: list[tuple[str, int, dict[str, Any]]], now: datetime
+    session: Session, answers: list[tuple[str, str, int, dict[str, Any]]], now: datetime
 ) -> None:
-    """Keep each (key, lead id, answer); IntegrityError: a concurrent request kept a key first."""
+    """Keep each (key, body hash, lead id, answer); IntegrityError: a concurrent request kept a
+    key first."""
     rows = [
-        {"key": key, "lead_id": lead_id, "response": response, "created_at": now}
-        for key, lead_id, response in answers
+        {"key": key, "body_hash": body, "lead_id": lead_id, "response": response, "created_at": now}
+        for key, body, lead_id, response in answers
     ]
     if rows:
         session.connection().execute(insert(IngestKey.__table__), rows)

@@ -10,12 +10,13 @@ from sqlmodel import Session, col, select
 
 from nurture.contacts import ContactError, first_name, normalize_email, normalize_phone
 from nurture.enrollment import enroll, stop_enrollments_on_conversion
-from nurture.errors import NotFound, NurtureError
+from nurture.errors import Conflict, NotFound, NurtureError
 from nurture.matching import Decision
 from nurture.settings import Settings
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.names import numeric_id, slugify
 from nurture.spec.window import check_time_zone
+from nurture.store import locks
 from nurture.store.tables import Enrollment, Execution, Funnel, Lead, Sequence
 
 
@@ -134,6 +135,18 @@ def _email_key(text: str) -> str:
         return text
 
 
+def upsert_key(values: dict[str, Any]) -> str | None:
+    """What `existing_lead` finds a stored lead by: `external_id:X`, else `email:Y`."""
+    if values.get("external_id"):
+        return f"external_id:{values['external_id']}"
+    return f"email:{values['email']}" if values.get("email") else None
+
+
+def take_turns(session: Session, keys: Iterable[str | None]) -> None:
+    """Writers of the same upsert keys take turns, so a lookup then insert cannot race another."""
+    locks.hold(session.connection(), (f"lead {key}" for key in keys if key))
+
+
 def existing_lead(session: Session, values: dict[str, Any]) -> Lead | None:
     """The stored lead these values name: by external id, else by email."""
     if values.get("external_id"):
@@ -208,6 +221,7 @@ def add_lead(
     """Store the lead (upsert by external id, else email), then match and enroll it."""
     found = find_funnel(session, funnel)
     values = clean(data, rules.phone_region)
+    take_turns(session, [upsert_key(values)])
     lead = existing_lead(session, values)
     created = lead is None
     if lead is None:
@@ -234,7 +248,9 @@ def update_lead(
 ) -> Lead:
     """Change a lead's data; tags add, `untag` removes, fields merge."""
     lead = find_lead(session, ref)
-    set_values(session, lead, clean(data, rules.phone_region), now, rules)
+    values = clean(data, rules.phone_region)
+    _refuse_taken(session, lead, values)
+    set_values(session, lead, values, now, rules)
     gone = {tag.casefold() for tag in untag}
     if gone:
         lead.tags = [tag for tag in lead.tags if tag.casefold() not in gone]
@@ -242,6 +258,19 @@ def update_lead(
         session.add(lead)
     session.flush()
     return lead
+
+
+def _refuse_taken(session: Session, lead: Lead, values: dict[str, Any]) -> None:
+    """Conflict when another lead has this external id or email: lookups by it would be ambiguous."""
+    for key in ("external_id", "email"):
+        wanted = values.get(key)
+        if wanted is None or wanted == getattr(lead, key):
+            continue
+        take_turns(session, [f"{key}:{wanted}"])
+        query = select(Lead).where(getattr(Lead, key) == wanted, Lead.id != lead.id)
+        if (other := session.exec(query).first()) is not None:
+            what = key.replace("_", " ")
+            raise Conflict(f"{what} {wanted!r} belongs to lead {other.id} ({other.name})", key)
 
 
 def convert(session: Session, lead: Lead, now: datetime, rules: LeadRules) -> list[int]:

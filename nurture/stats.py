@@ -33,7 +33,7 @@ TOP_REASONS = 5
 
 
 class BadWindow(NurtureError):
-    """--since or --until is neither a duration nor a date."""
+    """--since or --until is neither a duration nor a date, or since is after until."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,22 @@ class Window:
 
     since: datetime | None = None
     until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise BadWindow(
+                f"since ({self.since:%Y-%m-%d %H:%M} UTC) is later than until "
+                f"({self.until:%Y-%m-%d %H:%M} UTC): no time is in between"
+            )
+
+    @classmethod
+    def parse(
+        cls, since: str | None, until: str | None, now: datetime, prefix: str = "--"
+    ) -> "Window":
+        """The window `--since` and `--until` give (`prefix` "" names query parameters)."""
+        return cls(
+            parse_when(since, now, f"{prefix}since"), parse_when(until, now, f"{prefix}until")
+        )
 
     def of(self, column: Any) -> ColumnElement[bool]:
         return within(column, self.since, self.until)

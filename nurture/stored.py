@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from nurture import funnels, sequences
 from nurture.enrollment import spec_of
-from nurture.errors import NotFound, NurtureError
+from nurture.errors import Conflict, NotFound, NurtureError
 from nurture.plan import Plan, SequenceChange, stored_sequences
 from nurture.project import Project
 from nurture.spec.files import SequenceFile
@@ -35,10 +35,6 @@ class InvalidSequence(NurtureError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
-
-
-class Conflict(NurtureError):
-    """The change clashes with what exists (a name taken, a rename)."""
 
 
 def parse_spec(data: Any, coach_keys: frozenset[str] | None = None) -> SequenceSpec:

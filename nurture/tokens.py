@@ -46,7 +46,7 @@ def create_token(session: Session, name: str, scopes: list[str], now: datetime) 
     unknown = [scope for scope in scopes if scope not in SCOPES]
     if unknown or not scopes:
         raise NurtureError(f"scope must be one or more of {', '.join(SCOPES)}, not {unknown}")
-    if session.exec(select(ApiToken).where(ApiToken.name == name)).first() is not None:
+    if _live(session, name) is not None:
         raise NurtureError(f"a token named {name!r} exists already (revoke it first)")
     token = PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(name=name, token_hash=digest(token), scopes=sorted(set(scopes)), created_at=now)
@@ -57,20 +57,24 @@ def create_token(session: Session, name: str, scopes: list[str], now: datetime) 
 
 def list_tokens(session: Session) -> list[dict[str, Any]]:
     """Every token's name, scopes and dates (never the token or its hash)."""
-    rows = session.exec(select(ApiToken).order_by(ApiToken.name)).all()
+    rows = session.exec(select(ApiToken).order_by(ApiToken.name, col(ApiToken.id))).all()
     keep = ("name", "scopes", "created_at", "revoked_at")
     return [{key: getattr(row, key) for key in keep} for row in rows]
 
 
 def revoke_token(session: Session, name: str, now: datetime) -> None:
     """Revoke at once: the next request with the token gets 401."""
-    row = session.exec(
-        select(ApiToken).where(ApiToken.name == name, col(ApiToken.revoked_at).is_(None))
-    ).first()
+    row = _live(session, name)
     if row is None:
         raise NotFound(f"no live token named {name!r} (see `nurture tokens list`)")
     row.revoked_at = now
     session.add(row)
+
+
+def _live(session: Session, name: str) -> ApiToken | None:
+    """The token under this name that is not revoked (there is one at most)."""
+    live = select(ApiToken).where(ApiToken.name == name, col(ApiToken.revoked_at).is_(None))
+    return session.exec(live).first()
 
 
 def authenticate(session: Session, token: str) -> Caller | None:

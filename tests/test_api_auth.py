@@ -1,12 +1,15 @@
 """`nurture tokens` and how `nurture serve` checks them; errors, body limits, health, metrics."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from builders import sequence, step, write
 from serving import serving, token
+from sqlalchemy.exc import IntegrityError
 
 from nurture.api import auth
+from nurture.store.tables import ApiToken
 
 
 @pytest.fixture
@@ -45,6 +48,26 @@ def test_token_names_and_scopes_are_checked(run_store, project):
     assert bad.exit_code == 1 and "scope must be one or more of read, write, ingest" in bad.stderr
     missing = run_store("tokens", "revoke", "nobody")
     assert missing.exit_code == 1 and "no live token named 'nobody'" in missing.stderr
+
+
+def test_a_revoked_tokens_name_can_be_used_again(api, run_store, monkeypatch):
+    monkeypatch.setattr(auth, "TRUST_SECONDS", 0.0)
+    old = token(run_store, "reader", "read")
+    assert run_store("tokens", "revoke", "reader").exit_code == 0
+    new = token(run_store, "reader", "read")  # rotation
+    assert api.get("/api/nurturing-sequences", headers=old).status_code == 401
+    assert api.get("/api/nurturing-sequences", headers=new).status_code == 200
+    listed = json.loads(run_store("tokens", "list", "--json").stdout)
+    assert [(row["name"], row["revoked_at"] is None) for row in listed] == [
+        ("reader", False),
+        ("reader", True),
+    ]
+    again = run_store("tokens", "create", "reader", "--scope", "read")
+    assert again.exit_code == 1 and "a token named 'reader' exists already" in again.stderr
+    now = datetime.now(UTC)
+    twin = ApiToken(name="reader", token_hash="0" * 64, scopes=["read"], created_at=now)
+    with pytest.raises(IntegrityError), api.app.state.context.store.session() as session:
+        session.add(twin)  # the store itself keeps one live token per name
 
 
 def test_no_token_or_a_wrong_one_is_401(api):
@@ -117,11 +140,32 @@ def test_errors_are_json_with_the_field_path(api, run_store):
         "field": "leadScore",
     }
     json_type = {"Content-Type": "application/json"}
-    answer = api.post("/api/leads", content=b"{not json", headers=headers | json_type)
+    answer = api.post(
+        "/api/leads", content=b'{"name": "Bo",\n not json', headers=headers | json_type
+    )
     assert answer.status_code == 422
-    assert answer.json()["message"] == "JSON decode error"
+    assert answer.json() == {
+        "message": "the body is not valid JSON: "
+        "Expecting property name enclosed in double quotes (line 2, column 2)"
+    }
+    form = api.post("/api/leads", data={"name": "Bo"}, headers=headers)
+    assert form.status_code == 415
+    assert form.json() == {"message": "send the body as JSON (Content-Type: application/json)"}
+    missing = api.post("/api/leads", headers=headers | json_type)
+    assert missing.json() == {"message": "the body is missing: send a JSON object"}
+    listed = api.post("/api/leads", json=[LEAD], headers=headers)
+    assert listed.status_code == 422 and "field" not in listed.json()
     unknown = api.post("/api/leads", json=LEAD | {"nmae": "x"}, headers=headers)
     assert unknown.json() == {"message": "Extra inputs are not permitted", "field": "nmae"}
+
+
+def test_a_method_a_path_does_not_serve_is_405_with_the_allowed_ones(api, run_store):
+    headers = token(run_store, "admin", "write")
+    answer = api.patch("/api/nurturing-sequences/1", json={}, headers=headers)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, PUT, DELETE"
+    assert answer.json() == {"message": "PATCH is not allowed here: use GET, PUT, DELETE"}
+    assert api.delete("/api/leads/1", headers=headers).headers["allow"] == "GET, PATCH"
 
 
 def test_healthz_says_the_store_is_current(api):

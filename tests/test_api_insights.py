@@ -44,6 +44,13 @@ def test_stats_in_a_window_and_bad_ones(api):
     assert later["summary"]["assigned"] == 0 and later["steps"][0]["reached"] == 0
     bad = api.get(f"{BASE}/welcome/stats", params={"since": "last tuesday"})
     assert bad.status_code == 400 and "use a duration" in bad.json()["message"]
+    reversed_window = {"since": "2026-11-10", "until": "2026-11-01"}
+    empty = api.get(f"{BASE}/welcome/stats", params=reversed_window)
+    assert empty.status_code == 400
+    assert empty.json() == {
+        "message": "since (2026-11-10 00:00 UTC) is later than until (2026-11-01 00:00 UTC): "
+        "no time is in between"
+    }
     assert api.get(f"{BASE}/nope/stats").status_code == 404
     assert api.get(f"{BASE}/welcome/stats", params={"funnel": "nope"}).status_code == 404
     assert (

@@ -1,5 +1,6 @@
 """Leads over HTTP: the funnel webhook enrolls at once, idempotently; lookups, changes, events."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -9,7 +10,7 @@ from serving import serving, token
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from nurture import consent, ingest
+from nurture import arrivals, consent, ingest
 from nurture.api import batching
 from nurture.api.batching import Pending
 from nurture.arrivals import Arrival
@@ -86,11 +87,31 @@ def test_a_retry_with_the_same_idempotency_key_changes_nothing(api):
     lead = {"funnel": "website", "name": "Bo", "email": "bo@example.com", "leadScore": 40,
             "leadTemperature": "Hot"}  # fmt: skip
     first = post(api, lead, **{"Idempotency-Key": "form-submission-1"})
-    again = post(api, lead | {"name": "Bo Changed"}, **{"Idempotency-Key": "form-submission-1"})
+    again = post(api, dict(reversed(lead.items())), **{"Idempotency-Key": "form-submission-1"})
     assert first.status_code == 201 and again.status_code == 200
     assert again.json() == first.json() | {"replayed": True}
     assert count(api, Lead) == 1 and count(api, Enrollment) == 1 and count(api, IngestKey) == 1
     assert api.get("/api/leads/1", headers=api.admin).json()["name"] == "Bo"
+
+
+def test_an_idempotency_key_sent_again_with_another_body_is_refused(api):
+    lead = {"funnel": "website", "name": "Bo", "email": "bo@example.com"}
+    assert post(api, lead, **{"Idempotency-Key": "form-1"}).status_code == 201
+    other = post(
+        api, lead | {"name": "Cy", "email": "cy@example.com"}, **{"Idempotency-Key": "form-1"}
+    )
+    assert other.status_code == 422
+    assert other.json() == {
+        "message": "Idempotency-Key 'form-1' was used with a different body: "
+        "send the first body again, or a new key for another lead"
+    }
+    both = [  # the same key twice in one batch: the second, with another body, is refused too
+        Pending(Arrival(LeadInput(name=name, email=f"{name}@example.com"), "website"), "form-2")
+        for name in ("dee", "eve")
+    ]
+    first, second = api.app.state.batcher.store_batch(both)
+    assert first["created"] is True and isinstance(second, ingest.KeyReused)
+    assert count(api, Lead) == 2 and count(api, IngestKey) == 2
 
 
 def test_the_same_external_id_again_is_a_replay_and_a_change_an_update(api):
@@ -133,6 +154,28 @@ def test_concurrent_posts_are_each_answered_and_enrolled(api):
     assert count(api, Lead) == 37 and count(api, Enrollment) == 37
 
 
+def test_two_servers_posting_one_email_at_once_store_one_lead(api, project, store_url, monkeypatch):
+    real = arrivals._known_keys
+
+    def slow_lookup(session, batch):  # widens the gap between the lookup and the insert
+        found = real(session, batch)
+        time.sleep(0.2)
+        return found
+
+    monkeypatch.setattr(arrivals, "_known_keys", slow_lookup)
+    lead = {"funnel": "website", "name": "Bo", "email": "bo@example.com", "leadScore": 50,
+            "leadTemperature": "Warm"}  # fmt: skip
+    with serving(project, store_url) as other:  # `nurture serve --workers 2`
+        other.ingest, servers = api.ingest, [api, other] * 10
+        for server in (api, other):  # FastAPI builds its routes at the first request: one at a
+            server.get("/api/leads/0")  # time, as its warnings filters are the process's
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            answers = list(pool.map(lambda server: post(server, lead), servers))
+    assert sorted(answer.status_code for answer in answers) == [200] * 19 + [201]
+    assert {answer.json()["leadId"] for answer in answers} == {1}
+    assert count(api, Lead) == 1 and count(api, Enrollment) == 1
+
+
 @pytest.mark.parametrize(
     ("change", "field", "message"),
     [
@@ -169,6 +212,28 @@ def test_patch_changes_the_lead_and_a_conversion_stops_its_enrollments(api):
         ("converted", "the lead converted")
     ]
     assert api.patch("/api/leads/99", json={}, headers=api.admin).status_code == 404
+
+
+def test_patch_refuses_an_external_id_or_an_email_another_lead_has(api):
+    post(api, SEED_LEAD)
+    bo = {"funnel": "website", "name": "Bo Lee", "email": "bo@example.com", "externalId": "crm-18"}
+    post(api, bo)
+    taken = api.patch("/api/leads/crm-18", json={"externalId": "crm-17"}, headers=api.admin)
+    assert taken.status_code == 409
+    assert taken.json() == {
+        "message": "external id 'crm-17' belongs to lead 1 (Dr. Ana Ruiz)",
+        "field": "externalId",
+    }
+    shared = api.patch("/api/leads/crm-18", json={"email": "Ana@EXAMPLE.com"}, headers=api.admin)
+    assert shared.status_code == 409
+    assert shared.json() == {
+        "message": "email 'Ana@example.com' belongs to lead 1 (Dr. Ana Ruiz)",
+        "field": "email",
+    }
+    lead = api.get("/api/leads/2", headers=api.admin).json()
+    assert (lead["externalId"], lead["email"]) == ("crm-18", "bo@example.com")
+    own = api.patch("/api/leads/crm-17", json={"externalId": "crm-17"}, headers=api.admin)
+    assert own.status_code == 200
 
 
 def test_events_convert_tag_and_custom(api):

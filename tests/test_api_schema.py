@@ -5,6 +5,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from importlib.resources import files
 
 import pytest
 import schemathesis
@@ -36,6 +37,7 @@ CHECKS = [
     content_type_conformance,
 ]
 TOKEN: dict[str, str] = {}
+FOLLOW_UP = (files("nurture.examples") / "consultation-follow-up.yaml").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     (project / ".env").write_text("\n".join(secrets) + "\n")
     (project / "sequences").mkdir()
     write(project, "warm.yaml", SEED_WARM_LEAD.replace("steps:", "funnels: [website]\nsteps:"))
+    write(project, "follow-up.yaml", FOLLOW_UP)  # a send window and an appointment `at`: times
     app_settings, now = load_settings(project), datetime.now(UTC)
     with open_store(app_settings.database) as store, store.session(immediate=True) as session:
         apply_changes(session, plan_project(session, Project.from_settings(app_settings)), now)

@@ -79,6 +79,14 @@ def test_writes_are_409_while_read_only(applied, run_store, store_url):
             assert answer.status_code == 409
             assert "change the YAML file and run `nurture apply`" in answer.json()["message"]
         assert client.post(BASE, json=SEED_JSON).status_code == 409
+        invalid = {"name": "X", "steps": [{"actionType": "send_fax"}], "nmae": 1}
+        writes = [("POST", BASE), ("PUT", f"{BASE}/1"), ("POST", f"{BASE}/bulk-assign")]
+        writes += [("POST", f"{BASE}/assign-to-funnel"), ("PUT", f"{BASE}/1/toggle")]
+        for method, path in writes:  # whatever the body: read-only comes first
+            answer = client.request(method, path, json=invalid)
+            assert answer.status_code == 409, (method, path, answer.text)
+            assert answer.json()["message"].startswith("sequences are read-only over HTTP")
+        assert client.request("POST", BASE, json=[]).status_code == 409
         assert client.get(f"{BASE}/1").status_code == 200
     assert plan(run_store) == {"Alpha": "unchanged"}
 
@@ -148,6 +156,10 @@ def test_invalid_sequences_name_the_field(api):
     assert answer.status_code == 422
     assert answer.json()["field"] == "steps.0.actionConfig.message"
     assert "unknown template variable 'lead.nme'" in answer.json()["message"]
+    twice = SEED_JSON | {"steps": [SEED_JSON["steps"][0]] * 2}
+    answer = api.post(BASE, json=twice)
+    assert answer.status_code == 422 and answer.json()["field"] == "steps.1.id"
+    assert answer.json()["message"].startswith("duplicate step id ")
 
 
 def test_toggle_edits_the_file_like_the_cli(api, run_store, project):

@@ -113,6 +113,19 @@ def test_update_tags_fields_and_conversion(nurture):
     assert (enrollment["status"], enrollment["next_run_at"]) == ("converted", None)
 
 
+def test_update_refuses_an_email_or_external_id_another_lead_has(nurture):
+    add(nurture, "--email", "ana@example.com", "--external-id", "crm-1")
+    add(nurture, "--email", "bo@example.com")
+    email = nurture("leads", "update", "bo@example.com", "--email", "ana@example.com")
+    assert email.exit_code == 1
+    assert email.stderr == "error: email 'ana@example.com' belongs to lead 1 (Dr. Ana Ruiz)\n"
+    external = nurture("leads", "update", "2", "--external-id", "crm-1")
+    assert external.exit_code == 1
+    assert external.stderr == "error: external id 'crm-1' belongs to lead 1 (Dr. Ana Ruiz)\n"
+    assert nurture("leads", "update", "2", "--external-id", "crm-2").exit_code == 0
+    assert json.loads(nurture("leads", "show", "crm-2", "--json").stdout)["id"] == 2
+
+
 def test_list_filters(nurture):
     add(nurture, "--email", "a@example.com", "--status", "New", "--source", "Ads", "--tag", "vip")
     add(nurture, "--email", "b@example.com", "--status", "Contacted", "--external-id", "crm-2")

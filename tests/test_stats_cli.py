@@ -109,6 +109,7 @@ def test_bad_input_is_a_clear_error(run_store, store, project):
     for args, message in [
         (("stats", "welcom"), "no sequence 'welcom' in the store (did you mean 'Welcome'?)"),
         (("stats", "--since", "last week"), "--since 'last week': use a duration"),
+        (("stats", "--since", "1d", "--until", "7d"), ") is later than until ("),
         (("stats", "--funnel", "tiktok"), "no funnel 'tiktok'"),
         (("logs", "--status", "faild"), "(did you mean 'failed'?)"),
         (("logs", "--lead", "nobody@example.com"), "no lead 'nobody@example.com'"),

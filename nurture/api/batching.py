@@ -113,6 +113,7 @@ class Batcher:
 
     def _store(self, items: list[Pending]) -> list[Answer]:
         now = datetime.now(UTC)
+        digests = [item.arrival.digest() if item.key else "" for item in items]
         with self.ctx.store.session(immediate=True) as session:
             kept = ingest.recall_many(session, {item.key for item in items if item.key})
             results: list[Answer | None] = [None] * len(items)
@@ -120,7 +121,7 @@ class Batcher:
             todo, copies = [], []
             for index, key in enumerate(item.key for item in items):
                 if key in kept:
-                    results[index] = kept[key] | {"replayed": True}
+                    results[index] = ingest.replay(kept[key], digests[index])
                 elif key in first_of:  # the same key twice in one batch: the second replays
                     copies.append((index, first_of[key]))
                 else:
@@ -131,9 +132,12 @@ class Batcher:
             for index, outcome in zip(todo, outcomes, strict=True):
                 results[index] = outcome if isinstance(outcome, Exception) else answer(outcome)
                 if items[index].key and isinstance(outcome, ingest.Outcome):
-                    remembered.append((items[index].key, outcome.lead_id, results[index]))
+                    kept_answer = (items[index].key, digests[index], outcome.lead_id)
+                    remembered.append((*kept_answer, results[index]))
             ingest.remember_many(session, remembered, now)
         for index, source in copies:
-            found = results[source]
+            found, key = results[source], items[index].key
+            if digests[index] != digests[source]:
+                found = ingest.KeyReused(key)  # type: ignore[arg-type] - a copy has a key
             results[index] = found | {"replayed": True} if isinstance(found, dict) else found
         return results  # type: ignore[return-value] - every slot is filled

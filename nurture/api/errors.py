@@ -7,11 +7,22 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from nurture.errors import ConfigError, InvalidState, NotFound, NurtureError, SpecError, StoreError
+from nurture.errors import (
+    ConfigError,
+    Conflict,
+    InvalidState,
+    NotFound,
+    NurtureError,
+    SpecError,
+    StoreError,
+)
+from nurture.ingest import KeyReused
 from nurture.leads import InvalidLead
-from nurture.stored import Conflict, InvalidSequence, field_path
+from nurture.stored import InvalidSequence, field_path
 
 log = logging.getLogger("nurture.api")
 
@@ -32,6 +43,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: _described("No such sequence, lead or funnel."),
     409: _described("Conflicts with the store, or sequences are read-only over HTTP."),
     413: _described("The body is larger than api.max_body_bytes."),
+    415: _described("The body is not sent as JSON (Content-Type: application/json)."),
     422: _described("Invalid body or parameter; `field` is its path."),
     503: _described("The store cannot be reached, or the server lacks a setting this needs."),
 }
@@ -42,9 +54,11 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Conflict, 409),
     (InvalidState, 409),
     (SpecError, 422),
+    (KeyReused, 422),
     (StoreError, 503),
     (NurtureError, 400),
 )
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 _LEAD_FIELDS = (("invalid email", "email"), ("invalid phone", "phone"), ("score", "score"))
 _LEAD_FIELDS += (("time zone", "timezone"), ("name", "name"))
 
@@ -66,15 +80,50 @@ def install(app: FastAPI) -> None:
 
 async def _http(request: Request, error: Any) -> Any:
     headers = getattr(error, "headers", None) or {}
+    if error.status_code == 405:
+        allowed = _allowed(request)
+        message = f"{request.method} is not allowed here: use {', '.join(allowed)}"
+        return error_response(405, message, **headers | {"Allow": ", ".join(allowed)})
     return error_response(error.status_code, str(error.detail), **headers)
+
+
+def _allowed(request: Request) -> list[str]:
+    """The methods some route serves at this path (Starlette's Allow names one route's only)."""
+    return [method for method in METHODS if _served(request, method)]
+
+
+def _served(request: Request, method: str) -> bool:
+    scope = request.scope | {"method": method}
+    return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
 
 
 async def _validation(request: Request, error: Any) -> Any:
     first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        return error_response(422, _not_json(error.body, first["loc"][-1], first["ctx"]["error"]))
+    if first["loc"] == ("body",) and not _json_type(request.headers.get("content-type", "")):
+        return error_response(415, "send the body as JSON (Content-Type: application/json)")
+    if first["loc"] == ("body",) and first["type"] == "missing":
+        return error_response(422, "the body is missing: send a JSON object")
     loc = (
-        first["loc"][1:] if first["loc"][:1] in (("body",), ("query",), ("path",)) else first["loc"]
+        first["loc"][1:] if first["loc"][0] in ("body", "query", "path", "header") else first["loc"]
     )
-    return error_response(422, first["msg"], field_path(loc))
+    if first["type"] == "located":  # a model's own check: ctx["loc"] is below the model
+        loc += tuple(first["ctx"]["loc"])
+    return error_response(422, first["msg"], field_path(loc) if loc else None)
+
+
+def _not_json(text: str, at: int, problem: str) -> str:
+    line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+    return f"the body is not valid JSON: {problem} (line {line}, column {column})"
+
+
+def _json_type(content_type: str) -> bool:
+    """`application/json` or `application/*+json`, as FastAPI decodes them."""
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
 
 
 async def _invalid_sequence(request: Request, error: Any) -> Any:
@@ -93,7 +142,8 @@ def status_of(error: NurtureError) -> int:
 
 
 async def _nurture(request: Request, error: Any) -> Any:
-    return error_response(status_of(error), str(error))
+    field = getattr(error, "field", None)  # a Conflict's: `external_id` is `externalId` here
+    return error_response(status_of(error), str(error), field and to_camel(field))
 
 
 async def _unexpected(request: Request, error: Exception) -> Any:

@@ -22,7 +22,7 @@ from nurture.spec.base import SpecModel
 from nurture.spec.cases import CaseLead
 from nurture.spec.durations import parse_duration
 from nurture.spec.window import TimeZoneName
-from nurture.stats import Window, parse_when
+from nurture.stats import Window
 
 router = APIRouter(prefix="/api/nurturing-sequences", tags=["sequences"], responses=ERRORS)
 When = Annotated[
@@ -91,7 +91,7 @@ def sequence_stats(
 ) -> StatsOut:
     """Enrollments by outcome, conversion, completion time; per step reached, drop-off, reasons."""
     now = datetime.now(UTC)
-    window = Window(parse_when(since, now, "since"), parse_when(until, now, "until"))
+    window = Window.parse(since, until, now, prefix="")
     with ctx.store.session() as session:
         name = stored.resolve(session, id).name
         data = gather(session, StatsRequest(window, name, funnel))

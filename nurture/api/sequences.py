@@ -5,12 +5,10 @@
 `/{id}/stats` and `/{id}/test` are in nurture/api/insights.py.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
 from pydantic import Field
 from sqlmodel import Session
 
@@ -24,7 +22,6 @@ from nurture.spec.models import Category, SequenceSpec
 from nurture.store.tables import Sequence
 
 router = APIRouter(prefix="/api/nurturing-sequences", tags=["sequences"], responses=ERRORS)
-READ, WRITE = allows("read"), allows("write")
 Ref = Annotated[
     str,
     Path(
@@ -37,6 +34,15 @@ READ_ONLY = (
     'sequences are read-only over HTTP (api.sequences = "read-only"): change the YAML file '
     'and run `nurture apply` (or set api.sequences = "read-write")'
 )
+
+
+async def read_write(ctx: Ctx) -> None:
+    """409 while sequences are read-only over HTTP; a dependency, so before the body is checked."""
+    if ctx.settings.api.sequences != "read-write":
+        raise HTTPException(409, READ_ONLY)
+
+
+READ, WRITE = allows("read"), [*allows("write"), Depends(read_write)]
 
 
 class SequenceOut(SequenceSpec):
@@ -105,15 +111,6 @@ def sequence_out(session: Session, row: Sequence) -> SequenceOut:
     )
 
 
-@contextmanager
-def writing(ctx: Context) -> Iterator[Session]:
-    """A write transaction, refused with 409 while sequences are read-only over HTTP."""
-    if ctx.settings.api.sequences != "read-write":
-        raise HTTPException(409, READ_ONLY)
-    with ctx.store.session(immediate=True) as session:
-        yield session
-
-
 def _spec(ctx: Context, body: SequenceIn) -> SequenceSpec:
     data = body.model_dump(mode="json", by_alias=True, exclude=READ_ONLY_FIELDS)
     return stored.parse_spec(data, ctx.project.coach_keys)
@@ -149,7 +146,7 @@ def by_category(ctx: Ctx, category: Category) -> list[SequenceOut]:
 def create(ctx: Ctx, body: SequenceIn) -> SequenceOut:
     """Create a sequence in the store alone: `nurture plan` shows it as drift until exported."""
     spec = _spec(ctx, body)
-    with writing(ctx) as session:
+    with ctx.store.session(immediate=True) as session:
         stored.create(session, ctx.project, spec, datetime.now(UTC))
         return sequence_out(session, stored.resolve(session, spec.slug))
 
@@ -164,7 +161,7 @@ def get(ctx: Ctx, id: Ref) -> SequenceOut:
 def replace(ctx: Ctx, id: Ref, body: SequenceIn) -> SequenceOut:
     """Replace the definition (its YAML file too, when it has one); a new version if it differs."""
     spec = _spec(ctx, body)
-    with writing(ctx) as session:
+    with ctx.store.session(immediate=True) as session:
         row = stored.resolve(session, id)
         stored.replace(session, ctx.project, row, spec, datetime.now(UTC))
         return sequence_out(session, stored.resolve(session, row.slug))
@@ -173,7 +170,7 @@ def replace(ctx: Ctx, id: Ref, body: SequenceIn) -> SequenceOut:
 @router.delete("/{id}", status_code=204, dependencies=WRITE, response_class=Response)
 def delete(ctx: Ctx, id: Ref) -> Response:
     """Delete (its file too, when it has one); the versions stay for history."""
-    with writing(ctx) as session:
+    with ctx.store.session(immediate=True) as session:
         stored.delete(session, ctx.project, stored.resolve(session, id), datetime.now(UTC))
     return Response(status_code=204)
 
@@ -181,7 +178,7 @@ def delete(ctx: Ctx, id: Ref) -> Response:
 @router.post("/{id}/duplicate", status_code=201, dependencies=WRITE, **OUT)
 def duplicate(ctx: Ctx, id: Ref, body: Annotated[NewName | None, Body()] = None) -> SequenceOut:
     """An inactive copy, named `body.name` or 'Copy of NAME'."""
-    with writing(ctx) as session:
+    with ctx.store.session(immediate=True) as session:
         row = stored.resolve(session, id)
         name = body.name if body and body.name else f"Copy of {row.name}"
         stored.duplicate(session, ctx.project, row, name, datetime.now(UTC))
@@ -191,7 +188,7 @@ def duplicate(ctx: Ctx, id: Ref, body: Annotated[NewName | None, Body()] = None)
 @router.put("/{id}/toggle", dependencies=WRITE, **OUT)
 def toggle(ctx: Ctx, id: Ref, body: Annotated[Toggle | None, Body()] = None) -> SequenceOut:
     """Flip active/inactive (or set `active`)."""
-    with writing(ctx) as session:
+    with ctx.store.session(immediate=True) as session:
         row = stored.resolve(session, id)
         stored.set_active(
             session, ctx.project, row, body.active if body else None, datetime.now(UTC)
@@ -219,7 +216,7 @@ def bulk_assign(ctx: Ctx, body: BulkAssignment) -> list[SequenceOut]:
 def _funnels(
     ctx: Context, sequence_refs: list[int | str], funnel_refs: list[int | str], *, add: bool
 ) -> list[SequenceOut]:
-    with writing(ctx) as session:
+    with ctx.store.session(immediate=True) as session:
         rows = list(
             {
                 row.slug: row for row in (stored.resolve(session, str(r)) for r in sequence_refs)

@@ -156,10 +156,11 @@ def update(
     untag: Annotated[list[str] | None, typer.Option("--untag", help="Remove a tag.")] = None,
     tz: Zone = None,
     field: Fields = None,
+    external_id: ExternalId = None,
 ) -> None:
     """Change a lead: tags add (--untag removes), fields merge; a conversion status converts."""
     data = LeadInput(
-        name, email, phone, source, status, temperature, score, tag, tz, _fields(field)
+        name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
     if not untag and all(value in (None, {}, []) for value in vars(data).values()):
         raise NurtureError(

@@ -29,8 +29,7 @@ Funnel = Annotated[str | None, typer.Option("--funnel", help="Only leads of this
 
 
 def _window(since: str | None, until: str | None) -> Window:
-    now = datetime.now(UTC)
-    return Window(parse_when(since, now), parse_when(until, now, "--until"))
+    return Window.parse(since, until, datetime.now(UTC))
 
 
 def stats(

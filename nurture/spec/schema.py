@@ -17,11 +17,11 @@ DESCRIPTION = (
     "names (triggerConditions, actionType, delayDays...) are accepted as aliases."
 )
 DURATION_PATTERN = r"^\s*(\d+|(\d+\s*[wdhmsWDHMS]\s*)+)\s*$"
-CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$"
 
 
 class SequenceFileSchema(GenerateJsonSchema):
-    """Pydantic's generator, with aliases, durations, clock times and lists as users write them."""
+    """Pydantic's generator, with aliases, durations and lists as users write them (clock times:
+    nurture.spec.window.ClockTime)."""
 
     def model_fields_schema(self, schema: core_schema.ModelFieldsSchema) -> JsonSchemaValue:
         json_schema = super().model_fields_schema(schema)
@@ -39,9 +39,6 @@ class SequenceFileSchema(GenerateJsonSchema):
             ],
             "examples": ["30m", "2h", "1d 4h", "1w"],
         }
-
-    def time_schema(self, schema: core_schema.TimeSchema) -> JsonSchemaValue:
-        return {"type": "string", "pattern": CLOCK_PATTERN, "examples": ["09:00", "18:30"]}
 
     def encode_default(self, dft: Any) -> Any:
         if isinstance(dft, timedelta):

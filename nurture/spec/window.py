@@ -5,7 +5,7 @@ from functools import cache
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from nurture.spec.base import NonEmpty, SpecModel
 
@@ -94,7 +94,14 @@ def check_country(code: str) -> str:
 
 
 TimeZoneName = Annotated[str, AfterValidator(check_time_zone)]
-ClockTime = Annotated[time, BeforeValidator(_clock_time), AfterValidator(_local_time)]
+CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$"
+ClockTime = Annotated[
+    time,
+    BeforeValidator(_clock_time),
+    AfterValidator(_local_time),
+    # not `format: time`: RFC 3339 wants an offset, and this is a zoneless "09:00" (out: "09:00:00")
+    WithJsonSchema({"type": "string", "pattern": CLOCK_PATTERN, "examples": ["09:00", "18:30"]}),
+]
 
 
 class SendWindow(SpecModel):

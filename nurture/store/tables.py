@@ -358,12 +358,24 @@ class ChannelSlot(SQLModel, table=True):
 
 
 class ApiToken(SQLModel, table=True):
-    """A bearer token of the HTTP API: only its SHA-256 is kept (the token is shown once)."""
+    """A bearer token of the HTTP API: only its SHA-256 is kept (the token is shown once).
+
+    One live token per name; a revoked token's name can be used again (rotation).
+    """
 
     __tablename__ = "api_token"
+    __table_args__ = (
+        Index(
+            "uq_api_token_live_name",
+            "name",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(unique=True, max_length=100)
+    name: str = Field(max_length=100)
     token_hash: str = Field(unique=True, max_length=64)
     scopes: list[str] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _utc_column()
@@ -378,6 +390,8 @@ class IngestKey(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)
     lead_id: int = Field(foreign_key="lead.id", index=True)
     response: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    body_hash: str | None = Field(default=None, max_length=64)
+    """The SHA-256 of the request's lead: a retry with another body is refused (null before 0009)."""
     created_at: datetime = _utc_column()
 
 
