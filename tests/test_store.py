@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel, select
 
 from nurture.errors import StoreError
+from nurture.leads import find_lead
 from nurture.store import migrate
 from nurture.store.db import Store, open_store
 from nurture.store.decisions import candidates_id, candidates_of
@@ -204,3 +205,21 @@ def test_decisions_stored_inline_before_0007_still_read(store_url: str):
             lead_id=1, reason="new", candidates_id=shared, decided_at=old.decided_at
         )
         assert candidates_of(connection, new) == listed
+
+
+def test_emails_stored_before_0010_are_lower_cased_and_found(store_url: str):
+    migrate.upgrade(store_url, "0009")
+    engine = sqlalchemy.create_engine(normalize_url(store_url))
+    with engine.begin() as connection:
+        connection.execute(
+            sqlalchemy.text(
+                "INSERT INTO lead (id, name, first_name, email, score, tags, fields, opted_out, "
+                "created_at, updated_at) VALUES "
+                "(1, 'Ana', 'Ana', 'Ana.Ruiz@example.com', 0, '[]', '{}', '[]', :now, :now)"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+    engine.dispose()
+    migrate.upgrade(store_url)
+    with open_store(store_url) as store, store.session() as session:
+        assert find_lead(session, "ANA.RUIZ@example.com").email == "ana.ruiz@example.com"
