@@ -82,7 +82,9 @@
     }
     const every = Math.max(1, Math.ceil(days.length / 8));
     days.forEach((day, index) => {
-      if (index % every === 0) text(chart, x(day), height - bottom + 18, day, { "text-anchor": "middle", class: "axis" });
+      // a date is ~70px wide: one near the right edge ends there instead of being cut off
+      const anchor = x(day) + 36 > width ? "end" : "middle";
+      if (index % every === 0) text(chart, x(day), height - bottom + 18, day, { "text-anchor": anchor, class: "axis" });
     });
     series.forEach((s, index) => {
       const stroke = color(s.name);
