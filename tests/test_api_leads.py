@@ -227,7 +227,7 @@ def test_patch_refuses_an_external_id_or_an_email_another_lead_has(api):
     shared = api.patch("/api/leads/crm-18", json={"email": "Ana@EXAMPLE.com"}, headers=api.admin)
     assert shared.status_code == 409
     assert shared.json() == {
-        "message": "email 'Ana@example.com' belongs to lead 1 (Dr. Ana Ruiz)",
+        "message": "email 'ana@example.com' belongs to lead 1 (Dr. Ana Ruiz)",
         "field": "email",
     }
     lead = api.get("/api/leads/2", headers=api.admin).json()
