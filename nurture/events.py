@@ -23,7 +23,10 @@ from nurture.store.tables import Lead
 
 
 class InvalidEvent(NurtureError):
-    """An event cannot apply to this dry run (a step or action the sequence does not have)."""
+    """An event is not one, or cannot apply to this dry run (a step the sequence does not have).
+
+    The message starts with the event's text; the caller says where it came from (`--event`).
+    """
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def schedule(texts: list[str], start: datetime) -> list[Happening]:
         try:
             event = parse_event(text)
         except ValueError as error:
-            raise InvalidEvent(f"--event {text!r}: {error}") from None
+            raise InvalidEvent(f"{text!r}: {error}") from None
         happenings.append(Happening(start + event.after, text.strip(), event))
     return sorted(happenings, key=lambda happening: happening.at)
 

@@ -20,33 +20,52 @@ from nurture.enrollment import spec_of
 from nurture.errors import Conflict, NotFound, NurtureError
 from nurture.plan import Plan, SequenceChange, stored_sequences
 from nurture.project import Project
+from nurture.spec.diagnostics import data_problems
 from nurture.spec.files import SequenceFile
 from nurture.spec.keys import union_tags
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import numeric_id, slugify
+from nurture.spec.positions import Loc
 from nurture.spec.templates import check_template, template_fields
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
 from nurture.sync import apply_changes, change_files, take_turn
 
 
 class InvalidSequence(NurtureError):
-    """A sequence given as data is invalid; `field` is the path of the first problem."""
+    """A sequence given as data is invalid: the first problem, the others listed after it.
 
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+    `field` is the path of the first problem; `problems` holds (path, message) of each.
+    """
+
+    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
+        (loc, message), *others = problems
+        listed = "; ".join(f"{_dotted(at) or 'body'}: {text}" for at, text in others)
+        super().__init__(f"{message} (and {len(others)} more: {listed})" if others else message)
+        self.field = _dotted(loc) or None
+        self.problems = problems
+
+
+def _dotted(path: Loc) -> str:
+    """A path in the data as it was sent: `steps.0.actionType`."""
+    return ".".join(str(part) for part in path)
 
 
 def parse_spec(data: Any, coach_keys: frozenset[str] | None = None) -> SequenceSpec:
-    """A sequence from JSON-like data (snake_case or the seed's camelCase), templates checked."""
+    """A sequence from JSON-like data (snake_case or the seed's camelCase), templates checked.
+
+    Raises InvalidSequence with every problem, in `nurture validate`'s words.
+    """
+    spec: SequenceSpec | None = None
     try:
         spec = SequenceSpec.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        raise InvalidSequence(first["msg"], field_path(first["loc"])) from None
+        problems = data_problems(error.errors(include_url=False), data, SequenceSpec)
+    else:
+        problems = []
     for loc, source in template_fields(data):
-        for problem in check_template(source, coach_keys):
-            raise InvalidSequence(problem.message, field_path(loc))
+        problems += [(loc, problem.message) for problem in check_template(source, coach_keys)]
+    if spec is None or problems:
+        raise InvalidSequence(problems)
     return spec
 
 

@@ -106,7 +106,7 @@ def test_the_dry_run_of_a_sequence_created_over_http(api, run_store, project):
         ({"until": "soon"}, 422, "until"),
         ({"tz": "Mars/Olympus"}, 422, "tz"),
         ({"lead": {"score": 101}}, 422, "lead.score"),
-        ({"events": ["whenever convert"]}, 400, None),
+        ({"events": ["whenever convert"]}, 422, "events.0"),
     ],
 )
 def test_bad_dry_runs_name_the_field(api, body, status, field):

@@ -144,7 +144,7 @@ def test_invalid_sequences_name_the_field(api):
     answer = api.post(BASE, json=bad)
     assert answer.status_code == 422
     assert answer.json() == {
-        "message": "Field required",
+        "message": "missing required field 'message'",
         "field": "steps.0.actionConfig.message",
     }
     template = {
@@ -159,7 +159,90 @@ def test_invalid_sequences_name_the_field(api):
     twice = SEED_JSON | {"steps": [SEED_JSON["steps"][0]] * 2}
     answer = api.post(BASE, json=twice)
     assert answer.status_code == 422 and answer.json()["field"] == "steps.1.id"
-    assert answer.json()["message"].startswith("duplicate step id ")
+    assert answer.json()["message"].startswith("steps[1]: duplicate step id 'welcome-message'")
+
+
+SMS = {"name": "Hello", "actionType": "send_sms", "actionConfig": {"message": "Hi"}}
+
+
+@pytest.mark.parametrize(
+    ("change", "message", "field"),
+    [
+        (
+            {"steps": [SMS | {"actionType": "send_fax"}]},
+            "unknown action type 'send_fax' (did you mean 'send_email'?)",
+            "steps.0.actionType",
+        ),
+        (
+            {"steps": [{"name": "x", "action_type": "fax", "action_config": {}}]},
+            "unknown action type 'fax' (one of: send_whatsapp_message, send_email, send_sms, "
+            "create_task, update_lead_score, add_lead_tag, schedule_appointment, "
+            "send_notification, wait)",
+            "steps.0.action_type",
+        ),
+        (
+            {"steps": [SMS | {"actionConfig": {"mesage": "Hi {{ lead.name }}"}}]},
+            "unknown key 'mesage' (did you mean 'message'?) (and 1 more: "
+            "steps.0.actionConfig.message: missing required field 'message')",
+            "steps.0.actionConfig.mesage",
+        ),
+        (  # user text is not a format string
+            {"steps": [SMS | {"actionConfig": {"message": "Hi", "{{ lead.name }}": "{0}"}}]},
+            "unknown key '{{ lead.name }}' (a send_sms actionConfig takes: message)",
+            "steps.0.actionConfig.{{ lead.name }}",
+        ),
+        (
+            {"descripton": "typo"},
+            "unknown key 'descripton' (did you mean 'description'?)",
+            "descripton",
+        ),
+        (
+            {"delayDays": 2},
+            "unknown key 'delayDays' here ('delayDays' goes under steps)",
+            "delayDays",
+        ),
+    ],
+)
+def test_invalid_sequences_get_the_messages_of_validate(api, change, message, field):
+    created = api.post(BASE, json=SEED_JSON | change)
+    assert created.status_code == 422
+    assert created.json() == {"message": message, "field": field}
+    replaced = api.put(f"{BASE}/alpha", json=api.get(f"{BASE}/alpha").json() | change)
+    assert replaced.status_code == 422
+    assert replaced.json() == {"message": message, "field": field}
+
+
+def test_every_problem_of_a_sequence_is_listed_after_the_first(api):
+    steps = [SMS, SMS | {"actionType": "send_fax"}, {"name": "No type", "actionConfig": {}}]
+    answer = api.post(BASE, json=SEED_JSON | {"descripton": "x", "steps": steps})
+    assert answer.status_code == 422
+    assert answer.json() == {
+        "message": "unknown action type 'send_fax' (did you mean 'send_email'?) (and 2 more: "
+        "steps.2.actionType: missing action_type; "
+        "descripton: unknown key 'descripton' (did you mean 'description'?))",
+        "field": "steps.1.actionType",
+    }
+
+
+def test_template_problems_name_the_field_as_the_body_spells_it(api):
+    step = {"name": "x", "action_type": "send_sms", "action_config": {"message": "{{ lead.nme }}"}}
+    answer = api.post(BASE, json={"name": "Snake", "steps": [step, step | {"name": "y"}]})
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "steps.0.action_config.message"
+    assert answer.json()["message"].startswith("unknown template variable 'lead.nme'")
+    assert (
+        "(and 1 more: steps.1.action_config.message: unknown template" in answer.json()["message"]
+    )
+
+
+def test_a_bad_dry_run_event_names_its_place_in_the_body(api):
+    answer = api.post(f"{BASE}/alpha/test", json={"events": ["+1d convert", "+1d explode"]})
+    assert answer.status_code == 422
+    assert answer.json() == {
+        "message": "unknown event 'explode' (one of convert, status, score, temperature, tag, "
+        "fail, opt-out, opt-in, inbound)",
+        "field": "events.1",
+    }
 
 
 def test_toggle_edits_the_file_like_the_cli(api, run_store, project):

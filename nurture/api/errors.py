@@ -22,6 +22,8 @@ from nurture.errors import (
 )
 from nurture.ingest import KeyReused
 from nurture.leads import InvalidLead
+from nurture.spec.diagnostics import data_problems, error_message
+from nurture.spec.models import SequenceSpec
 from nurture.stored import InvalidSequence, field_path
 
 log = logging.getLogger("nurture.api")
@@ -105,12 +107,26 @@ async def _validation(request: Request, error: Any) -> Any:
         return error_response(415, "send the body as JSON (Content-Type: application/json)")
     if first["loc"] == ("body",) and first["type"] == "missing":
         return error_response(422, "the body is missing: send a JSON object")
+    sequence = _sequence_body(request)
+    if sequence is not None and all(e["loc"][0] == "body" for e in error.errors()):
+        below = [e | {"loc": e["loc"][1:]} for e in error.errors()]
+        return await _invalid_sequence(
+            request, InvalidSequence(data_problems(below, error.body, sequence))
+        )
     loc = (
         first["loc"][1:] if first["loc"][0] in ("body", "query", "path", "header") else first["loc"]
     )
     if first["type"] == "located":  # a model's own check: ctx["loc"] is below the model
         loc += tuple(first["ctx"]["loc"])
-    return error_response(422, first["msg"], field_path(loc) if loc else None)
+    message = error_message(first) if first["type"] == "value_error" else first["msg"]
+    return error_response(422, message, field_path(loc) if loc else None)
+
+
+def _sequence_body(request: Request) -> type[SequenceSpec] | None:
+    """The route's body model when it is a sequence: its errors are told as `validate` does."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    model = body and body.field_info.annotation
+    return model if isinstance(model, type) and issubclass(model, SequenceSpec) else None
 
 
 def _not_json(text: str, at: int, problem: str) -> str:

@@ -21,6 +21,7 @@ from nurture.report import StatsRequest, gather
 from nurture.spec.base import SpecModel
 from nurture.spec.cases import CaseLead
 from nurture.spec.durations import parse_duration
+from nurture.spec.events import EventText
 from nurture.spec.window import TimeZoneName
 from nurture.stats import Window
 
@@ -108,7 +109,7 @@ class DryRunIn(SpecModel):
     start: datetime | None = Field(None, description="When the lead arrives; default now (UTC).")
     tz: TimeZoneName | None = Field(None, description="The lead's IANA time zone.")
     until: str | None = Field(None, max_length=20, description="Stop after e.g. 3d.")
-    events: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+    events: list[Annotated[EventText, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=100, examples=[["+2d convert", "+4h fail=send_email"]]
     )
 

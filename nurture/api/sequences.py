@@ -6,10 +6,11 @@
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
-from pydantic import Field
+from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
+from pydantic.alias_generators import to_snake
 from sqlmodel import Session
 
 from nurture import sequences as catalog
@@ -67,6 +68,19 @@ class SequenceIn(SequenceSpec):
     path: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    _sent: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_sent(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Keep the body as sent: later problems (templates) name fields in its spelling."""
+        body = handler(data)
+        body._sent = data if isinstance(data, dict) else {}
+        return body
+
+    def definition(self) -> dict[str, Any]:
+        """The sequence as sent, without a GET answer's read-only fields."""
+        return {k: v for k, v in self._sent.items() if to_snake(k) not in READ_ONLY_FIELDS}
 
 
 class NewName(SpecModel):
@@ -112,8 +126,7 @@ def sequence_out(session: Session, row: Sequence) -> SequenceOut:
 
 
 def _spec(ctx: Context, body: SequenceIn) -> SequenceSpec:
-    data = body.model_dump(mode="json", by_alias=True, exclude=READ_ONLY_FIELDS)
-    return stored.parse_spec(data, ctx.project.coach_keys)
+    return stored.parse_spec(body.definition(), ctx.project.coach_keys)
 
 
 OUT = {"response_model": SequenceOut, "response_model_exclude": {"tests"}}

@@ -16,6 +16,7 @@ from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.dryrun import DryRun, Project, Scenario, dry_run, lead_input
 from nurture.errors import NurtureError
+from nurture.events import InvalidEvent
 from nurture.junit import write_junit
 from nurture.leads import LeadRules
 from nurture.project import Project as ProjectFiles
@@ -62,7 +63,10 @@ def test(
         sequence=sequence, funnel=funnel, events=tuple(event or []), until=_until(until),
     )  # fmt: skip
     began = time.perf_counter()
-    run = dry_run(project, scenario)
+    try:
+        run = dry_run(project, scenario)
+    except InvalidEvent as error:  # the event's text, then the problem: name the option
+        raise NurtureError(f"--event {error}") from None
     _show_run(run, time.perf_counter() - began, json)
 
 

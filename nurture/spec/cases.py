@@ -1,21 +1,16 @@
 """The `tests:` block: dry-run cases with a lead, events and what must happen (run by `nurture test`)."""
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Literal, Self
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
 from nurture.spec.base import SpecModel
 from nurture.spec.conditions import FieldValue
-from nurture.spec.events import parse_event
+from nurture.spec.events import EventText
 from nurture.spec.window import TimeZoneName
 
 EnrollmentStatus = Literal["active", "completed", "converted", "stopped", "failed"]
-
-
-def _event(text: str) -> str:
-    parse_event(text)
-    return text
 
 
 class CaseLead(SpecModel):
@@ -76,5 +71,5 @@ class TestCase(SpecModel):
     lead: CaseLead = Field(default_factory=CaseLead)
     funnel: str | None = None
     start: datetime | None = None
-    events: list[Annotated[str, AfterValidator(_event)]] = Field(default_factory=list)
+    events: list[EventText] = Field(default_factory=list)
     expect: Expectation = Field(default_factory=Expectation)

@@ -66,6 +66,20 @@ def validation_diagnostics(
     return list(seen.values())
 
 
+def data_problems(
+    errors: Iterable[ErrorDetails], data: Any, root: type[BaseModel]
+) -> list[tuple[Loc, str]]:
+    """`validate`'s messages for data without a file (an HTTP body), at paths as `data` spells them.
+
+    One (path, message) per distinct problem: `(('steps', 0, 'actionType'), "unknown action...")`.
+    """
+    explainer = _Explainer(Document(data, {}), root)
+    # Without lines to sort by, a misspelt key comes before the missing field it causes.
+    merged = sorted(_merge_union_members(list(errors)), key=lambda d: d["type"] == "missing")
+    problems = (explainer.explain(details) for details in merged)
+    return list(dict.fromkeys((explainer.path(loc), message) for loc, message in problems))
+
+
 def _merge_union_members(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     """A value that fits no member of `str | int | ...` gives one error, not one per member."""
     merged: dict[tuple[Any, ...], ErrorDetails] = {}
@@ -96,8 +110,8 @@ class _Explainer:
         if kind == "located":  # raised by a model validator, ctx['loc'] below that model
             loc += tuple(ctx["loc"])
             return loc, f"{self.field(loc)}: {details['msg']}"
-        if kind == "missing":
-            return loc[:-1], f"missing required field {self.spelled(loc)!r}"
+        if kind == "missing":  # a file places it at the parent, where the key is absent
+            return loc, f"missing required field {self.spelled(loc)!r}"
         if kind == "extra_forbidden":
             return loc, self.unknown_key(loc)
         if kind in ("union_tag_invalid", "union_tag_not_found"):
@@ -112,6 +126,14 @@ class _Explainer:
             return next((str(p) for p in reversed(loc) if isinstance(p, str)), "sequence")
         last = max(i for i, part in enumerate(path) if isinstance(part, str))
         return names[-1] + "".join(f"[{index}]" for index in path[last + 1 :])
+
+    def path(self, loc: Loc) -> Loc:
+        """`loc` as the data spells it; a key it lacks (a missing field) spelled like its siblings."""
+        path, last = self.document.resolve(loc), loc[-1] if loc else None
+        absent = isinstance(last, str) and len(path) == len(self.document.resolve(loc[:-1]))
+        if absent and last not in union_tags(self.root) and not _is_union_label(last):
+            return (*path, self.spelled(loc))
+        return path
 
     def spelled(self, loc: Loc) -> str:
         """A missing field's name in the style of its siblings (camelCase when they are)."""
@@ -177,7 +199,8 @@ def _action_type_problem(details: ErrorDetails) -> str:
     if details["type"] == "union_tag_invalid":
         expected = re.findall(r"'([^']*)'", ctx.get("expected_tags", ""))
         tag = str(ctx.get("tag"))
-        return f"unknown action type {tag!r}{did_you_mean(tag, expected)}"
+        hint = did_you_mean(tag, expected) or f" (one of: {', '.join(expected)})"
+        return f"unknown action type {tag!r}{hint}"
     step = details["input"]
     if not isinstance(step, dict):
         shape = "a mapping with name, action_type, action_config"

@@ -3,6 +3,9 @@
 import re
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 from nurture.spec.durations import parse_duration
 
@@ -55,3 +58,12 @@ def _check_value(kind: str, value: str | None) -> None:
         raise ValueError(f"score={value} is not a number")
     if kind in ("opt-out", "opt-in") and value.lower() not in CHANNELS:
         raise ValueError(f"{kind}={value}: the channel is one of {', '.join(CHANNELS)}")
+
+
+def _checked(text: str) -> str:
+    parse_event(text)
+    return text
+
+
+EventText = Annotated[str, AfterValidator(_checked)]
+"""An event as text, checked when a model is validated (a bad one names its place)."""
