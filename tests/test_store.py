@@ -223,3 +223,25 @@ def test_emails_stored_before_0010_are_lower_cased_and_found(store_url: str):
     migrate.upgrade(store_url)
     with open_store(store_url) as store, store.session() as session:
         assert find_lead(session, "ANA.RUIZ@example.com").email == "ana.ruiz@example.com"
+
+
+def test_processes_opening_a_new_sqlite_store_together_all_get_it(tmp_path: Path):
+    """Two daemons (or `run` and `serve`) starting at once on a fresh store: the one switching
+    the file to WAL second used to fail at once with "database is locked"."""
+    failures: list[BaseException] = []
+
+    def open_it(url: str) -> None:
+        try:
+            with open_store(url) as store:
+                assert migrate.revision_of(store.engine) == migrate.head()
+        except BaseException as problem:
+            failures.append(problem)
+
+    for trial in range(20):
+        url = f"sqlite:///{tmp_path / f'n{trial}.db'}"
+        threads = [threading.Thread(target=open_it, args=(url,)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

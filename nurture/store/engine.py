@@ -15,6 +15,8 @@ ignores the option.
 """
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,13 +107,28 @@ def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     try:
         # The timeout first: switching to WAL needs a lock another process may hold.
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _wal(cursor)
         # In WAL mode NORMAL syncs at checkpoints, not at every commit: a killed process loses
         # nothing; a power cut may roll back the last commits, never corrupts (SQLite's docs).
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode = WAL`, waiting out another connection that is switching a new
+    file at the same moment: SQLite answers that one "database is locked" at once, without its
+    busy handler (two daemons, or `run` and `serve`, starting together on a fresh store)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _on_sqlite_begin(connection: Connection) -> None:
