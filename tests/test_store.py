@@ -172,6 +172,18 @@ def test_every_migration_file_ships_in_the_wheel():
     assert files and files <= shipped
 
 
+def old_lead(connection: sqlalchemy.Connection, email: str | None = None) -> None:
+    """Lead 1, written as an older nurture wrote it (SQL, not today's code)."""
+    connection.execute(
+        sqlalchemy.text(
+            "INSERT INTO lead (id, name, first_name, email, score, tags, fields, opted_out, "
+            "created_at, updated_at) VALUES (1, 'Ana', 'Ana', :email, 0, '[]', '{}', '[]', "
+            ":now, :now)"
+        ),
+        {"email": email, "now": datetime.now(UTC)},
+    )
+
+
 def test_decisions_stored_inline_before_0007_still_read(store_url: str):
     """Migration 0007 keeps a decision's candidate list once in match_candidates; decisions
     made before it keep theirs inline, and read the same."""
@@ -179,13 +191,7 @@ def test_decisions_stored_inline_before_0007_still_read(store_url: str):
     listed = [{"sequence": "Welcome", "sequence_id": 1, "matches": True, "checks": []}]
     engine = sqlalchemy.create_engine(normalize_url(store_url))
     with engine.begin() as connection:
-        connection.execute(
-            sqlalchemy.text(
-                "INSERT INTO lead (id, name, first_name, score, tags, fields, opted_out, "
-                "created_at, updated_at) VALUES (1, 'Ana', 'Ana', 0, '[]', '{}', '[]', :now, :now)"
-            ),
-            {"now": datetime.now(UTC)},
-        )
+        old_lead(connection)
         connection.execute(
             sqlalchemy.text(
                 "INSERT INTO match_decision (lead_id, reason, candidates, decided_at) "
@@ -211,14 +217,7 @@ def test_emails_stored_before_0010_are_lower_cased_and_found(store_url: str):
     migrate.upgrade(store_url, "0009")
     engine = sqlalchemy.create_engine(normalize_url(store_url))
     with engine.begin() as connection:
-        connection.execute(
-            sqlalchemy.text(
-                "INSERT INTO lead (id, name, first_name, email, score, tags, fields, opted_out, "
-                "created_at, updated_at) VALUES "
-                "(1, 'Ana', 'Ana', 'Ana.Ruiz@example.com', 0, '[]', '{}', '[]', :now, :now)"
-            ),
-            {"now": datetime.now(UTC)},
-        )
+        old_lead(connection, "Ana.Ruiz@example.com")
     engine.dispose()
     migrate.upgrade(store_url)
     with open_store(store_url) as store, store.session() as session:
