@@ -315,3 +315,17 @@ def test_sequence_files_in_a_subfolder_are_named_as_not_read(run, project):
     result = run("validate")
     assert result.exit_code == 0
     assert "sequences/drafts:1:1: warning: holds sequence files that are not read" in result.stdout
+
+
+def test_a_test_case_through_a_funnel_no_sequence_offers_is_an_error(run, project):
+    case = (
+        "tests:\n  - name: probe\n    lead: {name: Ana}\n    funnel: Tiktok\n"
+        "    expect: {chosen: true}\n"
+    )
+    (project / "sequences" / "warm.yaml").write_text(SEED_WARM_LEAD + "funnels: [website]\n" + case)
+    result = run("validate")
+    assert result.exit_code == 1
+    assert (
+        "test 'probe' names funnel 'Tiktok', which no sequence offers (funnels: website)"
+        in result.output
+    )

@@ -69,7 +69,24 @@ def check_files(paths: list[Path], *, coach_keys: Collection[str] | None = None)
         result.diagnostics += sorted(problems, key=lambda d: (d.line, d.column))
         if document is not None and spec is not None and not has_errors(problems):
             result.sequences.append(SequenceFile(path, spec, document))
+    if result.valid:  # with a file missing, its funnels would be missing too
+        result.diagnostics += list(_case_funnels(result.sequences))
     return result
+
+
+def _case_funnels(files: list[SequenceFile]) -> Iterator[Diagnostic]:
+    """A test case's funnel that no sequence of the project offers: the case cannot run."""
+    known = {slugify(funnel): funnel for file in files for funnel in file.spec.funnels}
+    for file in files:
+        for index, case in enumerate(file.spec.tests):
+            if case.funnel is not None and slugify(case.funnel) not in known:
+                names = ", ".join(sorted(known)) or "none"
+                where = file.position(("tests", index, "funnel"))
+                message = (
+                    f"test {case.name!r} names funnel {case.funnel!r}, which no sequence "
+                    f"offers (funnels: {names})"
+                )
+                yield Diagnostic(shown(file.path), *where, message)
 
 
 def _check_file(
