@@ -266,7 +266,7 @@ def _refuse_taken(session: Session, lead: Lead, values: dict[str, Any]) -> None:
         wanted = values.get(key)
         if wanted is None or wanted == getattr(lead, key):
             continue
-        take_turns(session, [f"{key}:{wanted}"])
+        take_turns(session, [upsert_key({key: wanted})])
         query = select(Lead).where(getattr(Lead, key) == wanted, Lead.id != lead.id)
         if (other := session.exec(query).first()) is not None:
             what = key.replace("_", " ")
