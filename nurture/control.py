@@ -12,8 +12,8 @@ from sqlmodel import Session, col, func, select
 
 from nurture.enrollment import OPEN
 from nurture.errors import InvalidState, NotFound, NurtureError
+from nurture.sequences import find
 from nurture.spec.diagnostics import did_you_mean
-from nurture.spec.names import slugify
 from nurture.store.tables import Enrollment, Execution, Lead, Sequence, SequenceVersion
 
 CONTROL_STEP = "@control"
@@ -32,11 +32,7 @@ def list_enrollments(
         .order_by(col(Enrollment.id).desc())
     )
     if sequence is not None:  # a deleted sequence's enrollments too
-        named = (Sequence.slug == slugify(sequence)) | (Sequence.name == sequence)
-        if session.exec(select(Sequence.id).where(named)).first() is None:
-            names = list(session.exec(select(Sequence.name)))
-            raise NotFound(f"no sequence {sequence!r} in the store" + did_you_mean(sequence, names))
-        query = query.where(named)
+        query = query.where(Enrollment.sequence_id == find(session, sequence, deleted=True).id)
     if status is not None:
         if status not in STATUSES:
             raise NurtureError(

@@ -15,13 +15,12 @@ from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVer
 from nurture.sync import change_files
 
 
-def find(session: Session, name: str) -> Sequence:
-    """The live sequence with this name or slug."""
-    row = session.exec(
-        select(Sequence).where(Sequence.slug == slugify(name), col(Sequence.deleted_at).is_(None))
-    ).first()
+def find(session: Session, name: str, *, deleted: bool = False) -> Sequence:
+    """The live sequence with this name or slug (`deleted`: a deleted one too)."""
+    live = True if deleted else col(Sequence.deleted_at).is_(None)
+    row = session.exec(select(Sequence).where(Sequence.slug == slugify(name), live)).first()
     if row is None:
-        names = list(session.exec(select(Sequence.name).where(col(Sequence.deleted_at).is_(None))))
+        names = list(session.exec(select(Sequence.name).where(live)))
         raise NotFound(f"no sequence {name!r} in the store" + did_you_mean(name, names))
     return row
 
