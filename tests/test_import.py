@@ -7,7 +7,7 @@ import pytest
 from builders import sequence, write
 from sqlalchemy import select
 
-from nurture.imports import header_key
+from nurture.import_rows import header_key
 from nurture.store.tables import MatchCandidates
 
 CSV = """\
