@@ -66,7 +66,21 @@ class PermanentFailure(Exception):
         self.unsubscribed = unsubscribed
 
 
+class UncertainSend(Exception):
+    """The request may have reached the provider: a timeout or a dropped connection after it was
+    written, or a reply lost after the provider took the message. Never retried blindly: the
+    engine settles it (the channel's `settle`, where the provider can tell) or holds it for a
+    decision (`nurture enrollments settle`)."""
+
+
 class Channel(Protocol):
+    """A channel sends; one that can ask its provider whether a message arrived also has
+
+    `settle(message, sent_after) -> SendResult | None`: the provider's record of the message
+    (it went out), None when the provider provably does not have it (safe to send again); it
+    raises TemporaryFailure or UncertainSend when it cannot tell now.
+    """
+
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send one message; raise TemporaryFailure or PermanentFailure when it does not go."""
         ...
