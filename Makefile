@@ -3,15 +3,24 @@ PY := $(VENV)/bin/python
 NURTURE := $(VENV)/bin/nurture
 DEMO_DIR ?= $(shell mktemp -d /tmp/nurture-demo.XXXXXX)
 
-.PHONY: install demo test lint bench schema migration clean
+.PHONY: install lock demo test lint bench schema migration clean
 
-$(VENV)/.installed: pyproject.toml
+# Installs exactly the versions in requirements.lock (`make lock` writes it anew from pyproject.toml).
+$(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[test]'
+	$(VENV)/bin/pip install --quiet pip==26.3
+	$(VENV)/bin/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
+
+# The newest versions pyproject.toml allows, resolved in a fresh environment and pinned.
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet pip==26.3 && .lock-venv/bin/pip install --quiet '.[test]'
+	{ echo "# make lock: every package nurture and its tests install, pinned"; \
+	  .lock-venv/bin/pip freeze --exclude nurture; } > requirements.lock
+	rm -rf .lock-venv build
 
 demo: install
 	@bash scripts/demo.sh "$(NURTURE)" "$(DEMO_DIR)"
