@@ -91,9 +91,9 @@ def render(source: str | None, context: dict[str, Any], *, html: bool = False) -
         return None
     try:
         return _template(source, html).render(context)
-    except (
-        Exception
-    ) as error:  # a template is the user's code: whatever it raises fails its step alone
+    # A template is the user's code: whatever it raises (a limit, a TypeError, even a
+    # MemoryError) fails its own step, never the batch it is in.
+    except Exception as error:
         raise PermanentFailure(f"template error: {error or type(error).__name__}") from None
 
 
