@@ -124,10 +124,12 @@ def check_brace_format(text: Any) -> None:
 def check_range(*args: Any) -> range:
     """range(), with at most MAX_RANGE items."""
     numbers = range(*args)
-    if len(numbers) > MAX_RANGE:
-        raise TemplateLimit(
-            f"range of {len(numbers):,} items is over the limit of {MAX_RANGE:,} items"
-        )
+    try:
+        length = len(numbers)
+    except OverflowError:  # more items than Python can count
+        length = MAX_RANGE + 1
+    if length > MAX_RANGE:
+        raise TemplateLimit(f"range of {length:,} items is over the limit of {MAX_RANGE:,} items")
     return numbers
 
 

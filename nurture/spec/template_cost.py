@@ -64,6 +64,8 @@ class _Folder:
         except TemplateLimit as error:
             self.problems.append((node.lineno, f"template too costly: {error}", _needle(node)))
             return _UNKNOWN
+        except (ArithmeticError, LookupError, TypeError, ValueError):
+            return _UNKNOWN  # `range('ab')` fails at render, with Python's own message
 
     def _fold(self, node: nodes.Node) -> Any:
         if isinstance(node, nodes.Const):
@@ -99,10 +101,7 @@ class _Folder:
         check = _PRECHECKS.get(node.operator)
         if check is not None:
             check(left, right)
-        try:
-            return sized(_OPERATORS[node.operator](left, right))
-        except (ArithmeticError, TypeError, ValueError):
-            return _UNKNOWN  # 1/0 and 'a' - 1 fail at render, with Jinja's own message
+        return sized(_OPERATORS[node.operator](left, right))
 
     def _call(self, node: nodes.Call) -> Any:
         args = [self.fold(arg) for arg in node.args]
