@@ -91,9 +91,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         super().__init__(undefined=StrictUndefined, **options)
         self.filters = {name: _metered(name, f) for name, f in self.filters.items()}
         self.globals["range"] = limits.check_range
-        del self.globals[
-            "lipsum"
-        ]  # lipsum(1000000) writes a million paragraphs; no message needs it
+        # lipsum(1000000) writes a million paragraphs, and no message needs it.
+        del self.globals["lipsum"]
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """`**`, `*` and `%` checked before they run; every result measured."""
