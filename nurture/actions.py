@@ -4,13 +4,14 @@ Messages leave through a channel; every other action is an effect: a function th
 rows in the completion's transaction, given the id of the execution it belongs to.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import Template, TemplateError
+from jinja2 import Template
 from sqlalchemy import Connection, Row
 
 from nurture import whatsapp
@@ -90,15 +91,21 @@ def render(source: str | None, context: dict[str, Any], *, html: bool = False) -
         return None
     try:
         return _template(source, html).render(context)
-    except (
-        TemplateError,
-        ArithmeticError,
-        LookupError,
-        TypeError,
-        ValueError,
-        RecursionError,
-    ) as error:
-        raise PermanentFailure(f"template error: {error}") from None
+    # A template is the user's code: whatever it raises (a limit, a TypeError, even a
+    # MemoryError) fails its own step, never the batch it is in.
+    except Exception as error:
+        raise PermanentFailure(f"template error: {error or type(error).__name__}") from None
+
+
+@contextmanager
+def _rendering(step: StepBase) -> Iterator[None]:
+    """A template's failure names its step (a batch log holds many)."""
+    try:
+        yield
+    except PermanentFailure as error:
+        if not str(error).startswith("template error"):
+            raise
+        raise PermanentFailure(f"step {step.id!r}: {error}") from None
 
 
 def opted_out(lead: Row, channel: str) -> bool:
@@ -109,6 +116,11 @@ def opted_out(lead: Row, channel: str) -> bool:
 
 def message(step: StepBase, lead: Row, context: dict[str, Any], key: str) -> OutgoingMessage:
     """The step's message, rendered and addressed; PermanentFailure when it cannot be."""
+    with _rendering(step):
+        return _message(step, lead, context, key)
+
+
+def _message(step: StepBase, lead: Row, context: dict[str, Any], key: str) -> OutgoingMessage:
     channel = CHANNEL_OF[step.action_type]
     config = step.action_config
     fields = {"lead_id": lead.id, "key": key, "channel": channel}
@@ -159,7 +171,8 @@ def effect(
         ActionType.SEND_NOTIFICATION: _notification,
     }
     maker = makers.get(step.action_type)
-    return maker(step.action_config, lead, context, now, zone) if maker else None
+    with _rendering(step):
+        return maker(step.action_config, lead, context, now, zone) if maker else None
 
 
 def _rows(table: Any, row: dict[str, Any]) -> Effect:

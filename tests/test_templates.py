@@ -1,9 +1,18 @@
 """Message templates: one sandboxed environment, and checks that catch mistakes before a send."""
 
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
 import pytest
+import yaml
+from builders import SEED_WARM_LEAD, sequence, step, write
 from jinja2 import UndefinedError
 from jinja2.sandbox import SecurityError
+from serving import serving, token
 
+from nurture.actions import render
+from nurture.channels import PermanentFailure
 from nurture.spec.templates import (
     TemplateProblem,
     check_template,
@@ -126,3 +135,150 @@ def test_template_fields_are_the_action_configs_templates():
         (("steps", 1, "action_config", "subject"), "S"),
         (("steps", 1, "action_config", "body"), "B"),
     ]
+
+
+# Templates with bounded cost (issue 11): what was seen freezing validate, the API and the daemon.
+
+SEEN = {
+    "{{ 9**(9**9) }}": "9 ** 387,420,489 has over the limit of 1,000 digits",
+    "{{ 10**100000 }}": "10 ** 100,000 has over the limit of 1,000 digits",
+    "{{ lead.name * 1000000000 }}": (
+        "repeating a text or a list 1,000,000,000 times is over the limit"
+        " of 100,000 characters and items"
+    ),
+}
+LEAD = {"name": "Ana Ruiz", "first_name": "Ana", "score": 40, "tags": ["vip"]}
+
+
+def quickly(call, *args, seconds: float = 2.0):
+    """The call's answer, asserting it came within `seconds` (generous: a loaded 2-core box)."""
+    started = time.perf_counter()
+    answer = call(*args)
+    assert time.perf_counter() - started < seconds
+    return answer
+
+
+@pytest.mark.parametrize("source", SEEN)
+def test_a_costly_template_is_a_problem_found_in_milliseconds(source):
+    [problem] = quickly(check_template, source)
+    assert problem.message == f"template too costly: {SEEN[source]}"
+    assert problem.needle in ("**", "*")
+
+
+@pytest.mark.parametrize(
+    ("source", "fields", "limit"),
+    [
+        ("{{ lead.fields.n ** lead.fields.n }}", {"n": 10**6}, "over the limit of 1,000 digits"),
+        (
+            "{{ lead.fields.note * lead.fields.n }}",
+            {"note": "hi", "n": 10**9},
+            "100,000 characters",
+        ),
+        ("{{ [lead.name] * lead.fields.n }}", {"n": 10**9}, "100,000 characters and items"),
+        ("{{ lead.name|center(lead.fields.n) }}", {"n": 10**9}, "over the limit of 100,000"),
+        ("{{ lead.name.ljust(lead.fields.n) }}", {"n": 10**9}, "over the limit of 100,000"),
+        ("{{ '%0*d' % (lead.fields.n, 1) }}", {"n": 10**9}, "'%*d') is not allowed"),
+        ("{{ range(lead.fields.n)|join }}", {"n": 10**6}, "over the limit of 10,000 items"),
+        ("{{ lead.name|replace('', lead.fields.note) }}", {"note": "x" * 50_000}, "100,000"),
+        ("{{ lead.fields.note }}{{ lead.fields.note }}", {"note": "x" * 60_000}, "100,000 char"),
+        (
+            "{% set s = namespace(t=lead.name) %}"
+            "{% for _ in range(lead.fields.n) %}{% set s.t = s.t ~ s.t %}{% endfor %}{{ s.t }}",
+            {"n": 64},
+            "a text over the limit of 100,000 characters and items",
+        ),
+        (
+            "{% for a in range(lead.fields.n) %}{% for b in range(lead.fields.n) %}"
+            "{% endfor %}{% endfor %}",
+            {"n": 10_000},
+            "over the limit of 1,000,000 units of work",
+        ),
+        (
+            "{% macro twice(n) %}{% if n %}{{ twice(n - 1) }}{{ twice(n - 1) }}{% endif %}"
+            "{% endmacro %}{{ twice(lead.fields.n) }}",
+            {"n": 40},
+            "over the limit of 1,000,000 units of work",
+        ),
+    ],
+    ids=[
+        "power",
+        "repeat",
+        "list-repeat",
+        "center",
+        "ljust",
+        "star-width",
+        "range",
+        "replace",
+        "output",
+        "doubling",
+        "nested-loops",
+        "macro-tree",
+    ],
+)
+def test_a_template_over_a_limit_fails_at_render_naming_the_limit(source, fields, limit):
+    """What depends on the lead's data only shows at render: a permanent failure, at once."""
+    assert check_template(source) == []
+    with pytest.raises(PermanentFailure, match="^template error: ") as failure:
+        quickly(render, source, {"lead": LEAD | {"fields": fields}})
+    assert limit in str(failure.value)
+
+
+def test_templates_within_the_limits_render_as_before():
+    source = (
+        "{{ 2 ** 10 }} {{ lead.first_name * 3 }} {{ '%05.1f' % 3.14159 }} {{ '{:>6}'.format('x') }}"
+        " {{ range(3)|map('string')|join('-') }} {{ lead.tags|join(', ')|upper }}"
+        " {% for n in range(1000) %}{% endfor %}{{ ('x' * 99_000)|length }}"
+    )
+    assert check_template(source) == []
+    assert render(source, {"lead": LEAD}) == "1024 AnaAnaAna 003.1      x 0-1-2 VIP 99000"
+
+
+def test_a_costly_sequence_posted_to_the_api_is_a_422_at_once(run_store, project, store_url):
+    with serving(project, store_url, sequences="read-write") as api:
+        api.headers.update(token(run_store, "admin", "write"))
+        body = yaml.safe_load(SEED_WARM_LEAD)
+        for source, limit in SEEN.items():
+            body["steps"][0]["actionConfig"]["message"] = f"Hi {source}"
+            answer = quickly(lambda: api.post("/api/nurturing-sequences", json=body))
+            assert answer.status_code == 422
+            assert answer.json() == {
+                "message": f"template too costly: {limit}",
+                "field": "steps.0.actionConfig.message",
+            }
+        assert api.get("/api/nurturing-sequences").status_code == 200  # the server still answers
+
+
+BATCH_LEADS = [("Ana Ruiz", "website"), ("Ben Ode", "ads"), ("Cy Lam", "ads")]
+
+
+def test_a_step_whose_template_cannot_render_fails_alone_and_the_batch_is_sent(run_store, project):
+    """One lead's data breaks a limit at render: its step fails, the batch's others go out."""
+    texts = step("Hello")
+    texts["action_config"]["message"] = (
+        "Hi {{ lead.first_name }}{{ lead.fields.note * 1000000000 }}"
+    )
+    write(project, "costly.yaml", sequence("Costly", texts, funnels=["Website"]))
+    write(project, "plain.yaml", sequence("Plain", step("Hello"), funnels=["Ads"]))
+    assert run_store("validate").exit_code == 0  # its text depends on the lead: it passes
+    assert run_store("apply", "--yes").exit_code == 0
+    for number, (name, funnel) in enumerate(BATCH_LEADS):
+        phone = f"+44 7400 12345{number}"
+        added = run_store(
+            "leads", "add", "-f", funnel, "--name", name, "--phone", phone, "--field", "note=hi"
+        )
+        assert added.exit_code == 0, added.output
+    later = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    ran = quickly(
+        lambda: run_store("run", "--once", "--channel", "console", "--now", later), seconds=30
+    )
+    assert ran.exit_code == 0 and "Traceback" not in ran.output
+    assert (
+        "Hi Ben, Hello" in ran.stdout and "Hi Cy, Hello" in ran.stdout and "Ana" not in ran.stdout
+    )
+    shown = json.loads(run_store("leads", "show", "1", "--json").stdout)
+    [execution] = shown["executions"]
+    assert execution["status"] == "failed"
+    assert execution["error"] == (
+        "step 'hello': template error: repeating a text of 2 characters 1,000,000,000 times"
+        " is over the limit of 100,000 characters and items"
+    )

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,35 @@ def test_a_test_case_through_a_funnel_no_sequence_offers_is_an_error(run, projec
         "test 'probe' names funnel 'Tiktok', which no sequence offers (funnels: website)"
         in result.output
     )
+
+
+def test_costly_templates_are_reported_at_once_where_they_are_and_the_other_files_still_checked(
+    run, project
+):
+    """`9**(9**9)` once kept validate busy for ever; `10**100000` aborted it for every file."""
+    sms = "  - name: {name}\n    action_type: send_sms\n    action_config:\n      message: {text}\n"
+    costly = "name: Costly\nsteps:\n" + "".join(
+        sms.format(name=f"Step {number}", text=text)
+        for number, text in enumerate(
+            [
+                "'Hi {{ 9**(9**9) }}'",
+                "'{{ lead.first_name }} {{ 10**100000 }}'",
+                "'{{ lead.name * 1000000000 }}'",
+            ]
+        )
+    )
+    write(project, "costly.yaml", costly)
+    write(project, "seed.yaml", seed("Hi {{lead.name}}!", "Hi {{ lead.nmae }}!"))
+    started = time.perf_counter()
+    result = run("validate")
+    assert time.perf_counter() - started < 10 and result.exit_code == 1
+    assert problems(result) == [
+        "sequences/costly.yaml:6:24: message: template too costly:"
+        " 9 ** 387,420,489 has over the limit of 1,000 digits",
+        "sequences/costly.yaml:10:44: message: template too costly:"
+        " 10 ** 100,000 has over the limit of 1,000 digits",
+        "sequences/costly.yaml:14:30: message: template too costly: repeating a text or a list"
+        " 1,000,000,000 times is over the limit of 100,000 characters and items",
+        "sequences/seed.yaml:14:23: message: unknown template variable 'lead.nmae'"
+        " (did you mean 'lead.name'?)",
+    ]

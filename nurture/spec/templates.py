@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateSyntaxError, meta, nodes
 
 from nurture.spec.actions import TEMPLATE_FIELDS
 from nurture.spec.diagnostics import did_you_mean
+from nurture.spec.sandbox import BoundedEnvironment
+from nurture.spec.template_cost import cost_problems
 
 LEAD_KEYS = frozenset({
     "name", "first_name", "last_name", "email", "phone", "source", "status", "temperature",
@@ -23,15 +24,15 @@ Loc = tuple[str | int, ...]
 
 
 @cache
-def template_environment() -> ImmutableSandboxedEnvironment:
-    """The shared sandbox: lead data is data, a missing variable is an error, not a blank."""
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+def template_environment() -> BoundedEnvironment:
+    """The shared sandbox: lead data is data, a missing variable is an error, a render is bounded."""
+    return BoundedEnvironment(autoescape=False)
 
 
 @cache
-def html_environment() -> ImmutableSandboxedEnvironment:
+def html_environment() -> BoundedEnvironment:
     """The same sandbox for HTML bodies, escaping what it inserts (a lead named `<b>` stays text)."""
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+    return BoundedEnvironment(autoescape=True)
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class TemplateProblem:
 
 
 def check_template(source: str, coach_keys: Collection[str] | None = None) -> list[TemplateProblem]:
-    """Syntax errors, unknown filters and unknown variables in one template."""
+    """Syntax errors, unknown filters and variables, and what a render would refuse to compute."""
     try:
         return _check(source, frozenset(coach_keys or COACH_KEYS))
     except RecursionError:  # Jinja's parser and analysis recurse: `{{ ((((...` must not crash us
@@ -57,7 +58,10 @@ def _check(source: str, coach: frozenset[str]) -> list[TemplateProblem]:
         tree = environment.parse(source)
     except TemplateSyntaxError as error:
         return [_syntax_problem(source, error)]
+    except ValueError:  # Python refuses to read an integer of over 4,300 digits
+        return [TemplateProblem(1, "template syntax error: a number too long to read", None)]
     problems = _unknown_filters(tree) + _unknown_variables(tree, coach)
+    problems += [TemplateProblem(*problem) for problem in cost_problems(tree)]
     if not problems:
         try:  # compiling catches what parsing does not (a `break` outside a loop, ...)
             environment.compile(tree)
