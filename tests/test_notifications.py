@@ -17,6 +17,7 @@ from nurture.dispatch import run_due
 from nurture.store.tables import Notification
 
 SECRET = "webhook-secret"
+HOOK = "/services/T0001/B0001/hook-secret-path"  # an incoming webhook's path is its credential
 NOTE = OutgoingMessage(
     channel="notification", recipient="coach", body="Sam is hot", key="3:alert:1", lead_id=9
 )
@@ -80,10 +81,10 @@ def test_a_webhook_that_hangs_is_a_temporary_failure(receiver):
 
 
 def test_slack_gets_the_message_as_text(receiver):
-    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url + "/services/T/B/X"))
+    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url + HOOK))
     slack.send(NOTE)
     [request] = receiver.requests
-    assert request.path == "/services/T/B/X" and request.json() == {"text": "Sam is hot"}
+    assert request.path == HOOK and request.json() == {"text": "Sam is hot"}
 
 
 @pytest.mark.parametrize(
@@ -95,16 +96,16 @@ def test_slack_gets_the_message_as_text(receiver):
 )  # fmt: skip
 def test_slack_errors_are_classified(receiver, reply, failure):
     receiver.script.append(reply)
-    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url))
+    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url + HOOK))
     with pytest.raises(failure, match=f"Slack HTTP {reply.status}: {reply.body}"):
         slack.send(NOTE)
     assert len(receiver.requests) == 1  # no retry behind the engine's back
 
 
 def test_slack_check_posts_nothing_and_tells_a_dead_webhook(receiver):
-    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url))
+    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url + HOOK))
     receiver.script.append(Reply(400, "no_text"))
-    assert slack.check() == "the incoming webhook is live"
+    assert slack.check() == f"the incoming webhook {receiver.url}/… is live"
     assert json.loads(receiver.requests[0].body) == {"text": ""}
     receiver.script.append(Reply(404, "no_service"))
     with pytest.raises(PermanentFailure, match="no_service"):
