@@ -5,9 +5,10 @@ import hmac
 import json
 
 import pytest
-from builders import sequence
+from builders import sequence, write
 from enrolling import T0, apply, enroll, executions
 from servers import Recorder, Reply
+from serving import serving, token
 
 from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure, channels_for
 from nurture.channels.config import NotificationsConfig, Providers
@@ -149,3 +150,31 @@ def test_webhook_check_sends_a_head_request_and_tells_a_missing_endpoint(receive
     with pytest.raises(PermanentFailure, match="HTTP 404"):
         channel.check()
     assert [r.method for r in receiver.requests] == ["HEAD", "HEAD", "HEAD"]
+
+
+def test_a_lead_from_a_public_form_cannot_ping_the_whole_slack_channel(
+    run_store, project, store_url, receiver, monkeypatch
+):
+    said = "New lead {{ lead.name }}: <https://crm.example.com/leads?email={{ lead.email }}&tab=1|open it>"
+    alert = {
+        "name": "Alert",
+        "action_type": "send_notification",
+        "action_config": {"message": said},
+    }
+    write(project, "alerts.yaml", sequence("Alerts", alert, funnels=["website"]))
+    applied = run_store("apply", "--yes")
+    assert applied.exit_code == 0, applied.output
+    with (project / "nurture.toml").open("a") as toml:
+        toml.write('channel = "live"\n')
+    monkeypatch.setenv("NURTURE_NOTIFICATIONS__SLACK_WEBHOOK_URL", receiver.url + HOOK)
+    form = {"funnel": "website", "name": "<!channel> Ana & <@U0001>", "email": "ana@example.com"}
+    with serving(project, store_url) as api:
+        answer = api.post("/api/leads", json=form, headers=token(run_store, "form", "ingest"))
+    assert answer.status_code == 201, answer.text
+    assert run_store("run", "--once").exit_code == 0
+
+    [request] = receiver.requests
+    assert request.json()["text"] == (
+        "New lead &lt;!channel&gt; Ana &amp; &lt;@U0001&gt;: "
+        "<https://crm.example.com/leads?email=ana@example.com&tab=1|open it>"  # the link works
+    )
