@@ -124,12 +124,21 @@ def test_a_slack_error_that_echoes_the_url_leaves_no_secret_anywhere_a_user_look
         seen["api stats"] = api.get("/api/nurturing-sequences/alerts/stats", headers=headers).text
     receiver.script.append(Reply(404, NOT_FOUND))
     seen["channels check"] = run_store("channels", "check", "notification", "--json").output
+    receiver.script.append(Reply(404, NOT_FOUND))
+    seen["send-test"] = run_store("channels", "send-test", "notification").stderr
 
     logged = json.loads(seen["logs --json"])
     assert logged[0]["status"] == "failed"
     assert logged[0]["error"].startswith("Slack HTTP 404: <h1>Not Found</h1><p>The requested URL")
     told = {where for where, text in seen.items() if "Slack HTTP 404" in text}
-    assert {"logs", "stats Alerts", "report.html", "api stats", "channels check"} <= told
+    assert {
+        "logs",
+        "stats Alerts",
+        "report.html",
+        "api stats",
+        "channels check",
+        "send-test",
+    } <= told
     for where, text in seen.items():
         assert SECRET not in text and "T0001" not in text, where
 
