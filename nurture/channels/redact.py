@@ -67,18 +67,18 @@ def url_secrets(url: str | None) -> list[str]:
 
 def secrets_of(providers: "Providers") -> list[str]:
     """Every secret value the providers hold: SecretStr settings and the secret parts of URLs."""
-    found: list[str] = []
-    for config in (providers.email, providers.twilio, providers.notifications):
-        for value in dict(config or {}).values():
-            if isinstance(value, SecretStr):
-                found.append(value.get_secret_value())
+    configs = (providers.email, providers.twilio, providers.notifications, providers.unsubscribe)
+    found = [
+        value.get_secret_value()
+        for config in configs
+        for value in dict(config or {}).values()
+        if isinstance(value, SecretStr)
+    ]
     notifications = providers.notifications
-    if notifications is not None:
+    if notifications is not None:  # Twilio's api_url holds no secret: a user in it is refused
         slack = notifications.slack_webhook_url
         found += url_secrets(slack.get_secret_value() if slack else None)
         found += url_secrets(notifications.webhook_url)
-    if providers.twilio is not None:
-        found += url_secrets(providers.twilio.api_url)[2:]  # its host is no secret, a user is
     return found
 
 
