@@ -72,7 +72,7 @@ class ApiSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
     )
     toml_path: ClassVar[Path | None] = None
 

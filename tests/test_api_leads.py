@@ -319,6 +319,6 @@ def test_a_store_that_fails_answers_503_and_the_webhook_keeps_serving(api, monke
     monkeypatch.setattr(batching, "arrive_many", unreachable)
     answer = post(api, SEED_LEAD)
     assert answer.status_code == 503
-    assert answer.json() == {"message": "cannot use the store: connection refused"}
+    assert answer.json() == {"message": "the store is unavailable: the server's log says why"}
     monkeypatch.undo()
     assert post(api, SEED_LEAD).status_code == 201

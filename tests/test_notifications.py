@@ -5,9 +5,10 @@ import hmac
 import json
 
 import pytest
-from builders import sequence
+from builders import sequence, write
 from enrolling import T0, apply, enroll, executions
 from servers import Recorder, Reply
+from serving import serving, token
 
 from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure, channels_for
 from nurture.channels.config import NotificationsConfig, Providers
@@ -17,6 +18,7 @@ from nurture.dispatch import run_due
 from nurture.store.tables import Notification
 
 SECRET = "webhook-secret"
+HOOK = "/services/T0001/B0001/hook-secret-path"  # an incoming webhook's path is its credential
 NOTE = OutgoingMessage(
     channel="notification", recipient="coach", body="Sam is hot", key="3:alert:1", lead_id=9
 )
@@ -80,10 +82,10 @@ def test_a_webhook_that_hangs_is_a_temporary_failure(receiver):
 
 
 def test_slack_gets_the_message_as_text(receiver):
-    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url + "/services/T/B/X"))
+    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url + HOOK))
     slack.send(NOTE)
     [request] = receiver.requests
-    assert request.path == "/services/T/B/X" and request.json() == {"text": "Sam is hot"}
+    assert request.path == HOOK and request.json() == {"text": "Sam is hot"}
 
 
 @pytest.mark.parametrize(
@@ -95,16 +97,16 @@ def test_slack_gets_the_message_as_text(receiver):
 )  # fmt: skip
 def test_slack_errors_are_classified(receiver, reply, failure):
     receiver.script.append(reply)
-    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url))
+    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url + HOOK))
     with pytest.raises(failure, match=f"Slack HTTP {reply.status}: {reply.body}"):
         slack.send(NOTE)
     assert len(receiver.requests) == 1  # no retry behind the engine's back
 
 
 def test_slack_check_posts_nothing_and_tells_a_dead_webhook(receiver):
-    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url))
+    slack = SlackChannel(NotificationsConfig(slack_webhook_url=receiver.url + HOOK))
     receiver.script.append(Reply(400, "no_text"))
-    assert slack.check() == "the incoming webhook is live"
+    assert slack.check() == f"the incoming webhook {receiver.url}/… is live"
     assert json.loads(receiver.requests[0].body) == {"text": ""}
     receiver.script.append(Reply(404, "no_service"))
     with pytest.raises(PermanentFailure, match="no_service"):
@@ -148,3 +150,31 @@ def test_webhook_check_sends_a_head_request_and_tells_a_missing_endpoint(receive
     with pytest.raises(PermanentFailure, match="HTTP 404"):
         channel.check()
     assert [r.method for r in receiver.requests] == ["HEAD", "HEAD", "HEAD"]
+
+
+def test_a_lead_from_a_public_form_cannot_ping_the_whole_slack_channel(
+    run_store, project, store_url, receiver, monkeypatch
+):
+    said = "New lead {{ lead.name }}: <https://crm.example.com/leads?email={{ lead.email }}&tab=1|open it>"
+    alert = {
+        "name": "Alert",
+        "action_type": "send_notification",
+        "action_config": {"message": said},
+    }
+    write(project, "alerts.yaml", sequence("Alerts", alert, funnels=["website"]))
+    applied = run_store("apply", "--yes")
+    assert applied.exit_code == 0, applied.output
+    with (project / "nurture.toml").open("a") as toml:
+        toml.write('channel = "live"\n')
+    monkeypatch.setenv("NURTURE_NOTIFICATIONS__SLACK_WEBHOOK_URL", receiver.url + HOOK)
+    form = {"funnel": "website", "name": "<!channel> Ana & <@U0001>", "email": "ana@example.com"}
+    with serving(project, store_url) as api:
+        answer = api.post("/api/leads", json=form, headers=token(run_store, "form", "ingest"))
+    assert answer.status_code == 201, answer.text
+    assert run_store("run", "--once").exit_code == 0
+
+    [request] = receiver.requests
+    assert request.json()["text"] == (
+        "New lead &lt;!channel&gt; Ana &amp; &lt;@U0001&gt;: "
+        "<https://crm.example.com/leads?email=ana@example.com&tab=1|open it>"  # the link works
+    )

@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import histories
 import pytest
+from builders import sequence, step, write
 from enrolling import T0, drain, enroll
 
-from nurture.cli import output
+from nurture.cli import figures, output
 from nurture.logs import LogFilter, follow
 from nurture.store.db import open_store
 
@@ -172,3 +173,27 @@ def test_follow_streams_new_entries_as_they_land(store, project):
     thread.join(timeout=20)
     stop.set()
     assert seen == ["Kim New", "Lou New"]
+
+
+def test_stats_csv_opens_in_a_spreadsheet_as_text_whatever_the_names(run_store, project):
+    names = ['=HYPERLINK("https://evil.example","open")', "+1 call", "-2 days", "@SUM(A1)"]
+    for number, name in enumerate(names):
+        write(project, f"s{number}.yaml", sequence(name, step("Hello"), funnels=["website"]))
+    assert run_store("apply", "--yes").exit_code == 0
+    added = run_store("leads", "add", "-f", "website", "--name", "Ana", "--email", "a@x.co")
+    assert added.exit_code == 0, added.output
+    result = run_store("stats", "--csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert sorted(row["sequence"] for row in rows) == sorted("'" + name for name in names)
+    assert {row["assigned"] for row in rows} <= {"0", "1"}  # figures stay numbers
+    steps = run_store("stats", names[0], "--csv").output
+    assert list(csv.DictReader(io.StringIO(steps)))[0]["step_id"] == "hello"
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [("=1+1", "'=1+1"), ("\tx", "'\tx"), ("\rx", "'\rx"), ("a=b", "a=b"), (-3, -3), (0.5, 0.5)],
+)
+def test_a_csv_cell_that_starts_like_a_formula_gets_a_quote(value, written):
+    assert figures.as_text(value) == written

@@ -14,6 +14,7 @@ from nurture.api.auth import Tokens
 from nurture.api.batching import Batcher
 from nurture.api.deps import Context
 from nurture.api.limits import BodyLimit
+from nurture.errors import StoreError
 from nurture.leads import LeadRules
 from nurture.project import Project
 from nurture.settings import Settings, load_settings
@@ -50,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="nurture", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.context, app.state.batcher = context, batcher
     errors.install(app)
+    app.add_exception_handler(StoreError, health.store_unavailable)  # before NurtureError's
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     routers = (leads, sequences, insights, health, unsubscribe, webhooks)
     for module in routers:  # the lead webhook first: matched in fewer steps

@@ -1,9 +1,10 @@
 """`/healthz` (the store reachable, its migrations current) and `/metrics` (Prometheus)."""
 
+import logging
 from datetime import UTC, datetime
 from typing import Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -11,11 +12,21 @@ from pydantic import BaseModel
 
 from nurture.api.auth import allows
 from nurture.api.deps import Ctx, Store
-from nurture.api.errors import ERRORS
+from nurture.api.errors import ERRORS, error_response
+from nurture.errors import StoreError
 from nurture.metrics import Figures, figures
 from nurture.store import migrate
 
 router = APIRouter(tags=["health"])
+log = logging.getLogger("nurture.api")
+UNAVAILABLE = "the store is unavailable: the server's log says why"
+"""What a client is told of a store it cannot reach: never its host, database or user."""
+
+
+def store_unavailable(request: Request, error: StoreError) -> Response:
+    """A store error as a 503 that names nothing of the store; the detail goes to the log."""
+    log.error("%s %s: %s", request.method, request.url.path, error)
+    return error_response(503, UNAVAILABLE)
 
 
 class Health(BaseModel):
@@ -36,7 +47,8 @@ def healthz(ctx: Ctx) -> Response:
     try:
         revision = migrate.revision_of(ctx.store.engine)
     except Exception as error:  # any failure to reach the store is what this reports
-        body = Health(status="unavailable", revision=None, head=head, message=str(error)[:300])
+        log.error("/healthz: the store is unavailable: %s", error)
+        body = Health(status="unavailable", revision=None, head=head, message=UNAVAILABLE)
         return JSONResponse(body.model_dump(), status_code=503)
     if revision != head:
         message = f"the store is at revision {revision}, not {head}: run `nurture db upgrade`"

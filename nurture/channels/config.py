@@ -5,9 +5,11 @@ Secrets (SecretStr fields) come only from the environment or `.env`
 (`NURTURE_EMAIL__PASSWORD`, `NURTURE_TWILIO__AUTH_TOKEN`, ...): nurture.toml is committed.
 """
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -19,9 +21,68 @@ from pydantic import (
     model_validator,
 )
 
+from nurture.channels.redact import shown
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_HOST = re.compile(
+    r"(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?"
+)
+_SLACK_HOSTS = frozenset({"hooks.slack.com", "hooks.slack-gov.com"})
+_SLACK_PATH = re.compile(r"/(services|triggers|workflows)/T[A-Z0-9]+(/[A-Za-z0-9_-]+){2,3}/?")
+
+
+def web_url(value: str) -> str:
+    """An https URL (http for localhost) with a host; the ValueError never shows its path."""
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise ValueError("the value has a space or a control character (a stray newline?)")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:  # a port that is not a number, a broken IPv6 address
+        raise ValueError("the value is not a URL: its host or port cannot be read") from None
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise ValueError("the value is not a URL: it must start with https:// and a host")
+    where = shown(value)
+    if "@" in parts.netloc:
+        raise ValueError(f"{where} carries a user name or password: they do not belong in a URL")
+    host = parts.hostname or ""
+    if not (_HOST.fullmatch(host) or _is_ip(host)):
+        raise ValueError(f"{where}: {host!r} is not a host name")
+    if parts.scheme == "http" and host not in LOCAL_HOSTS:
+        raise ValueError(f"{where} must use https:// (http:// is only for localhost)")
+    return value
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def slack_webhook(secret: SecretStr | None) -> SecretStr | None:
+    """An incoming webhook URL: https://hooks.slack.com/services/T…/B…/… (any path elsewhere)."""
+    if secret is None:
+        return None
+    value = web_url(secret.get_secret_value())
+    parts = urlsplit(value)
+    if parts.hostname in _SLACK_HOSTS and not _SLACK_PATH.fullmatch(parts.path):
+        raise ValueError(
+            f"{shown(value)} is not an incoming webhook URL: copy it whole from Slack "
+            "(https://hooks.slack.com/services/T…/B…/…)"
+        )
+    if parts.path in ("", "/"):
+        raise ValueError(f"{shown(value)} has no path: an incoming webhook URL has one")
+    return secret
+
+
+WebUrl = Annotated[str, AfterValidator(web_url)]
+
 
 class ChannelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # A value refused is not repeated in the error's text: it may be a secret.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
 
 class SmtpConfig(ChannelConfig):
@@ -79,7 +140,7 @@ class TwilioConfig(ChannelConfig):
     sms_from: E164 | None = Field(None, description="The sending number (E.164).")
     messaging_service_sid: str | None = Field(None, pattern=r"^MG[0-9a-fA-F]{32}$")
     whatsapp_from: E164 | None = Field(None, description="The WhatsApp sender (E.164).")
-    api_url: str = Field("https://api.twilio.com", description="Only for proxies and tests.")
+    api_url: WebUrl = Field("https://api.twilio.com", description="Only for proxies and tests.")
     timeout: float = Field(30.0, gt=0)
 
     @model_validator(mode="after")
@@ -93,13 +154,15 @@ class NotificationsConfig(ChannelConfig):
     """Where send_notification steps go: a Slack incoming webhook, a JSON webhook, email."""
 
     slack_webhook_url: SecretStr | None = None
-    webhook_url: str | None = None
+    webhook_url: WebUrl | None = None
     webhook_secret: SecretStr | None = None
     email_to: str | None = Field(None, description="Sent through [email].")
     timeout: float = Field(10.0, gt=0)
     alert_on_failure: bool = Field(
         True, description="Also notify when a provider refuses a lead's message for good."
     )
+
+    _slack_webhook = field_validator("slack_webhook_url")(slack_webhook)
 
 
 class UnsubscribeConfig(ChannelConfig):

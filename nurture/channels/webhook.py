@@ -11,10 +11,12 @@ import json
 import time
 import urllib.error
 import urllib.request
+from http.client import InvalidURL
 from typing import Any
 
 from nurture.channels import OutgoingMessage, PermanentFailure, SendResult, TemporaryFailure
 from nurture.channels.config import NotificationsConfig
+from nurture.channels.redact import MalformedUrl, redact, shown, transport_failure, url_secrets
 
 USER_AGENT = "nurture-webhook/1"
 
@@ -45,6 +47,7 @@ class WebhookChannel:
     def __init__(self, config: NotificationsConfig) -> None:
         self.url = config.webhook_url or ""
         self.secret = config.webhook_secret.get_secret_value() if config.webhook_secret else None
+        self.secrets = [*url_secrets(self.url), self.secret or ""]
         self.timeout = config.timeout
 
     def send(self, message: OutgoingMessage) -> SendResult:
@@ -68,31 +71,32 @@ class WebhookChannel:
             timestamp = str(int(time.time()))
             headers["X-Nurture-Timestamp"] = timestamp
             headers["X-Nurture-Signature"] = signature(self.secret, timestamp, body)
-        request = urllib.request.Request(self.url, body, headers, method="POST")
-        return self._open(request)
+        return self._open("POST", body, headers)
 
     def check(self) -> str:
         """A HEAD request: the endpoint answers (any status below 500) without a notification."""
-        request = urllib.request.Request(self.url, method="HEAD")
-        request.add_header("User-Agent", USER_AGENT)
+        where = shown(self.url)
         try:
-            status, _ = self._open(request)
+            status, _ = self._open("HEAD", None, {"User-Agent": USER_AGENT})
+        except MalformedUrl:
+            raise
         except PermanentFailure as failure:  # 405 and the like: it answers, it only refuses HEAD
             if any(f"HTTP {status}" in str(failure) for status in (401, 403, 404, 410)):
                 raise
-            return f"{self.url} answers ({failure})"
+            return f"{where} answers ({failure})"
         signed = (
             "signed" if self.secret else "NOT signed (set NURTURE_NOTIFICATIONS__WEBHOOK_SECRET)"
         )
-        return f"{self.url} answers HTTP {status}; requests are {signed}"
+        return f"{where} answers HTTP {status}; requests are {signed}"
 
-    def _open(self, request: urllib.request.Request) -> tuple[int, str]:
+    def _open(self, method: str, body: bytes | None, headers: dict[str, str]) -> tuple[int, str]:
         try:
+            request = urllib.request.Request(self.url, body, headers, method=method)
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return response.status, response.read().decode(errors="replace")
         except urllib.error.HTTPError as error:
-            text = error.read().decode(errors="replace")
+            text = redact(error.read().decode(errors="replace"), self.secrets)
             retry_after = error.headers.get("Retry-After")
             raise http_failure("webhook", error.code, text, retry_after) from None
-        except (urllib.error.URLError, OSError) as error:
-            raise TemporaryFailure(f"webhook: {error}") from None
+        except (OSError, ValueError, InvalidURL) as error:  # URLError is an OSError
+            raise transport_failure("webhook", error, self.url) from None

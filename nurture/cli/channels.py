@@ -1,6 +1,6 @@
 """`nurture channels check [NAME]` and `nurture channels send-test NAME --to ADDRESS`."""
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -9,8 +9,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture import providers
+from nurture.channels.redact import redact, secrets_of
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
+from nurture.errors import NurtureError
 
 app = typer.Typer(help="Channels: check the providers, send a test message.", no_args_is_help=True)
 
@@ -24,7 +26,12 @@ def check(
     json: JSON = False,
 ) -> None:
     """Connect to each configured channel (SMTP login, Twilio account, webhook) without sending."""
-    results = providers.check(state.settings.providers, [name] if name else None)
+    configured = state.settings.providers
+    secrets = secrets_of(configured)
+    results = [
+        replace(result, detail=redact(result.detail, secrets))  # a provider's text may echo one
+        for result in providers.check(configured, [name] if name else None)
+    ]
     if json:
         print_json([asdict(result) for result in results])
     else:
@@ -52,7 +59,10 @@ def send_test(
 ) -> None:
     """Send one real test message through a channel."""
     settings = state.settings
-    result = providers.send_test(
-        settings.providers, name, to, datetime.now(UTC), settings.phone_region, template
-    )
+    try:
+        result = providers.send_test(
+            settings.providers, name, to, datetime.now(UTC), settings.phone_region, template
+        )
+    except NurtureError as error:
+        raise NurtureError(redact(str(error), secrets_of(settings.providers))) from None
     note(f"Sent a test {name} message{f' to {to}' if to else ''}: provider id {result.provider_id}")

@@ -25,6 +25,8 @@ STEP_COLUMNS = {
     "avg_attempts": "avg\nattempts", "avg_lag_seconds": "avg lag\n(due→run)",
 }  # fmt: skip
 BAR_WIDTH = 40
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
+"""How a cell a spreadsheet would run as a formula starts (OWASP, CSV injection)."""
 NO_MATCH = "no active sequence's trigger conditions hold: "  # said of every such reason
 
 
@@ -167,7 +169,14 @@ def write_csv(rows: list[dict[str, Any]]) -> None:
     keys = [key for key, value in rows[0].items() if not isinstance(value, list)]
     writer = csv.DictWriter(sys.stdout, keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: as_text(value) for key, value in row.items()} for row in rows)
+
+
+def as_text(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: one that starts like a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def main_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
