@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, select, type_coerce
+from sqlalchemy import Connection, Row, and_, false, func, select, type_coerce
 from sqlmodel import Session
 
 from nurture import steps
@@ -123,8 +123,9 @@ def plan(session: Session, decision: str, filters: Filters) -> Plan:
     if filters.step is not None:
         _check_step(connection, filters.step, sequence_id)
         where.append(enrollment.c.step_id == filters.step)
-    if filters.enrollments:
-        where.append(bulk.among(connection, enrollment.c.id, filters.enrollments))
+    if filters.enrollments:  # an id out of the column's range names no enrollment
+        ids = [i for i in filters.enrollments if 0 < i < 2**31]
+        where.append(bulk.among(connection, enrollment.c.id, ids) if ids else false())
     return Plan(check_decision(decision), _waiting(connection, and_(*where)))
 
 
@@ -132,7 +133,11 @@ def settle(session: Session, planned: Plan, now: datetime, by: str, zone: str) -
     """Carry the plan out on its enrollments still `unknown`, in the session's transaction."""
     connection = session.connection()
     ids = [row.id for row in planned.sends]
+    if not ids:
+        return Outcome(planned.decision, 0, 0, {})
     rows = _waiting(connection, bulk.among(connection, enrollment.c.id, ids), lock=True)
+    if not rows:
+        return Outcome(planned.decision, 0, len(ids), {})
     settled = {"as": planned.decision, "by": by, "at": now.isoformat(timespec="seconds")}
     states, details = _decide(connection, rows, planned.decision, now, zone)
     bulk.update(connection, execution, _executions(rows, details, planned.decision, settled))

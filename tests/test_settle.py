@@ -222,6 +222,8 @@ def test_nothing_to_settle_says_so_and_succeeds(nurture, opened, project):
     filtered = nurture("enrollments", "settle", "--as", "sent", "--step", "later", "--json")
     assert json.loads(filtered.stdout)["plan"]["count"] == 0
     assert "among those chosen" in filtered.stderr
+    beyond = nurture("enrollments", "settle", "--as", "sent", "--enrollment", str(2**40))
+    assert beyond.exit_code == 0 and "nothing to settle" in beyond.stderr, beyond.stderr
 
 
 @pytest.mark.parametrize(
@@ -290,6 +292,20 @@ def test_an_enrollment_a_daemon_picked_up_meanwhile_is_left_alone(
     )
     assert "settled" not in (executions(opened, claimed)[0].detail or {})
     assert {enrollment(opened, i).step_id for i in rest} == {"later"}
+
+
+def test_a_plan_whose_sends_were_all_decided_meanwhile_settles_none(nurture, opened, project):
+    apply(opened, project, two_step())
+    sent_at = recently()
+    ids = [enroll(opened, "Welcome", now=sent_at) for _ in range(2)]
+    crash_mid_send(opened, ids, sent_at)
+    with opened.session() as session:
+        planned = settle.plan(session, "resend", settle.Filters())
+    assert nurture("enrollments", "settle", "--as", "stop", "--yes").exit_code == 0
+    with opened.session(immediate=True) as session:
+        outcome = settle.settle(session, planned, datetime.now(UTC), "test", "UTC")
+    assert outcome.to_dict() == {"as": "resend", "settled": 0, "gone": 2, "statuses": {}}
+    assert {enrollment(opened, i).status for i in ids} == {"stopped"}
 
 
 def test_thousands_of_sends_settle_in_one_go(opened, project, capsys):

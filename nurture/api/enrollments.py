@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
 from fastapi import APIRouter, Depends
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
 from nurture import settle
 from nurture.api.auth import Require
@@ -17,6 +17,16 @@ from nurture.tokens import Caller
 
 router = APIRouter(prefix="/api/enrollments", tags=["enrollments"], responses=ERRORS)
 Writer = Annotated[Caller, Depends(Require(("write",)))]
+
+
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise ValueError("a NUL byte is not allowed here")
+    return text
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 When = Field(
     None, min_length=1, max_length=40, description="A duration back from now (7d, 12h) or a date."
 )
@@ -30,13 +40,13 @@ class SettleIn(SpecModel):
         description="sent: the message went out, move on to the next step (or complete); "
         "resend: send it again now, as a new attempt; stop: end the enrollment.",
     )
-    sequence: str | None = Field(
+    sequence: Text | None = Field(
         None, min_length=1, max_length=200, description="Only this sequence (name or slug)."
     )
-    step: str | None = Field(None, min_length=1, max_length=100, description="Only this step id.")
+    step: Text | None = Field(None, min_length=1, max_length=100, description="Only this step id.")
     since: str | None = When
     until: str | None = When
-    enrollments: list[int] | None = Field(
+    enrollments: list[Id] | None = Field(
         None, max_length=10_000, description="Only these enrollment ids."
     )
     dry_run: bool = Field(False, description="Answer the plan only; change nothing.")
