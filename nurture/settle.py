@@ -48,7 +48,6 @@ EFFECTS = {
     "resend": "send each message again now, as a new attempt",
     "stop": "stop each enrollment: it runs no further step",
 }
-HINT = "nurture enrollments settle --as sent|resend|stop"
 
 enrollment, execution = Enrollment.__table__, Execution.__table__
 sequence, lead = Sequence.__table__, Lead.__table__
@@ -103,6 +102,15 @@ class Outcome:
     def to_dict(self) -> dict[str, Any]:
         keys = ("settled", "gone", "statuses")
         return {"as": self.decision} | {key: getattr(self, key) for key in keys}
+
+
+def command(enrollment_id: int | None = None) -> str:
+    """The command that settles one enrollment's send (every send without an id)."""
+    chosen = f" --enrollment {enrollment_id}" if enrollment_id is not None else ""
+    return f"nurture enrollments settle{chosen} --as sent|resend|stop"
+
+
+HINT = command()
 
 
 def check_decision(text: str) -> str:
