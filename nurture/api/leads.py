@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import AliasChoices, Field
+from pydantic import AfterValidator, AliasChoices, Field
 from sqlmodel import Session
 
 from nurture import ingest, leads
@@ -17,6 +17,14 @@ from nurture.api.batching import Pending
 from nurture.api.deps import Ctx
 from nurture.api.errors import ERRORS
 from nurture.arrivals import Arrival
+from nurture.lead_fields import (
+    FIELD_NAME_LENGTH,
+    MAX_LENGTH,
+    MOST_TAGS,
+    PHONE_AS_GIVEN,
+    TAG_LENGTH,
+    plain_text,
+)
 from nurture.leads import LeadInput, find_lead, lead_details
 from nurture.spec.base import SpecModel
 from nurture.spec.window import TimeZoneName
@@ -51,30 +59,35 @@ EXAMPLE = {
 }
 
 
+Text = Annotated[str, AfterValidator(plain_text)]
+"""Text the store can keep: no NUL character, no lone surrogate (a 422 naming the field)."""
+
+
+def _text(column: str | None = None, limit: int | None = None, **options: Any) -> Any:
+    """The field of a lead's text, as long as its store column (nurture.lead_fields) at most."""
+    return Field(None, max_length=limit or MAX_LENGTH[column or ""], **options)
+
+
 class LeadFields(SpecModel):
     """A lead's data; snake_case, camelCase or the seed's `leadScore`-style names."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    email: str | None = Field(None, max_length=320)
-    phone: str | None = Field(None, max_length=40)
-    source: str | None = Field(
-        None, max_length=100, validation_alias=AliasChoices("source", "leadSource")
-    )
-    status: str | None = Field(
-        None, max_length=100, validation_alias=AliasChoices("status", "leadStatus")
-    )
-    temperature: str | None = Field(
-        None, max_length=50, validation_alias=AliasChoices("temperature", "leadTemperature")
+    name: Text | None = _text("name", min_length=1)
+    email: Text | None = _text("email")
+    phone: Text | None = _text(limit=PHONE_AS_GIVEN)
+    source: Text | None = _text("source", validation_alias=AliasChoices("source", "leadSource"))
+    status: Text | None = _text("status", validation_alias=AliasChoices("status", "leadStatus"))
+    temperature: Text | None = _text(
+        "temperature", validation_alias=AliasChoices("temperature", "leadTemperature")
     )
     score: int | None = Field(
         None, ge=0, le=100, validation_alias=AliasChoices("score", "leadScore")
     )
-    tags: list[Annotated[str, Field(max_length=100)]] | None = Field(None, max_length=100)
+    tags: list[Annotated[Text, Field(max_length=TAG_LENGTH)]] | None = _text(limit=MOST_TAGS)
     timezone: TimeZoneName | None = None
-    fields: dict[str, Any] | None = Field(
+    fields: dict[Annotated[Text, Field(max_length=FIELD_NAME_LENGTH)], Any] | None = Field(
         None, validation_alias=AliasChoices("fields", "customFields")
     )
-    external_id: str | None = Field(None, min_length=1, max_length=200)
+    external_id: Text | None = _text("external_id", min_length=1)
 
     def as_input(self) -> LeadInput:
         data = self.model_dump(exclude_none=True, exclude={"funnel"})
@@ -84,10 +97,10 @@ class LeadFields(SpecModel):
 class NewLead(LeadFields):
     """A lead a funnel sends: the funnel and a name at least."""
 
-    funnel: str = Field(
+    funnel: Text = Field(
         min_length=1, max_length=200, description="The funnel's name or slug.", examples=["website"]
     )
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=MAX_LENGTH["name"])
 
 
 class Answer(SpecModel):
@@ -155,11 +168,13 @@ class LeadEvent(SpecModel):
         "inbound (the lead wrote `value` on `channel`: opens WhatsApp's 24-hour window, "
         "STOP opts out, START back in); opt-out, opt-in (of `channel`)."
     )
-    value: str | int | None = Field(
+    value: Text | int | None = Field(
         None, description="The new value; inbound: the message text (not for convert)."
     )
-    name: str | None = Field(None, min_length=1, max_length=100, description="custom: field name.")
-    channel: str | None = Field(
+    name: Text | None = Field(
+        None, min_length=1, max_length=FIELD_NAME_LENGTH, description="custom: field name."
+    )
+    channel: Text | None = Field(
         None,
         min_length=1,
         max_length=20,
