@@ -62,6 +62,10 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (StoreError, 503),
     (NurtureError, 400),
 )
+_MESSAGES = {
+    "string_unicode": "not valid Unicode text: it holds a lone surrogate (\\ud800-\\udfff)"
+}
+"""pydantic's words for these are a Rust parser's ("unable to parse raw data as a unicode string")."""
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 
@@ -119,7 +123,9 @@ async def _validation(request: Request, error: Any) -> Any:
     )
     if first["type"] == "located":  # a model's own check: ctx["loc"] is below the model
         loc += tuple(first["ctx"]["loc"])
-    message = error_message(first) if first["type"] == "value_error" else first["msg"]
+    message = _MESSAGES.get(first["type"]) or (
+        error_message(first) if first["type"] == "value_error" else first["msg"]
+    )
     return error_response(422, message, field_path(loc) if loc else None)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, AliasChoices, Field
+from pydantic import AfterValidator, AliasChoices, Field, StringConstraints, field_validator
 from sqlmodel import Session
 
 from nurture import ingest, leads
@@ -59,35 +59,40 @@ EXAMPLE = {
 }
 
 
-Text = Annotated[str, AfterValidator(plain_text)]
-"""Text the store can keep: no NUL character, no lone surrogate (a 422 naming the field)."""
+def _text(limit: int, min_length: int | None = None) -> Any:
+    """Text the store can keep: `limit` characters at most (nurture.lead_fields), no NUL, no lone
+    surrogate; else a 422 naming the field."""
+    constraints = StringConstraints(min_length=min_length, max_length=limit)
+    return Annotated[str, constraints, AfterValidator(plain_text)]
 
 
-def _text(column: str | None = None, limit: int | None = None, **options: Any) -> Any:
-    """The field of a lead's text, as long as its store column (nurture.lead_fields) at most."""
-    return Field(None, max_length=limit or MAX_LENGTH[column or ""], **options)
+Name, Email, Phone = _text(MAX_LENGTH["name"], 1), _text(MAX_LENGTH["email"]), _text(PHONE_AS_GIVEN)
+Source, Status = _text(MAX_LENGTH["source"]), _text(MAX_LENGTH["status"])
+Temperature, Tag = _text(MAX_LENGTH["temperature"]), _text(TAG_LENGTH)
+ExternalId, FunnelName = _text(MAX_LENGTH["external_id"], 1), _text(200, 1)
+FieldName, Channel = _text(FIELD_NAME_LENGTH, 1), _text(20, 1)
 
 
 class LeadFields(SpecModel):
     """A lead's data; snake_case, camelCase or the seed's `leadScore`-style names."""
 
-    name: Text | None = _text("name", min_length=1)
-    email: Text | None = _text("email")
-    phone: Text | None = _text(limit=PHONE_AS_GIVEN)
-    source: Text | None = _text("source", validation_alias=AliasChoices("source", "leadSource"))
-    status: Text | None = _text("status", validation_alias=AliasChoices("status", "leadStatus"))
-    temperature: Text | None = _text(
-        "temperature", validation_alias=AliasChoices("temperature", "leadTemperature")
+    name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    source: Source | None = Field(None, validation_alias=AliasChoices("source", "leadSource"))
+    status: Status | None = Field(None, validation_alias=AliasChoices("status", "leadStatus"))
+    temperature: Temperature | None = Field(
+        None, validation_alias=AliasChoices("temperature", "leadTemperature")
     )
     score: int | None = Field(
         None, ge=0, le=100, validation_alias=AliasChoices("score", "leadScore")
     )
-    tags: list[Annotated[Text, Field(max_length=TAG_LENGTH)]] | None = _text(limit=MOST_TAGS)
+    tags: list[Tag] | None = Field(None, max_length=MOST_TAGS)
     timezone: TimeZoneName | None = None
-    fields: dict[Annotated[Text, Field(max_length=FIELD_NAME_LENGTH)], Any] | None = Field(
+    fields: dict[str, Any] | None = Field(  # checked as the CLI's are (nurture.lead_fields)
         None, validation_alias=AliasChoices("fields", "customFields")
     )
-    external_id: Text | None = _text("external_id", min_length=1)
+    external_id: ExternalId | None = None
 
     def as_input(self) -> LeadInput:
         data = self.model_dump(exclude_none=True, exclude={"funnel"})
@@ -97,10 +102,8 @@ class LeadFields(SpecModel):
 class NewLead(LeadFields):
     """A lead a funnel sends: the funnel and a name at least."""
 
-    funnel: Text = Field(
-        min_length=1, max_length=200, description="The funnel's name or slug.", examples=["website"]
-    )
-    name: Text = Field(min_length=1, max_length=MAX_LENGTH["name"])
+    funnel: FunnelName = Field(description="The funnel's name or slug.", examples=["website"])
+    name: Name
 
 
 class Answer(SpecModel):
@@ -168,18 +171,20 @@ class LeadEvent(SpecModel):
         "inbound (the lead wrote `value` on `channel`: opens WhatsApp's 24-hour window, "
         "STOP opts out, START back in); opt-out, opt-in (of `channel`)."
     )
-    value: Text | int | None = Field(
+    value: str | int | None = Field(
         None, description="The new value; inbound: the message text (not for convert)."
     )
-    name: Text | None = Field(
-        None, min_length=1, max_length=FIELD_NAME_LENGTH, description="custom: field name."
-    )
-    channel: Text | None = Field(
+    name: FieldName | None = Field(None, description="custom: field name.")
+    channel: Channel | None = Field(
         None,
-        min_length=1,
-        max_length=20,
         description="inbound: whatsapp (default) or sms; opt-out/opt-in: sms, whatsapp, email, all.",
     )
+
+    @field_validator("value")
+    @classmethod
+    def _storable(cls, value: str | int | None) -> str | int | None:
+        """Its length is the field's it sets (nurture.lead_fields, a 422 naming that field)."""
+        return plain_text(value) if isinstance(value, str) else value
 
 
 def lead_out(session: Session, lead: Lead) -> LeadOut:
