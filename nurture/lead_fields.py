@@ -58,14 +58,19 @@ def plain_text(text: str) -> str:
     return text
 
 
-def check_text(field: str, text: str, limit: int | None = None, label: str | None = None) -> str:
+def check_text(
+    field: str, text: str, limit: int | None = None, label: str | None = None, quoted: bool = False
+) -> str:
     """The text when it can be stored in `field`; InvalidLead names the field (or `label`, as
-    `a tag`) and the problem. The limit defaults to the field's column length."""
-    what = label or field
+    `tag`, followed by the text when `quoted`) and the problem. The limit defaults to the
+    field's column length."""
+    limit = limit or MAX_LENGTH.get(field) or len(text)
+    if len(text) <= limit and "\x00" not in text and text.isascii():
+        return text  # most text: checked at a glance (an import checks millions)
+    what = (label or field) + (f" {shown(text)}" if quoted else "")
     if (problem := text_problem(text)) is not None:
         raise InvalidLead(f"{what} {problem}", field)
-    limit = limit or MAX_LENGTH.get(field)
-    if limit is not None and len(text) > limit:
+    if len(text) > limit:
         raise InvalidLead(
             f"{what} is {len(text):,} characters long, over the limit of {limit:,}", field
         )
@@ -75,7 +80,7 @@ def check_text(field: str, text: str, limit: int | None = None, label: str | Non
 def check_field(name: str, value: Any) -> Any:
     """A custom field's name and value, checked: text (limited), finite numbers, true/false,
     null, and lists and objects of them nested up to FIELD_DEPTH."""
-    check_text("fields", name, FIELD_NAME_LENGTH, f"custom field name {shown(name)}")
+    check_text("fields", name, FIELD_NAME_LENGTH, "custom field name", quoted=True)
     _check_value(f"fields.{name}", value, 0)
     return value
 
@@ -94,7 +99,7 @@ def _check_value(field: str, value: Any, depth: int) -> None:
             _check_value(field, item, depth + 1)
     elif isinstance(value, dict):
         for key, item in value.items():
-            check_text(field, str(key), FIELD_NAME_LENGTH, f"{field}'s key {shown(str(key))}")
+            check_text(field, str(key), FIELD_NAME_LENGTH, f"{field}'s key", quoted=True)
             _check_value(f"{field}.{key}", item, depth + 1)
 
 

@@ -106,9 +106,12 @@ def _contact(field: str, normalize: Callable[[str], str], text: str) -> str:
         raise InvalidLead(str(error), field) from None
 
 
+_CHECKED = ("name", "email", "timezone", *TEXT_FIELDS)
+
+
 def _check_given(data: LeadInput) -> None:
     """Every text given can be stored: none holds a NUL or a lone surrogate or is over its limit."""
-    for key in ("name", "email", "timezone", *TEXT_FIELDS):
+    for key in _CHECKED:
         if (text := getattr(data, key)) is not None:
             check_text(key, text.strip())
     if data.phone is not None:
@@ -116,7 +119,7 @@ def _check_given(data: LeadInput) -> None:
     if data.tags is not None and len(data.tags) > MOST_TAGS:
         raise InvalidLead(f"{len(data.tags):,} tags, over the limit of {MOST_TAGS}", "tags")
     for tag in data.tags or []:
-        check_text("tags", tag.strip(), TAG_LENGTH, f"tag {shown(tag.strip())}")
+        check_text("tags", tag.strip(), TAG_LENGTH, "tag", quoted=True)
     for name, value in data.fields.items():
         check_field(name, value)
 
