@@ -7,13 +7,16 @@ reports it with the row number and goes on with the others.
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from nurture.errors import NurtureError
+from nurture.lead_fields import FIELD_NAME_LENGTH, shown, text_problem
 from nurture.leads import LeadInput
 
 ALIASES = {
@@ -48,7 +51,7 @@ class Row:
 
 
 def read_rows(path: Path) -> list[Row]:
-    """The file's rows with their numbers (CSV: the line, the header being 1; JSON lines: the line)."""
+    """The file's rows with their numbers: the line each starts on (a CSV header is line 1)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
@@ -59,23 +62,120 @@ def read_rows(path: Path) -> list[Row]:
 
 
 def _csv_rows(text: str) -> Iterator[Row]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    _check_header(reader.fieldnames or [])
-    for record in reader:
-        extra = record.pop(None, None)  # DictReader puts surplus values under None
-        data = {k: v for k, v in record.items() if v not in (None, "")}
-        if extra:
-            data = {"__error__": f"{len(reader.fieldnames or []) + len(extra)} values, but the "
-                    f"header names {len(reader.fieldnames or [])} columns"}  # fmt: skip
-        if data:
-            yield Row(reader.line_num, data)
+    lines = io.StringIO(text, newline="").readlines()
+    # no cell is longer than the file: a huge one is its row's error (a value's limit), not the file's
+    with _cells_up_to(len(text)):
+        headers, start = _header(lines)
+        for record in _records(lines, start, len(headers)):
+            if data := _row_data(headers, record):  # a row of empty cells holds no lead
+                yield Row(record.line, data)
+
+
+@contextmanager
+def _cells_up_to(size: int) -> Iterator[None]:
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(size, before))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _header(lines: list[str]) -> tuple[list[str], int]:
+    """The header's columns, checked, and the number of lines it takes."""
+    reader = csv.reader(lines, strict=True)
+    try:
+        headers = next((values for values in reader if values), [])
+    except csv.Error as error:
+        raise NurtureError(f"the header cannot be read as CSV: {error}") from None
+    _check_header(headers)
+    return headers, reader.line_num
+
+
+@dataclass(frozen=True)
+class _Record:
+    line: int
+    """The line the record starts on."""
+    values: list[str]
+    problem: str | None = None
+
+
+def _records(lines: list[str], start: int, width: int) -> Iterator[_Record]:
+    """The records from line index `start` on. A record that cannot be read as CSV (its quoting)
+    or that took in what reads as further rows (a quote left open) is reported, and reading
+    goes on at the line after its first: the rows it swallowed are read as rows again."""
+    at: int | None = start
+    while at is not None:
+        at = yield from _read_from(lines, at, width)
+
+
+def _read_from(lines: list[str], start: int, width: int) -> Generator[_Record, None, int | None]:
+    """Records up to the first bad one; then the line index to read on from (None: the end)."""
+    reader = csv.reader(islice(lines, start, None), strict=True)
+    done = 0  # lines read
+    try:
+        for values in reader:
+            line, last, done = start + done + 1, start + reader.line_num, reader.line_num
+            if last > line and _swallowed(values, width):
+                yield _Record(line, values, _open_quote(line, last))
+                return line
+            if values:  # a blank line holds no row
+                yield _Record(line, values)
+    except csv.Error as error:
+        line, last = start + done + 1, start + reader.line_num
+        yield _Record(line, [], _bad_quoting(str(error), line, last))
+        return line
+    return None
+
+
+def _swallowed(values: list[str], width: int) -> bool:
+    """Fewer values than the header has columns, and a value holds lines that read as rows."""
+    return len(values) < width and any(
+        len(next(csv.reader([line]), [])) >= width
+        for value in values
+        for line in value.splitlines()[1:]
+    )
+
+
+def _open_quote(line: int, last: int) -> str:
+    return (
+        f"a quote opened on this row is not closed, so lines {line}-{last} read as one row "
+        "(the rows after it are read on their own): close the quote, or write a quote that is "
+        'part of a value as ""'
+    )
+
+
+def _bad_quoting(error: str, line: int, last: int) -> str:
+    if error == "unexpected end of data" or last > line:
+        return _open_quote(line, last)
+    if error.endswith("expected after '\"'"):
+        return 'a value has text after its closing quote: quote the whole value ("Ana Ruiz")'
+    return f"the row cannot be read as CSV: {error}"
+
+
+def _row_data(headers: list[str], record: _Record) -> dict[str, Any]:
+    """The row's values by header (empty cells left out), or its `__error__`."""
+    if record.problem is not None:
+        return {"__error__": record.problem}
+    if len(record.values) > len(headers):
+        surplus = f"{len(record.values)} values, but the header names {len(headers)} columns"
+        return {"__error__": surplus}
+    given = zip(headers, record.values, strict=False)  # fewer values: the last cells are empty
+    return {header: value for header, value in given if value != ""}
 
 
 def _check_header(headers: list[str]) -> None:
-    """Two columns for one field would leave one of them silently unused."""
+    """Each column names one field a lead can hold; two for one field would leave one unused."""
     seen: dict[str, int] = {}
     for number, header in enumerate(headers, start=1):
         key = header_key(header)
+        if (problem := text_problem(header)) is not None:
+            raise NurtureError(f"the header's column {number} {problem}")
+        if len(header) > FIELD_NAME_LENGTH:
+            raise NurtureError(
+                f"the header's column {number} ({shown(header)}) is longer than a custom "
+                f"field's name may be ({FIELD_NAME_LENGTH} characters)"
+            )
         if key in seen:
             raise NurtureError(
                 f"the header's columns {seen[key]} ({headers[seen[key] - 1]!r}) and {number} "
@@ -85,16 +185,22 @@ def _check_header(headers: list[str]) -> None:
 
 
 def _json_rows(text: str) -> Iterator[Row]:
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as error:
-            data = {"__error__": f"invalid JSON: {error.msg} at column {error.colno}"}
-        if not isinstance(data, dict):
-            data = {"__error__": "a line must be a JSON object"}
-        yield Row(number, data)
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: \u2028 is text
+        if line.strip():
+            yield Row(number, _json_line(line))
+
+
+def _json_line(line: str) -> Any:
+    """The line's object, or its `__error__`."""
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as error:
+        return {"__error__": f"invalid JSON: {error.msg} at column {error.colno}"}
+    except ValueError:  # Python's int() limit: sys.get_int_max_str_digits()
+        return {"__error__": "invalid JSON: a number has more than 4,300 digits"}
+    except RecursionError:
+        return {"__error__": "invalid JSON: lists or objects nest too deeply"}
+    return data if isinstance(data, dict) else {"__error__": "a line must be a JSON object"}
 
 
 SCALARS = (str, int, float, bool)

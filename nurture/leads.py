@@ -1,8 +1,9 @@
 """Leads: added (matched and enrolled at once), updated, converted, listed and shown."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func
@@ -10,7 +11,19 @@ from sqlmodel import Session, col, select
 
 from nurture.contacts import ContactError, first_name, normalize_email, normalize_phone
 from nurture.enrollment import enroll, stop_enrollments_on_conversion
-from nurture.errors import Conflict, NotFound, NurtureError
+from nurture.errors import Conflict, NotFound
+from nurture.lead_fields import (
+    MAX_LENGTH,
+    MOST_TAGS,
+    PHONE_AS_GIVEN,
+    SCORE_DIGITS,
+    TAG_LENGTH,
+    InvalidLead,
+    check_field,
+    check_text,
+    shown,
+    text_problem,
+)
 from nurture.matching import Decision
 from nurture.settings import Settings
 from nurture.spec.diagnostics import did_you_mean
@@ -18,10 +31,6 @@ from nurture.spec.names import numeric_id, slugify
 from nurture.spec.window import check_time_zone
 from nurture.store import locks
 from nurture.store.tables import Enrollment, Execution, Funnel, Lead, Sequence
-
-
-class InvalidLead(NurtureError):
-    """A lead's data cannot be stored; the message names the field and the reason."""
 
 
 @dataclass(frozen=True)
@@ -64,19 +73,20 @@ TEXT_FIELDS = ("source", "status", "temperature", "external_id")
 
 def clean(data: LeadInput, phone_region: str | None = None) -> dict[str, Any]:
     """Column values of the fields given, validated and normalised; InvalidLead says what is wrong."""
+    _check_given(data)
     values: dict[str, Any] = {}
     if data.name is not None:
         if not data.name.strip():
-            raise InvalidLead("name is empty")
+            raise InvalidLead("name is empty", "name")
         values["name"] = data.name.strip()
-        values["first_name"] = first_name(values["name"])
-    try:
-        if data.email:
-            values["email"] = normalize_email(data.email)
-        if data.phone:
-            values["phone"] = normalize_phone(data.phone, phone_region)
-    except ContactError as error:
-        raise InvalidLead(str(error)) from None
+        # derived, so cut to its column: a one-word name may be longer than first_name's
+        values["first_name"] = first_name(values["name"])[: MAX_LENGTH["first_name"]]
+    if data.email:
+        values["email"] = _contact("email", normalize_email, data.email)
+    if data.phone:
+        values["phone"] = _contact(
+            "phone", partial(normalize_phone, region=phone_region), data.phone
+        )
     values |= {key: getattr(data, key).strip() for key in TEXT_FIELDS if getattr(data, key)}
     if data.score is not None and data.score != "":
         values["score"] = _score(data.score)
@@ -89,13 +99,41 @@ def clean(data: LeadInput, phone_region: str | None = None) -> dict[str, Any]:
     return values
 
 
-def _score(value: int | str) -> int:
+def _contact(field: str, normalize: Callable[[str], str], text: str) -> str:
     try:
-        score = int(str(value).strip())
+        return normalize(text)
+    except ContactError as error:
+        raise InvalidLead(str(error), field) from None
+
+
+_CHECKED = ("name", "email", "timezone", *TEXT_FIELDS)
+
+
+def _check_given(data: LeadInput) -> None:
+    """Every text given can be stored: none holds a NUL or a lone surrogate or is over its limit."""
+    for key in _CHECKED:
+        if (text := getattr(data, key)) is not None:
+            check_text(key, text.strip())
+    if data.phone is not None:
+        check_text("phone", data.phone.strip(), PHONE_AS_GIVEN)
+    if data.tags is not None and len(data.tags) > MOST_TAGS:
+        raise InvalidLead(f"{len(data.tags):,} tags, over the limit of {MOST_TAGS}", "tags")
+    for tag in data.tags or []:
+        check_text("tags", tag.strip(), TAG_LENGTH, "tag", quoted=True)
+    for name, value in data.fields.items():
+        check_field(name, value)
+
+
+def _score(value: int | str) -> int:
+    text = value.strip() if isinstance(value, str) else str(value)
+    try:
+        if len(text) > SCORE_DIGITS:  # not a score (and int() refuses 5,000 digits anyway)
+            raise ValueError(text)
+        score = int(text)
     except ValueError:
-        raise InvalidLead(f"score {value!r} is not a whole number") from None
+        raise InvalidLead(f"score {shown(text)} is not a whole number", "score") from None
     if not 0 <= score <= 100:
-        raise InvalidLead(f"score {score} is out of range 0-100")
+        raise InvalidLead(f"score {score} is out of range 0-100", "score")
     return score
 
 
@@ -103,7 +141,7 @@ def _zone(name: str) -> str:
     try:
         return check_time_zone(name)
     except ValueError as error:
-        raise InvalidLead(f"time zone: {error}") from None
+        raise InvalidLead(f"time zone: {error}", "timezone") from None
 
 
 def find_funnel(session: Session, name: str) -> Funnel:
@@ -119,6 +157,8 @@ def find_funnel(session: Session, name: str) -> Funnel:
 def find_lead(session: Session, ref: str) -> Lead:
     """The lead with this id, external id or email."""
     ref = ref.strip()
+    if text_problem(ref) or len(ref) > MAX_LENGTH["email"]:  # names no lead; the store may choke
+        raise NotFound(f"no lead {shown(ref)} (give its id, external id or email)")
     number = numeric_id(ref)
     lead = session.get(Lead, number) if number is not None else None
     lead = lead or session.exec(select(Lead).where(Lead.external_id == ref)).first()
@@ -166,7 +206,7 @@ def lead_row(
 ) -> dict[str, Any]:
     """The column values of a new lead (converted already when its status says so)."""
     if "name" not in values:
-        raise InvalidLead("name is missing")
+        raise InvalidLead("name is missing", "name")
     converted = now if rules.converts(values.get("status")) else None
     return (
         NEW_LEAD

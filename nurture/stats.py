@@ -17,6 +17,7 @@ from sqlmodel import Session
 from nurture.enrollment import LIVE
 from nurture.errors import NurtureError
 from nurture.spec.durations import parse_duration
+from nurture.spec.times import check_span, check_time
 from nurture.store.aggregates import (
     day,
     elapsed,
@@ -68,15 +69,26 @@ def parse_when(text: str | None, now: datetime, option: str = "--since") -> date
     if text is None:
         return None
     try:
-        return now - parse_duration(text)
+        span = parse_duration(text)
     except ValueError:
-        pass
+        return _moment(text, option)
+    try:
+        return now - check_span(span)
+    except ValueError as error:
+        raise BadWindow(f"{option} {text!r}: {error}") from None
+
+
+def _moment(text: str, option: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise BadWindow(
             f"{option} {text!r}: use a duration (7d, 12h, 2w) or a date (2026-11-01)"
         ) from None
+    try:
+        check_time(moment)  # before astimezone: 0001-01-01 with an offset overflows
+    except ValueError as error:
+        raise BadWindow(f"{option} {error}") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 

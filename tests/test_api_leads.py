@@ -322,3 +322,79 @@ def test_a_store_that_fails_answers_503_and_the_webhook_keeps_serving(api, monke
     assert answer.json() == {"message": "the store is unavailable: the server's log says why"}
     monkeypatch.undo()
     assert post(api, SEED_LEAD).status_code == 201
+
+
+def post_raw(api, url: str, body: str, method: str = "POST"):
+    """A JSON body as written (json= cannot send a lone surrogate's escape, NaN or 5,000 digits)."""
+    headers = api.admin | {"Content-Type": "application/json"}
+    return api.request(method, url, content=body.encode(), headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ('"name": "Ana\\u0000Ruiz"', "name", "contains a NUL character (\\x00): remove it"),
+        ('"externalId": "crm-\\u00001"', "externalId", "contains a NUL character"),
+        ('"name": "Ana \\ud83d"', "name", "not valid Unicode text: it holds a lone surrogate"),
+        ('"leadSource": "Web\\u0000"', "leadSource", "contains a NUL character"),
+        ('"tags": ["vip\\u0000"]', "tags.0", "contains a NUL character"),
+        ('"customFields": {"go\\u0000al": 1}', "fields", "custom field name 'go\\x00al' contains"),
+        ('"customFields": {"goal": "a\\u0000"}', "fields.goal", "fields.goal contains a NUL"),
+        ('"customFields": {"goal": NaN}', "fields.goal", "fields.goal is nan, not a usable"),
+        ('"customFields": {"a": [[[[[[[[[[[[1]]]]]]]]]]]]}', "fields.a", "nests lists or objects"),
+        (f'"name": "{"A" * 201}"', "name", "String should have at most 200 characters"),
+        (f'"externalId": "{"c" * 201}"', "externalId", "String should have at most 200"),
+        (f'"customFields": {{"notes": "{"n" * 10_001}"}}', "fields.notes", "10,001 characters"),
+    ],
+)
+def test_a_value_the_store_cannot_keep_is_a_422_naming_the_field(api, body, field, message):
+    lead = '{"funnel": "website", "name": "Ana Ruiz", "email": "ana@example.com", '
+    answer = post_raw(api, "/api/leads", lead + body + "}")
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    assert message in answer.json()["message"]
+    assert count(api, Lead) == 0
+
+
+def test_a_body_json_cannot_hold_is_refused_not_a_500(api):
+    digits = post_raw(
+        api, "/api/leads", f'{{"funnel": "website", "name": "Ana", "score": {"9" * 5000}}}'
+    )
+    deep = post_raw(
+        api,
+        "/api/leads",
+        '{"funnel": "website", "name": "Ana", "fields": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    )
+    assert (digits.status_code, deep.status_code) == (400, 400), (digits.text, deep.text)
+    assert count(api, Lead) == 0
+
+
+def test_a_one_word_name_longer_than_first_names_column_is_stored_whole(api):
+    name = "Ana" + "a" * 147
+    answer = post(api, SEED_LEAD | {"name": name})
+    assert answer.status_code == 201, answer.text
+    lead = api.get("/api/leads/crm-17", headers=api.admin).json()
+    assert (lead["name"], lead["firstName"]) == (name, name[:100])
+
+
+def test_changes_and_events_the_store_cannot_keep_are_a_422_naming_the_field(api):
+    post(api, SEED_LEAD)
+    patched = post_raw(api, "/api/leads/1", '{"leadStatus": "Won\\u0000"}', "PATCH")
+    assert patched.status_code == 422 and patched.json()["field"] == "leadStatus"
+    url = "/api/leads/1/events"
+    status = post_raw(api, url, '{"type": "status", "value": "Won\\u0000"}')
+    assert status.status_code == 422 and status.json()["field"] == "value"
+    custom = post_raw(api, url, '{"type": "custom", "name": "goal\\ud800"}')
+    assert custom.status_code == 422 and custom.json()["field"] == "name"
+    long = post_raw(api, url, f'{{"type": "custom", "name": "goal", "value": "{"v" * 10_001}"}}')
+    assert long.status_code == 422 and long.json()["field"] == "fields.goal"
+    assert "over the limit of 10,000" in long.json()["message"]
+    lead = api.get("/api/leads/1", headers=api.admin).json()
+    assert (lead["status"], lead["fields"]) == ("New", {"goal": "strength"})
+
+
+def test_a_lead_reference_the_store_cannot_hold_is_a_404(api):
+    for ref in ("crm%0017", "crm%ED%A0%80", "x" * 400):
+        answer = api.get(f"/api/leads/{ref}", headers=api.admin)
+        assert answer.status_code == 404, (ref, answer.text)
+        assert answer.json()["message"].startswith("no lead ")

@@ -228,3 +228,162 @@ def test_a_header_naming_a_field_twice_or_a_row_too_long_is_reported(nurture, pr
     imported = import_json(nurture, long, "--funnel", "website")
     assert imported["created"] == 1
     assert imported["errors"] == [{"row": 2, "message": "3 values, but the header names 2 columns"}]
+
+
+def rejected(result: dict) -> dict[int, str]:
+    return {error["row"]: error["message"] for error in result["errors"]}
+
+
+def test_a_nul_or_a_lone_surrogate_is_its_rows_error_and_the_other_rows_land(nurture, project):
+    path = project / "leads.csv"
+    path.write_text(
+        "External ID,Full Name,Email,Goal\n"
+        "crm-1,Ana Ruiz,ana@example.com,strength\n"
+        "crm-2,Bo\x00Berg,bo@example.com,\n"
+        "crm-\x003,Cy Chan,cy@example.com,\n"
+        "crm-4,Dee Diaz,dee@example.com,lose\x00weight\n"
+        "crm-5,Eve Ek,eve@example.com,\n",
+        encoding="utf-8",
+    )
+    result = nurture("leads", "import", str(path), "--funnel", "website")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: row 3: name contains a NUL character (\\x00): remove it",
+        "error: row 4: external_id contains a NUL character (\\x00): remove it",
+        "error: row 5: fields.Goal contains a NUL character (\\x00): remove it",
+    ]
+    assert "bo@example.com" not in result.output  # no SQL statement and its values
+    assert [lead["name"] for lead in leads(nurture)] == ["Ana Ruiz", "Eve Ek"]
+    lines = project / "leads.jsonl"
+    lines.write_text(
+        '{"name": "Fay\\u0000Fox", "email": "fay@example.com"}\n'
+        '{"name": "Gus \\ud800", "email": "gus@example.com"}\n'
+        '{"name": "Hal Ho", "email": "hal@example.com", "fields": {"note\\udfff": "x"}}\n'
+        '{"name": "Ida Ito", "email": "ida@example.com"}\n'
+    )
+    imported = import_json(nurture, lines, "--funnel", "website")
+    assert rejected(imported) == {
+        1: "name contains a NUL character (\\x00): remove it",
+        2: "name contains a lone surrogate ('\\ud800'), which is not valid Unicode text",
+        3: "custom field name 'note\\udfff' contains a lone surrogate ('\\udfff'), which is "
+        "not valid Unicode text",
+    }
+    assert imported["created"] == 1 and leads(nurture)[-1]["name"] == "Ida Ito"
+
+
+def test_a_value_over_its_limit_is_refused_naming_the_field_and_the_limit(nurture, project):
+    one_word = "A" * 150  # longer than first_name's column, within name's
+    path = project / "leads.csv"
+    path.write_text(
+        "External ID,Name,Email,Notes\n"
+        f"crm-1,{one_word},ana@example.com,\n"
+        f"crm-2,{'B' * 201},bo@example.com,\n"
+        f"{'c' * 201},Cy Chan,cy@example.com,\n"
+        f"crm-4,Dee Diaz,dee@example.com,{'d' * 10_001}\n"
+        f"crm-5,Eve Ek,eve@example.com,{'e' * 200_000}\n"  # over csv's field_size_limit
+        "crm-6,Fay Fox,fay@example.com,\n",
+        encoding="utf-8",
+    )
+    imported = import_json(nurture, path, "--funnel", "website")
+    assert rejected(imported) == {
+        3: "name is 201 characters long, over the limit of 200",
+        4: "external_id is 201 characters long, over the limit of 200",
+        5: "fields.Notes is 10,001 characters long, over the limit of 10,000",
+        6: "fields.Notes is 200,000 characters long, over the limit of 10,000",
+    }
+    first, last = leads(nurture)
+    assert (first["name"], first["first_name"]) == (one_word, "A" * 100)
+    assert last["name"] == "Fay Fox"
+
+
+def test_a_quote_left_open_is_reported_and_the_rows_it_swallowed_land(nurture, project):
+    path = project / "leads.csv"
+    path.write_text(
+        "name,email,source\n"
+        "Ana Ruiz,ana@example.com,web\n"
+        '"Bo Berg,bo@example.com,web\n'  # the quote is never closed: it takes in every row after
+        "Cy Chan,cy@example.com,ads\n"
+        "Dee Diaz,dee@example.com,web\n",
+        encoding="utf-8",
+    )
+    result = nurture("leads", "import", str(path), "--funnel", "website")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: row 3: a quote opened on this row is not closed, so lines 3-5 read as one row "
+        "(the rows after it are read on their own): close the quote, or write a quote that "
+        'is part of a value as ""'
+    ]
+    assert [lead["name"] for lead in leads(nurture)] == ["Ana Ruiz", "Cy Chan", "Dee Diaz"]
+
+
+def test_a_quote_closed_rows_later_or_text_after_a_quote_is_its_rows_error(nurture, project):
+    path = project / "leads.csv"
+    path.write_text(
+        "name,email,source\n"
+        '"Ana Ruiz,ana@example.com,web\n'  # closed by the next row's first quote
+        'Bo Berg,"bo@example.com",ads\n'
+        '"Cy" Chan,cy@example.com,web\n'
+        '"Dee\nDiaz",dee@example.com,web\n'  # a value may hold a line break
+        "Eve Ek,eve@example.com,web\n",
+        encoding="utf-8",
+    )
+    imported = import_json(nurture, path, "--funnel", "website")
+    assert sorted(rejected(imported)) == [2, 4]
+    assert rejected(imported)[2].startswith(
+        "a quote opened on this row is not closed, so lines 2-3"
+    )
+    assert rejected(imported)[4] == (
+        'a value has text after its closing quote: quote the whole value ("Ana Ruiz")'
+    )
+    names = [lead["name"] for lead in leads(nurture)]
+    assert names == ["Bo Berg", "Dee\nDiaz", "Eve Ek"]
+
+
+def test_a_quote_that_swallows_rows_but_is_closed_is_still_reported(nurture, project):
+    path = project / "leads.csv"
+    path.write_text(  # no CSV error: the quote closes at the end of a line, just before a comma
+        "name,email,source\n"
+        '"Ana Ruiz,ana@example.com,web\n'
+        'Bo Berg,bo@example.com,ads",\n'
+        "Cy Chan,cy@example.com,web\n",
+        encoding="utf-8",
+    )
+    imported = import_json(nurture, path, "--funnel", "website")
+    assert "lines 2-3 read as one row" in rejected(imported)[2]
+    assert rejected(imported)[3] == "4 values, but the header names 3 columns"  # read on its own
+    assert [lead["name"] for lead in leads(nurture)] == ["Cy Chan"]
+
+
+def test_json_lines_with_huge_numbers_or_deep_nesting_are_one_rows_error(nurture, project):
+    path = project / "leads.jsonl"
+    path.write_text(
+        '{"name": "Ana Ruiz", "email": "ana@example.com"}\n'
+        f'{{"name": "Bo Berg", "score": {"9" * 5000}}}\n'
+        f'{{"name": "Cy Chan", "fields": {{"goal": {"[" * 100_000}{"]" * 100_000}}}}}\n'
+        f'{{"name": "Dee Diaz", "score": "{"9" * 5000}"}}\n'
+        '{"name": "Eve Ek", "fields": {"weight": NaN, "height": 1e400}}\n'
+        '{"name": "Fay Fox", "fields": {"visits": 10000000000000000000000}}\n'
+        '{"name": "Gus Gil", "email": "gus@example.com"}\n'
+    )
+    imported = import_json(nurture, path, "--funnel", "website")
+    assert rejected(imported) == {
+        2: "invalid JSON: a number has more than 4,300 digits",
+        3: "invalid JSON: lists or objects nest too deeply",
+        4: "score '9999999999999999999999999999999999999999'... (5,000 characters) is not a "
+        "whole number",
+        5: "fields.weight is nan, not a usable number",
+        6: "fields.visits is a number over 18 digits long: give it as text",
+    }
+    assert [lead["name"] for lead in leads(nurture)] == ["Ana Ruiz", "Gus Gil"]
+
+
+def test_a_header_with_a_nul_or_an_overlong_name_is_the_files_error(nurture, project):
+    path = project / "leads.csv"
+    path.write_text(f"name,email,{'x' * 101}\nAna Ruiz,ana@example.com,1\n")
+    result = nurture("leads", "import", str(path), "--funnel", "website")
+    assert result.exit_code == 1 and leads(nurture) == []
+    assert "the header's column 3 ('xxxxxxxx" in result.stderr
+    assert "is longer than a custom field's name may be (100 characters)" in result.stderr
+    path.write_text("name,email,go\x00al\nAna Ruiz,ana@example.com,1\n")
+    result = nurture("leads", "import", str(path), "--funnel", "website")
+    assert "error: the header's column 3 contains a NUL character (\\x00)" in result.stderr

@@ -1,10 +1,14 @@
 """`nurture leads ...` from the command line, on SQLite and Postgres."""
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from builders import sequence, step, write
+from sqlalchemy.exc import IntegrityError
+
+from nurture.store.tables import Lead
 
 
 @pytest.fixture
@@ -154,3 +158,44 @@ def test_update_with_nothing_to_change_says_so(nurture):
     add(nurture, "--email", "ana@example.com")
     result = nurture("leads", "update", "1")
     assert result.exit_code == 1 and "error: nothing to change: give --status" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [  # an argument's undecodable bytes reach Python as lone surrogates (surrogateescape)
+        (("--name", "Ana \udcff"), "error: name contains a lone surrogate ('\\udcff')"),
+        (("--name", "Ana\x00"), "error: name contains a NUL character (\\x00): remove it"),
+        (("--name", "A" * 201), "error: name is 201 characters long, over the limit of 200"),
+        (("--source", "s" * 101), "error: source is 101 characters long, over the limit of 100"),
+        (("--external-id", "crm\x001"), "error: external_id contains a NUL character"),
+        (("--tag", "t" * 101), "error: tag 'tttttttttttttttttttttttttttttttttttttttt'... (101"),
+        (("--field", "goal=\x00"), "error: fields.goal contains a NUL character (\\x00)"),
+    ],
+)
+def test_a_value_the_store_cannot_keep_is_refused_naming_the_field(nurture, args, message):
+    named = () if "--name" in args else ("--name", "Ana")
+    result = nurture("leads", "add", "--funnel", "website", *named, *args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message), result.stderr
+    assert json.loads(nurture("leads", "list", "--json").stdout) == []
+
+
+def test_a_one_word_name_longer_than_first_names_column_is_kept_whole(nurture):
+    name = "Ana" + "a" * 147
+    assert nurture("leads", "add", "--funnel", "website", "--name", name).exit_code == 0
+    shown = json.loads(nurture("leads", "show", "1", "--json").stdout)
+    assert (shown["name"], shown["first_name"]) == (name, name[:100])
+    assert nurture("leads", "update", "1", "--name", "B" * 200).exit_code == 0
+    assert json.loads(nurture("leads", "show", "1", "--json").stdout)["first_name"] == "B" * 100
+
+
+def test_a_store_error_never_shows_the_statements_values(store):
+    row = {"name": "Ana Ruiz", "first_name": "Ana", "external_id": "crm-1"}
+    times = {"created_at": datetime.now(UTC), "updated_at": datetime.now(UTC)}
+    with store.session() as session:
+        session.add(Lead(**row, **times, email="ana@example.com"))
+    with pytest.raises(IntegrityError) as raised, store.session() as session:
+        session.add(Lead(**row, **times, email="secret.person@example.com", phone="+15555550100"))
+    shown = str(raised.value)
+    assert "secret.person@example.com" not in shown and "+15555550100" not in shown
+    assert "[SQL parameters hidden due to hide_parameters=True]" in shown

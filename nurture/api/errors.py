@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic.alias_generators import to_camel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -25,6 +26,7 @@ from nurture.leads import InvalidLead
 from nurture.settle import BadFilter
 from nurture.spec.diagnostics import data_problems, error_message
 from nurture.spec.models import SequenceSpec
+from nurture.store.engine import reason
 from nurture.stored import InvalidSequence, field_path
 
 log = logging.getLogger("nurture.api")
@@ -62,9 +64,11 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (StoreError, 503),
     (NurtureError, 400),
 )
+_MESSAGES = {
+    "string_unicode": "not valid Unicode text: it holds a lone surrogate (\\ud800-\\udfff)"
+}
+"""pydantic's words for these are a Rust parser's ("unable to parse raw data as a unicode string")."""
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-_LEAD_FIELDS = (("invalid email", "email"), ("invalid phone", "phone"), ("score", "score"))
-_LEAD_FIELDS += (("time zone", "timezone"), ("name", "name"))
 
 
 def error_response(status: int, message: str, field: str | None = None, **headers: str) -> Any:
@@ -79,6 +83,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(InvalidSequence, _invalid_sequence)
     app.add_exception_handler(InvalidLead, _invalid_lead)
     app.add_exception_handler(NurtureError, _nurture)
+    app.add_exception_handler(DataError, _data)
     app.add_exception_handler(Exception, _unexpected)
 
 
@@ -120,7 +125,9 @@ async def _validation(request: Request, error: Any) -> Any:
     )
     if first["type"] == "located":  # a model's own check: ctx["loc"] is below the model
         loc += tuple(first["ctx"]["loc"])
-    message = error_message(first) if first["type"] == "value_error" else first["msg"]
+    message = _MESSAGES.get(first["type"]) or (
+        error_message(first) if first["type"] == "value_error" else first["msg"]
+    )
     return error_response(422, message, field_path(loc) if loc else None)
 
 
@@ -149,9 +156,15 @@ async def _invalid_sequence(request: Request, error: Any) -> Any:
 
 
 async def _invalid_lead(request: Request, error: Any) -> Any:
-    message = str(error)
-    field = next((name for prefix, name in _LEAD_FIELDS if message.startswith(prefix)), None)
-    return error_response(422, message, field)
+    return error_response(422, str(error), _camel(error.field))
+
+
+def _camel(field: str | None) -> str | None:
+    """`external_id` is `externalId` here; a custom field's name (`fields.goal_2`) is as given."""
+    if not field:
+        return None
+    head, dot, rest = field.partition(".")
+    return to_camel(head) + dot + rest
 
 
 def status_of(error: NurtureError) -> int:
@@ -160,8 +173,15 @@ def status_of(error: NurtureError) -> int:
 
 
 async def _nurture(request: Request, error: Any) -> Any:
-    field = getattr(error, "field", None)  # a Conflict's: `external_id` is `externalId` here
-    return error_response(status_of(error), str(error), field and to_camel(field))
+    field = getattr(error, "field", None)  # a Conflict's
+    return error_response(status_of(error), str(error), _camel(field))
+
+
+async def _data(request: Request, error: DataError) -> Any:
+    """A value the store refused that no check caught: told without the statement's values."""
+    where = f"{request.method} {request.url.path}"
+    log.error("the store refused a value on %s: %s", where, reason(error))
+    return error_response(422, f"the store cannot keep a value of this request: {reason(error)}")
 
 
 async def _unexpected(request: Request, error: Exception) -> Any:

@@ -17,11 +17,13 @@ from nurture.api.errors import ERRORS
 from nurture.api.leads import Answer
 from nurture.api.sequences import Ref
 from nurture.dryrun import Project, Scenario, dry_run, lead_input
+from nurture.errors import NurtureError
 from nurture.report import StatsRequest, gather
 from nurture.spec.base import SpecModel
 from nurture.spec.cases import CaseLead
 from nurture.spec.durations import parse_duration
 from nurture.spec.events import EventText
+from nurture.spec.times import PAST_THE_CALENDAR, UsableTime, check_span
 from nurture.spec.window import TimeZoneName
 from nurture.stats import Window
 
@@ -106,7 +108,9 @@ class DryRunIn(SpecModel):
     funnel: str | None = Field(
         None, min_length=1, max_length=200, description="Also report what matching would pick."
     )
-    start: datetime | None = Field(None, description="When the lead arrives; default now (UTC).")
+    start: UsableTime | None = Field(
+        None, description="When the lead arrives (years 1900-2999); default now (UTC)."
+    )
     tz: TimeZoneName | None = Field(None, description="The lead's IANA time zone.")
     until: str | None = Field(None, max_length=20, description="Stop after e.g. 3d.")
     events: list[Annotated[EventText, Field(min_length=1, max_length=200)]] = Field(
@@ -117,7 +121,7 @@ class DryRunIn(SpecModel):
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_duration(value)  # a ValueError is a 422 naming `until`
+            check_span(parse_duration(value))  # a ValueError is a 422 naming `until`
         return value
 
     def scenario(self, sequence: str) -> Scenario:
@@ -179,5 +183,8 @@ def test_sequence(ctx: Ctx, id: Ref, body: Annotated[DryRunIn | None, Body()] = 
         name = stored.resolve(session, id).name
         files = stored.as_files(session, ctx.settings.project_dir)
     rules, coach = ctx.rules, ctx.settings.coach.model_dump()
-    run = dry_run(Project(files, ctx.settings.project_dir, rules, coach), body.scenario(name))
+    try:
+        run = dry_run(Project(files, ctx.settings.project_dir, rules, coach), body.scenario(name))
+    except OverflowError:  # a sequence's durations (a retry delay) are not bounded: the clock is
+        raise NurtureError(PAST_THE_CALENDAR) from None
     return DryRunOut.model_validate(run.to_dict())

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import AliasChoices, Field
+from pydantic import AfterValidator, AliasChoices, Field, StringConstraints, field_validator
 from sqlmodel import Session
 
 from nurture import ingest, leads
@@ -17,6 +17,14 @@ from nurture.api.batching import Pending
 from nurture.api.deps import Ctx
 from nurture.api.errors import ERRORS
 from nurture.arrivals import Arrival
+from nurture.lead_fields import (
+    FIELD_NAME_LENGTH,
+    MAX_LENGTH,
+    MOST_TAGS,
+    PHONE_AS_GIVEN,
+    TAG_LENGTH,
+    plain_text,
+)
 from nurture.leads import LeadInput, find_lead, lead_details
 from nurture.spec.base import SpecModel
 from nurture.spec.window import TimeZoneName
@@ -51,30 +59,40 @@ EXAMPLE = {
 }
 
 
+def _text(limit: int, min_length: int | None = None) -> Any:
+    """Text the store can keep: `limit` characters at most (nurture.lead_fields), no NUL, no lone
+    surrogate; else a 422 naming the field."""
+    constraints = StringConstraints(min_length=min_length, max_length=limit)
+    return Annotated[str, constraints, AfterValidator(plain_text)]
+
+
+Name, Email, Phone = _text(MAX_LENGTH["name"], 1), _text(MAX_LENGTH["email"]), _text(PHONE_AS_GIVEN)
+Source, Status = _text(MAX_LENGTH["source"]), _text(MAX_LENGTH["status"])
+Temperature, Tag = _text(MAX_LENGTH["temperature"]), _text(TAG_LENGTH)
+ExternalId, FunnelName = _text(MAX_LENGTH["external_id"], 1), _text(200, 1)
+FieldName, Channel = _text(FIELD_NAME_LENGTH, 1), _text(20, 1)
+
+
 class LeadFields(SpecModel):
     """A lead's data; snake_case, camelCase or the seed's `leadScore`-style names."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    email: str | None = Field(None, max_length=320)
-    phone: str | None = Field(None, max_length=40)
-    source: str | None = Field(
-        None, max_length=100, validation_alias=AliasChoices("source", "leadSource")
-    )
-    status: str | None = Field(
-        None, max_length=100, validation_alias=AliasChoices("status", "leadStatus")
-    )
-    temperature: str | None = Field(
-        None, max_length=50, validation_alias=AliasChoices("temperature", "leadTemperature")
+    name: Name | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    source: Source | None = Field(None, validation_alias=AliasChoices("source", "leadSource"))
+    status: Status | None = Field(None, validation_alias=AliasChoices("status", "leadStatus"))
+    temperature: Temperature | None = Field(
+        None, validation_alias=AliasChoices("temperature", "leadTemperature")
     )
     score: int | None = Field(
         None, ge=0, le=100, validation_alias=AliasChoices("score", "leadScore")
     )
-    tags: list[Annotated[str, Field(max_length=100)]] | None = Field(None, max_length=100)
+    tags: list[Tag] | None = Field(None, max_length=MOST_TAGS)
     timezone: TimeZoneName | None = None
-    fields: dict[str, Any] | None = Field(
+    fields: dict[str, Any] | None = Field(  # checked as the CLI's are (nurture.lead_fields)
         None, validation_alias=AliasChoices("fields", "customFields")
     )
-    external_id: str | None = Field(None, min_length=1, max_length=200)
+    external_id: ExternalId | None = None
 
     def as_input(self) -> LeadInput:
         data = self.model_dump(exclude_none=True, exclude={"funnel"})
@@ -84,10 +102,8 @@ class LeadFields(SpecModel):
 class NewLead(LeadFields):
     """A lead a funnel sends: the funnel and a name at least."""
 
-    funnel: str = Field(
-        min_length=1, max_length=200, description="The funnel's name or slug.", examples=["website"]
-    )
-    name: str = Field(min_length=1, max_length=200)
+    funnel: FunnelName = Field(description="The funnel's name or slug.", examples=["website"])
+    name: Name
 
 
 class Answer(SpecModel):
@@ -158,13 +174,17 @@ class LeadEvent(SpecModel):
     value: str | int | None = Field(
         None, description="The new value; inbound: the message text (not for convert)."
     )
-    name: str | None = Field(None, min_length=1, max_length=100, description="custom: field name.")
-    channel: str | None = Field(
+    name: FieldName | None = Field(None, description="custom: field name.")
+    channel: Channel | None = Field(
         None,
-        min_length=1,
-        max_length=20,
         description="inbound: whatsapp (default) or sms; opt-out/opt-in: sms, whatsapp, email, all.",
     )
+
+    @field_validator("value")
+    @classmethod
+    def _storable(cls, value: str | int | None) -> str | int | None:
+        """Its length is the field's it sets (nurture.lead_fields, a 422 naming that field)."""
+        return plain_text(value) if isinstance(value, str) else value
 
 
 def lead_out(session: Session, lead: Lead) -> LeadOut:

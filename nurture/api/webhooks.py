@@ -21,6 +21,7 @@ from nurture import callbacks, consent
 from nurture.api.deps import Context, Ctx
 from nurture.api.errors import ERRORS
 from nurture.errors import NotFound
+from nurture.lead_fields import text_problem
 
 log = logging.getLogger("nurture.api")
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"], responses=ERRORS)
@@ -107,6 +108,8 @@ async def inbound_message(request: Request, ctx: Ctx) -> Response:
     """A message from a lead: sets its last-inbound time; STOP opts out and START back in."""
     form = await signed_form(request, ctx)
     sid, sender = _field(form, "MessageSid"), _field(form, "From")
+    if any(text_problem(value) for value in (sid, sender, form.get("Body", ""))):
+        raise HTTPException(422, "the callback's MessageSid, From or Body is not text")
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
     text, region = form.get("Body", ""), ctx.rules.phone_region
 

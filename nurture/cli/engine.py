@@ -16,6 +16,7 @@ from nurture.cli.context import state
 from nurture.cli.output import note, plural
 from nurture.daemon import Daemon, DaemonOptions
 from nurture.errors import ConfigError
+from nurture.spec.times import check_time
 from nurture.store.db import Store, open_store
 
 ChannelName = Literal["console", "outbox", "live"]
@@ -64,6 +65,10 @@ def parse_now(text: str | None) -> datetime:
         raise ConfigError(
             f"--now {text!r} is not an ISO 8601 time (2025-03-04T09:00:00Z)"
         ) from None
+    try:
+        check_time(parsed)
+    except ValueError as error:
+        raise ConfigError(f"--now {error}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -23,6 +23,7 @@ from nurture.project import Project as ProjectFiles
 from nurture.spec.cases import CaseLead
 from nurture.spec.diagnostics import error_message
 from nurture.spec.durations import parse_duration
+from nurture.spec.times import PAST_THE_CALENDAR, check_span, check_time
 from nurture.spec.window import check_time_zone
 
 LEAD_HELP = (
@@ -67,6 +68,8 @@ def test(
         run = dry_run(project, scenario)
     except InvalidEvent as error:  # the event's text, then the problem: name the option
         raise NurtureError(f"--event {error}") from None
+    except OverflowError:  # a sequence's durations (a retry delay) are not bounded: the clock is
+        raise NurtureError(PAST_THE_CALENDAR) from None
     _show_run(run, time.perf_counter() - began, json)
 
 
@@ -148,6 +151,10 @@ def _start(text: str | None) -> datetime:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise NurtureError(f"--start {text!r} is not an ISO time (2025-03-03T09:00:00Z)") from None
+    try:
+        check_time(parsed)
+    except ValueError as error:
+        raise NurtureError(f"--start {error}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -160,6 +167,6 @@ def _zone(text: str | None) -> str | None:
 
 def _until(text: str | None) -> Any:
     try:
-        return parse_duration(text) if text else None
+        return check_span(parse_duration(text)) if text else None
     except ValueError as error:
         raise NurtureError(f"--until: {error}") from None

@@ -1,6 +1,5 @@
 """The `tests:` block: dry-run cases with a lead, events and what must happen (run by `nurture test`)."""
 
-from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import Field, model_validator
@@ -8,6 +7,7 @@ from pydantic import Field, model_validator
 from nurture.spec.base import SpecModel
 from nurture.spec.conditions import FieldValue
 from nurture.spec.events import EventText
+from nurture.spec.times import UsableTime
 from nurture.spec.window import TimeZoneName
 
 EnrollmentStatus = Literal["active", "completed", "converted", "stopped", "failed"]
@@ -31,9 +31,9 @@ class CaseLead(SpecModel):
 class StepTime(SpecModel):
     """When a step must run: exactly `at`, or between `after` and `before` (ISO datetimes)."""
 
-    at: datetime | None = None
-    after: datetime | None = None
-    before: datetime | None = None
+    at: UsableTime | None = None
+    after: UsableTime | None = None
+    before: UsableTime | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> Self:
@@ -70,6 +70,6 @@ class TestCase(SpecModel):
     name: str = Field(min_length=1)
     lead: CaseLead = Field(default_factory=CaseLead)
     funnel: str | None = None
-    start: datetime | None = None
+    start: UsableTime | None = None
     events: list[EventText] = Field(default_factory=list)
     expect: Expectation = Field(default_factory=Expectation)

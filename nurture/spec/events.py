@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 from nurture.spec.durations import parse_duration
+from nurture.spec.times import check_span
 
 EVENT_KINDS = (
     "convert",
@@ -44,7 +45,8 @@ def parse_event(text: str) -> Event:
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown event {kind!r} (one of {', '.join(EVENT_KINDS)})")
     _check_value(kind, value and value.strip())
-    return Event(parse_duration(match["after"]), kind, value and value.strip())
+    after = check_span(parse_duration(match["after"]))  # the start plus it must be a time
+    return Event(after, kind, value and value.strip())
 
 
 def _check_value(kind: str, value: str | None) -> None:

@@ -67,8 +67,12 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def create_engine(url: str, **options: Any) -> Engine:
-    """An engine for the store at `url`: SQLite in WAL mode with a busy timeout, or Postgres."""
+    """An engine for the store at `url`: SQLite in WAL mode with a busy timeout, or Postgres.
+
+    Its errors never show a statement's values (leads' personal data): hide_parameters.
+    """
     parsed = normalize_url(url)
+    options.setdefault("hide_parameters", True)
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed, **options)
