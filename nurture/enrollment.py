@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 from nurture.matching import Candidate, Decision, LeadFacts, Verdict, choose
 from nurture.schedule import step_due
 from nurture.spec.models import SequenceSpec, StepBase
+from nurture.spec.times import STORED
 from nurture.store import decisions
 from nurture.store.tables import (
     Enrollment,
@@ -39,7 +40,7 @@ class Offer:
 
 def spec_of(definition: dict[str, Any]) -> SequenceSpec:
     """The spec of a stored version's definition."""
-    return SequenceSpec.model_validate(definition | {"tests": []})
+    return SequenceSpec.model_validate(definition | {"tests": []}, context=STORED)
 
 
 def funnel_offers(session: Session, funnel_id: int) -> list[Offer]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nurture.spec.models import SequenceSpec, StepBase
+from nurture.spec.times import STORED
 
 Loader = Callable[[int, int], dict[str, Any]]
 _specs: dict[tuple[str, int, int], SequenceSpec] = {}
@@ -20,7 +21,7 @@ def spec_of(store_url: str, sequence_id: int, version: int, load: Loader) -> Seq
     spec = _specs.get(key)
     if spec is None:
         definition = load(sequence_id, version)
-        spec = _specs[key] = SequenceSpec.model_validate(definition | {"tests": []})
+        spec = _specs[key] = SequenceSpec.model_validate(definition | {"tests": []}, context=STORED)
     return spec
 
 

@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from builders import SEED_WARM_LEAD
+import yaml
+from builders import SEED_WARM_LEAD, sequence
 
 REPO_SEQUENCES = Path(__file__).resolve().parent.parent / "sequences"
 
@@ -362,3 +363,93 @@ def test_costly_templates_are_reported_at_once_where_they_are_and_the_other_file
         "sequences/seed.yaml:14:23: message: unknown template variable 'lead.nmae'"
         " (did you mean 'lead.name'?)",
     ]
+
+
+LONG_WAITS = """\
+name: Long Waits
+{top}steps:
+  - name: Hello
+    action_type: {action}
+    action_config:
+      {config}
+{delay}"""
+WAIT_LIMIT = "more than 10 years (3650d), the longest a sequence waits"
+
+
+def long_waits(top: str = "", action: str = "send_sms", config: str = "", delay: str = "") -> str:
+    """A one-step sequence with some waits set, as a user would write them."""
+    config = config or ("title: Call {{ lead.name }}" if action != "send_sms" else "message: Hi")
+    return LONG_WAITS.format(top=top, action=action, config=config, delay=delay)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            long_waits(delay="    delay_days: 10000000\n"),
+            f"7:5: delay_days: 10,000,000 days is {WAIT_LIMIT}",
+            id="step-delay",
+        ),
+        pytest.param(
+            long_waits(action="wait", config="note: a pause", delay="    delayMinutes: 6000000\n"),
+            f"7:5: delayMinutes: 6,000,000 minutes is {WAIT_LIMIT}",
+            id="wait-step",
+        ),
+        pytest.param(
+            long_waits(delay="    delay_days: 3650\n    delay_hours: 24\n"),
+            f"8:5: delay_hours: the delay adds up to 3651d, {WAIT_LIMIT}",
+            id="delay-parts-add-up",
+        ),
+        pytest.param(
+            long_waits(top="retry_delay: 10000000d\n"),
+            f"2:1: retry_delay: 10000000d is {WAIT_LIMIT}",
+            id="retry-delay",
+        ),
+        pytest.param(
+            long_waits(top="max_retries: 20\nretry_backoff: 2\n"),
+            f"2:1: max_retries: retry 20 would wait 5461d 8h (retry_delay × retry_backoff^19), "
+            f"{WAIT_LIMIT}: lower max_retries, retry_backoff or retry_delay",
+            id="retries-back-off-past-the-limit",
+        ),
+        pytest.param(
+            long_waits(top="maxRetries: 20\nretryBackoff: 10\n"),
+            f"2:1: maxRetries: retry 20 would wait 1.04e+17d (retry_delay × retry_backoff^19), "
+            f"{WAIT_LIMIT}: lower max_retries, retry_backoff or retry_delay",
+            id="retries-back-off-past-the-calendar",
+        ),
+        pytest.param(
+            long_waits(top="retry_delay: 1000d\nretry_backoff: 2\n"),
+            f"3:1: retry_backoff: retry 3 would wait 4000d (retry_delay × retry_backoff^2), "
+            f"{WAIT_LIMIT}: lower max_retries, retry_backoff or retry_delay",
+            id="the-default-retries-from-a-long-delay",
+        ),
+        pytest.param(
+            long_waits(action="create_task", config="title: Call\n      due_in: 100000w"),
+            f"7:7: due_in: 700000d is {WAIT_LIMIT}",
+            id="task-due-in",
+        ),
+        pytest.param(
+            long_waits(action="schedule_appointment", config="title: Meet\n      after: 99999999d"),
+            f"7:7: after: 99999999d is {WAIT_LIMIT}",
+            id="appointment-after",
+        ),
+    ],
+)
+def test_a_wait_over_ten_years_is_reported_where_it_is(run, project, text, expected):
+    write(project, "long.yaml", text)
+    result = run("validate")
+    assert result.exit_code == 1
+    assert problems(result) == [f"sequences/long.yaml:{expected}"]
+    assert "Traceback" not in result.output
+
+
+def test_waits_of_exactly_ten_years_are_valid(run, project):
+    task = {"name": "Call", "action_type": "create_task", "action_config": {"title": "Call"}}
+    task["action_config"]["due_in"] = "3650d"
+    meet = {"name": "Meet", "action_type": "schedule_appointment"}
+    meet["action_config"] = {"title": "Meet", "after": "3650d", "at": "23:30"}
+    meet |= {"delay_days": 3649, "delay_hours": 23, "delay_minutes": 60}
+    retries = {"retry_delay": "456d 6h", "max_retries": 4, "retry_backoff": 2}  # the 4th: 3650d
+    write(project, "long.yaml", yaml.safe_dump(sequence("Long", task, meet, **retries)))
+    result = run("validate")
+    assert result.exit_code == 0, result.output

@@ -4,17 +4,22 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, model_validator
 
 from nurture.spec.base import OneOrMany, SpecModel
 from nurture.spec.durations import format_duration, parse_duration
+from nurture.spec.times import check_wait
 from nurture.spec.window import ClockTime
 
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),
+    AfterValidator(check_wait),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
-    Field(description="A duration such as '30m', '2h', '1d 4h', '1w', or minutes as a number."),
+    Field(
+        description="A duration such as '30m', '2h', '1d 4h', '1w', or minutes as a number; "
+        "10 years at most."
+    ),
 ]
 
 

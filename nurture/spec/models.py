@@ -5,13 +5,15 @@ import json
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationInfo, model_validator
 
 from nurture.spec import actions as a
 from nurture.spec.base import SpecModel, located_error
 from nurture.spec.cases import TestCase
 from nurture.spec.conditions import StepConditions, TriggerConditions
+from nurture.spec.durations import format_duration
 from nurture.spec.names import slugify
+from nurture.spec.times import LONGEST_WAIT, TEN_YEARS, is_stored
 from nurture.spec.window import SendWindow
 
 Category = Literal[
@@ -26,6 +28,20 @@ ADDED_LATER: dict[str, Any] = {"stop_on_reply": False}
 STEP_ADDED_LATER: dict[str, Any] = {"stop": False}
 """Settings (of a sequence, of a step) newer than the first format, left out of a definition at
 their default: upgrading nurture must not make every applied sequence look changed."""
+DELAY_FIELDS = ("delay_days", "delay_hours", "delay_minutes")
+RETRY_FIELDS = ("max_retries", "retry_backoff", "retry_delay")
+
+
+def _count_of(unit: str) -> Any:
+    """A step's delay in `unit`s (days, hours, minutes): 0 up to ten years of them."""
+    most = LONGEST_WAIT // timedelta(**{unit: 1})
+
+    def within(amount: int) -> int:
+        if amount > most:
+            raise ValueError(f"{amount:,} {unit} is more than {TEN_YEARS}")
+        return amount
+
+    return Annotated[int, Field(ge=0, json_schema_extra={"maximum": most}), AfterValidator(within)]
 
 
 class StepBase(SpecModel):
@@ -42,9 +58,9 @@ class StepBase(SpecModel):
         None, ge=0, description="Accepted from the seed system; order is list order."
     )
     description: str | None = None
-    delay_days: int = Field(0, ge=0, le=3650)
-    delay_hours: int = Field(0, ge=0, le=3650 * 24)
-    delay_minutes: int = Field(0, ge=0, le=3650 * 24 * 60)
+    delay_days: _count_of("days") = 0
+    delay_hours: _count_of("hours") = 0
+    delay_minutes: _count_of("minutes") = 0
     conditions: StepConditions | None = None
     active: bool = True
     stop: bool = Field(
@@ -57,6 +73,16 @@ class StepBase(SpecModel):
     def _default_id(self) -> Self:
         if self.id is None:
             self.id = slugify(self.name) or "step"
+        return self
+
+    @model_validator(mode="after")
+    def _delay_within_ten_years(self, info: ValidationInfo) -> Self:
+        if self.delay > LONGEST_WAIT and not is_stored(info):
+            last = [name for name in DELAY_FIELDS if getattr(self, name)][-1]
+            raise located_error(
+                (last,),
+                f"the delay adds up to {format_duration(self.delay)}, more than {TEN_YEARS}",
+            )
         return self
 
     @property
@@ -199,6 +225,20 @@ class SequenceSpec(SpecModel):
         return self
 
     @model_validator(mode="after")
+    def _retries_within_ten_years(self, info: ValidationInfo) -> Self:
+        """The last retry waits retry_delay * retry_backoff ** (max_retries - 1) (completion.py)."""
+        last = self.max_retries
+        seconds = self.retry_delay.total_seconds() * self.retry_backoff ** max(last - 1, 0)
+        if last and seconds > LONGEST_WAIT.total_seconds() and not is_stored(info):
+            place = next((name for name in RETRY_FIELDS if name in self.model_fields_set), "")
+            raise located_error(
+                (place or "max_retries",),
+                f"retry {last} would wait {_days(seconds)} (retry_delay × retry_backoff^{last - 1}),"
+                f" more than {TEN_YEARS}: lower max_retries, retry_backoff or retry_delay",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _steps_in_number_order(self) -> Self:
         numbered = [
             (i, s.step_number) for i, s in enumerate(self.steps) if s.step_number is not None
@@ -255,3 +295,10 @@ class SequenceSpec(SpecModel):
         """A hash of the definition: equal fingerprints, nothing to apply."""
         canonical = json.dumps(self.definition(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _days(seconds: float) -> str:
+    """A wait of any size in days (`1d 4h`), one too long for a timedelta roughly (`3.21e+15d`)."""
+    if seconds < timedelta(days=100_000_000).total_seconds():
+        return format_duration(timedelta(seconds=round(seconds)))
+    return f"{seconds / 86400:.3g}d"
