@@ -87,3 +87,26 @@ def test_a_subdivision_closes_its_own_holidays_too():
         ValueError, match=r"GB has no subdivision 'XX' .*\(one of ENG, NIR, SCT, WLS\)"
     ):
         SendWindow(holidays="GB-XX")
+
+
+def test_the_longest_delay_from_the_last_year_allowed_lands_in_the_window():
+    spec = SequenceSpec.model_validate(
+        {
+            "name": "S",
+            "send_window": {"days": "mon-fri", "start": "09:00", "end": "18:00"},
+            "steps": [
+                {
+                    "name": "sms",
+                    "action_type": "send_sms",
+                    "action_config": {"message": "hi"},
+                    "delay_days": 3649,
+                    "delay_hours": 23,
+                    "delay_minutes": 59,
+                },
+            ],
+        }
+    )
+    last_night = utc("2999-12-31T23:59:00Z")  # the latest `run --now` a user may give
+    slot = step_due(last_night, spec.steps[0], spec, "Pacific/Kiritimati", "UTC")
+    assert slot.at == utc("3010-01-01T09:00:00+14:00")  # Saturday 13:59 there: Monday morning
+    assert [reason[:3] for reason in slot.reasons] == ["Sat", "Sun"]
