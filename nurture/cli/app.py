@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from nurture import __version__
@@ -51,6 +52,11 @@ class Boundary(TyperGroup):
             for line in _messages(problem):
                 error(line)
             raise typer.Exit(1) from None
+        except SQLAlchemyError as problem:  # unplanned: its statement and the URL stay hidden
+            if state.options.debug:
+                raise
+            error(f"the store failed: {_store_reason(problem)} (run with --debug for the detail)")
+            raise typer.Exit(1) from None
         except Exception as problem:  # the boundary: nothing else reaches the user as a traceback
             if state.options.debug or _is_control_flow(problem):
                 raise
@@ -68,6 +74,14 @@ def _messages(problem: Exception) -> list[str]:
         where = f"{problem.filename}: " if problem.filename else ""
         return [f"{where}{problem.strerror or problem}"]
     return [str(problem)]
+
+
+def _store_reason(problem: SQLAlchemyError) -> str:
+    """The first line of the driver's message: later lines quote the statement or its values."""
+    cause = getattr(problem, "orig", None) or problem
+    text = str(cause.args[0]) if cause.args else ""
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first or type(cause).__name__
 
 
 def _is_control_flow(problem: Exception) -> bool:
