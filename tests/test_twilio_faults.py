@@ -10,9 +10,17 @@ from email.utils import format_datetime
 
 import pytest
 from servers import MESSAGES, FakeTwilio, Fault, Faults, free_port
+from test_email import smtp, unsubscribe
 from test_twilio import SENDER, TEMPLATE, config
 
-from nurture.channels import OutgoingMessage, SendResult, TemporaryFailure, UncertainSend
+from nurture.channels import (
+    OutgoingMessage,
+    SendResult,
+    TemporaryFailure,
+    UncertainSend,
+    channels_for,
+)
+from nurture.channels.config import Providers
 from nurture.channels.twilio import LOOKUP, TwilioChannel
 
 
@@ -254,3 +262,12 @@ def test_300_sends_under_mixed_faults_reach_each_lead_once():
     assert tally["retried"] >= twilio.faults.injected["busy"] + twilio.faults.injected["error"]
     assert tally["uncertain"] >= twilio.faults.injected["late"] + twilio.faults.injected["drop"]
     assert_each_received_once(twilio, sids, 300)
+
+
+def test_the_live_channels_offer_settle_for_twilio_and_not_for_email(twilio):
+    email = smtp(free_port())
+    providers = Providers(twilio=config(twilio.url), email=email, unsubscribe=unsubscribe())
+    channels = channels_for("live", providers=providers)
+    sent = channels["sms"].send(text())  # behind its pause limiter, and still settles
+    assert channels["sms"].settle(text(), asked(timedelta(minutes=5))) == sent
+    assert not hasattr(channels["email"], "settle")  # SMTP cannot be asked: held for a decision
