@@ -226,15 +226,20 @@ def causes(error: BaseException) -> Iterator[BaseException]:
 
 def describe(error: BaseException) -> str:
     """The innermost error in words: 'ConnectionRefusedError: [Errno 111] Connection refused'."""
-    if isinstance(error, requests.ConnectTimeout):
-        return "timed out"
-    if isinstance(error, requests.Timeout):
-        return "timed out waiting for the answer"
+    for kind, words in WORDS:
+        if isinstance(error, kind):
+            return words
     plain = [c for c in causes(error) if not type(c).__module__.startswith(WRAPPERS)]
-    innermost = plain[-1] if plain else error
-    return f"{type(innermost).__name__}: {innermost}"
+    if not plain:  # a wrapper's text names the URL: its name is enough
+        return type(error).__name__
+    return f"{type(plain[-1]).__name__}: {plain[-1]}"
 
 
+WORDS = (
+    (requests.ConnectTimeout, "timed out"),
+    (requests.Timeout, "timed out waiting for the answer"),
+    (requests.exceptions.ChunkedEncodingError, "the answer was cut off"),
+)
 WRAPPERS = ("requests.", "urllib3.", "twilio.")
 """Modules whose errors wrap the one that says what happened (refused, reset, closed)."""
 
