@@ -172,12 +172,6 @@ def test_a_wrong_token_fails_permanently(twilio):
         channel.send(sms())
 
 
-def test_a_timeout_is_temporary(twilio):
-    twilio.script.append(Reply(201, {"sid": "SM" + "0" * 32}, delay=1.5))
-    with pytest.raises(TemporaryFailure, match="Twilio: timed out"):
-        TwilioChannel(config(twilio.url, timeout=0.3), "sms").send(sms())
-
-
 def test_a_messaging_service_replaces_the_from_number(twilio):
     service = "MG" + "b" * 32
     TwilioChannel(config(twilio.url, sms_from=None, messaging_service_sid=service), "sms").send(
