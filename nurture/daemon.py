@@ -24,8 +24,7 @@ from sqlalchemy import delete, insert, update
 
 from nurture import dispatch
 from nurture.channels import Channels
-from nurture.sends import STORE_ERRORS
-from nurture.store.db import Store
+from nurture.store.db import STORE_ERRORS, Store
 from nurture.store.engine import normalize_url, reason
 from nurture.store.tables import Worker
 

@@ -25,7 +25,7 @@ from nurture.completion import Job, complete
 from nurture.matching import check_conditions
 from nurture.settings import CoachSettings
 from nurture.store import queries
-from nurture.store.db import Store
+from nurture.store.db import STORE_ERRORS, Store
 
 LEASE = timedelta(minutes=5)
 
@@ -135,7 +135,7 @@ def _batch(store: Store, now: datetime, claim: Callable[[Connection], list[Row]]
             settling.settle_all(jobs, run.channels, run.senders)
             with store.begin(immediate=True) as connection:
                 lost = complete(connection, jobs, run.worker, now, run.zone)
-    except sends.STORE_ERRORS:
+    except STORE_ERRORS:
         _give_back(store, ids, run.worker)
         raise
     run.report.add(jobs, lost)
@@ -148,7 +148,7 @@ def _give_back(store: Store, ids: list[int], worker: str) -> None:
     try:
         with store.begin(immediate=True) as connection:
             queries.release(connection, worker, ids)
-    except sends.STORE_ERRORS:
+    except STORE_ERRORS:
         pass
 
 

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from nurture.sends import STORE_ERRORS, serialized
+from nurture.sends import serialized
 from nurture.store import queries
-from nurture.store.db import Store
+from nurture.store.db import STORE_ERRORS, Store
 
 
 @contextmanager

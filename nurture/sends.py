@@ -24,8 +24,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import exc
-
 from nurture.channels import (
     Channels,
     PermanentFailure,
@@ -34,12 +32,9 @@ from nurture.channels import (
     is_transactional,
 )
 from nurture.completion import Job, execution_row, finished_row
-from nurture.errors import StoreError
 from nurture.store import queries
-from nurture.store.db import Store
+from nurture.store.db import STORE_ERRORS, Store
 
-STORE_ERRORS = (StoreError, exc.SQLAlchemyError)
-"""A store that failed mid-batch (an outage, a lost connection): no more sends are recorded."""
 SETTLE_HINT = "settle it: nurture enrollments settle"
 T = TypeVar("T")
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from test_daemon import sent_counts, start, stop, wait_until
 
 from nurture.channels import (
+    LONGEST_RETRY_AFTER,
     OutgoingMessage,
     SendResult,
     TemporaryFailure,
@@ -33,6 +34,7 @@ from nurture.channels.ratelimit import (
     batch_within,
 )
 from nurture.dispatch import run_due
+from nurture.errors import StoreError
 from nurture.store import slots
 from nurture.store.db import open_store
 from nurture.store.tables import ChannelSlot, Execution
@@ -279,3 +281,20 @@ def test_a_limited_channel_offers_the_settle_of_the_channel_it_wraps():
     limited = RateLimited(Settling(), RateLimiter(1.0))
     assert limited.settle(SMS, datetime.now(UTC)) == SendResult("SM1")
     assert not hasattr(RateLimited(MemoryChannel(), RateLimiter(1.0)), "settle")
+
+
+def test_a_rate_limit_the_store_cannot_give_is_a_retry_not_an_unclear_send():
+    class BrokenLimiter:
+        def wait(self) -> float:
+            raise StoreError("the store is unavailable")
+
+    sent = MemoryChannel()
+    with pytest.raises(TemporaryFailure, match="the rate limit could not be read"):
+        RateLimited(sent, BrokenLimiter()).send(SMS)
+    assert sent.sent == []  # nothing went out, so the engine may send it again
+
+
+@pytest.mark.parametrize("asked", [float("inf"), 1e20, 7200.0])
+def test_a_retry_after_beyond_an_hour_waits_an_hour(asked: float):
+    assert TemporaryFailure("busy", retry_after=asked).retry_after == LONGEST_RETRY_AFTER == 3600
+    assert TemporaryFailure("busy", retry_after=float("nan")).retry_after is None

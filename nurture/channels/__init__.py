@@ -51,7 +51,17 @@ class TemporaryFailure(Exception):
 
     def __init__(self, message: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after = _bounded(retry_after)
+
+
+LONGEST_RETRY_AFTER = 3600.0
+"""A provider's Retry-After is honoured up to an hour: `inf` or `1e20` must not overflow the clock."""
+
+
+def _bounded(seconds: float | None) -> float | None:
+    if seconds is None or seconds != seconds:  # NaN: the backoff decides
+        return None
+    return min(max(seconds, 0.0), LONGEST_RETRY_AFTER)
 
 
 class PermanentFailure(Exception):

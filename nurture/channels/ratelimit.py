@@ -14,6 +14,7 @@ test) they are kept in the process (RateLimiter).
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from typing import Protocol
 
 from nurture.channels import (
@@ -24,7 +25,7 @@ from nurture.channels import (
     is_transactional,
 )
 from nurture.store import slots
-from nurture.store.db import Store
+from nurture.store.db import STORE_ERRORS, Store
 
 LONGEST_PAUSE = 60.0
 """A provider asking for a longer pause gets it through the retry of that one step instead."""
@@ -144,12 +145,18 @@ class RateLimited:
             self.settle = channel.settle
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        self.limiter.wait()
+        try:
+            self.limiter.wait()
+        except STORE_ERRORS as error:  # nothing was sent: safe to retry
+            raise TemporaryFailure(
+                f"the rate limit could not be read: {type(error).__name__}"
+            ) from None
         try:
             return self.channel.send(message)
         except TemporaryFailure as failure:
             if failure.retry_after:
-                self.limiter.pause(failure.retry_after)
+                with suppress(*STORE_ERRORS):  # the retry still waits; other daemons may not
+                    self.limiter.pause(failure.retry_after)
             raise
 
 

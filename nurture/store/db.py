@@ -10,10 +10,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from nurture.errors import StoreError
 from nurture.store import migrate
 from nurture.store.engine import BEGIN_MODE, create_engine, engine_for, reported
+
+STORE_ERRORS = (StoreError, SQLAlchemyError)
+"""A store that failed (an outage, a lost connection): what callers catch to carry on."""
 
 __all__ = ["Store", "create_engine", "open_store"]
 
