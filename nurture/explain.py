@@ -1,4 +1,5 @@
-"""`nurture explain LEAD`: why the lead got its sequence (or none), each step's state, when the next runs."""
+"""`nurture explain LEAD`: why the lead got its sequence (or none), each step's state, when the next
+runs, and the sends of unclear fate waiting to be settled."""
 
 from datetime import datetime
 from typing import Any
@@ -8,6 +9,7 @@ from sqlmodel import Session, col, select
 from nurture.enrollment import spec_of
 from nurture.leads import find_lead, funnel_names
 from nurture.schedule import step_due
+from nurture.settle import command
 from nurture.spec.durations import format_duration
 from nurture.spec.models import SequenceSpec, StepBase
 from nurture.store import decisions
@@ -71,6 +73,23 @@ def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str
         "exit_reason": row.exit_reason,
         "steps": [_step(step, row, last.get(step.id)) for step in spec.steps],
         "next": _next(spec, lead, row, executions, default_zone),
+        "settle": _unsettled(row, executions),
+    }
+
+
+def _unsettled(row: Enrollment, executions: list[Execution]) -> dict[str, Any] | None:
+    """The send of unclear fate an `unknown` enrollment waits on, and the command to settle it."""
+    if row.status != "unknown":
+        return None
+    uncertain = next(
+        (x for x in reversed(executions) if x.step_id == row.step_id and x.status == "unknown"),
+        None,
+    )
+    return {
+        "step": row.step_id,
+        "attempt": uncertain.attempt if uncertain else row.attempts,
+        "since": uncertain.started_at if uncertain else row.updated_at,
+        "command": command(row.id),
     }
 
 

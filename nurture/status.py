@@ -1,29 +1,31 @@
-"""What `nurture status` shows: the daemons alive, the steps due, the oldest overdue and the lag."""
+"""What `nurture status` shows: the daemons (alive or dead), the steps due, the lag, the sends to settle."""
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, delete, func, select
 
+from nurture import settle
 from nurture.store.tables import Enrollment, Worker
 
-ALIVE_WITHIN = timedelta(seconds=30)
+HEARTBEAT = timedelta(seconds=5)
+"""How often a daemon beats by default (DaemonOptions.heartbeat)."""
+ALIVE_WITHIN = 6 * HEARTBEAT  # a few beats missed (a long batch may delay one): dead, or hung
+LISTED_FOR = timedelta(hours=1)
+"""A daemon dead for longer is not listed (status says how many it hides)."""
+PRUNE_AFTER = timedelta(days=1)
+"""prune_workers' default: the heartbeat rows of daemons dead that long go."""
 
 
-def daemon_status(connection: Connection, now: datetime) -> dict[str, Any]:
-    """Heartbeats and the due backlog, from two indexed queries."""
-    workers = [
-        {
-            "worker": row.id,
-            "hostname": row.hostname,
-            "pid": row.pid,
-            "started_at": row.started_at,
-            "seen_at": row.seen_at,
-            "executed": row.executed,
-            "alive": now - row.seen_at <= ALIVE_WITHIN,
-        }
-        for row in connection.execute(select(Worker).order_by(Worker.started_at))
-    ]
+def daemon_status(connection: Connection, now: datetime, *, every: bool = False) -> dict[str, Any]:
+    """Heartbeats, the due backlog and the sends waiting to be settled; read-only.
+
+    Daemons dead for longer than LISTED_FOR are counted, not listed, unless `every`.
+    """
+    recent = Worker.seen_at >= now - LISTED_FOR
+    listed = select(Worker).order_by(Worker.started_at)
+    workers = connection.execute(listed if every else listed.where(recent)).all()
+    hidden = 0 if every else _count(connection, Worker, ~recent)
     due, oldest = connection.execute(
         select(func.count(), func.min(Enrollment.next_run_at)).where(
             Enrollment.status == "active", Enrollment.next_run_at <= now
@@ -35,13 +37,44 @@ def daemon_status(connection: Connection, now: datetime) -> dict[str, Any]:
         ).all()
     )
     oldest = _aware(oldest)
+    waiting = settle.waiting_counts(connection)
     return {
-        "workers": workers,
+        "workers": [_worker(row, now) for row in workers],
+        "hidden_workers": hidden,
         "due": due,
         "oldest_due_at": oldest,
         "lag_seconds": (now - oldest).total_seconds() if oldest else 0.0,
         "enrollments": counts,
+        "settle": {"waiting": sum(waiting.values()), "sequences": waiting, "hint": settle.HINT},
     }
+
+
+def _worker(row: Any, now: datetime) -> dict[str, Any]:
+    keys = ("hostname", "pid", "started_at", "seen_at", "executed")
+    silent = now - row.seen_at
+    return (
+        {"worker": row.id}
+        | {key: getattr(row, key) for key in keys}
+        | {
+            "alive": silent <= ALIVE_WITHIN,
+            "silent_seconds": round(silent.total_seconds(), 1),
+        }
+    )
+
+
+def _count(connection: Connection, table: Any, where: Any) -> int:
+    return connection.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+
+
+def prune_workers(
+    connection: Connection, now: datetime, older_than: timedelta = PRUNE_AFTER
+) -> int:
+    """Delete the heartbeat rows of daemons silent for longer than `older_than`; how many.
+
+    For the daemon's maintenance tick: `status` only reads, so a dead daemon's row stays
+    until this runs (a live daemon beats every few seconds and is never this old).
+    """
+    return connection.execute(delete(Worker).where(Worker.seen_at < now - older_than)).rowcount
 
 
 def _aware(value: datetime | str | None) -> datetime | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from builders import sequence, step, write
 from sqlmodel import select
+from test_settle import crash_mid_send
 
 from nurture.enrollment import spec_of
 from nurture.leads import LeadInput, LeadRules, add_lead
@@ -128,3 +129,32 @@ def test_explain_shows_step_states_and_why_the_next_step_waits(nurture, store):
     text = nurture("explain", "ana@example.com").stdout
     assert "  ↷ tag                      skipped 2026-11-24 15:00 UTC: ✗ not_tags" in text
     assert "  next: check-in 2026-11-27 14:00 UTC, because" in text
+
+
+def test_explain_shows_a_send_waiting_to_be_settled_and_the_command_to_settle_it(nurture, store):
+    arrive(store, score="55")
+    with store.session() as session:
+        enrollment_id = session.exec(select(Enrollment.id)).one()
+    crash_mid_send(store, [enrollment_id], TUESDAY)
+    data = json.loads(nurture("explain", "ana@example.com", "--json").stdout)
+    command = f"nurture enrollments settle --enrollment {enrollment_id} --as sent|resend|stop"
+    assert data["enrollments"][0]["settle"] == {
+        "step": "hi",
+        "attempt": 1,
+        "since": "2026-11-24T15:00:00+00:00",
+        "command": command,
+    }
+    text = nurture("explain", "ana@example.com").stdout.splitlines()
+    assert any(
+        line.startswith("  ? hi                       unknown 2026-11-24 15:01 UTC")
+        for line in text
+    )
+    waiting = text.index(
+        "  waiting to be settled: the send of step hi (attempt 1), of unclear fate since "
+        "2026-11-24 15:00 UTC"
+    )
+    assert text[waiting + 1] == f"      did it go out? {command}"
+    settled = nurture("enrollments", "settle", "--as", "sent", "-e", str(enrollment_id), "--yes")
+    assert settled.exit_code == 0, settled.output
+    after = nurture("explain", "ana@example.com").stdout
+    assert "waiting to be settled" not in after and "  ✓ hi " in after

@@ -9,7 +9,16 @@ from typing import Any
 from fastapi import FastAPI
 
 from nurture import __version__
-from nurture.api import errors, health, insights, leads, sequences, unsubscribe, webhooks
+from nurture.api import (
+    enrollments,
+    errors,
+    health,
+    insights,
+    leads,
+    sequences,
+    unsubscribe,
+    webhooks,
+)
 from nurture.api.auth import Tokens
 from nurture.api.batching import Batcher
 from nurture.api.deps import Context
@@ -51,7 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.context, app.state.batcher = context, batcher
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
-    routers = (leads, sequences, insights, health, unsubscribe, webhooks)
+    routers = (leads, sequences, insights, enrollments, health, unsubscribe, webhooks)
     for module in routers:  # the lead webhook first: matched in fewer steps
         app.include_router(module.router)
     return app

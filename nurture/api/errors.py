@@ -22,6 +22,7 @@ from nurture.errors import (
 )
 from nurture.ingest import KeyReused
 from nurture.leads import InvalidLead
+from nurture.settle import BadFilter
 from nurture.spec.diagnostics import data_problems, error_message
 from nurture.spec.models import SequenceSpec
 from nurture.stored import InvalidSequence, field_path
@@ -51,6 +52,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (BadFilter, 422),
     (NotFound, 404),
     (ConfigError, 503),
     (Conflict, 409),

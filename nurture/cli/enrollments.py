@@ -1,5 +1,7 @@
-"""`nurture enrollments ...`: list enrollments and control them by hand."""
+"""`nurture enrollments ...`: list enrollments, control them by hand, settle uncertain sends."""
 
+import getpass
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated
@@ -8,12 +10,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import control
+from nurture import control, settle
 from nurture.cli.context import state
-from nurture.cli.output import out, print_json
+from nurture.cli.output import note, out, plural, print_json
+from nurture.errors import Aborted
+from nurture.stats import Window
 
 app = typer.Typer(
-    help="Leads in sequences: list, advance, pause, resume, stop.", no_args_is_help=True
+    help="Leads in sequences: list, advance, pause, resume, stop, settle.", no_args_is_help=True
 )
 ID = Annotated[int, typer.Argument(help="The enrollment id.")]
 
@@ -73,3 +77,106 @@ def resume(enrollment_id: ID) -> None:
 def stop(enrollment_id: ID) -> None:
     """End an enrollment for good."""
     _control(control.stop, enrollment_id)
+
+
+@app.command("settle")
+def settle_(
+    decision: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="sent: it went out, move on to the next step; resend: send it again now; "
+            "stop: end the enrollment.",
+        ),
+    ],
+    sequence: Annotated[
+        str | None, typer.Option("--sequence", "-s", help="Only this sequence (name or slug).")
+    ] = None,
+    step: Annotated[str | None, typer.Option("--step", help="Only sends of this step id.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only sends started since then (7d, 12h or a date).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Only sends started before then.")] = None,
+    enrollment: Annotated[
+        list[int] | None, typer.Option("--enrollment", "-e", help="Only this enrollment (repeat).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Decide in bulk what happened to sends whose fate is unclear (enrollments `unknown`)."""
+    now = datetime.now(UTC)
+    filters = settle.Filters(
+        sequence, step, Window.parse(since, until, now), tuple(enrollment or ())
+    )
+    with state.session() as session:
+        planned = settle.plan(session, decision, filters)
+    if not planned.sends:
+        if json:
+            print_json({"plan": planned.to_dict(), "settled": None})
+        note("nothing to settle: no send waits for a decision" + _filtered(filters))
+        return
+    if not json:
+        _show_plan(planned)
+    _confirm(planned, yes)
+    with state.session(write=True) as session:
+        outcome = settle.settle(session, planned, now, _who(), state.settings.timezone)
+    if json:
+        print_json({"plan": planned.to_dict(), "settled": outcome.to_dict()})
+    else:
+        _show_outcome(outcome)
+
+
+def _filtered(filters: settle.Filters) -> str:
+    chosen = filters.sequence or filters.step or filters.enrollments
+    return " among those chosen" if chosen or filters.window != Window() else ""
+
+
+def _show_plan(planned: settle.Plan) -> None:
+    data = planned.to_dict()
+    oldest, newest = _when(data["oldest"]), _when(data["newest"])
+    started = f"at {oldest}" if oldest == newest else f"between {oldest} and {newest}"
+    out.print(f"{plural(data['count'], 'send')} of unclear fate, started {started} UTC:")
+    table = Table("sequence", "step", "sends", "oldest (UTC)", "newest (UTC)")
+    for group in data["groups"]:
+        cells = (group["sequence"], group["step"] or "", str(group["count"]))
+        table.add_row(*map(escape, cells), _when(group["oldest"]), _when(group["newest"]))
+    out.print(table)
+    out.print(f"--as {planned.decision} will {data['effect']}.")
+
+
+def _confirm(planned: settle.Plan, yes: bool) -> None:
+    if yes:
+        return
+    count = plural(len(planned.sends), "send")
+    if not _terminal():
+        raise Aborted(f"refusing to settle {count} without a terminal to confirm on; add --yes")
+    if not typer.confirm(f"Settle {count} as {planned.decision}?", err=True):
+        raise Aborted("nothing settled")
+
+
+def _terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _show_outcome(outcome: settle.Outcome) -> None:
+    where = ", ".join(f"{count} {status}" for status, count in sorted(outcome.statuses.items()))
+    out.print(
+        f"settled {plural(outcome.settled, 'send')} as {outcome.decision} ({where or 'none'})"
+    )
+    if outcome.gone:
+        note(
+            f"left alone: {plural(outcome.gone, 'enrollment')} no longer waiting "
+            "(resumed, stopped or settled since the plan)"
+        )
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else ""
+
+
+def _who() -> str:
+    """Who settles, for the log: the user running the command."""
+    try:
+        return f"{getpass.getuser()} (cli)"
+    except (KeyError, OSError):  # no user name in this environment
+        return "cli"

@@ -10,7 +10,7 @@ from nurture.cli.context import state
 from nurture.cli.output import out, plural, print_json
 from nurture.explain import explain as explain_lead
 
-_STATES = {"next": "→", "pending": "·", "inactive": "·", "skipped": "↷"}
+_STATES = {"next": "→", "pending": "·", "inactive": "·", "skipped": "↷", "unknown": "?"}
 _DONE = {"sent", "done"}
 
 
@@ -71,6 +71,13 @@ def _enrollment(enrollment: dict[str, Any]) -> None:
         at = f" {_when(step['at'])}" if step["at"] else ""
         detail = f": {step['detail']}" if step.get("detail") else ""
         _say(f"  {mark} {step['id']:<24} {step['state']}{at}{detail}")
+    waiting = enrollment["settle"]
+    if waiting:
+        _say(
+            f"  waiting to be settled: the send of step {waiting['step']} (attempt "
+            f"{waiting['attempt']}), of unclear fate since {_when(waiting['since'])}"
+        )
+        _say(f"      did it go out? {waiting['command']}")
     upcoming = enrollment["next"]
     if upcoming:
         _say(f"  next: {upcoming['step']} {_when(upcoming['at'])}, because")

@@ -1,40 +1,49 @@
-"""`nurture status`: running daemons, due steps, the oldest overdue step and the lag."""
+"""`nurture status`: daemons, due steps, the oldest overdue step, the lag, the sends to settle."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import out, print_json
+from nurture.cli.output import out, plural, print_json
+from nurture.spec.durations import format_duration
 from nurture.status import daemon_status
 from nurture.store.db import open_store
 
 
-def status(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Show the running daemons (heartbeats), the due backlog and the lag."""
+def status(
+    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    every: Annotated[
+        bool, typer.Option("--all", help="Also the daemons dead for more than an hour.")
+    ] = False,
+) -> None:
+    """Show the daemons (heartbeats), the due backlog, the lag and the sends to settle."""
     now = datetime.now(UTC)
     with open_store(state.settings.database) as store, store.begin() as connection:
-        report = daemon_status(connection, now)
+        report = daemon_status(connection, now, every=every)
     report["rate_limits"] = dict(state.settings.rate_limits)
     if json:
         print_json(report)
         return
-    table = Table("worker", "host", "pid", "started (UTC)", "last beat", "steps run", "alive")
+    table = Table("worker", "host", "pid", "started (UTC)", "last beat", "steps run", "state")
     for w in report["workers"]:
         table.add_row(
             w["worker"],
             w["hostname"],
             str(w["pid"]),
             f"{w['started_at']:%Y-%m-%d %H:%M:%S}",
-            f"{(now - w['seen_at']).total_seconds():.0f}s ago",
+            f"{format_duration(timedelta(seconds=round(w['silent_seconds'])))} ago",
             str(w["executed"]),
-            "yes" if w["alive"] else "no",
+            "alive" if w["alive"] else "dead",
         )
     out.print(
         table if report["workers"] else "no daemon has a heartbeat (start one with `nurture run`)"
     )
+    if report["hidden_workers"]:
+        hidden = plural(report["hidden_workers"], "daemon")
+        out.print(f"{hidden} dead for more than an hour not listed (`nurture status --all`)")
     oldest = report["oldest_due_at"]
     out.print(
         f"due now: {report['due']} step(s)"
@@ -51,3 +60,14 @@ def status(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = F
         out.print(
             f"rate limits (shared by every daemon): {limits}; a burst waits in the store as lag"
         )
+    _settle(report["settle"])
+
+
+def _settle(waiting: dict) -> None:
+    if not waiting["waiting"]:
+        return
+    per = ", ".join(f"{name}: {count}" for name, count in waiting["sequences"].items())
+    out.print(
+        f"sends waiting to be settled: {waiting['waiting']} ({per}); decide with "
+        f"`{waiting['hint']}` (it shows a plan first)"
+    )

@@ -1,0 +1,351 @@
+"""`nurture enrollments settle`: sends whose fate is unclear, decided in bulk, on both stores."""
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from builders import sequence, step
+from enrolling import apply, drain, enroll, enrollment, executions, log, set_enrollment
+from sqlalchemy import func, select
+
+from nurture import settle
+from nurture.channels.memory import MemoryChannel
+from nurture.cli import enrollments as enrollments_cli
+from nurture.store import bulk, queries
+from nurture.store.db import Store, open_store
+from nurture.store.tables import Enrollment, Execution
+from nurture.testing import enroll_many
+
+TUESDAY = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 10:00 in New York; Thursday is Thanksgiving
+WINDOW = {"days": "mon-fri", "start": "09:00", "end": "17:00", "holidays": "US"}
+
+
+@pytest.fixture
+def nurture(run_store, project):
+    return run_store
+
+
+@pytest.fixture
+def opened(store_url):
+    with open_store(store_url) as store:
+        yield store
+
+
+def recently() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+def crash_mid_send(store: Store, ids: list[int], at: datetime) -> None:
+    """A daemon killed between `sending` and `sent` of each enrollment's step, at `at`; the
+    next daemon finds the `sending` rows and holds the enrollments `unknown`."""
+    with store.begin(immediate=True) as connection:
+        rows = connection.execute(
+            select(Enrollment.__table__).where(bulk.among(connection, Enrollment.id, ids))
+        ).all()
+        sending = [
+            {
+                "enrollment_id": row.id,
+                "lead_id": row.lead_id,
+                "sequence_id": row.sequence_id,
+                "version": row.version,
+                "step_id": row.step_id,
+                "action_type": "send_sms",
+                "attempt": row.attempts + 1,
+                "status": "sending",
+                "due_at": row.next_run_at,
+                "started_at": at,
+                "finished_at": None,
+                "detail": None,
+            }
+            for row in rows
+        ]
+        bulk.insert(connection, Execution.__table__, sending)
+    drain(store, at + timedelta(minutes=1))
+    assert {enrollment(store, i).status for i in ids} == {"unknown"}
+
+
+def two_step(name: str = "Welcome", **fields) -> dict:
+    return sequence(name, step("Hello"), step("Later", delay_days=1), **fields)
+
+
+def test_settling_as_sent_moves_each_lead_on_without_sending_again(nurture, opened, project):
+    apply(opened, project, two_step(), sequence("Texts", step("Hi"), step("Bye")))
+    sent_at = recently()
+    welcome = [enroll(opened, "Welcome", now=sent_at, name=f"Lead {n}") for n in range(3)]
+    texts = enroll(opened, "Texts", now=sent_at)
+    crash_mid_send(opened, [*welcome, texts], sent_at)
+
+    result = nurture("enrollments", "settle", "--as", "sent", "--sequence", "welcome", "--yes")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    at = f"{sent_at:%Y-%m-%d %H:%M}"
+    assert lines[0] == f"3 sends of unclear fate, started at {at} UTC:"
+    assert any(
+        line.split() == ["Welcome", "hello", "3", *at.split(), *at.split()]
+        for line in (row.replace("│", " ") for row in lines)
+    )
+    assert "--as sent will mark each send sent and move its enrollment on" in result.stdout
+    assert lines[-1] == "settled 3 sends as sent (3 active)"
+
+    for enrollment_id in welcome:
+        moved = enrollment(opened, enrollment_id)
+        assert (moved.status, moved.step_id, moved.attempts) == ("active", "later", 0)
+        assert moved.next_run_at == sent_at + timedelta(days=1)  # the delay counts from the send
+        hello, control = executions(opened, enrollment_id)
+        assert (hello.step_id, hello.status, hello.error) == ("hello", "sent", None)
+        assert hello.detail["settled"]["as"] == "sent"
+        assert hello.detail["settled"]["by"].endswith("(cli)")
+        assert "a send may have happened" in hello.detail["settled"]["error"]
+        assert (control.step_id, control.status) == ("@control", "settled")
+        assert control.detail | {"by": "", "at": ""} == {
+            "step_id": "hello",
+            "from": "unknown",
+            "as": "sent",
+            "by": "",
+            "at": "",
+        }
+    assert enrollment(opened, texts).status == "unknown"  # another sequence: not chosen
+
+    channel = MemoryChannel()
+    drain(opened, sent_at + timedelta(days=1), channel)
+    assert channel.bodies() == ["Hi Lead, Later"] * 3
+    assert {enrollment(opened, i).status for i in welcome} == {"completed"}
+
+
+def test_a_send_settled_as_sent_schedules_the_next_step_in_its_window(opened, project):
+    steps = [step("Hi"), step("Check in", delay_days=2)]
+    apply(opened, project, sequence("Welcome", *steps, send_window=WINDOW))
+    soon, late = (
+        enroll(opened, "Welcome", now=TUESDAY, timezone="America/New_York") for _ in range(2)
+    )
+    crash_mid_send(opened, [soon, late], TUESDAY)
+
+    def settle_at(enrollment_id: int, now: datetime) -> None:
+        with opened.session(immediate=True) as session:
+            chosen = settle.Filters(enrollments=(enrollment_id,))
+            planned = settle.plan(session, "sent", chosen)
+            settle.settle(session, planned, now, "test", "UTC")
+
+    settle_at(soon, TUESDAY + timedelta(hours=3))  # settled the same day
+    # Two days after the send is Thanksgiving: Friday 9:00 in New York
+    assert enrollment(opened, soon).next_run_at == datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+    settle_at(late, datetime(2026, 11, 28, 12, 0, tzinfo=UTC))  # a Saturday: overdue already
+    assert enrollment(opened, late).next_run_at == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    [hi, _] = executions(opened, late)
+    assert hi.detail["next"] == {
+        "step": "check-in",
+        "at": "2026-11-30T14:00:00+00:00",
+        "reasons": [
+            "Sat 2026-11-28 is outside the send window days (mon, tue, wed, thu, fri)",
+            "Sun 2026-11-29 is outside the send window days (mon, tue, wed, thu, fri)",
+        ],
+    }
+
+
+def test_resend_sends_again_as_a_new_attempt_and_stop_ends_the_enrollment(nurture, opened, project):
+    apply(opened, project, sequence("Welcome", step("Hello")))
+    sent_at = recently()
+    again, stopped, last = (enroll(opened, "Welcome", now=sent_at) for _ in range(3))
+    crash_mid_send(opened, [again, stopped, last], sent_at)
+
+    resend = nurture("enrollments", "settle", "--as", "resend", "-e", str(again), "--yes")
+    assert resend.stdout.splitlines()[-1] == "settled 1 send as resend (1 active)"
+    back = enrollment(opened, again)
+    assert (back.status, back.step_id, back.attempts) == ("active", "hello", 1)
+    assert back.next_run_at <= datetime.now(UTC) and back.exit_reason is None
+    channel = MemoryChannel()
+    drain(opened, datetime.now(UTC), channel)
+    assert [m.key for m in channel.sent] == [f"{again}:hello:2"]  # a new attempt
+    assert log(opened, again) == [
+        ("hello", 1, "unknown"),
+        ("@control", 1, "settled"),
+        ("hello", 2, "sent"),
+    ]
+    assert enrollment(opened, again).status == "completed"
+
+    stop = nurture("enrollments", "settle", "--as", "stop", "-e", str(stopped), "--yes")
+    assert stop.stdout.splitlines()[-1] == "settled 1 send as stop (1 stopped)"
+    ended = enrollment(opened, stopped)
+    assert ended.status == "stopped" and ended.finished_at is not None
+    assert ended.exit_reason == (
+        "stopped by hand: the send of step hello had an unclear fate (settled)"
+    )
+    assert log(opened, stopped) == [("hello", 1, "unknown"), ("@control", 1, "settled")]
+
+    sent = nurture("enrollments", "settle", "--as", "sent", "-e", str(last), "--yes")
+    assert sent.stdout.splitlines()[-1] == "settled 1 send as sent (1 completed)"
+    done = enrollment(opened, last)
+    assert (done.status, done.exit_reason) == ("completed", "completed")
+
+
+def test_without_yes_and_without_a_terminal_nothing_is_settled(nurture, opened, project):
+    apply(opened, project, two_step(), sequence("Texts", step("Hi"), step("Bye")))
+    first, second = recently() - timedelta(hours=2), recently()
+    early = [enroll(opened, "Welcome", now=first) for _ in range(2)]
+    crash_mid_send(opened, early, first)
+    later = enroll(opened, "Texts", now=second)
+    crash_mid_send(opened, [later], second)
+
+    refused = nurture("enrollments", "settle", "--as", "stop")
+    assert refused.exit_code == 1
+    assert (
+        "error: refusing to settle 3 sends without a terminal to confirm on; add --yes"
+        in refused.stderr
+    )
+    assert "3 sends of unclear fate" in refused.stdout  # the plan was shown first
+    assert {enrollment(opened, i).status for i in [*early, later]} == {"unknown"}
+
+    since = (second - timedelta(minutes=5)).isoformat()
+    data = json.loads(
+        nurture("enrollments", "settle", "--as", "stop", "--since", since, "--json", "--yes").stdout
+    )
+    assert data["plan"]["count"] == 1
+    assert data["plan"]["groups"] == [
+        {
+            "sequence": "Texts",
+            "step": "hi",
+            "count": 1,
+            "oldest": second.isoformat(),
+            "newest": second.isoformat(),
+        }
+    ]
+    assert data["settled"] == {"as": "stop", "settled": 1, "gone": 0, "statuses": {"stopped": 1}}
+    assert {enrollment(opened, i).status for i in early} == {"unknown"}
+
+
+def test_nothing_to_settle_says_so_and_succeeds(nurture, opened, project):
+    apply(opened, project, two_step())
+    result = nurture("enrollments", "settle", "--as", "sent")
+    assert result.exit_code == 0
+    assert "nothing to settle: no send waits for a decision" in result.stderr
+    filtered = nurture("enrollments", "settle", "--as", "sent", "--step", "later", "--json")
+    assert json.loads(filtered.stdout)["plan"]["count"] == 0
+    assert "among those chosen" in filtered.stderr
+    beyond = nurture("enrollments", "settle", "--as", "sent", "--enrollment", str(2**40))
+    assert beyond.exit_code == 0 and "nothing to settle" in beyond.stderr, beyond.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("--as", "snt"), "unknown decision 'snt' (did you mean 'sent'?)"),
+        (("--as", "maybe"), "unknown decision 'maybe' (one of sent, resend, stop)"),
+        (
+            ("--as", "sent", "--sequence", "Welcom"),
+            "no sequence 'Welcom' in the store (did you mean 'Welcome'?)",
+        ),
+        (("--as", "sent", "--step", "helo"), "no step 'helo' (did you mean 'hello'?)"),
+        (
+            ("--as", "sent", "--since", "last week"),
+            "--since 'last week': use a duration (7d, 12h, 2w) or a date (2026-11-01)",
+        ),
+    ],
+)
+def test_a_bad_decision_or_filter_is_an_error_not_an_empty_plan(
+    nurture, opened, project, args, said
+):
+    apply(opened, project, two_step())
+    result = nurture("enrollments", "settle", *args)
+    assert result.exit_code == 1 and f"error: {said}" in result.stderr
+
+
+def test_an_enrollment_a_daemon_picked_up_meanwhile_is_left_alone(
+    nurture, opened, project, monkeypatch
+):
+    apply(opened, project, two_step())
+    sent_at = recently()
+    resumed, claimed, *rest = (enroll(opened, "Welcome", now=sent_at) for _ in range(4))
+    crash_mid_send(opened, [resumed, claimed, *rest], sent_at)
+    channel = MemoryChannel()
+
+    def meanwhile(question: str, **_options) -> bool:
+        """While the user reads the plan, a colleague resumes two; a daemon runs one, claims one."""
+        assert question == "Settle 4 sends as sent?"
+        assert nurture("enrollments", "resume", str(resumed)).exit_code == 0
+        drain(opened, datetime.now(UTC), channel)
+        assert nurture("enrollments", "resume", str(claimed)).exit_code == 0
+        with opened.begin(immediate=True) as connection:
+            now = datetime.now(UTC)
+            queries.claim(connection, now, now + timedelta(minutes=5), "daemon-2", 10)
+        return True
+
+    monkeypatch.setattr(enrollments_cli, "_terminal", lambda: True)
+    monkeypatch.setattr(enrollments_cli.typer, "confirm", meanwhile)
+    result = nurture("enrollments", "settle", "--as", "sent")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "settled 2 sends as sent (2 active)"
+    assert "left alone: 2 enrollments no longer waiting" in result.stderr
+
+    assert [m.key for m in channel.sent] == [f"{resumed}:hello:2"]
+    assert enrollment(opened, resumed).step_id == "later"
+    assert log(opened, resumed) == [
+        ("hello", 1, "unknown"),
+        ("@control", 1, "resumed"),
+        ("hello", 2, "sent"),
+    ]
+    running = enrollment(opened, claimed)
+    assert (running.status, running.lease_owner, running.step_id) == (
+        "running",
+        "daemon-2",
+        "hello",
+    )
+    assert "settled" not in (executions(opened, claimed)[0].detail or {})
+    assert {enrollment(opened, i).step_id for i in rest} == {"later"}
+
+
+def test_a_plan_whose_sends_were_all_decided_meanwhile_settles_none(nurture, opened, project):
+    apply(opened, project, two_step())
+    sent_at = recently()
+    ids = [enroll(opened, "Welcome", now=sent_at) for _ in range(2)]
+    crash_mid_send(opened, ids, sent_at)
+    with opened.session() as session:
+        planned = settle.plan(session, "resend", settle.Filters())
+    assert nurture("enrollments", "settle", "--as", "stop", "--yes").exit_code == 0
+    with opened.session(immediate=True) as session:
+        outcome = settle.settle(session, planned, datetime.now(UTC), "test", "UTC")
+    assert outcome.to_dict() == {"as": "resend", "settled": 0, "gone": 2, "statuses": {}}
+    assert {enrollment(opened, i).status for i in ids} == {"stopped"}
+
+
+def test_thousands_of_sends_settle_in_one_go(opened, project, capsys):
+    apply(opened, project, two_step())
+    sent_at = recently()
+    enroll_many(opened, 3000, sent_at, "welcome")
+    with opened.begin() as connection:
+        ids = list(connection.execute(select(Enrollment.id)).scalars())
+    crash_mid_send(opened, ids, sent_at)
+    started = time.perf_counter()
+    with opened.session(immediate=True) as session:
+        planned = settle.plan(session, "sent", settle.Filters())
+        outcome = settle.settle(session, planned, datetime.now(UTC), "test", "UTC")
+    took = time.perf_counter() - started
+    with capsys.disabled():
+        print(
+            f"\nsettled {outcome.settled} sends as sent in {took:.2f}s ({opened.url.split(':')[0]})"
+        )
+    assert outcome.to_dict() == {
+        "as": "sent",
+        "settled": 3000,
+        "gone": 0,
+        "statuses": {"active": 3000},
+    }
+    assert took < 20
+    with opened.begin() as connection:
+        where = (Enrollment.step_id == "later") & (
+            Enrollment.next_run_at == sent_at + timedelta(days=1)
+        )
+        assert connection.execute(select(func.count()).where(where)).scalar_one() == 3000
+        controls = select(func.count()).where(Execution.status == "settled")
+        assert connection.execute(controls).scalar_one() == 3000
+
+
+def test_resume_still_takes_an_unknown_enrollment_back_one_at_a_time(nurture, opened, project):
+    apply(opened, project, two_step())
+    sent_at = recently()
+    enrollment_id = enroll(opened, "Welcome", now=sent_at)
+    crash_mid_send(opened, [enrollment_id], sent_at)
+    assert nurture("enrollments", "resume", str(enrollment_id)).exit_code == 0
+    assert enrollment(opened, enrollment_id).status == "active"
+    set_enrollment(opened, enrollment_id, next_run_at=sent_at)
+    assert nurture("enrollments", "settle", "--as", "sent").stderr.startswith("nothing to settle")
