@@ -3,7 +3,8 @@
 Completion is one transaction per batch. Each enrollment's update is guarded by its lease
 (`status = 'running' AND lease_owner = :worker`), and the rows are locked first: a conversion,
 stop or pause that happened while the step ran wins, and that step's effects are dropped. A
-send that happened is recorded whatever the enrollment became meanwhile.
+send that happened is recorded whatever the enrollment became meanwhile; a row whose lease
+was lost (rescued by another daemon) is counted, never an error.
 """
 
 from dataclasses import dataclass
@@ -30,7 +31,9 @@ class Job:
     version: int
     step: StepBase | None
     next: StepBase | None
-    status: str = "done"  # done, sent, skipped, failed, retry, unknown
+    # done, sent, skipped, failed, retry, unknown; untried: its message was not sent (the store
+    # failed, or the lease was lost, before its `sending` record): back to active as claimed.
+    status: str = "done"
     error: str | None = None
     detail: dict[str, Any] | None = None
     message: OutgoingMessage | None = None
@@ -41,10 +44,16 @@ class Job:
     retry_after: float | None = None  # the provider's Retry-After, in seconds
     sequence: Row | None = None
     funnel: Row | None = None
+    sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
 
     @property
     def attempt(self) -> int:
-        return self.claim.attempts + 1
+        return self.claim.attempt
+
+    @property
+    def channel(self) -> str | None:
+        """The kind of message it sends (sms, email...), or None."""
+        return self.message.channel if self.message is not None else None
 
     @property
     def step_id(self) -> str:
@@ -82,16 +91,15 @@ def execution_row(
     }
 
 
-def complete(
-    connection: Connection, jobs: list[Job], worker: str, now: datetime, zone: str
-) -> None:
-    """Record a batch: executions, effects, outbox rows, and each enrollment's next state."""
+def complete(connection: Connection, jobs: list[Job], worker: str, now: datetime, zone: str) -> int:
+    """Record a batch: executions, effects, outbox rows, and each enrollment's next state; how
+    many of its enrollments this worker no longer held (their sends are recorded all the same)."""
     ours = queries.owned(connection, [job.claim.id for job in jobs], worker)
     kept = [job for job in jobs if job.claim.id in ours]
     states = [transition(job, now, zone) for job in kept]
     started = [job for job in jobs if job.execution_id is not None]
-    queries.finish_executions(connection, [_finished(job, now) for job in started])
-    new = [job for job in kept if job.execution_id is None]
+    queries.finish_executions(connection, [finished_row(job, now) for job in started])
+    new = [job for job in kept if job.execution_id is None and job.status != "untried"]
     ids = queries.insert_executions(
         connection, [execution_row(job, now, job.status, now) for job in new]
     )
@@ -103,6 +111,7 @@ def complete(
     queries.insert_rows(connection, OutboxMessage, _outbox_rows(jobs, now))
     queries.update_enrollments(connection, states, worker)
     consent.opt_out_many(connection, _unsubscribed(jobs), now, "provider", UNSUBSCRIBED)
+    return len(jobs) - len(kept)
 
 
 UNSUBSCRIBED = "the provider refused the message: the recipient unsubscribed"
@@ -126,7 +135,8 @@ def _outbox_rows(jobs: list[Job], now: datetime) -> list[dict[str, Any]]:
     ]
 
 
-def _finished(job: Job, now: datetime) -> dict[str, Any]:
+def finished_row(job: Job, now: datetime) -> dict[str, Any]:
+    """A started execution's outcome, as `queries.finish_executions` writes it."""
     return {
         "_id": job.execution_id,
         "status": job.status,
@@ -145,11 +155,13 @@ def transition(job: Job, now: datetime, zone: str) -> dict[str, Any]:
         "attempts": 0, "next_run_at": None, "lease_owner": None, "lease_expires_at": None,
         "updated_at": now, "finished_at": None, "exit_reason": None,
     }  # fmt: skip
+    unchanged = {"version": claim.version, "step_id": claim.step_id}
+    unchanged |= {"next_run_at": claim.next_run_at}
+    if job.status == "untried":
+        return state | unchanged | {"attempts": job.attempt - 1}
     if job.status == "unknown":
-        return state | {
-            "version": claim.version, "step_id": claim.step_id, "status": "unknown",
-            "attempts": job.attempt, "next_run_at": claim.next_run_at, "exit_reason": job.error,
-        }  # fmt: skip
+        held = {"status": "unknown", "attempts": job.attempt, "exit_reason": job.error}
+        return state | unchanged | held
     if job.status == "retry" and job.attempt <= spec.max_retries:
         retry_at = now + spec.retry_delay * spec.retry_backoff ** (job.attempt - 1)
         if job.retry_after:  # never sooner than the provider asked

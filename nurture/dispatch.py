@@ -3,28 +3,67 @@
     while run_due(store, now, worker="w1", channels=channels_for("outbox")):
         pass
 
-A batch goes through at most three short transactions and none is open during a send: the
-claim (lease the due enrollments, read their leads, funnels and sequences), the `sending`
-record (before any call to a provider; a transactional channel such as the outbox needs none),
-then the sends run concurrently, and one completion writes the log, the effects and each
-enrollment's next step. Each is a few set-based statements for the whole batch.
+A batch: the claim (lease the due enrollments; read their leads, funnels, sequences and any
+execution recorded already for the attempt each runs), then the sends (nurture.sends: each one
+recorded just before its call and just after, no transaction open during a call), the settling
+of uncertain sends (nurture.settling), and one completion that writes the log, the effects and
+each enrollment's next step. Its leases are renewed while it works (nurture.leases). The reads
+and writes are a few set-based statements for the whole batch.
 """
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from nurture import actions, steps
-from nurture.channels import Channels, PermanentFailure, TemporaryFailure, is_transactional
-from nurture.completion import Job, complete, execution_row
+from nurture import actions, leases, sends, settling, steps
+from nurture.channels import Channels, PermanentFailure
+from nurture.completion import Job, complete
 from nurture.matching import check_conditions
 from nurture.settings import CoachSettings
 from nurture.store import queries
 from nurture.store.db import Store
+
+LEASE = timedelta(minutes=5)
+
+
+@dataclass
+class Report:
+    """What batches did besides running steps, for the daemon's log."""
+
+    lost: int = 0
+    """Enrollments whose lease was rescued while their batch worked (their sends are recorded)."""
+    settled: int = 0
+    """Uncertain sends the provider answered for: sent, or not there and sent again."""
+    held: int = 0
+    """Uncertain sends left unknown: waiting for a later settle or `nurture enrollments settle`."""
+
+    def add(self, jobs: list[Job], lost: int) -> None:
+        self.lost += lost
+        self.settled += sum(1 for job in jobs if (job.detail or {}).get("settled"))
+        self.held += sum(1 for job in jobs if job.status == "unknown")
+
+
+@dataclass(frozen=True)
+class _Run:
+    """How a batch runs: who holds it, where messages go, how many at once, for how long."""
+
+    worker: str
+    channels: Channels
+    senders: int
+    lease: timedelta
+    zone: str
+    coach: dict[str, Any]
+    report: Report
+
+    @classmethod
+    def of(cls, *given: Any) -> "_Run":
+        """The settings with the coach's defaults and a report of their own where none is given."""
+        *rest, coach, report = given
+        return cls(*rest, coach or CoachSettings().model_dump(), report or Report())
 
 
 def run_due(
@@ -35,29 +74,96 @@ def run_due(
     channels: Channels,
     batch: int = 500,
     senders: int = 8,
-    lease: timedelta = timedelta(minutes=5),
+    lease: timedelta = LEASE,
     default_zone: str = "UTC",
     coach: dict[str, Any] | None = None,
+    report: Report | None = None,
 ) -> int:
     """Claim up to `batch` due enrollments, run one step of each, complete them; how many.
 
     `coach` is what templates read as `coach` (settings.coach; its defaults when empty).
     """
+    run = _Run.of(worker, channels, senders, lease, default_zone, coach, report)
+
+    def claim(connection: Connection) -> list[Row]:
+        return queries.claim(connection, now, now + lease, worker, batch)
+
+    return _batch(store, now, claim, run)
+
+
+def settle_unknown(
+    store: Store,
+    now: datetime,
+    *,
+    worker: str,
+    channels: Channels,
+    before: datetime,
+    batch: int = 500,
+    senders: int = 8,
+    lease: timedelta = LEASE,
+    default_zone: str = "UTC",
+    coach: dict[str, Any] | None = None,
+    report: Report | None = None,
+) -> int:
+    """Settle up to `batch` unknown enrollments untouched since `before` whose channel can ask
+    its provider (or whose send the log shows): sent, sent again, or still held; how many."""
+    run = _Run.of(worker, channels, senders, lease, default_zone, coach, report)
+    types = settling.action_types(channels)
+
+    def claim(connection: Connection) -> list[Row]:
+        until = now + lease
+        return queries.claim_unknown(
+            connection, now, until, worker, batch, before=before, types=types
+        )
+
+    return _batch(store, now, claim, run)
+
+
+def _batch(store: Store, now: datetime, claim: Callable[[Connection], list[Row]], run: _Run) -> int:
     with store.begin(immediate=True) as connection:
-        claimed = queries.claim(connection, now, now + lease, worker, batch)
+        claimed = claim(connection)
         if not claimed:
             return 0
         jobs = _prepare(connection, store.url, claimed)
-    coach = coach or CoachSettings().model_dump()
-    for job in jobs:
-        if job.status == "done":
-            _decide(job, actions.context(job.lead, job.funnel, job.sequence, job.step, coach, now),
-                    now, default_zone)  # fmt: skip
-    _record_sending(store, jobs, channels, now)
-    _send_all(jobs, channels, senders)
-    with store.begin(immediate=True) as connection:
-        complete(connection, jobs, worker, now, default_zone)
+    ids = [row.id for row in claimed]
+    try:
+        with leases.renewed(store, ids, run.worker, now, run.lease):
+            _decide_all(jobs, run, now)
+            sends.send_all(
+                store, jobs, run.channels, worker=run.worker, senders=run.senders, now=now
+            )
+            settling.settle_all(jobs, run.channels, run.senders)
+            with store.begin(immediate=True) as connection:
+                lost = complete(connection, jobs, run.worker, now, run.zone)
+    except sends.STORE_ERRORS:
+        _give_back(store, ids, run.worker)
+        raise
+    run.report.add(jobs, lost)
     return len(jobs)
+
+
+def _give_back(store: Store, ids: list[int], worker: str) -> None:
+    """Release a failed batch's leases at once where the store allows (else they expire):
+    what it recorded already is found by the next claim."""
+    try:
+        with store.begin(immediate=True) as connection:
+            queries.release(connection, worker, ids)
+    except sends.STORE_ERRORS:
+        pass
+
+
+def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:
+    """What each new step does; for an uncertain send found at claim, the message to ask about."""
+    for job in jobs:
+        fresh = job.status == "done"
+        if not (fresh or (job.status == "unknown" and job.step is not None)):
+            continue
+        context = actions.context(job.lead, job.funnel, job.sequence, job.step, run.coach, now)
+        if fresh:
+            _decide(job, context, now, run.zone)
+        elif job.step.action_type in actions.CHANNEL_OF:
+            with suppress(PermanentFailure):  # no message to ask the provider about: held
+                job.message = actions.message(job.step, job.lead, context, job.key)
 
 
 def rescue_leases(store: Store, now: datetime) -> int:
@@ -78,7 +184,7 @@ def release(store: Store, worker: str) -> int:
         return queries.release(connection, worker)
 
 
-UNKNOWN = "a send may have happened before a crash: check the provider, then resume or stop"
+CRASHED = sends.uncertain("its daemon stopped, or lost its lease, before the answer")
 
 
 def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
@@ -86,7 +192,9 @@ def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
     leads = queries.leads(connection, (row.lead_id for row in claimed))
     funnels = queries.funnels(connection, (lead.funnel_id for lead in leads.values()))
     sequences = queries.sequences(connection, (row.sequence_id for row in claimed))
-    in_flight = queries.sending(connection, [(row.id, row.step_id) for row in claimed])
+    recorded = queries.attempted(
+        connection, [(row.id, row.step_id, row.attempt) for row in claimed]
+    )
 
     def load(sequence_id: int, version: int) -> dict[str, Any]:
         return queries.definition(connection, sequence_id, version)
@@ -107,11 +215,23 @@ def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
         sequence, lead = sequences[row.sequence_id], leads[row.lead_id]
         job = _job(row, lead, place(row, sequence.current_version))
         job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id)
-        if (row.id, row.step_id) in in_flight:
-            job.status, job.error = "unknown", UNKNOWN
-            job.execution_id = in_flight[(row.id, row.step_id)]
+        execution = recorded.get((row.id, row.step_id, row.attempt))
+        if execution is not None:
+            _adopt(job, execution)
         jobs.append(job)
     return jobs
+
+
+def _adopt(job: Job, execution: Row) -> None:
+    """Take over an attempt recorded already (by a crashed daemon, or under a lease since lost):
+    its outcome, or its send whose fate is unclear, to settle; it never collides, never resends."""
+    job.execution_id, job.sent_after = execution.id, execution.started_at
+    job.detail = dict(execution.detail) if execution.detail else None
+    if execution.status in ("sending", "unknown"):
+        job.status, job.error = "unknown", execution.error or CRASHED
+    else:
+        job.status, job.error = execution.status, execution.error
+        job.provider_id = execution.provider_id
 
 
 def _job(row: Row, lead: Row, position: steps.Position) -> Job:
@@ -147,86 +267,3 @@ def _decide(job: Job, context: dict[str, Any], now: datetime, zone: str) -> None
             job.effect = actions.effect(step, lead, context, now, zone)
         except PermanentFailure as error:
             job.status, job.error, job.message = "failed", str(error), None
-
-
-def _record_sending(store: Store, jobs: list[Job], channels: Channels, now: datetime) -> None:
-    """Commit a `sending` execution for every message before any is sent (the idempotency key).
-
-    A transactional channel's message takes effect only when the completion commits, so there
-    is no send to record beforehand.
-    """
-    sends = [job for job in jobs if job.message is not None and not _inline(job, channels)]
-    if not sends:
-        return
-    with store.begin(immediate=True) as connection:
-        rows = [execution_row(job, now, "sending", None) for job in sends]
-        ids = queries.insert_executions(connection, rows)
-    for job, execution_id in zip(sends, ids, strict=True):
-        job.execution_id = execution_id
-        job.message = replace(job.message, execution_id=execution_id)
-
-
-def _inline(job: Job, channels: Channels) -> bool:
-    return is_transactional(channels[job.message.channel])
-
-
-def _send_all(jobs: list[Job], channels: Channels, senders: int) -> None:
-    """Send every message, `senders` at a time: each sender takes the next message when free.
-
-    Transactional channels only build a row: they run inline, not in the pool.
-    """
-    pooled = []
-    for job in (job for job in jobs if job.message is not None):
-        if _inline(job, channels):
-            _send(job, channels)
-        else:
-            pooled.append(job)
-    if len(pooled) <= 1 or senders <= 1:
-        for job in pooled:
-            _send(job, channels)
-        return
-    pending, lock = iter(pooled), threading.Lock()
-
-    def sender() -> None:
-        while True:
-            with lock:
-                job = next(pending, None)
-            if job is None:
-                return
-            _send(job, channels)
-
-    workers = min(senders, len(pooled))
-    pool = _pool(senders)
-    for future in [pool.submit(sender) for _ in range(workers)]:
-        future.result()
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-
-
-def _pool(size: int) -> ThreadPoolExecutor:
-    """One pool of senders per size for the process: threads are not started per batch."""
-    if size not in _pools:
-        _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="send")
-    return _pools[size]
-
-
-def _send(job: Job, channels: Channels) -> None:
-    try:
-        result = channels[job.message.channel].send(job.message)
-    except PermanentFailure as error:
-        job.status, job.error = "failed", str(error) or "permanent failure"
-        if error.unsubscribed:
-            job.note(unsubscribed=True)
-    except TemporaryFailure as error:
-        job.status, job.error, job.retry_after = "retry", _describe(error), error.retry_after
-    except Exception as error:  # a temporary failure, or a channel bug: retried, never lost
-        job.status, job.error = "retry", _describe(error)
-    else:
-        job.status, job.provider_id, job.outbox = "sent", result.provider_id, result.outbox
-
-
-def _describe(error: Exception) -> str:
-    if isinstance(error, TemporaryFailure):
-        return str(error) or "temporary failure"
-    return f"{type(error).__name__}: {error}"

@@ -217,12 +217,18 @@ class Relay(Controller):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sessions: list[Any] = []
+        self.ready = False  # start() connects once to see the server up: no fault for that
+
+    def start(self) -> None:
+        super().start()
+        self.ready = True
 
     def factory(self):
         protocol = super().factory()
         faults = self.handler.faults
-        if faults is not None and faults.draw("connect") is not None:
+        if self.ready and faults is not None and faults.draw("connect") is not None:
             protocol.connection_made = _hang_up  # before the greeting
+            protocol.connection_lost = lambda error: None
         self.sessions.append(protocol)
         return protocol
 

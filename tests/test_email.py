@@ -56,7 +56,7 @@ def test_a_lead_gets_a_multipart_email_with_a_working_unsubscribe_link(
         [mail] = mailbox.messages
         assert mail["From"] == "Coach Kim <coach@example.com>" and mail["To"] == "sam@example.com"
         assert mail["Subject"] == "Welcome, Sam" and mail["Reply-To"] == "kim@example.com"
-        assert mail["Message-ID"] == f"<nurture.{enrollment_id}.welcome.1@example.com>"
+        assert mail["Message-ID"] == f"<nurture.{enrollment_id}.welcome@example.com>"
         assert mail.get_content_type() == "multipart/alternative"
         text = mail.get_body(("plain",)).get_content()
         markup = mail.get_body(("html",)).get_content()

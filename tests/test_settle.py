@@ -1,13 +1,18 @@
 """`nurture enrollments settle`: sends whose fate is unclear, decided in bulk, on both stores."""
 
 import json
+import signal
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from builders import sequence, step
 from enrolling import apply, drain, enroll, enrollment, executions, log, set_enrollment
+from servers import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from sqlalchemy import func, select
+from test_crash_send import daemon
+from test_daemon import wait_until
 
 from nurture import settle
 from nurture.channels.memory import MemoryChannel
@@ -349,3 +354,37 @@ def test_resume_still_takes_an_unknown_enrollment_back_one_at_a_time(nurture, op
     assert enrollment(opened, enrollment_id).status == "active"
     set_enrollment(opened, enrollment_id, next_run_at=sent_at)
     assert nurture("enrollments", "settle", "--as", "sent").stderr.startswith("nothing to settle")
+
+
+def test_a_send_a_killed_daemon_left_unclear_settled_as_sent_goes_on_with_the_next_step(
+    opened: Store, project, store_url: str, nurture
+):
+    twilio = FakeTwilio()
+    twilio.hold = threading.Event()
+    with twilio.serving() as api:
+        (project / "nurture.toml").write_text(
+            f'[twilio]\naccount_sid = "{ACCOUNT_SID}"\nsms_from = "+15550001111"\napi_url = "{api}"\n'
+        )
+        (project / ".env").write_text(f"NURTURE_TWILIO__AUTH_TOKEN={AUTH_TOKEN}\n")
+        apply(opened, project, sequence("Texts", step("Hello"), step("Again")))
+        enrollment_id = enroll(opened, "Texts", now=datetime.now(UTC))
+        first = daemon(project, store_url)
+        assert twilio.received.wait(60), "the daemon never sent"
+        first.send_signal(signal.SIGKILL)  # Twilio has the message; the daemon never heard back
+        first.communicate(timeout=30)
+        twilio.hold.set()
+        second = daemon(project, store_url)
+        try:
+            wait_until(lambda: enrollment(opened, enrollment_id).status == "unknown")
+            settled = nurture("enrollments", "settle", "--as", "sent", "--yes")
+            assert settled.stdout.splitlines()[-1] == "settled 1 send as sent (1 active)"
+            wait_until(lambda: enrollment(opened, enrollment_id).status == "completed", 120)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.communicate(timeout=30)
+    assert [message["Body"] for message in twilio.sent()] == ["Hi Sam, Hello", "Hi Sam, Again"]
+    assert [(e.step_id, e.status) for e in executions(opened, enrollment_id)] == [
+        ("hello", "sent"),
+        ("@control", "settled"),
+        ("again", "sent"),
+    ]

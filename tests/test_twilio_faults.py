@@ -232,13 +232,14 @@ def assert_each_received_once(twilio: FakeTwilio, sids: list[str], count: int) -
 
 
 def test_300_sends_with_a_fifth_answered_after_the_timeout_reach_each_lead_once():
-    twilio = FakeTwilio(Faults({Fault("late", 0.6): 0.2}, seed=11))
+    twilio = FakeTwilio(Faults({Fault("late", 1.0): 0.2}, seed=11))
     with twilio.serving() as url:
         twilio.url = url
-        sids, tally = run(twilio, 300, timeout=0.3)
+        sids, tally = run(twilio, 300, timeout=0.5)
     print(dict(tally), dict(twilio.faults.injected))
-    assert tally["uncertain"] == twilio.faults.injected["late"] > 30
-    assert tally["settled as sent"] == tally["uncertain"] and tally["retried"] == 0
+    # Every late answer is uncertain and settled as sent (a slow machine can make an on-time
+    # one late too); one taken for a temporary failure would be retried, and received twice.
+    assert tally["settled as sent"] >= twilio.faults.injected["late"] > 30
     assert_each_received_once(twilio, sids, 300)
 
 

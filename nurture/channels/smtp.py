@@ -1,10 +1,16 @@
-"""Email over SMTP: multipart text and HTML, a signed unsubscribe link, a Message-ID per execution.
+"""Email over SMTP: multipart text and HTML, a signed unsubscribe link, one Message-ID per step.
 
-SMTP replies 4xx, timeouts and dropped connections are temporary failures; 5xx replies
-(an unknown mailbox, a rejected message, a failed login) are permanent.
+The channel speaks MAIL, RCPT and DATA itself to know how far a message got. Until the end of
+its text is written, nothing was accepted: a refused connection, a drop, a timeout or a 4xx
+reply is a temporary failure (retried), a 5xx reply (an unknown mailbox, a rejected message, a
+failed login) permanent. Once the end of the text is written, the relay may have taken the
+message: a timeout or a dropped connection while waiting for its reply is UncertainSend (never
+retried blindly; SMTP has no way to ask, so the engine holds it for a decision). The Message-ID
+is the same for every attempt of a step, so a mail client drops a copy sent again.
 """
 
 import html
+import io
 import re
 import smtplib
 import ssl
@@ -13,11 +19,18 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email import policy
+from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
-from nurture.channels import OutgoingMessage, PermanentFailure, SendResult, TemporaryFailure
+from nurture.channels import (
+    OutgoingMessage,
+    PermanentFailure,
+    SendResult,
+    TemporaryFailure,
+    UncertainSend,
+)
 from nurture.channels import unsubscribe as links
 from nurture.channels.config import SmtpConfig, UnsubscribeConfig
 from nurture.errors import ConfigError
@@ -47,7 +60,7 @@ class SmtpChannel:
         with classified():
             smtp = self._connection()
             try:
-                smtp.send_message(email)
+                transmit(smtp, self.config.from_address, message.recipient, email)
             except BaseException:
                 self._drop()
                 raise
@@ -160,9 +173,56 @@ def _close_all(connections: set[smtplib.SMTP]) -> None:
 
 
 def message_id(key: str, from_address: str) -> str:
-    """`<nurture.ENROLLMENT.STEP.ATTEMPT@domain>`: the same execution gives the same id."""
+    """`<nurture.ENROLLMENT.STEP@domain>`: every attempt of a step has the same id (the key's
+    attempt is dropped), so a copy sent again is a duplicate to mail clients."""
     domain = Address(addr_spec=from_address).domain or "nurture.invalid"
-    return f"<nurture.{re.sub(r'[^A-Za-z0-9_-]+', '.', key)}@{domain}>"
+    step = key.rpartition(":")[0] or key
+    return f"<nurture.{re.sub(r'[^A-Za-z0-9_-]+', '.', step)}@{domain}>"
+
+
+def transmit(smtp: smtplib.SMTP, sender: str, recipient: str, email: EmailMessage) -> None:
+    """MAIL, RCPT and DATA for one message; UncertainSend when the reply to its end is lost."""
+    data, options = _wire(smtp, email, sender, recipient)
+    smtp.ehlo_or_helo_if_needed()
+    if smtp.has_extn("size"):
+        options.append(f"SIZE={len(data)}")
+    _expect(smtp.mail(sender, options), (250,), smtplib.SMTPSenderRefused, sender)
+    _expect(smtp.rcpt(recipient), (250, 251), smtplib.SMTPDataError)
+    _expect(smtp.docmd("DATA"), (354,), smtplib.SMTPDataError)
+    smtp.send(_dot_stuffed(data))  # a failure here leaves the message unfinished: temporary
+    try:
+        reply = smtp.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as error:
+        raise UncertainSend(f"SMTP: no reply after the message was sent ({error})") from None
+    _expect(reply, (250,), smtplib.SMTPDataError)
+
+
+def _wire(
+    smtp: smtplib.SMTP, email: EmailMessage, sender: str, recipient: str
+) -> tuple[bytes, list[str]]:
+    """The message's bytes and MAIL options: SMTPUTF8 when an address is not ASCII."""
+    options: list[str] = []
+    generating = email.policy
+    if not f"{sender}{recipient}".isascii():
+        smtp.ehlo_or_helo_if_needed()
+        if not smtp.has_extn("smtputf8"):
+            raise smtplib.SMTPNotSupportedError("the relay does not take non-ASCII addresses")
+        generating, options = email.policy.clone(utf8=True), ["SMTPUTF8", "BODY=8BITMIME"]
+    with io.BytesIO() as out:
+        BytesGenerator(out, policy=generating).flatten(email, linesep="\r\n")
+        return out.getvalue(), options
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The DATA text: a line starting with a dot gets another, then the ending `.` line."""
+    stuffed = re.sub(rb"(?m)^\.", b"..", data)
+    return stuffed + (b"" if stuffed.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+
+
+def _expect(reply: tuple[int, bytes], codes: tuple[int, ...], error: type, *args: str) -> None:
+    code, text = reply
+    if code not in codes:
+        raise error(code, text, *args)
 
 
 def _with_link(body: str, replacement: str, footer: str) -> str:

@@ -50,18 +50,45 @@ WHERE id IN (
     ORDER BY next_run_at
     LIMIT :batch{lock}
 )
-RETURNING id, lead_id, sequence_id, version, step_id, next_run_at, attempts
+RETURNING {returning}
+"""
+_RETURNING = (
+    "id, lead_id, sequence_id, version, step_id, next_run_at, attempts, attempts + 1 AS attempt"
+)
+"""`attempt` is the one this claim runs: an active enrollment's next attempt is attempts + 1."""
+
+# An unknown enrollment's attempt N is uncertain: claimed to settle it, it stands as active ones
+# do before attempt N (attempts = N - 1), so a rescue or a release leaves it at attempt N, whose
+# execution the next claim finds and settles again, never sends.
+_CLAIM_UNKNOWN = """
+UPDATE enrollment
+SET status = 'running', attempts = attempts - 1, lease_owner = :worker, lease_expires_at = :until,
+    updated_at = :now
+WHERE id IN (
+    SELECT e.id FROM enrollment e
+    WHERE e.status = 'unknown' AND e.updated_at < :before AND EXISTS (
+        SELECT 1 FROM execution x
+        WHERE x.enrollment_id = e.id AND x.step_id = e.step_id AND x.attempt = e.attempts
+        AND (x.action_type IN :types OR x.status = 'sent')
+    )
+    ORDER BY e.updated_at
+    LIMIT :batch{lock}
+)
+RETURNING {returning}
 """
 
 
-def claim_sql(dialect: str) -> str:
+def claim_sql(dialect: str, sql: str = _CLAIM) -> str:
     """The claim; Postgres skips rows another daemon is claiming instead of waiting for them."""
-    return _CLAIM.format(lock="\n    FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else "")
+    lock = "\n    FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    return sql.format(lock=lock, returning=_RETURNING)
 
 
-def claim_statement(dialect: str) -> Any:
-    times = (bindparam(name, type_=type_) for name, type_ in _TIMES.items())
-    statement = text(claim_sql(dialect)).bindparams(*times)
+def claim_statement(dialect: str, sql: str = _CLAIM) -> Any:
+    times = [bindparam(name, type_=type_) for name, type_ in _TIMES.items()]
+    if sql is _CLAIM_UNKNOWN:
+        times += [bindparam("before", type_=UTCDateTime()), bindparam("types", expanding=True)]
+    statement = text(claim_sql(dialect, sql)).bindparams(*times)
     return statement.columns(next_run_at=UTCDateTime())
 
 
@@ -87,6 +114,17 @@ def claim(
     return sorted(rows, key=lambda row: (row.next_run_at, row.id))
 
 
+def claim_unknown(
+    connection: Connection, now: datetime, until: datetime, worker: str, batch: int, **where: Any
+) -> list[Row]:
+    """Lease up to `batch` unknown enrollments untouched since `where["before"]` whose uncertain
+    send can be settled: its channel asks the provider (`where["types"]`, action types), or the
+    log says it was sent (a completion that had lost its lease recorded it)."""
+    parameters = {"now": now, "until": until, "worker": worker, "batch": batch} | where
+    statement = claim_statement(connection.dialect.name, _CLAIM_UNKNOWN)
+    return sorted(connection.execute(statement, parameters).all(), key=lambda row: row.id)
+
+
 _RESCUE = text(
     "UPDATE enrollment SET status = 'active', lease_owner = NULL, lease_expires_at = NULL "
     "WHERE status = 'running' AND lease_expires_at < :now"
@@ -107,9 +145,30 @@ def rescue(connection: Connection, now: datetime) -> int:
     return connection.execute(_RESCUE, {"now": now}).rowcount
 
 
-def release(connection: Connection, worker: str) -> int:
-    """This worker's leases back to active; how many."""
-    return connection.execute(_RELEASE, {"worker": worker}).rowcount
+def release(connection: Connection, worker: str, ids: Iterable[int] | None = None) -> int:
+    """This worker's leases (of `ids`, or all) back to active; how many."""
+    if ids is None:
+        return connection.execute(_RELEASE, {"worker": worker}).rowcount
+    return connection.execute(
+        _held(connection, ids, worker).values(
+            status="active", lease_owner=None, lease_expires_at=None
+        )
+    ).rowcount
+
+
+def renew(connection: Connection, ids: Iterable[int], worker: str, until: datetime) -> int:
+    """Extend this worker's leases of `ids` to `until` (a batch still working); how many."""
+    return connection.execute(
+        _held(connection, ids, worker).values(lease_expires_at=until)
+    ).rowcount
+
+
+def _held(connection: Connection, ids: Iterable[int], worker: str) -> Any:
+    return update(enrollment).where(
+        bulk.among(connection, enrollment.c.id, ids),
+        enrollment.c.status == "running",
+        enrollment.c.lease_owner == worker,
+    )
 
 
 def next_due(connection: Connection) -> datetime | None:
@@ -179,14 +238,23 @@ def definition(connection: Connection, sequence_id: int, version: int) -> dict[s
     return connection.execute(query).scalar_one()
 
 
-def sending(connection: Connection, keys: Iterable[tuple[int, str]]) -> dict[tuple[int, str], int]:
-    """Executions left in `sending` (a crash mid-send) for these (enrollment, step) pairs."""
+Attempt = tuple[int, str, int]
+"""(enrollment, step, attempt): the key of an execution."""
+
+
+def attempted(connection: Connection, keys: Iterable[Attempt]) -> dict[Attempt, Row]:
+    """The executions recorded already for these attempts (a send under a lease since lost, or
+    a crash): id, status, when it started, error, provider id, detail."""
     keys = list(keys)
-    query = select(execution.c.id, execution.c.enrollment_id, execution.c.step_id).where(
-        bulk.among(connection, execution.c.enrollment_id, (key[0] for key in keys)),
-        execution.c.status == "sending",
+    c = execution.c
+    columns = (c.id, c.enrollment_id, c.step_id, c.attempt, c.status, c.started_at, c.error)
+    query = select(*columns, c.provider_id, c.detail).where(
+        bulk.among(connection, c.enrollment_id, (key[0] for key in keys)),
+        bulk.among(connection, c.step_id, (key[1] for key in keys if key[1] is not None)),
     )
-    found = {(row.enrollment_id, row.step_id): row.id for row in connection.execute(query)}
+    found = {
+        (row.enrollment_id, row.step_id, row.attempt): row for row in connection.execute(query)
+    }
     return {key: found[key] for key in keys if key in found}
 
 

@@ -185,7 +185,8 @@ class Enrollment(SQLModel, table=True):
     """A lead in a sequence; the row is the schedule: status, next step, when, attempts, lease.
 
     status: active (waits for next_run_at), running (claimed under a lease), paused,
-    completed, converted, stopped, failed, unknown (a send may have happened: a human decides).
+    completed, converted, stopped, failed, unknown (a send may have happened: settled by asking
+    the provider where its channel can, else by `nurture enrollments settle`).
     """
 
     __tablename__ = "enrollment"
@@ -201,6 +202,13 @@ class Enrollment(SQLModel, table=True):
             "lease_expires_at",
             sqlite_where=text("status = 'running'"),
             postgresql_where=text("status = 'running'"),
+        ),
+        # The daemon's settle tick (migration 0011): unknown enrollments, oldest first.
+        Index(
+            "ix_enrollment_unknown",
+            "updated_at",
+            sqlite_where=text("status = 'unknown'"),
+            postgresql_where=text("status = 'unknown'"),
         ),
         # Covering `nurture stats` (migration 0005): outcomes per sequence and version.
         Index(
@@ -232,7 +240,8 @@ class Enrollment(SQLModel, table=True):
 class Execution(SQLModel, table=True):
     """One attempt at one step: the log, and the idempotency key (enrollment, step, attempt).
 
-    status: sending (recorded before a provider call), sent, done, skipped, failed, retry, unknown.
+    status: sending (recorded just before its provider call), sent, done, skipped, failed, retry,
+    unknown (the send may have reached the provider: see Enrollment).
     """
 
     __tablename__ = "execution"
