@@ -11,6 +11,7 @@ The test process runs the fake servers; the daemons are `python -m nurture run -
 """
 
 import json
+import os
 import random
 import re
 import signal
@@ -130,7 +131,11 @@ class StoreProxy:
 
 
 def _reset(end: socket.socket) -> None:
-    """Close a socket with an RST (SO_LINGER 0), as a vanished peer looks to the other side."""
+    """Close a connection at once, as a server going down does: shutdown() wakes the thread
+    blocked reading it (close() alone would not, and the connection would hang open), then
+    SO_LINGER 0 makes the close an RST."""
+    with suppress(OSError):
+        end.shutdown(socket.SHUT_RDWR)
     with suppress(OSError):
         end.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     end.close()
@@ -224,6 +229,10 @@ class Providers:
 # Daemons ----------------------------------------------------------------------------------------
 
 
+UNBUFFERED = os.environ | {"PYTHONUNBUFFERED": "1"}
+"""A daemon killed with SIGKILL has written every line it logged."""
+
+
 class Daemons:
     """Real `nurture run --channel live` processes on one store, each logging to its own file
     in `logs`; `kill_one` SIGKILLs one chosen with the seeded `random` and starts another."""
@@ -264,7 +273,7 @@ class Daemons:
             ]
             with path.open("w") as log:
                 process = subprocess.Popen(
-                    command, cwd=self.project, stdout=log, stderr=subprocess.STDOUT
+                    command, cwd=self.project, stdout=log, stderr=subprocess.STDOUT, env=UNBUFFERED
                 )
             self.running.append(process)
             self.log_of[process] = path
@@ -277,6 +286,15 @@ class Daemons:
         self.running.remove(victim)
         self.kills += 1
         self.start()
+        self.wait_started(self.running[-1])
+
+    def wait_started(self, process: subprocess.Popen, timeout: float = 30) -> None:
+        """Wait until `process` logged `started` (the next kill lands on a working daemon)."""
+        deadline = time.monotonic() + timeout
+        while '"event": "started"' not in self.log_of[process].read_text():
+            assert process.poll() is None, self.log_of[process].read_text()[-3000:]
+            assert time.monotonic() < deadline, "a daemon did not start"
+            time.sleep(0.05)
 
     def died(self) -> list[str]:
         """The log of each daemon that exited without being killed."""
@@ -392,7 +410,8 @@ class Seen:
             (v.sequence_id, v.version): [s["id"] for s in v.definition["steps"]] for v in versions
         }
         latest = {(row.enrollment_id, row.step_id): row for row in executions}
-        settled = sum(1 for row in executions if "settled" in (row.detail or {}))
+        # The engine notes how it settled in words; `enrollments settle` notes who decided.
+        settled = sum(isinstance((row.detail or {}).get("settled"), str) for row in executions)
         return cls(recipients, list(enrollments), steps, latest, settled)
 
     def per_lead_step(self, received: Counter[tuple[str, str]]) -> Counter[tuple[int, str]]:
@@ -428,3 +447,17 @@ def enroll_leads(store: Store, count: int) -> None:
         ids = connection.execute(select(lead.c.id)).scalars().all()
         phones = [{"key": i, "phone": f"+1555{i:07d}"} for i in ids]
         connection.execute(update(lead).where(lead.c.id == bindparam("key")), phones)
+
+
+def statuses(store: Store) -> Counter[str]:
+    """Enrollments per status."""
+    with store.begin() as connection:
+        return Counter(connection.execute(select(Enrollment.status)).scalars())
+
+
+def wait_quiet(store: Store, timeout: float) -> None:
+    """Wait until no enrollment is active or running (each is done, or held for a decision)."""
+    deadline = time.monotonic() + timeout
+    while (now := statuses(store))["active"] + now["running"]:
+        assert time.monotonic() < deadline, f"enrollments still live after {timeout} s: {now}"
+        time.sleep(0.2)

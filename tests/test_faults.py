@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from builders import sequence, step
-from chaos import Daemons, Providers, StoreProxy, Tally, decide, enroll_leads
+from chaos import Daemons, Providers, StoreProxy, Tally, decide, enroll_leads, wait_quiet
 from enrolling import apply
 from servers import Fault
-from test_daemon import live, wait_until
+from test_daemon import wait_until
 
 from nurture.store.db import Store
 
@@ -66,11 +66,12 @@ def settle_held(store: Store, run_store, providers: Providers) -> Counter[str]:
 
 
 def finish(store: Store, run_store, providers: Providers, rounds: int = 4) -> Counter[str]:
-    """Let the daemons work until nothing is live, settle what they held, and again; the
-    decisions taken."""
+    """Let the daemons work until nothing is live, then the providers calm down; settle what
+    the daemons held, let them work, and again; the decisions taken."""
     decided: Counter[str] = Counter()
     for _ in range(rounds):
-        wait_until(lambda: live(store) == 0, timeout=90)
+        wait_quiet(store, timeout=90)
+        providers.calm()
         now = settle_held(store, run_store, providers)
         if not now:
             return decided
@@ -131,7 +132,6 @@ def test_under_flaky_providers_crashes_and_outages_each_lead_gets_each_message_o
         daemons.start(2 if postgres else 1)
         wait_until(lambda: sum(providers.received().values()) >= 20, timeout=60)
         events = storm(daemons, providers, proxy, SEED)
-        providers.calm()
         decided = finish(store, run_store, providers)
         assert not daemons.died(), "a daemon died by itself:\n" + daemons.died()[0][-3000:]
         daemons.stop()
@@ -191,7 +191,7 @@ def test_a_daemon_killed_mid_batch_leaves_only_its_senders_unclear(
         daemons.start()
         wait_until(lambda: sum(providers.received().values()) >= 30, timeout=60)
         daemons.kill_one()
-        wait_until(lambda: live(store) == 0, timeout=90)
+        wait_quiet(store, timeout=90)
         after = Tally.of(store, providers.received())
         unclear = after.settled_by_engine + after.enrollments["unknown"]
         decided = finish(store, run_store, providers)
