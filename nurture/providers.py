@@ -5,7 +5,14 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from nurture.channels import KINDS, OutgoingMessage, PermanentFailure, SendResult, TemporaryFailure
+from nurture.channels import (
+    KINDS,
+    OutgoingMessage,
+    PermanentFailure,
+    SendResult,
+    TemporaryFailure,
+    UncertainSend,
+)
 from nurture.channels.config import Providers
 from nurture.channels.live import EmailNotification, StoredOnly, Unconfigured, provider
 from nurture.contacts import ContactError, normalize_email, normalize_phone
@@ -84,6 +91,8 @@ def send_test(
         return channel.send(message)
     except (TemporaryFailure, PermanentFailure) as failure:
         raise NurtureError(f"the test {kind} message did not go: {failure}") from None
+    except UncertainSend as failure:  # the provider may have it: look before sending another
+        raise NurtureError(f"the test {kind} message may have gone: {failure}") from None
 
 
 _ADDRESSES = {"email": "email address", "sms": "phone number", "whatsapp": "WhatsApp number"}

@@ -14,6 +14,7 @@ still `unknown` (locked first): one resumed, stopped or settled meanwhile is lef
 Each decision is logged per enrollment as a control row, as nurture.control logs by hand.
 """
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,7 +124,7 @@ def check_decision(text: str) -> str:
 
 def plan(session: Session, decision: str, filters: Filters) -> Plan:
     """The `unknown` enrollments the filters select, and what `decision` will do to them."""
-    connection = session.connection()
+    decision, connection = check_decision(decision), session.connection()
     where = [filters.window.of(_since())]
     sequence_id = _sequence_id(session, filters.sequence) if filters.sequence else None
     if sequence_id is not None:
@@ -134,7 +135,7 @@ def plan(session: Session, decision: str, filters: Filters) -> Plan:
     if filters.enrollments:  # an id out of the column's range names no enrollment
         ids = [i for i in filters.enrollments if 0 < i < 2**31]
         where.append(bulk.among(connection, enrollment.c.id, ids) if ids else false())
-    return Plan(check_decision(decision), _waiting(connection, and_(*where)))
+    return Plan(decision, _waiting(connection, and_(*where)))
 
 
 def settle(session: Session, planned: Plan, now: datetime, by: str, zone: str) -> Outcome:
@@ -151,10 +152,8 @@ def settle(session: Session, planned: Plan, now: datetime, by: str, zone: str) -
     bulk.update(connection, execution, _executions(rows, details, planned.decision, settled))
     bulk.update(connection, enrollment, states, match={"status": "unknown"})
     _log(connection, rows, settled, now)
-    counts: dict[str, int] = {}
-    for state in states:
-        counts[state["status"]] = counts.get(state["status"], 0) + 1
-    return Outcome(planned.decision, len(rows), len(ids) - len(rows), counts)
+    counts = Counter(state["status"] for state in states)
+    return Outcome(planned.decision, len(rows), len(ids) - len(rows), dict(counts))
 
 
 def waiting_counts(connection: Connection) -> dict[str, int]:

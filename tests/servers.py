@@ -15,6 +15,7 @@ draws one with the seeded odds; `faults.injected` counts what was done. The kind
 - late(seconds): stores the message, then waits before answering (past the client's timeout,
   the provider has it and the client does not know);
 - drop: stores the message, then closes the connection without answering;
+- cut (Twilio): stores the message, answers with half of its body, then closes;
 - busy(seconds): answers 429 with `Retry-After: seconds` (SMTP: 450), stores nothing;
 - error(status): answers `status` (500, 503; SMTP: 451), stores nothing;
 - reset: drawn per connection, before anything is read: Twilio's closes it with an RST, the
@@ -26,15 +27,14 @@ Nothing listening at all: point the client at `free_port()`, or `with twilio.out
 import asyncio
 import base64
 import json
-import random
 import socket
 import ssl
 import struct
 import threading
 import time
 import uuid
-from collections import Counter, deque
-from collections.abc import Iterator, Mapping
+from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -49,62 +49,13 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from faults import Fault, Faults
 
 
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-# Faults -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fault:
-    """One misbehaviour of a server (the kinds are in this module's docstring)."""
-
-    kind: str  # slow, late, drop, busy, error, reset
-    seconds: float = 0.0  # slow and late: the wait; busy: the Retry-After
-    status: int = 503  # error: the HTTP status
-
-
-class Faults:
-    """The faults a server injects: the pushed ones first, else drawn with seeded odds."""
-
-    def __init__(self, odds: Mapping[Fault, float] | None = None, seed: int = 0) -> None:
-        self.odds = dict(odds or {})
-        self.random = random.Random(seed)
-        self.queue: deque[Fault | None] = deque()
-        self.injected: Counter[str] = Counter()
-        self.lock = threading.Lock()
-
-    def push(self, *faults: Fault | None) -> None:
-        """The next message requests' faults, in order; None: that one is served normally."""
-        with self.lock:
-            self.queue.extend(faults)
-
-    def draw(self, stage: str = "answer") -> Fault | None:
-        """The fault for a new connection (`stage="connect"`: reset or none) or a message."""
-        with self.lock:
-            fault = self._next(stage)
-            if fault is not None:
-                self.injected[fault.kind] += 1
-            return fault
-
-    def _next(self, stage: str) -> Fault | None:
-        at_connect = stage == "connect"
-        if self.queue:
-            head = self.queue[0]
-            resets = head is not None and head.kind == "reset"
-            return self.queue.popleft() if resets == at_connect else None
-        roll = self.random.random()
-        for fault, odds in self.odds.items():
-            if (fault.kind == "reset") == at_connect:
-                if roll < odds:
-                    return fault
-                roll -= odds
-        return None
 
 
 # SMTP ---------------------------------------------------------------------------------------
@@ -257,6 +208,7 @@ class Reply:
     delay: float = 0.0
     hold: threading.Event | None = None  # answer only once this is set
     drop: bool = False  # close the connection instead of answering
+    cut: bool = False  # close the connection halfway through the answer's body
 
 
 @dataclass
@@ -375,7 +327,8 @@ def _handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
                 self.send_header(name, value)
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(data)
+                self.wfile.write(data[: len(data) // 2] if reply.cut else data)
+            self.close_connection = self.close_connection or reply.cut
 
         do_GET = do_POST = do_HEAD = _any  # noqa: N815
 
@@ -434,7 +387,8 @@ class FakeTwilio(Recorder):
         if kind == "slow":
             time.sleep(fault.seconds)
         reply = self.message(form)
-        return replace(reply, delay=fault.seconds if kind == "late" else 0.0, drop=kind == "drop")
+        late = fault.seconds if kind == "late" else 0.0
+        return replace(reply, delay=late, drop=kind == "drop", cut=kind == "cut")
 
     def message(self, form: dict[str, str]) -> Reply:
         to = form.get("To", "").removeprefix("whatsapp:")

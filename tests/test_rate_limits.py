@@ -1,4 +1,5 @@
-"""Per-channel rate limits: sends spaced 1/rate apart across senders, Retry-After pauses all."""
+"""Per-channel rate limits: sends spaced 1/rate apart across senders; a Retry-After pauses the
+channel for every daemon, whether [rate_limits] names it or not."""
 
 import json
 import threading
@@ -13,11 +14,19 @@ from enrolling import T0, apply, enroll, executions
 from sqlalchemy import select
 from test_daemon import sent_counts, start, stop, wait_until
 
-from nurture.channels import OutgoingMessage, TemporaryFailure, channels_for
+from nurture.channels import (
+    OutgoingMessage,
+    SendResult,
+    TemporaryFailure,
+    channels_for,
+    is_transactional,
+)
 from nurture.channels.config import Providers
 from nurture.channels.memory import MemoryChannel
 from nurture.channels.ratelimit import (
     LONGEST_PAUSE,
+    PAUSE_CHECK,
+    PauseOnly,
     RateLimited,
     RateLimiter,
     SharedRateLimiter,
@@ -213,3 +222,60 @@ def test_two_daemons_on_one_store_send_a_burst_at_the_shared_rate(project, run_s
     # Each daemon alone would send its 20 at 10 a second (4 batches, 1.5 s apart); together
     # they send 40 at 10 a second: the last batch is claimed after 40 - 2 * 5 sends at least.
     assert max(started) - min(started) >= timedelta(seconds=2.5)
+
+
+# A channel [rate_limits] does not name still pauses for a provider's Retry-After.
+
+
+def test_retry_after_pauses_a_channel_without_a_rate_for_every_daemon(store_url: str):
+    def busy(message: OutgoingMessage) -> None:
+        raise TemporaryFailure("Twilio 20429: Too Many Requests", retry_after=7)
+
+    memory = MemoryChannel(behaviour=busy)
+    with open_store(store_url) as first, open_store(store_url) as second:
+        told = channels_for("memory", first)  # no [rate_limits] at all
+        told["sms"].channel = memory
+        with pytest.raises(TemporaryFailure):
+            told["sms"].send(SMS)
+        waits: list[float] = []
+        other = PauseOnly(second, "sms", sleep=waits.append)
+        other.wait()
+        assert 6.0 < waits[0] <= 7.0  # the other daemon waits out the provider's pause too
+        PauseOnly(second, "email", sleep=waits.append).wait()
+        assert len(waits) == 1  # email was not paused
+
+
+def test_a_channel_without_a_rate_is_not_spaced_and_reads_the_pause_once_a_second(store):
+    clock, waits = Clock(), []
+    limiter = PauseOnly(store, "sms", clock=lambda: clock.now, sleep=waits.append)
+    assert [limiter.wait() for _ in range(5)] == [0.0] * 5  # no rate: no spacing
+    slots.pause(store, "sms", 30)  # another daemon got a 429
+    assert limiter.wait() == 0.0  # read a moment ago: this daemon learns of it within a second
+    clock.now += PAUSE_CHECK
+    assert 28 < limiter.wait() <= 30 and len(waits) == 1
+
+
+def test_retry_after_pauses_a_channel_without_a_rate_in_a_single_process():
+    clock = Clock()
+    limiter = PauseOnly(None, "sms", clock=lambda: clock.now, sleep=clock.sleep)
+    limiter.pause(5)
+    limiter.wait()
+    limiter.pause(3600)
+    limiter.wait()
+    assert clock.waits == [5.0, LONGEST_PAUSE]
+
+
+def test_the_outbox_is_not_wrapped_for_pauses_it_never_gets():
+    channels = channels_for("outbox")
+    assert not hasattr(channels["email"], "limiter") and is_transactional(channels["email"])
+    assert isinstance(channels_for("memory")["email"].limiter, PauseOnly)
+
+
+def test_a_limited_channel_offers_the_settle_of_the_channel_it_wraps():
+    class Settling(MemoryChannel):
+        def settle(self, message, sent_after):
+            return SendResult("SM1")
+
+    limited = RateLimited(Settling(), RateLimiter(1.0))
+    assert limited.settle(SMS, datetime.now(UTC)) == SendResult("SM1")
+    assert not hasattr(RateLimited(MemoryChannel(), RateLimiter(1.0)), "settle")

@@ -388,3 +388,38 @@ def test_a_send_a_killed_daemon_left_unclear_settled_as_sent_goes_on_with_the_ne
         ("@control", "settled"),
         ("again", "sent"),
     ]
+
+
+def test_a_decision_committed_while_settling_waits_wins(opened, project):
+    apply(opened, project, two_step())
+    sent_at = recently()
+    ids = [enroll(opened, "Welcome", now=sent_at) for _ in range(3)]
+    crash_mid_send(opened, ids, sent_at)
+    with opened.session() as session:
+        planned = settle.plan(session, "sent", settle.Filters())
+    outcomes = []
+
+    def settle_all() -> None:
+        with opened.session(immediate=True) as session:
+            outcomes.append(settle.settle(session, planned, datetime.now(UTC), "test", "UTC"))
+
+    worker = threading.Thread(target=settle_all)
+    with opened.begin(immediate=True) as colleague:  # a resume, committed while settle waits
+        table = Enrollment.__table__
+        resume = table.update().where(table.c.id == ids[0]).values(status="active")
+        colleague.execute(resume)
+        worker.start()
+        time.sleep(0.5)
+        assert worker.is_alive(), "settle did not wait for the row"
+    worker.join(timeout=30)
+    assert outcomes[0].to_dict() == {
+        "as": "sent",
+        "settled": 2,
+        "gone": 1,
+        "statuses": {"active": 2},
+    }
+    assert (enrollment(opened, ids[0]).status, enrollment(opened, ids[0]).step_id) == (
+        "active",
+        "hello",
+    )
+    assert {enrollment(opened, i).step_id for i in ids[1:]} == {"later"}

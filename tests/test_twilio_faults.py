@@ -9,10 +9,18 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-from servers import MESSAGES, FakeTwilio, Fault, Faults, free_port
+from servers import MESSAGES, FakeTwilio, Fault, Faults, Reply, error, free_port
+from test_email import smtp, unsubscribe
 from test_twilio import SENDER, TEMPLATE, config
 
-from nurture.channels import OutgoingMessage, SendResult, TemporaryFailure, UncertainSend
+from nurture.channels import (
+    OutgoingMessage,
+    SendResult,
+    TemporaryFailure,
+    UncertainSend,
+    channels_for,
+)
+from nurture.channels.config import Providers
 from nurture.channels.twilio import LOOKUP, TwilioChannel
 
 
@@ -108,6 +116,14 @@ def test_a_connection_dropped_after_twilio_took_the_message_is_uncertain(twilio)
     assert sms.settle(text(), asked()).provider_id == twilio.messages[0]["sid"]
 
 
+def test_an_answer_cut_halfway_is_uncertain_and_settles_as_sent(twilio):
+    twilio.faults.push(Fault("cut"))
+    sms = channel(twilio.url)
+    with pytest.raises(UncertainSend, match="the answer was cut off"):
+        sms.send(text())
+    assert sms.settle(text(), asked()).provider_id == twilio.messages[0]["sid"]
+
+
 def test_a_connection_reset_as_it_arrives_is_resent_only_when_twilio_has_nothing(twilio):
     twilio.faults.push(Fault("reset"))
     sms = channel(twilio.url)
@@ -178,8 +194,20 @@ def test_a_lookup_that_fails_says_ask_again(twilio):
         sms.settle(text(), asked())
 
 
+def test_a_lookup_answered_429_is_asked_again_after_retry_after(twilio):
+    twilio.script.append(error(429, 20429, "Too Many Requests", **{"Retry-After": "5"}))
+    with pytest.raises(TemporaryFailure, match="Twilio 20429: Too Many Requests") as raised:
+        channel(twilio.url).settle(text(), asked())
+    assert raised.value.retry_after == 5.0
+
+
+def test_a_lookup_twilio_refuses_for_good_holds_the_message_for_a_decision(twilio):
+    with pytest.raises(UncertainSend, match="cannot be asked.*Twilio 20003: Authentication"):
+        channel(twilio.url, auth_token="revoked").settle(text(), asked())
+
+
 def test_a_lookup_that_times_out_is_asked_again_not_uncertain(twilio):
-    twilio.script.append(twilio.listing({}).__class__(200, {"messages": []}, delay=1.0))
+    twilio.script.append(Reply(200, {"messages": []}, delay=1.0))
     with pytest.raises(TemporaryFailure, match="timed out"):
         channel(twilio.url, timeout=0.3).settle(text(), asked())
 
@@ -244,7 +272,7 @@ def test_300_sends_with_a_fifth_answered_after_the_timeout_reach_each_lead_once(
 
 
 def test_300_sends_under_mixed_faults_reach_each_lead_once():
-    odds = {Fault("late", 0.6): 0.1, Fault("drop"): 0.05, Fault("reset"): 0.05,
+    odds = {Fault("late", 0.6): 0.1, Fault("drop"): 0.05, Fault("reset"): 0.05, Fault("cut"): 0.03,
             Fault("busy", 0): 0.05, Fault("error", status=503): 0.05, Fault("slow", 0.1): 0.05}  # fmt: skip
     twilio = FakeTwilio(Faults(odds, seed=5))
     with twilio.serving() as url:
@@ -252,5 +280,15 @@ def test_300_sends_under_mixed_faults_reach_each_lead_once():
         sids, tally = run(twilio, 300, timeout=0.3)
     print(dict(tally), dict(twilio.faults.injected))
     assert tally["retried"] >= twilio.faults.injected["busy"] + twilio.faults.injected["error"]
-    assert tally["uncertain"] >= twilio.faults.injected["late"] + twilio.faults.injected["drop"]
+    injected = twilio.faults.injected
+    assert tally["uncertain"] >= injected["late"] + injected["drop"] + injected["cut"]
     assert_each_received_once(twilio, sids, 300)
+
+
+def test_the_live_channels_offer_settle_for_twilio_and_not_for_email(twilio):
+    email = smtp(free_port())
+    providers = Providers(twilio=config(twilio.url), email=email, unsubscribe=unsubscribe())
+    channels = channels_for("live", providers=providers)
+    sent = channels["sms"].send(text())  # behind its pause limiter, and still settles
+    assert channels["sms"].settle(text(), asked(timedelta(minutes=5))) == sent
+    assert not hasattr(channels["email"], "settle")  # SMTP cannot be asked: held for a decision

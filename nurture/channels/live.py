@@ -55,6 +55,8 @@ class Alerting:
 
     def __init__(self, channel: Channel, notify: Channel) -> None:
         self.channel, self.notify = channel, notify
+        if hasattr(channel, "settle"):
+            self.settle = channel.settle  # a lookup, nothing to alert about
 
     def send(self, message: OutgoingMessage) -> SendResult:
         try:

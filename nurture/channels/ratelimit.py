@@ -2,7 +2,9 @@
 
 Each send waits for its slot, so the senders of a batch spread a burst instead of getting the
 account blocked; the due steps not yet claimed wait in the store, where `nurture status` shows
-them as lag. A provider's `Retry-After` pauses the whole channel, not just the one message.
+them as lag. A provider's `Retry-After` pauses the whole channel, not just the one message, and
+does so for every channel, named in [rate_limits] or not (PauseOnly keeps the pause of a channel
+without a rate).
 
 With a store (`nurture run`) the slots are reserved in it (SharedRateLimiter), so every daemon
 on the store keeps to one rate together; without one (a channel built for a single call or
@@ -14,12 +16,21 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from nurture.channels import Channel, OutgoingMessage, SendResult, TemporaryFailure
+from nurture.channels import (
+    Channel,
+    OutgoingMessage,
+    SendResult,
+    TemporaryFailure,
+    is_transactional,
+)
 from nurture.store import slots
 from nurture.store.db import Store
 
 LONGEST_PAUSE = 60.0
 """A provider asking for a longer pause gets it through the retry of that one step instead."""
+PAUSE_CHECK = 1.0
+"""A channel without a rate reads the store's pause at most this often (seconds): a pause another
+daemon was asked for reaches this one within a second, and a send costs no transaction."""
 
 
 class Limiter(Protocol):
@@ -86,11 +97,51 @@ class SharedRateLimiter:
         slots.pause(self.store, self.channel, min(seconds, LONGEST_PAUSE))
 
 
+class PauseOnly:
+    """The limiter of a channel without a rate: sends are not spaced, they only wait out a
+    provider's Retry-After, kept in the store when there is one (so every daemon pauses)."""
+
+    def __init__(
+        self,
+        store: Store | None,
+        channel: str,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.store, self.channel, self.clock, self.sleep = store, channel, clock, sleep
+        self.until, self.checked = 0.0, float("-inf")
+        self.lock = threading.Lock()
+
+    def wait(self) -> float:
+        """Block while the channel is paused; how long it waited."""
+        with self.lock:
+            now = self.clock()
+            if self.store is not None and now - self.checked >= PAUSE_CHECK:
+                self.checked = now  # a reservation 0 s long is the pause left, if any
+                paused = slots.reserve(self.store, self.channel, 0.0).wait
+                self.until = max(self.until, now + paused)
+            waited = max(self.until - now, 0.0)
+        if waited > 0:
+            self.sleep(waited)
+        return waited
+
+    def pause(self, seconds: float) -> None:
+        """No send before `seconds` from now, here at once and in every daemon on the store."""
+        seconds = min(seconds, LONGEST_PAUSE)
+        with self.lock:
+            self.until = max(self.until, self.clock() + seconds)
+        if self.store is not None:
+            slots.pause(self.store, self.channel, seconds)
+
+
 class RateLimited:
-    """A channel whose sends wait for the limiter."""
+    """A channel whose sends wait for the limiter. Its `settle`, when the channel has one, is
+    the channel's own (a lookup is not a send)."""
 
     def __init__(self, channel: Channel, limiter: Limiter) -> None:
         self.channel, self.limiter = channel, limiter
+        if hasattr(channel, "settle"):
+            self.settle = channel.settle
 
     def send(self, message: OutgoingMessage) -> SendResult:
         self.limiter.wait()
@@ -106,11 +157,14 @@ def limited(
     channels: Mapping[str, Channel], rates: Mapping[str, float], store: Store | None = None
 ) -> dict[str, Channel]:
     """Each kind of message through its channel, behind its own limiter where it has a rate:
-    slots reserved in `store` when there is one, else in this process."""
+    slots reserved in `store` when there is one, else in this process. Every other channel
+    still pauses for a provider's Retry-After (but the outbox, which sends nothing)."""
     wrapped = dict(channels)
-    for kind, rate in rates.items():
-        if kind in wrapped:
-            wrapped[kind] = RateLimited(wrapped[kind], limiter(kind, rate, store))
+    for kind, channel in channels.items():
+        if kind in rates:
+            wrapped[kind] = RateLimited(channel, limiter(kind, rates[kind], store))
+        elif not is_transactional(channel):
+            wrapped[kind] = RateLimited(channel, PauseOnly(store, kind))
     return wrapped
 
 

@@ -96,11 +96,7 @@ class TwilioChannel:
     def settle(self, message: OutgoingMessage, sent_after: datetime) -> SendResult | None:
         """Twilio's record of `message` sent since `sent_after`; None when it provably has none."""
         fields = self.parameters(message)
-        with self.classified(sending=False):
-            found = self.client.messages.list(
-                to=fields["to"], from_=fields.get("from_", values.unset),
-                limit=LOOKUP, page_size=LOOKUP,
-            )  # fmt: skip
+        found = self._lookup(fields)
         sent_after = sent_after if sent_after.tzinfo else sent_after.replace(tzinfo=UTC)
         since = sent_after - CLOCK_SKEW
         ours = [m for m in found if self._ours(m, fields) and m.date_created >= since]
@@ -116,6 +112,17 @@ class TwilioChannel:
             raise UncertainSend(f"Twilio has more than {LOOKUP} messages to {fields['to']}")
         self._not_in_flight(sent_after)
         return None
+
+    def _lookup(self, fields: dict[str, Any]) -> list[MessageInstance]:
+        """The newest messages from our sender to the recipient (one bounded page)."""
+        try:
+            with self.classified(sending=False):
+                return self.client.messages.list(
+                    to=fields["to"], from_=fields.get("from_", values.unset),
+                    limit=LOOKUP, page_size=LOOKUP,
+                )  # fmt: skip
+        except PermanentFailure as failure:  # e.g. a revoked token: asking again will not help
+            raise UncertainSend(f"Twilio cannot be asked about the message: {failure}") from None
 
     def _ours(self, record: MessageInstance, fields: dict[str, Any]) -> bool:
         """An outgoing message from this channel's sender (or messaging service), dated."""
@@ -167,7 +174,11 @@ class TwilioChannel:
             yield
         except TwilioRestException as error:
             raise classify(error.status, error.code, error.msg, self.http.retry_after()) from None
-        except (requests.RequestException, OSError, TwilioException, ValueError) as error:
+        except TwilioException as error:
+            if (answered := _page_error(error)) is None:
+                raise TemporaryFailure(f"Twilio: {describe(error)}") from None
+            raise classify(*answered, retry_after=self.http.retry_after()) from None
+        except (requests.RequestException, OSError, ValueError) as error:
             if never_sent(error):
                 raise TemporaryFailure(f"Twilio: could not connect: {describe(error)}") from None
             if not sending:
@@ -175,6 +186,20 @@ class TwilioChannel:
             raise UncertainSend(
                 f"Twilio: no answer after the request went out: {describe(error)}"
             ) from None
+
+
+def _page_error(error: TwilioException) -> tuple[int, int | None, str] | None:
+    """A list page Twilio refused (the SDK raises "Unable to fetch page" with the response):
+    its status, code and message."""
+    response = error.args[1] if len(error.args) == 2 else None
+    if not isinstance(response, Response):
+        return None
+    try:
+        body = json.loads(response.text)
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    return response.status_code, body.get("code"), body.get("message") or response.text[:200]
 
 
 def never_sent(error: BaseException) -> bool:
@@ -201,15 +226,20 @@ def causes(error: BaseException) -> Iterator[BaseException]:
 
 def describe(error: BaseException) -> str:
     """The innermost error in words: 'ConnectionRefusedError: [Errno 111] Connection refused'."""
-    if isinstance(error, requests.ConnectTimeout):
-        return "timed out"
-    if isinstance(error, requests.Timeout):
-        return "timed out waiting for the answer"
+    for kind, words in WORDS:
+        if isinstance(error, kind):
+            return words
     plain = [c for c in causes(error) if not type(c).__module__.startswith(WRAPPERS)]
-    innermost = plain[-1] if plain else error
-    return f"{type(innermost).__name__}: {innermost}"
+    if not plain:  # a wrapper's text names the URL: its name is enough
+        return type(error).__name__
+    return f"{type(plain[-1]).__name__}: {plain[-1]}"
 
 
+WORDS = (
+    (requests.ConnectTimeout, "timed out"),
+    (requests.Timeout, "timed out waiting for the answer"),
+    (requests.exceptions.ChunkedEncodingError, "the answer was cut off"),
+)
 WRAPPERS = ("requests.", "urllib3.", "twilio.")
 """Modules whose errors wrap the one that says what happened (refused, reset, closed)."""
 
