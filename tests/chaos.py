@@ -147,6 +147,7 @@ FLAKY = {
     Fault("slow", 0.2): 0.08,  # answers within the client's timeout
     Fault("late", 1.2): 0.06,  # takes the message, answers after the timeout
     Fault("drop"): 0.04,  # takes the message, closes the connection unanswered
+    Fault("cut"): 0.03,  # Twilio: takes the message, its answer cut halfway (the relay: none)
     Fault("busy", 1): 0.05,  # 429 with Retry-After: 1 (SMTP 450)
     Fault("error", status=503): 0.05,  # 5xx (SMTP 451)
     Fault("reset"): 0.03,  # the connection is reset before anything is read

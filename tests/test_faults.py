@@ -147,7 +147,7 @@ def test_under_flaky_providers_crashes_and_outages_each_lead_gets_each_message_o
         daemon_log=dict(daemons.events()),
     )
     assert_trusted(tally)
-    assert providers.injected().keys() >= {"slow", "late", "drop", "busy", "error", "reset"}
+    assert providers.injected().keys() >= {"slow", "late", "drop", "cut", "busy", "error", "reset"}
 
 
 def test_a_provider_that_takes_messages_but_answers_late_never_gets_one_twice(
@@ -166,7 +166,13 @@ def test_a_provider_that_takes_messages_but_answers_late_never_gets_one_twice(
         daemons.stop()
     tally = Tally.of(store, providers.received())
     late = providers.injected()["late"]
-    show("late answers", tally, record_property, settled_by_hand=dict(decided), late=late)
+    show(
+        f"late answers {store.engine.dialect.name}",
+        tally,
+        record_property,
+        settled_by_hand=dict(decided),
+        late=late,
+    )
     assert_trusted(tally)
     # Twilio's late sends are found by a lookup; the relay's can only be held for a decision.
     assert tally.settled_by_engine == providers.twilio.faults.injected["late"]
