@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 import threading
@@ -123,15 +124,20 @@ def live_project(url: str, api: str) -> Path:
     return project
 
 
-def run_once(project: Path, url: str, channel: str, senders: int) -> float:
-    """`nurture run --once` on the project; its wall time in seconds."""
+def run_once(project: Path, url: str, channel: str, senders: int) -> tuple[float, float]:
+    """`nurture run --once` on the project; its wall time and its CPU time, in seconds."""
     command = nurture_command(url, "run", "--once", "--channel", channel, "--senders", str(senders))
-    started = time.monotonic()
+    cpu, started = children_cpu(), time.monotonic()
     done = subprocess.run(
         command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return time.monotonic() - started
+    return time.monotonic() - started, children_cpu() - cpu
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def sent(url: str) -> int:
@@ -145,24 +151,30 @@ def live(kind: str, server: str | None, senders: int, count: int, latency: float
     twilio = SlowTwilio(latency)
     with fresh_store(kind, server) as url, twilio.serving() as api:
         project = live_project(url, api)
-        startup = run_once(project, url, "live", senders)  # nothing due: the start-up alone
+        idle = run_once(project, url, "live", senders)  # nothing due: the start-up alone
         with open_store(url) as store:
             enroll_many(store, count, datetime.now(UTC))
-        wall = run_once(project, url, "live", senders) - startup
+        wall, cpu = (
+            a - b for a, b in zip(run_once(project, url, "live", senders), idle, strict=True)
+        )
         assert sent(url) == count == twilio.count, (sent(url), count, twilio.count)
-    return {"sends_per_s": count / (twilio.last - twilio.first), "wall_per_s": count / wall}
+    return {
+        "sends_per_s": count / (twilio.last - twilio.first),
+        "wall_per_s": count / wall,
+        "cpu_per_send_us": cpu / count * 1e6,
+    }
 
 
 def recorded(kind: str, server: str | None, channel: str, count: int) -> float:
     """Steps/s of `count` SMS through a channel that answers at once, on 8 senders."""
     with fresh_store(kind, server) as url:
         project = project_with(url, ONE_SEQUENCE)
-        startup = run_once(project, url, channel, 8)
+        idle = run_once(project, url, channel, 8)
         with open_store(url) as store:
             enroll_many(store, count, datetime.now(UTC))
-        wall = run_once(project, url, channel, 8) - startup
+        wall, cpu = (a - b for a, b in zip(run_once(project, url, channel, 8), idle, strict=True))
         assert sent(url) == count
-    return count / wall
+    return count / wall, cpu / count * 1e6
 
 
 def rows(args: argparse.Namespace) -> Iterator[dict]:
@@ -175,15 +187,18 @@ def rows(args: argparse.Namespace) -> Iterator[dict]:
             ceiling = senders / args.latency
             result = (
                 f"{got['sends_per_s']:,.0f} sends/s of {ceiling:,.0f} possible "
-                f"({got['wall_per_s']:,.0f}/s over the command, start-up excluded)"
+                f"({got['wall_per_s']:,.0f}/s over the command, start-up excluded; "
+                f"CPU/send {got['cpu_per_send_us']:,.0f} µs)"
             )
             yield _row(f"live, {args.latency * 1000:.0f} ms", name[kind], senders, count, result)
         count = 8 * args.per_sender * 25
-        console = recorded(kind, args.postgres, "console", count)
-        outbox = recorded(kind, args.postgres, "outbox", count)
+        (console, console_cpu), (outbox, outbox_cpu) = (
+            recorded(kind, args.postgres, channel, count) for channel in ("console", "outbox")
+        )
         result = (
-            f"console (recorded per message) {console:,.0f} steps/s, outbox (no record) "
-            f"{outbox:,.0f} steps/s: {console / outbox:.0%}"
+            f"console (recorded per message) {console:,.0f} steps/s (CPU/step "
+            f"{console_cpu:,.0f} µs), outbox (no record) {outbox:,.0f} steps/s "
+            f"({outbox_cpu:,.0f} µs): {console / outbox:.0%} of the rate"
         )
         yield _row("record, 0 ms", name[kind], 8, count, result)
 
