@@ -1,4 +1,11 @@
-"""The daemon: APScheduler ticks dispatch, lease rescue and heartbeats; lead state stays in the store."""
+"""The daemon: APScheduler ticks dispatch, settling, lease rescue and heartbeats; lead state
+stays in the store.
+
+A tick the store fails (an outage, a lost connection) logs one line, `store unavailable:
+REASON` (the reason names no host, user, password or database), and the next tick carries on:
+what a failed batch recorded already is found by the next claim, its leases are released or
+expire, so nothing is lost.
+"""
 
 import json
 import logging
@@ -17,9 +24,13 @@ from sqlalchemy import delete, insert, update
 
 from nurture import dispatch
 from nurture.channels import Channels
+from nurture.sends import STORE_ERRORS
 from nurture.store.db import Store
+from nurture.store.engine import normalize_url, reason
 from nurture.store.tables import Worker
 
+AT_ONCE = ("dispatch", "settle")
+"""The daemon's jobs that run as soon as it starts."""
 Clock = Callable[[], datetime]
 Log = Callable[[str], None]
 
@@ -31,6 +42,8 @@ class DaemonOptions:
     poll: float = 5.0
     lease: timedelta = timedelta(minutes=5)
     heartbeat: float = 5.0
+    settle: float = 60.0
+    """Seconds between asks to the providers about unknown sends (and for each, since its last)."""
     default_zone: str = "UTC"
     log_format: str = "text"
 
@@ -63,41 +76,66 @@ class Daemon:
         # and warn each time; that is the design, not news. Job errors still log (executors).
         logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
-    def log(self, event: str, **fields: Any) -> None:
-        """One line per event: `event key=value ...`, or a JSON object with --log-format json."""
+    def log(self, event: str, text: str | None = None, **fields: Any) -> None:
+        """One line per event: `event key=value ...` (or `text`), or a JSON object with
+        --log-format json."""
         record = {"at": self.clock().isoformat(timespec="seconds"), "event": event, **fields}
         if self.options.log_format == "json":
             self.write(json.dumps(record, default=str))
         else:
-            self.write(" ".join([record["at"], event, *(f"{k}={v}" for k, v in fields.items())]))
+            said = [text] if text else [event, *(f"{k}={v}" for k, v in fields.items())]
+            self.write(" ".join([record["at"], *said]))
 
-    def drain(self) -> int:
+    def drain(self, report: dispatch.Report | None = None) -> int:
         """Run every due step now; returns how many ran."""
         total = 0
         while not self.stopping.is_set():
-            done = dispatch.run_due(
-                self.store,
-                self.clock(),
-                worker=self.worker,
-                channels=self.channels,
-                batch=self.options.batch,
-                senders=self.options.senders,
-                lease=self.options.lease,
-                default_zone=self.options.default_zone,
-                coach=self.coach,
-            )
+            done = dispatch.run_due(self.store, self.clock(), report=report, **self._batch())
             total += done
+            self.executed += done
             if done == 0:
                 break
-        self.executed += total
         return total
 
     def tick(self) -> None:
         """Dispatch, then sleep until the next due step or the poll interval, whichever is first."""
-        done = self.drain()
+        report = dispatch.Report()
+        done = self.drain(report)
         if done:
             self.log("dispatched", steps=done)
+        self._report(report)
         self._wake_at(dispatch.next_due(self.store))
+
+    def settle(self) -> None:
+        """Ask the providers about unknown sends not asked about for `settle` seconds."""
+        report, now = dispatch.Report(), self.clock()
+        before = now - timedelta(seconds=self.options.settle)
+        while not self.stopping.is_set() and dispatch.settle_unknown(
+            self.store, now, before=before, report=report, **self._batch()
+        ):
+            pass
+        self._report(report)
+
+    def _batch(self) -> dict[str, Any]:
+        """How this daemon's batches run (dispatch.run_due's options)."""
+        options = self.options
+        return {
+            "worker": self.worker,
+            "channels": self.channels,
+            "batch": options.batch,
+            "senders": options.senders,
+            "lease": options.lease,
+            "default_zone": options.default_zone,
+            "coach": self.coach,
+        }
+
+    def _report(self, report: dispatch.Report) -> None:
+        if report.lost:  # rescued while their batch worked: a stall longer than a lease
+            self.log("lost", leases=report.lost)
+        if report.settled:
+            self.log("settled", sends=report.settled)
+        if report.held:
+            self.log("held", sends=report.held)
 
     def _wake_at(self, due: datetime | None) -> None:
         now = self.clock()
@@ -129,30 +167,44 @@ class Daemon:
         self._register()
         self._install_signals()
         self.log("started", worker=self.worker, poll=self.options.poll, batch=self.options.batch)
-        self.scheduler.add_job(
-            self.tick,
-            "interval",
-            seconds=self.options.poll,
-            id="dispatch",
-            next_run_time=datetime.now().astimezone(),
-        )
         lease_check = max(self.options.lease.total_seconds() / 2, 1)
-        self.scheduler.add_job(self.rescue, "interval", seconds=lease_check, id="rescue")
-        self.scheduler.add_job(
-            self.beat, "interval", seconds=self.options.heartbeat, id="heartbeat"
-        )
+        jobs = {"dispatch": (self.tick, self.options.poll), "rescue": (self.rescue, lease_check)}
+        jobs |= {"settle": (self.settle, self.options.settle)}
+        jobs |= {"heartbeat": (self.beat, self.options.heartbeat)}
+        for name, (work, every) in jobs.items():
+            # APScheduler pauses a job given next_run_time=None: the others start after `every`.
+            at_once = {"next_run_time": datetime.now().astimezone()} if name in AT_ONCE else {}
+            self.scheduler.add_job(
+                self.guarded(work), "interval", seconds=every, id=name, **at_once
+            )
         self.scheduler.start()
         try:
             self.stopping.wait()
         finally:
             self.shutdown()
 
+    def guarded(self, work: Callable[[], Any]) -> Callable[[], Any]:
+        """`work`, logging one line instead of a traceback when the store fails it (None then)."""
+
+        def run() -> Any:
+            try:
+                return work()
+            except STORE_ERRORS as error:
+                said = outage(error, self.store.url)
+                self.log("store_unavailable", f"store unavailable: {said}", reason=said)
+                return None
+
+        return run
+
     def shutdown(self) -> None:
         self.scheduler.shutdown(wait=True)  # the tick in flight finishes its batch
-        released = dispatch.release(self.store, self.worker)
+        released = self.guarded(lambda: dispatch.release(self.store, self.worker))()
+        self.guarded(self._unregister)()
+        self.log("stopped", worker=self.worker, executed=self.executed, released=released)
+
+    def _unregister(self) -> None:
         with self.store.begin() as connection:
             connection.execute(delete(Worker).where(Worker.id == self.worker))
-        self.log("stopped", worker=self.worker, executed=self.executed, released=released)
 
     def _register(self) -> None:
         now = self.clock()
@@ -174,3 +226,14 @@ class Daemon:
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+
+
+def outage(error: Exception, url: str) -> str:
+    """Why the store failed, as the driver says it, without its host, user, password or database."""
+    cause = error.__cause__ or error
+    said = f"{type(getattr(cause, 'orig', None) or cause).__name__}: {reason(cause)}"
+    parsed = normalize_url(url)
+    secrets = (parsed.host, parsed.username, parsed.password, parsed.database, parsed.port)
+    for secret in sorted({str(part) for part in secrets if part}, key=len, reverse=True):
+        said = said.replace(secret, "***")
+    return said

@@ -232,6 +232,7 @@ def _adopt(job: Job, execution: Row) -> None:
     else:
         job.status, job.error = execution.status, execution.error
         job.provider_id = execution.provider_id
+        job.note(settled="recorded already, under a lease since lost")
 
 
 def _job(row: Row, lead: Row, position: steps.Position) -> Job:

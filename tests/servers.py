@@ -21,7 +21,9 @@ draws one with the seeded odds; `faults.injected` counts what was done. The kind
 - reset: drawn per connection, before anything is read: Twilio's closes it with an RST, the
   relay hangs up before its greeting.
 
-Nothing listening at all: point the client at `free_port()`, or `with twilio.outage():`.
+Nothing listening at all: point the client at `free_port()`; `with twilio.outage():` closes
+Twilio's port for the block; a relay goes down when its `smtp_server` block ends and comes back
+with `smtp_server(mailbox, port=port)`.
 """
 
 import asyncio

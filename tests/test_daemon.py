@@ -1,9 +1,12 @@
 """`nurture run` as a real process: clean stops, crashes (SIGKILL) and several daemons on one store."""
 
+import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -11,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from builders import sequence, step, write
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
-from nurture.store.db import Store
+from nurture.store.db import Store, open_store
 from nurture.store.tables import Enrollment, Execution, Worker
 from nurture.testing import enroll_many
 
@@ -123,8 +126,6 @@ def test_three_daemons_share_the_work_without_repeating_a_step(
 ):
     write(project, "drip.yaml", sequence("Drip", step("One")))
     assert run("--database-url", postgres_url, "apply", "--yes").exit_code == 0
-    from nurture.store.db import open_store
-
     with open_store(postgres_url) as store:
         enroll_many(store, 20_000, datetime.now(UTC) - timedelta(minutes=1))
         daemons = [start(project, postgres_url, "--batch", "200") for _ in range(3)]
@@ -137,3 +138,85 @@ def test_three_daemons_share_the_work_without_repeating_a_step(
     executed = [json.loads(line)["executed"] for out, err in logs for line in (out + err).splitlines()
                 if line.startswith("{") and json.loads(line)["event"] == "stopped"]  # fmt: skip
     assert sum(executed) == 20_000 and all(n > 0 for n in executed), executed
+
+
+class Proxy:
+    """A TCP forwarder from 127.0.0.1:`port` to `target` that a test can cut (open connections
+    dropped, new ones closed at once: a store that went away) and restore."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target, self.open, self.lock = target, threading.Event(), threading.Lock()
+        self.sockets: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open.set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self) -> None:
+        self.open.clear()
+        with self.lock:
+            for sock in self.sockets:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            self.sockets.clear()
+
+    def restore(self) -> None:
+        self.open.set()
+
+    def _accept(self) -> None:
+        while True:
+            client, _ = self.listener.accept()
+            if not self.open.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.postgres
+def test_a_store_outage_logs_one_line_per_tick_and_the_work_completes_after_it(
+    project: Path, postgres_url: str, run, tmp_path: Path
+):
+    write(project, "drip.yaml", THREE_TEXTS)
+    assert run("--database-url", postgres_url, "apply", "--yes").exit_code == 0
+    server = make_url(postgres_url)
+    proxy = Proxy((server.host, server.port or 5432))
+    through = server.set(port=proxy.port).render_as_string(hide_password=False)
+    log_file = tmp_path / "daemon.log"
+    with open_store(postgres_url) as store, log_file.open("w") as log:
+        enroll_many(store, 300, datetime.now(UTC), spacing=timedelta(milliseconds=20))
+        command = [sys.executable, "-m", "nurture", "--database-url", through, "run",
+                   "--poll", "0.2", "--lease", "2"]  # fmt: skip
+        daemon = subprocess.Popen(command, cwd=project, stderr=log, text=True)
+        try:
+            wait_until(lambda: sum(sent_counts(store).values()) > 0)
+            proxy.cut()
+            wait_until(lambda: log_file.read_text().count("store unavailable: ") >= 3)
+            proxy.restore()
+            wait_until(lambda: live(store) == 0, timeout=120)
+            proxy.cut()  # and stopped while the store is away
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+        finally:
+            daemon.kill()
+        counts = sent_counts(store)
+    said = log_file.read_text()
+    assert daemon.returncode == 0, said
+    assert "Traceback" not in said, said
+    outage = [line for line in said.splitlines() if "store unavailable: " in line]
+    assert outage and said.splitlines()[-1].split(" ", 1)[1].startswith("stopped")
+    for secret in (server.host, str(server.port or 5432), str(proxy.port), server.username):
+        assert not [line for line in outage if secret in line], (secret, outage)
+    assert len(counts) == 900 and set(counts.values()) == {1}  # nothing lost, nothing twice

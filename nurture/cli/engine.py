@@ -36,18 +36,29 @@ class RunOptions:
     providers: Providers | None = None
 
 
-def run_once(store: Store, now: datetime, options: RunOptions) -> int:
-    """Rescue expired leases, then run every step due at `now` until none is left; how many ran."""
+def run_once(
+    store: Store, now: datetime, options: RunOptions, report: dispatch.Report | None = None
+) -> int:
+    """Rescue expired leases, settle the unknown sends a provider can tell about, then run every
+    step due at `now` until none is left; how many steps ran."""
     channels = channels_for(options.channel, store, options.providers)
     rates = options.providers.rate_limits if options.providers else {}
-    batch = batch_within(options.batch, rates, ONCE_LEASE.total_seconds())
+    batch = {
+        "worker": options.worker,
+        "channels": channels,
+        "lease": ONCE_LEASE,
+        "report": report,
+        "batch": batch_within(options.batch, rates, ONCE_LEASE.total_seconds()),
+        "senders": options.senders,
+        "default_zone": options.default_zone,
+        "coach": options.coach,
+    }
     dispatch.rescue_leases(store, now)
     total = 0
     try:
-        while count := dispatch.run_due(
-            store, now, worker=options.worker, channels=channels, batch=batch, lease=ONCE_LEASE,
-            senders=options.senders, default_zone=options.default_zone, coach=options.coach,
-        ):  # fmt: skip
+        while dispatch.settle_unknown(store, now, before=now, **batch):
+            pass
+        while count := dispatch.run_due(store, now, **batch):
             total += count
     finally:
         dispatch.release(store, options.worker)
@@ -114,8 +125,10 @@ def run(
     when = parse_now(now)
     with open_store(state.settings.database) as store:
         if once:
-            count = run_once(store, when, options)
+            report = dispatch.Report()
+            count = run_once(store, when, options, report)
             note(f"{plural(count, 'step')} run at {when:%Y-%m-%d %H:%M} UTC")
+            _note_uncertain(report)
             return
         rates = options.providers.rate_limits if options.providers else {}
         batch_size = batch_within(options.batch, rates, lease)  # a batch's sends fit its lease
@@ -125,6 +138,14 @@ def run(
         )  # fmt: skip
         channels = channels_for(options.channel, store, options.providers)
         Daemon(store, channels, daemon_options, _clock, _log, coach=options.coach).run()
+
+
+def _note_uncertain(report: dispatch.Report) -> None:
+    if report.settled:
+        note(f"{plural(report.settled, 'uncertain send')} settled by asking the provider")
+    if report.held:
+        held = plural(report.held, "send")
+        note(f"{held} may have reached the provider: decide with `nurture enrollments settle`")
 
 
 def _clock() -> datetime:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     JSON,
     Connection,
     Row,
+    String,
     Text,
     TypeDecorator,
     bindparam,
@@ -87,7 +88,10 @@ def claim_sql(dialect: str, sql: str = _CLAIM) -> str:
 def claim_statement(dialect: str, sql: str = _CLAIM) -> Any:
     times = [bindparam(name, type_=type_) for name, type_ in _TIMES.items()]
     if sql is _CLAIM_UNKNOWN:
-        times += [bindparam("before", type_=UTCDateTime()), bindparam("types", expanding=True)]
+        times += [
+            bindparam("before", type_=UTCDateTime()),
+            bindparam("types", expanding=True, type_=String()),
+        ]
     statement = text(claim_sql(dialect, sql)).bindparams(*times)
     return statement.columns(next_run_at=UTCDateTime())
 
