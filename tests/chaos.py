@@ -1,5 +1,5 @@
 """Fault injection against real daemons: misbehaving providers (tests/servers.py), daemons
-killed at seeded random moments and restarted, and a store that goes away (`StoreProxy`).
+killed at seeded random moments and restarted (a store that goes away: tests/proxy.py).
 
     with Providers(project, seed=7) as providers, Daemons(project, url, logs) as daemons:
         daemons.start(2)
@@ -15,15 +15,12 @@ import os
 import random
 import re
 import signal
-import socket
-import struct
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,110 +33,13 @@ from servers import (
     Fault,
     Faults,
     Mailbox,
-    free_port,
     smtp_server,
 )
-from sqlalchemy import Row, bindparam, make_url, select, update
+from sqlalchemy import Row, bindparam, select, update
 
 from nurture.store.db import Store
 from nurture.store.tables import Enrollment, Execution, Lead, SequenceVersion
 from nurture.testing import enroll_many
-
-# Store outage ---------------------------------------------------------------------------------
-
-
-class StoreProxy:
-    """A TCP proxy in front of a database server. `cut()` resets every connection through it
-    and refuses new ones (the server is gone, as for a network split or a restart); `restore()`
-    listens again on the same port."""
-
-    def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        self.target = (parsed.host or "127.0.0.1", parsed.port or 5432)
-        self.url = parsed.set(host="127.0.0.1", port=free_port()).render_as_string(
-            hide_password=False
-        )
-        self.port = make_url(self.url).port
-        self.links: set[socket.socket] = set()
-        self.lock = threading.Lock()
-        self.listening = threading.Event()
-        self.cuts = 0
-
-    def start(self) -> None:
-        """Listen on the proxy's port, forwarding each connection to the server."""
-        listener = socket.create_server(("127.0.0.1", self.port), reuse_port=False)
-        listener.settimeout(0.05)
-        self.listening.set()
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        """Stop listening and reset every open connection."""
-        self.listening.clear()
-        with self.lock:
-            links, self.links = self.links, set()
-        for link in links:
-            _reset(link)
-        self.cuts += 1
-
-    def restore(self) -> None:
-        """Listen again: new connections reach the server."""
-        time.sleep(0.1)  # the old listener has closed
-        self.start()
-
-    @contextmanager
-    def outage(self, seconds: float) -> Iterator[None]:
-        """The store is unreachable for `seconds`, then back."""
-        self.cut()
-        try:
-            time.sleep(seconds)
-            yield
-        finally:
-            self.restore()
-
-    def _accept(self, listener: socket.socket) -> None:
-        with listener:
-            while self.listening.is_set():
-                try:
-                    client, _ = listener.accept()
-                except TimeoutError:
-                    continue
-                self._link(client)
-
-    def _link(self, client: socket.socket) -> None:
-        try:
-            server = socket.create_connection(self.target, timeout=5)
-        except OSError:
-            client.close()
-            return
-        for end in (client, server):
-            end.settimeout(None)
-        with self.lock:
-            self.links |= {client, server}
-        for source, sink in ((client, server), (server, client)):
-            threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        with self.lock:
-            self.links -= {source, sink}
-        for end in (source, sink):
-            _reset(end)
-
-
-def _reset(end: socket.socket) -> None:
-    """Close a connection at once, as a server going down does: shutdown() wakes the thread
-    blocked reading it (close() alone would not, and the connection would hang open), then
-    SO_LINGER 0 makes the close an RST."""
-    with suppress(OSError):
-        end.shutdown(socket.SHUT_RDWR)
-    with suppress(OSError):
-        end.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    end.close()
-
 
 # Providers --------------------------------------------------------------------------------------
 
