@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypeVar
 
@@ -58,7 +58,8 @@ def send_all(
         if job.message is None or job.status != "done":
             continue
         if is_transactional(channels[job.message.channel]):
-            send(job, channels)  # builds the row the completion stores: nothing to record first
+            job.sent_after = now  # it builds the row the completion stores: nothing to record
+            send(job, channels)
         else:
             pooled.append(job)
     batch = _Batch(store, channels, worker, now)
@@ -66,31 +67,33 @@ def send_all(
     pool(pooled, senders, batch.sender)
 
 
+@dataclass
+class _Ask:
+    """A sender's turn at the store: `previous`'s outcome to write, `job` to record as sending."""
+
+    previous: Job | None
+    job: Job | None
+    done: bool = False
+
+
 class _Batch:
-    """The pooled sends of one batch and what they record."""
+    """The pooled sends of one batch and what they record.
+
+    Senders asking to record at the same moment share one transaction (a group commit): the
+    first to ask writes for all who asked while the store was busy with the previous group, so
+    a hundred senders need a few transactions a second, not a hundred contending ones.
+    """
 
     def __init__(self, store: Store, channels: Channels, worker: str, now: datetime) -> None:
         self.store, self.channels, self.worker, self.now = store, channels, worker, now
         self.broken = threading.Event()
+        self.turn, self.writing = threading.Condition(), False
+        self.asks: list[_Ask] = []
 
     def record_first(self, jobs: list[Job]) -> None:
         """Record the messages the senders start with, in one transaction (and in order)."""
-        if not jobs:
-            return
-        try:
-            with serialized(self.store), self.store.begin(immediate=True) as connection:
-                held = queries.owned(connection, [job.claim.id for job in jobs], self.worker)
-                mine = [job for job in jobs if job.claim.id in held]
-                rows = [execution_row(job, self.now, "sending", None) for job in mine]
-                ids = queries.insert_executions(connection, rows)
-        except STORE_ERRORS:
-            self.broken.set()
-            return
-        for job, execution_id in zip(mine, ids, strict=True):
-            self._recorded(job, execution_id)
-        for job in jobs:
-            if job.execution_id is None:
-                job.status = "untried"
+        if jobs:
+            self._write([_Ask(None, job) for job in jobs])
 
     def sender(self, take: Callable[[], Job | None]) -> None:
         """One sender: record, send, and again, until no message is left.
@@ -109,33 +112,50 @@ class _Batch:
         self._record(previous, None)
 
     def _record(self, previous: Job | None, job: Job | None) -> bool:
-        """Write `previous`'s outcome and record `job` as `sending` (unless record_first did);
-        whether `job` may be sent."""
+        """Write `previous`'s outcome and record `job` as `sending` (unless record_first did),
+        with what other senders ask meanwhile; whether `job` may be sent."""
         first = job is not None and job.execution_id is not None
         if previous is None and (job is None or first):
             return first
+        ask = _Ask(previous, None if first else job)
+        with self.turn:
+            self.asks.append(ask)
+            while not ask.done and self.writing:
+                self.turn.wait()
+            lead = not ask.done  # no one is writing: this sender writes for everyone waiting
+            if lead:
+                self.writing, group, self.asks = True, self.asks, []
+        if lead:
+            try:
+                self._write(group)
+            finally:
+                with self.turn:
+                    self.writing = False
+                    self.turn.notify_all()
+        return job is not None and job.execution_id is not None
+
+    def _write(self, group: list[_Ask]) -> None:
+        """One transaction for the group; a message not recorded is left untried."""
+        finished = [finished_row(ask.previous, self.now) for ask in group if ask.previous]
+        asked = [ask.job for ask in group if ask.job is not None]
         try:
             with serialized(self.store), self.store.begin(immediate=True) as connection:
-                if previous is not None:
-                    queries.finish_executions(connection, [finished_row(previous, self.now)])
-                if job is None or first:
-                    return first
-                if not queries.owned(connection, [job.claim.id], self.worker):
-                    job.status = "untried"
-                    return False
-                row = execution_row(job, self.now, "sending", None)
-                [execution_id] = queries.insert_executions(connection, [row])
+                queries.finish_executions(connection, finished)
+                ids = [job.claim.id for job in asked]
+                held = queries.owned(connection, ids, self.worker) if ids else set()
+                mine = [job for job in asked if job.claim.id in held]
+                rows = [execution_row(job, self.now, "sending", None) for job in mine]
+                ids = queries.insert_executions(connection, rows)
         except STORE_ERRORS:
-            self.broken.set()  # `previous`'s outcome is written by the completion, if it can
-            if job is not None and not first:
-                job.status = "untried"
-            return first
-        self._recorded(job, execution_id)
-        return True
-
-    def _recorded(self, job: Job, execution_id: int) -> None:
-        job.execution_id, job.sent_after = execution_id, self.now
-        job.message = replace(job.message, execution_id=execution_id)
+            self.broken.set()  # the outcomes are written by the completion, if it can
+            mine, ids = [], []
+        for job, execution_id in zip(mine, ids, strict=True):
+            job.execution_id, job.sent_after = execution_id, self.now
+            job.message = replace(job.message, execution_id=execution_id)
+        for ask in group:
+            ask.done = True
+            if ask.job is not None and ask.job.execution_id is None:
+                ask.job.status = "untried"
 
 
 def send(job: Job, channels: Channels) -> None:

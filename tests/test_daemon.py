@@ -150,8 +150,8 @@ def test_a_store_outage_logs_one_line_per_tick_and_the_work_completes_after_it(
     log_file = tmp_path / "daemon.log"
     with open_store(postgres_url) as store, log_file.open("w") as log:
         enroll_many(store, 300, datetime.now(UTC), spacing=timedelta(milliseconds=20))
-        command = [sys.executable, "-m", "nurture", "--database-url", through, "run",
-                   "--poll", "0.2", "--lease", "2"]  # fmt: skip
+        command = [sys.executable, "-m", "nurture", "--database-url", through, "run"]
+        command += ["--poll", "0.2", "--lease", "2"]
         daemon = subprocess.Popen(command, cwd=project, stderr=log, text=True)
         try:
             wait_until(lambda: sum(sent_counts(store).values()) > 0)

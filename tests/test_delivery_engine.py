@@ -246,3 +246,23 @@ def crash_while_sending(store: Store, enrollment_id: int, started, **recorded) -
 
 def channels(channel) -> dict:
     return dict.fromkeys(KINDS, channel)
+
+
+def test_the_daemon_asks_again_about_held_sends_and_logs_what_it_settled(store: Store, project):
+    apply(store, project, sequence("Texts", step("Hello")))
+    enroll_many(store, 5, datetime.now(UTC) - timedelta(minutes=1))
+    lookups = iter([TemporaryFailure("lookup down")] * 5)
+
+    def lookup(message):
+        answer = next(lookups, SendResult("SM-later"))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    channel = Settling(lookup, behaviour=uncertain)
+    options = DaemonOptions(poll=0.1, settle=0.5, lease=timedelta(seconds=5))
+    lines = run_daemon(store, channel, lambda: statuses(store) == {"completed": 5}, options)
+    assert statuses(store) == {"completed": 5}
+    assert len(channel.attempts) == 5 and len(channel.asked) == 10  # each sent once, asked twice
+    events = [line.split(" ")[1:] for line in lines]
+    assert ["held", "sends=5"] in events and ["settled", "sends=5"] in events
