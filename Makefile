@@ -36,7 +36,9 @@ lint: install
 # steady-state lag, the 1,000,000-enrollment scale case and import speed on SQLite, and on
 # Postgres (1 and 2 daemons) when NURTURE_TEST_DATABASE_URL is set (about 10 minutes with
 # Postgres; one case: $(PY) bench/engine.py --cases throughput|lag|scale|import); lead
-# ingestion over HTTP (nurture serve); `nurture stats` over N enrollments and 5N executions.
+# ingestion over HTTP (nurture serve); `nurture stats` over N enrollments and 5N executions;
+# SMS through the live channel to a provider answering in 200 ms (8 and 100 senders) and the
+# cost of the per-message `sending` record (bench/delivery.py).
 ENROLLMENTS ?= 100000
 LEADS ?= 20000
 STATS_ENROLLMENTS ?= 1000000
@@ -44,6 +46,7 @@ bench: install
 	$(PY) bench/engine.py --enrollments $(ENROLLMENTS)
 	$(PY) bench/api.py --leads $(LEADS)
 	$(PY) bench/stats.py --enrollments $(STATS_ENROLLMENTS)
+	$(PY) bench/delivery.py
 
 schema: install
 	$(NURTURE) schema --output schema/sequence.schema.json

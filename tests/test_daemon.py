@@ -1,12 +1,9 @@
 """`nurture run` as a real process: clean stops, crashes (SIGKILL) and several daemons on one store."""
 
-import contextlib
 import json
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -14,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from builders import sequence, step, write
+from proxy import Proxy
 from sqlalchemy import func, make_url, select
 
 from nurture.store.db import Store, open_store
@@ -138,51 +136,6 @@ def test_three_daemons_share_the_work_without_repeating_a_step(
     executed = [json.loads(line)["executed"] for out, err in logs for line in (out + err).splitlines()
                 if line.startswith("{") and json.loads(line)["event"] == "stopped"]  # fmt: skip
     assert sum(executed) == 20_000 and all(n > 0 for n in executed), executed
-
-
-class Proxy:
-    """A TCP forwarder from 127.0.0.1:`port` to `target` that a test can cut (open connections
-    dropped, new ones closed at once: a store that went away) and restore."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target, self.open, self.lock = target, threading.Event(), threading.Lock()
-        self.sockets: list[socket.socket] = []
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.open.set()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def cut(self) -> None:
-        self.open.clear()
-        with self.lock:
-            for sock in self.sockets:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-            self.sockets.clear()
-
-    def restore(self) -> None:
-        self.open.set()
-
-    def _accept(self) -> None:
-        while True:
-            client, _ = self.listener.accept()
-            if not self.open.is_set():
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            with self.lock:
-                self.sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
 
 
 @pytest.mark.postgres
