@@ -3,13 +3,13 @@ PY := $(VENV)/bin/python
 NURTURE := $(VENV)/bin/nurture
 DEMO_DIR ?= $(shell mktemp -d /tmp/nurture-demo.XXXXXX)
 
-.PHONY: install lock demo test lint bench schema migration clean
+.PHONY: install lock demo test lint docs bench schema migration clean
 
 # Installs exactly the versions in requirements.lock (`make lock` writes it anew from pyproject.toml).
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet pip==26.3
-	$(VENV)/bin/pip install --quiet -c requirements.lock -e '.[test]'
+	$(VENV)/bin/pip install --quiet -c requirements.lock -e '.[test,docs]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -17,8 +17,8 @@ install: $(VENV)/.installed
 # The newest versions pyproject.toml allows, resolved in a fresh environment and pinned.
 lock:
 	rm -rf .lock-venv && python3 -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet pip==26.3 && .lock-venv/bin/pip install --quiet '.[test]'
-	{ echo "# make lock: every package nurture and its tests install, pinned"; \
+	.lock-venv/bin/pip install --quiet pip==26.3 && .lock-venv/bin/pip install --quiet '.[test,docs]'
+	{ echo "# make lock: every package nurture, its tests and its docs install, pinned"; \
 	  .lock-venv/bin/pip freeze --exclude nurture; } > requirements.lock
 	rm -rf .lock-venv build
 
@@ -31,6 +31,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check nurture tests bench
 	$(VENV)/bin/ruff format --check nurture tests bench
+
+# The docs site in site/, from docs/ and mkdocs.yml; offline (no CDN, no web fonts), and any
+# warning (a broken link or anchor, a page left out of the nav) fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 # make bench [ENROLLMENTS=100000] [LEADS=20000] [STATS_ENROLLMENTS=1000000]: engine throughput,
 # steady-state lag, the 1,000,000-enrollment scale case and import speed on SQLite, and on
@@ -57,4 +62,4 @@ migration: install
 	$(PY) -c 'import sys; from nurture.store.migrate import new_revision; print(new_revision(sys.argv[1]))' "$(MESSAGE)"
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info
