@@ -31,6 +31,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check nurture tests bench
 	$(VENV)/bin/ruff format --check nurture tests bench
+	$(VENV)/bin/lint-imports
 
 # make bench [ENROLLMENTS=100000] [LEADS=20000] [STATS_ENROLLMENTS=1000000]: engine throughput,
 # steady-state lag, the 1,000,000-enrollment scale case and import speed on SQLite, and on
