@@ -39,6 +39,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check nurture tests bench
 	$(VENV)/bin/ruff format --check nurture tests bench
+	$(VENV)/bin/lint-imports
 
 # The docs site in site/, from docs/ and mkdocs.yml; offline (no CDN, no web fonts), and any
 # warning (a broken link or anchor, a page left out of the nav) fails the build.

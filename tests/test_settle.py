@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from test_crash_send import daemon
 from test_daemon import wait_until
 
-from nurture import settle
 from nurture.channels.memory import MemoryChannel
 from nurture.cli import enrollments as enrollments_cli
+from nurture.engine.delivery import settle
 from nurture.store import bulk, queries
 from nurture.store.db import Store, open_store
 from nurture.store.tables import Enrollment, Execution

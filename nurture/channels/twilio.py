@@ -1,7 +1,7 @@
 """SMS and WhatsApp through Twilio's Messages API, with the official SDK.
 
 WhatsApp goes out as an approved template (`content_sid` and its variables) when the message
-carries one, else as free text; the engine chose which (the 24-hour rule, nurture.whatsapp).
+carries one, else as free text; the engine chose which (the 24-hour rule, nurture.rules.whatsapp).
 
 A send fails in one of three ways. Temporary (retried): nothing reached Twilio (connection
 refused, a name that does not resolve, a connect timeout) or Twilio answered that it did not
@@ -28,14 +28,14 @@ from twilio.rest import Client
 from twilio.rest.api.v2010.account.message import MessageInstance
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
-from nurture.channels import (
+from nurture.channels.config import TwilioConfig
+from nurture.channels.protocol import (
     OutgoingMessage,
     PermanentFailure,
     SendResult,
     TemporaryFailure,
     UncertainSend,
 )
-from nurture.channels.config import TwilioConfig
 from nurture.errors import ConfigError
 
 Kind = Literal["sms", "whatsapp"]
