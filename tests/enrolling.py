@@ -7,8 +7,9 @@ from typing import Any
 from builders import write
 from sqlalchemy import insert, select
 
+from nurture import dispatch
 from nurture.channels.memory import MemoryChannel
-from nurture.dispatch import run_due
+from nurture.dispatch import EngineConfig
 from nurture.project import Project
 from nurture.schedule import step_due
 from nurture.spec.models import SequenceSpec
@@ -66,14 +67,12 @@ def _lead_defaults(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def drain(store: Store, now: datetime, channel: MemoryChannel | None = None, **options: Any) -> int:
-    """run_due until nothing is due at `now`; how many steps ran."""
-    channel = channel or MemoryChannel()
-    channels = dict.fromkeys(("whatsapp", "sms", "email", "notification"), channel)
-    options = {"worker": "test", "coach": COACH} | options
-    total = 0
-    while count := run_due(store, now, channels=channels, **options):
-        total += count
-    return total
+    """The engine's drain until nothing is due at `now` (EngineConfig's `options`); how many ran."""
+    channels = dict.fromkeys(
+        ("whatsapp", "sms", "email", "notification"), channel or MemoryChannel()
+    )
+    config = EngineConfig(**({"worker": "test", "coach": COACH} | options))
+    return dispatch.drain(store, now, config, channels)
 
 
 def run_days(

@@ -10,6 +10,7 @@ from enrolling import COACH, apply
 from nurture.channels import KINDS
 from nurture.channels.memory import MemoryChannel
 from nurture.daemon import Daemon, DaemonOptions
+from nurture.dispatch import EngineConfig
 from nurture.dryrun import Project, Scenario, dry_run, lead_input
 from nurture.events import Failures, InvalidEvent, happen, schedule
 from nurture.leads import LeadRules, add_lead
@@ -195,10 +196,9 @@ def test_the_daemon_and_the_dry_run_give_the_same_timeline(
     daemon = Daemon(
         store,
         dict.fromkeys(KINDS, channel),
-        DaemonOptions(senders=1),
+        DaemonOptions(EngineConfig(senders=1, coach=COACH)),
         lambda: clock[0],
         print,
-        COACH,
     )
     pending = schedule(list(events), start)
     while clock[0] <= start + timedelta(days=8):
