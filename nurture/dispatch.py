@@ -260,8 +260,8 @@ def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
         """Where the row stands; rows at the same step of the same versions share the answer."""
         key = (row.sequence_id, row.version, current_version, row.step_id)
         if key not in positions:
-            old = steps.spec_of(url, row.sequence_id, row.version, load)
-            current = steps.spec_of(url, row.sequence_id, current_version, load)
+            old = steps.cached_spec(url, row.sequence_id, row.version, load)
+            current = steps.cached_spec(url, row.sequence_id, current_version, load)
             positions[key] = steps.locate(old, current, current_version, row.step_id)
         return positions[key]
 

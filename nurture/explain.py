@@ -4,14 +4,15 @@ runs, and the sends of unclear fate waiting to be settled."""
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from nurture.enrollment import spec_of
+from nurture.enrollment import latest_decision
 from nurture.leads import find_lead, funnel_names
 from nurture.schedule import step_due
 from nurture.settle import command
 from nurture.spec.durations import format_duration
 from nurture.spec.models import SequenceSpec, StepBase
+from nurture.steps import spec_of
 from nurture.store import decisions
 from nurture.store.tables import Enrollment, Execution, Lead, MatchDecision, SequenceVersion
 
@@ -22,11 +23,7 @@ def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
     """The lead's matching decision and, for each enrollment, its steps and the next due one."""
     lead = find_lead(session, ref)
     funnels = funnel_names(session)
-    decision = session.exec(
-        select(MatchDecision)
-        .where(MatchDecision.lead_id == lead.id)
-        .order_by(col(MatchDecision.id).desc())
-    ).first()
+    decision = latest_decision(session, lead.id)
     enrollments = session.exec(
         select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(Enrollment.id)
     ).all()

@@ -13,6 +13,7 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from nurture import consent
+from nurture.enrollment import latest_decision
 from nurture.errors import NurtureError
 from nurture.leads import (
     LeadInput,
@@ -28,7 +29,7 @@ from nurture.leads import (
     update_lead,
     upsert_key,
 )
-from nurture.store.tables import Enrollment, IngestKey, Lead, MatchDecision, Sequence
+from nurture.store.tables import Enrollment, IngestKey, Lead, Sequence
 
 EventType = Literal[
     "convert", "status", "score", "temperature", "tag", "custom", "inbound", "opt-out", "opt-in"
@@ -74,11 +75,7 @@ def ingest(
 
 def standing(session: Session, lead: Lead) -> Outcome:
     """The lead's latest match decision and enrollment, as a replayed outcome."""
-    decision = session.exec(
-        select(MatchDecision)
-        .where(MatchDecision.lead_id == lead.id)
-        .order_by(col(MatchDecision.id).desc())
-    ).first()
+    decision = latest_decision(session, lead.id)
     enrollment = session.exec(
         select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(col(Enrollment.id).desc())
     ).first()

@@ -8,7 +8,8 @@ from sqlmodel import Session, col, select
 
 from nurture.errors import NotFound, NurtureError
 from nurture.plan import Plan
-from nurture.project import Project, did_you_mean
+from nurture.project import Project
+from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.edit import chain, drop_key, edit_text, set_key
 from nurture.spec.names import slugify
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion

@@ -26,12 +26,12 @@ from sqlmodel import Session
 from nurture import steps
 from nurture.completion import Job, transition
 from nurture.control import CONTROL_STEP
-from nurture.enrollment import spec_of
 from nurture.errors import NotFound, NurtureError
 from nurture.schedule import step_due
 from nurture.sequences import find
 from nurture.spec.diagnostics import did_you_mean
 from nurture.stats import Window
+from nurture.steps import spec_of
 from nurture.store import bulk, queries
 from nurture.store.tables import (
     Enrollment,

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from nurture import funnels, sequences
-from nurture.enrollment import spec_of
 from nurture.errors import Conflict, NotFound, NurtureError
 from nurture.plan import Plan, SequenceChange, stored_sequences
 from nurture.project import Project
@@ -27,6 +26,7 @@ from nurture.spec.models import SequenceSpec
 from nurture.spec.names import numeric_id, slugify
 from nurture.spec.positions import Loc
 from nurture.spec.templates import check_template, template_fields
+from nurture.steps import spec_of
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
 from nurture.sync import apply_changes, change_files, take_turn
 

@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from nurture.channels import OutgoingMessage
-from nurture.enrollment import first_step, spec_of
+from nurture.enrollment import first_step
 from nurture.schedule import step_due, window_zone
 from nurture.spec.durations import format_duration
 from nurture.spec.models import SequenceSpec
+from nurture.steps import spec_of
 from nurture.store.tables import Appointment, Enrollment, Execution, Lead, SequenceVersion, Task
 
 RANKS = {"event": 0, "step": 1, "end": 2}

@@ -12,9 +12,9 @@ from nurture.channels.memory import MemoryChannel
 from nurture.dispatch import EngineConfig
 from nurture.project import Project
 from nurture.schedule import step_due
-from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
 from nurture.spec.templates import COACH_KEYS
+from nurture.steps import spec_of
 from nurture.store.db import Store
 from nurture.store.tables import Enrollment, Execution, Lead, Sequence, SequenceVersion
 from nurture.sync import apply_changes, plan_project
@@ -44,7 +44,7 @@ def enroll(store: Store, sequence: str, now: datetime = T0, **lead: Any) -> int:
                 SequenceVersion.version == row.current_version,
             )
         ).scalar_one()
-        spec = SequenceSpec.model_validate(definition | {"tests": []})
+        spec = spec_of(definition)
         values = {"name": "Sam Carter", "email": "sam@example.com", "phone": "+15555550100"} | lead
         values.setdefault("first_name", values["name"].split()[0])
         values |= {"created_at": now, "updated_at": now}
