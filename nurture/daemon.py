@@ -80,14 +80,12 @@ class Daemon:
 
     def drain(self, report: dispatch.Report | None = None) -> int:
         """Run every due step now; returns how many ran."""
-        total = 0
-        engine, channels = self.engine, self.channels
-        for done in dispatch.batches(
-            self.store, self.clock, engine, channels, report, self.stopping
-        ):
-            total += done
-            self.executed += done  # the heartbeat shows it while a long drain goes on
-        return total
+        return dispatch.drain(
+            self.store, self.clock, self.engine, self.channels, report, self.stopping, self._ran
+        )
+
+    def _ran(self, steps: int) -> None:
+        self.executed += steps  # batch by batch: the heartbeat shows it while a long drain goes on
 
     def tick(self) -> None:
         """Dispatch, then sleep until the next due step or the poll interval, whichever is first."""

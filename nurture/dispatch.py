@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -81,27 +81,12 @@ def drain(
     channels: Channels,
     report: Report | None = None,
     stopping: threading.Event | None = None,
+    each: Callable[[int], None] | None = None,
 ) -> int:
     """Run batch after batch of the steps due at `now` (a time, or a clock read before each
-    batch) until none is left or `stopping` is set; how many steps ran."""
-    return sum(batches(store, now, config, channels, report, stopping))
-
-
-def batches(
-    store: Store,
-    now: datetime | Clock,
-    config: EngineConfig,
-    channels: Channels,
-    report: Report | None = None,
-    stopping: threading.Event | None = None,
-) -> Iterator[int]:
-    """drain's batches, one at a time: how many steps each ran (none left: the end)."""
+    batch) until none is left or `stopping` is set; how many steps ran (`each` hears each batch's)."""
     clock = now if callable(now) else lambda: now
-    while not (stopping and stopping.is_set()):
-        done = run_due(store, clock(), config, channels, report)
-        if done == 0:
-            return
-        yield done
+    return _repeat(lambda: run_due(store, clock(), config, channels, report), stopping, each)
 
 
 def settle_held(
@@ -114,12 +99,22 @@ def settle_held(
     stopping: threading.Event | None = None,
 ) -> int:
     """settle_unknown batch after batch until none is left or `stopping` is set; how many."""
+    return _repeat(lambda: settle_unknown(store, now, config, channels, before, report), stopping)
+
+
+def _repeat(
+    batch: Callable[[], int],
+    stopping: threading.Event | None,
+    each: Callable[[int], None] | None = None,
+) -> int:
     total = 0
     while not (stopping and stopping.is_set()):
-        done = settle_unknown(store, now, config, channels, before, report)
+        done = batch()
         if done == 0:
             break
         total += done
+        if each:
+            each(done)
     return total
 
 
