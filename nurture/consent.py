@@ -12,9 +12,9 @@ from sqlalchemy import Connection, bindparam, insert, update
 from sqlmodel import Session, select
 
 from nurture.channels.unsubscribe import read_token
-from nurture.contacts import ContactError, normalize_phone
+from nurture.contacts import normalize_phone
 from nurture.enrollment import stop_enrollments_on_reply
-from nurture.errors import ConfigError, NotFound, NurtureError
+from nurture.errors import ConfigError, ContactError, NotFound, NurtureError
 from nurture.store.tables import ConsentEvent, Lead
 
 CHANNELS = ("whatsapp", "sms", "email")

@@ -14,19 +14,12 @@ from sqlmodel import Session
 from nurture.channels import OutgoingMessage, TemporaryFailure
 from nurture.consent import inbound
 from nurture.enrollment import stopped_text
-from nurture.errors import NurtureError
+from nurture.errors import InvalidEvent
 from nurture.leads import LeadInput, LeadRules, clean, convert, set_values
 from nurture.spec.actions import MESSAGE_ACTIONS
 from nurture.spec.events import Event, parse_event
 from nurture.spec.models import SequenceSpec
 from nurture.store.tables import Lead
-
-
-class InvalidEvent(NurtureError):
-    """An event is not one, or cannot apply to this dry run (a step the sequence does not have).
-
-    The message starts with the event's text; the caller says where it came from (`--event`).
-    """
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from nurture import consent
 from nurture.enrollment import latest_decision
-from nurture.errors import NurtureError
+from nurture.errors import KeyReused, NurtureError
 from nurture.leads import (
     LeadInput,
     LeadRules,
@@ -85,16 +85,6 @@ def standing(session: Session, lead: Lead) -> Outcome:
     name = session.get(Sequence, enrollment.sequence_id).name
     step, due = enrollment.step_id, enrollment.next_run_at
     return Outcome(lead.id, False, name, reason, step, due, replayed=True)
-
-
-class KeyReused(NurtureError):
-    """An Idempotency-Key sent again with another body: replaying the first answer would hide it."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(
-            f"Idempotency-Key {key!r} was used with a different body: "
-            "send the first body again, or a new key for another lead"
-        )
 
 
 def recall_many(session: Session, keys: set[str]) -> dict[str, IngestKey]:

@@ -9,16 +9,15 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from nurture.contacts import ContactError, first_name, normalize_email, normalize_phone
+from nurture.contacts import first_name, normalize_email, normalize_phone
 from nurture.enrollment import enroll, stop_enrollments_on_conversion
-from nurture.errors import Conflict, NotFound
+from nurture.errors import Conflict, ContactError, InvalidLead, NotFound
 from nurture.lead_fields import (
     MAX_LENGTH,
     MOST_TAGS,
     PHONE_AS_GIVEN,
     SCORE_DIGITS,
     TAG_LENGTH,
-    InvalidLead,
     check_field,
     check_text,
     shown,

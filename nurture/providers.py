@@ -15,8 +15,8 @@ from nurture.channels import (
 )
 from nurture.channels.config import Providers
 from nurture.channels.live import EmailNotification, StoredOnly, Unconfigured, provider
-from nurture.contacts import ContactError, normalize_email, normalize_phone
-from nurture.errors import NurtureError
+from nurture.contacts import normalize_email, normalize_phone
+from nurture.errors import ContactError, NurtureError
 from nurture.spec.actions import CONTENT_SID
 
 

@@ -26,7 +26,7 @@ from sqlmodel import Session
 from nurture import steps
 from nurture.completion import Job, transition
 from nurture.control import CONTROL_STEP
-from nurture.errors import NotFound, NurtureError
+from nurture.errors import BadFilter, NotFound
 from nurture.schedule import step_due
 from nurture.sequences import find
 from nurture.spec.diagnostics import did_you_mean
@@ -52,14 +52,6 @@ EFFECTS = {
 
 enrollment, execution = Enrollment.__table__, Execution.__table__
 sequence, lead = Sequence.__table__, Lead.__table__
-
-
-class BadFilter(NurtureError):
-    """A decision or a filter of `settle` names nothing there is; `field` says which."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, func, literal_column, select
 from sqlmodel import Session
 
 from nurture.enrollment import LIVE
-from nurture.errors import NurtureError
+from nurture.errors import BadWindow
 from nurture.spec.durations import parse_duration
 from nurture.spec.times import check_span, check_time
 from nurture.store.aggregates import (
@@ -31,10 +31,6 @@ from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision, Sequen
 enrollment = Enrollment.__table__
 SUCCEEDED = ("sent", "done")
 TOP_REASONS = 5
-
-
-class BadWindow(NurtureError):
-    """--since or --until is neither a duration nor a date, or since is after until."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
 from nurture import funnels, sequences
-from nurture.errors import Conflict, NotFound, NurtureError
+from nurture.errors import Conflict, InvalidSequence, NotFound, NurtureError
 from nurture.plan import Plan, SequenceChange, stored_sequences
 from nurture.project import Project
 from nurture.spec.diagnostics import data_problems
@@ -24,30 +24,10 @@ from nurture.spec.files import SequenceFile
 from nurture.spec.keys import union_tags
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import numeric_id, slugify
-from nurture.spec.positions import Loc
 from nurture.spec.templates import check_template, template_fields
 from nurture.steps import spec_of
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
 from nurture.sync import apply_changes, change_files, take_turn
-
-
-class InvalidSequence(NurtureError):
-    """A sequence given as data is invalid: the first problem, the others listed after it.
-
-    `field` is the path of the first problem; `problems` holds (path, message) of each.
-    """
-
-    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
-        (loc, message), *others = problems
-        listed = "; ".join(f"{_dotted(at) or 'body'}: {text}" for at, text in others)
-        super().__init__(f"{message} (and {len(others)} more: {listed})" if others else message)
-        self.field = _dotted(loc) or None
-        self.problems = problems
-
-
-def _dotted(path: Loc) -> str:
-    """A path in the data as it was sent: `steps.0.actionType`."""
-    return ".".join(str(part) for part in path)
 
 
 def parse_spec(data: Any, coach_keys: frozenset[str] | None = None) -> SequenceSpec:

@@ -5,7 +5,8 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nurture.contacts import ContactError, normalize_email, normalize_phone, phones_ahead
+from nurture.contacts import normalize_email, normalize_phone, phones_ahead
+from nurture.errors import ContactError
 
 
 def validator(address: str) -> str | None:

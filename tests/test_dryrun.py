@@ -12,7 +12,8 @@ from nurture.channels.memory import MemoryChannel
 from nurture.daemon import Daemon, DaemonOptions
 from nurture.dispatch import EngineConfig
 from nurture.dryrun import Project, Scenario, dry_run, lead_input
-from nurture.events import Failures, InvalidEvent, happen, schedule
+from nurture.errors import InvalidEvent
+from nurture.events import Failures, happen, schedule
 from nurture.leads import LeadRules, add_lead
 from nurture.project import Project as ProjectFiles
 from nurture.spec.cases import CaseLead

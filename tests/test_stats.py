@@ -9,9 +9,9 @@ from enrolling import T0, apply, drain, enroll
 from sqlmodel import select
 
 from nurture.channel_stats import channel_figures
+from nurture.errors import BadWindow
 from nurture.leads import LeadInput, LeadRules, add_lead
 from nurture.stats import (
-    BadWindow,
     Window,
     funnel_figures,
     parse_when,

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from nurture import ingest
 from nurture.api.deps import Context
 from nurture.arrivals import Arrival, arrive_many
-from nurture.errors import NurtureError
+from nurture.errors import KeyReused, NurtureError
 
 log = logging.getLogger("nurture.api")
 BATCH = 500
@@ -138,6 +138,6 @@ class Batcher:
         for index, source in copies:
             found, key = results[source], items[index].key
             if digests[index] != digests[source]:
-                found = ingest.KeyReused(key)  # type: ignore[arg-type] - a copy has a key
+                found = KeyReused(key)  # type: ignore[arg-type] - a copy has a key
             results[index] = found | {"replayed": True} if isinstance(found, dict) else found
         return results  # type: ignore[return-value] - every slot is filled

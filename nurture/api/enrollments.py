@@ -11,8 +11,9 @@ from nurture.api.auth import Require
 from nurture.api.deps import Ctx
 from nurture.api.errors import ERRORS
 from nurture.api.leads import Answer
+from nurture.errors import BadWindow
 from nurture.spec.base import SpecModel, located_error
-from nurture.stats import BadWindow, Window, parse_when
+from nurture.stats import Window, parse_when
 from nurture.tokens import Caller
 
 router = APIRouter(prefix="/api/enrollments", tags=["enrollments"], responses=ERRORS)

@@ -13,21 +13,22 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from nurture.errors import (
+    BadFilter,
     ConfigError,
     Conflict,
+    InvalidLead,
+    InvalidSequence,
     InvalidState,
+    KeyReused,
     NotFound,
     NurtureError,
     SpecError,
     StoreError,
 )
-from nurture.ingest import KeyReused
-from nurture.leads import InvalidLead
-from nurture.settle import BadFilter
 from nurture.spec.diagnostics import data_problems, error_message
 from nurture.spec.models import SequenceSpec
 from nurture.store.engine import reason
-from nurture.stored import InvalidSequence, field_path
+from nurture.stored import field_path
 
 log = logging.getLogger("nurture.api")
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nurture.errors import ConfigError
+from nurture.errors import ChannelError, ConfigError
 
 if TYPE_CHECKING:
     from nurture.channels.config import Providers
@@ -43,7 +43,7 @@ class SendResult:
     outbox: dict[str, Any] | None = field(default=None, compare=False)
 
 
-class TemporaryFailure(Exception):
+class TemporaryFailure(ChannelError):
     """The send may succeed later (a timeout, a rate limit, a provider outage): retried with backoff.
 
     `retry_after` (seconds) is the provider's `Retry-After`: the retry waits at least that long.
@@ -64,7 +64,7 @@ def _bounded(seconds: float | None) -> float | None:
     return min(max(seconds, 0.0), LONGEST_RETRY_AFTER)
 
 
-class PermanentFailure(Exception):
+class PermanentFailure(ChannelError):
     """The send cannot succeed (no address, invalid number, rejected content): never retried.
 
     `unsubscribed`: the provider says the recipient opted out with it (Twilio 21610); the
@@ -76,7 +76,7 @@ class PermanentFailure(Exception):
         self.unsubscribed = unsubscribed
 
 
-class UncertainSend(Exception):
+class UncertainSend(ChannelError):
     """The request may have reached the provider: a timeout or a dropped connection after it was
     written, or a reply lost after the provider took the message. Never retried blindly: the
     engine settles it (the channel's `settle`, where the provider can tell) or holds it for a

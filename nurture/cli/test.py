@@ -15,8 +15,7 @@ from nurture.cli import timeline_view as view
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.dryrun import DryRun, Project, Scenario, dry_run, lead_input
-from nurture.errors import NurtureError
-from nurture.events import InvalidEvent
+from nurture.errors import InvalidEvent, NurtureError
 from nurture.junit import write_junit
 from nurture.leads import LeadRules
 from nurture.project import Project as ProjectFiles
