@@ -43,12 +43,16 @@ class InvalidState(NurtureError):
     """The thing exists but its state does not allow what was asked (pausing a finished enrollment)."""
 
 
-class Conflict(NurtureError):
-    """The change clashes with what exists (a name taken, a rename); `field` names the value."""
+class FieldError(NurtureError):
+    """An error about one value: `field` names it (the API's `field`), where there is one."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class Conflict(FieldError):
+    """The change clashes with what exists (a name taken, a rename); `field` names the value."""
 
 
 class InvalidToken(NurtureError):
@@ -59,21 +63,13 @@ class BadWindow(NurtureError):
     """--since or --until is neither a duration nor a date, or since is after until."""
 
 
-class BadFilter(NurtureError):
+class BadFilter(FieldError):
     """A filter (of `logs`, or a decision or filter of `settle`) names nothing there is;
     `field`, where given, says which."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
-
-class InvalidLead(NurtureError):
+class InvalidLead(FieldError):
     """A lead's data cannot be stored; the message names the field and the reason."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class ContactError(NurtureError):
