@@ -1,3 +1,5 @@
 """nurture: lead-nurturing sequences as code."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("nurture")  # the one place it is written is pyproject.toml

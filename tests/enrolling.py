@@ -7,17 +7,17 @@ from typing import Any
 from builders import write
 from sqlalchemy import insert, select
 
-from nurture import dispatch
 from nurture.channels.memory import MemoryChannel
-from nurture.dispatch import EngineConfig
-from nurture.project import Project
-from nurture.schedule import step_due
+from nurture.engine import dispatch
+from nurture.engine.dispatch import EngineConfig
+from nurture.project.layout import Project
+from nurture.project.sync import apply_changes, plan_project
+from nurture.rules.schedule import step_due
+from nurture.rules.steps import spec_of
 from nurture.spec.names import slugify
 from nurture.spec.templates import COACH_KEYS
-from nurture.steps import spec_of
 from nurture.store.db import Store
 from nurture.store.tables import Enrollment, Execution, Lead, Sequence, SequenceVersion
-from nurture.sync import apply_changes, plan_project
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday
 COACH = {"name": "Coach Kim", "email": "kim@example.com", "booking_url": "https://x.test/book"}

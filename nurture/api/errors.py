@@ -25,10 +25,10 @@ from nurture.errors import (
     SpecError,
     StoreError,
 )
+from nurture.project.stored import field_path
 from nurture.spec.diagnostics import data_problems, error_message
 from nurture.spec.models import SequenceSpec
-from nurture.store.engine import reason
-from nurture.stored import field_path
+from nurture.store.connect import reason
 
 log = logging.getLogger("nurture.api")
 

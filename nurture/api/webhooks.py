@@ -17,11 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
-from nurture import callbacks, consent
 from nurture.api.deps import Context, Ctx
 from nurture.api.errors import ERRORS
+from nurture.engine import callbacks
 from nurture.errors import NotFound
-from nurture.lead_fields import text_problem
+from nurture.leads import consent
+from nurture.leads.fields import text_problem
 
 log = logging.getLogger("nurture.api")
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"], responses=ERRORS)

@@ -8,10 +8,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import providers
 from nurture.channels.redact import redact, secrets_of
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
+from nurture.engine import providers
 from nurture.errors import NurtureError
 
 app = typer.Typer(help="Channels: check the providers, send a test message.", no_args_is_help=True)

@@ -10,11 +10,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import control, settle
 from nurture.cli.context import state
 from nurture.cli.output import note, out, plural, print_json
+from nurture.engine import control
+from nurture.engine.delivery import settle
 from nurture.errors import Aborted
-from nurture.stats import Window
+from nurture.rules.periods import Window
 
 app = typer.Typer(
     help="Leads in sequences: list, advance, pause, resume, stop, settle.", no_args_is_help=True

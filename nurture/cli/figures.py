@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.output import out
-from nurture.report import duration, percent
+from nurture.insights.report import duration, percent
 
 SEQUENCE_COLUMNS = {
     "assigned": "assigned", "active": "active", "completed": "completed",

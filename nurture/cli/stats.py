@@ -9,15 +9,15 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import logs as log_service
-from nurture import sequences
 from nurture.cli import figures
 from nurture.cli.context import state
 from nurture.cli.output import json_text, note, out, print_json
 from nurture.errors import NurtureError
-from nurture.leads import find_funnel, find_lead
-from nurture.report import StatsRequest, gather, render_html, report_data
-from nurture.stats import Window, parse_when
+from nurture.insights import logs as log_service
+from nurture.insights.report import StatsRequest, gather, render_html, report_data
+from nurture.leads.records import find_funnel, find_lead
+from nurture.project import sequences
+from nurture.rules.periods import Window, parse_when
 from nurture.store.db import open_store
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]

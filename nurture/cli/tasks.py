@@ -7,9 +7,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import tasks as service
 from nurture.cli.context import state
 from nurture.cli.output import out, print_json
+from nurture.leads import tasks as service
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 tasks = typer.Typer(help="Follow-up tasks create_task steps left.", no_args_is_help=True)

@@ -3,10 +3,10 @@
 from rich.markup import escape
 from rich.table import Table
 
-from nurture.cases import CaseResult
 from nurture.cli.output import out
-from nurture.dryrun import DryRun
-from nurture.timeline import Row, local_time
+from nurture.insights.timeline import Row, local_time
+from nurture.simulate.cases import CaseResult
+from nurture.simulate.dryrun import DryRun
 
 STYLES = {"sent": "green", "done": "green", "skipped": "yellow", "retry": "magenta"}
 STYLES |= {"failed": "red", "unknown": "red", "event": "cyan", "converted": "bold cyan"}
