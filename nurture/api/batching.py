@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from nurture.api.deps import Context
-from nurture.errors import NurtureError
+from nurture.errors import KeyReused, NurtureError
 from nurture.leads import ingest
 from nurture.leads.arrivals import Arrival, arrive_many
 
@@ -138,6 +138,6 @@ class Batcher:
         for index, source in copies:
             found, key = results[source], items[index].key
             if digests[index] != digests[source]:
-                found = ingest.KeyReused(key)  # type: ignore[arg-type] - a copy has a key
+                found = KeyReused(key)  # type: ignore[arg-type] - a copy has a key
             results[index] = found | {"replayed": True} if isinstance(found, dict) else found
         return results  # type: ignore[return-value] - every slot is filled

@@ -4,12 +4,13 @@ runs, and the sends of unclear fate waiting to be settled."""
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from nurture.engine.delivery.settle import command
-from nurture.leads.enrollment import spec_of
+from nurture.leads.enrollment import latest_decision
 from nurture.leads.records import find_lead, funnel_names
 from nurture.rules.schedule import step_due
+from nurture.rules.steps import spec_of
 from nurture.spec.durations import format_duration
 from nurture.spec.models import SequenceSpec, StepBase
 from nurture.store import decisions
@@ -22,11 +23,7 @@ def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
     """The lead's matching decision and, for each enrollment, its steps and the next due one."""
     lead = find_lead(session, ref)
     funnels = funnel_names(session)
-    decision = session.exec(
-        select(MatchDecision)
-        .where(MatchDecision.lead_id == lead.id)
-        .order_by(col(MatchDecision.id).desc())
-    ).first()
+    decision = latest_decision(session, lead.id)
     enrollments = session.exec(
         select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(Enrollment.id)
     ).all()
