@@ -1,5 +1,6 @@
 """nurture.testing as a user's own tests use it: a sequence file, a lead, what it receives and when."""
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,3 +102,19 @@ def test_each_project_store_is_fresh(welcome: Path):
     with project_store(project) as second, second.session() as session:
         assert session.exec(select(Sequence.name)).all() == ["Welcome"]
         assert session.exec(select(Lead)).all() == []
+
+
+def test_the_readmes_python_tests_pass_in_a_new_project(tmp_path: Path, run):
+    assert run("init", cwd=tmp_path).exit_code == 0
+    namespace: dict = {}
+    exec(compile(python_example(), "README.md", "exec"), namespace)
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert len(tests) == 2
+    for test in tests:
+        test()
+
+
+def python_example() -> str:
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Testing your sequences from Python", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
