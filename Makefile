@@ -3,23 +3,31 @@ PY := $(VENV)/bin/python
 NURTURE := $(VENV)/bin/nurture
 DEMO_DIR ?= $(shell mktemp -d /tmp/nurture-demo.XXXXXX)
 
-.PHONY: install lock demo test lint bench schema migration clean
+.PHONY: install lock demo test lint types docs bench schema migration clean
 
-# Installs exactly the versions in requirements.lock (`make lock` writes it anew from pyproject.toml).
+# The extras requirements.lock pins (each one is a [project.optional-dependencies] list).
+LOCK_EXTRAS := test lint docs
+
+# Installs exactly the files in requirements.lock, each checked against its hash, then nurture
+# itself (editable, built by the locked setuptools); `make lock` writes the lock anew.
 $(VENV)/.installed: pyproject.toml requirements.lock
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet pip==26.3
-	$(VENV)/bin/pip install --quiet -c requirements.lock -e '.[test]'
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements.lock
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(VENV)/.installed
 
-# The newest versions pyproject.toml allows, resolved in a fresh environment and pinned.
+# make lock: resolves pyproject.toml again, keeping each pin that still fits (a dependency added,
+# dropped or re-bounded changes only what it must); make lock UPGRADE=1: the newest it allows.
 lock:
 	rm -rf .lock-venv && python3 -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet pip==26.3 && .lock-venv/bin/pip install --quiet '.[test]'
-	{ echo "# make lock: every package nurture and its tests install, pinned"; \
-	  .lock-venv/bin/pip freeze --exclude nurture; } > requirements.lock
+	.lock-venv/bin/pip install --quiet pip==26.3 pip-tools==7.6.2
+	CUSTOM_COMPILE_COMMAND="make lock" .lock-venv/bin/pip-compile --quiet --generate-hashes \
+	  --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --build-deps-for editable $(if $(UPGRADE),--upgrade) $(addprefix --extra ,$(LOCK_EXTRAS)) \
+	  --output-file requirements.lock pyproject.toml
 	rm -rf .lock-venv build
 
 demo: install
@@ -31,6 +39,16 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check nurture tests bench
 	$(VENV)/bin/ruff format --check nurture tests bench
+	$(VENV)/bin/lint-imports
+
+# The docs site in site/, from docs/ and mkdocs.yml; offline (no CDN, no web fonts), and any
+# warning (a broken link or anchor, a page left out of the nav) fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# The type checker, configured in pyproject.toml ([tool.mypy]); not yet part of lint (MYPY.md).
+types: install
+	$(VENV)/bin/mypy
 
 # make bench [ENROLLMENTS=100000] [LEADS=20000] [STATS_ENROLLMENTS=1000000]: engine throughput,
 # steady-state lag, the 1,000,000-enrollment scale case and import speed on SQLite, and on
@@ -57,4 +75,4 @@ migration: install
 	$(PY) -c 'import sys; from nurture.store.migrate import new_revision; print(new_revision(sys.argv[1]))' "$(MESSAGE)"
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

@@ -28,8 +28,8 @@ from pathlib import Path
 import sqlalchemy
 from sqlalchemy import func, select
 
+from nurture.store.connect import normalize_url
 from nurture.store.db import open_store
-from nurture.store.engine import normalize_url
 from nurture.store.tables import Enrollment, Lead
 
 SEQUENCE = """\

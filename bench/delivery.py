@@ -35,7 +35,7 @@ from pathlib import Path
 from engine import ONE_SEQUENCE, fresh_store, markdown, nurture_command, project_with
 from sqlalchemy import func, select
 
-from nurture.cli import engine as cli_engine
+from nurture.cli import run as cli_engine
 from nurture.store.db import open_store
 from nurture.store.tables import Execution
 from nurture.testing import enroll_many

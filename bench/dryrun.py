@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from nurture.cases import run_cases
-from nurture.dryrun import Project, Scenario, dry_run, lead_input
+from nurture.simulate.cases import run_cases
+from nurture.simulate.dryrun import Project, Scenario, dry_run, lead_input
 from nurture.spec.cases import CaseLead
 from nurture.spec.files import load_sequences
 

@@ -39,8 +39,8 @@ import sqlalchemy
 from sqlalchemy import make_url, select, text
 
 from nurture.store import bulk
+from nurture.store.connect import normalize_url
 from nurture.store.db import Store, open_store
-from nurture.store.engine import normalize_url
 from nurture.store.tables import Execution
 from nurture.testing import enroll_many
 

@@ -25,10 +25,10 @@ from pathlib import Path
 import sqlalchemy
 from sqlalchemy import text
 
-from nurture.report import StatsRequest, gather
-from nurture.stats import Window
+from nurture.insights.report import StatsRequest, gather
+from nurture.rules.periods import Window
+from nurture.store.connect import normalize_url
 from nurture.store.db import open_store
-from nurture.store.engine import normalize_url
 
 SEQUENCES, STEPS, EXECUTIONS_PER_ENROLLMENT = 10, 5, 5
 BASE = "2025-01-01 00:00:00"

@@ -1,8 +1,9 @@
 """nurture: lead-nurturing sequences as code."""
 
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = version("nurture")  # the one place it is written is pyproject.toml
 
 if TYPE_CHECKING:
     from nurture.cli.runner import Result, invoke

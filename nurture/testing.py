@@ -21,14 +21,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from nurture.cases import DEFAULT_START
 from nurture.channels.memory import MemoryChannel
-from nurture.dryrun import DryRun, Project, Scenario, lead_input, memory_store
-from nurture.dryrun import dry_run as simulate
 from nurture.errors import ProjectNotFound
-from nurture.leads import LeadRules
-from nurture.project import Project as ProjectFiles
+from nurture.insights.timeline import Row
+from nurture.leads.records import LeadRules
+from nurture.project.layout import Project as ProjectFiles
 from nurture.settings import PROJECT_FILE, CoachSettings, Settings, find_project, load_settings
+from nurture.simulate.cases import DEFAULT_START
+from nurture.simulate.dryrun import DryRun, Project, Scenario, lead_input, memory_store
+from nurture.simulate.dryrun import dry_run as simulate
 from nurture.spec.cases import CaseLead
 from nurture.spec.durations import parse_duration
 from nurture.spec.files import YAML_SUFFIXES, SequenceFile, load_sequences
@@ -36,7 +37,6 @@ from nurture.spec.times import check_span
 from nurture.store import bulk
 from nurture.store.db import Store
 from nurture.store.tables import Enrollment, Lead, Sequence, SequenceVersion
-from nurture.timeline import Row
 
 __all__ = [
     "DryRun",
@@ -61,11 +61,10 @@ def load_project(source: Source = ".") -> Project:
         settings = load_settings(paths[0])
         files = ProjectFiles.from_settings(settings).files()
         return _project(files, settings.project_dir, settings)
-    settings = _enclosing_settings(paths[0] if paths else Path.cwd())
-    coach = settings.coach if settings else CoachSettings()
+    enclosing = _enclosing_settings(paths[0] if paths else Path.cwd())
+    coach = enclosing.coach if enclosing else CoachSettings()
     files = load_sequences(paths, coach_keys=frozenset(coach.model_dump()))
-    root = settings.project_dir if settings else Path.cwd()
-    return _project(files, root, settings)
+    return _project(files, enclosing.project_dir if enclosing else Path.cwd(), enclosing)
 
 
 def _project(files: list[SequenceFile], root: Path, settings: Settings | None) -> Project:
@@ -164,14 +163,24 @@ def dry_run(
     2025-01-06 09:00 UTC, so a test gives the same result every day. With `sequence` None the
     `funnel`'s matching chooses, as `nurture leads add` does.
     """
-    is_file = isinstance(sequence, Path) or Path(sequence or "").suffix.lower() in YAML_SUFFIXES
-    if not isinstance(project, Project):
-        project = load_project(project if project is not None else sequence if is_file else ".")
-    name = _name_of(project, Path(sequence)) if is_file and sequence else sequence
+    name, project = _resolve(sequence, project)
     person = lead if isinstance(lead, CaseLead) else CaseLead.model_validate(dict(lead or {}))
     span = check_span(parse_duration(until)) if isinstance(until, str) else until
-    scenario = Scenario(lead_input(person), start, name and str(name), funnel, tuple(events), span)
+    scenario = Scenario(lead_input(person), start, name, funnel, tuple(events), span)
     return DryRunResult(simulate(project, scenario), start)
+
+
+def _resolve(
+    sequence: str | Path | None, project: Source | Project | None
+) -> tuple[str | None, Project]:
+    """A sequence file runs in the project around it; a name, in `project` (default: here)."""
+    is_file = isinstance(sequence, Path) or Path(sequence or "").suffix.lower() in YAML_SUFFIXES
+    file = Path(sequence) if is_file and sequence is not None else None
+    if not isinstance(project, Project):
+        project = load_project(project if project is not None else file or ".")
+    if file is None:
+        return (None if sequence is None else str(sequence)), project
+    return _name_of(project, file), project
 
 
 def _name_of(project: Project, path: Path) -> str:

@@ -19,8 +19,8 @@ from sqlmodel import select
 
 from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure
 from nurture.channels.memory import MemoryChannel
-from nurture.dispatch import run_due
-from nurture.leads import LeadInput, LeadRules, add_lead, convert
+from nurture.engine.dispatch import run_due
+from nurture.leads.records import LeadInput, LeadRules, add_lead, convert
 from nurture.store.db import open_store
 from nurture.store.tables import Enrollment, Lead
 

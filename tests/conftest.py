@@ -10,8 +10,8 @@ import sqlalchemy
 
 import nurture
 from nurture.cli.runner import Result
+from nurture.store.connect import normalize_url
 from nurture.store.db import Store, open_store
-from nurture.store.engine import normalize_url
 
 for _name in list(os.environ):
     if _name.startswith("NURTURE_") and _name != "NURTURE_TEST_DATABASE_URL":

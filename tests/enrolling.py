@@ -8,15 +8,15 @@ from builders import write
 from sqlalchemy import insert, select
 
 from nurture.channels.memory import MemoryChannel
-from nurture.dispatch import run_due
-from nurture.project import Project
-from nurture.schedule import step_due
+from nurture.engine.dispatch import run_due
+from nurture.project.layout import Project
+from nurture.project.sync import apply_changes, plan_project
+from nurture.rules.schedule import step_due
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
 from nurture.spec.templates import COACH_KEYS
 from nurture.store.db import Store
 from nurture.store.tables import Enrollment, Execution, Lead, Sequence, SequenceVersion
-from nurture.sync import apply_changes, plan_project
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)  # a Monday
 COACH = {"name": "Coach Kim", "email": "kim@example.com", "booking_url": "https://x.test/book"}

@@ -19,7 +19,7 @@ from enrolling import T0, apply, drain, enroll, lead_of
 
 from nurture.channels import OutgoingMessage, TemporaryFailure
 from nurture.channels.memory import MemoryChannel
-from nurture.leads import LeadRules, convert
+from nurture.leads.records import LeadRules, convert
 from nurture.store.db import Store
 from nurture.store.tables import Lead
 

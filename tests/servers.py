@@ -357,6 +357,7 @@ class FakeTwilio(Recorder):
     module's docstring) make it slow, late, dropped, busy, failing or resetting."""
 
     hold: threading.Event | None = None
+    lookups = True  # False: listing messages is refused, so no send can be settled by a lookup
 
     def __init__(self, faults: Faults | None = None) -> None:
         super().__init__(faults)
@@ -375,6 +376,8 @@ class FakeTwilio(Recorder):
             fault = self.faults.draw() if self.faults else None
             return replace(self.faulty(request.form, fault), hold=self.hold)
         if path == MESSAGES and request.method == "GET":
+            if not self.lookups:  # an account whose key may send but not read the log
+                return error(403, 20008, "Resource not accessible with this credential")
             return self.listing(request.query)
         return error(404, 20404, f"The requested resource {path} was not found")
 

@@ -10,12 +10,12 @@ from serving import serving, token
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from nurture import arrivals, consent, ingest
 from nurture.api import batching
 from nurture.api.batching import Pending
-from nurture.arrivals import Arrival
 from nurture.errors import StoreError
-from nurture.leads import LeadInput
+from nurture.leads import arrivals, consent, ingest
+from nurture.leads.arrivals import Arrival
+from nurture.leads.records import LeadInput
 from nurture.store.tables import Enrollment, IngestKey, Lead
 
 WARM = {"lead_temperature": ["Warm", "Hot"], "lead_score": {"min": 30, "max": 70}}

@@ -22,13 +22,13 @@ from schemathesis.checks import (
 )
 
 from nurture.api.app import create_app
-from nurture.ingest import ingest
-from nurture.leads import LeadInput, LeadRules
-from nurture.project import Project
+from nurture.leads.ingest import ingest
+from nurture.leads.records import LeadInput, LeadRules
+from nurture.project.layout import Project
+from nurture.project.sync import apply_changes, plan_project
 from nurture.settings import load_settings
 from nurture.store.db import open_store
-from nurture.sync import apply_changes, plan_project
-from nurture.tokens import create_token
+from nurture.store.tokens import create_token
 
 CHECKS = [
     not_a_server_error,
@@ -37,7 +37,7 @@ CHECKS = [
     content_type_conformance,
 ]
 TOKEN: dict[str, str] = {}
-FOLLOW_UP = (files("nurture.examples") / "consultation-follow-up.yaml").read_text()
+FOLLOW_UP = (files("nurture.project.examples") / "consultation-follow-up.yaml").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ from serving import serving
 from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
-from nurture import consent
 from nurture.api import webhooks
 from nurture.channels import channels_for
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
+from nurture.leads import consent
 from nurture.settings import load_settings
 from nurture.store.tables import Execution, Lead, ProviderCallback
 

@@ -12,7 +12,7 @@ from serving import serving
 from nurture.channels import channels_for
 from nurture.channels.config import SmtpConfig
 from nurture.channels.unsubscribe import make_token
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
 from nurture.settings import load_settings
 from nurture.store.tables import Lead
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from nurture.channels import channels_for
 from nurture.channels.memory import MemoryChannel
 from nurture.channels.outbox import OutboxChannel
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
 from nurture.store import bulk, queries
 from nurture.store.tables import Enrollment, Execution, OutboxMessage
 

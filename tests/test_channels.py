@@ -10,7 +10,7 @@ from sqlalchemy import select
 from nurture.channels import OutgoingMessage, channels_for
 from nurture.channels.console import ConsoleChannel
 from nurture.channels.memory import MemoryChannel
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
 from nurture.errors import ConfigError
 from nurture.store.tables import OutboxMessage
 

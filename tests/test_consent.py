@@ -8,9 +8,9 @@ import pytest
 from builders import sequence, step, write
 from enrolling import T0, apply, drain, enroll, enrollment, executions
 
-from nurture import consent
 from nurture.channels.unsubscribe import make_token
 from nurture.errors import NotFound
+from nurture.leads import consent
 from nurture.store.db import open_store
 from nurture.store.tables import Lead
 

@@ -5,7 +5,7 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nurture.contacts import ContactError, normalize_email, normalize_phone, phones_ahead
+from nurture.rules.contacts import ContactError, normalize_email, normalize_phone, phones_ahead
 
 
 def validator(address: str) -> str | None:
@@ -79,12 +79,14 @@ def test_phones_are_e164_and_bad_ones_say_why():
 
 
 def test_phones_worked_out_ahead_in_a_helper_match_the_direct_answers(monkeypatch):
-    monkeypatch.setattr("nurture.contacts.PARALLEL_FROM", 1)
+    monkeypatch.setattr("nurture.rules.contacts.PARALLEL_FROM", 1)
     batches = [["+1 650 555 0199", "+1 650 555"], ["650 555 0198"]]
     with phones_ahead(batches, "US") as ready:
         ready(0)
         ready(1)
-    monkeypatch.setattr("nurture.contacts._phone", None)  # the answers must come from the helper
+    monkeypatch.setattr(
+        "nurture.rules.contacts._phone", None
+    )  # the answers must come from the helper
     assert normalize_phone("+1 650 555 0199", "US") == "+16505550199"
     assert normalize_phone("650 555 0198", "US") == "+16505550198"
     with pytest.raises(ContactError, match="invalid phone '\\+1 650 555': not a valid number"):
@@ -92,7 +94,7 @@ def test_phones_worked_out_ahead_in_a_helper_match_the_direct_answers(monkeypatc
 
 
 def test_a_helper_that_dies_leaves_the_work_to_normalize_phone(monkeypatch):
-    monkeypatch.setattr("nurture.contacts.PARALLEL_FROM", 1)
+    monkeypatch.setattr("nurture.rules.contacts.PARALLEL_FROM", 1)
     monkeypatch.setattr("sys.executable", "/bin/false")
     with phones_ahead([["+1 212 555 0142"]], None) as ready:
         ready(0)

@@ -1,6 +1,7 @@
 """A daemon killed after the provider took a message but before the send was recorded:
-the message is never sent again; the step is marked unknown for a human to check. A daemon
-killed in the middle of a large batch leaves at most its senders' sends unclear."""
+the message is never sent again; the next daemon asks Twilio, or holds the step unknown for a
+human when Twilio cannot tell. A daemon killed in the middle of a large batch leaves at most
+its senders' sends unclear."""
 
 import json
 import signal
@@ -48,8 +49,25 @@ class SlowTwilio(FakeTwilio):
         return replace(super().answer(request), delay=self.delay)
 
 
-def test_a_daemon_killed_mid_send_never_sends_the_message_twice(
-    store: Store, project: Path, store_url: str, run
+def kill_mid_send(project: Path, store_url: str, twilio: FakeTwilio) -> subprocess.Popen:
+    """A daemon killed once Twilio took the message, before it answered; a second one started."""
+    first = daemon(project, store_url)
+    assert twilio.received.wait(60), "the daemon never sent"
+    first.send_signal(signal.SIGKILL)  # Twilio has the message; the daemon never heard back
+    first.communicate(timeout=30)
+    twilio.hold.set()
+    return daemon(project, store_url)
+
+
+def stopped(second: subprocess.Popen) -> str:
+    second.send_signal(signal.SIGTERM)
+    _, err = second.communicate(timeout=30)
+    assert second.returncode == 0, err
+    return err
+
+
+def test_a_send_a_killed_daemon_left_unclear_is_found_at_twilio_and_the_lead_moves_on(
+    store: Store, project: Path, store_url: str
 ):
     twilio = FakeTwilio()
     twilio.hold = threading.Event()
@@ -57,21 +75,36 @@ def test_a_daemon_killed_mid_send_never_sends_the_message_twice(
         configure(project, api)
         apply(store, project, sequence("Texts", step("Hello"), step("Again", delay_days=1)))
         enrollment_id = enroll(store, "Texts", now=datetime.now(UTC))
+        second = kill_mid_send(project, store_url, twilio)
+        try:
+            wait_until(lambda: enrollment(store, enrollment_id).step_id == "again", timeout=60)
+        finally:
+            log = stopped(second)
 
-        first = daemon(project, store_url)
-        assert twilio.received.wait(60), "the daemon never sent"
-        first.send_signal(signal.SIGKILL)  # Twilio has the message; the daemon never heard back
-        first.communicate(timeout=30)
-        assert executions(store, enrollment_id)[0].status == "sending"
+    [taken] = twilio.messages
+    assert len(twilio.sent()) == 1, "the message was sent twice"
+    [execution] = executions(store, enrollment_id)
+    assert (execution.status, execution.provider_id) == ("sent", taken["sid"])
+    assert execution.detail["settled"] == "found at the provider by a lookup"
+    assert enrollment(store, enrollment_id).status == "active"
+    assert '"event": "settled", "sends": 1' in log
 
-        twilio.hold.set()
-        second = daemon(project, store_url)
+
+def test_a_send_twilio_cannot_tell_about_is_held_unknown_never_sent_twice(
+    store: Store, project: Path, store_url: str, run
+):
+    twilio = FakeTwilio()
+    twilio.hold, twilio.lookups = threading.Event(), False
+    with twilio.serving() as api:
+        configure(project, api)
+        apply(store, project, sequence("Texts", step("Hello"), step("Again", delay_days=1)))
+        enrollment_id = enroll(store, "Texts", now=datetime.now(UTC))
+        assert executions(store, enrollment_id) == []
+        second = kill_mid_send(project, store_url, twilio)
         try:
             wait_until(lambda: enrollment(store, enrollment_id).status == "unknown", timeout=60)
         finally:
-            second.send_signal(signal.SIGTERM)
-            out, err = second.communicate(timeout=30)
-        assert second.returncode == 0, err
+            stopped(second)
 
     assert len(twilio.sent()) == 1, "the message was sent twice"
     [execution] = executions(store, enrollment_id)

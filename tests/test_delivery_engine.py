@@ -14,8 +14,8 @@ from sqlalchemy import insert, select
 
 from nurture.channels import SendResult, TemporaryFailure, UncertainSend
 from nurture.channels.memory import MemoryChannel
-from nurture.daemon import Daemon, DaemonOptions
-from nurture.dispatch import Report, run_due, settle_unknown
+from nurture.engine.daemon import Daemon, DaemonOptions
+from nurture.engine.dispatch import Report, run_due, settle_unknown
 from nurture.store.db import Store
 from nurture.store.tables import Enrollment, Execution
 from nurture.testing import enroll_many

@@ -9,7 +9,7 @@ from enrolling import T0, apply, drain, enroll, enrollment, executions, lead_of,
 from sqlalchemy import text
 
 from nurture.channels.memory import MemoryChannel
-from nurture.dispatch import next_due, release, rescue_leases
+from nurture.engine.dispatch import next_due, release, rescue_leases
 from nurture.store import queries
 from nurture.store.db import open_store
 from nurture.testing import enroll_many

@@ -9,16 +9,16 @@ from enrolling import COACH, apply
 
 from nurture.channels import KINDS
 from nurture.channels.memory import MemoryChannel
-from nurture.daemon import Daemon, DaemonOptions
-from nurture.dryrun import Project, Scenario, dry_run, lead_input
-from nurture.events import Failures, InvalidEvent, happen, schedule
-from nurture.leads import LeadRules, add_lead
-from nurture.project import Project as ProjectFiles
+from nurture.engine.daemon import Daemon, DaemonOptions
+from nurture.insights.timeline import read
+from nurture.leads.records import LeadRules, add_lead
+from nurture.project.layout import Project as ProjectFiles
+from nurture.simulate.dryrun import Project, Scenario, dry_run, lead_input
+from nurture.simulate.events import Failures, InvalidEvent, happen, schedule
 from nurture.spec.cases import CaseLead
 from nurture.spec.templates import COACH_KEYS
 from nurture.store.db import Store
 from nurture.store.tables import Lead
-from nurture.timeline import read
 
 MONDAY = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 WINDOW = {"days": "mon-fri", "start": "09:00", "end": "17:00", "holidays": "US"}

@@ -12,7 +12,7 @@ from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure
 from nurture.channels.config import Providers, SmtpConfig, UnsubscribeConfig
 from nurture.channels.smtp import SmtpChannel
 from nurture.channels.unsubscribe import read_token
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
 
 SECRET = "unsubscribe-secret"
 PAGE = "https://coach.example.com/unsubscribe/{token}"

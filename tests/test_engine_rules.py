@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 
 from nurture.channels import PermanentFailure, TemporaryFailure
 from nurture.channels.memory import MemoryChannel
-from nurture.dispatch import next_due
+from nurture.engine.dispatch import next_due
 from nurture.store.tables import Appointment, Execution, Notification, Task
 
 

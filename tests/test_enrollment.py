@@ -8,7 +8,7 @@ import pytest
 from builders import sequence, step, write
 from sqlmodel import select
 
-from nurture.leads import LeadInput, LeadRules, add_lead, convert, find_lead
+from nurture.leads.records import LeadInput, LeadRules, add_lead, convert, find_lead
 from nurture.store.decisions import candidates_of
 from nurture.store.tables import Enrollment, MatchDecision
 

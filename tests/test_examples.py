@@ -50,12 +50,14 @@ def test_the_warm_lead_welcome_is_written_with_the_seeds_camel_case_keys():
 
 @pytest.mark.parametrize("name", sorted(INIT_EXAMPLES))
 def test_nurture_init_ships_the_same_files(name: str):
-    packaged = resources.files("nurture.examples").joinpath(name).read_bytes()
-    assert packaged == (SEQUENCES / name).read_bytes(), f"cp sequences/{name} nurture/examples/"
+    packaged = resources.files("nurture.project.examples").joinpath(name).read_bytes()
+    assert packaged == (SEQUENCES / name).read_bytes(), (
+        f"cp sequences/{name} nurture/project/examples/"
+    )
 
 
 def test_nurture_init_ships_only_those_examples():
-    packaged = {entry.name for entry in resources.files("nurture.examples").iterdir()}
+    packaged = {entry.name for entry in resources.files("nurture.project.examples").iterdir()}
     assert {name for name in packaged if name.endswith(".yaml")} == INIT_EXAMPLES
 
 

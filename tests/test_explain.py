@@ -9,9 +9,9 @@ from builders import sequence, step, write
 from sqlmodel import select
 from test_settle import crash_mid_send
 
-from nurture.enrollment import spec_of
-from nurture.leads import LeadInput, LeadRules, add_lead
-from nurture.schedule import step_due
+from nurture.leads.enrollment import spec_of
+from nurture.leads.records import LeadInput, LeadRules, add_lead
+from nurture.rules.schedule import step_due
 from nurture.store.tables import Enrollment, Execution, SequenceVersion
 
 TUESDAY = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)  # 10:00 in New York; Thursday is Thanksgiving

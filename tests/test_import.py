@@ -7,7 +7,7 @@ import pytest
 from builders import sequence, write
 from sqlalchemy import select
 
-from nurture.import_rows import header_key
+from nurture.leads.import_rows import header_key
 from nurture.store.tables import MatchCandidates
 
 CSV = """\
@@ -141,7 +141,7 @@ def test_a_lead_twice_in_one_file_is_rejected_the_second_time(nurture, project):
 
 def test_batches_written_while_the_next_is_read(nurture, project, monkeypatch):
     """One row a batch: on Postgres each batch is written while the next one is read."""
-    monkeypatch.setattr("nurture.imports.BATCH", 1)
+    monkeypatch.setattr("nurture.leads.imports.BATCH", 1)
     path = project / "leads.csv"
     path.write_text(
         "name,email,score,temperature,funnel\nAna,ana@example.com,10,Warm,website\n"
@@ -179,8 +179,10 @@ def test_headers_map_by_alias():
 def test_a_large_import_normalises_phones_in_a_helper_with_the_same_results(
     nurture, project, monkeypatch
 ):
-    monkeypatch.setattr("nurture.contacts.PARALLEL_FROM", 1)  # this small file counts as large
-    monkeypatch.setattr("nurture.imports.BATCH", 2)
+    monkeypatch.setattr(
+        "nurture.rules.contacts.PARALLEL_FROM", 1
+    )  # this small file counts as large
+    monkeypatch.setattr("nurture.leads.imports.BATCH", 2)
     rows = ["Name,Email,Phone,Temperature"]
     rows += [f"Lead {n},lead{n}@example.com,+1 415 555 {100 + n:04d},Warm" for n in range(5)]
     rows += [

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from nurture.channels import TemporaryFailure
 from nurture.channels.memory import MemoryChannel
-from nurture.dispatch import next_due
+from nurture.engine.dispatch import next_due
 from nurture.spec.times import LATEST_YEAR, LONGEST_WAIT, TEN_YEARS
 from nurture.store.tables import Appointment, SequenceVersion, Task
 

@@ -1,9 +1,9 @@
-"""Matching rules: which sequence a lead gets, and why (nurture.matching)."""
+"""Matching rules: which sequence a lead gets, and why (nurture.rules.matching)."""
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from nurture.matching import Candidate, check_conditions, choose
+from nurture.rules.matching import Candidate, check_conditions, choose
 from nurture.spec.conditions import StepConditions, TriggerConditions
 
 

@@ -14,7 +14,7 @@ from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure
 from nurture.channels.config import NotificationsConfig, Providers
 from nurture.channels.slack import SlackChannel
 from nurture.channels.webhook import WebhookChannel
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
 from nurture.store.tables import Notification
 
 SECRET = "webhook-secret"

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from builders import SEED_WARM_LEAD, sequence, step, write
 
-from nurture.plan import step_changes
+from nurture.project.plan import step_changes
 from nurture.spec.models import SequenceSpec
 
 

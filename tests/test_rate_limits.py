@@ -33,7 +33,7 @@ from nurture.channels.ratelimit import (
     SharedRateLimiter,
     batch_within,
 )
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
 from nurture.errors import StoreError
 from nurture.store import slots
 from nurture.store.db import open_store

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from nurture.schedule import fit_window, step_due
+from nurture.rules.schedule import fit_window, step_due
 from nurture.spec.models import SequenceSpec
 from nurture.spec.window import SendWindow
 

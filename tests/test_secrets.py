@@ -15,7 +15,7 @@ from nurture.channels import OutgoingMessage, TemporaryFailure
 from nurture.channels.config import NotificationsConfig, Providers
 from nurture.channels.live import build
 from nurture.channels.redact import redact, shown, url_secrets
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
 
 HOOK = "/services/T0001/B0001/hook-secret-path"
 SECRET = "hook-secret-path"

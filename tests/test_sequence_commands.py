@@ -217,9 +217,9 @@ def test_deleting_and_restoring_the_same_content_makes_no_new_version(nurture, p
 def test_when_the_store_write_fails_the_file_is_put_back(project, store, monkeypatch):
     from datetime import UTC, datetime
 
-    from nurture import sequences as catalog
-    from nurture import sync
-    from nurture.project import Project
+    from nurture.project import sequences as catalog
+    from nurture.project import sync
+    from nurture.project.layout import Project
     from nurture.spec.templates import COACH_KEYS
 
     path = write(project, "alpha.yaml", COMMENTED)

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from test_crash_send import daemon
 from test_daemon import wait_until
 
-from nurture import settle
 from nurture.channels.memory import MemoryChannel
 from nurture.cli import enrollments as enrollments_cli
+from nurture.engine.delivery import settle
 from nurture.store import bulk, queries
 from nurture.store.db import Store, open_store
 from nurture.store.tables import Enrollment, Execution
@@ -360,7 +360,7 @@ def test_a_send_a_killed_daemon_left_unclear_settled_as_sent_goes_on_with_the_ne
     opened: Store, project, store_url: str, nurture
 ):
     twilio = FakeTwilio()
-    twilio.hold = threading.Event()
+    twilio.hold, twilio.lookups = threading.Event(), False  # Twilio cannot tell: a human decides
     with twilio.serving() as api:
         (project / "nurture.toml").write_text(
             f'[twilio]\naccount_sid = "{ACCOUNT_SID}"\nsms_from = "+15550001111"\napi_url = "{api}"\n'

@@ -8,16 +8,11 @@ from builders import sequence, step
 from enrolling import T0, apply, drain, enroll
 from sqlmodel import select
 
-from nurture.channel_stats import channel_figures
-from nurture.leads import LeadInput, LeadRules, add_lead
-from nurture.stats import (
-    BadWindow,
-    Window,
-    funnel_figures,
-    parse_when,
-    sequence_figures,
-)
-from nurture.step_stats import step_figures
+from nurture.insights.channel_stats import channel_figures
+from nurture.insights.stats import funnel_figures, sequence_figures
+from nurture.insights.step_stats import step_figures
+from nurture.leads.records import LeadInput, LeadRules, add_lead
+from nurture.rules.periods import BadWindow, Window, parse_when
 from nurture.store.tables import Funnel, Sequence
 
 

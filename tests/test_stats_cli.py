@@ -13,7 +13,7 @@ from builders import sequence, step, write
 from enrolling import T0, drain, enroll
 
 from nurture.cli import figures, output
-from nurture.logs import LogFilter, follow
+from nurture.insights.logs import LogFilter, follow
 from nurture.store.db import open_store
 
 

@@ -6,8 +6,8 @@ import histories
 import pytest
 from sqlalchemy import event
 
-from nurture.report import StatsRequest, gather
-from nurture.stats import Window
+from nurture.insights.report import StatsRequest, gather
+from nurture.rules.periods import Window
 
 VIEWS = [
     StatsRequest(Window()),

@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, update
 from test_daemon import start, wait_until
 from test_settle import crash_mid_send, recently
 
-from nurture.status import prune_workers
+from nurture.insights.status import prune_workers
 from nurture.store.db import Store
 from nurture.store.tables import Worker
 

@@ -14,11 +14,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel, select
 
 from nurture.errors import StoreError
-from nurture.leads import find_lead
+from nurture.leads.records import find_lead
 from nurture.store import migrate
+from nurture.store.connect import normalize_url
 from nurture.store.db import Store, open_store
 from nurture.store.decisions import candidates_id, candidates_of
-from nurture.store.engine import normalize_url
 from nurture.store.tables import Funnel, MatchDecision, include_object
 
 TABLES = {"sequence", "sequence_version", "step", "funnel", "funnel_assignment", "alembic_version"}

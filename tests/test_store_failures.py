@@ -7,7 +7,7 @@ import sqlalchemy
 from builders import sequence, step, write
 from sqlalchemy.exc import DBAPIError
 
-from nurture.store.engine import normalize_url
+from nurture.store.connect import normalize_url
 
 REFUSE_LEADS = {  # a trigger an administrator added: every new lead is refused
     "sqlite": [

@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nurture.actions import render
 from nurture.channels import PermanentFailure
+from nurture.engine.actions import render
 from nurture.spec.limits import MAX_OUTPUT
 from nurture.spec.templates import check_template
 

@@ -11,8 +11,8 @@ from jinja2 import UndefinedError
 from jinja2.sandbox import SecurityError
 from serving import serving, token
 
-from nurture.actions import render
 from nurture.channels import PermanentFailure
+from nurture.engine.actions import render
 from nurture.spec.templates import (
     TemplateProblem,
     check_template,

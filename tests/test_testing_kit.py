@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
 from nurture.errors import NotFound, SpecError
 from nurture.store.tables import Lead, Sequence
 from nurture.testing import MemoryChannel, dry_run, enroll_many, load_project, project_store
 
+TESTING_PAGE = Path(__file__).parent.parent / "docs" / "concepts" / "testing.md"
 WELCOME = """\
 name: Welcome
 steps:
@@ -104,10 +105,10 @@ def test_each_project_store_is_fresh(welcome: Path):
         assert session.exec(select(Lead)).all() == []
 
 
-def test_the_readmes_python_tests_pass_in_a_new_project(tmp_path: Path, run):
+def test_the_python_tests_of_the_testing_page_pass_in_a_new_project(tmp_path: Path, run):
     assert run("init", cwd=tmp_path).exit_code == 0
     namespace: dict = {}
-    exec(compile(python_example(), "README.md", "exec"), namespace)
+    exec(compile(python_example(), str(TESTING_PAGE), "exec"), namespace)
     tests = [value for name, value in namespace.items() if name.startswith("test_")]
     assert len(tests) == 2
     for test in tests:
@@ -115,6 +116,6 @@ def test_the_readmes_python_tests_pass_in_a_new_project(tmp_path: Path, run):
 
 
 def python_example() -> str:
-    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    section = text.split("### Testing your sequences from Python", 1)[1]
+    text = TESTING_PAGE.read_text(encoding="utf-8")
+    section = text.split("## Testing your sequences from Python", 1)[1]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)

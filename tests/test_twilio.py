@@ -17,11 +17,11 @@ from servers import (
     error,
 )
 
-from nurture import consent
 from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure, channels_for
 from nurture.channels.config import Providers, TwilioConfig
 from nurture.channels.twilio import TwilioChannel
-from nurture.dispatch import run_due
+from nurture.engine.dispatch import run_due
+from nurture.leads import consent
 from nurture.store.tables import Lead
 
 SENDER = "+15550001111"

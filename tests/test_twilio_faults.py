@@ -56,7 +56,7 @@ def test_a_refused_connection_is_retried():
 
 def test_a_name_that_does_not_resolve_is_retried():
     with pytest.raises(TemporaryFailure, match="Twilio: could not connect: gaierror"):
-        channel("http://api.nurture-test.invalid").send(text())
+        channel("https://api.nurture-test.invalid").send(text())
 
 
 def test_a_connect_timeout_is_retried():

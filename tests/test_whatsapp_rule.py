@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nurture.channels import PermanentFailure
-from nurture.whatsapp import choose
+from nurture.rules.whatsapp import choose
 
 FREE_TEXT = """\
 name: Chat

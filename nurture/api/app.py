@@ -24,8 +24,8 @@ from nurture.api.batching import Batcher
 from nurture.api.deps import Context
 from nurture.api.limits import BodyLimit
 from nurture.errors import StoreError
-from nurture.leads import LeadRules
-from nurture.project import Project
+from nurture.leads.records import LeadRules
+from nurture.project.layout import Project
 from nurture.settings import Settings, load_settings
 from nurture.store import migrate
 from nurture.store.db import Store, create_engine

@@ -12,7 +12,7 @@ from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from nurture.api.deps import Context
-from nurture.tokens import Caller, Scope, authenticate, digest
+from nurture.store.tokens import Caller, Scope, authenticate, digest
 
 TRUST_SECONDS = 2.0
 MAX_TRUSTED = 1000

@@ -1,7 +1,7 @@
 """Group commit for the funnel webhook: the requests that wait together share one transaction.
 
 One writer thread takes every lead queued since its last batch, stores them set-based
-(nurture.arrivals) and commits once, so a burst costs one fsync, not one per lead. If the
+(nurture.leads.arrivals) and commits once, so a burst costs one fsync, not one per lead. If the
 batch fails as a whole (a conflict with another process), each lead is retried alone.
 """
 
@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from nurture import ingest
 from nurture.api.deps import Context
-from nurture.arrivals import Arrival, arrive_many
 from nurture.errors import NurtureError
+from nurture.leads import ingest
+from nurture.leads.arrivals import Arrival, arrive_many
 
 log = logging.getLogger("nurture.api")
 BATCH = 500

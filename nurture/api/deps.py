@@ -5,8 +5,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from nurture.leads import LeadRules
-from nurture.project import Project
+from nurture.leads.records import LeadRules
+from nurture.project.layout import Project
 from nurture.settings import Settings
 from nurture.store.db import Store
 

@@ -6,14 +6,14 @@ from typing import Annotated, Literal, Self
 from fastapi import APIRouter, Depends
 from pydantic import AfterValidator, Field, PrivateAttr, model_validator
 
-from nurture import settle
 from nurture.api.auth import Require
 from nurture.api.deps import Ctx
 from nurture.api.errors import ERRORS
 from nurture.api.leads import Answer
+from nurture.engine.delivery import settle
+from nurture.rules.periods import BadWindow, Window, parse_when
 from nurture.spec.base import SpecModel, located_error
-from nurture.stats import BadWindow, Window, parse_when
-from nurture.tokens import Caller
+from nurture.store.tokens import Caller
 
 router = APIRouter(prefix="/api/enrollments", tags=["enrollments"], responses=ERRORS)
 Writer = Annotated[Caller, Depends(Require(("write",)))]

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from nurture.engine.delivery.settle import BadFilter
 from nurture.errors import (
     ConfigError,
     Conflict,
@@ -21,13 +22,12 @@ from nurture.errors import (
     SpecError,
     StoreError,
 )
-from nurture.ingest import KeyReused
-from nurture.leads import InvalidLead
-from nurture.settle import BadFilter
+from nurture.leads.ingest import KeyReused
+from nurture.leads.records import InvalidLead
+from nurture.project.stored import InvalidSequence, field_path
 from nurture.spec.diagnostics import data_problems, error_message
 from nurture.spec.models import SequenceSpec
-from nurture.store.engine import reason
-from nurture.stored import InvalidSequence, field_path
+from nurture.store.connect import reason
 
 log = logging.getLogger("nurture.api")
 

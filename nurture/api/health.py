@@ -14,7 +14,7 @@ from nurture.api.auth import allows
 from nurture.api.deps import Ctx, Store
 from nurture.api.errors import ERRORS, error_response
 from nurture.errors import StoreError
-from nurture.metrics import Figures, figures
+from nurture.insights.metrics import Figures, figures
 from nurture.store import migrate
 
 router = APIRouter(tags=["health"])

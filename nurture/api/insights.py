@@ -10,22 +10,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from pydantic import Field, field_validator
 
-from nurture import stored
 from nurture.api.auth import allows
 from nurture.api.deps import Ctx
 from nurture.api.errors import ERRORS
 from nurture.api.leads import Answer
 from nurture.api.sequences import Ref
-from nurture.dryrun import Project, Scenario, dry_run, lead_input
 from nurture.errors import NurtureError
-from nurture.report import StatsRequest, gather
+from nurture.insights.report import StatsRequest, gather
+from nurture.project import stored
+from nurture.rules.periods import Window
+from nurture.simulate.dryrun import Project, Scenario, dry_run, lead_input
 from nurture.spec.base import SpecModel
 from nurture.spec.cases import CaseLead
 from nurture.spec.durations import parse_duration
 from nurture.spec.events import EventText
 from nurture.spec.times import PAST_THE_CALENDAR, UsableTime, check_span
 from nurture.spec.window import TimeZoneName
-from nurture.stats import Window
 
 router = APIRouter(prefix="/api/nurturing-sequences", tags=["sequences"], responses=ERRORS)
 When = Annotated[
@@ -128,9 +128,13 @@ class DryRunIn(SpecModel):
         start = self.start or datetime.now(UTC).replace(second=0, microsecond=0)
         until: timedelta | None = parse_duration(self.until) if self.until else None
         return Scenario(
-            lead=lead_input(self.lead, self.tz), start=_aware(start), sequence=sequence,
-            funnel=self.funnel, events=tuple(self.events), until=until,
-        )  # fmt: skip
+            lead=lead_input(self.lead, self.tz),
+            start=_aware(start),
+            sequence=sequence,
+            funnel=self.funnel,
+            events=tuple(self.events),
+            until=until,
+        )
 
 
 def _aware(when: datetime) -> datetime:

@@ -1,6 +1,6 @@
 """Leads over HTTP: the funnel webhook (matched and enrolled at once), lookups, changes, events.
 
-Inbound-message, opt-out and opt-in events go through nurture.consent, as the CLI's do.
+Inbound-message, opt-out and opt-in events go through nurture.leads.consent, as the CLI's do.
 """
 
 from datetime import UTC, datetime
@@ -11,13 +11,14 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, AliasChoices, Field, StringConstraints, field_validator
 from sqlmodel import Session
 
-from nurture import ingest, leads
 from nurture.api.auth import allows
 from nurture.api.batching import Pending
 from nurture.api.deps import Ctx
 from nurture.api.errors import ERRORS
-from nurture.arrivals import Arrival
-from nurture.lead_fields import (
+from nurture.leads import ingest
+from nurture.leads import records as leads
+from nurture.leads.arrivals import Arrival
+from nurture.leads.fields import (
     FIELD_NAME_LENGTH,
     MAX_LENGTH,
     MOST_TAGS,
@@ -25,7 +26,7 @@ from nurture.lead_fields import (
     TAG_LENGTH,
     plain_text,
 )
-from nurture.leads import LeadInput, find_lead, lead_details
+from nurture.leads.records import LeadInput, find_lead, lead_details
 from nurture.spec.base import SpecModel
 from nurture.spec.window import TimeZoneName
 from nurture.store.tables import Lead
@@ -60,7 +61,7 @@ EXAMPLE = {
 
 
 def _text(limit: int, min_length: int | None = None) -> Any:
-    """Text the store can keep: `limit` characters at most (nurture.lead_fields), no NUL, no lone
+    """Text the store can keep: `limit` characters at most (nurture.leads.fields), no NUL, no lone
     surrogate; else a 422 naming the field."""
     constraints = StringConstraints(min_length=min_length, max_length=limit)
     return Annotated[str, constraints, AfterValidator(plain_text)]
@@ -89,7 +90,7 @@ class LeadFields(SpecModel):
     )
     tags: list[Tag] | None = Field(None, max_length=MOST_TAGS)
     timezone: TimeZoneName | None = None
-    fields: dict[str, Any] | None = Field(  # checked as the CLI's are (nurture.lead_fields)
+    fields: dict[str, Any] | None = Field(  # checked as the CLI's are (nurture.leads.fields)
         None, validation_alias=AliasChoices("fields", "customFields")
     )
     external_id: ExternalId | None = None
@@ -183,7 +184,7 @@ class LeadEvent(SpecModel):
     @field_validator("value")
     @classmethod
     def _storable(cls, value: str | int | None) -> str | int | None:
-        """Its length is the field's it sets (nurture.lead_fields, a 422 naming that field)."""
+        """Its length is the field's it sets (nurture.leads.fields, a 422 naming that field)."""
         return plain_text(value) if isinstance(value, str) else value
 
 

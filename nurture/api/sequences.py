@@ -13,11 +13,11 @@ from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_valida
 from pydantic.alias_generators import to_snake
 from sqlmodel import Session
 
-from nurture import sequences as catalog
-from nurture import stored
 from nurture.api.auth import allows
 from nurture.api.deps import Context, Ctx
 from nurture.api.errors import ERRORS
+from nurture.project import sequences as catalog
+from nurture.project import stored
 from nurture.spec.base import SpecModel
 from nurture.spec.models import Category, SequenceSpec
 from nurture.store.tables import Sequence

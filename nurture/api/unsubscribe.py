@@ -12,10 +12,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import HTMLResponse
 
-from nurture import consent
 from nurture.api.deps import Ctx
 from nurture.api.errors import status_of
 from nurture.errors import NurtureError
+from nurture.leads import consent
 
 router = APIRouter(tags=["unsubscribe"])
 Token = Annotated[str, Path(description="The signed token of an email's unsubscribe link.")]

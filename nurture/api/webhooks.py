@@ -17,11 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator
 
-from nurture import callbacks, consent
 from nurture.api.deps import Context, Ctx
 from nurture.api.errors import ERRORS
+from nurture.engine import callbacks
 from nurture.errors import NotFound
-from nurture.lead_fields import text_problem
+from nurture.leads import consent
+from nurture.leads.fields import text_problem
 
 log = logging.getLogger("nurture.api")
 router = APIRouter(prefix="/webhooks/twilio", tags=["webhooks"], responses=ERRORS)
@@ -89,9 +90,11 @@ async def delivery_status(request: Request, ctx: Ctx) -> Response:
     """A message's delivery status (Twilio's StatusCallback), stored with its execution."""
     form = await signed_form(request, ctx)
     delivery = callbacks.Delivery(
-        _field(form, "MessageSid"), _field(form, "MessageStatus").lower(),
-        form.get("ErrorCode") or None, form.get("ErrorMessage") or None,
-    )  # fmt: skip
+        _field(form, "MessageSid"),
+        _field(form, "MessageStatus").lower(),
+        form.get("ErrorCode") or None,
+        form.get("ErrorMessage") or None,
+    )
     key = f"twilio:status:{delivery.provider_id}:{delivery.status}"
     await run_in_threadpool(_once, ctx, key, lambda session, now: _deliver(session, delivery, now))
     return Response(status_code=204)
@@ -99,8 +102,11 @@ async def delivery_status(request: Request, ctx: Ctx) -> Response:
 
 def _deliver(session: Any, delivery: callbacks.Delivery, now: datetime) -> None:
     if callbacks.record_delivery(session, delivery, now) is None:
-        log.warning("Twilio status %s for %s: no message with that id", delivery.status,
-                    delivery.provider_id)  # fmt: skip
+        log.warning(
+            "Twilio status %s for %s: no message with that id",
+            delivery.status,
+            delivery.provider_id,
+        )
 
 
 @router.post("/inbound", response_class=Response, responses=TWIML, openapi_extra=INBOUND_FORM)

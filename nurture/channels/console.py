@@ -5,7 +5,7 @@ import sys
 import threading
 from typing import TextIO
 
-from nurture.channels import OutgoingMessage, SendResult
+from nurture.channels.protocol import OutgoingMessage, SendResult
 
 
 class ConsoleChannel:

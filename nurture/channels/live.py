@@ -7,8 +7,8 @@ a notification without one is kept in the store only (the notification row is th
 from contextlib import suppress
 from dataclasses import replace
 
-from nurture.channels import Channel, OutgoingMessage, PermanentFailure, SendResult
 from nurture.channels.config import Providers
+from nurture.channels.protocol import Channel, OutgoingMessage, PermanentFailure, SendResult
 
 
 class Unconfigured:

@@ -4,7 +4,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from nurture.channels import OutgoingMessage, SendResult
+from nurture.channels.protocol import OutgoingMessage, SendResult
 
 Behaviour = Callable[[OutgoingMessage], None]
 

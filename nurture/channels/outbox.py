@@ -6,7 +6,7 @@ the execution it belongs to: no extra transaction per message.
 
 import uuid
 
-from nurture.channels import OutgoingMessage, SendResult
+from nurture.channels.protocol import OutgoingMessage, SendResult
 
 
 class OutboxChannel:

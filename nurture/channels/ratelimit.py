@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Protocol
 
-from nurture.channels import (
+from nurture.channels.protocol import (
     Channel,
     OutgoingMessage,
     SendResult,

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from nurture.channels import PermanentFailure, TemporaryFailure
+from nurture.channels.protocol import PermanentFailure, TemporaryFailure
 
 if TYPE_CHECKING:
     from nurture.channels.config import Providers

@@ -12,8 +12,8 @@ from http.client import InvalidURL
 from slack_sdk.errors import SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
-from nurture.channels import OutgoingMessage, PermanentFailure, SendResult
 from nurture.channels.config import NotificationsConfig
+from nurture.channels.protocol import OutgoingMessage, PermanentFailure, SendResult
 from nurture.channels.redact import malformed, redact, shown, transport_failure, url_secrets
 from nurture.channels.webhook import http_failure
 

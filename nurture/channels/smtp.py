@@ -24,15 +24,15 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
-from nurture.channels import (
+from nurture.channels import unsubscribe as links
+from nurture.channels.config import SmtpConfig, UnsubscribeConfig
+from nurture.channels.protocol import (
     OutgoingMessage,
     PermanentFailure,
     SendResult,
     TemporaryFailure,
     UncertainSend,
 )
-from nurture.channels import unsubscribe as links
-from nurture.channels.config import SmtpConfig, UnsubscribeConfig
 from nurture.errors import ConfigError
 
 HEADERS = policy.default.clone(max_line_length=998)

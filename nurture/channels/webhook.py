@@ -14,8 +14,13 @@ import urllib.request
 from http.client import InvalidURL
 from typing import Any
 
-from nurture.channels import OutgoingMessage, PermanentFailure, SendResult, TemporaryFailure
 from nurture.channels.config import NotificationsConfig
+from nurture.channels.protocol import (
+    OutgoingMessage,
+    PermanentFailure,
+    SendResult,
+    TemporaryFailure,
+)
 from nurture.channels.redact import MalformedUrl, redact, shown, transport_failure, url_secrets
 
 USER_AGENT = "nurture-webhook/1"

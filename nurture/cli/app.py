@@ -15,7 +15,6 @@ from nurture.cli import (
     config,
     consent,
     db,
-    engine,
     enrollments,
     explain,
     funnels,
@@ -31,6 +30,7 @@ from nurture.cli import (
     tokens,
     validate,
 )
+from nurture.cli import run as run_command
 from nurture.cli import test as test_command
 from nurture.cli.context import Options, state
 from nurture.cli.output import error
@@ -131,7 +131,7 @@ app.command("schema")(schema.schema)
 app.command("plan")(plan.plan)
 app.command("apply")(plan.apply)
 app.command("explain")(explain.explain)
-app.command("run")(engine.run)
+app.command("run")(run_command.run)
 app.command("status")(status.status)
 app.command("test")(test_command.test)
 app.command("serve")(serve.serve)

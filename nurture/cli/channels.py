@@ -8,10 +8,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import providers
 from nurture.channels.redact import redact, secrets_of
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
+from nurture.engine import providers
 from nurture.errors import NurtureError
 
 app = typer.Typer(help="Channels: check the providers, send a test message.", no_args_is_help=True)
@@ -41,8 +41,10 @@ def check(
             table.add_row(result.channel, status, escape(result.detail))
         out.print(table)
     if state.settings.channel != "live":
-        note(f'note: channel = "{state.settings.channel}": `nurture run` uses these providers with '
-             '--channel live or channel = "live" in nurture.toml')  # fmt: skip
+        note(
+            f'note: channel = "{state.settings.channel}": `nurture run` uses these providers with '
+            '--channel live or channel = "live" in nurture.toml'
+        )
     if any(result.configured and not result.ok for result in results):
         raise typer.Exit(1)
 

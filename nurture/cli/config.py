@@ -6,7 +6,7 @@ import typer
 
 from nurture.cli.context import state
 from nurture.cli.output import print_json
-from nurture.store.engine import masked
+from nurture.store.connect import masked
 
 app = typer.Typer(help="Settings: show the effective configuration.", no_args_is_help=True)
 

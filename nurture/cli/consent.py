@@ -5,12 +5,12 @@ from typing import Annotated
 
 import typer
 
-from nurture import consent
 from nurture.cli.context import state
-from nurture.cli.engine import parse_now
 from nurture.cli.output import note
-from nurture.enrollment import stopped_text
-from nurture.leads import find_lead
+from nurture.cli.run import parse_now
+from nurture.leads import consent
+from nurture.leads.enrollment import stopped_text
+from nurture.leads.records import find_lead
 
 LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
 CHANNELS = Annotated[

@@ -7,7 +7,7 @@ import typer
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.store import migrate
-from nurture.store.engine import masked
+from nurture.store.connect import masked
 
 app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
 

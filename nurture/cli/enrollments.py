@@ -10,11 +10,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import control, settle
 from nurture.cli.context import state
 from nurture.cli.output import note, out, plural, print_json
+from nurture.engine import control
+from nurture.engine.delivery import settle
 from nurture.errors import Aborted
-from nurture.stats import Window
+from nurture.rules.periods import Window
 
 app = typer.Typer(
     help="Leads in sequences: list, advance, pause, resume, stop, settle.", no_args_is_help=True
@@ -42,9 +43,15 @@ def list_(
     for row in rows:
         due = f"{row['next_run_at']:%Y-%m-%d %H:%M}" if row["next_run_at"] else ""
         table.add_row(
-            str(row["id"]), escape(row["lead"]), escape(row["sequence"]), str(row["version"]),
-            row["status"], row["step_id"] or "", due, escape(row["exit_reason"] or ""),
-        )  # fmt: skip
+            str(row["id"]),
+            escape(row["lead"]),
+            escape(row["sequence"]),
+            str(row["version"]),
+            row["status"],
+            row["step_id"] or "",
+            due,
+            escape(row["exit_reason"] or ""),
+        )
     out.print(table)
 
 

@@ -8,7 +8,7 @@ from rich.markup import escape
 
 from nurture.cli.context import state
 from nurture.cli.output import out, plural, print_json
-from nurture.explain import explain as explain_lead
+from nurture.insights.explain import explain as explain_lead
 
 _STATES = {"next": "→", "pending": "·", "inactive": "·", "skipped": "↷", "unknown": "?"}
 _DONE = {"sent", "done"}

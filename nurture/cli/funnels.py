@@ -7,11 +7,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import funnels as service
 from nurture.cli.context import state
 from nurture.cli.output import out, print_json
 from nurture.cli.plan import show_plan
-from nurture.project import Project
+from nurture.project import funnels as service
+from nurture.project.layout import Project
 
 app = typer.Typer(help="Funnels (lead sources) and the sequences they offer.", no_args_is_help=True)
 SEQUENCES = Annotated[

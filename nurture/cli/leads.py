@@ -11,12 +11,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from nurture import leads as service
 from nurture.cli.context import state
 from nurture.cli.output import err, error, note, out, print_json
 from nurture.errors import NurtureError
-from nurture.imports import ImportResult, import_leads
-from nurture.leads import Arrival, LeadInput, LeadRules
+from nurture.leads import records as service
+from nurture.leads.imports import ImportResult, import_leads
+from nurture.leads.records import Arrival, LeadInput, LeadRules
 
 app = typer.Typer(help="Leads: add, import, update, convert, list, show.", no_args_is_help=True)
 

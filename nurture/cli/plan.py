@@ -11,9 +11,9 @@ from rich.markup import escape
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.errors import Aborted
-from nurture.plan import Plan, SequenceChange
-from nurture.project import Project
-from nurture.sync import apply_changes, plan_project
+from nurture.project.layout import Project
+from nurture.project.plan import Plan, SequenceChange
+from nurture.project.sync import apply_changes, plan_project
 
 JSON = Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")]
 PRUNE = Annotated[bool, typer.Option("--prune", help="Delete store sequences that have no file.")]

@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from nurture.cli.output import note, out
-from nurture.project import init_project
+from nurture.project.layout import init_project
 
 
 def init(

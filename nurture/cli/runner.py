@@ -22,10 +22,11 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from functools import cache
 
-import click
-from click.testing import CliRunner
+from typer.testing import CliRunner  # typer's, which isolates the click that typer bundles
+
+from nurture.cli.app import app
+from nurture.cli.context import state
 
 _one_at_a_time = threading.RLock()  # a command owns sys.stdout and sys.stderr while it runs
 
@@ -53,22 +54,12 @@ def invoke(
     (1, True)
     """
     with _one_at_a_time, _restored():
-        ran = CliRunner().invoke(_command(), list(args), input=input, env=env, prog_name="nurture")
+        ran = CliRunner().invoke(app, list(args), input=input, env=env, prog_name="nurture")
     escaped = None if isinstance(ran.exception, SystemExit) else ran.exception
     if escaped is None:
         return Result(ran.exit_code, ran.stdout, ran.stderr, ran.output)
     shown = "".join(traceback.format_exception(escaped))
     return Result(ran.exit_code, ran.stdout, ran.stderr + shown, ran.output + shown, escaped)
-
-
-@cache
-def _command() -> click.Command:
-    """The click command behind the typer app, built once (the app is fixed at import)."""
-    import typer
-
-    from nurture.cli.app import app
-
-    return typer.main.get_command(app)
 
 
 @contextmanager
@@ -83,8 +74,6 @@ def _restored() -> Iterator[None]:
 @contextmanager
 def _cli_state() -> Iterator[None]:
     """The global options and the settings cached for the command that is running."""
-    from nurture.cli.context import state
-
     saved = dict(state.__dict__)
     try:
         yield

@@ -8,14 +8,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import sequences as catalog
-from nurture import stored
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.cli.plan import show_plan
 from nurture.errors import Aborted
-from nurture.matching import wanted
-from nurture.project import Project
+from nurture.project import sequences as catalog
+from nurture.project import stored
+from nurture.project.layout import Project
+from nurture.rules.matching import wanted
 from nurture.spec.conditions import StepConditions, TriggerConditions
 from nurture.spec.models import Category
 

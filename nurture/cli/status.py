@@ -8,8 +8,8 @@ from rich.table import Table
 
 from nurture.cli.context import state
 from nurture.cli.output import out, plural, print_json
+from nurture.insights.status import daemon_status
 from nurture.spec.durations import format_duration
-from nurture.status import daemon_status
 from nurture.store.db import open_store
 
 

@@ -7,9 +7,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import tasks as service
 from nurture.cli.context import state
 from nurture.cli.output import out, print_json
+from nurture.leads import tasks as service
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 tasks = typer.Typer(help="Follow-up tasks create_task steps left.", no_args_is_help=True)
@@ -45,9 +45,14 @@ def list_tasks(
     table = Table("id", "lead", "task", "due (UTC)", "priority", "assignee", "done")
     for r in rows:
         table.add_row(
-            str(r["id"]), escape(r["lead"]), escape(r["title"]), _time(r["due_at"]),
-            r["priority"], escape(r["assignee"] or ""), _time(r["done_at"]),
-        )  # fmt: skip
+            str(r["id"]),
+            escape(r["lead"]),
+            escape(r["title"]),
+            _time(r["due_at"]),
+            r["priority"],
+            escape(r["assignee"] or ""),
+            _time(r["done_at"]),
+        )
     out.print(table)
 
 
@@ -71,9 +76,13 @@ def list_appointments(json: JSON = False) -> None:
     table = Table("id", "lead", "appointment", "starts (UTC)", "minutes", "location")
     for r in rows:
         table.add_row(
-            str(r["id"]), escape(r["lead"]), escape(r["title"]), _time(r["starts_at"]),
-            str(r["duration_minutes"]), escape(r["location"] or ""),
-        )  # fmt: skip
+            str(r["id"]),
+            escape(r["lead"]),
+            escape(r["title"]),
+            _time(r["starts_at"]),
+            str(r["duration_minutes"]),
+            escape(r["location"] or ""),
+        )
     out.print(table)
 
 

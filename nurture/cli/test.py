@@ -10,16 +10,16 @@ import typer
 import yaml
 from pydantic import ValidationError
 
-from nurture.cases import run_cases
 from nurture.cli import timeline_view as view
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
-from nurture.dryrun import DryRun, Project, Scenario, dry_run, lead_input
 from nurture.errors import NurtureError
-from nurture.events import InvalidEvent
-from nurture.junit import write_junit
-from nurture.leads import LeadRules
-from nurture.project import Project as ProjectFiles
+from nurture.leads.records import LeadRules
+from nurture.project.layout import Project as ProjectFiles
+from nurture.simulate.cases import run_cases
+from nurture.simulate.dryrun import DryRun, Project, Scenario, dry_run, lead_input
+from nurture.simulate.events import InvalidEvent
+from nurture.simulate.junit import write_junit
 from nurture.spec.cases import CaseLead
 from nurture.spec.diagnostics import error_message
 from nurture.spec.durations import parse_duration
@@ -60,9 +60,13 @@ def test(
     if junit is not None:
         raise NurtureError("--junit reports test cases: run `nurture test` without a lead")
     scenario = Scenario(
-        lead=lead_input(_lead(lead, lead_field or []), _zone(tz)), start=_start(start),
-        sequence=sequence, funnel=funnel, events=tuple(event or []), until=_until(until),
-    )  # fmt: skip
+        lead=lead_input(_lead(lead, lead_field or []), _zone(tz)),
+        start=_start(start),
+        sequence=sequence,
+        funnel=funnel,
+        events=tuple(event or []),
+        until=_until(until),
+    )
     began = time.perf_counter()
     try:
         run = dry_run(project, scenario)

@@ -3,10 +3,10 @@
 from rich.markup import escape
 from rich.table import Table
 
-from nurture.cases import CaseResult
 from nurture.cli.output import out
-from nurture.dryrun import DryRun
-from nurture.timeline import Row, local_time
+from nurture.insights.timeline import Row, local_time
+from nurture.simulate.cases import CaseResult
+from nurture.simulate.dryrun import DryRun
 
 STYLES = {"sent": "green", "done": "green", "skipped": "yellow", "retry": "magenta"}
 STYLES |= {"failed": "red", "unknown": "red", "event": "cyan", "converted": "bold cyan"}
@@ -42,9 +42,13 @@ def timeline_table(run: DryRun) -> Table:
     table.add_column("outcome", overflow="fold", min_width=12, ratio=2)
     for row in run.rows:
         table.add_row(
-            local_time(row.at, run.zone), f"{row.at:%m-%d %H:%M}", _step(row),
-            row.action or "", escape(_short(row.detail)), _outcome(row),
-        )  # fmt: skip
+            local_time(row.at, run.zone),
+            f"{row.at:%m-%d %H:%M}",
+            _step(row),
+            row.action or "",
+            escape(_short(row.detail)),
+            _outcome(row),
+        )
     return table
 
 

@@ -7,9 +7,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from nurture import tokens as service
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
+from nurture.store import tokens as service
 
 app = typer.Typer(help="Bearer tokens of `nurture serve`.", no_args_is_help=True)
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]

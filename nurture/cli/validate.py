@@ -8,7 +8,7 @@ import typer
 from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
 from nurture.errors import ProjectNotFound
-from nurture.leads import LeadRules
+from nurture.leads.records import LeadRules
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.files import CheckResult, check_files, shown
 from nurture.spec.lint import lint, silenced

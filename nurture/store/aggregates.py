@@ -15,7 +15,6 @@ from sqlalchemy import (
     extract,
     func,
     select,
-    true,
 )
 
 
@@ -86,13 +85,3 @@ def medians(
         )
         found[tuple(group)] = connection.execute(select(func.avg(middle.c.value))).scalar()
     return found
-
-
-def within(column: Any, since: Any, until: Any) -> ColumnElement[bool]:
-    """`since <= column < until`, either end open when None."""
-    parts = [true()]
-    if since is not None:
-        parts.append(column >= since)
-    if until is not None:
-        parts.append(column < until)
-    return and_(*parts)

@@ -3,7 +3,7 @@
     with open_store(settings.database) as store, store.session() as session:
         session.add(...)
 
-See nurture.store.engine for SQLite's WAL mode, busy timeout and `BEGIN IMMEDIATE`.
+See nurture.store.connect for SQLite's WAL mode, busy timeout and `BEGIN IMMEDIATE`.
 """
 
 from collections.abc import Iterator
@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from nurture.errors import StoreError
 from nurture.store import migrate
-from nurture.store.engine import BEGIN_MODE, create_engine, engine_for, reported
+from nurture.store.connect import BEGIN_MODE, create_engine, engine_for, reported
 
 STORE_ERRORS = (StoreError, SQLAlchemyError)
 """A store that failed (an outage, a lost connection): what callers catch to carry on."""

@@ -19,7 +19,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, exc, text
 
 from nurture.errors import StoreError
-from nurture.store.engine import BEGIN_MODE, engine_for, masked, reason, sqlite_path
+from nurture.store.connect import BEGIN_MODE, engine_for, masked, reason, sqlite_path
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_LOCK = 0x6E757274  # "nurt": the Postgres advisory lock held while upgrading

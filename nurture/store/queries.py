@@ -182,7 +182,7 @@ def next_due(connection: Connection) -> datetime | None:
 
 _LEAD_COLUMNS = ("id", "name", "first_name", "email", "phone", "source", "status", "temperature")
 _LEAD_COLUMNS += ("score", "tags", "timezone", "funnel_id", "fields", "opted_out", "created_at")
-_LEAD_COLUMNS += ("last_inbound_at",)  # the WhatsApp 24-hour window (nurture.whatsapp)
+_LEAD_COLUMNS += ("last_inbound_at",)  # the WhatsApp 24-hour window (nurture.rules.whatsapp)
 
 
 class SharedJSON(TypeDecorator[Any]):

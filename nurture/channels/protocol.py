@@ -1,0 +1,96 @@
+"""What a channel is: the message it sends, its result, the failures it raises, the Protocol."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+KINDS = ("whatsapp", "sms", "email", "notification")
+Channels = Mapping[str, "Channel"]
+"""One channel for each kind of message: whatsapp, sms, email, notification."""
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A rendered message; `key` (enrollment:step:attempt) lets a provider drop duplicates."""
+
+    channel: str
+    recipient: str
+    body: str
+    key: str
+    subject: str | None = None
+    html: str | None = None
+    reply_to: str | None = None
+    template: dict[str, Any] | None = None
+    lead_id: int | None = None
+    execution_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The provider's id for the message; `outbox` is a row the completion stores with the execution."""
+
+    provider_id: str
+    outbox: dict[str, Any] | None = field(default=None, compare=False)
+
+
+class TemporaryFailure(Exception):
+    """The send may succeed later (a timeout, a rate limit, a provider outage): retried with backoff.
+
+    `retry_after` (seconds) is the provider's `Retry-After`: the retry waits at least that long.
+    """
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = _bounded(retry_after)
+
+
+LONGEST_RETRY_AFTER = 3600.0
+"""A provider's Retry-After is honoured up to an hour: `inf` or `1e20` must not overflow the clock."""
+
+
+def _bounded(seconds: float | None) -> float | None:
+    if seconds is None or seconds != seconds:  # NaN: the backoff decides
+        return None
+    return min(max(seconds, 0.0), LONGEST_RETRY_AFTER)
+
+
+class PermanentFailure(Exception):
+    """The send cannot succeed (no address, invalid number, rejected content): never retried.
+
+    `unsubscribed`: the provider says the recipient opted out with it (Twilio 21610); the
+    completion opts the lead out of that channel.
+    """
+
+    def __init__(self, message: str = "", unsubscribed: bool = False) -> None:
+        super().__init__(message)
+        self.unsubscribed = unsubscribed
+
+
+class UncertainSend(Exception):
+    """The request may have reached the provider: a timeout or a dropped connection after it was
+    written, or a reply lost after the provider took the message. Never retried blindly: the
+    engine settles it (the channel's `settle`, where the provider can tell) or holds it for a
+    decision (`nurture enrollments settle`)."""
+
+
+class Channel(Protocol):
+    """A channel sends; one that can ask its provider whether a message arrived also has
+
+    `settle(message, sent_after) -> SendResult | None`: the provider's record of the message
+    (it went out), None when the provider provably does not have it (safe to send again); it
+    raises TemporaryFailure or UncertainSend when it cannot tell now.
+    """
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send one message; raise TemporaryFailure or PermanentFailure when it does not go."""
+        ...
+
+
+def is_transactional(channel: Channel) -> bool:
+    """Whether the channel's sends take effect only with the completion's commit.
+
+    Such a channel (the outbox) returns its row in the SendResult and does no I/O: nothing can
+    have been sent if the daemon dies before the completion, so no `sending` record is written
+    first and its sends run inline. An optional attribute: other channels need not declare it.
+    """
+    return bool(getattr(channel, "transactional", False))

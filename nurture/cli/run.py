@@ -1,0 +1,161 @@
+"""`nurture run`: execute due steps (`--once`: what is due now, then exit)."""
+
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import typer
+
+from nurture.channels import channels_for
+from nurture.channels.config import Providers
+from nurture.channels.ratelimit import batch_within
+from nurture.cli.context import state
+from nurture.cli.output import note, plural
+from nurture.engine import dispatch
+from nurture.engine.daemon import Daemon, DaemonOptions
+from nurture.errors import ConfigError
+from nurture.spec.times import check_time
+from nurture.store.db import Store, open_store
+
+ChannelName = Literal["console", "outbox", "live"]
+LogFormat = Literal["text", "json"]
+ONCE_LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How `nurture run` works: the channel, batch size, senders, default zone, coach."""
+
+    channel: str = "outbox"
+    batch: int = 500
+    senders: int = 8
+    default_zone: str = "UTC"
+    coach: dict[str, Any] = field(default_factory=dict)
+    worker: str = field(default_factory=lambda: f"once-{os.getpid()}")
+    providers: Providers | None = None
+
+
+def run_once(
+    store: Store, now: datetime, options: RunOptions, report: dispatch.Report | None = None
+) -> int:
+    """Rescue expired leases, settle the unknown sends a provider can tell about, then run every
+    step due at `now` until none is left; how many steps ran."""
+    channels = channels_for(options.channel, store, options.providers)
+    rates = options.providers.rate_limits if options.providers else {}
+    batch = {
+        "worker": options.worker,
+        "channels": channels,
+        "lease": ONCE_LEASE,
+        "report": report,
+        "batch": batch_within(options.batch, rates, ONCE_LEASE.total_seconds()),
+        "senders": options.senders,
+        "default_zone": options.default_zone,
+        "coach": options.coach,
+    }
+    dispatch.rescue_leases(store, now)
+    total = 0
+    try:
+        while dispatch.settle_unknown(store, now, before=now, **batch):
+            pass
+        while count := dispatch.run_due(store, now, **batch):
+            total += count
+    finally:
+        dispatch.release(store, options.worker)
+    return total
+
+
+def parse_now(text: str | None) -> datetime:
+    """The simulated clock (`--now`, ISO 8601, UTC when no offset), or the wall clock."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--now {text!r} is not an ISO 8601 time (2025-03-04T09:00:00Z)"
+        ) from None
+    try:
+        check_time(parsed)
+    except ValueError as error:
+        raise ConfigError(f"--now {error}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def options_from_settings(
+    batch: int | None, senders: int | None, channel: str | None
+) -> RunOptions:
+    settings = state.settings
+    return RunOptions(
+        channel=channel or settings.channel,
+        batch=batch or settings.batch,
+        senders=senders or settings.senders,
+        default_zone=settings.timezone,
+        coach=settings.coach.model_dump(),
+        providers=settings.providers,
+    )
+
+
+def run(
+    once: Annotated[bool, typer.Option("--once", help="Run what is due now, then exit.")] = False,
+    batch: Annotated[
+        int | None, typer.Option("--batch", min=1, help="Steps claimed per batch.")
+    ] = None,
+    senders: Annotated[
+        int | None, typer.Option("--senders", min=1, help="Concurrent sends.")
+    ] = None,
+    channel: Annotated[
+        ChannelName | None,
+        typer.Option("--channel", help="console prints; outbox stores (default); live sends."),
+    ] = None,
+    poll: Annotated[
+        float, typer.Option("--poll", min=0.05, help="Longest sleep between checks, in seconds.")
+    ] = 5.0,
+    lease: Annotated[
+        float,
+        typer.Option(
+            "--lease", min=1, help="Seconds a claim lasts before another daemon may rescue it."
+        ),
+    ] = 300.0,
+    log_format: Annotated[
+        LogFormat, typer.Option("--log-format", help="One line per event: text or JSON lines.")
+    ] = "text",
+    now: Annotated[
+        str | None, typer.Option("--now", hidden=True, help="Simulated time (ISO).")
+    ] = None,
+) -> None:
+    """Execute due steps: the daemon (until SIGTERM/SIGINT), or with --once what is due now."""
+    options = options_from_settings(batch, senders, channel)
+    when = parse_now(now)
+    with open_store(state.settings.database) as store:
+        if once:
+            report = dispatch.Report()
+            count = run_once(store, when, options, report)
+            note(f"{plural(count, 'step')} run at {when:%Y-%m-%d %H:%M} UTC")
+            _note_uncertain(report)
+            return
+        rates = options.providers.rate_limits if options.providers else {}
+        batch_size = batch_within(options.batch, rates, lease)  # a batch's sends fit its lease
+        daemon_options = DaemonOptions(
+            batch=batch_size, senders=options.senders, poll=poll, lease=timedelta(seconds=lease),
+            default_zone=options.default_zone, log_format=log_format,
+        )  # fmt: skip
+        channels = channels_for(options.channel, store, options.providers)
+        Daemon(store, channels, daemon_options, _clock, _log, coach=options.coach).run()
+
+
+def _note_uncertain(report: dispatch.Report) -> None:
+    if report.settled:
+        note(f"{plural(report.settled, 'uncertain send')} settled by asking the provider")
+    if report.held:
+        held = plural(report.held, "send")
+        note(f"{held} may have reached the provider: decide with `nurture enrollments settle`")
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,197 @@
+"""A claimed enrollment's step and its outcome (a Job), and the completion that records a batch.
+
+Completion is one transaction per batch. Each enrollment's update is guarded by its lease
+(`status = 'running' AND lease_owner = :worker`), and the rows are locked first: a conversion,
+stop or pause that happened while the step ran wins, and that step's effects are dropped. A
+send that happened is recorded whatever the enrollment became meanwhile; a row whose lease
+was lost (rescued by another daemon) is counted, never an error.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row
+
+from nurture.channels import OutgoingMessage
+from nurture.engine import actions
+from nurture.leads import consent
+from nurture.rules.schedule import step_due
+from nurture.spec.models import SequenceSpec, StepBase
+from nurture.store import queries
+from nurture.store.tables import OutboxMessage
+
+
+@dataclass
+class Job:
+    """One claimed enrollment, the step it runs, and (as it goes) the outcome."""
+
+    claim: Row
+    lead: Row
+    spec: SequenceSpec
+    version: int
+    step: StepBase | None
+    next: StepBase | None
+    # done, sent, skipped, failed, retry, unknown; untried: its message was not sent (the store
+    # failed, or the lease was lost, before its `sending` record): back to active as claimed.
+    status: str = "done"
+    error: str | None = None
+    detail: dict[str, Any] | None = None
+    message: OutgoingMessage | None = None
+    effect: actions.Effect | None = None
+    execution_id: int | None = None
+    provider_id: str | None = None
+    outbox: dict[str, Any] | None = None
+    retry_after: float | None = None  # the provider's Retry-After, in seconds
+    sequence: Row | None = None
+    funnel: Row | None = None
+    sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
+
+    @property
+    def attempt(self) -> int:
+        return self.claim.attempt
+
+    @property
+    def channel(self) -> str | None:
+        """The kind of message it sends (sms, email...), or None."""
+        return self.message.channel if self.message is not None else None
+
+    @property
+    def step_id(self) -> str:
+        return self.step.id if self.step else self.claim.step_id or "-"
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: enrollment, step, attempt."""
+        return f"{self.claim.id}:{self.step_id}:{self.attempt}"
+
+    def note(self, **detail: Any) -> None:
+        self.detail = (self.detail or {}) | detail
+
+
+def execution_row(
+    job: Job, now: datetime, status: str, finished: datetime | None
+) -> dict[str, Any]:
+    """The execution log row of a job."""
+    claim = job.claim
+    return {
+        "enrollment_id": claim.id,
+        "lead_id": claim.lead_id,
+        "sequence_id": claim.sequence_id,
+        "version": job.version,
+        "step_id": job.step_id,
+        "action_type": job.step.action_type if job.step else "none",
+        "attempt": job.attempt,
+        "status": status,
+        "due_at": claim.next_run_at,
+        "started_at": now,
+        "finished_at": finished,
+        "error": job.error,
+        "provider_id": job.provider_id,
+        "detail": job.detail,
+    }
+
+
+def complete(connection: Connection, jobs: list[Job], worker: str, now: datetime, zone: str) -> int:
+    """Record a batch: executions, effects, outbox rows, and each enrollment's next state; how
+    many of its enrollments this worker no longer held (their sends are recorded all the same)."""
+    ours = queries.owned(connection, [job.claim.id for job in jobs], worker)
+    kept = [job for job in jobs if job.claim.id in ours]
+    states = [transition(job, now, zone) for job in kept]
+    started = [job for job in jobs if job.execution_id is not None]
+    queries.finish_executions(connection, [finished_row(job, now) for job in started])
+    new = [job for job in kept if job.execution_id is None and job.status != "untried"]
+    ids = queries.insert_executions(
+        connection, [execution_row(job, now, job.status, now) for job in new]
+    )
+    for job, execution_id in zip(new, ids, strict=True):
+        job.execution_id = execution_id
+    for job in kept:
+        if job.effect is not None and job.status in ("done", "sent"):
+            job.effect(connection, job.execution_id)
+    queries.insert_rows(connection, OutboxMessage, _outbox_rows(jobs, now))
+    queries.update_enrollments(connection, states, worker)
+    consent.opt_out_many(connection, _unsubscribed(jobs), now, "provider", UNSUBSCRIBED)
+    return len(jobs) - len(kept)
+
+
+UNSUBSCRIBED = "the provider refused the message: the recipient unsubscribed"
+
+
+def _unsubscribed(jobs: list[Job]) -> list[tuple[int, str]]:
+    """(lead, channel) of the sends a provider refused because the lead unsubscribed there."""
+    return [
+        (job.claim.lead_id, job.message.channel)
+        for job in jobs
+        if job.message is not None and (job.detail or {}).get("unsubscribed")
+    ]
+
+
+def _outbox_rows(jobs: list[Job], now: datetime) -> list[dict[str, Any]]:
+    """The outbox rows of the sends recorded (a dropped job's transactional send never happened)."""
+    return [
+        job.outbox | {"execution_id": job.execution_id, "created_at": now}
+        for job in jobs
+        if job.outbox is not None and job.execution_id is not None
+    ]
+
+
+def finished_row(job: Job, now: datetime) -> dict[str, Any]:
+    """A started execution's outcome, as `queries.finish_executions` writes it."""
+    return {
+        "_id": job.execution_id,
+        "status": job.status,
+        "finished_at": now,
+        "error": job.error,
+        "provider_id": job.provider_id,
+        "detail": job.detail,
+    }
+
+
+def transition(job: Job, now: datetime, zone: str) -> dict[str, Any]:
+    """The enrollment's next state: retry, the next step, the end, failed or unknown."""
+    claim, spec = job.claim, job.spec
+    state = {
+        "_id": claim.id,
+        "version": job.version,
+        "step_id": job.step_id,
+        "status": "active",
+        "attempts": 0,
+        "next_run_at": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "finished_at": None,
+        "exit_reason": None,
+    }
+    unchanged = {"version": claim.version, "step_id": claim.step_id}
+    unchanged |= {"next_run_at": claim.next_run_at}
+    if job.status == "untried":
+        return state | unchanged | {"attempts": job.attempt - 1}
+    if job.status == "unknown":
+        held = {"status": "unknown", "attempts": job.attempt, "exit_reason": job.error}
+        return state | unchanged | held
+    if job.status == "retry" and job.attempt <= spec.max_retries:
+        retry_at = now + spec.retry_delay * spec.retry_backoff ** (job.attempt - 1)
+        if job.retry_after:  # never sooner than the provider asked
+            retry_at = max(retry_at, now + timedelta(seconds=job.retry_after))
+        job.note(retry_at=retry_at.isoformat())
+        return state | {"attempts": job.attempt, "next_run_at": retry_at}
+    if job.status == "retry":
+        job.status = "failed"
+        job.error = f"{job.error} (gave up after {job.attempt} attempts)"
+    if job.status == "failed" and spec.failure_policy == "stop":
+        reason = f"step {job.step_id} failed: {job.error}"
+        return state | {"status": "failed", "finished_at": now, "exit_reason": reason}
+    if job.step is not None and job.step.stop and job.status != "skipped":
+        reason = f"step {job.step.id} ends the sequence"
+        return state | {"status": "completed", "finished_at": now, "exit_reason": reason}
+    return state | _advance(job, now, zone)
+
+
+def _advance(job: Job, now: datetime, zone: str) -> dict[str, Any]:
+    if job.next is None:
+        return {"status": "completed", "finished_at": now, "exit_reason": "completed"}
+    slot = step_due(now, job.next, job.spec, job.lead.timezone, zone)
+    job.note(next={"step": job.next.id, "at": slot.at.isoformat(), "reasons": list(slot.reasons)})
+    return {"step_id": job.next.id, "next_run_at": slot.at}

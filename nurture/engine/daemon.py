@@ -1,0 +1,238 @@
+"""The daemon: APScheduler ticks dispatch, settling, lease rescue and heartbeats; lead state
+stays in the store.
+
+A tick the store fails (an outage, a lost connection) logs one line, `store unavailable:
+REASON` (the reason names no host, user, password or database), and the next tick carries on:
+what a failed batch recorded already is found by the next claim, its leases are released or
+expire, so nothing is lost.
+"""
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import delete, insert, update
+
+from nurture.channels import Channels
+from nurture.engine import dispatch
+from nurture.store.connect import normalize_url, reason
+from nurture.store.db import STORE_ERRORS, Store
+from nurture.store.tables import Worker
+
+AT_ONCE = ("dispatch", "settle")
+"""The daemon's jobs that run as soon as it starts."""
+Clock = Callable[[], datetime]
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    batch: int = 500
+    senders: int = 8
+    poll: float = 5.0
+    lease: timedelta = timedelta(minutes=5)
+    heartbeat: float = 5.0
+    settle: float = 60.0
+    """Seconds between asks to the providers about unknown sends (and for each, since its last)."""
+    default_zone: str = "UTC"
+    log_format: str = "text"
+
+
+def worker_name() -> str:
+    """host:pid:random, unique across machines and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Daemon:
+    """One process: dispatch when steps are due (or every poll), rescue leases, beat."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Channels,
+        options: DaemonOptions,
+        clock: Clock,
+        log: Log,
+        coach: dict[str, Any] | None = None,
+    ) -> None:
+        self.store, self.channels, self.options = store, channels, options
+        self.clock, self.write = clock, log
+        self.coach = coach or {}
+        self.worker = worker_name()
+        self.executed = 0
+        self.stopping = threading.Event()
+        self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
+        # A tick still draining (a long, rate-limited batch) makes APScheduler skip the next one
+        # and warn each time; that is the design, not news. Job errors still log (executors).
+        logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
+
+    def log(self, event: str, text: str | None = None, **fields: Any) -> None:
+        """One line per event: `event key=value ...` (or `text`), or a JSON object with
+        --log-format json."""
+        record = {"at": self.clock().isoformat(timespec="seconds"), "event": event, **fields}
+        if self.options.log_format == "json":
+            self.write(json.dumps(record, default=str))
+        else:
+            said = [text] if text else [event, *(f"{k}={v}" for k, v in fields.items())]
+            self.write(" ".join([record["at"], *said]))
+
+    def drain(self, report: dispatch.Report | None = None) -> int:
+        """Run every due step now; returns how many ran."""
+        total = 0
+        while not self.stopping.is_set():
+            done = dispatch.run_due(self.store, self.clock(), report=report, **self._batch())
+            total += done
+            self.executed += done
+            if done == 0:
+                break
+        return total
+
+    def tick(self) -> None:
+        """Dispatch, then sleep until the next due step or the poll interval, whichever is first."""
+        report = dispatch.Report()
+        done = self.drain(report)
+        if done:
+            self.log("dispatched", steps=done)
+        self._report(report)
+        self._wake_at(dispatch.next_due(self.store))
+
+    def settle(self) -> None:
+        """Ask the providers about unknown sends not asked about for `settle` seconds."""
+        report, now = dispatch.Report(), self.clock()
+        before = now - timedelta(seconds=self.options.settle)
+        while not self.stopping.is_set() and dispatch.settle_unknown(
+            self.store, now, before=before, report=report, **self._batch()
+        ):
+            pass
+        self._report(report)
+
+    def _batch(self) -> dict[str, Any]:
+        """How this daemon's batches run (dispatch.run_due's options)."""
+        options = self.options
+        return {
+            "worker": self.worker,
+            "channels": self.channels,
+            "batch": options.batch,
+            "senders": options.senders,
+            "lease": options.lease,
+            "default_zone": options.default_zone,
+            "coach": self.coach,
+        }
+
+    def _report(self, report: dispatch.Report) -> None:
+        if report.lost:  # rescued while their batch worked: a stall longer than a lease
+            self.log("lost", leases=report.lost)
+        if report.settled:
+            self.log("settled", sends=report.settled)
+        if report.held:
+            self.log("held", sends=report.held)
+
+    def _wake_at(self, due: datetime | None) -> None:
+        now = self.clock()
+        wait = (
+            self.options.poll
+            if due is None
+            else min(self.options.poll, max((due - now).total_seconds(), 0))
+        )
+        if not self.stopping.is_set():
+            self.scheduler.modify_job(
+                "dispatch", next_run_time=datetime.now().astimezone() + timedelta(seconds=wait)
+            )
+
+    def rescue(self) -> None:
+        rescued = dispatch.rescue_leases(self.store, self.clock())
+        if rescued:
+            self.log("rescued", leases=rescued)
+
+    def beat(self) -> None:
+        with self.store.begin() as connection:
+            connection.execute(
+                update(Worker)
+                .where(Worker.id == self.worker)
+                .values(seen_at=self.clock(), executed=self.executed)
+            )
+
+    def run(self) -> None:
+        """Run until SIGTERM or SIGINT, then finish in-flight work and release leases."""
+        self._register()
+        self._install_signals()
+        self.log("started", worker=self.worker, poll=self.options.poll, batch=self.options.batch)
+        lease_check = max(self.options.lease.total_seconds() / 2, 1)
+        jobs = {"dispatch": (self.tick, self.options.poll), "rescue": (self.rescue, lease_check)}
+        jobs |= {"settle": (self.settle, self.options.settle)}
+        jobs |= {"heartbeat": (self.beat, self.options.heartbeat)}
+        for name, (work, every) in jobs.items():
+            # APScheduler pauses a job given next_run_time=None: the others start after `every`.
+            at_once = {"next_run_time": datetime.now().astimezone()} if name in AT_ONCE else {}
+            self.scheduler.add_job(
+                self.guarded(work), "interval", seconds=every, id=name, **at_once
+            )
+        self.scheduler.start()
+        try:
+            self.stopping.wait()
+        finally:
+            self.shutdown()
+
+    def guarded(self, work: Callable[[], Any]) -> Callable[[], Any]:
+        """`work`, logging one line instead of a traceback when the store fails it (None then)."""
+
+        def run() -> Any:
+            try:
+                return work()
+            except STORE_ERRORS as error:
+                said = outage(error, self.store.url)
+                self.log("store_unavailable", f"store unavailable: {said}", reason=said)
+                return None
+
+        return run
+
+    def shutdown(self) -> None:
+        self.scheduler.shutdown(wait=True)  # the tick in flight finishes its batch
+        released = self.guarded(lambda: dispatch.release(self.store, self.worker))()
+        self.guarded(self._unregister)()
+        self.log("stopped", worker=self.worker, executed=self.executed, released=released)
+
+    def _unregister(self) -> None:
+        with self.store.begin() as connection:
+            connection.execute(delete(Worker).where(Worker.id == self.worker))
+
+    def _register(self) -> None:
+        now = self.clock()
+        with self.store.begin() as connection:
+            connection.execute(
+                insert(Worker).values(
+                    id=self.worker,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=now,
+                    seen_at=now,
+                )
+            )
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            self.log("stopping", signal=signal.Signals(signum).name)
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+
+def outage(error: Exception, url: str) -> str:
+    """Why the store failed, as the driver says it, without its host, user, password or database."""
+    cause = error.__cause__ or error
+    said = f"{type(getattr(cause, 'orig', None) or cause).__name__}: {reason(cause)}"
+    parsed = normalize_url(url)
+    secrets = (parsed.host, parsed.username, parsed.password, parsed.database, parsed.port)
+    for secret in sorted({str(part) for part in secrets if part}, key=len, reverse=True):
+        said = said.replace(secret, "***")
+    return said

@@ -1,0 +1,1 @@
+"""Sends and their fate: the send records, leases, settling uncertain sends, settling held ones."""

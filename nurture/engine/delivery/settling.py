@@ -1,0 +1,65 @@
+"""Uncertain sends settled by asking the provider, where the channel can tell (its `settle`).
+
+The provider's answer decides the step:
+
+- a SendResult: the message went out. The execution becomes `sent` with the provider's id
+  (its detail says it was settled by a lookup) and the enrollment moves on.
+- None: the provider provably does not have it. The step is retried as a new attempt.
+- it cannot tell now (TemporaryFailure, UncertainSend, any error): held. The enrollment stays
+  `unknown`; the daemon asks again later, and `nurture enrollments settle` decides in bulk.
+
+The engine asks right after a batch's sends for its uncertain ones, for a crashed `sending`
+found at claim time, and on a daemon tick for enrollments already unknown (dispatch.settle_unknown).
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from nurture.channels import Channel, Channels, OutgoingMessage, SendResult
+from nurture.engine.actions import CHANNEL_OF
+from nurture.engine.complete import Job
+from nurture.engine.delivery.sends import describe, each
+
+Settle = Callable[[OutgoingMessage, datetime], SendResult | None]
+NOT_THERE = "the provider has no such message: sent again as a new attempt"
+
+
+def settler(channel: Channel) -> Settle | None:
+    """The channel's `settle`, when it has one."""
+    return getattr(channel, "settle", None)
+
+
+def action_types(channels: Channels) -> list[str]:
+    """The action types whose channel can settle (what dispatch.settle_unknown claims)."""
+    return sorted(str(kind) for kind, name in CHANNEL_OF.items() if _can(channels, name))
+
+
+def settle_all(jobs: list[Job], channels: Channels, senders: int) -> None:
+    """Ask the provider about every uncertain send whose channel can tell, `senders` at a time."""
+    asked = [
+        job
+        for job in jobs
+        if job.status == "unknown" and job.message is not None and _can(channels, job.channel)
+    ]
+    each(asked, lambda job: settle(job, channels), senders)
+
+
+def settle(job: Job, channels: Channels) -> None:
+    """Settle one uncertain send by the provider's answer."""
+    try:
+        found = settler(channels[job.channel])(job.message, job.sent_after)
+    except Exception as error:  # it cannot tell now (or the lookup failed): held
+        job.note(settle=f"the provider could not tell: {describe(error)}")
+        return
+    if found is None:
+        job.status, job.error = "retry", NOT_THERE
+        job.note(settled="not at the provider")
+    else:
+        job.status, job.error, job.provider_id = "sent", None, found.provider_id
+        job.note(settled="found at the provider by a lookup")
+
+
+def _can(channels: Channels, name: str) -> bool:
+    channel: Any = channels.get(name)
+    return channel is not None and settler(channel) is not None

@@ -1,0 +1,1 @@
+"""What happened: figures, the report, logs, timelines, explanations, status, metrics."""

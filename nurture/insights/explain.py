@@ -1,0 +1,141 @@
+"""`nurture explain LEAD`: why the lead got its sequence (or none), each step's state, when the next
+runs, and the sends of unclear fate waiting to be settled."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from nurture.engine.delivery.settle import command
+from nurture.leads.enrollment import spec_of
+from nurture.leads.records import find_lead, funnel_names
+from nurture.rules.schedule import step_due
+from nurture.spec.durations import format_duration
+from nurture.spec.models import SequenceSpec, StepBase
+from nurture.store import decisions
+from nurture.store.tables import Enrollment, Execution, Lead, MatchDecision, SequenceVersion
+
+WAITING = ("active", "paused")
+
+
+def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
+    """The lead's matching decision and, for each enrollment, its steps and the next due one."""
+    lead = find_lead(session, ref)
+    funnels = funnel_names(session)
+    decision = session.exec(
+        select(MatchDecision)
+        .where(MatchDecision.lead_id == lead.id)
+        .order_by(col(MatchDecision.id).desc())
+    ).first()
+    enrollments = session.exec(
+        select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(Enrollment.id)
+    ).all()
+    return {
+        "lead": _lead(lead, funnels),
+        "decision": _decision(session, decision, funnels) if decision else None,
+        "enrollments": [_enrollment(session, lead, e, default_zone) for e in enrollments],
+    }
+
+
+def _lead(lead: Lead, funnels: dict[int, str]) -> dict[str, Any]:
+    keep = ("id", "name", "email", "source", "status", "temperature", "score", "tags", "timezone")
+    return {key: getattr(lead, key) for key in keep} | {"funnel": funnels.get(lead.funnel_id)}
+
+
+def _decision(session: Session, row: MatchDecision, funnels: dict[int, str]) -> dict[str, Any]:
+    candidates = decisions.candidates_of(session.connection(), row)
+    winner = next((c["sequence"] for c in candidates if c["sequence_id"] == row.sequence_id), None)
+    return {
+        "decided_at": row.decided_at,
+        "funnel": funnels.get(row.funnel_id),
+        "winner": winner if row.sequence_id else None,
+        "reason": row.reason,
+        "candidates": candidates,
+    }
+
+
+def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str) -> dict[str, Any]:
+    definition = session.exec(
+        select(SequenceVersion.definition).where(
+            SequenceVersion.sequence_id == row.sequence_id, SequenceVersion.version == row.version
+        )
+    ).one()
+    spec = spec_of(definition)
+    executions = session.exec(
+        select(Execution).where(Execution.enrollment_id == row.id).order_by(Execution.id)
+    ).all()
+    last = {x.step_id: x for x in executions}  # the latest attempt of each step
+    return {
+        "id": row.id,
+        "sequence": spec.name,
+        "version": row.version,
+        "status": row.status,
+        "exit_reason": row.exit_reason,
+        "steps": [_step(step, row, last.get(step.id)) for step in spec.steps],
+        "next": _next(spec, lead, row, executions, default_zone),
+        "settle": _unsettled(row, executions),
+    }
+
+
+def _unsettled(row: Enrollment, executions: list[Execution]) -> dict[str, Any] | None:
+    """The send of unclear fate an `unknown` enrollment waits on, and the command to settle it."""
+    if row.status != "unknown":
+        return None
+    uncertain = next(
+        (x for x in reversed(executions) if x.step_id == row.step_id and x.status == "unknown"),
+        None,
+    )
+    return {
+        "step": row.step_id,
+        "attempt": uncertain.attempt if uncertain else row.attempts,
+        "since": uncertain.started_at if uncertain else row.updated_at,
+        "command": command(row.id),
+    }
+
+
+def _step(step: StepBase, row: Enrollment, execution: Execution | None) -> dict[str, Any]:
+    data = {"id": step.id, "name": step.name, "action_type": step.action_type.value}
+    if execution is not None:
+        detail = execution.error or (execution.detail or {}).get("reason")
+        return data | {
+            "state": execution.status,
+            "attempt": execution.attempt,
+            "at": execution.finished_at or execution.started_at or execution.due_at,
+            "detail": detail,
+        }
+    if step.id == row.step_id and row.status in WAITING:
+        return data | {"state": "next", "at": row.next_run_at, "detail": None}
+    state = "pending" if step.active else "inactive"
+    return data | {"state": state, "at": None, "detail": None}
+
+
+def _next(
+    spec: SequenceSpec,
+    lead: Lead,
+    row: Enrollment,
+    executions: list[Execution],
+    default_zone: str,
+) -> dict[str, Any] | None:
+    """When and why the next step runs: its delay from the previous step, the window, holidays."""
+    step = next((s for s in spec.steps if s.id == row.step_id), None)
+    if step is None or row.status not in WAITING or row.next_run_at is None:
+        return None
+    done = [x for x in executions if x.finished_at is not None]
+    after, since = (
+        (done[-1].finished_at, f"step {done[-1].step_id}")
+        if done
+        else (row.enrolled_at, "enrollment")
+    )
+    slot = step_due(after, step, spec, lead.timezone, default_zone)
+    why = [f"delay {format_duration(step.delay)} after {since} ({_iso(after)})", *slot.reasons]
+    if row.attempts:
+        why.append(f"retry: attempt {row.attempts + 1}")
+    elif slot.at != row.next_run_at:
+        why.append(f"scheduled for {_iso(row.next_run_at)} (set by the engine or a command)")
+    if row.status == "paused":
+        why.append("the enrollment is paused: nothing runs until `nurture enrollments resume`")
+    return {"step": step.id, "name": step.name, "at": row.next_run_at, "why": why}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="minutes")

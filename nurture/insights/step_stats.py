@@ -1,0 +1,185 @@
+"""Figures per step of one sequence (and per version): outcomes, attempts, lag, drop-off, reasons.
+
+    rows = step_figures(session, sequence_id, Window(since=...))
+
+A step's `reached` counts the leads that got to it (its first attempts, skips included); the
+drop-off is each step's `reached` against the first step's. Success rate is succeeded over
+succeeded and failed: a skipped step (conditions, opt-out) is neither.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, literal_column, select
+from sqlmodel import Session
+
+from nurture.engine.control import CONTROL_STEP
+from nurture.insights.stats import SUCCEEDED, TOP_REASONS, rate
+from nurture.rules.periods import Window
+from nurture.store.aggregates import count_where, reason, seconds
+from nurture.store.tables import Execution, Lead, SequenceVersion, Step
+
+execution = Execution.__table__
+OUTCOMES = {"succeeded": SUCCEEDED, "failed": ("failed",), "skipped": ("skipped",)}
+OUTCOMES |= {"retried": ("retry",), "unknown": ("unknown",)}
+
+
+def step_figures(
+    session: Session,
+    sequence_id: int,
+    window: Window,
+    *,
+    by_version: bool = False,
+    funnel_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """Each step of the sequence, in order, with its figures (per version: a `version` key too);
+    `funnel_id` counts only the leads that came through that funnel."""
+    connection = session.connection()
+    where = (execution.c.sequence_id == sequence_id) & (execution.c.step_id != CONTROL_STEP)
+    where &= window.of(execution.c.started_at)
+    if funnel_id is not None:
+        where &= execution.c.lead_id.in_(select(Lead.id).where(Lead.funnel_id == funnel_id))
+    keys = [execution.c.version] if by_version else []
+    counted = _counts(connection, keys, where)
+    reasons = _reasons(connection, keys, where)
+    layout = _layout(connection, sequence_id, by_version, counted)
+    rows = [_step_row(step, counted.get(key), reasons.get(key, {})) for key, step in layout.items()]
+    return _with_dropoff(rows)
+
+
+def _key(row: Any, by_version: bool) -> tuple:
+    return (row.version, row.step_id) if by_version else (None, row.step_id)
+
+
+@dataclass
+class Counts:
+    """A step's executions added up over the (status, step, version) groups SQL returns."""
+
+    step_id: str
+    reached: int = 0
+    executed: int = 0
+    attempts: int = 0  # summed over succeeded and failed executions
+    tried: int = 0
+    lag: float = 0.0
+    lagged: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def add(self, row: Any) -> None:
+        self.reached += row.reached
+        self.executed += row.executed
+        if row.status in (*SUCCEEDED, "failed"):
+            self.attempts, self.tried = self.attempts + row.attempts, self.tried + row.executed
+        self.lag, self.lagged = self.lag + float(row.lag or 0.0), self.lagged + row.lagged
+        self.by_status[row.status] = self.by_status.get(row.status, 0) + row.executed
+
+
+def _counts(connection: Connection, keys: list[Any], where: Any) -> dict[tuple, Counts]:
+    """Grouped by status first, as ix_execution_steps is ordered: no sort of the rows."""
+    status, attempt = execution.c.status, execution.c.attempt
+    lag = seconds(connection.dialect.name, execution.c.started_at, execution.c.due_at)
+    groups = [status, execution.c.step_id, *keys]
+    query = select(
+        *groups,
+        count_where(attempt == 1).label("reached"),
+        func.count().label("executed"),
+        func.sum(attempt).label("attempts"),
+        func.sum(lag).label("lag"),
+        func.count(lag).label("lagged"),
+    )
+    counted: dict[tuple, Counts] = {}
+    for row in connection.execute(query.where(where).group_by(*groups)):
+        key = _key(row, bool(keys))
+        counted.setdefault(key, Counts(row.step_id)).add(row)
+    return counted
+
+
+def _reasons(connection: Connection, keys: list[Any], where: Any) -> dict[tuple, dict]:
+    """Why steps were skipped or failed: the most common reasons per step."""
+    why = reason(connection.dialect.name, execution.c.error).label("reason")
+    status = execution.c.status
+    query = (
+        select(*keys, execution.c.step_id, status, why, func.count().label("count"))
+        .where(where & status.in_([literal_column("'skipped'"), literal_column("'failed'")]))
+        .group_by(*keys, execution.c.step_id, status, why)
+    )
+    found: dict[tuple, dict[str, list]] = {}
+    for row in connection.execute(query):
+        key = (row.version if keys else None, row.step_id)
+        kind = "skip_reasons" if row.status == "skipped" else "failure_reasons"
+        found.setdefault(key, {}).setdefault(kind, []).append(
+            {"reason": row.reason or "(no message)", "count": row.count}
+        )
+    for lists in found.values():
+        for kind, items in lists.items():
+            items.sort(key=lambda item: (-item["count"], item["reason"]))
+            lists[kind] = items[:TOP_REASONS]
+    return found
+
+
+def _layout(
+    connection: Connection, sequence_id: int, by_version: bool, counted: dict[tuple, Counts]
+) -> dict[tuple, dict[str, Any]]:
+    """The steps to show, in order: each version's steps (the current one's, unless by version),
+    then step ids the log has but the version does not (steps removed since)."""
+    version = SequenceVersion.__table__
+    query = (
+        select(version.c.version, Step.step_id, Step.name, Step.action_type, Step.position)
+        .join(Step, Step.version_id == version.c.id)
+        .where(version.c.sequence_id == sequence_id)
+        .order_by(version.c.version, Step.position)
+    )
+    steps = list(connection.execute(query))
+    if not by_version:
+        current = max((row.version for row in steps), default=None)
+        steps = [row for row in steps if row.version == current]
+    shown = {
+        (row.version if by_version else None, row.step_id): {
+            "step_id": row.step_id,
+            "name": row.name,
+            "action_type": row.action_type,
+        }
+        for row in steps
+    }
+    for key in sorted(counted, key=lambda k: (k[0] or 0, k[1])):
+        shown.setdefault(key, {"step_id": key[1], "name": key[1], "action_type": None})
+    ordered = sorted(shown, key=lambda key: key[0] or 0) if by_version else list(shown)
+    return {key: shown[key] | ({"version": key[0]} if by_version else {}) for key in ordered}
+
+
+def _step_row(
+    step: dict[str, Any], counts: Counts | None, reasons: dict[str, list]
+) -> dict[str, Any]:
+    counts = counts or Counts(step["step_id"])
+    figures = {"reached": counts.reached, "executed": counts.executed}
+    for name, statuses in OUTCOMES.items():
+        figures[name] = sum(counts.by_status.get(status, 0) for status in statuses)
+    averages = {
+        "avg_attempts": _round(counts.attempts / counts.tried, 2) if counts.tried else None,
+        "avg_lag_seconds": _round(counts.lag / counts.lagged, 1) if counts.lagged else None,
+    }
+    success = rate(figures["succeeded"], figures["succeeded"] + figures["failed"])
+    return (
+        step
+        | figures
+        | {"success_rate": success}
+        | averages
+        | {"skip_reasons": reasons.get("skip_reasons", [])}
+        | {"failure_reasons": reasons.get("failure_reasons", [])}
+    )
+
+
+def _round(value: Any, digits: int) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _with_dropoff(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each step's reached as a share of its version's first step, and how many left before it."""
+    first: dict[Any, int] = {}
+    previous: dict[Any, int] = {}
+    for row in rows:
+        group = row.get("version")
+        start = first.setdefault(group, row["reached"])
+        row["reached_rate"] = rate(row["reached"], start)
+        row["dropped"] = max(previous.get(group, row["reached"]) - row["reached"], 0)
+        previous[group] = row["reached"]
+    return rows

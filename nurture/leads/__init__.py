@@ -1,0 +1,1 @@
+"""Leads and what happens to them: records, fields, enrollment, ingest, imports, consent, tasks."""

@@ -1,0 +1,237 @@
+"""Enrollment: a lead offered to its funnel's sequences, the decision recorded, the first step scheduled."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from nurture.rules.matching import Candidate, Decision, LeadFacts, Verdict, choose
+from nurture.rules.schedule import step_due
+from nurture.spec.models import SequenceSpec, StepBase
+from nurture.spec.times import STORED
+from nurture.store import decisions
+from nurture.store.tables import (
+    Enrollment,
+    FunnelAssignment,
+    Lead,
+    MatchDecision,
+    Sequence,
+    SequenceVersion,
+)
+
+LIVE = ("active", "running", "paused")
+"""Statuses of an enrollment that still runs (conversion stops these)."""
+OPEN = (*LIVE, "unknown")
+"""Statuses that block re-entry under `after_exit`: the lead has not left the sequence."""
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A sequence a funnel offers: its row, current version and parsed spec."""
+
+    sequence_id: int
+    version: int
+    spec: SequenceSpec
+    candidate: Candidate
+
+
+def spec_of(definition: dict[str, Any]) -> SequenceSpec:
+    """The spec of a stored version's definition."""
+    return SequenceSpec.model_validate(definition | {"tests": []}, context=STORED)
+
+
+def funnel_offers(session: Session, funnel_id: int) -> list[Offer]:
+    """Every live sequence assigned to the funnel (inactive ones too: the decision shows them)."""
+    rows = session.exec(
+        select(Sequence, SequenceVersion)
+        .join(FunnelAssignment, FunnelAssignment.sequence_id == Sequence.id)
+        .join(
+            SequenceVersion,
+            (SequenceVersion.sequence_id == Sequence.id)
+            & (SequenceVersion.version == Sequence.current_version),
+        )
+        .where(FunnelAssignment.funnel_id == funnel_id, col(Sequence.deleted_at).is_(None))
+        .order_by(Sequence.name)
+    ).all()
+    return [_offer(row, version) for row, version in rows]
+
+
+def _offer(row: Sequence, version: SequenceVersion) -> Offer:
+    spec = spec_of(version.definition)
+    candidate = Candidate(row.name, row.priority, row.active, spec.trigger_conditions)
+    return Offer(row.id, version.version, spec, candidate)
+
+
+def first_step(spec: SequenceSpec) -> StepBase:
+    """The first active step (the first step when none is active)."""
+    return next((step for step in spec.steps if step.active), spec.steps[0])
+
+
+def decide(offers: list[Offer], lead: LeadFacts) -> tuple[Decision, Offer | None]:
+    """The matching decision and the winning offer."""
+    decision = choose([offer.candidate for offer in offers], lead)
+    winner = next((o for o in offers if o.candidate is decision.winner), None)
+    return decision, winner
+
+
+def candidates_json(decision: Decision, offers: list[Offer]) -> list[dict[str, Any]]:
+    """Every candidate's verdict, as stored in MatchDecision.candidates."""
+    by_candidate = {id(offer.candidate): offer for offer in offers}
+    return [_verdict_json(v, by_candidate[id(v.candidate)]) for v in decision.verdicts]
+
+
+def _verdict_json(verdict: Verdict, offer: Offer) -> dict[str, Any]:
+    return {
+        "sequence": verdict.candidate.name,
+        "sequence_id": offer.sequence_id,
+        "version": offer.version,
+        "priority": verdict.candidate.priority,
+        "active": verdict.candidate.active,
+        "conditions": verdict.candidate.conditions.count(),
+        "matches": verdict.matches,
+        "checks": [vars(check) for check in verdict.checks],
+    }
+
+
+def blocked_by_re_entry(session: Session, lead_id: int, offer: Offer) -> str | None:
+    """Why the sequence's re-entry policy keeps the lead out, or None."""
+    policy = offer.spec.re_entry
+    if policy == "always":
+        return None
+    query = select(Enrollment.status).where(
+        Enrollment.lead_id == lead_id, Enrollment.sequence_id == offer.sequence_id
+    )
+    statuses = set(session.exec(query).all())
+    if policy == "never" and statuses:
+        return f"already enrolled in {offer.spec.name} before (re_entry: never)"
+    if policy == "after_exit" and statuses & set(OPEN):
+        return f"still enrolled in {offer.spec.name} (re_entry: after_exit)"
+    return None
+
+
+def new_enrollment(
+    lead_id: int, lead_zone: str | None, offer: Offer, now: datetime, default_zone: str
+) -> dict[str, Any]:
+    """The row of a fresh enrollment: the first step, due after its delay and the send window."""
+    step = first_step(offer.spec)
+    slot = step_due(now, step, offer.spec, lead_zone, default_zone)
+    return {
+        "lead_id": lead_id,
+        "sequence_id": offer.sequence_id,
+        "version": offer.version,
+        "status": "active",
+        "step_id": step.id,
+        "next_run_at": slot.at,
+        "attempts": 0,
+        "enrolled_at": now,
+        "updated_at": now,
+    }
+
+
+def enroll(
+    session: Session,
+    lead: Lead,
+    now: datetime,
+    default_zone: str,
+    offers: list[Offer] | None = None,
+) -> Decision:
+    """Match the lead in its funnel, record why, and enroll it in the winner (re-entry allowing)."""
+    if lead.funnel_id is None:
+        offers = []
+    elif offers is None:
+        offers = funnel_offers(session, lead.funnel_id)
+    decision, winner = decide(offers, lead)
+    blocked = winner and blocked_by_re_entry(session, lead.id, winner)
+    if blocked:
+        decision, winner = Decision(decision.verdicts, None, blocked), None
+    session.add(
+        MatchDecision(
+            lead_id=lead.id,
+            funnel_id=lead.funnel_id,
+            sequence_id=winner.sequence_id if winner else None,
+            reason=decision.reason,
+            candidates_id=decisions.candidates_id(
+                session.connection(), candidates_json(decision, offers)
+            ),
+            decided_at=now,
+        )
+    )
+    if winner:
+        session.add(Enrollment(**new_enrollment(lead.id, lead.timezone, winner, now, default_zone)))
+    session.flush()
+    return decision
+
+
+def stop_enrollments_on_conversion(session: Session, lead: Lead, now: datetime) -> list[int]:
+    """Stop every live enrollment of the lead whose version stops on conversion; their ids."""
+    return _stop_where(session, lead, now, "stop_on_conversion", True,
+                       status="converted", exit_reason="the lead converted")  # fmt: skip
+
+
+def stop_enrollments_on_reply(session: Session, lead: Lead, now: datetime) -> list[int]:
+    """Stop every live enrollment of the lead whose version stops on reply; their ids."""
+    return _stop_where(session, lead, now, "stop_on_reply", False,
+                       status="stopped", exit_reason="the lead replied")  # fmt: skip
+
+
+def stopped_text(ids: list[int], setting: str) -> str:
+    """`stopped 2 enrollments (stop_on_reply)`, for a command's or a dry run's output."""
+    return f"stopped {len(ids)} enrollment{'s' if len(ids) != 1 else ''} ({setting})"
+
+
+def _stop_where(
+    session: Session, lead: Lead, now: datetime, setting: str, default: bool, **values: Any
+) -> list[int]:
+    """End the lead's live enrollments whose sequence version has `setting` on."""
+    rows = session.exec(
+        select(Enrollment.id, SequenceVersion.definition)
+        .join(
+            SequenceVersion,
+            (SequenceVersion.sequence_id == Enrollment.sequence_id)
+            & (SequenceVersion.version == Enrollment.version),
+        )
+        .where(Enrollment.lead_id == lead.id, col(Enrollment.status).in_(LIVE))
+    ).all()
+    stopped = [row_id for row_id, definition in rows if definition.get(setting, default)]
+    if stopped:
+        _end(session, col(Enrollment.id).in_(stopped), now, **values)
+    return stopped
+
+
+def stop_enrollments_of(session: Session, sequence_id: int, now: datetime) -> int:
+    """Stop the live enrollments of a deleted sequence; how many."""
+    return _end(session, Enrollment.sequence_id == sequence_id, now,
+                status="stopped", exit_reason="the sequence was deleted")  # fmt: skip
+
+
+def _end(session: Session, which: Any, now: datetime, **values: Any) -> int:
+    """End the live enrollments `which` selects (a lease in flight loses: its completion is
+    guarded by the `running` status); how many."""
+    result = session.exec(
+        update(Enrollment)
+        .where(which, col(Enrollment.status).in_(LIVE))
+        .values(
+            finished_at=now,
+            updated_at=now,
+            next_run_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            **values,
+        )  # fmt: skip
+    )
+    return result.rowcount
+
+
+def in_flight(session: Session, sequence_ids: Iterable[int]) -> dict[int, int]:
+    """How many live enrollments each sequence has."""
+    rows = session.exec(
+        select(Enrollment.sequence_id, func.count())
+        .where(
+            col(Enrollment.sequence_id).in_(list(sequence_ids)), col(Enrollment.status).in_(LIVE)
+        )
+        .group_by(Enrollment.sequence_id)
+    ).all()
+    return dict(rows)

@@ -1,0 +1,267 @@
+"""`leads import`: CSV or JSON lines, upserted by external id or email, new leads matched and enrolled.
+
+Every bad row is reported with its row number and the reason while the good rows land;
+re-running the same file changes nothing. The work goes in batches: one lookup of existing
+leads per batch, the funnel's sequences loaded once, the new rows inserted together. On
+Postgres a batch's inserts run on a writer thread while the next batch is parsed (the server
+works while the command does); the session is used by one thread at a time.
+"""
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from nurture.errors import NurtureError
+from nurture.leads.enrollment import Offer, candidates_json, decide, funnel_offers, new_enrollment
+from nurture.leads.import_rows import Row, lead_input, phones, read_rows
+from nurture.leads.records import (
+    LeadRules,
+    clean,
+    find_funnel,
+    lead_row,
+    set_values,
+    upsert_key,
+)
+from nurture.rules.contacts import phones_ahead
+from nurture.spec.names import slugify
+from nurture.store import bulk
+from nurture.store.decisions import candidates_id
+from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision, Stored
+
+BATCH = 1000
+Progress = Callable[[int, int], None]
+"""Called with (rows done, rows in all) after every batch."""
+
+
+@dataclass(frozen=True)
+class RowError:
+    row: int
+    message: str
+
+
+@dataclass
+class ImportResult:
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    enrolled: int = 0
+    errors: list[RowError] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {k: v for k, v in vars(self).items() if k != "errors"}
+        return counts | {"errors": [vars(error) for error in self.errors]}
+
+
+class Importer:
+    """One import run: caches of funnels, their sequences and the leads seen so far."""
+
+    def __init__(self, session: Session, now: datetime, rules: LeadRules) -> None:
+        self.session, self.now, self.rules = session, now, rules
+        self.funnels = {f.slug: f for f in session.exec(select(Funnel)).all()}
+        self.offers: dict[int, list[Offer]] = {}
+        self.decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.lists: dict[str, int] = {}  # stored candidate lists: digest to id
+        self.enrollments: dict[tuple[int, str | None], dict[str, Any]] = {}
+        self.by_key: dict[str, Lead | dict[str, Any]] = {}
+        self.rows_by_key: dict[str, int] = {}  # the file's row that named each key first
+        self.result = ImportResult()
+        self.writer: ThreadPoolExecutor | None = None
+        self.writing: Future[None] | None = None
+
+    def run(self, rows: list[Row], funnel: str | None, progress: Progress | None) -> ImportResult:
+        default = find_funnel(self.session, funnel) if funnel else None
+        batches = [rows[start : start + BATCH] for start in range(0, len(rows), BATCH)]
+        overlap = self.session.get_bind().dialect.name == "postgresql"
+        with (
+            phones_ahead([phones(b) for b in batches], self.rules.phone_region) as ready,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="import") as writer,
+        ):
+            self.writer = writer if overlap else None
+            for number, batch in enumerate(batches):
+                ready(number)
+                self._batch(batch, default)
+                if progress:
+                    progress(min((number + 1) * BATCH, len(rows)), len(rows))
+            self._settle()
+        self.result.errors.sort(key=lambda error: error.row)
+        return self.result
+
+    def _settle(self) -> None:
+        """Wait for the batch being written (its error, if any, is raised here)."""
+        if self.writing is not None:
+            writing, self.writing = self.writing, None
+            writing.result()
+
+    def _batch(self, rows: list[Row], default: Funnel | None) -> None:
+        self.result.rows += len(rows)
+        parsed = [
+            item for row in rows if (item := self._parse(row, default)) and self._first(*item[:2])
+        ]
+        self._settle()  # the session is free again: the previous batch is in
+        self._load_existing([values for _, values, _ in parsed])
+        fresh: list[dict[str, Any]] = []
+        for row, values, funnel in parsed:
+            lead = self._existing(values)
+            if isinstance(lead, Lead):
+                self._update(lead, values | {"funnel_id": funnel.id})
+            elif lead is not None:  # a lead of this batch, not inserted yet
+                lead.update(values | {"funnel_id": funnel.id})
+                self.result.updated += 1
+            else:
+                try:
+                    fresh.append(lead_row(values, funnel.id, self.now, self.rules))
+                except NurtureError as problem:
+                    self._error(row, str(problem))
+                    continue
+                self._remember(fresh[-1])
+        if self.writer is None:
+            self._insert(fresh)
+        else:
+            self.writing = self.writer.submit(self._insert, fresh)
+
+    def _parse(self, row: Row, default: Funnel | None) -> tuple[Row, dict, Funnel] | None:
+        try:
+            funnel_name, data = lead_input(dict(row.data))
+            funnel = self._funnel(funnel_name) if funnel_name else default
+            if funnel is None:
+                raise NurtureError("no funnel: give --funnel or a funnel column")
+            return row, clean(data, self.rules.phone_region), funnel
+        except NurtureError as problem:
+            self._error(row, str(problem))
+            return None
+
+    def _first(self, row: Row, values: dict[str, Any]) -> bool:
+        """Whether this row is the first of the file with its key (external id, else email): a
+        second one would overwrite the first, and every re-run would again."""
+        key = upsert_key(values)
+        if key is None:
+            return True
+        first = self.rows_by_key.setdefault(key, row.number)
+        if first != row.number:
+            what, _, value = key.partition(":")
+            message = (
+                f"{what.replace('_', ' ')} {value} is on row {first} already: one row per lead"
+            )
+            self._error(row, message)
+        return first == row.number
+
+    def _error(self, row: Row, message: str) -> None:
+        self.result.errors.append(RowError(row.number, message))
+
+    def _funnel(self, name: str) -> Funnel:
+        found = self.funnels.get(slugify(name))
+        if found is None:
+            self._settle()  # the writer may be using the session
+            found = find_funnel(self.session, name)
+        return found
+
+    def _load_existing(self, batch: list[dict[str, Any]]) -> None:
+        # not `set - by_key.keys()`: that copies every key seen so far, for every batch
+        ids = {key for v in batch if (key := v.get("external_id")) and key not in self.by_key}
+        emails = {key for v in batch if (key := v.get("email")) and key not in self.by_key}
+        connection = self.session.connection()
+        for column, keys in ((Lead.external_id, ids), (Lead.email, emails)):
+            if keys:
+                found = select(Lead).where(bulk.among(connection, col(column), keys))
+                for lead in self.session.exec(found):
+                    self._remember(lead)
+
+    def _remember(self, lead: Lead | dict[str, Any]) -> None:
+        keys = (
+            (lead.external_id, lead.email)
+            if isinstance(lead, Lead)
+            else (lead.get("external_id"), lead.get("email"))
+        )
+        for key in keys:
+            if key:
+                self.by_key.setdefault(key, lead)
+
+    def _existing(self, values: dict[str, Any]) -> Lead | dict[str, Any] | None:
+        """The stored lead (or this batch's new one) the values name: by external id, else email."""
+        key = values.get("external_id") or values.get("email")
+        found = self.by_key.get(key) if key else None
+        if isinstance(found, dict) and "id" in found:  # inserted by an earlier batch
+            found = self.by_key[key] = self.session.get(Lead, found["id"])
+        return found
+
+    def _update(self, lead: Lead, values: dict[str, Any]) -> None:
+        if set_values(self.session, lead, values, self.now, self.rules):
+            self.result.updated += 1
+        else:
+            self.result.unchanged += 1
+
+    def _insert(self, fresh: list[dict[str, Any]]) -> None:
+        """Insert the new leads, their decisions and enrollments: three statements for the batch."""
+        if not fresh:
+            return
+        decisions, enrollments = [], []
+        for row, lead_id in zip(fresh, self._insert_leads(fresh), strict=True):
+            row["id"] = lead_id  # a later batch naming this lead again updates the stored one
+            decision = self._decide(row)
+            decisions.append(decision | {"lead_id": lead_id})
+            if decision["sequence_id"] is not None:
+                enrollments.append(
+                    self._enrollment(decision["sequence_id"], row) | {"lead_id": lead_id}
+                )
+        self._insert_rows(MatchDecision, decisions)
+        self._insert_rows(Enrollment, enrollments)
+        self.result.created += len(fresh)
+        self.result.enrolled += len(enrollments)
+
+    def _decide(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The decision row for a new lead; leads with the same trigger facts share one decision."""
+        key = tuple(row[k] for k in ("funnel_id", "source", "status", "temperature", "score"))
+        if key not in self.decisions:
+            offers = self._offers(row["funnel_id"])
+            decision, winner = decide(offers, SimpleNamespace(**row))
+            self.decisions[key] = {
+                "funnel_id": row["funnel_id"],
+                "sequence_id": winner.sequence_id if winner else None,
+                "reason": decision.reason,
+                "candidates_id": candidates_id(
+                    self.session.connection(), candidates_json(decision, offers), self.lists
+                ),
+                "decided_at": self.now,
+            }
+        return self.decisions[key]
+
+    def _enrollment(self, sequence_id: int, row: dict[str, Any]) -> dict[str, Any]:
+        """The enrollment row for a new lead; one first-step time per sequence and time zone."""
+        key = (sequence_id, row["timezone"])
+        if key not in self.enrollments:
+            offer = next(o for o in self._offers(row["funnel_id"]) if o.sequence_id == sequence_id)
+            zone, default = row["timezone"], self.rules.default_zone
+            self.enrollments[key] = new_enrollment(0, zone, offer, self.now, default)
+        return self.enrollments[key]
+
+    def _insert_leads(self, fresh: list[dict[str, Any]]) -> list[int]:
+        """Insert new leads; their ids in order."""
+        return bulk.insert_ids(self.session.connection(), Lead.__table__, fresh)
+
+    def _insert_rows(self, model: type[Stored], rows: list[dict[str, Any]]) -> None:
+        bulk.insert(self.session.connection(), model.__table__, rows)
+
+    def _offers(self, funnel_id: int) -> list[Offer]:
+        if funnel_id not in self.offers:
+            self.offers[funnel_id] = funnel_offers(self.session, funnel_id)
+        return self.offers[funnel_id]
+
+
+def import_leads(
+    session: Session,
+    path: Path,
+    now: datetime,
+    rules: LeadRules,
+    *,
+    funnel: str | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import a CSV or JSON-lines file of leads; bad rows are reported, good rows land."""
+    return Importer(session, now, rules).run(read_rows(path), funnel, progress)

@@ -1,0 +1,1 @@
+"""A project on disk and in the store: layout, plan, apply, sync, sequences, funnels."""

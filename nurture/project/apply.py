@@ -1,0 +1,128 @@
+"""apply: write a plan to the store in the caller's transaction; every changed definition is a new version."""
+
+from datetime import datetime
+
+from sqlmodel import Session, delete, select
+
+from nurture.leads.enrollment import stop_enrollments_of
+from nurture.project.plan import Plan, SequenceChange
+from nurture.spec.models import SequenceSpec
+from nurture.spec.names import slugify
+from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion, Step
+
+
+def apply_plan(session: Session, plan: Plan, now: datetime) -> None:
+    """Create, update and delete sequences as planned; the caller commits."""
+    for change in plan.changes:
+        if change.action in ("create", "update"):
+            _write(session, change, now)
+        elif change.action == "delete":
+            _delete(session, change.slug, now)
+    session.flush()
+
+
+def _write(session: Session, change: SequenceChange, now: datetime) -> None:
+    spec = change.spec
+    assert spec is not None, "create and update changes carry their spec"
+    row = session.exec(select(Sequence).where(Sequence.slug == change.slug)).first()
+    if row is None:
+        row = Sequence(
+            name=spec.name,
+            slug=spec.slug,
+            category=spec.category,
+            fingerprint="",
+            current_version=0,
+            created_at=now,
+            updated_at=now,
+        )
+    _copy_identity(row, spec, change.path, now)
+    if row.current_version == 0 or row.fingerprint != spec.fingerprint():
+        row.current_version += 1
+        row.fingerprint = spec.fingerprint()
+        session.add(row)
+        session.flush()
+        _add_version(session, row, spec, change.path, now)
+    session.add(row)
+    session.flush()
+    _assign(session, row, spec.funnels, now)
+
+
+def _copy_identity(row: Sequence, spec: SequenceSpec, path: str | None, now: datetime) -> None:
+    row.name, row.description, row.category = spec.name, spec.description, spec.category
+    row.active, row.priority, row.source_path = spec.active, spec.priority, path
+    row.updated_at, row.deleted_at = now, None
+
+
+def _add_version(
+    session: Session, row: Sequence, spec: SequenceSpec, path: str | None, now: datetime
+) -> None:
+    definition = spec.definition()
+    version = SequenceVersion(
+        sequence_id=row.id,
+        version=row.current_version,
+        fingerprint=row.fingerprint,
+        definition=definition,
+        source_path=path,
+        applied_at=now,
+    )
+    session.add(version)
+    session.flush()
+    for position, (step, data) in enumerate(zip(spec.steps, definition["steps"], strict=True)):
+        session.add(
+            Step(
+                version_id=version.id,
+                position=position,
+                step_id=step.id,
+                name=step.name,
+                action_type=step.action_type.value,
+                action_config=data["action_config"],
+                delay_seconds=int(step.delay.total_seconds()),
+                conditions=data["conditions"],
+                active=step.active,
+            )
+        )
+
+
+def _assign(session: Session, row: Sequence, funnel_names: list[str], now: datetime) -> None:
+    """Make the sequence's funnel assignments exactly the declared ones."""
+    wanted = {
+        funnel.id for funnel in ensure_funnels(session, {slugify(n): n for n in funnel_names}, now)
+    }
+    current = set(
+        session.exec(
+            select(FunnelAssignment.funnel_id).where(FunnelAssignment.sequence_id == row.id)
+        ).all()
+    )
+    if current - wanted:
+        session.exec(
+            delete(FunnelAssignment).where(
+                FunnelAssignment.sequence_id == row.id,
+                FunnelAssignment.funnel_id.in_(current - wanted),
+            )
+        )
+    for funnel_id in sorted(wanted - current):
+        session.add(FunnelAssignment(funnel_id=funnel_id, sequence_id=row.id, created_at=now))
+
+
+def ensure_funnels(session: Session, names_by_slug: dict[str, str], now: datetime) -> list[Funnel]:
+    """The funnels with these slugs, creating the missing ones under the given names."""
+    found = session.exec(select(Funnel).where(Funnel.slug.in_(names_by_slug))).all()
+    known = {funnel.slug for funnel in found}
+    created = [
+        Funnel(name=name, slug=slug, created_at=now)
+        for slug, name in names_by_slug.items()
+        if slug not in known
+    ]
+    session.add_all(created)
+    session.flush()
+    return [*found, *created]
+
+
+def _delete(session: Session, slug: str, now: datetime) -> None:
+    """Soft delete: the versions stay for history; the sequence leaves every funnel, and its
+    leads in flight stop (nothing more is sent for a sequence that is gone)."""
+    row = session.exec(select(Sequence).where(Sequence.slug == slug)).one()
+    row.deleted_at, row.active, row.updated_at = now, False, now
+    session.add(row)
+    session.exec(delete(FunnelAssignment).where(FunnelAssignment.sequence_id == row.id))
+    stop_enrollments_of(session, row.id, now)

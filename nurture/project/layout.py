@@ -1,0 +1,110 @@
+"""A nurture project on disk: nurture.toml, the sequences folder, and `nurture init`."""
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from nurture.errors import NotFound, NurtureError
+from nurture.settings import PROJECT_FILE, Settings
+from nurture.spec.diagnostics import did_you_mean
+from nurture.spec.files import SequenceFile, load_sequences
+from nurture.spec.names import slugify
+from nurture.spec.schema import sequence_json_schema_text
+
+EXAMPLES = ("warm-lead-welcome.yaml", "consultation-follow-up.yaml")
+
+PROJECT_TOML = """\
+# nurture project settings. Secrets (SMTP password, Twilio token) go in .env, never here.
+# Every key can be overridden by a NURTURE_* environment variable (nested keys with __).
+
+# database_url = "postgresql+psycopg://user@localhost/nurture"   # default: sqlite nurture.db here
+sequences_dir = "sequences"
+timezone = "UTC"                      # for leads without a time zone of their own
+conversion_statuses = ["Converted", "Won", "Client"]
+
+[coach]                               # templates read these as {{ coach.name }} and so on
+name = "Your Name"
+business = "Your Coaching Business"
+email = "coach@example.com"
+booking_url = "https://example.com/book"
+
+# Going live (see the README): `channel = "live"` sends through these providers; secrets go in
+# .env as NURTURE_EMAIL__PASSWORD, NURTURE_TWILIO__AUTH_TOKEN, NURTURE_UNSUBSCRIBE__SECRET.
+# [email]
+# host = "smtp.example.com"
+# username = "coach@example.com"
+# from_address = "coach@example.com"
+# [twilio]
+# account_sid = "AC..."
+# sms_from = "+15017122661"
+# whatsapp_from = "+14155238886"
+# [rate_limits]
+# sms = 1
+"""
+
+GITIGNORE = "nurture.db\nnurture.db-wal\nnurture.db-shm\n.env\n"
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+    sequences_dir: Path
+    coach_keys: frozenset[str]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Project":
+        return cls(
+            settings.project_dir, settings.sequences_path, frozenset(settings.coach.model_dump())
+        )
+
+    def files(self) -> list[SequenceFile]:
+        """Every sequence file, validated; SpecError lists every problem if any is invalid."""
+        return load_sequences([self.sequences_dir], coach_keys=self.coach_keys)
+
+    def file_of(self, name: str, files: list[SequenceFile] | None = None) -> SequenceFile:
+        """The file of the sequence with this name or slug."""
+        files = self.files() if files is None else files
+        by_slug = {file.spec.slug: file for file in files}
+        found = by_slug.get(slugify(name))
+        if found is None:
+            raise NotFound(
+                f"no sequence file for {name!r}" + did_you_mean(name, [f.spec.name for f in files])
+            )
+        return found
+
+
+def init_project(directory: Path) -> list[Path]:
+    """Write a new project into `directory`; the paths written or extended, relative to it."""
+    if (directory / PROJECT_FILE).exists():
+        raise NurtureError(f"{directory / PROJECT_FILE} already exists; not overwriting a project")
+    (directory / "sequences").mkdir(parents=True, exist_ok=True)
+    (directory / "schema").mkdir(exist_ok=True)
+    wanted = {
+        Path(PROJECT_FILE): PROJECT_TOML,
+        Path("schema/sequence.schema.json"): sequence_json_schema_text(),
+    }
+    examples = resources.files("nurture.project.examples")
+    for name in EXAMPLES:
+        wanted[Path("sequences") / name] = examples.joinpath(name).read_text(encoding="utf-8")
+    written = [path for path, text in wanted.items() if _write_new(directory / path, text)]
+    if _ignore(directory / ".gitignore"):
+        written.append(Path(".gitignore"))
+    return sorted(written)
+
+
+def _write_new(path: Path, text: str) -> bool:
+    if path.exists():
+        return False
+    path.write_text(text, encoding="utf-8")
+    return True
+
+
+def _ignore(path: Path) -> bool:
+    """Make .gitignore ignore the database and .env, keeping what it had; whether it changed."""
+    have = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    missing = [line for line in GITIGNORE.splitlines() if line not in have]
+    if missing:
+        prefix = "\n" if have and path.read_text(encoding="utf-8")[-1:] != "\n" else ""
+        with path.open("a", encoding="utf-8") as stream:
+            stream.write(prefix + "\n".join(missing) + "\n")
+    return bool(missing)

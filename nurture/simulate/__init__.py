@@ -1,0 +1,1 @@
+"""Dry runs: simulated leads, events and cases, JUnit reports."""

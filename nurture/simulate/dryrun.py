@@ -1,0 +1,289 @@
+"""The dry run: the real engine on a simulated clock, a throwaway in-memory store, a memory channel.
+
+    run = dry_run(project, Scenario(lead={"name": "Ana", "score": 45}, sequence="warm-lead-welcome",
+                                    start=datetime(2025, 3, 3, 9, tzinfo=UTC)))
+
+The project's sequences are applied to a fresh SQLite database in memory; the lead arrives
+through the code `nurture leads add` uses; then the clock jumps from one due time (or event)
+to the next and `dispatch.run_due` runs, exactly as the daemon does. Nothing is sent and the
+project's store is never opened.
+"""
+
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, SQLModel, select
+
+from nurture.channels import KINDS
+from nurture.channels.memory import MemoryChannel
+from nurture.engine import dispatch
+from nurture.errors import NotFound, NurtureError
+from nurture.insights import timeline
+from nurture.leads.enrollment import Offer, decide, funnel_offers, new_enrollment
+from nurture.leads.records import LeadInput, LeadRules, add_lead, clean, find_funnel, lead_row
+from nurture.project.apply import apply_plan
+from nurture.project.plan import build_plan
+from nurture.rules.matching import Candidate, Decision
+from nurture.simulate.events import Failures, Happening, happen, schedule
+from nurture.spec.cases import CaseLead
+from nurture.spec.diagnostics import did_you_mean
+from nurture.spec.files import SequenceFile
+from nurture.spec.models import SequenceSpec
+from nurture.spec.names import slugify
+from nurture.store.db import Store, create_engine
+from nurture.store.tables import Enrollment, Lead, Sequence
+
+MAX_TURNS = 10_000  # steps are finite and retries bounded: this only guards the loop
+WORKER = "dry-run"
+APPLIED_AT = datetime(2000, 1, 1, tzinfo=UTC)  # any time before the runs: sequences exist first
+_runs = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Project:
+    """What a dry run needs of the project: its sequence files and settings."""
+
+    files: list[SequenceFile]
+    root: Path
+    rules: LeadRules = LeadRules()
+    coach: dict[str, Any] = field(default_factory=dict)
+    applied: list[sqlite3.Connection] = field(default_factory=list, compare=False, repr=False)
+    """The store with the sequences applied, built once and copied for each run."""
+
+    def store_image(self) -> sqlite3.Connection:
+        """A database in memory with every table and the project's sequences applied."""
+        if not self.applied:
+            with memory_store() as store:
+                with store.session(immediate=True) as session:
+                    plan = build_plan(session, self.files, root=self.root)
+                    apply_plan(session, plan, APPLIED_AT)
+                image = sqlite3.connect(":memory:", check_same_thread=False)
+                with store.engine.connect() as connection:
+                    connection.connection.driver_connection.backup(image)
+            self.applied.append(image)
+        return self.applied[0]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A lead, where it arrives, when, and what happens to it."""
+
+    lead: LeadInput
+    start: datetime
+    sequence: str | None = None  # None: the funnel's choice
+    funnel: str | None = None
+    events: tuple[str, ...] = ()
+    until: timedelta | None = None
+
+
+@dataclass
+class DryRun:
+    """What happened: the matching decision, the timeline, and the lead and enrollment at the end."""
+
+    sequence: str | None
+    funnel: str | None
+    decision: Decision | None
+    zone: str
+    rows: list[timeline.Row] = field(default_factory=list)
+    status: str | None = None
+    lead: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def chosen(self) -> str | None:
+        """The sequence matching picked in the funnel (None: no funnel, or no match)."""
+        return self.decision.winner.name if self.decision and self.decision.winner else None
+
+    def steps(self, *outcomes: str) -> list[str]:
+        """Step ids whose last attempt ended in one of `outcomes`, in the order they ran."""
+        last = {row.step: row for row in self.rows if row.kind == "step"}
+        return [step for step, row in last.items() if row.outcome in outcomes]
+
+    def executed(self) -> list[str]:
+        return self.steps("sent", "done")
+
+    def to_dict(self) -> dict[str, Any]:
+        decision = self.decision
+        return {
+            "sequence": self.sequence,
+            "funnel": self.funnel,
+            "chosen": self.chosen,
+            "reason": decision.reason if decision else None,
+            "timezone": self.zone,
+            "status": self.status,
+            "lead": self.lead,
+            "timeline": [row.to_dict(self.zone) for row in self.rows],
+        }
+
+
+EXAMPLE_PHONE = "+12025550100"  # a US number reserved for fiction
+
+
+def lead_input(lead: CaseLead, timezone: str | None = None) -> LeadInput:
+    """A test lead as the store takes it; without email or phone it gets example ones to send to."""
+    local = slugify(lead.name).replace("-", ".") or "lead"
+    return LeadInput(
+        name=lead.name,
+        email=lead.email or f"{local}@example.com",
+        phone=lead.phone or EXAMPLE_PHONE,
+        source=lead.source,
+        status=lead.status,
+        temperature=lead.temperature,
+        score=lead.score,
+        tags=list(lead.tags),
+        timezone=timezone or lead.timezone,
+        fields=dict(lead.fields),
+    )
+
+
+@contextmanager
+def memory_store(image: sqlite3.Connection | None = None) -> Iterator[Store]:
+    """A fresh store in memory, a copy of `image` or empty with every table; gone afterwards."""
+    database = sqlite3.connect(":memory:", check_same_thread=False)
+    if image is not None:
+        image.backup(database)
+    engine = create_engine("sqlite://", poolclass=StaticPool, creator=lambda: database)
+    if image is None:
+        SQLModel.metadata.create_all(engine)
+    try:  # a URL of its own: parsed versions are cached by store URL
+        yield Store(f"sqlite://dry-run-{next(_runs)}", engine)
+    finally:
+        engine.dispose()
+        database.close()
+
+
+def dry_run(project: Project, scenario: Scenario) -> DryRun:
+    """Run the scenario to the end of the sequence (or `until`); nothing leaves the process."""
+    happenings = schedule(list(scenario.events), scenario.start)
+    failures = Failures()
+    channel = MemoryChannel(behaviour=failures)
+    with memory_store(project.store_image()) as store:
+        run, lead_id, spec = _arrive(store, project, scenario)
+        if spec is None:
+            return run
+        failures.know(spec)
+        events = _simulate(store, project, scenario, lead_id, happenings, channel, failures)
+        with store.session() as session:
+            messages = {m.execution_id: m for m in channel.attempts if m.execution_id}
+            zone = project.rules.default_zone
+            rows = timeline.read(session, lead_id, zone, messages)
+            run.rows = timeline.ordered(rows + events)
+            run.status = next((r.outcome for r in reversed(rows) if r.kind == "end"), None)
+            run.lead = _final(session.get(Lead, lead_id))
+    return run
+
+
+def _arrive(
+    store: Store, project: Project, scenario: Scenario
+) -> tuple[DryRun, int, SequenceSpec | None]:
+    """The lead stored and enrolled: in SEQUENCE (matching only reported), else as its funnel picks."""
+    with store.session(immediate=True) as session:
+        if scenario.sequence is None:
+            return _through_funnel(session, project, scenario)
+        return _into_sequence(session, project, scenario)
+
+
+def _through_funnel(
+    session: Session, project: Project, scenario: Scenario
+) -> tuple[DryRun, int, SequenceSpec | None]:
+    """As `nurture leads add --funnel F` does it: matched, recorded, enrolled in the winner."""
+    if not scenario.funnel:
+        raise NurtureError("give a SEQUENCE to run, or --funnel to let matching choose one")
+    arrival = add_lead(session, scenario.lead, scenario.funnel, scenario.start, project.rules)
+    winner = arrival.decision.winner
+    spec = _spec_named(project, winner.name) if winner else None
+    return _run(spec, scenario, arrival.decision, arrival.lead, project), arrival.lead.id, spec
+
+
+def _into_sequence(
+    session: Session, project: Project, scenario: Scenario
+) -> tuple[DryRun, int, SequenceSpec]:
+    """Enrolled in the sequence under test whatever matching says; the decision is reported."""
+    rules, start = project.rules, scenario.start
+    spec = _spec_named(project, scenario.sequence or "")
+    funnel = find_funnel(session, scenario.funnel) if scenario.funnel else None
+    values = clean(scenario.lead, rules.phone_region)
+    lead = Lead(**lead_row(values, funnel.id if funnel else None, start, rules))
+    session.add(lead)
+    session.flush()
+    decision = decide(funnel_offers(session, funnel.id), lead)[0] if funnel else None
+    row = session.exec(select(Sequence).where(Sequence.slug == spec.slug)).one()
+    candidate = Candidate(spec.name, spec.priority, spec.active, spec.trigger_conditions)
+    offer = Offer(row.id, row.current_version, spec, candidate)
+    enrollment = new_enrollment(lead.id, lead.timezone, offer, start, rules.default_zone)
+    session.add(Enrollment(**enrollment))
+    return _run(spec, scenario, decision, lead, project), lead.id, spec
+
+
+def _run(
+    spec: SequenceSpec | None,
+    scenario: Scenario,
+    decision: Decision | None,
+    lead: Lead,
+    project: Project,
+) -> DryRun:
+    zone = project.rules.default_zone
+    if spec is not None:
+        zone = timeline.lead_zone(spec, lead, zone)
+    name = spec.name if spec else None
+    return DryRun(name, scenario.funnel, decision, zone, lead=_final(lead))
+
+
+def _spec_named(project: Project, name: str) -> SequenceSpec:
+    by_slug = {file.spec.slug: file.spec for file in project.files}
+    spec = by_slug.get(slugify(name))
+    if spec is None:
+        names = [spec.name for spec in by_slug.values()]
+        raise NotFound(f"no sequence {name!r}{did_you_mean(name, names)}")
+    return spec
+
+
+def _simulate(
+    store: Store,
+    project: Project,
+    scenario: Scenario,
+    lead_id: int,
+    happenings: list[Happening],
+    channel: MemoryChannel,
+    failures: Failures,
+) -> list[timeline.Row]:
+    """Jump the clock to the next event or due step until nothing is left (or `until`)."""
+    end = scenario.start + scenario.until if scenario.until is not None else None
+    pending, rows = list(happenings), []
+    channels = dict.fromkeys(KINDS, channel)
+    for _ in range(MAX_TURNS):
+        due = dispatch.next_due(store)
+        event_at = pending[0].at if pending else None
+        now = min((t for t in (due, event_at) if t is not None), default=None)
+        if now is None or (end is not None and now > end):
+            break
+        if event_at is not None and event_at == now:
+            rows.append(_happen(store, project, lead_id, pending.pop(0), failures))
+            continue
+        dispatch.run_due(
+            store, now, worker=WORKER, channels=channels, senders=1,
+            default_zone=project.rules.default_zone, coach=project.coach,
+        )  # fmt: skip
+    return rows
+
+
+def _happen(
+    store: Store, project: Project, lead_id: int, happening: Happening, failures: Failures
+) -> timeline.Row:
+    with store.session(immediate=True) as session:
+        lead = session.get(Lead, lead_id)
+        said = happen(session, lead, happening, project.rules, failures)
+    return timeline.Row(
+        at=happening.at, kind="event", outcome="event", detail=happening.text, notes=(said,)
+    )
+
+
+def _final(lead: Lead) -> dict[str, Any]:
+    keys = ("name", "email", "phone", "status", "temperature", "score", "tags", "timezone")
+    return {key: getattr(lead, key) for key in keys} | {"opted_out": list(lead.opted_out)}

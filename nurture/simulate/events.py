@@ -1,0 +1,136 @@
+"""Events in a dry run, applied to the lead through the code `nurture leads ...` uses.
+
+`+2d convert`, `+3d status=Contacted`, `+1d score=80` (or `score=+10`), `+1d tag=replied`,
+`+1d opt-out=sms`, `+1d inbound` (ends a `stop_on_reply` sequence); and `+4h fail=send_email`
+(also a step id, and `*N` for the next N attempts only), which makes the channel fail those
+sends: retries, then the sequence's failure policy.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session
+
+from nurture.channels import OutgoingMessage, TemporaryFailure
+from nurture.errors import NurtureError
+from nurture.leads.consent import inbound
+from nurture.leads.enrollment import stopped_text
+from nurture.leads.records import LeadInput, LeadRules, clean, convert, set_values
+from nurture.spec.actions import MESSAGE_ACTIONS
+from nurture.spec.events import Event, parse_event
+from nurture.spec.models import SequenceSpec
+from nurture.store.tables import Lead
+
+
+class InvalidEvent(NurtureError):
+    """An event is not one, or cannot apply to this dry run (a step the sequence does not have).
+
+    The message starts with the event's text; the caller says where it came from (`--event`).
+    """
+
+
+@dataclass(frozen=True)
+class Happening:
+    """An event at its time in the run."""
+
+    at: datetime
+    text: str
+    event: Event
+
+
+def schedule(texts: list[str], start: datetime) -> list[Happening]:
+    """The events parsed and in time order (ties keep the order given)."""
+    happenings = []
+    for text in texts:
+        try:
+            event = parse_event(text)
+        except ValueError as error:
+            raise InvalidEvent(f"{text!r}: {error}") from None
+        happenings.append(Happening(start + event.after, text.strip(), event))
+    return sorted(happenings, key=lambda happening: happening.at)
+
+
+@dataclass
+class Failures:
+    """The channel behaviour of a dry run: sends of the failing steps raise a temporary failure."""
+
+    actions: dict[str, str] = field(default_factory=dict)  # step id -> action type
+    rules: list[list] = field(default_factory=list)  # [target, attempts left or None, text]
+
+    def know(self, spec: SequenceSpec) -> None:
+        self.actions |= {step.id: step.action_type.value for step in spec.steps}
+
+    def add(self, target: str, text: str) -> str:
+        target, _, times = target.partition("*")
+        if times and (not times.strip().isdigit() or int(times) < 1):
+            raise InvalidEvent(f"{text!r}: write fail=STEP or fail=STEP*N (N attempts, 1 or more)")
+        messages = {action.value for action in MESSAGE_ACTIONS}
+        if target not in messages and self.actions.get(target) not in messages:
+            raise InvalidEvent(
+                f"{text!r}: {target!r} is not a message step of this sequence nor a message "
+                f"action ({', '.join(sorted(messages))}); only sends go through a channel"
+            )
+        self.rules.append([target, int(times) if times else None, text])
+        return f"the channel fails {target}" + (f" {times} time(s)" if times else " from now on")
+
+    def __call__(self, message: OutgoingMessage) -> None:
+        step_id = message.key.split(":")[1]
+        for rule in self.rules:
+            target, left, text = rule
+            if target in (step_id, self.actions.get(step_id)) and left != 0:
+                if left is not None:
+                    rule[1] = left - 1
+                raise TemporaryFailure(f"simulated failure ({text})")
+
+
+def happen(
+    session: Session, lead: Lead, happening: Happening, rules: LeadRules, failures: Failures
+) -> str:
+    """Apply one event to the lead at its time; what it did, in a few words."""
+    event, now = happening.event, happening.at
+    kind, value = event.kind, event.value or ""
+    if kind == "fail":
+        return failures.add(value, happening.text)
+    if kind == "convert":
+        stopped = convert(session, lead, now, rules)
+        return f"lead converted ({lead.status}); {_stopped(stopped)}"
+    if kind == "inbound":
+        stopped = inbound(session, lead, now).stopped
+        return "the lead wrote in" + (
+            f"; {stopped_text(stopped, 'stop_on_reply')}" if stopped else ""
+        )
+    before = lead.converted_at
+    set_values(session, lead, _values(lead, kind, value, rules), now, rules)
+    session.flush()
+    if lead.converted_at is not None and before is None:
+        return f"status {lead.status} converts the lead"
+    return _described(lead, kind, value)
+
+
+def _values(lead: Lead, kind: str, value: str, rules: LeadRules) -> dict:
+    if kind == "score":
+        score = lead.score + int(value) if value[0] in "+-" else int(value)
+        return {"score": min(max(score, 0), 100)}
+    if kind in ("status", "temperature"):
+        return clean(LeadInput(**{kind: value}), rules.phone_region)
+    if kind == "tag":
+        return {"tags": [value]}
+    if kind == "opt-out":
+        return {"opted_out": list(dict.fromkeys([*lead.opted_out, value.lower()]))}
+    return {"opted_out": [c for c in lead.opted_out if c.casefold() != value.casefold()]}
+
+
+def _described(lead: Lead, kind: str, value: str) -> str:
+    if kind == "score":
+        return f"score is {lead.score}"
+    if kind in ("status", "temperature"):
+        return f"{kind} is {getattr(lead, kind)}"
+    if kind == "tag":
+        return "tags: " + ", ".join(lead.tags)
+    return "opted out of: " + (", ".join(lead.opted_out) or "nothing")
+
+
+def _stopped(ids: list[int]) -> str:
+    if not ids:
+        return "no enrollment stops on conversion"
+    return stopped_text(ids, "stop_on_conversion")
