@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, drain
 from nurture.errors import NotFound, SpecError
 from nurture.store.tables import Lead, Sequence
 from nurture.testing import MemoryChannel, dry_run, enroll_many, load_project, project_store
@@ -92,7 +92,7 @@ def test_a_store_with_the_project_applied_runs_the_engine_into_a_memory_channel(
         with store.session() as session:
             assert session.exec(select(Sequence.name)).all() == ["Welcome"]
         enroll_many(store, 3, start)
-        run_due(store, start, worker="test", channels={"sms": channel})
+        drain(store, start, EngineConfig(worker="test"), {"sms": channel})
     assert channel.bodies() == ["Hi Lead, welcome!"] * 3
 
 
