@@ -182,7 +182,7 @@ def test_a_provider_that_takes_messages_but_answers_late_never_gets_one_twice(
     # A loaded machine can make an answer late without a fault (past the 0.6 s timeout): such a
     # send is unclear too, and is settled the same way, so each count is at least the faults'.
     assert tally.settled_by_engine >= providers.twilio.faults.injected["late"]
-    assert set(decided) == {"sent"}
-    assert decided["sent"] >= providers.mailbox.faults.injected["late"]
+    assert set(decided) <= {"sent", "resend"}  # resend: the relay never stored that one
+    assert decided.get("sent", 0) >= providers.mailbox.faults.injected["late"]
     ids = Counter(m["Message-ID"] for m in providers.mailbox.messages)
     assert set(ids.values()) == {1}
