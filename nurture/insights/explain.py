@@ -1,6 +1,7 @@
 """`nurture explain LEAD`: why the lead got its sequence (or none), each step's state, when the next
 runs, and the sends of unclear fate waiting to be settled."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from nurture.leads.enrollment import spec_of
 from nurture.leads.records import find_lead, funnel_names
 from nurture.rules.schedule import step_due
 from nurture.spec.durations import format_duration
-from nurture.spec.models import SequenceSpec, StepBase
+from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import decisions
 from nurture.store.tables import Enrollment, Execution, Lead, MatchDecision, SequenceVersion
 
@@ -28,7 +29,7 @@ def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
         .order_by(col(MatchDecision.id).desc())
     ).first()
     enrollments = session.exec(
-        select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(Enrollment.id)
+        select(Enrollment).where(col(Enrollment.lead_id) == lead.id).order_by(col(Enrollment.id))
     ).all()
     return {
         "lead": _lead(lead, funnels),
@@ -60,9 +61,9 @@ def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str
             SequenceVersion.sequence_id == row.sequence_id, SequenceVersion.version == row.version
         )
     ).one()
-    spec = spec_of(definition)
+    spec = spec_of(dict(definition))  # the JSON column's value, typed as a Mapping
     executions = session.exec(
-        select(Execution).where(Execution.enrollment_id == row.id).order_by(Execution.id)
+        select(Execution).where(col(Execution.enrollment_id) == row.id).order_by(col(Execution.id))
     ).all()
     last = {x.step_id: x for x in executions}  # the latest attempt of each step
     return {
@@ -71,13 +72,13 @@ def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str
         "version": row.version,
         "status": row.status,
         "exit_reason": row.exit_reason,
-        "steps": [_step(step, row, last.get(step.id)) for step in spec.steps],
+        "steps": [_step(step, row, last.get(step.key)) for step in spec.steps],
         "next": _next(spec, lead, row, executions, default_zone),
         "settle": _unsettled(row, executions),
     }
 
 
-def _unsettled(row: Enrollment, executions: list[Execution]) -> dict[str, Any] | None:
+def _unsettled(row: Enrollment, executions: Sequence[Execution]) -> dict[str, Any] | None:
     """The send of unclear fate an `unknown` enrollment waits on, and the command to settle it."""
     if row.status != "unknown":
         return None
@@ -93,7 +94,7 @@ def _unsettled(row: Enrollment, executions: list[Execution]) -> dict[str, Any] |
     }
 
 
-def _step(step: StepBase, row: Enrollment, execution: Execution | None) -> dict[str, Any]:
+def _step(step: AnyStep, row: Enrollment, execution: Execution | None) -> dict[str, Any]:
     data = {"id": step.id, "name": step.name, "action_type": step.action_type.value}
     if execution is not None:
         detail = execution.error or (execution.detail or {}).get("reason")
@@ -113,19 +114,15 @@ def _next(
     spec: SequenceSpec,
     lead: Lead,
     row: Enrollment,
-    executions: list[Execution],
+    executions: Sequence[Execution],
     default_zone: str,
 ) -> dict[str, Any] | None:
     """When and why the next step runs: its delay from the previous step, the window, holidays."""
     step = next((s for s in spec.steps if s.id == row.step_id), None)
     if step is None or row.status not in WAITING or row.next_run_at is None:
         return None
-    done = [x for x in executions if x.finished_at is not None]
-    after, since = (
-        (done[-1].finished_at, f"step {done[-1].step_id}")
-        if done
-        else (row.enrolled_at, "enrollment")
-    )
+    done = [(x.finished_at, x.step_id) for x in executions if x.finished_at is not None]
+    after, since = (done[-1][0], f"step {done[-1][1]}") if done else (row.enrolled_at, "enrollment")
     slot = step_due(after, step, spec, lead.timezone, default_zone)
     why = [f"delay {format_duration(step.delay)} after {since} ({_iso(after)})", *slot.reasons]
     if row.attempts:

@@ -260,7 +260,7 @@ def assignments(session: Session, row: Sequence) -> list[dict[str, Any]]:
     """The funnels offering the sequence, with when each was assigned."""
     rows = session.exec(
         select(Funnel, FunnelAssignment.created_at)
-        .join(FunnelAssignment, FunnelAssignment.funnel_id == Funnel.id)
+        .join(FunnelAssignment, col(FunnelAssignment.funnel_id) == col(Funnel.id))
         .where(FunnelAssignment.sequence_id == row.id)
         .order_by(Funnel.name)
     ).all()

@@ -58,7 +58,7 @@ class Failures:
     rules: list[list] = field(default_factory=list)  # [target, attempts left or None, text]
 
     def know(self, spec: SequenceSpec) -> None:
-        self.actions |= {step.id: step.action_type.value for step in spec.steps}
+        self.actions |= {step.key: step.action_type.value for step in spec.steps}
 
     def add(self, target: str, text: str) -> str:
         target, _, times = target.partition("*")

@@ -194,6 +194,18 @@ Step = Annotated[
     | Annotated[WaitStep, Tag("wait")],
     Discriminator(_action_type),
 ]
+AnyStep = (
+    WhatsAppStep
+    | EmailStep
+    | SmsStep
+    | TaskStep
+    | ScoreStep
+    | TagStep
+    | AppointmentStep
+    | NotificationStep
+    | WaitStep
+)
+"""`Step` as a plain union, for annotating code that takes a validated step."""
 
 
 class SequenceSpec(SpecModel):
@@ -242,12 +254,12 @@ class SequenceSpec(SpecModel):
     def _unique_step_ids(self) -> Self:
         seen: dict[str, int] = {}
         for index, step in enumerate(self.steps):
-            if step.id in seen:
+            if step.key in seen:
                 raise located_error(
                     ("steps", index, "id"),
-                    f"duplicate step id {step.id!r} (also step {seen[step.id] + 1}); give one an explicit 'id'",
+                    f"duplicate step id {step.key!r} (also step {seen[step.key] + 1}); give one an explicit 'id'",
                 )
-            seen[step.id] = index
+            seen[step.key] = index
         return self
 
     @model_validator(mode="after")
@@ -308,7 +320,7 @@ class SequenceSpec(SpecModel):
 
     def definition(self) -> dict[str, Any]:
         """What runs to a lead, versioned: all but the test cases, the active flag and the funnels."""
-        definition = self.model_dump(mode="json", exclude=UNVERSIONED)
+        definition = self.model_dump(mode="json", exclude=set(UNVERSIONED))
         for part, added in [(definition, ADDED_LATER)] + [
             (step, STEP_ADDED_LATER) for step in definition["steps"]
         ]:

@@ -105,7 +105,11 @@ class _Folder:
 
     def _call(self, node: nodes.Call) -> Any:
         args = [self.fold(arg) for arg in node.args]
-        kwargs = {keyword.key: self.fold(keyword.value) for keyword in node.kwargs}
+        kwargs = {
+            keyword.key: self.fold(keyword.value)
+            for keyword in node.kwargs
+            if isinstance(keyword, nodes.Keyword)  # what the parser makes (jinja types a Pair)
+        }
         known = _UNKNOWN not in args and _UNKNOWN not in kwargs.values()
         if isinstance(node.node, nodes.Name) and node.node.name == "range" and known:
             check_range(*args)

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, false, func, select, type_coerce
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from nurture.engine.complete import Job, transition
 from nurture.engine.control import CONTROL_STEP
@@ -222,10 +222,12 @@ def _sequence_id(session: Session, name: str) -> int:
 def _check_step(connection: Connection, step_id: str, sequence_id: int | None) -> None:
     """A step id no version of the sequence (of any sequence) has is a typo, not an empty plan."""
     query = (
-        select(Step.step_id).distinct().join(SequenceVersion, SequenceVersion.id == Step.version_id)
+        select(col(Step.step_id))
+        .distinct()
+        .join(SequenceVersion, col(SequenceVersion.id) == col(Step.version_id))
     )
     if sequence_id is not None:
-        query = query.where(SequenceVersion.sequence_id == sequence_id)
+        query = query.where(col(SequenceVersion.sequence_id) == sequence_id)
     known = set(connection.execute(query).scalars())
     if step_id not in known:
         raise BadFilter(f"no step {step_id!r}{did_you_mean(step_id, sorted(known))}", "step")
@@ -321,7 +323,7 @@ def _executions(
 
 def _log(connection: Connection, rows: list[Row], settled: dict[str, Any], now: datetime) -> None:
     """One control row per enrollment, numbered after its earlier control events."""
-    counts = dict(
+    counts: dict[int, int] = dict(
         connection.execute(
             select(execution.c.enrollment_id, func.count())
             .where(bulk.among(connection, execution.c.enrollment_id, (row.id for row in rows)))
