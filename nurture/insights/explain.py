@@ -40,7 +40,11 @@ def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
 
 def _lead(lead: Lead, funnels: dict[int, str]) -> dict[str, Any]:
     keep = ("id", "name", "email", "source", "status", "temperature", "score", "tags", "timezone")
-    return {key: getattr(lead, key) for key in keep} | {"funnel": funnels.get(lead.funnel_id)}
+    return {key: getattr(lead, key) for key in keep} | {"funnel": _funnel(funnels, lead.funnel_id)}
+
+
+def _funnel(funnels: dict[int, str], funnel_id: int | None) -> str | None:
+    return funnels.get(funnel_id) if funnel_id is not None else None
 
 
 def _decision(session: Session, row: MatchDecision, funnels: dict[int, str]) -> dict[str, Any]:
@@ -48,7 +52,7 @@ def _decision(session: Session, row: MatchDecision, funnels: dict[int, str]) -> 
     winner = next((c["sequence"] for c in candidates if c["sequence_id"] == row.sequence_id), None)
     return {
         "decided_at": row.decided_at,
-        "funnel": funnels.get(row.funnel_id),
+        "funnel": _funnel(funnels, row.funnel_id),
         "winner": winner if row.sequence_id else None,
         "reason": row.reason,
         "candidates": candidates,

@@ -103,10 +103,11 @@ def _outcomes(
     then the durations of completed and converted enrollments only."""
     c, by_version = enrollment.c, len(keys) > 1
     groups = [c.sequence_id, c.version, c.status]
-    counts = select(*groups, func.count()).where(where).group_by(*groups)
+    # the groups named one by one (not *groups), so that mypy knows each row's four values
+    counts = select(c.sequence_id, c.version, c.status, func.count()).where(where).group_by(*groups)
     took = seconds(connection.dialect.name, c.finished_at, c.enrolled_at)
     ended = (
-        select(*groups, func.sum(took), func.count(took))
+        select(c.sequence_id, c.version, c.status, func.sum(took), func.count(took))
         .where(where & c.status.in_([literal_column("'completed'"), literal_column("'converted'")]))
         .group_by(*groups)
     )

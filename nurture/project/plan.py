@@ -142,7 +142,10 @@ def _with_in_flight(
 ) -> list[SequenceChange]:
     ids = {slug: entry.row.id for slug, entry in stored.items()}
     counts = in_flight(session, ids.values())
-    return [replace(change, in_flight=counts.get(ids.get(change.slug), 0)) for change in changes]
+    return [
+        replace(change, in_flight=counts.get(ids[change.slug], 0) if change.slug in ids else 0)
+        for change in changes
+    ]
 
 
 def _absent(entry: StoredSequence, prune: bool) -> SequenceChange:

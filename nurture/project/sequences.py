@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlmodel import Session, col, select
 
@@ -112,6 +112,14 @@ def delete(session: Session, project: Project, name: str, now: datetime) -> Plan
     return change_files(session, project, now, delete=file.path)
 
 
+@overload
+def duplicate(
+    session: Session, project: Project, name: str, new_name: str, now: datetime
+) -> tuple[Path, Plan]: ...
+@overload
+def duplicate(
+    session: None, project: Project, name: str, new_name: str, now: datetime
+) -> tuple[Path, None]: ...
 def duplicate(
     session: Session | None, project: Project, name: str, new_name: str, now: datetime
 ) -> tuple[Path, Plan | None]:

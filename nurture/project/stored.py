@@ -99,8 +99,10 @@ def as_files(session: Session, root: Path) -> list[SequenceFile]:
     """Every live sequence as the store holds it, in the shape of a sequence file (dry runs)."""
     return [
         SequenceFile(
-            root / (row.source_path or f"{row.slug}.yaml"), current_spec(session, row), None
-        )  # type: ignore[arg-type]
+            root / (row.source_path or f"{row.slug}.yaml"),
+            current_spec(session, row),
+            None,  # type: ignore[arg-type]  # a stored sequence has no file to point into
+        )
         for row in live_rows(session)
     ]
 

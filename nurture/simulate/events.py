@@ -112,7 +112,8 @@ def _values(lead: Lead, kind: str, value: str, rules: LeadRules) -> dict:
         score = lead.score + int(value) if value[0] in "+-" else int(value)
         return {"score": min(max(score, 0), 100)}
     if kind in ("status", "temperature"):
-        return clean(LeadInput(**{kind: value}), rules.phone_region)
+        given = LeadInput(status=value) if kind == "status" else LeadInput(temperature=value)
+        return clean(given, rules.phone_region)
     if kind == "tag":
         return {"tags": [value]}
     if kind == "opt-out":

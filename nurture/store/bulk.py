@@ -19,7 +19,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BindParameter,
-    ColumnElement,
     Connection,
     Integer,
     String,
@@ -31,6 +30,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from nurture.store.tables import UTCDateTime
 
@@ -177,7 +177,7 @@ def update(
     return connection.exec_driver_sql(sql, by_row).rowcount
 
 
-def among(connection: Connection, target: ColumnElement[Any], values: Iterable[Any]) -> Any:
+def among(connection: Connection, target: SQLCoreOperations[Any], values: Iterable[Any]) -> Any:
     """`target` is one of `values` (ids, or strings), as one bound parameter whatever their number."""
     wanted = sorted(set(values))
     if connection.dialect.name == "postgresql":

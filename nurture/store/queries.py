@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BindParameter,
     ColumnElement,
     Connection,
     Row,
@@ -87,6 +88,7 @@ def claim_sql(dialect: str, sql: str = _CLAIM) -> str:
 
 
 def claim_statement(dialect: str, sql: str = _CLAIM) -> Any:
+    times: list[BindParameter[datetime] | BindParameter[str]]
     times = [bindparam(name, type_=type_) for name, type_ in _TIMES.items()]
     if sql is _CLAIM_UNKNOWN:
         times += [

@@ -32,6 +32,7 @@ from nurture.rules import steps
 from nurture.rules.periods import Window
 from nurture.rules.schedule import step_due
 from nurture.spec.diagnostics import did_you_mean
+from nurture.spec.models import AnyStep
 from nurture.store import bulk, queries
 from nurture.store.tables import (
     Enrollment,
@@ -277,6 +278,7 @@ def _jobs(connection: Connection, rows: list[Row]) -> list[Job]:
         return specs[sequence_id, version]
 
     jobs = []
+    sent: AnyStep | None
     for row in rows:
         current = spec(row.sequence_id, row.current_version)
         position = steps.locate(
@@ -286,7 +288,7 @@ def _jobs(connection: Connection, rows: list[Row]) -> list[Job]:
             sent, after = position.removed, position.step
         else:
             sent = position.step
-            after = steps.next_step(current, sent.id) if sent else None
+            after = steps.next_step(current, sent.key) if sent else None
         jobs.append(Job(row, row, current, row.current_version, sent, after, status="sent"))
     return jobs
 
