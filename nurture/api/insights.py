@@ -128,9 +128,13 @@ class DryRunIn(SpecModel):
         start = self.start or datetime.now(UTC).replace(second=0, microsecond=0)
         until: timedelta | None = parse_duration(self.until) if self.until else None
         return Scenario(
-            lead=lead_input(self.lead, self.tz), start=_aware(start), sequence=sequence,
-            funnel=self.funnel, events=tuple(self.events), until=until,
-        )  # fmt: skip
+            lead=lead_input(self.lead, self.tz),
+            start=_aware(start),
+            sequence=sequence,
+            funnel=self.funnel,
+            events=tuple(self.events),
+            until=until,
+        )
 
 
 def _aware(when: datetime) -> datetime:

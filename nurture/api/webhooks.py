@@ -92,9 +92,11 @@ async def delivery_status(request: Request, ctx: Ctx) -> Response:
     """A message's delivery status (Twilio's StatusCallback), stored with its execution."""
     form = await signed_form(request, ctx)
     delivery = callbacks.Delivery(
-        _field(form, "MessageSid"), _field(form, "MessageStatus").lower(),
-        form.get("ErrorCode") or None, form.get("ErrorMessage") or None,
-    )  # fmt: skip
+        _field(form, "MessageSid"),
+        _field(form, "MessageStatus").lower(),
+        form.get("ErrorCode") or None,
+        form.get("ErrorMessage") or None,
+    )
     key = f"twilio:status:{delivery.provider_id}:{delivery.status}"
     await run_in_threadpool(_once, ctx, key, lambda session, now: _deliver(session, delivery, now))
     return Response(status_code=204)
@@ -102,8 +104,11 @@ async def delivery_status(request: Request, ctx: Ctx) -> Response:
 
 def _deliver(session: Any, delivery: callbacks.Delivery, now: datetime) -> None:
     if callbacks.record_delivery(session, delivery, now) is None:
-        log.warning("Twilio status %s for %s: no message with that id", delivery.status,
-                    delivery.provider_id)  # fmt: skip
+        log.warning(
+            "Twilio status %s for %s: no message with that id",
+            delivery.status,
+            delivery.provider_id,
+        )
 
 
 @router.post("/inbound", response_class=Response, responses=TWIML, openapi_extra=INBOUND_FORM)

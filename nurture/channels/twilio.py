@@ -134,9 +134,11 @@ class TwilioChannel:
         try:
             with self.classified(sending=False):
                 return self.client.messages.list(
-                    to=fields["to"], from_=fields.get("from_", values.unset),
-                    limit=LOOKUP, page_size=LOOKUP,
-                )  # fmt: skip
+                    to=fields["to"],
+                    from_=fields.get("from_", values.unset),
+                    limit=LOOKUP,
+                    page_size=LOOKUP,
+                )
         except PermanentFailure as failure:  # e.g. a revoked token: asking again will not help
             raise UncertainSend(f"Twilio cannot be asked about the message: {failure}") from None
 

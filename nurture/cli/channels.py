@@ -41,8 +41,10 @@ def check(
             table.add_row(result.channel, status, escape(result.detail))
         out.print(table)
     if state.settings.channel != "live":
-        note(f'note: channel = "{state.settings.channel}": `nurture run` uses these providers with '
-             '--channel live or channel = "live" in nurture.toml')  # fmt: skip
+        note(
+            f'note: channel = "{state.settings.channel}": `nurture run` uses these providers with '
+            '--channel live or channel = "live" in nurture.toml'
+        )
     if any(result.configured and not result.ok for result in results):
         raise typer.Exit(1)
 

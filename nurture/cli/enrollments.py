@@ -43,9 +43,15 @@ def list_(
     for row in rows:
         due = f"{row['next_run_at']:%Y-%m-%d %H:%M}" if row["next_run_at"] else ""
         table.add_row(
-            str(row["id"]), escape(row["lead"]), escape(row["sequence"]), str(row["version"]),
-            row["status"], row["step_id"] or "", due, escape(row["exit_reason"] or ""),
-        )  # fmt: skip
+            str(row["id"]),
+            escape(row["lead"]),
+            escape(row["sequence"]),
+            str(row["version"]),
+            row["status"],
+            row["step_id"] or "",
+            due,
+            escape(row["exit_reason"] or ""),
+        )
     out.print(table)
 
 

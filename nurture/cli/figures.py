@@ -12,18 +12,29 @@ from rich.table import Table
 from nurture.cli.output import out
 from nurture.insights.report import duration, percent
 
-SEQUENCE_COLUMNS = {
-    "assigned": "assigned", "active": "active", "completed": "completed",
-    "converted": "converted", "stopped": "stopped", "failed": "failed", "unknown": "unknown",
-    "conversion_rate": "conversion\nrate", "avg_completion_seconds": "avg\ncompletion",
-    "median_completion_seconds": "median\ncompletion",
-    "avg_conversion_seconds": "avg to\nconversion",
-}  # fmt: skip
-STEP_COLUMNS = {
-    "reached": "reached", "executed": "executed", "succeeded": "succeeded", "failed": "failed",
-    "skipped": "skipped", "retried": "retried", "success_rate": "success\nrate",
-    "avg_attempts": "avg\nattempts", "avg_lag_seconds": "avg lag\n(due→run)",
-}  # fmt: skip
+
+def _headers(plain: tuple[str, ...], named: dict[str, str]) -> dict[str, str]:
+    """Column keys to headers: a plain column's header is its key."""
+    return {key: key for key in plain} | named
+
+
+SEQUENCE_COLUMNS = _headers(
+    ("assigned", "active", "completed", "converted", "stopped", "failed", "unknown"),
+    {
+        "conversion_rate": "conversion\nrate",
+        "avg_completion_seconds": "avg\ncompletion",
+        "median_completion_seconds": "median\ncompletion",
+        "avg_conversion_seconds": "avg to\nconversion",
+    },
+)
+STEP_COLUMNS = _headers(
+    ("reached", "executed", "succeeded", "failed", "skipped", "retried"),
+    {
+        "success_rate": "success\nrate",
+        "avg_attempts": "avg\nattempts",
+        "avg_lag_seconds": "avg lag\n(due→run)",
+    },
+)
 BAR_WIDTH = 40
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
 """How a cell a spreadsheet would run as a formula starts (OWASP, CSV injection)."""
@@ -67,9 +78,17 @@ def overview(data: dict[str, Any]) -> None:
 
 
 def funnels(rows: list[dict[str, Any]]) -> None:
-    shown = Table("funnel", "leads in", "matched", "match rate", "by sequence",
-                  "unmatched: most common reasons", title="Funnels", title_justify="left",
-                  box=box.SIMPLE_HEAD)  # fmt: skip
+    shown = Table(
+        "funnel",
+        "leads in",
+        "matched",
+        "match rate",
+        "by sequence",
+        "unmatched: most common reasons",
+        title="Funnels",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
     for row in rows:
         by = ", ".join(f"{item['sequence']} {item['leads']}" for item in row["by_sequence"])
         why = "\n".join(
@@ -77,9 +96,13 @@ def funnels(rows: list[dict[str, Any]]) -> None:
             for item in row["unmatched_reasons"]
         )
         shown.add_row(
-            escape(row["funnel"]), str(row["leads_in"]), str(row["matched"]),
-            percent(row["match_rate"]), escape(by or "-"), escape(why or "-"),
-        )  # fmt: skip
+            escape(row["funnel"]),
+            str(row["leads_in"]),
+            str(row["matched"]),
+            percent(row["match_rate"]),
+            escape(by or "-"),
+            escape(why or "-"),
+        )
     out.print(shown if rows else "Funnels: no leads arrived through a funnel in this period")
 
 
@@ -109,9 +132,14 @@ def dropoff(steps: list[dict[str, Any]]) -> None:
     """Leads that reached each step, as bars against the first step."""
     top = max((step["reached"] for step in steps), default=0)
     shown = Table(
-        "step", "reached", "", "left before", title="Drop-off", title_justify="left",
+        "step",
+        "reached",
+        "",
+        "left before",
+        title="Drop-off",
+        title_justify="left",
         box=box.SIMPLE_HEAD,
-    )  # fmt: skip
+    )
     for step in steps:
         bar = Bar(size=top or 1, begin=0, end=step["reached"], width=BAR_WIDTH, color="cyan")
         shown.add_row(
@@ -135,16 +163,24 @@ def versions(data: dict[str, Any]) -> None:
     numbers = sorted({row["version"] for row in data["versions"]} | _step_versions(data))
     by_version = {row["version"]: row for row in data["versions"]}
     shown = Table(
-        "", *(f"v{n}" for n in numbers), title=data["sequence"], title_justify="left",
+        "",
+        *(f"v{n}" for n in numbers),
+        title=data["sequence"],
+        title_justify="left",
         box=box.SIMPLE_HEAD,
-    )  # fmt: skip
+    )
     for key, label in SEQUENCE_COLUMNS.items():
         shown.add_row(
             label.replace("\n", " "), *(cell(key, by_version.get(n, {}).get(key)) for n in numbers)
         )
     out.print(shown)
-    steps = Table("step", *(f"v{n} reached" for n in numbers), title="Drop-off by version",
-                  title_justify="left", box=box.SIMPLE_HEAD)  # fmt: skip
+    steps = Table(
+        "step",
+        *(f"v{n} reached" for n in numbers),
+        title="Drop-off by version",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
     reach = {(s["version"], s["step_id"]): s for s in data["steps"]}
     for step_id in dict.fromkeys(s["step_id"] for s in data["steps"]):
         cells = [reach.get((n, step_id)) for n in numbers]

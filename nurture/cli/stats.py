@@ -99,9 +99,14 @@ def logs(
 
 
 def _filters(
-    session: Any, sequence: str | None, step: str | None, lead: str | None,
-    funnel: str | None, status: str | None, since: str | None,
-) -> log_service.LogFilter:  # fmt: skip
+    session: Any,
+    sequence: str | None,
+    step: str | None,
+    lead: str | None,
+    funnel: str | None,
+    status: str | None,
+    since: str | None,
+) -> log_service.LogFilter:
     return log_service.LogFilter(
         sequence_id=sequences.find(session, sequence).id if sequence else None,
         step_id=step,
@@ -129,10 +134,15 @@ LOG_COLUMNS = ("id", "started (UTC)", "lead", "sequence", "step", "attempt", "st
 def _log_cells(entry: dict[str, Any]) -> list[str]:
     started = entry["started_at"]
     return [
-        str(entry["id"]), f"{started:%Y-%m-%d %H:%M:%S}" if started else "-",
-        escape(entry["lead"]), escape(entry["sequence"]), escape(entry["step_id"]),
-        str(entry["attempt"]), entry["status"], figures.cell("lag_seconds", entry["lag_seconds"]),
-    ]  # fmt: skip
+        str(entry["id"]),
+        f"{started:%Y-%m-%d %H:%M:%S}" if started else "-",
+        escape(entry["lead"]),
+        escape(entry["sequence"]),
+        escape(entry["step_id"]),
+        str(entry["attempt"]),
+        entry["status"],
+        figures.cell("lag_seconds", entry["lag_seconds"]),
+    ]
 
 
 def _log_table(entries: list[dict[str, Any]]) -> Table | str:

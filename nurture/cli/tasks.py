@@ -45,9 +45,14 @@ def list_tasks(
     table = Table("id", "lead", "task", "due (UTC)", "priority", "assignee", "done")
     for r in rows:
         table.add_row(
-            str(r["id"]), escape(r["lead"]), escape(r["title"]), _time(r["due_at"]),
-            r["priority"], escape(r["assignee"] or ""), _time(r["done_at"]),
-        )  # fmt: skip
+            str(r["id"]),
+            escape(r["lead"]),
+            escape(r["title"]),
+            _time(r["due_at"]),
+            r["priority"],
+            escape(r["assignee"] or ""),
+            _time(r["done_at"]),
+        )
     out.print(table)
 
 
@@ -71,9 +76,13 @@ def list_appointments(json: JSON = False) -> None:
     table = Table("id", "lead", "appointment", "starts (UTC)", "minutes", "location")
     for r in rows:
         table.add_row(
-            str(r["id"]), escape(r["lead"]), escape(r["title"]), _time(r["starts_at"]),
-            str(r["duration_minutes"]), escape(r["location"] or ""),
-        )  # fmt: skip
+            str(r["id"]),
+            escape(r["lead"]),
+            escape(r["title"]),
+            _time(r["starts_at"]),
+            str(r["duration_minutes"]),
+            escape(r["location"] or ""),
+        )
     out.print(table)
 
 

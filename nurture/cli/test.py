@@ -60,9 +60,13 @@ def test(
     if junit is not None:
         raise NurtureError("--junit reports test cases: run `nurture test` without a lead")
     scenario = Scenario(
-        lead=lead_input(_lead(lead, lead_field or []), _zone(tz)), start=_start(start),
-        sequence=sequence, funnel=funnel, events=tuple(event or []), until=_until(until),
-    )  # fmt: skip
+        lead=lead_input(_lead(lead, lead_field or []), _zone(tz)),
+        start=_start(start),
+        sequence=sequence,
+        funnel=funnel,
+        events=tuple(event or []),
+        until=_until(until),
+    )
     began = time.perf_counter()
     try:
         run = dry_run(project, scenario)

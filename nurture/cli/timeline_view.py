@@ -42,9 +42,13 @@ def timeline_table(run: DryRun) -> Table:
     table.add_column("outcome", overflow="fold", min_width=12, ratio=2)
     for row in run.rows:
         table.add_row(
-            local_time(row.at, run.zone), f"{row.at:%m-%d %H:%M}", _step(row),
-            row.action or "", escape(_short(row.detail)), _outcome(row),
-        )  # fmt: skip
+            local_time(row.at, run.zone),
+            f"{row.at:%m-%d %H:%M}",
+            _step(row),
+            row.action or "",
+            escape(_short(row.detail)),
+            _outcome(row),
+        )
     return table
 
 

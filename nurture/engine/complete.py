@@ -156,10 +156,18 @@ def transition(job: Job, now: datetime, zone: str) -> dict[str, Any]:
     """The enrollment's next state: retry, the next step, the end, failed or unknown."""
     claim, spec = job.claim, job.spec
     state = {
-        "_id": claim.id, "version": job.version, "step_id": job.step_id, "status": "active",
-        "attempts": 0, "next_run_at": None, "lease_owner": None, "lease_expires_at": None,
-        "updated_at": now, "finished_at": None, "exit_reason": None,
-    }  # fmt: skip
+        "_id": claim.id,
+        "version": job.version,
+        "step_id": job.step_id,
+        "status": "active",
+        "attempts": 0,
+        "next_run_at": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "finished_at": None,
+        "exit_reason": None,
+    }
     unchanged = {"version": claim.version, "step_id": claim.step_id}
     unchanged |= {"next_run_at": claim.next_run_at}
     if job.status == "untried":

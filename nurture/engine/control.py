@@ -76,9 +76,16 @@ def stop(session: Session, enrollment_id: int, now: datetime) -> Enrollment:
     """End an enrollment for good; a step running now finishes but its completion is dropped."""
     enrollment = _get(session, enrollment_id, allowed={"active", "running", "paused", "unknown"})
     return _change(
-        session, enrollment, "stopped", now, status="stopped", finished_at=now,
-        exit_reason="stopped by hand", lease_owner=None, lease_expires_at=None,
-    )  # fmt: skip
+        session,
+        enrollment,
+        "stopped",
+        now,
+        status="stopped",
+        finished_at=now,
+        exit_reason="stopped by hand",
+        lease_owner=None,
+        lease_expires_at=None,
+    )
 
 
 def advance(session: Session, enrollment_id: int, now: datetime) -> Enrollment:
@@ -127,11 +134,19 @@ def _change(
     ).one()
     session.add(
         Execution(
-            enrollment_id=enrollment.id, lead_id=enrollment.lead_id,
-            sequence_id=enrollment.sequence_id, version=enrollment.version, step_id=CONTROL_STEP,
-            action_type="control", attempt=count + 1, status=event, due_at=now, started_at=now,
-            finished_at=now, detail=detail,
+            enrollment_id=enrollment.id,
+            lead_id=enrollment.lead_id,
+            sequence_id=enrollment.sequence_id,
+            version=enrollment.version,
+            step_id=CONTROL_STEP,
+            action_type="control",
+            attempt=count + 1,
+            status=event,
+            due_at=now,
+            started_at=now,
+            finished_at=now,
+            detail=detail,
         )
-    )  # fmt: skip
+    )
     session.flush()
     return enrollment

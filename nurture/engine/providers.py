@@ -68,9 +68,13 @@ def _with_rate(found: str, providers: Providers, kind: str) -> str:
 
 
 def send_test(
-    providers: Providers, kind: str, to: str, now: datetime, region: str | None = None,
+    providers: Providers,
+    kind: str,
+    to: str,
+    now: datetime,
+    region: str | None = None,
     template: str | None = None,
-) -> SendResult:  # fmt: skip
+) -> SendResult:
     """Send one real test message through `kind` to `to`; the provider's id."""
     [kind] = _kinds([kind])
     if kind != "notification" and not to.strip():

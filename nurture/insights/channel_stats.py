@@ -37,11 +37,15 @@ def channel_figures(session: Session, window: Window) -> list[dict[str, Any]]:
     where = window.of(execution.c.started_at) & execution.c.action_type.in_(CHANNEL_OF_ACTION)
     status = execution.c.status
     sent_failed = (
-        select(channel, on.label("day"), count_where(status == "sent").label("sent"),
-               count_where(status == "failed").label("failed"))
+        select(
+            channel,
+            on.label("day"),
+            count_where(status == "sent").label("sent"),
+            count_where(status == "failed").label("failed"),
+        )
         .where(where & status.in_(("sent", "failed")))
         .group_by(execution.c.action_type, on)
-    )  # fmt: skip
+    )
     opted = (
         select(channel, on.label("day"), func.count().label("opted_out"))
         .where(where & (status == "skipped") & execution.c.error.like(OPTED_OUT))
@@ -79,8 +83,11 @@ def failures(session: Session, window: Window) -> list[dict[str, Any]]:
         .group_by(execution.c.action_type, why)
     )
     rows = [
-        {"channel": CHANNEL_OF_ACTION.get(row.action_type, row.action_type),
-         "reason": row.reason or "(no message)", "failed": row.failed}
+        {
+            "channel": CHANNEL_OF_ACTION.get(row.action_type, row.action_type),
+            "reason": row.reason or "(no message)",
+            "failed": row.failed,
+        }
         for row in connection.execute(query)
-    ]  # fmt: skip
+    ]
     return sorted(rows, key=lambda row: (-row["failed"], row["channel"], row["reason"]))

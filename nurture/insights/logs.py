@@ -93,7 +93,7 @@ def _query(connection: Connection, filters: LogFilter) -> Any:
             c.provider_id,
             c.delivery_status,  # what the provider last reported (Twilio's status callback)
             lag.label("lag_seconds"),
-        )  # fmt: skip
+        )
         .join(sequence, sequence.c.id == c.sequence_id)
         .join(lead, lead.c.id == c.lead_id)
         .where(*_conditions(filters))

@@ -57,9 +57,13 @@ def sequence_figures(
     # A literal, not a parameter: SQLite only uses a partial index the query visibly implies.
     completed = where & (enrollment.c.status == literal_column("'completed'"))
     middle = medians(
-        connection, keys, seconds(dialect, finished, enrolled),
-        elapsed(dialect, finished, enrolled), completed, _completed_counts(counts, by_version),
-    )  # fmt: skip
+        connection,
+        keys,
+        seconds(dialect, finished, enrolled),
+        elapsed(dialect, finished, enrolled),
+        completed,
+        _completed_counts(counts, by_version),
+    )
     names = sequence_names(connection)
     rows = [_sequence_row(row, names, middle, by_version) for row in counts]
     if not by_version:
@@ -205,10 +209,16 @@ def _funnel_rows(connection: Connection, leads_in: dict, won: dict, missed: list
             key=lambda item: (-item["leads"], item["reason"]),
         )
         rows.append(
-            {"funnel": funnels[funnel_id], "leads_in": count, "matched": matched,
-             "unmatched": count - matched, "match_rate": rate(matched, count),
-             "by_sequence": by_sequence, "unmatched_reasons": reasons[:TOP_REASONS]}
-        )  # fmt: skip
+            {
+                "funnel": funnels[funnel_id],
+                "leads_in": count,
+                "matched": matched,
+                "unmatched": count - matched,
+                "match_rate": rate(matched, count),
+                "by_sequence": by_sequence,
+                "unmatched_reasons": reasons[:TOP_REASONS],
+            }
+        )
     return sorted(rows, key=lambda row: row["funnel"].casefold())
 
 

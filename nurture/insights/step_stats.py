@@ -142,10 +142,12 @@ def _layout(
         steps = [row for row in steps if row.version == current]
     shown = {
         (row.version if by_version else None, row.step_id): {
-            "step_id": row.step_id, "name": row.name, "action_type": row.action_type,
+            "step_id": row.step_id,
+            "name": row.name,
+            "action_type": row.action_type,
         }
         for row in steps
-    }  # fmt: skip
+    }
     for key in sorted(counted, key=lambda k: (k[0] or 0, k[1])):
         shown.setdefault(key, {"step_id": key[1], "name": key[1], "action_type": None})
     ordered = sorted(shown, key=lambda key: key[0] or 0) if by_version else list(shown)

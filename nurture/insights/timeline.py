@@ -186,8 +186,13 @@ def _stored_effect(session: Session, execution: Execution) -> str:
 def _end_row(enrollment: Enrollment, spec: SequenceSpec) -> Row:
     if enrollment.status in ("active", "paused"):
         at = enrollment.next_run_at or enrollment.updated_at
-        return Row(at=at, kind="end", outcome="pending", step=enrollment.step_id,
-                   detail=f"next: {enrollment.step_id} at {at:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+        return Row(
+            at=at,
+            kind="end",
+            outcome="pending",
+            step=enrollment.step_id,
+            detail=f"next: {enrollment.step_id} at {at:%Y-%m-%d %H:%M} UTC",
+        )
     notes: tuple[str, ...] = ()
     if enrollment.status in ("converted", "stopped", "failed", "completed"):
         ids = [step.key for step in spec.steps]

@@ -48,9 +48,13 @@ def _channels_in(opted_out: Iterable[str]) -> list[str]:
 
 
 def opt_out(
-    session: Session, lead: Lead, channels: Iterable[str], now: datetime, source: str = "cli",
+    session: Session,
+    lead: Lead,
+    channels: Iterable[str],
+    now: datetime,
+    source: str = "cli",
     detail: str | None = None,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Opt the lead out of these channels; the ones that changed."""
     lead = _locked(session, lead)
     before = opted_out_of(lead)
@@ -60,9 +64,13 @@ def opt_out(
 
 
 def opt_in(
-    session: Session, lead: Lead, channels: Iterable[str], now: datetime, source: str = "cli",
+    session: Session,
+    lead: Lead,
+    channels: Iterable[str],
+    now: datetime,
+    source: str = "cli",
     detail: str | None = None,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Opt the lead back into these channels; the ones that changed."""
     lead = _locked(session, lead)
     before = opted_out_of(lead)
@@ -78,9 +86,15 @@ def _locked(session: Session, lead: Lead) -> Lead:
 
 
 def _record(
-    session: Session, lead: Lead, now_out: list[str], changed: list[str], action: str,
-    source: str, detail: str | None, now: datetime,
-) -> None:  # fmt: skip
+    session: Session,
+    lead: Lead,
+    now_out: list[str],
+    changed: list[str],
+    action: str,
+    source: str,
+    detail: str | None,
+    now: datetime,
+) -> None:
     if not changed:
         return
     lead.opted_out = [c for c in CHANNELS if c in now_out]
@@ -94,9 +108,12 @@ def _record(
 
 
 def opt_out_many(
-    connection: Connection, wanted: Iterable[tuple[int, str]], now: datetime, source: str,
+    connection: Connection,
+    wanted: Iterable[tuple[int, str]],
+    now: datetime,
+    source: str,
     detail: str | None = None,
-) -> int:  # fmt: skip
+) -> int:
     """Opt each (lead id, channel) out in a few statements (a provider says they unsubscribed);
     how many opt-outs were new."""
     asked: dict[int, set[str]] = {}
@@ -125,8 +142,14 @@ def opt_out_many(
 
 
 def _event_row(lead_id: int, channel: str, source: str, detail: str | None, now: datetime) -> dict:
-    return {"lead_id": lead_id, "channel": channel, "action": "opt_out", "source": source,
-            "detail": detail, "created_at": now}  # fmt: skip
+    return {
+        "lead_id": lead_id,
+        "channel": channel,
+        "action": "opt_out",
+        "source": source,
+        "detail": detail,
+        "created_at": now,
+    }
 
 
 @dataclass(frozen=True)
@@ -158,9 +181,12 @@ class Inbound:
 
 
 def inbound(
-    session: Session, lead: Lead, now: datetime, text: str | None = None,
+    session: Session,
+    lead: Lead,
+    now: datetime,
+    text: str | None = None,
     channel: str = "whatsapp",
-) -> Inbound:  # fmt: skip
+) -> Inbound:
     """A message from the lead: it opens WhatsApp's 24-hour window, ends the enrollments whose
     sequence stops on reply; STOP opts out, START back in."""
     channel = channels_named([channel])[0]
@@ -176,9 +202,13 @@ def inbound(
 
 
 def inbound_from(
-    session: Session, phone: str, text: str, now: datetime, channel: str = "sms",
+    session: Session,
+    phone: str,
+    text: str,
+    now: datetime,
+    channel: str = "sms",
     region: str | None = None,
-) -> Inbound:  # fmt: skip
+) -> Inbound:
     """An inbound SMS or WhatsApp message by the sender's number (the HTTP API's webhook)."""
     try:
         number = normalize_phone(phone.removeprefix("whatsapp:"), region)

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from nurture.errors import NurtureError
 from nurture.leads.enrollment import Offer, candidates_json, decide, funnel_offers, new_enrollment
@@ -32,7 +32,7 @@ from nurture.rules.contacts import phones_ahead
 from nurture.spec.names import slugify
 from nurture.store import bulk
 from nurture.store.decisions import candidates_id
-from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision
+from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision, Stored
 
 BATCH = 1000
 Progress = Callable[[int, int], None]
@@ -247,7 +247,7 @@ class Importer:
         """Insert new leads; their ids in order."""
         return bulk.insert_ids(self.session.connection(), Lead.__table__, fresh)
 
-    def _insert_rows(self, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    def _insert_rows(self, model: type[Stored], rows: list[dict[str, Any]]) -> None:
         bulk.insert(self.session.connection(), model.__table__, rows)
 
     def _offers(self, funnel_id: int) -> list[Offer]:

@@ -116,8 +116,9 @@ def phones_ahead(batches: list[list[str]], region: str | None) -> Iterator[Calla
         requests.writelines(json.dumps(texts) + "\n" for texts in batches)
         requests.seek(0)
         command = [sys.executable, "-m", "nurture.rules.contacts", region or ""]
-        with subprocess.Popen(command, stdin=requests, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True) as helper:  # fmt: skip
+        with subprocess.Popen(
+            command, stdin=requests, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        ) as helper:
             try:
                 yield lambda number: _receive(helper, batches[number], region)
             finally:

@@ -42,11 +42,15 @@ class CaseResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "file": self.file, "sequence": self.sequence, "case": self.case,
-            "passed": self.passed, "seconds": round(self.seconds, 4), "error": self.error,
+            "file": self.file,
+            "sequence": self.sequence,
+            "case": self.case,
+            "passed": self.passed,
+            "seconds": round(self.seconds, 4),
+            "error": self.error,
             "mismatches": [vars(m) | {"diff": list(m.diff)} for m in self.mismatches],
             "run": self.run.to_dict() if self.run else None,
-        }  # fmt: skip
+        }
 
 
 def run_cases(project: Project, sequence: str | None = None) -> list[CaseResult]:

@@ -35,9 +35,13 @@ def _counts(element: ElementTree.Element, results: list[CaseResult]) -> None:
 
 def _case(suite: ElementTree.Element, result: CaseResult) -> None:
     case = ElementTree.SubElement(
-        suite, "testcase", name=result.case, classname=result.sequence,
-        file=result.file, time=f"{result.seconds:.3f}",
-    )  # fmt: skip
+        suite,
+        "testcase",
+        name=result.case,
+        classname=result.sequence,
+        file=result.file,
+        time=f"{result.seconds:.3f}",
+    )
     if result.error is not None:
         ElementTree.SubElement(case, "error", message=result.error).text = result.error
     elif result.mismatches:

@@ -94,12 +94,13 @@ def _delays(file: SequenceFile, window: SendWindow) -> Iterator[Diagnostic]:
         since = None if since is None and not is_message else (since or timedelta()) + step.delay
         if is_message and index and since is not None and not _can_land(window, since):
             yield _warn(
-                file, ("steps", index),
+                file,
+                ("steps", index),
                 f"step {step.id}: {format_duration(since)} after the previous message (sent "
                 f"{', '.join(window.days)} {window.start:%H:%M}-{window.end:%H:%M}) always falls "
                 "outside the send window, so it always waits for the next opening",
                 "send-window",
-            )  # fmt: skip
+            )
         if is_message:
             since = timedelta()
 

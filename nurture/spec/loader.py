@@ -8,20 +8,24 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from nurture.spec.compose import (
+    BINARY,
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_VALUES,
+    TOO_DEEP,
+    TOO_LARGE,
+    TOO_MANY,
+    compose,
+    decode,
+    node_position,
+    text_position,
+    top_level_problem,
+)
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.positions import Document, Loc, Position, Scalar
 
-MAX_BYTES = 1_000_000
-MAX_DEPTH = 64
-MAX_VALUES = 20_000  # counting aliases expanded: a "billion laughs" file stops here
 MAX_PROBLEMS = 100
-
-_TOO_LARGE = (
-    f"file too large (over {MAX_BYTES // 1_000_000} MB); a sequence file is a few kilobytes"
-)
-_BINARY = "binary file (NUL byte); a sequence file is UTF-8 YAML text"
-_TOO_DEEP = f"nesting too deep (more than {MAX_DEPTH} levels)"
-_TOO_MANY = f"too many values (over {MAX_VALUES}, counting aliases expanded)"
 
 _TAG = "tag:yaml.org,2002:"
 _MERGE, _MAP, _SEQ = _TAG + "merge", _TAG + "map", _TAG + "seq"
@@ -44,132 +48,25 @@ class Loaded:
 def load_yaml(text: str | bytes, filename: str) -> Loaded:
     """Parse one YAML document into a Document; every problem becomes a Diagnostic."""
     if isinstance(text, bytes):
-        decoded = _decode(text, filename)
+        decoded = decode(text, filename)
         if isinstance(decoded, Diagnostic):
             return Loaded(None, [decoded])
         text = decoded
     if len(text) > MAX_BYTES:
-        return _failed(filename, (1, 1), _TOO_LARGE)
+        return _failed(filename, (1, 1), TOO_LARGE)
     if "\0" in text:
-        return _failed(filename, _text_position(text, text.index("\0")), _BINARY)
-    root = _compose(text, filename)
+        return _failed(filename, text_position(text, text.index("\0")), BINARY)
+    root = compose(text, filename)
     if isinstance(root, Diagnostic):
         return Loaded(None, [root])
-    problem = _top_level_problem(root)
+    problem = top_level_problem(root)
     if problem:
-        return _failed(filename, _mark(root) if root else (1, 1), problem)
+        return _failed(filename, node_position(root) if root else (1, 1), problem)
     return _Builder(filename).document(root, text)
-
-
-def _decode(raw: bytes, filename: str) -> str | Diagnostic:
-    """The UTF-8 text of a file's bytes, or why it is not a sequence file."""
-    if len(raw) > MAX_BYTES:
-        return Diagnostic(filename, 1, 1, _TOO_LARGE)
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return Diagnostic(filename, 1, 1, "UTF-16 text; save the file as UTF-8")
-    if b"\0" in raw:
-        return Diagnostic(filename, *_byte_position(raw, raw.index(b"\0")), _BINARY)
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        byte = raw[error.start]
-        message = f"not UTF-8 text (byte 0x{byte:02x}); save the file as UTF-8"
-        return Diagnostic(filename, *_byte_position(raw, error.start), message)
-
-
-def _byte_position(raw: bytes, offset: int) -> Position:
-    return raw.count(b"\n", 0, offset) + 1, offset - (raw.rfind(b"\n", 0, offset) + 1) + 1
-
-
-def _text_position(text: str, offset: int) -> Position:
-    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _failed(filename: str, position: Position, message: str) -> Loaded:
     return Loaded(None, [Diagnostic(filename, *position, message)])
-
-
-class _Limit(Exception):
-    """The document is too deep or too big to go on composing it."""
-
-    def __init__(self, mark: yaml.Mark, message: str) -> None:
-        super().__init__(message)
-        self.mark, self.message = mark, message
-
-
-class _LimitedLoader(yaml.SafeLoader):
-    """The pure-Python SafeLoader (exact marks), stopping early on deep or huge documents."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.depth = self.nodes = 0
-
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
-        self.depth += 1
-        self.nodes += 1
-        try:
-            if self.depth > MAX_DEPTH:
-                raise _Limit(self.peek_event().start_mark, _TOO_DEEP)
-            if self.nodes > MAX_VALUES:
-                raise _Limit(self.peek_event().start_mark, _TOO_MANY)
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-
-def _compose(text: str, filename: str) -> Node | None | Diagnostic:
-    """The YAML node tree, or the first syntax problem."""
-    loader: _LimitedLoader | None = None
-    try:
-        loader = _LimitedLoader(text)
-        return loader.get_single_node()
-    except _Limit as limit:
-        return Diagnostic(filename, *_mark_position(limit.mark), limit.message)
-    except yaml.MarkedYAMLError as error:
-        return Diagnostic(filename, *_error_position(error), _syntax_message(error))
-    except yaml.reader.ReaderError as error:
-        character = f"#x{error.character:04x}"
-        message = f"unacceptable character {character}: control characters are not allowed"
-        return Diagnostic(filename, *_text_position(text, error.position), message)
-    except RecursionError:  # the limits above should come first; this is the backstop
-        position = _mark_position(loader.get_mark()) if loader else (1, 1)
-        return Diagnostic(filename, *position, _TOO_DEEP)
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def _error_position(error: yaml.MarkedYAMLError) -> Position:
-    mark = error.problem_mark or error.context_mark
-    return _mark_position(mark) if mark else (1, 1)
-
-
-def _syntax_message(error: yaml.MarkedYAMLError) -> str:
-    if error.problem == "but found another document":
-        return "found a second YAML document (---); a sequence file holds exactly one"
-    message = error.problem or error.context or "invalid YAML"
-    if error.problem and error.context:
-        started = error.context_mark and error.context_mark.line != error.problem_mark.line
-        where = f" that starts at line {error.context_mark.line + 1}" if started else ""
-        message = f"{message} ({error.context}{where})"
-    return f"invalid YAML: {message}"
-
-
-def _top_level_problem(root: Node | None) -> str | None:
-    if root is None or (isinstance(root, ScalarNode) and root.tag == _TAG + "null"):
-        return "empty file, expected a sequence mapping (name, steps, ...)"
-    if isinstance(root, MappingNode):
-        return None
-    found = "a list" if isinstance(root, SequenceNode) else "a single value"
-    return f"expected a mapping at the top, found {found}"
-
-
-def _mark(node: Node) -> Position:
-    return _mark_position(node.start_mark)
-
-
-def _mark_position(mark: yaml.Mark) -> Position:
-    return mark.line + 1, mark.column + 1
 
 
 class _Stop(Exception):
@@ -190,7 +87,7 @@ class _Builder:
         self.constructor = SafeConstructor()
 
     def document(self, root: MappingNode, text: str) -> Loaded:
-        self.positions[()] = _mark(root)
+        self.positions[()] = node_position(root)
         try:
             data = self.build(root, (), 0)
         except _Stop:
@@ -210,10 +107,10 @@ class _Builder:
 
     def build(self, node: Node, loc: Loc, depth: int) -> Any:
         self.values += 1
-        where = self.positions.get(loc) or _mark(node)
+        where = self.positions.get(loc) or node_position(node)
         if self.values > MAX_VALUES or depth > MAX_DEPTH:
             # Only aliases get here (the composer stops plain documents): blame the top-level key.
-            problem = _TOO_MANY if self.values > MAX_VALUES else _TOO_DEEP
+            problem = TOO_MANY if self.values > MAX_VALUES else TOO_DEEP
             self.stop(self.positions.get(loc[:1], where), problem)
         if id(node) in self.building:
             self.stop(where, "recursive alias: this value contains itself")
@@ -225,7 +122,7 @@ class _Builder:
                 return self.mapping(node, loc, depth)
             if isinstance(node, SequenceNode) and node.tag == _SEQ:
                 return self.sequence(node, loc, depth)
-            self.report(_mark(node), f"unsupported YAML tag {node.tag!r}")
+            self.report(node_position(node), f"unsupported YAML tag {node.tag!r}")
             return None
         finally:
             self.building.discard(id(node))
@@ -243,9 +140,9 @@ class _Builder:
                 continue
             if key in first_line:  # PyYAML would keep the last silently
                 message = f"duplicate key {key!r} (first at line {first_line[key]})"
-                self.report(_mark(key_node), message, usable=True)
+                self.report(node_position(key_node), message, usable=True)
             first_line.setdefault(key, key_node.start_mark.line + 1)
-            self.positions[loc + (key,)] = _mark(key_node)
+            self.positions[loc + (key,)] = node_position(key_node)
             result[key] = self.build(value_node, loc + (key,), depth + 1)
         for merge in merges:
             self.merge(result, merge, loc, depth)
@@ -254,7 +151,7 @@ class _Builder:
     def key(self, node: Node) -> str | None:
         if isinstance(node, ScalarNode):
             return node.value  # as written: `1:` and `no:` are the keys '1' and 'no'
-        self.report(_mark(node), "a key must be plain text, not a mapping or a list")
+        self.report(node_position(node), "a key must be plain text, not a mapping or a list")
         return None
 
     def merge(self, result: dict[str, Any], node: Node, loc: Loc, depth: int) -> None:
@@ -262,7 +159,9 @@ class _Builder:
         sources = node.value if isinstance(node, SequenceNode) else [node]
         for source in sources:
             if not isinstance(source, MappingNode):
-                self.report(_mark(source), "a merge key (<<) takes a mapping or a list of mappings")
+                self.report(
+                    node_position(source), "a merge key (<<) takes a mapping or a list of mappings"
+                )
                 continue
             outer = self.positions, self.scalars
             self.positions, self.scalars = {}, {}
@@ -278,12 +177,12 @@ class _Builder:
     def sequence(self, node: SequenceNode, loc: Loc, depth: int) -> list[Any]:
         items = []
         for index, item in enumerate(node.value):
-            self.positions[loc + (index,)] = _mark(item)
+            self.positions[loc + (index,)] = node_position(item)
             items.append(self.build(item, loc + (index,), depth + 1))
         return items
 
     def scalar(self, node: ScalarNode, loc: Loc) -> Any:
-        line, column = _mark(node)
+        line, column = node_position(node)
         self.scalars[loc] = Scalar(line, column, node.end_mark.line + 1, node.style in ("|", ">"))
         tag, text = node.tag, node.value
         if tag in (_TAG + "int", _TAG + "float") and ":" in text:

@@ -119,8 +119,12 @@ def _insert(
             f"SELECT coalesce(max(id), 0) FROM {table.name}"
         ).scalar_one()
         ids = list(range(top + 1, top + 1 + len(rows)))
-        _insert(connection, table, [{"id": i, **r} for i, r in zip(ids, rows, strict=True)],
-                returning=False)  # fmt: skip
+        _insert(
+            connection,
+            table,
+            [{"id": i, **r} for i, r in zip(ids, rows, strict=True)],
+            returning=False,
+        )
         return ids
     names = list(rows[0])
     values = _values(rows, _columns(connection, table, names))

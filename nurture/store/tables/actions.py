@@ -1,0 +1,51 @@
+"""What steps leave for the coach: tasks, appointments and notifications."""
+
+from datetime import datetime
+
+from sqlmodel import Field
+
+from nurture.store.tables.base import Stored, utc_column
+
+
+class Task(Stored, table=True):
+    __tablename__ = "task"
+
+    id: int = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    execution_id: int | None = Field(default=None, foreign_key="execution.id", unique=True)
+    title: str
+    description: str | None = None
+    assignee: str | None = Field(default=None, max_length=200)
+    priority: str = Field(default="normal", max_length=10)
+    due_at: datetime | None = utc_column(nullable=True)
+    created_at: datetime = utc_column()
+    done_at: datetime | None = utc_column(nullable=True)
+
+
+class Appointment(Stored, table=True):
+    __tablename__ = "appointment"
+
+    id: int = Field(default=None, primary_key=True)
+    lead_id: int = Field(foreign_key="lead.id", index=True)
+    execution_id: int | None = Field(default=None, foreign_key="execution.id", unique=True)
+    title: str
+    starts_at: datetime = utc_column()
+    duration_minutes: int = 30
+    location: str | None = None
+    notes: str | None = None
+    created_at: datetime = utc_column()
+
+
+class Notification(Stored, table=True):
+    """An internal note for the coach (send_notification steps and failure alerts)."""
+
+    __tablename__ = "notification"
+
+    id: int = Field(default=None, primary_key=True)
+    lead_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
+    execution_id: int | None = Field(default=None, foreign_key="execution.id", unique=True)
+    message: str
+    channel: str | None = Field(default=None, max_length=100)
+    urgent: bool = False
+    created_at: datetime = utc_column()
+    read_at: datetime | None = utc_column(nullable=True)
