@@ -36,6 +36,7 @@ from engine import ONE_SEQUENCE, fresh_store, markdown, nurture_command, project
 from sqlalchemy import func, select
 
 from nurture.cli import run as cli_engine
+from nurture.engine.dispatch import EngineConfig
 from nurture.store.db import open_store
 from nurture.store.tables import Execution
 from nurture.testing import enroll_many
@@ -176,7 +177,9 @@ def recorded(kind: str, server: str | None, channel: str, count: int) -> tuple[f
             enroll_many(store, count, now)
             with open(os.devnull, "w") as null, redirect_stdout(null):  # the console's lines
                 cpu, started = time.process_time(), time.monotonic()
-                ran = cli_engine.run_once(store, now, cli_engine.RunOptions(channel, senders=8))
+                ran = cli_engine.run_once(
+                    store, now, cli_engine.RunOptions(channel, EngineConfig(senders=8))
+                )
                 wall, cpu = time.monotonic() - started, time.process_time() - cpu
         assert ran == count == sent(url), (ran, count)
     return count / wall, cpu / count * 1e6

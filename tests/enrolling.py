@@ -8,11 +8,12 @@ from builders import write
 from sqlalchemy import insert, select
 
 from nurture.channels.memory import MemoryChannel
-from nurture.engine.dispatch import run_due
+from nurture.engine import dispatch
+from nurture.engine.dispatch import EngineConfig
 from nurture.project.layout import Project
 from nurture.project.sync import apply_changes, plan_project
 from nurture.rules.schedule import step_due
-from nurture.spec.models import SequenceSpec
+from nurture.rules.steps import spec_of
 from nurture.spec.names import slugify
 from nurture.spec.templates import COACH_KEYS
 from nurture.store.db import Store
@@ -43,7 +44,7 @@ def enroll(store: Store, sequence: str, now: datetime = T0, **lead: Any) -> int:
                 SequenceVersion.version == row.current_version,
             )
         ).scalar_one()
-        spec = SequenceSpec.model_validate(definition | {"tests": []})
+        spec = spec_of(definition)
         values = {"name": "Sam Carter", "email": "sam@example.com", "phone": "+15555550100"} | lead
         values.setdefault("first_name", values["name"].split()[0])
         values |= {"created_at": now, "updated_at": now}
@@ -66,14 +67,12 @@ def _lead_defaults(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def drain(store: Store, now: datetime, channel: MemoryChannel | None = None, **options: Any) -> int:
-    """run_due until nothing is due at `now`; how many steps ran."""
-    channel = channel or MemoryChannel()
-    channels = dict.fromkeys(("whatsapp", "sms", "email", "notification"), channel)
-    options = {"worker": "test", "coach": COACH} | options
-    total = 0
-    while count := run_due(store, now, channels=channels, **options):
-        total += count
-    return total
+    """The engine's drain until nothing is due at `now` (EngineConfig's `options`); how many ran."""
+    channels = dict.fromkeys(
+        ("whatsapp", "sms", "email", "notification"), channel or MemoryChannel()
+    )
+    config = EngineConfig(**({"worker": "test", "coach": COACH} | options))
+    return dispatch.drain(store, now, config, channels)
 
 
 def run_days(

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from nurture.api import batching
 from nurture.api.batching import Pending
-from nurture.errors import StoreError
+from nurture.errors import KeyReused, StoreError
 from nurture.leads import arrivals, consent, ingest
 from nurture.leads.arrivals import Arrival
 from nurture.leads.records import LeadInput
@@ -110,7 +110,7 @@ def test_an_idempotency_key_sent_again_with_another_body_is_refused(api):
         for name in ("dee", "eve")
     ]
     first, second = api.app.state.batcher.store_batch(both)
-    assert first["created"] is True and isinstance(second, ingest.KeyReused)
+    assert first["created"] is True and isinstance(second, KeyReused)
     assert count(api, Lead) == 2 and count(api, IngestKey) == 2
 
 

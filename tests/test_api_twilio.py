@@ -15,7 +15,7 @@ from twilio.request_validator import RequestValidator
 
 from nurture.api import webhooks
 from nurture.channels import channels_for
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, run_due
 from nurture.leads import consent
 from nurture.settings import load_settings
 from nurture.store.tables import Execution, Lead, ProviderCallback
@@ -42,7 +42,9 @@ def sent(project, store, store_url):
         settings = load_settings(project, database_url=store_url)
         settings.twilio = settings.twilio.model_copy(update={"api_url": url})
         assert (
-            run_due(store, T0, worker="w", channels=channels_for("live", store, settings.providers))
+            run_due(
+                store, T0, EngineConfig(worker="w"), channels_for("live", store, settings.providers)
+            )
             == 2
         )
     with serving(project, store_url) as client:

@@ -12,7 +12,7 @@ from serving import serving
 from nurture.channels import channels_for
 from nurture.channels.config import SmtpConfig
 from nurture.channels.unsubscribe import make_token
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, run_due
 from nurture.settings import load_settings
 from nurture.store.tables import Lead
 
@@ -39,7 +39,7 @@ def mailed_link(store, project, store_url) -> tuple[str, int]:
         relay = {"host": "127.0.0.1", "port": port, "security": "none"}
         settings.email = SmtpConfig(**relay, from_address="coach@example.com")
         channels = channels_for("live", store, settings.providers)
-        assert run_due(store, T0, worker="w", channels=channels) == 1
+        assert run_due(store, T0, EngineConfig(worker="w"), channels) == 1
     [mail] = mailbox.messages
     text = mail.get_body(("plain",)).get_content()
     link = re.search(r"https://\S+", text).group(0)

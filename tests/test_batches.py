@@ -9,7 +9,7 @@ from sqlalchemy import select
 from nurture.channels import channels_for
 from nurture.channels.memory import MemoryChannel
 from nurture.channels.outbox import OutboxChannel
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, run_due
 from nurture.store import bulk, queries
 from nurture.store.tables import Enrollment, Execution, OutboxMessage
 
@@ -54,7 +54,7 @@ def test_the_outbox_writes_its_row_with_the_execution_and_records_no_sending(sto
                 seen.append(list(connection.execute(select(Execution.status)).scalars()))
             return super().send(message)
 
-    run_due(store, T0, worker="w", channels=dict.fromkeys(("sms",), Watching()))
+    run_due(store, T0, EngineConfig(worker="w"), dict.fromkeys(("sms",), Watching()))
     assert seen == [[]]  # nothing to mark unknown after a crash: the row is the send
     assert log(store, enrollment_id) == [("hello", 1, "sent")]
     with store.begin() as connection:
@@ -84,7 +84,7 @@ def test_an_outbox_send_dropped_by_a_stop_during_the_batch_leaves_no_message(sto
             set_enrollment(store, enrollment_id, status="stopped", lease_owner=None)
             return super().send(message)
 
-    run_due(store, T0, worker="w", channels=dict.fromkeys(("sms",), Stopping()))
+    run_due(store, T0, EngineConfig(worker="w"), dict.fromkeys(("sms",), Stopping()))
     assert enrollment(store, enrollment_id).status == "stopped"
     assert log(store, enrollment_id) == []
     with store.begin() as connection:

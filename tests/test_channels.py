@@ -10,7 +10,7 @@ from sqlalchemy import select
 from nurture.channels import OutgoingMessage, channels_for
 from nurture.channels.console import ConsoleChannel
 from nurture.channels.memory import MemoryChannel
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, run_due
 from nurture.errors import ConfigError
 from nurture.store.tables import OutboxMessage
 
@@ -46,7 +46,7 @@ def test_channels_for_maps_every_kind_and_rejects_unknown_names():
 def test_the_outbox_stores_each_message_with_its_execution(store, project):
     apply(store, project, sequence("Mail", step("Welcome", "send_email")))
     enrollment_id = enroll(store, "Mail")
-    assert run_due(store, T0, worker="w", channels=channels_for("outbox", store)) == 1
+    assert run_due(store, T0, EngineConfig(worker="w"), channels_for("outbox", store)) == 1
     with store.begin() as connection:
         stored = connection.execute(select(OutboxMessage.__table__)).one()
     execution = executions(store, enrollment_id)[0]

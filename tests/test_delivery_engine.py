@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 from nurture.channels import SendResult, TemporaryFailure, UncertainSend
 from nurture.channels.memory import MemoryChannel
 from nurture.engine.daemon import Daemon, DaemonOptions
-from nurture.engine.dispatch import Report, run_due, settle_unknown
+from nurture.engine.dispatch import EngineConfig, Report, run_due, settle_unknown
 from nurture.store.db import Store
 from nurture.store.tables import Enrollment, Execution
 from nurture.testing import enroll_many
@@ -65,7 +65,7 @@ def test_a_batch_that_outlives_its_lease_sends_every_message_once_and_never_stal
     apply(store, project, sequence("Texts", step("Hello"), step("Again")))
     enroll_many(store, 60, datetime.now(UTC) - timedelta(minutes=1))
     channel = MemoryChannel(delay=0.15)
-    options = DaemonOptions(batch=60, senders=4, poll=0.1, lease=timedelta(seconds=1))
+    options = DaemonOptions(EngineConfig(batch=60, senders=4, lease=timedelta(seconds=1)), poll=0.1)
     with caplog.at_level(logging.ERROR):
         run_daemon(store, channel, lambda: statuses(store) == {"completed": 60}, options)
     assert statuses(store) == {"completed": 60}, "enrollments stalled"
@@ -103,7 +103,7 @@ def test_a_completion_that_lost_its_lease_counts_it_and_the_next_claim_never_res
 
     report = Report()
     channel = MemoryChannel(behaviour=rescued_meanwhile)
-    assert run_due(store, T0, worker="slow", channels=channels(channel), report=report) == 1
+    assert run_due(store, T0, EngineConfig(worker="slow"), channels(channel), report) == 1
     assert report.lost == 1
     assert log(store, enrollment_id) == [("hello", 1, "sent")]  # the send is recorded all the same
     later = MemoryChannel()
@@ -139,7 +139,7 @@ def test_an_uncertain_send_the_provider_has_is_recorded_sent_and_the_lead_moves_
     enrollment_id = enroll(store, "Texts")
     channel = Settling(lambda message: SendResult("SM-found"), behaviour=uncertain)
     report = Report()
-    run_due(store, T0, worker="w", channels=channels(channel), report=report)
+    run_due(store, T0, EngineConfig(worker="w"), channels(channel), report)
     assert (report.settled, report.held) == (1, 0)
     assert channel.asked == [(f"{enrollment_id}:hello:1", T0)]
     [execution] = executions(store, enrollment_id)
@@ -191,14 +191,14 @@ def test_unknown_sends_are_settled_later_once_the_provider_can_tell(store: Store
 
     channel = Settling(lookup, behaviour=uncertain)
     report = Report()
-    run_due(store, T0, worker="w", channels=channels(channel), report=report)
+    run_due(store, T0, EngineConfig(worker="w"), channels(channel), report)
     assert report.held == 3 and statuses(store) == {"unknown": 3}
-    settle = {"worker": "w", "channels": channels(channel)}
-    assert settle_unknown(store, T0, before=T0, **settle) == 0  # asked at T0 already
+    settle = (EngineConfig(worker="w"), channels(channel))
+    assert settle_unknown(store, T0, *settle, before=T0) == 0  # asked at T0 already
     answers["now"] = SendResult("SM-late")
     report = Report()
     later = T0 + timedelta(minutes=2)
-    assert settle_unknown(store, later, before=later, report=report, **settle) == 3
+    assert settle_unknown(store, later, *settle, before=later, report=report) == 3
     assert report.settled == 3 and len(channel.attempts) == 3
     assert {enrollment(store, i).step_id for i in ids} == {"again"}
     assert {e.status for i in ids for e in executions(store, i)} == {"sent"}
@@ -260,7 +260,7 @@ def test_the_daemon_asks_again_about_held_sends_and_logs_what_it_settled(store: 
         return answer
 
     channel = Settling(lookup, behaviour=uncertain)
-    options = DaemonOptions(poll=0.1, settle=0.5, lease=timedelta(seconds=5))
+    options = DaemonOptions(EngineConfig(lease=timedelta(seconds=5)), poll=0.1, settle=0.5)
     lines = run_daemon(store, channel, lambda: statuses(store) == {"completed": 5}, options)
     assert statuses(store) == {"completed": 5}
     assert len(channel.attempts) == 5 and len(channel.asked) == 10  # each sent once, asked twice

@@ -10,6 +10,7 @@ from enrolling import COACH, apply
 from nurture.channels import KINDS
 from nurture.channels.memory import MemoryChannel
 from nurture.engine.daemon import Daemon, DaemonOptions
+from nurture.engine.dispatch import EngineConfig
 from nurture.insights.timeline import read
 from nurture.leads.records import LeadRules, add_lead
 from nurture.project.layout import Project as ProjectFiles
@@ -195,10 +196,9 @@ def test_the_daemon_and_the_dry_run_give_the_same_timeline(
     daemon = Daemon(
         store,
         dict.fromkeys(KINDS, channel),
-        DaemonOptions(senders=1),
+        DaemonOptions(EngineConfig(senders=1, coach=COACH)),
         lambda: clock[0],
         print,
-        COACH,
     )
     pending = schedule(list(events), start)
     while clock[0] <= start + timedelta(days=8):

@@ -12,7 +12,7 @@ from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure
 from nurture.channels.config import Providers, SmtpConfig, UnsubscribeConfig
 from nurture.channels.smtp import SmtpChannel
 from nurture.channels.unsubscribe import read_token
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, run_due
 
 SECRET = "unsubscribe-secret"
 PAGE = "https://coach.example.com/unsubscribe/{token}"
@@ -51,7 +51,10 @@ def test_a_lead_gets_a_multipart_email_with_a_working_unsubscribe_link(
     mailbox = Mailbox()
     with smtp_server(mailbox) as port:
         providers = Providers(email=smtp(port), unsubscribe=unsubscribe())
-        assert run_due(store, T0, worker="w", channels=channels_for("live", store, providers)) == 1
+        assert (
+            run_due(store, T0, EngineConfig(worker="w"), channels_for("live", store, providers))
+            == 1
+        )
 
         [mail] = mailbox.messages
         assert mail["From"] == "Coach Kim <coach@example.com>" and mail["To"] == "sam@example.com"
@@ -81,7 +84,9 @@ def test_a_lead_gets_a_multipart_email_with_a_working_unsubscribe_link(
         assert lead_of(store, enrollment_id).opted_out == ["email"]
 
         next_day = T0.replace(day=T0.day + 1)
-        assert run_due(store, next_day, worker="w", channels=channels_for("live", store, providers))
+        assert run_due(
+            store, next_day, EngineConfig(worker="w"), channels_for("live", store, providers)
+        )
         assert len(mailbox.messages) == 1  # never sent
     later = executions(store, enrollment_id)[-1]
     assert (later.step_id, later.status, later.error) == (

@@ -14,7 +14,7 @@ from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure
 from nurture.channels.config import NotificationsConfig, Providers
 from nurture.channels.slack import SlackChannel
 from nurture.channels.webhook import WebhookChannel
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, run_due
 from nurture.store.tables import Notification
 
 SECRET = "webhook-secret"
@@ -39,7 +39,7 @@ def test_a_notification_step_posts_a_signed_webhook(store, project, receiver):
     enrollment_id = enroll(store, "Alerts")
     config = NotificationsConfig(webhook_url=receiver.url + "/hooks/nurture", webhook_secret=SECRET)
     channels = channels_for("live", providers=Providers(notifications=config))
-    assert run_due(store, T0, worker="w", channels=channels) == 1
+    assert run_due(store, T0, EngineConfig(worker="w"), channels) == 1
 
     [request] = receiver.requests
     assert (request.method, request.path) == ("POST", "/hooks/nurture")

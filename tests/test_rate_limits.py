@@ -33,7 +33,7 @@ from nurture.channels.ratelimit import (
     SharedRateLimiter,
     batch_within,
 )
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, run_due
 from nurture.errors import StoreError
 from nurture.store import slots
 from nurture.store.db import open_store
@@ -57,7 +57,7 @@ def test_a_burst_is_spread_at_the_channel_rate_across_concurrent_senders(store, 
     clock, memory = Clock(), MemoryChannel()
     sms = RateLimited(memory, RateLimiter(2.0, lambda: clock.now, clock.sleep))
     channels = {"sms": sms, "whatsapp": memory, "email": memory, "notification": memory}
-    assert run_due(store, T0, worker="w", channels=channels, senders=4) == 6
+    assert run_due(store, T0, EngineConfig(worker="w", senders=4), channels) == 6
     assert sorted(clock.waits) == [0.5, 1.0, 1.5, 2.0, 2.5]  # the first goes at once
     assert len(memory.sent) == 6
     assert all(executions(store, i)[0].status == "sent" for i in ids)
@@ -199,7 +199,7 @@ def test_run_reserves_the_sends_of_a_limited_channel_in_the_store(store, project
     assert isinstance(channels["sms"].limiter, SharedRateLimiter)
     assert not hasattr(channels["email"], "limiter")  # no rate, no limiter
     assert isinstance(channels_for("outbox", providers=providers)["sms"].limiter, RateLimiter)
-    assert run_due(store, T0, worker="w", channels=channels) == 3
+    assert run_due(store, T0, EngineConfig(worker="w"), channels) == 3
     with store.begin() as connection:
         [row] = connection.execute(select(ChannelSlot.channel, ChannelSlot.next_slot_at)).all()
     assert row.channel == "sms" and row.next_slot_at > time.time() - 60

@@ -15,7 +15,7 @@ from nurture.channels import OutgoingMessage, TemporaryFailure
 from nurture.channels.config import NotificationsConfig, Providers
 from nurture.channels.live import build
 from nurture.channels.redact import redact, shown, url_secrets
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, run_due
 
 HOOK = "/services/T0001/B0001/hook-secret-path"
 SECRET = "hook-secret-path"
@@ -150,7 +150,7 @@ def test_a_malformed_url_that_reaches_slack_fails_its_step_once_and_shows_no_sec
     url = SecretStr("https://hooks.slack.com" + HOOK.replace("hook-", "hook "))
     config = NotificationsConfig.model_construct(slack_webhook_url=url, timeout=1.0)
     channels = build(Providers.model_construct(notifications=config, rate_limits={}))
-    assert run_due(store, T0, worker="w", channels=channels) == 1
+    assert run_due(store, T0, EngineConfig(worker="w"), channels) == 1
     [execution] = executions(store, enrollment_id)
     assert execution.status == "failed" and execution.attempt == 1  # not retried
     assert execution.error.startswith("Slack: the URL https://hooks.slack.com/… is malformed")

@@ -20,7 +20,7 @@ from servers import (
 from nurture.channels import OutgoingMessage, PermanentFailure, TemporaryFailure, channels_for
 from nurture.channels.config import Providers, TwilioConfig
 from nurture.channels.twilio import TwilioChannel
-from nurture.engine.dispatch import run_due
+from nurture.engine.dispatch import EngineConfig, run_due
 from nurture.leads import consent
 from nurture.store.tables import Lead
 
@@ -53,7 +53,7 @@ def sms(to: str = "+15555550100") -> OutgoingMessage:
 def test_an_sms_step_is_sent_and_its_message_sid_kept(store, project, twilio):
     apply(store, project, sequence("Texts", step("Hello")))
     enrollment_id = enroll(store, "Texts")
-    assert run_due(store, T0, worker="w", channels=live(twilio.url)) == 1
+    assert run_due(store, T0, EngineConfig(worker="w"), live(twilio.url)) == 1
     [request] = twilio.requests
     assert request.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
     assert request.form == {"To": "+15555550100", "From": SENDER, "Body": "Hi Sam, Hello"}
@@ -85,7 +85,7 @@ def test_whatsapp_sends_free_text_inside_24_hours_else_the_template(
     apply(store, project, whatsapp_sequence(template))
     last = T0 - wrote if wrote else None
     enroll(store, "Chat", last_inbound_at=last)
-    assert run_due(store, T0, worker="w", channels=live(twilio.url)) == 1
+    assert run_due(store, T0, EngineConfig(worker="w"), live(twilio.url)) == 1
     expected = {"To": "whatsapp:+15555550100", "From": f"whatsapp:{SENDER}"} | sent
     assert twilio.sent() == [expected]
 
@@ -93,7 +93,7 @@ def test_whatsapp_sends_free_text_inside_24_hours_else_the_template(
 def test_free_text_whatsapp_outside_the_window_fails_without_a_send(store, project, twilio):
     apply(store, project, whatsapp_sequence(None))
     enrollment_id = enroll(store, "Chat", last_inbound_at=T0 - timedelta(days=3))
-    run_due(store, T0, worker="w", channels=live(twilio.url))
+    run_due(store, T0, EngineConfig(worker="w"), live(twilio.url))
     [execution] = executions(store, enrollment_id)
     assert execution.status == "failed" and twilio.requests == []
     assert execution.error == (
@@ -106,13 +106,13 @@ def test_a_429_is_retried_no_sooner_than_retry_after(store, project, twilio):
     apply(store, project, sequence("Texts", step("Hello"), retry_delay="1m"))
     enrollment_id = enroll(store, "Texts")
     twilio.script.append(error(429, 20429, "Too Many Requests", **{"Retry-After": "600"}))
-    run_due(store, T0, worker="w", channels=live(twilio.url))
+    run_due(store, T0, EngineConfig(worker="w"), live(twilio.url))
     [execution] = executions(store, enrollment_id)
     assert execution.status == "retry" and execution.error == "Twilio 20429: Too Many Requests"
     assert enrollment(store, enrollment_id).next_run_at == T0 + timedelta(seconds=600)
 
     later = T0 + timedelta(seconds=600)
-    assert run_due(store, later, worker="w", channels=live(twilio.url)) == 1
+    assert run_due(store, later, EngineConfig(worker="w"), live(twilio.url)) == 1
     assert executions(store, enrollment_id)[-1].status == "sent" and len(twilio.sent()) == 2
 
 
@@ -152,7 +152,7 @@ def test_a_recipient_twilio_reports_unsubscribed_is_opted_out_of_that_channel(
     apply(store, project, texts, whatsapp_sequence(None))
     refused = enroll(store, "Texts", name="Sam", phone=UNSUBSCRIBED)
     other = enroll(store, "Texts", name="Kim", phone="+15555550100")
-    assert run_due(store, T0, worker="w", channels=live(twilio.url)) == 2
+    assert run_due(store, T0, EngineConfig(worker="w"), live(twilio.url)) == 2
     [failed] = executions(store, refused)
     assert failed.status == "failed" and failed.error.startswith("Twilio 21610")
     assert lead_of(store, refused).opted_out == ["sms"]
@@ -161,7 +161,7 @@ def test_a_recipient_twilio_reports_unsubscribed_is_opted_out_of_that_channel(
         [event] = consent.history(session, session.get(Lead, lead_of(store, refused).id))
         assert (event.channel, event.action, event.source) == ("sms", "opt_out", "provider")
     # the next SMS step is skipped, not sent (again refused)
-    assert run_due(store, T0 + timedelta(days=1), worker="w", channels=live(twilio.url)) == 2
+    assert run_due(store, T0 + timedelta(days=1), EngineConfig(worker="w"), live(twilio.url)) == 2
     assert executions(store, refused)[-1].error == "lead opted out of sms"
     assert len(twilio.sent()) == 3
 

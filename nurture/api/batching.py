@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from nurture.api.deps import Context
-from nurture.errors import NurtureError
+from nurture.errors import KeyReused, NurtureError
 from nurture.leads import ingest
 from nurture.leads.arrivals import Arrival, arrive_many
 
@@ -140,6 +140,6 @@ class Batcher:
         for index, source in copies:
             found, key = results[source], items[index].key
             if digests[index] != digests[source] and key:  # a copy always has its key
-                found = ingest.KeyReused(key)
+                found = KeyReused(key)
             results[index] = found | {"replayed": True} if isinstance(found, dict) else found
         return [result for result in results if result is not None]  # every slot is filled

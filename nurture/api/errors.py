@@ -12,19 +12,20 @@ from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from nurture.engine.delivery.settle import BadFilter
 from nurture.errors import (
+    BadFilter,
     ConfigError,
     Conflict,
+    InvalidLead,
+    InvalidSequence,
     InvalidState,
+    KeyReused,
     NotFound,
     NurtureError,
     SpecError,
     StoreError,
 )
-from nurture.leads.ingest import KeyReused
-from nurture.leads.records import InvalidLead
-from nurture.project.stored import InvalidSequence, field_path
+from nurture.project.stored import field_path
 from nurture.spec.diagnostics import data_problems, error_message
 from nurture.spec.models import SequenceSpec
 from nurture.store.connect import reason

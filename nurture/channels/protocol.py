@@ -4,6 +4,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from nurture.errors import ChannelError
+
 KINDS = ("whatsapp", "sms", "email", "notification")
 Channels = Mapping[str, "Channel"]
 """One channel for each kind of message: whatsapp, sms, email, notification."""
@@ -33,7 +35,7 @@ class SendResult:
     outbox: dict[str, Any] | None = field(default=None, compare=False)
 
 
-class TemporaryFailure(Exception):
+class TemporaryFailure(ChannelError):
     """The send may succeed later (a timeout, a rate limit, a provider outage): retried with backoff.
 
     `retry_after` (seconds) is the provider's `Retry-After`: the retry waits at least that long.
@@ -54,7 +56,7 @@ def _bounded(seconds: float | None) -> float | None:
     return min(max(seconds, 0.0), LONGEST_RETRY_AFTER)
 
 
-class PermanentFailure(Exception):
+class PermanentFailure(ChannelError):
     """The send cannot succeed (no address, invalid number, rejected content): never retried.
 
     `unsubscribed`: the provider says the recipient opted out with it (Twilio 21610); the
@@ -66,7 +68,7 @@ class PermanentFailure(Exception):
         self.unsubscribed = unsubscribed
 
 
-class UncertainSend(Exception):
+class UncertainSend(ChannelError):
     """The request may have reached the provider: a timeout or a dropped connection after it was
     written, or a reply lost after the provider took the message. Never retried blindly: the
     engine settles it (the channel's `settle`, where the provider can tell) or holds it for a

@@ -2,9 +2,9 @@
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
 
@@ -15,6 +15,7 @@ from nurture.cli.context import state
 from nurture.cli.output import note, plural
 from nurture.engine import dispatch
 from nurture.engine.daemon import Daemon, DaemonOptions
+from nurture.engine.dispatch import EngineConfig
 from nurture.errors import ConfigError
 from nurture.spec.times import check_time
 from nurture.store.db import Store, open_store
@@ -26,15 +27,18 @@ ONCE_LEASE = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How `nurture run` works: the channel, batch size, senders, default zone, coach."""
+    """How `nurture run` works: the channel and its providers; its batches run as `engine` says."""
 
     channel: str = "outbox"
-    batch: int = 500
-    senders: int = 8
-    default_zone: str = "UTC"
-    coach: dict[str, Any] = field(default_factory=dict)
-    worker: str = field(default_factory=lambda: f"once-{os.getpid()}")
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig(worker=f"once-{os.getpid()}"))
     providers: Providers | None = None
+
+    def engine_for(self, lease: timedelta) -> EngineConfig:
+        """The engine's config with its lease, and a batch whose sends fit it at the providers'
+        rate limits."""
+        rates = self.providers.rate_limits if self.providers else {}
+        batch = batch_within(self.engine.batch, rates, lease.total_seconds())
+        return replace(self.engine, batch=batch, lease=lease)
 
 
 def run_once(
@@ -43,27 +47,13 @@ def run_once(
     """Rescue expired leases, settle the unknown sends a provider can tell about, then run every
     step due at `now` until none is left; how many steps ran."""
     channels = channels_for(options.channel, store, options.providers)
-    rates = options.providers.rate_limits if options.providers else {}
-    batch = {
-        "worker": options.worker,
-        "channels": channels,
-        "lease": ONCE_LEASE,
-        "report": report,
-        "batch": batch_within(options.batch, rates, ONCE_LEASE.total_seconds()),
-        "senders": options.senders,
-        "default_zone": options.default_zone,
-        "coach": options.coach,
-    }
+    engine = options.engine_for(ONCE_LEASE)
     dispatch.rescue_leases(store, now)
-    total = 0
     try:
-        while dispatch.settle_unknown(store, now, before=now, **batch):
-            pass
-        while count := dispatch.run_due(store, now, **batch):
-            total += count
+        dispatch.settle_held(store, now, engine, channels, before=now, report=report)
+        return dispatch.drain(store, now, engine, channels, report)
     finally:
-        dispatch.release(store, options.worker)
-    return total
+        dispatch.release(store, engine.worker)
 
 
 def parse_now(text: str | None) -> datetime:
@@ -87,14 +77,14 @@ def options_from_settings(
     batch: int | None, senders: int | None, channel: str | None
 ) -> RunOptions:
     settings = state.settings
-    return RunOptions(
-        channel=channel or settings.channel,
+    engine = EngineConfig(
+        worker=f"once-{os.getpid()}",
         batch=batch or settings.batch,
         senders=senders or settings.senders,
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
-        providers=settings.providers,
     )
+    return RunOptions(channel or settings.channel, engine, settings.providers)
 
 
 def run(
@@ -135,14 +125,10 @@ def run(
             note(f"{plural(count, 'step')} run at {when:%Y-%m-%d %H:%M} UTC")
             _note_uncertain(report)
             return
-        rates = options.providers.rate_limits if options.providers else {}
-        batch_size = batch_within(options.batch, rates, lease)  # a batch's sends fit its lease
-        daemon_options = DaemonOptions(
-            batch=batch_size, senders=options.senders, poll=poll, lease=timedelta(seconds=lease),
-            default_zone=options.default_zone, log_format=log_format,
-        )  # fmt: skip
+        engine = options.engine_for(timedelta(seconds=lease))
+        daemon_options = DaemonOptions(engine, poll=poll, log_format=log_format)
         channels = channels_for(options.channel, store, options.providers)
-        Daemon(store, channels, daemon_options, _clock, _log, coach=options.coach).run()
+        Daemon(store, channels, daemon_options, _clock, _log).run()
 
 
 def _note_uncertain(report: dispatch.Report) -> None:

@@ -13,9 +13,8 @@ import os
 import signal
 import socket
 import threading
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,32 +23,27 @@ from sqlalchemy import delete, insert, update
 
 from nurture.channels import Channels
 from nurture.engine import dispatch
+from nurture.engine.dispatch import Clock, EngineConfig, worker_name
 from nurture.store.connect import normalize_url, reason
 from nurture.store.db import STORE_ERRORS, Store
 from nurture.store.tables import Worker
 
 AT_ONCE = ("dispatch", "settle")
 """The daemon's jobs that run as soon as it starts."""
-Clock = Callable[[], datetime]
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class DaemonOptions:
-    batch: int = 500
-    senders: int = 8
+    """How the daemon ticks and logs; its batches run as `engine` says (its worker aside: each
+    daemon names its own)."""
+
+    engine: EngineConfig = field(default_factory=EngineConfig)
     poll: float = 5.0
-    lease: timedelta = timedelta(minutes=5)
     heartbeat: float = 5.0
     settle: float = 60.0
     """Seconds between asks to the providers about unknown sends (and for each, since its last)."""
-    default_zone: str = "UTC"
     log_format: str = "text"
-
-
-def worker_name() -> str:
-    """host:pid:random, unique across machines and restarts."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Daemon:
@@ -62,12 +56,11 @@ class Daemon:
         options: DaemonOptions,
         clock: Clock,
         log: Log,
-        coach: dict[str, Any] | None = None,
     ) -> None:
         self.store, self.channels, self.options = store, channels, options
         self.clock, self.write = clock, log
-        self.coach = coach or {}
-        self.worker = worker_name()
+        self.engine = replace(options.engine, worker=worker_name())
+        self.worker = self.engine.worker
         self.executed = 0
         self.stopping = threading.Event()
         self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
@@ -87,14 +80,12 @@ class Daemon:
 
     def drain(self, report: dispatch.Report | None = None) -> int:
         """Run every due step now; returns how many ran."""
-        total = 0
-        while not self.stopping.is_set():
-            done = dispatch.run_due(self.store, self.clock(), report=report, **self._batch())
-            total += done
-            self.executed += done
-            if done == 0:
-                break
-        return total
+        return dispatch.drain(
+            self.store, self.clock, self.engine, self.channels, report, self.stopping, self._ran
+        )
+
+    def _ran(self, steps: int) -> None:
+        self.executed += steps  # batch by batch: the heartbeat shows it while a long drain goes on
 
     def tick(self) -> None:
         """Dispatch, then sleep until the next due step or the poll interval, whichever is first."""
@@ -109,24 +100,10 @@ class Daemon:
         """Ask the providers about unknown sends not asked about for `settle` seconds."""
         report, now = dispatch.Report(), self.clock()
         before = now - timedelta(seconds=self.options.settle)
-        while not self.stopping.is_set() and dispatch.settle_unknown(
-            self.store, now, before=before, report=report, **self._batch()
-        ):
-            pass
+        dispatch.settle_held(
+            self.store, now, self.engine, self.channels, before, report, self.stopping
+        )
         self._report(report)
-
-    def _batch(self) -> dict[str, Any]:
-        """How this daemon's batches run (dispatch.run_due's options)."""
-        options = self.options
-        return {
-            "worker": self.worker,
-            "channels": self.channels,
-            "batch": options.batch,
-            "senders": options.senders,
-            "lease": options.lease,
-            "default_zone": options.default_zone,
-            "coach": self.coach,
-        }
 
     def _report(self, report: dispatch.Report) -> None:
         if report.lost:  # rescued while their batch worked: a stall longer than a lease
@@ -165,8 +142,8 @@ class Daemon:
         """Run until SIGTERM or SIGINT, then finish in-flight work and release leases."""
         self._register()
         self._install_signals()
-        self.log("started", worker=self.worker, poll=self.options.poll, batch=self.options.batch)
-        lease_check = max(self.options.lease.total_seconds() / 2, 1)
+        self.log("started", worker=self.worker, poll=self.options.poll, batch=self.engine.batch)
+        lease_check = max(self.engine.lease.total_seconds() / 2, 1)
         jobs = {"dispatch": (self.tick, self.options.poll), "rescue": (self.rescue, lease_check)}
         jobs |= {"settle": (self.settle, self.options.settle)}
         jobs |= {"heartbeat": (self.beat, self.options.heartbeat)}

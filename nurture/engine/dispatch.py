@@ -1,7 +1,6 @@
 """The engine: claim due enrollments, run their steps, complete them (DESIGN.md §4).
 
-    while run_due(store, now, worker="w1", channels=channels_for("outbox")):
-        pass
+    drain(store, now, EngineConfig(worker="w1"), channels_for("outbox", store))
 
 A batch: the claim (lease the due enrollments; read their leads, funnels, sequences and any
 execution recorded already for the attempt each runs), then the sends (nurture.engine.delivery.sends: each one
@@ -11,9 +10,13 @@ each enrollment's next step. Its leases are renewed while it works (nurture.engi
 and writes are a few set-based statements for the whole batch.
 """
 
+import os
+import socket
+import threading
+import uuid
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,6 +33,11 @@ from nurture.store import queries
 from nurture.store.db import STORE_ERRORS, Store
 
 LEASE = timedelta(minutes=5)
+
+
+def worker_name() -> str:
+    """host:pid:random, unique across machines and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 @dataclass
@@ -50,75 +58,117 @@ class Report:
 
 
 @dataclass(frozen=True)
-class _Run:
-    """How a batch runs: who holds it, where messages go, how many at once, for how long."""
+class EngineConfig:
+    """How the engine's batches run: who holds them, how many at once, for how long, in which
+    zone, with which coach; `nurture run --once`, the daemon and the dry run each hold one."""
 
-    worker: str
-    channels: Channels
-    senders: int
-    lease: timedelta
-    zone: str
-    coach: dict[str, Any]
-    report: Report
+    worker: str = field(default_factory=worker_name)
+    batch: int = 500
+    """Enrollments claimed per batch."""
+    senders: int = 8
+    """Sends at once within a batch."""
+    lease: timedelta = LEASE
+    default_zone: str = "UTC"
+    coach: dict[str, Any] = field(default_factory=dict)
+    """What templates read as `coach` (settings.coach; its defaults when empty)."""
 
-    @classmethod
-    def of(cls, *given: Any) -> "_Run":
-        """The settings with the coach's defaults and a report of their own where none is given."""
-        *rest, coach, report = given
-        return cls(*rest, coach or CoachSettings().model_dump(), report or Report())
+
+Clock = Callable[[], datetime]
+
+
+def drain(
+    store: Store,
+    now: datetime | Clock,
+    config: EngineConfig,
+    channels: Channels,
+    report: Report | None = None,
+    stopping: threading.Event | None = None,
+    each: Callable[[int], None] | None = None,
+) -> int:
+    """Run batch after batch of the steps due at `now` (a time, or a clock read before each
+    batch) until none is left or `stopping` is set; how many steps ran (`each` hears each batch's)."""
+    clock = now if callable(now) else lambda: now
+    return _repeat(lambda: run_due(store, clock(), config, channels, report), stopping, each)
+
+
+def settle_held(
+    store: Store,
+    now: datetime,
+    config: EngineConfig,
+    channels: Channels,
+    before: datetime,
+    report: Report | None = None,
+    stopping: threading.Event | None = None,
+) -> int:
+    """settle_unknown batch after batch until none is left or `stopping` is set; how many."""
+    return _repeat(lambda: settle_unknown(store, now, config, channels, before, report), stopping)
+
+
+def _repeat(
+    batch: Callable[[], int],
+    stopping: threading.Event | None,
+    each: Callable[[int], None] | None = None,
+) -> int:
+    total = 0
+    while not (stopping and stopping.is_set()):
+        done = batch()
+        if done == 0:
+            break
+        total += done
+        if each:
+            each(done)
+    return total
 
 
 def run_due(
     store: Store,
     now: datetime,
-    *,
-    worker: str,
+    config: EngineConfig,
     channels: Channels,
-    batch: int = 500,
-    senders: int = 8,
-    lease: timedelta = LEASE,
-    default_zone: str = "UTC",
-    coach: dict[str, Any] | None = None,
     report: Report | None = None,
 ) -> int:
-    """Claim up to `batch` due enrollments, run one step of each, complete them; how many.
-
-    `coach` is what templates read as `coach` (settings.coach; its defaults when empty).
-    """
-    run = _Run.of(worker, channels, senders, lease, default_zone, coach, report)
+    """Claim up to `config.batch` due enrollments, run one step of each, complete them; how many."""
 
     def claim(connection: Connection) -> list[Row]:
-        return queries.claim(connection, now, now + lease, worker, batch)
+        return queries.claim(connection, now, now + config.lease, config.worker, config.batch)
 
-    return _batch(store, now, claim, run)
+    return _batch(store, now, claim, _Run.of(config, channels, report))
 
 
 def settle_unknown(
     store: Store,
     now: datetime,
-    *,
-    worker: str,
+    config: EngineConfig,
     channels: Channels,
     before: datetime,
-    batch: int = 500,
-    senders: int = 8,
-    lease: timedelta = LEASE,
-    default_zone: str = "UTC",
-    coach: dict[str, Any] | None = None,
     report: Report | None = None,
 ) -> int:
-    """Settle up to `batch` unknown enrollments untouched since `before` whose channel can ask
-    its provider (or whose send the log shows): sent, sent again, or still held; how many."""
-    run = _Run.of(worker, channels, senders, lease, default_zone, coach, report)
+    """Settle up to `config.batch` unknown enrollments untouched since `before` whose channel can
+    ask its provider (or whose send the log shows): sent, sent again, or still held; how many."""
     types = settling.action_types(channels)
 
     def claim(connection: Connection) -> list[Row]:
-        until = now + lease
+        until, worker, batch = now + config.lease, config.worker, config.batch
         return queries.claim_unknown(
             connection, now, until, worker, batch, before=before, types=types
         )
 
-    return _batch(store, now, claim, run)
+    return _batch(store, now, claim, _Run.of(config, channels, report))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One batch: its config, its channels, the coach (its defaults when empty), its report."""
+
+    config: EngineConfig
+    channels: Channels
+    coach: dict[str, Any]
+    report: Report
+
+    @classmethod
+    def of(cls, config: EngineConfig, channels: Channels, report: Report | None) -> "_Run":
+        coach = config.coach or CoachSettings().model_dump()
+        return cls(config, channels, coach, report or Report())
 
 
 def _batch(store: Store, now: datetime, claim: Callable[[Connection], list[Row]], run: _Run) -> int:
@@ -127,18 +177,18 @@ def _batch(store: Store, now: datetime, claim: Callable[[Connection], list[Row]]
         if not claimed:
             return 0
         jobs = _prepare(connection, store.url, claimed)
-    ids = [row.id for row in claimed]
+    ids, config = [row.id for row in claimed], run.config
     try:
-        with leases.renewed(store, ids, run.worker, now, run.lease):
+        with leases.renewed(store, ids, config.worker, now, config.lease):
             _decide_all(jobs, run, now)
             sends.send_all(
-                store, jobs, run.channels, worker=run.worker, senders=run.senders, now=now
+                store, jobs, run.channels, worker=config.worker, senders=config.senders, now=now
             )
-            settling.settle_all(jobs, run.channels, run.senders)
+            settling.settle_all(jobs, run.channels, config.senders)
             with store.begin(immediate=True) as connection:
-                lost = complete(connection, jobs, run.worker, now, run.zone)
+                lost = complete(connection, jobs, config.worker, now, config.default_zone)
     except STORE_ERRORS:
-        _give_back(store, ids, run.worker)
+        _give_back(store, ids, config.worker)
         raise
     run.report.add(jobs, lost)
     return len(jobs)
@@ -162,7 +212,7 @@ def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:
             continue
         context = actions.context(job.lead, job.funnel, job.sequence, job.step, run.coach, now)
         if fresh:
-            _decide(job, context, now, run.zone)
+            _decide(job, context, now, run.config.default_zone)
         elif job.step.action_type in actions.CHANNEL_OF:
             with suppress(PermanentFailure):  # no message to ask the provider about: held
                 job.message = actions.message(job.step, job.lead, context, job.key)
@@ -207,8 +257,8 @@ def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
         """Where the row stands; rows at the same step of the same versions share the answer."""
         key = (row.sequence_id, row.version, current_version, row.step_id)
         if key not in positions:
-            old = steps.spec_of(url, row.sequence_id, row.version, load)
-            current = steps.spec_of(url, row.sequence_id, current_version, load)
+            old = steps.cached_spec(url, row.sequence_id, row.version, load)
+            current = steps.cached_spec(url, row.sequence_id, current_version, load)
             positions[key] = steps.locate(old, current, current_version, row.step_id)
         return positions[key]
 

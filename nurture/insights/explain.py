@@ -8,9 +8,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from nurture.engine.delivery.settle import command
-from nurture.leads.enrollment import spec_of
+from nurture.leads.enrollment import latest_decision
 from nurture.leads.records import find_lead, funnel_names
 from nurture.rules.schedule import step_due
+from nurture.rules.steps import spec_of
 from nurture.spec.durations import format_duration
 from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import decisions
@@ -23,11 +24,7 @@ def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
     """The lead's matching decision and, for each enrollment, its steps and the next due one."""
     lead = find_lead(session, ref)
     funnels = funnel_names(session)
-    decision = session.exec(
-        select(MatchDecision)
-        .where(MatchDecision.lead_id == lead.id)
-        .order_by(col(MatchDecision.id).desc())
-    ).first()
+    decision = latest_decision(session, lead.id)
     enrollments = session.exec(
         select(Enrollment).where(col(Enrollment.lead_id) == lead.id).order_by(col(Enrollment.id))
     ).all()

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlmodel import Session, col
 
-from nurture.errors import NurtureError
+from nurture.errors import BadFilter
 from nurture.spec.diagnostics import did_you_mean
 from nurture.store.aggregates import seconds
 from nurture.store.db import Store
@@ -23,10 +23,6 @@ from nurture.store.tables import Execution, Lead, Sequence
 execution = Execution.__table__
 STATUSES = ("sending", "sent", "done", "skipped", "failed", "retry", "unknown")
 CONTROL_EVENTS = ("advanced", "paused", "resumed", "stopped")
-
-
-class BadFilter(NurtureError):
-    """A logs filter names something that cannot be in the log."""
 
 
 @dataclass(frozen=True)

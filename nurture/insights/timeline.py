@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, col, select
 
 from nurture.channels import OutgoingMessage
-from nurture.leads.enrollment import first_step, spec_of
+from nurture.leads.enrollment import first_step
 from nurture.rules.schedule import step_due, window_zone
+from nurture.rules.steps import spec_of
 from nurture.spec.actions import ScoreConfig, TagConfig
 from nurture.spec.durations import format_duration
 from nurture.spec.models import SequenceSpec

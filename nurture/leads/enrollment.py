@@ -10,8 +10,8 @@ from sqlmodel import Session, col, select
 
 from nurture.rules.matching import Candidate, Decision, LeadFacts, Verdict, choose
 from nurture.rules.schedule import step_due
+from nurture.rules.steps import spec_of
 from nurture.spec.models import AnyStep, SequenceSpec
-from nurture.spec.times import STORED
 from nurture.store import decisions
 from nurture.store.tables import (
     Enrollment,
@@ -36,11 +36,6 @@ class Offer:
     version: int
     spec: SequenceSpec
     candidate: Candidate
-
-
-def spec_of(definition: dict[str, Any]) -> SequenceSpec:
-    """The spec of a stored version's definition."""
-    return SequenceSpec.model_validate(definition | {"tests": []}, context=STORED)
 
 
 def funnel_offers(session: Session, funnel_id: int) -> list[Offer]:
@@ -163,6 +158,15 @@ def enroll(
         session.add(Enrollment(**new_enrollment(lead.id, lead.timezone, winner, now, default_zone)))
     session.flush()
     return decision
+
+
+def latest_decision(session: Session, lead_id: int) -> MatchDecision | None:
+    """The lead's latest match decision (what `enroll` recorded last), or None."""
+    return session.exec(
+        select(MatchDecision)
+        .where(MatchDecision.lead_id == lead_id)
+        .order_by(col(MatchDecision.id).desc())
+    ).first()
 
 
 def stop_enrollments_on_conversion(session: Session, lead: Lead, now: datetime) -> list[int]:

@@ -9,17 +9,8 @@ import math
 import re
 from typing import Any
 
-from nurture.errors import NurtureError
+from nurture.errors import InvalidLead
 from nurture.store.tables import Lead
-
-
-class InvalidLead(NurtureError):
-    """A lead's data cannot be stored; the message names the field and the reason."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
 
 MAX_LENGTH: dict[str, int] = {
     column.name: length

@@ -12,8 +12,9 @@ from typing import Any, Literal
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from nurture.errors import NurtureError
+from nurture.errors import KeyReused, NurtureError
 from nurture.leads import consent
+from nurture.leads.enrollment import latest_decision
 from nurture.leads.records import (
     LeadInput,
     LeadRules,
@@ -28,7 +29,7 @@ from nurture.leads.records import (
     update_lead,
     upsert_key,
 )
-from nurture.store.tables import Enrollment, IngestKey, Lead, MatchDecision, Sequence
+from nurture.store.tables import Enrollment, IngestKey, Lead, Sequence
 
 EventType = Literal[
     "convert", "status", "score", "temperature", "tag", "custom", "inbound", "opt-out", "opt-in"
@@ -74,11 +75,7 @@ def ingest(
 
 def standing(session: Session, lead: Lead) -> Outcome:
     """The lead's latest match decision and enrollment, as a replayed outcome."""
-    decision = session.exec(
-        select(MatchDecision)
-        .where(MatchDecision.lead_id == lead.id)
-        .order_by(col(MatchDecision.id).desc())
-    ).first()
+    decision = latest_decision(session, lead.id)
     enrollment = session.exec(
         select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(col(Enrollment.id).desc())
     ).first()
@@ -88,16 +85,6 @@ def standing(session: Session, lead: Lead) -> Outcome:
     name = session.get_one(Sequence, enrollment.sequence_id).name
     step, due = enrollment.step_id, enrollment.next_run_at
     return Outcome(lead.id, False, name, reason, step, due, replayed=True)
-
-
-class KeyReused(NurtureError):
-    """An Idempotency-Key sent again with another body: replaying the first answer would hide it."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(
-            f"Idempotency-Key {key!r} was used with a different body: "
-            "send the first body again, or a new key for another lead"
-        )
 
 
 def recall_many(session: Session, keys: set[str]) -> dict[str, IngestKey]:

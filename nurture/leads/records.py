@@ -11,9 +11,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from nurture.errors import Conflict
+from nurture.errors import Conflict, InvalidLead
 from nurture.leads.enrollment import enroll, stop_enrollments_on_conversion
-from nurture.leads.fields import InvalidLead
 from nurture.leads.lookup import (
     existing_lead,
     find_funnel,

@@ -15,39 +15,19 @@ import yaml
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from nurture.errors import Conflict, NotFound, NurtureError
-from nurture.leads.enrollment import spec_of
+from nurture.errors import Conflict, InvalidSequence, NotFound, NurtureError
 from nurture.project import funnels, sequences
 from nurture.project.layout import Project
 from nurture.project.plan import Plan, SequenceChange, stored_sequences
 from nurture.project.sync import apply_changes, change_files, take_turn
+from nurture.rules.steps import spec_of
 from nurture.spec.diagnostics import data_problems
 from nurture.spec.files import SequenceFile
 from nurture.spec.keys import union_tags
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import numeric_id, slugify
-from nurture.spec.positions import Loc
 from nurture.spec.templates import check_template, template_fields
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
-
-
-class InvalidSequence(NurtureError):
-    """A sequence given as data is invalid: the first problem, the others listed after it.
-
-    `field` is the path of the first problem; `problems` holds (path, message) of each.
-    """
-
-    def __init__(self, problems: list[tuple[Loc, str]]) -> None:
-        (loc, message), *others = problems
-        listed = "; ".join(f"{_dotted(at) or 'body'}: {text}" for at, text in others)
-        super().__init__(f"{message} (and {len(others)} more: {listed})" if others else message)
-        self.field = _dotted(loc) or None
-        self.problems = problems
-
-
-def _dotted(path: Loc) -> str:
-    """A path in the data as it was sent: `steps.0.actionType`."""
-    return ".".join(str(part) for part in path)
 
 
 def parse_spec(data: Any, coach_keys: frozenset[str] | None = None) -> SequenceSpec:

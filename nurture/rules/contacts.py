@@ -11,9 +11,7 @@ from contextlib import contextmanager, suppress
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 
-
-class ContactError(ValueError):
-    """An email or phone number that cannot be used."""
+from nurture.errors import ContactError
 
 
 def normalize_email(text: str) -> str:

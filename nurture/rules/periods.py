@@ -10,13 +10,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, true
 
-from nurture.errors import NurtureError
+from nurture.errors import BadWindow
 from nurture.spec.durations import parse_duration
 from nurture.spec.times import check_span, check_time
-
-
-class BadWindow(NurtureError):
-    """--since or --until is neither a duration nor a date, or since is after until."""
 
 
 @dataclass(frozen=True)

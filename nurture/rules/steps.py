@@ -15,13 +15,17 @@ Loader = Callable[[int, int], dict[str, Any]]
 _specs: dict[tuple[str, int, int], SequenceSpec] = {}
 
 
-def spec_of(store_url: str, sequence_id: int, version: int, load: Loader) -> SequenceSpec:
+def spec_of(definition: dict[str, Any]) -> SequenceSpec:
+    """The spec of a stored version's definition."""
+    return SequenceSpec.model_validate(definition | {"tests": []}, context=STORED)
+
+
+def cached_spec(store_url: str, sequence_id: int, version: int, load: Loader) -> SequenceSpec:
     """The parsed sequence version, `load(sequence_id, version)` giving its definition on a miss."""
     key = (store_url, sequence_id, version)
     spec = _specs.get(key)
     if spec is None:
-        definition = load(sequence_id, version)
-        spec = _specs[key] = SequenceSpec.model_validate(definition | {"tests": []}, context=STORED)
+        spec = _specs[key] = spec_of(load(sequence_id, version))
     return spec
 
 

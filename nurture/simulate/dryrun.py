@@ -5,7 +5,7 @@
 
 The project's sequences are applied to a fresh SQLite database in memory; the lead arrives
 through the code `nurture leads add` uses; then the clock jumps from one due time (or event)
-to the next and `dispatch.run_due` runs, exactly as the daemon does. Nothing is sent and the
+to the next and `dispatch.drain` runs, exactly as the daemon does. Nothing is sent and the
 project's store is never opened.
 """
 
@@ -24,6 +24,7 @@ from sqlmodel import Session, SQLModel, select
 from nurture.channels import KINDS
 from nurture.channels.memory import MemoryChannel
 from nurture.engine import dispatch
+from nurture.engine.dispatch import EngineConfig
 from nurture.errors import NotFound, NurtureError
 from nurture.insights import timeline
 from nurture.leads.enrollment import Offer, decide, funnel_offers, new_enrollment
@@ -257,6 +258,8 @@ def _simulate(
     end = scenario.start + scenario.until if scenario.until is not None else None
     pending, rows = list(happenings), []
     channels = dict.fromkeys(KINDS, channel)
+    zone, coach = project.rules.default_zone, project.coach
+    engine = EngineConfig(WORKER, senders=1, default_zone=zone, coach=coach)
     for _ in range(MAX_TURNS):
         due = dispatch.next_due(store)
         event_at = pending[0].at if pending else None
@@ -266,10 +269,7 @@ def _simulate(
         if event_at is not None and event_at == now:
             rows.append(_happen(store, project, lead_id, pending.pop(0), failures))
             continue
-        dispatch.run_due(
-            store, now, worker=WORKER, channels=channels, senders=1,
-            default_zone=project.rules.default_zone, coach=project.coach,
-        )  # fmt: skip
+        dispatch.drain(store, now, engine, channels)
     return rows
 
 

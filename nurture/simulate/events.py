@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from nurture.channels import OutgoingMessage, TemporaryFailure
-from nurture.errors import NurtureError
+from nurture.errors import InvalidEvent
 from nurture.leads.consent import inbound
 from nurture.leads.enrollment import stopped_text
 from nurture.leads.records import LeadInput, LeadRules, clean, convert, set_values
@@ -20,13 +20,6 @@ from nurture.spec.actions import MESSAGE_ACTIONS
 from nurture.spec.events import Event, parse_event
 from nurture.spec.models import SequenceSpec
 from nurture.store.tables import Lead
-
-
-class InvalidEvent(NurtureError):
-    """An event is not one, or cannot apply to this dry run (a step the sequence does not have).
-
-    The message starts with the event's text; the caller says where it came from (`--event`).
-    """
 
 
 @dataclass(frozen=True)

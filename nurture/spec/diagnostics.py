@@ -39,10 +39,16 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.severity == "error" for d in diagnostics)
 
 
+def closest(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The candidate closest to `word` (difflib's ratio at least `cutoff`), or None."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """` (did you mean 'x'?)` when a candidate is close to `word`, else nothing."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    close = closest(word, candidates)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 _KINDS: tuple[tuple[type | UnionType, str], ...] = (
@@ -172,11 +178,11 @@ class _Explainer:
         tags = union_tags(self.root)
         here = ".".join(to_snake(p) for p in loc[:-1] if isinstance(p, str) and p not in tags)
         homes = {k: home for k, home in key_homes(self.root).items() if home not in ("", here)}
-        elsewhere = difflib.get_close_matches(key, list(homes), n=1, cutoff=0.75)
-        if elsewhere and elsewhere[0] == key:
+        elsewhere = closest(key, homes, cutoff=0.75)
+        if elsewhere == key:
             return f" here ({key!r} goes under {homes[key]})"
         if elsewhere:
-            return f" (did you mean {elsewhere[0]!r}? it goes under {homes[elsewhere[0]]})"
+            return f" (did you mean {elsewhere!r}? it goes under {homes[elsewhere]})"
         tag = next((p for p in loc if isinstance(p, str) and p in tags), None)
         owner = f" {tag}" if tag else ""
         snake = sorted(k for k in keys if k == to_snake(k))

@@ -1,6 +1,5 @@
 """Message templates: the one Jinja2 environment, and the checks `nurture validate` runs on them."""
 
-import difflib
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -9,7 +8,7 @@ from typing import Any
 from jinja2 import TemplateSyntaxError, meta, nodes
 
 from nurture.spec.actions import TEMPLATE_FIELDS
-from nurture.spec.diagnostics import did_you_mean
+from nurture.spec.diagnostics import closest, did_you_mean
 from nurture.spec.sandbox import BoundedEnvironment
 from nurture.spec.template_cost import cost_problems
 
@@ -109,9 +108,9 @@ def _unknown_variables(tree: nodes.Template, coach_keys: frozenset[str]) -> list
 
 def _suggestion(root: str, key: str, allowed: Collection[str]) -> str:
     # Compare the key alone: a shared `coach.` prefix would make every coach key look close.
-    close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+    close = closest(key, allowed)
     if close:
-        return f" (did you mean '{root}.{close[0]}'?)"
+        return f" (did you mean '{root}.{close}'?)"
     return " (coach keys are set under [coach] in nurture.toml)" if root == "coach" else ""
 
 

@@ -25,12 +25,12 @@ from sqlmodel import Session, col
 
 from nurture.engine.complete import Job, transition
 from nurture.engine.control import CONTROL_STEP
-from nurture.errors import NotFound, NurtureError
-from nurture.leads.enrollment import spec_of
+from nurture.errors import BadFilter, NotFound
 from nurture.project.sequences import find
 from nurture.rules import steps
 from nurture.rules.periods import Window
 from nurture.rules.schedule import step_due
+from nurture.rules.steps import spec_of
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.models import AnyStep
 from nurture.store import bulk, queries
@@ -53,14 +53,6 @@ EFFECTS = {
 
 enrollment, execution = Enrollment.__table__, Execution.__table__
 sequence, lead = Sequence.__table__, Lead.__table__
-
-
-class BadFilter(NurtureError):
-    """A decision or a filter of `settle` names nothing there is; `field` says which."""
-
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 @dataclass(frozen=True)
