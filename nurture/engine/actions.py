@@ -58,7 +58,7 @@ def named(row: Any) -> dict[str, Any] | None:
 def context(
     lead: Row,
     funnel: Row | None,
-    sequence: Row,
+    sequence: Row | None,
     step: AnyStep,
     coach: dict[str, Any],
     now: datetime,

@@ -20,6 +20,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete, insert, update
+from sqlmodel import col
 
 from nurture.channels import Channels
 from nurture.engine import dispatch
@@ -134,7 +135,7 @@ class Daemon:
         with self.store.begin() as connection:
             connection.execute(
                 update(Worker)
-                .where(Worker.id == self.worker)
+                .where(col(Worker.id) == self.worker)
                 .values(seen_at=self.clock(), executed=self.executed)
             )
 
@@ -180,7 +181,7 @@ class Daemon:
 
     def _unregister(self) -> None:
         with self.store.begin() as connection:
-            connection.execute(delete(Worker).where(Worker.id == self.worker))
+            connection.execute(delete(Worker).where(col(Worker.id) == self.worker))
 
     def _register(self) -> None:
         now = self.clock()
