@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-from typer.testing import CliRunner
 
-from nurture.cli.app import app
+import nurture
+from nurture.cli.runner import Result
 from nurture.store.connect import normalize_url
 from nurture.store.db import Store, open_store
 
@@ -19,19 +19,19 @@ for _name in list(os.environ):
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., "Result"]:
-    """Run `nurture ARGS...` in-process, as a user would from the project directory."""
-    runner = CliRunner()
+def run(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run `nurture ARGS...` in-process (`nurture.invoke`), as a user would from the project
+    directory; an error that escapes the command (with --debug) is raised in the test."""
 
-    def invoke(*args: str, input: str | None = None, cwd: Path | None = None):
+    def invoke(*args: str, input: str | None = None, cwd: Path | None = None) -> Result:
         if cwd is not None:
             monkeypatch.chdir(cwd)
-        return runner.invoke(app, list(args), input=input, catch_exceptions=False)
+        result = nurture.invoke(list(args), input=input)
+        if result.exception is not None:
+            raise result.exception
+        return result
 
     return invoke
-
-
-Result = object
 
 
 @pytest.fixture
@@ -93,10 +93,10 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def run_store(run: Callable[..., "Result"], store_url: str) -> Callable[..., "Result"]:
+def run_store(run: Callable[..., Result], store_url: str) -> Callable[..., Result]:
     """`run` with `--database-url` set to `store_url`: a CLI test on both databases."""
 
-    def invoke(*args: str, **options: object) -> "Result":
+    def invoke(*args: str, **options: object) -> Result:
         return run("--database-url", store_url, *args, **options)
 
     return invoke

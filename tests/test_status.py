@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, update
 from test_daemon import start, wait_until
 from test_settle import crash_mid_send, recently
 
-from nurture.insights.status import prune_workers
+from nurture.engine.daemon import Daemon, DaemonOptions, prune_workers
 from nurture.store.db import Store
 from nurture.store.tables import Worker
 
@@ -90,3 +90,13 @@ def test_status_counts_the_sends_waiting_to_be_settled_per_sequence(nurture, sto
         "sends waiting to be settled: 3 (Texts: 1, Welcome: 2); decide with "
         "`nurture enrollments settle --as sent|resend|stop` (it shows a plan first)"
     ) in nurture("status").stdout
+
+
+def test_a_daemon_s_maintenance_tick_removes_daemons_dead_for_a_day(store):
+    beat(store, "dead-for-days", timedelta(days=2))
+    beat(store, "dead-an-hour", timedelta(hours=1))
+    lines: list[str] = []
+    daemon = Daemon(store, {}, DaemonOptions(), lambda: datetime.now(UTC), lines.append)
+    daemon.rescue()  # the tick that also gives back expired leases
+    assert workers(store) == 1
+    assert lines[-1].endswith("pruned workers=1")

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import delete, insert, update
+from sqlalchemy import Connection, delete, insert, update
 from sqlmodel import col
 
 from nurture.channels import Channels
@@ -127,9 +127,14 @@ class Daemon:
             )
 
     def rescue(self) -> None:
+        """Maintenance: expired leases back to active, long-dead daemons' heartbeats gone."""
         rescued = dispatch.rescue_leases(self.store, self.clock())
         if rescued:
             self.log("rescued", leases=rescued)
+        with self.store.begin() as connection:
+            pruned = prune_workers(connection, self.clock())
+        if pruned:
+            self.log("pruned", workers=pruned)
 
     def beat(self) -> None:
         with self.store.begin() as connection:
@@ -214,3 +219,18 @@ def outage(error: Exception, url: str) -> str:
     for secret in sorted({str(part) for part in secrets if part}, key=len, reverse=True):
         said = said.replace(secret, "***")
     return said
+
+
+PRUNE_AFTER = timedelta(days=1)
+"""A daemon silent this long is gone for good: its heartbeat row is deleted."""
+
+
+def prune_workers(
+    connection: Connection, now: datetime, older_than: timedelta = PRUNE_AFTER
+) -> int:
+    """Delete the heartbeat rows of daemons silent for longer than `older_than`; how many.
+
+    The daemon's maintenance tick runs it: `nurture status` only reads, so a dead daemon's row
+    stays until then (a live daemon beats every few seconds and is never this old).
+    """
+    return connection.execute(delete(Worker).where(col(Worker.seen_at) < now - older_than)).rowcount

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, func, select
 from sqlmodel import col
 
 from nurture.engine.delivery import settle
@@ -14,8 +14,6 @@ HEARTBEAT = timedelta(seconds=5)
 ALIVE_WITHIN = 6 * HEARTBEAT  # a few beats missed (a long batch may delay one): dead, or hung
 LISTED_FOR = timedelta(hours=1)
 """A daemon dead for longer is not listed (status says how many it hides)."""
-PRUNE_AFTER = timedelta(days=1)
-"""prune_workers' default: the heartbeat rows of daemons dead that long go."""
 
 
 def daemon_status(connection: Connection, now: datetime, *, every: bool = False) -> dict[str, Any]:
@@ -65,17 +63,6 @@ def _worker(row: Any, now: datetime) -> dict[str, Any]:
 
 def _count(connection: Connection, table: Any, where: Any) -> int:
     return connection.execute(select(func.count()).select_from(table).where(where)).scalar_one()
-
-
-def prune_workers(
-    connection: Connection, now: datetime, older_than: timedelta = PRUNE_AFTER
-) -> int:
-    """Delete the heartbeat rows of daemons silent for longer than `older_than`; how many.
-
-    For the daemon's maintenance tick: `status` only reads, so a dead daemon's row stays
-    until this runs (a live daemon beats every few seconds and is never this old).
-    """
-    return connection.execute(delete(Worker).where(col(Worker.seen_at) < now - older_than)).rowcount
 
 
 def _aware(value: datetime | str | None) -> datetime | None:
