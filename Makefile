@@ -40,13 +40,14 @@ lint: install
 	$(VENV)/bin/ruff check nurture tests bench
 	$(VENV)/bin/ruff format --check nurture tests bench
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 # The docs site in site/, from docs/ and mkdocs.yml; offline (no CDN, no web fonts), and any
 # warning (a broken link or anchor, a page left out of the nav) fails the build.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
-# The type checker, configured in pyproject.toml ([tool.mypy]); not yet part of lint (MYPY.md).
+# The type checker alone (make lint runs it too), configured in pyproject.toml ([tool.mypy]).
 types: install
 	$(VENV)/bin/mypy
 

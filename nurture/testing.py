@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlmodel import col
 
 from nurture.channels.memory import MemoryChannel
 from nurture.errors import ProjectNotFound
@@ -205,12 +206,12 @@ def enroll_many(
     """`count` new leads in a sequence (the only one, or the one with this slug), due at `due`
     (the n-th at `due + n * spacing`)."""
     with store.begin(immediate=True) as connection:
-        query = select(Sequence.id, Sequence.current_version)
+        query = select(col(Sequence.id), col(Sequence.current_version))
         row = connection.execute(
-            query.where(Sequence.slug == sequence) if sequence else query
+            query.where(col(Sequence.slug) == sequence) if sequence else query
         ).one()
         first_step = connection.execute(
-            select(SequenceVersion.definition).where(
+            select(col(SequenceVersion.definition)).where(
                 SequenceVersion.sequence_id == row.id,
                 SequenceVersion.version == row.current_version,
             )

@@ -128,16 +128,18 @@ class Batcher:
                     first_of |= {key: index} if key else {}
                     todo.append(index)
             outcomes = arrive_many(session, [items[i].arrival for i in todo], now, self.ctx.rules)
-            remembered = []
+            remembered: list[tuple[str, str, int, dict[str, Any]]] = []
             for index, outcome in zip(todo, outcomes, strict=True):
-                results[index] = outcome if isinstance(outcome, Exception) else answer(outcome)
-                if items[index].key and isinstance(outcome, ingest.Outcome):
-                    kept_answer = (items[index].key, digests[index], outcome.lead_id)
-                    remembered.append((*kept_answer, results[index]))
+                if isinstance(outcome, Exception):
+                    results[index] = outcome
+                    continue
+                results[index] = answered = answer(outcome)
+                if key := items[index].key:
+                    remembered.append((key, digests[index], outcome.lead_id, answered))
             ingest.remember_many(session, remembered, now)
         for index, source in copies:
             found, key = results[source], items[index].key
-            if digests[index] != digests[source]:
-                found = KeyReused(key)  # type: ignore[arg-type] - a copy has a key
+            if digests[index] != digests[source] and key:  # a copy always has its key
+                found = KeyReused(key)
             results[index] = found | {"replayed": True} if isinstance(found, dict) else found
-        return results  # type: ignore[return-value] - every slot is filled
+        return [result for result in results if result is not None]  # every slot is filled

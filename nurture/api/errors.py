@@ -103,7 +103,7 @@ def _allowed(request: Request) -> list[str]:
 
 
 def _served(request: Request, method: str) -> bool:
-    scope = request.scope | {"method": method}
+    scope = {**request.scope, "method": method}
     return any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes)
 
 
@@ -178,7 +178,7 @@ async def _nurture(request: Request, error: Any) -> Any:
     return error_response(status_of(error), str(error), _camel(field))
 
 
-async def _data(request: Request, error: DataError) -> Any:
+async def _data(request: Request, error: Exception) -> Any:  # a DataError (Starlette's type)
     """A value the store refused that no check caught: told without the statement's values."""
     where = f"{request.method} {request.url.path}"
     log.error("the store refused a value on %s: %s", where, reason(error))

@@ -13,7 +13,6 @@ from pydantic import BaseModel
 from nurture.api.auth import allows
 from nurture.api.deps import Ctx, Store
 from nurture.api.errors import ERRORS, error_response
-from nurture.errors import StoreError
 from nurture.insights.metrics import Figures, figures
 from nurture.store import migrate
 
@@ -23,7 +22,7 @@ UNAVAILABLE = "the store is unavailable: the server's log says why"
 """What a client is told of a store it cannot reach: never its host, database or user."""
 
 
-def store_unavailable(request: Request, error: StoreError) -> Response:
+def store_unavailable(request: Request, error: Exception) -> Response:  # a StoreError
     """A store error as a 503 that names nothing of the store; the detail goes to the log."""
     log.error("%s %s: %s", request.method, request.url.path, error)
     return error_response(503, UNAVAILABLE)

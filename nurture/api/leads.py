@@ -60,18 +60,24 @@ EXAMPLE = {
 }
 
 
-def _text(limit: int, min_length: int | None = None) -> Any:
-    """Text the store can keep: `limit` characters at most (nurture.leads.fields), no NUL, no lone
-    surrogate; else a 422 naming the field."""
-    constraints = StringConstraints(min_length=min_length, max_length=limit)
-    return Annotated[str, constraints, AfterValidator(plain_text)]
-
-
-Name, Email, Phone = _text(MAX_LENGTH["name"], 1), _text(MAX_LENGTH["email"]), _text(PHONE_AS_GIVEN)
-Source, Status = _text(MAX_LENGTH["source"]), _text(MAX_LENGTH["status"])
-Temperature, Tag = _text(MAX_LENGTH["temperature"]), _text(TAG_LENGTH)
-ExternalId, FunnelName = _text(MAX_LENGTH["external_id"], 1), _text(200, 1)
-FieldName, Channel = _text(FIELD_NAME_LENGTH, 1), _text(20, 1)
+# Text the store can keep: so many characters at most (nurture.leads.fields), no NUL, no lone
+# surrogate; else a 422 naming the field. The length is checked first, so its error wins.
+_PLAIN = AfterValidator(plain_text)
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LENGTH["name"]), _PLAIN]
+Email = Annotated[str, StringConstraints(max_length=MAX_LENGTH["email"]), _PLAIN]
+Phone = Annotated[str, StringConstraints(max_length=PHONE_AS_GIVEN), _PLAIN]
+Source = Annotated[str, StringConstraints(max_length=MAX_LENGTH["source"]), _PLAIN]
+Status = Annotated[str, StringConstraints(max_length=MAX_LENGTH["status"]), _PLAIN]
+Temperature = Annotated[str, StringConstraints(max_length=MAX_LENGTH["temperature"]), _PLAIN]
+Tag = Annotated[str, StringConstraints(max_length=TAG_LENGTH), _PLAIN]
+ExternalId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_LENGTH["external_id"]),
+    _PLAIN,
+]
+FunnelName = Annotated[str, StringConstraints(min_length=1, max_length=200), _PLAIN]
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=FIELD_NAME_LENGTH), _PLAIN]
+Channel = Annotated[str, StringConstraints(min_length=1, max_length=20), _PLAIN]
 
 
 class LeadFields(SpecModel):

@@ -6,9 +6,10 @@
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypedDict
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
+from fastapi.types import IncEx
 from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 from pydantic.alias_generators import to_snake
 from sqlmodel import Session
@@ -129,8 +130,15 @@ def _spec(ctx: Context, body: SequenceIn) -> SequenceSpec:
     return stored.parse_spec(body.definition(), ctx.project.coach_keys)
 
 
-OUT = {"response_model": SequenceOut, "response_model_exclude": {"tests"}}
-MANY = {"response_model": list[SequenceOut], "response_model_exclude": {"__all__": {"tests"}}}
+class _Out(TypedDict):
+    """The response options the sequence routes share (a TypedDict, so each key is checked)."""
+
+    response_model: Any  # what FastAPI itself accepts: a model, list[...] of one, ...
+    response_model_exclude: IncEx
+
+
+OUT: _Out = {"response_model": SequenceOut, "response_model_exclude": {"tests"}}
+MANY: _Out = {"response_model": list[SequenceOut], "response_model_exclude": {"__all__": {"tests"}}}
 
 
 @router.get("", dependencies=READ, **MANY)

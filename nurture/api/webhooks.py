@@ -53,7 +53,9 @@ STATUS_FORM = _form(
 INBOUND_FORM = _form(
     ["MessageSid", "From"], {"MessageSid": "SM4567", "From": "+15555550100", "Body": "STOP"}
 )
-TWIML = {200: {"description": "Empty TwiML: no reply.", "content": {"application/xml": {}}}}
+TWIML: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Empty TwiML: no reply.", "content": {"application/xml": {}}}
+}
 
 
 async def signed_form(request: Request, ctx: Context) -> dict[str, str]:

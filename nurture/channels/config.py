@@ -196,3 +196,8 @@ class Providers(BaseModel):
     notifications: NotificationsConfig | None = None
     unsubscribe: UnsubscribeConfig = Field(default_factory=UnsubscribeConfig)
     rate_limits: RateLimits = Field(default_factory=dict)
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """`rate_limits` by any kind's name (the settings check the names; lookups take a str)."""
+        return dict(self.rate_limits.items())

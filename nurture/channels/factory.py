@@ -33,4 +33,4 @@ def channels_for(
         channels = dict.fromkeys(KINDS, makers[name]())
     else:
         raise ConfigError(f"unknown channel {name!r}: use one of console, outbox, live, memory")
-    return ratelimit.limited(channels, providers.rate_limits if providers else {}, store)
+    return ratelimit.limited(channels, providers.rates if providers else {}, store)

@@ -97,7 +97,7 @@ def provider(kind: str, providers: Providers) -> Channel:
         )
     twilio, sender = providers.twilio, f"{kind}_from"
     if twilio and (getattr(twilio, sender) or twilio.messaging_service_sid):
-        return TwilioChannel(twilio, kind)
+        return TwilioChannel(twilio, "sms" if kind == "sms" else "whatsapp")  # what is left
     return Unconfigured(kind, f"add [twilio] with {sender} or messaging_service_sid")
 
 

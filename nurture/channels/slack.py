@@ -44,7 +44,10 @@ class SlackChannel:
         # No SDK retries: a retried POST may post twice; the engine retries with backoff.
         # The timeout as given (urllib takes a float): int() made 0.5 s a non-blocking 0.
         self.client = WebhookClient(
-            self.url, timeout=config.timeout, logger=_SDK_LOG, retry_handlers=[]
+            self.url,
+            timeout=config.timeout,  # type: ignore[arg-type]  # slack_sdk says int; urllib's float
+            logger=_SDK_LOG,
+            retry_handlers=[],
         )
 
     def send(self, message: OutgoingMessage) -> SendResult:

@@ -23,6 +23,7 @@ from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
+from typing import cast
 
 from nurture.channels import unsubscribe as links
 from nurture.channels.config import SmtpConfig, UnsubscribeConfig
@@ -151,6 +152,8 @@ class SmtpChannel:
         self, email: EmailMessage, lead_id: int, text: str, markup: str
     ) -> tuple[str, str]:
         settings = self.unsubscribe
+        if settings is None or settings.secret is None:  # __init__ refuses one without a secret
+            return text, markup
         token = links.make_token(settings.secret.get_secret_value(), lead_id, "email")
         mailto = settings.mailto or self.config.reply_to or self.config.from_address
         url = links.link(settings.url, mailto, token)
@@ -207,7 +210,9 @@ def _wire(
         smtp.ehlo_or_helo_if_needed()
         if not smtp.has_extn("smtputf8"):
             raise smtplib.SMTPNotSupportedError("the relay does not take non-ASCII addresses")
-        generating, options = email.policy.clone(utf8=True), ["SMTPUTF8", "BODY=8BITMIME"]
+        # built with HEADERS, an EmailPolicy (typeshed types a message's policy as the base's)
+        built = cast(policy.EmailPolicy, email.policy)
+        generating, options = built.clone(utf8=True), ["SMTPUTF8", "BODY=8BITMIME"]
     with io.BytesIO() as out:
         BytesGenerator(out, policy=generating).flatten(email, linesep="\r\n")
         return out.getvalue(), options

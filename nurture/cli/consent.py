@@ -11,6 +11,7 @@ from nurture.cli.run import parse_now
 from nurture.leads import consent
 from nurture.leads.enrollment import stopped_text
 from nurture.leads.records import find_lead
+from nurture.store.tables import Lead
 
 LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
 CHANNELS = Annotated[
@@ -71,6 +72,6 @@ def unsubscribe(
     note(message)
 
 
-def _said(row: object, verb: str, changed: list[str], now_out: list[str]) -> str:
+def _said(row: Lead, verb: str, changed: list[str], now_out: list[str]) -> str:
     did = f"{verb} {', '.join(changed)}" if changed else "no change"
     return f"Lead {row.id} {row.name}: {did}; opted out of: {', '.join(now_out) or 'nothing'}."

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+from sqlmodel import Session
 
 from nurture.settings import Settings, load_settings
 

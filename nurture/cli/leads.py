@@ -86,14 +86,14 @@ def add(
 def _arrival(arrival: Arrival) -> dict[str, Any]:
     lead, decision, enrollment = arrival.lead, arrival.decision, arrival.enrollment
     data = {"id": lead.id, "created": arrival.created, "reason": decision.reason}
-    data["sequence"] = decision.winner.name if decision.winner else None
+    data["sequence"] = winner = decision.winner.name if decision.winner else None
     data["lead"] = f"{lead.id} {lead.name}" + (f" <{lead.email}>" if lead.email else "")
     if enrollment is None:
         data["message"] = f"Not enrolled: {decision.reason}."
         return data
     data |= {"step": enrollment.step_id, "next_run_at": enrollment.next_run_at}
     data["message"] = (
-        f"Enrolled in {decision.winner.name} ({decision.reason}); "
+        f"Enrolled in {winner} ({decision.reason}); "
         f"first step {enrollment.step_id} at {enrollment.next_run_at:%Y-%m-%d %H:%M} UTC."
     )
     return data

@@ -36,7 +36,7 @@ class RunOptions:
     def engine_for(self, lease: timedelta) -> EngineConfig:
         """The engine's config with its lease, and a batch whose sends fit it at the providers'
         rate limits."""
-        rates = self.providers.rate_limits if self.providers else {}
+        rates = self.providers.rates if self.providers else {}
         batch = batch_within(self.engine.batch, rates, lease.total_seconds())
         return replace(self.engine, batch=batch, lease=lease)
 

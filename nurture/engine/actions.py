@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from jinja2 import Template
@@ -17,8 +17,8 @@ from sqlalchemy import Connection, Row
 from nurture.channels import OutgoingMessage, PermanentFailure
 from nurture.channels.unsubscribe import PLACEHOLDER
 from nurture.rules import whatsapp
-from nurture.spec.actions import ActionType
-from nurture.spec.models import StepBase
+from nurture.spec.actions import ActionType, EmailConfig, NotificationConfig
+from nurture.spec.models import AnyStep
 from nurture.spec.templates import html_environment, template_environment
 from nurture.store import queries
 from nurture.store.tables import Appointment, Notification, Task
@@ -26,7 +26,7 @@ from nurture.store.tables import Appointment, Notification, Task
 Effect = Callable[[Connection, int], None]
 """Writes a step's effect, given its execution id."""
 
-CHANNEL_OF = {
+CHANNEL_OF: dict[str, str] = {
     ActionType.SEND_WHATSAPP_MESSAGE: "whatsapp",
     ActionType.SEND_SMS: "sms",
     ActionType.SEND_EMAIL: "email",
@@ -58,8 +58,8 @@ def named(row: Any) -> dict[str, Any] | None:
 def context(
     lead: Row,
     funnel: Row | None,
-    sequence: Row,
-    step: StepBase,
+    sequence: Row | None,
+    step: AnyStep,
     coach: dict[str, Any],
     now: datetime,
 ) -> dict[str, Any]:
@@ -85,6 +85,12 @@ def _template(source: str, html: bool = False) -> Template:
     return template
 
 
+@overload
+def render(source: str, context: dict[str, Any], *, html: bool = False) -> str: ...
+@overload
+def render(source: None, context: dict[str, Any], *, html: bool = False) -> None: ...
+@overload
+def render(source: str | None, context: dict[str, Any], *, html: bool = False) -> str | None: ...
 def render(source: str | None, context: dict[str, Any], *, html: bool = False) -> str | None:
     """A template rendered (HTML autoescaped); an error is a permanent failure."""
     if source is None:
@@ -98,7 +104,7 @@ def render(source: str | None, context: dict[str, Any], *, html: bool = False) -
 
 
 @contextmanager
-def _rendering(step: StepBase) -> Iterator[None]:
+def _rendering(step: AnyStep) -> Iterator[None]:
     """A template's failure names its step (a batch log holds many)."""
     try:
         yield
@@ -114,17 +120,17 @@ def opted_out(lead: Row, channel: str) -> bool:
     return channel in said or "all" in said
 
 
-def message(step: StepBase, lead: Row, context: dict[str, Any], key: str) -> OutgoingMessage:
+def message(step: AnyStep, lead: Row, context: dict[str, Any], key: str) -> OutgoingMessage:
     """The step's message, rendered and addressed; PermanentFailure when it cannot be."""
     with _rendering(step):
         return _message(step, lead, context, key)
 
 
-def _message(step: StepBase, lead: Row, context: dict[str, Any], key: str) -> OutgoingMessage:
+def _message(step: AnyStep, lead: Row, context: dict[str, Any], key: str) -> OutgoingMessage:
     channel = CHANNEL_OF[step.action_type]
     config = step.action_config
     fields = {"lead_id": lead.id, "key": key, "channel": channel}
-    if channel == "notification":
+    if isinstance(config, NotificationConfig):
         coach = context["coach"]
         recipient = config.channel or coach.get("email") or coach.get("name") or "coach"
         return OutgoingMessage(recipient=recipient, body=render(config.message, context), **fields)
@@ -132,7 +138,7 @@ def _message(step: StepBase, lead: Row, context: dict[str, Any], key: str) -> Ou
     recipient = getattr(lead, attribute)
     if not recipient:
         raise PermanentFailure(f"no {what}")
-    if channel == "email":
+    if isinstance(config, EmailConfig):
         return OutgoingMessage(
             recipient=recipient,
             subject=render(config.subject, context),
@@ -160,7 +166,7 @@ def _whatsapp(config: Any, context: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def effect(
-    step: StepBase, lead: Row, context: dict[str, Any], now: datetime, zone: str
+    step: AnyStep, lead: Row, context: dict[str, Any], now: datetime, zone: str
 ) -> Effect | None:
     """The store effect of a non-message step (rendered now), or None (wait, messages)."""
     makers = {

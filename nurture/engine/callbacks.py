@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nurture.engine.actions import CHANNEL_OF
 from nurture.leads import consent
@@ -52,7 +52,7 @@ def record_delivery(session: Session, delivery: Delivery, now: datetime) -> Exec
 
     An unsubscribed error opts the lead out of the message's channel."""
     query = select(Execution).where(Execution.provider_id == delivery.provider_id)
-    execution = session.exec(query.order_by(Execution.id)).first()
+    execution = session.exec(query.order_by(col(Execution.id))).first()
     if execution is None:
         return None
     if _stage(delivery.status) >= _stage(execution.delivery_status):

@@ -17,7 +17,7 @@ from nurture.channels import OutgoingMessage
 from nurture.engine import actions
 from nurture.leads import consent
 from nurture.rules.schedule import step_due
-from nurture.spec.models import SequenceSpec, StepBase
+from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import queries
 from nurture.store.tables import OutboxMessage
 
@@ -30,8 +30,8 @@ class Job:
     lead: Row
     spec: SequenceSpec
     version: int
-    step: StepBase | None
-    next: StepBase | None
+    step: AnyStep | None
+    next: AnyStep | None
     # done, sent, skipped, failed, retry, unknown; untried: its message was not sent (the store
     # failed, or the lease was lost, before its `sending` record): back to active as claimed.
     status: str = "done"
@@ -58,7 +58,7 @@ class Job:
 
     @property
     def step_id(self) -> str:
-        return self.step.id if self.step else self.claim.step_id or "-"
+        return self.step.key if self.step else self.claim.step_id or "-"
 
     @property
     def key(self) -> str:
@@ -107,7 +107,11 @@ def complete(connection: Connection, jobs: list[Job], worker: str, now: datetime
     for job, execution_id in zip(new, ids, strict=True):
         job.execution_id = execution_id
     for job in kept:
-        if job.effect is not None and job.status in ("done", "sent"):
+        if (
+            job.effect is not None
+            and job.execution_id is not None
+            and job.status in ("done", "sent")
+        ):
             job.effect(connection, job.execution_id)
     queries.insert_rows(connection, OutboxMessage, _outbox_rows(jobs, now))
     queries.update_enrollments(connection, states, worker)

@@ -20,6 +20,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Connection, delete, insert, update
+from sqlmodel import col
 
 from nurture.channels import Channels
 from nurture.engine import dispatch
@@ -139,7 +140,7 @@ class Daemon:
         with self.store.begin() as connection:
             connection.execute(
                 update(Worker)
-                .where(Worker.id == self.worker)
+                .where(col(Worker.id) == self.worker)
                 .values(seen_at=self.clock(), executed=self.executed)
             )
 
@@ -185,7 +186,7 @@ class Daemon:
 
     def _unregister(self) -> None:
         with self.store.begin() as connection:
-            connection.execute(delete(Worker).where(Worker.id == self.worker))
+            connection.execute(delete(Worker).where(col(Worker.id) == self.worker))
 
     def _register(self) -> None:
         now = self.clock()
@@ -232,4 +233,4 @@ def prune_workers(
     The daemon's maintenance tick runs it: `nurture status` only reads, so a dead daemon's row
     stays until then (a live daemon beats every few seconds and is never this old).
     """
-    return connection.execute(delete(Worker).where(Worker.seen_at < now - older_than)).rowcount
+    return connection.execute(delete(Worker).where(col(Worker.seen_at) < now - older_than)).rowcount

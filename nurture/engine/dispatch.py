@@ -29,6 +29,7 @@ from nurture.engine.delivery import leases, sends, settling
 from nurture.rules import steps
 from nurture.rules.matching import check_conditions
 from nurture.settings import CoachSettings
+from nurture.spec.models import AnyStep
 from nurture.store import queries
 from nurture.store.db import STORE_ERRORS, Store
 
@@ -207,15 +208,15 @@ def _give_back(store: Store, ids: list[int], worker: str) -> None:
 def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:
     """What each new step does; for an uncertain send found at claim, the message to ask about."""
     for job in jobs:
-        fresh = job.status == "done"
-        if not (fresh or (job.status == "unknown" and job.step is not None)):
+        fresh, step = job.status == "done", job.step
+        if step is None or not (fresh or job.status == "unknown"):  # a job "done" has its step
             continue
-        context = actions.context(job.lead, job.funnel, job.sequence, job.step, run.coach, now)
+        context = actions.context(job.lead, job.funnel, job.sequence, step, run.coach, now)
         if fresh:
-            _decide(job, context, now, run.config.default_zone)
-        elif job.step.action_type in actions.CHANNEL_OF:
+            _decide(job, step, context, now, run.config.default_zone)
+        elif step.action_type in actions.CHANNEL_OF:
             with suppress(PermanentFailure):  # no message to ask the provider about: held
-                job.message = actions.message(job.step, job.lead, context, job.key)
+                job.message = actions.message(step, job.lead, context, job.key)
 
 
 def rescue_leases(store: Store, now: datetime) -> int:
@@ -297,13 +298,13 @@ def _job(row: Row, lead: Row, position: steps.Position) -> Job:
         job = Job(row, lead, spec, version, None, None, status="skipped")
         job.error = f"step {row.step_id!r} is not in version {version}"
     else:
-        job = Job(row, lead, spec, version, step, steps.next_step(spec, step.id))
+        job = Job(row, lead, spec, version, step, steps.next_step(spec, step.key))
     return job
 
 
-def _decide(job: Job, context: dict[str, Any], now: datetime, zone: str) -> None:
+def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, zone: str) -> None:
     """What the step does now: skip, send a message, or an effect to write at completion."""
-    step, lead = job.step, job.lead
+    lead = job.lead
     failed = [check for check in check_conditions(step.conditions, lead) if not check.passed]
     channel = actions.CHANNEL_OF.get(step.action_type)
     if not step.active:

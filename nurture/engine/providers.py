@@ -4,6 +4,7 @@ message, or send one test message through one of them."""
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from nurture.channels import (
     KINDS,
@@ -18,6 +19,13 @@ from nurture.channels.live import EmailNotification, StoredOnly, Unconfigured, p
 from nurture.errors import NurtureError
 from nurture.rules.contacts import ContactError, normalize_email, normalize_phone
 from nurture.spec.actions import CONTENT_SID
+
+
+@runtime_checkable
+class Checkable(Protocol):
+    """A provider's channel: it can log in (fetch the account) without sending."""
+
+    def check(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,8 @@ def check_one(providers: Providers, kind: str) -> Check:
     if isinstance(channel, StoredOnly):
         return Check(kind, False, True, "kept in the store only (no [notifications] provider)")
     inner = channel.smtp if isinstance(channel, EmailNotification) else channel
+    if not isinstance(inner, Checkable):  # every provider's channel is
+        return Check(kind, True, False, "cannot be checked without sending")
     try:
         found = inner.check()
     except (TemporaryFailure, PermanentFailure) as failure:
@@ -53,7 +63,7 @@ def check_one(providers: Providers, kind: str) -> Check:
 
 
 def _with_rate(found: str, providers: Providers, kind: str) -> str:
-    rate = providers.rate_limits.get(kind)
+    rate = providers.rates.get(kind)
     return f"{found}; at most {rate:g} a second" if rate else found
 
 

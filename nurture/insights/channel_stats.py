@@ -54,9 +54,10 @@ def channel_figures(session: Session, window: Window) -> list[dict[str, Any]]:
     days: dict[tuple[str, str], dict[str, int]] = {}
     for row in connection.execute(sent_failed):
         days[(row.channel, row.day)] = {"sent": row.sent, "failed": row.failed, "opted_out": 0}
-    for row in connection.execute(opted):
-        slot = days.setdefault((row.channel, row.day), {"sent": 0, "failed": 0, "opted_out": 0})
-        slot["opted_out"] = row.opted_out
+    for opted_row in connection.execute(opted):
+        key = (opted_row.channel, opted_row.day)
+        slot = days.setdefault(key, {"sent": 0, "failed": 0, "opted_out": 0})
+        slot["opted_out"] = opted_row.opted_out
     return _channel_rows(days)
 
 

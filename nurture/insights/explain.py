@@ -1,10 +1,11 @@
 """`nurture explain LEAD`: why the lead got its sequence (or none), each step's state, when the next
 runs, and the sends of unclear fate waiting to be settled."""
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nurture.engine.delivery.settle import command
 from nurture.leads.enrollment import latest_decision
@@ -12,7 +13,7 @@ from nurture.leads.records import find_lead, funnel_names
 from nurture.rules.schedule import step_due
 from nurture.rules.steps import spec_of
 from nurture.spec.durations import format_duration
-from nurture.spec.models import SequenceSpec, StepBase
+from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import decisions
 from nurture.store.tables import Enrollment, Execution, Lead, MatchDecision, SequenceVersion
 
@@ -25,7 +26,7 @@ def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
     funnels = funnel_names(session)
     decision = latest_decision(session, lead.id)
     enrollments = session.exec(
-        select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(Enrollment.id)
+        select(Enrollment).where(col(Enrollment.lead_id) == lead.id).order_by(col(Enrollment.id))
     ).all()
     return {
         "lead": _lead(lead, funnels),
@@ -36,7 +37,11 @@ def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
 
 def _lead(lead: Lead, funnels: dict[int, str]) -> dict[str, Any]:
     keep = ("id", "name", "email", "source", "status", "temperature", "score", "tags", "timezone")
-    return {key: getattr(lead, key) for key in keep} | {"funnel": funnels.get(lead.funnel_id)}
+    return {key: getattr(lead, key) for key in keep} | {"funnel": _funnel(funnels, lead.funnel_id)}
+
+
+def _funnel(funnels: dict[int, str], funnel_id: int | None) -> str | None:
+    return funnels.get(funnel_id) if funnel_id is not None else None
 
 
 def _decision(session: Session, row: MatchDecision, funnels: dict[int, str]) -> dict[str, Any]:
@@ -44,7 +49,7 @@ def _decision(session: Session, row: MatchDecision, funnels: dict[int, str]) -> 
     winner = next((c["sequence"] for c in candidates if c["sequence_id"] == row.sequence_id), None)
     return {
         "decided_at": row.decided_at,
-        "funnel": funnels.get(row.funnel_id),
+        "funnel": _funnel(funnels, row.funnel_id),
         "winner": winner if row.sequence_id else None,
         "reason": row.reason,
         "candidates": candidates,
@@ -57,9 +62,9 @@ def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str
             SequenceVersion.sequence_id == row.sequence_id, SequenceVersion.version == row.version
         )
     ).one()
-    spec = spec_of(definition)
+    spec = spec_of(dict(definition))  # the JSON column's value, typed as a Mapping
     executions = session.exec(
-        select(Execution).where(Execution.enrollment_id == row.id).order_by(Execution.id)
+        select(Execution).where(col(Execution.enrollment_id) == row.id).order_by(col(Execution.id))
     ).all()
     last = {x.step_id: x for x in executions}  # the latest attempt of each step
     return {
@@ -68,13 +73,13 @@ def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str
         "version": row.version,
         "status": row.status,
         "exit_reason": row.exit_reason,
-        "steps": [_step(step, row, last.get(step.id)) for step in spec.steps],
+        "steps": [_step(step, row, last.get(step.key)) for step in spec.steps],
         "next": _next(spec, lead, row, executions, default_zone),
         "settle": _unsettled(row, executions),
     }
 
 
-def _unsettled(row: Enrollment, executions: list[Execution]) -> dict[str, Any] | None:
+def _unsettled(row: Enrollment, executions: Sequence[Execution]) -> dict[str, Any] | None:
     """The send of unclear fate an `unknown` enrollment waits on, and the command to settle it."""
     if row.status != "unknown":
         return None
@@ -90,7 +95,7 @@ def _unsettled(row: Enrollment, executions: list[Execution]) -> dict[str, Any] |
     }
 
 
-def _step(step: StepBase, row: Enrollment, execution: Execution | None) -> dict[str, Any]:
+def _step(step: AnyStep, row: Enrollment, execution: Execution | None) -> dict[str, Any]:
     data = {"id": step.id, "name": step.name, "action_type": step.action_type.value}
     if execution is not None:
         detail = execution.error or (execution.detail or {}).get("reason")
@@ -110,19 +115,15 @@ def _next(
     spec: SequenceSpec,
     lead: Lead,
     row: Enrollment,
-    executions: list[Execution],
+    executions: Sequence[Execution],
     default_zone: str,
 ) -> dict[str, Any] | None:
     """When and why the next step runs: its delay from the previous step, the window, holidays."""
     step = next((s for s in spec.steps if s.id == row.step_id), None)
     if step is None or row.status not in WAITING or row.next_run_at is None:
         return None
-    done = [x for x in executions if x.finished_at is not None]
-    after, since = (
-        (done[-1].finished_at, f"step {done[-1].step_id}")
-        if done
-        else (row.enrolled_at, "enrollment")
-    )
+    done = [(x.finished_at, x.step_id) for x in executions if x.finished_at is not None]
+    after, since = (done[-1][0], f"step {done[-1][1]}") if done else (row.enrolled_at, "enrollment")
     slot = step_due(after, step, spec, lead.timezone, default_zone)
     why = [f"delay {format_duration(step.delay)} after {since} ({_iso(after)})", *slot.reasons]
     if row.attempts:

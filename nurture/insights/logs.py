@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from nurture.errors import BadFilter
 from nurture.spec.diagnostics import did_you_mean
@@ -59,7 +59,10 @@ def _conditions(filters: LogFilter) -> list[Any]:
         (filters.lead_id, lambda v: c.lead_id == v),
         (filters.status, lambda v: c.status == v),
         (filters.since, lambda v: c.started_at >= v),
-        (filters.funnel_id, lambda v: c.lead_id.in_(select(Lead.id).where(Lead.funnel_id == v))),
+        (
+            filters.funnel_id,
+            lambda v: c.lead_id.in_(select(col(Lead.id)).where(col(Lead.funnel_id) == v)),
+        ),
     ]
     return [make(value) for value, make in wanted if value is not None]
 

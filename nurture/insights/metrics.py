@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, func, select
+from sqlmodel import col
 
 from nurture.insights.status import daemon_status
 from nurture.store.tables import Execution, Lead
@@ -24,7 +25,9 @@ def figures(connection: Connection, now: datetime) -> Figures:
     status = daemon_status(connection, now)
     leads = connection.execute(select(func.count()).select_from(Lead)).scalar_one()
     executions = dict(
-        connection.execute(select(Execution.status, func.count()).group_by(Execution.status)).all()
+        connection.execute(
+            select(col(Execution.status), func.count()).group_by(col(Execution.status))
+        ).all()
     )
     return Figures(
         leads=leads,

@@ -38,7 +38,7 @@ def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
     funnel_id = find_funnel(session, request.funnel).id if request.funnel else None
     data: dict[str, Any] = {"since": window.since, "until": window.until, "by": request.by}
     if request.sequence is not None:
-        return data | _one_sequence(session, request, funnel_id)
+        return data | _one_sequence(session, request, request.sequence, funnel_id)
     data["sequences"] = stats.sequence_figures(
         session, window, funnel_id=funnel_id, by_version=request.by == "version"
     )
@@ -51,8 +51,10 @@ def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
     return data
 
 
-def _one_sequence(session: Session, request: StatsRequest, funnel_id: int | None) -> dict:
-    row = sequences.find(session, request.sequence)
+def _one_sequence(
+    session: Session, request: StatsRequest, name: str, funnel_id: int | None
+) -> dict:
+    row = sequences.find(session, name)
     window, by_version = request.window, request.by == "version"
     summary = stats.sequence_figures(
         session, window, sequence_id=row.id, funnel_id=funnel_id, by_version=by_version

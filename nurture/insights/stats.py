@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, literal_column, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from nurture.leads.enrollment import LIVE
 from nurture.rules.periods import Window
@@ -46,7 +46,7 @@ def sequence_figures(
     if sequence_id is not None:
         where &= enrollment.c.sequence_id == sequence_id
     if funnel_id is not None:
-        leads = select(Lead.id).where(Lead.funnel_id == funnel_id)
+        leads = select(col(Lead.id)).where(col(Lead.funnel_id) == funnel_id)
         where &= enrollment.c.lead_id.in_(leads)
     counts = _outcomes(connection, keys, where)
     dialect, finished, enrolled = (
@@ -107,10 +107,11 @@ def _outcomes(
     then the durations of completed and converted enrollments only."""
     c, by_version = enrollment.c, len(keys) > 1
     groups = [c.sequence_id, c.version, c.status]
-    counts = select(*groups, func.count()).where(where).group_by(*groups)
+    # the groups named one by one (not *groups), so that mypy knows each row's four values
+    counts = select(c.sequence_id, c.version, c.status, func.count()).where(where).group_by(*groups)
     took = seconds(connection.dialect.name, c.finished_at, c.enrolled_at)
     ended = (
-        select(*groups, func.sum(took), func.count(took))
+        select(c.sequence_id, c.version, c.status, func.sum(took), func.count(took))
         .where(where & c.status.in_([literal_column("'completed'"), literal_column("'converted'")]))
         .group_by(*groups)
     )
@@ -163,7 +164,7 @@ def _idle_sequences(
 
 def sequence_names(connection: Connection) -> dict[int, tuple[str, bool]]:
     """Every sequence's name and whether it is live (not deleted), by id."""
-    query = select(Sequence.id, Sequence.name, Sequence.deleted_at)
+    query = select(col(Sequence.id), col(Sequence.name), col(Sequence.deleted_at))
     return {row.id: (row.name, row.deleted_at is None) for row in connection.execute(query)}
 
 
@@ -194,7 +195,7 @@ def _count_leads(connection: Connection, keys: list[Any], where: ColumnElement[b
 
 
 def _funnel_rows(connection: Connection, leads_in: dict, won: dict, missed: list) -> list[dict]:
-    funnels = dict(connection.execute(select(Funnel.id, Funnel.name)).all())
+    funnels = dict(connection.execute(select(col(Funnel.id), col(Funnel.name))).all())
     names = {key: name for key, (name, _) in sequence_names(connection).items()}
     rows = []
     for (funnel_id,), count in leads_in.items():

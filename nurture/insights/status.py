@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, func, select
+from sqlmodel import col
 
 from nurture.engine.delivery import settle
 from nurture.store.tables import Enrollment, Worker
@@ -20,18 +21,18 @@ def daemon_status(connection: Connection, now: datetime, *, every: bool = False)
 
     Daemons dead for longer than LISTED_FOR are counted, not listed, unless `every`.
     """
-    recent = Worker.seen_at >= now - LISTED_FOR
-    listed = select(Worker).order_by(Worker.started_at)
+    recent = col(Worker.seen_at) >= now - LISTED_FOR
+    listed = select(Worker).order_by(col(Worker.started_at))
     workers = connection.execute(listed if every else listed.where(recent)).all()
     hidden = 0 if every else _count(connection, Worker, ~recent)
     due, oldest = connection.execute(
         select(func.count(), func.min(Enrollment.next_run_at)).where(
-            Enrollment.status == "active", Enrollment.next_run_at <= now
+            col(Enrollment.status) == "active", col(Enrollment.next_run_at) <= now
         )
     ).one()
     counts = dict(
         connection.execute(
-            select(Enrollment.status, func.count()).group_by(Enrollment.status)
+            select(col(Enrollment.status), func.count()).group_by(col(Enrollment.status))
         ).all()
     )
     oldest = _aware(oldest)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, literal_column, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from nurture.engine.control import CONTROL_STEP
 from nurture.insights.stats import SUCCEEDED, TOP_REASONS, rate
@@ -38,7 +38,9 @@ def step_figures(
     where = (execution.c.sequence_id == sequence_id) & (execution.c.step_id != CONTROL_STEP)
     where &= window.of(execution.c.started_at)
     if funnel_id is not None:
-        where &= execution.c.lead_id.in_(select(Lead.id).where(Lead.funnel_id == funnel_id))
+        where &= execution.c.lead_id.in_(
+            select(col(Lead.id)).where(col(Lead.funnel_id) == funnel_id)
+        )
     keys = [execution.c.version] if by_version else []
     counted = _counts(connection, keys, where)
     reasons = _reasons(connection, keys, where)
@@ -123,10 +125,16 @@ def _layout(
     then step ids the log has but the version does not (steps removed since)."""
     version = SequenceVersion.__table__
     query = (
-        select(version.c.version, Step.step_id, Step.name, Step.action_type, Step.position)
-        .join(Step, Step.version_id == version.c.id)
+        select(
+            version.c.version,
+            col(Step.step_id),
+            col(Step.name),
+            col(Step.action_type),
+            col(Step.position),
+        )
+        .join(Step, col(Step.version_id) == version.c.id)
         .where(version.c.sequence_id == sequence_id)
-        .order_by(version.c.version, Step.position)
+        .order_by(version.c.version, col(Step.position))
     )
     steps = list(connection.execute(query))
     if not by_version:

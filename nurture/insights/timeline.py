@@ -16,6 +16,7 @@ from nurture.channels import OutgoingMessage
 from nurture.leads.enrollment import first_step
 from nurture.rules.schedule import step_due, window_zone
 from nurture.rules.steps import spec_of
+from nurture.spec.actions import ScoreConfig, TagConfig
 from nurture.spec.durations import format_duration
 from nurture.spec.models import SequenceSpec
 from nurture.store.tables import Appointment, Enrollment, Execution, Lead, SequenceVersion, Task
@@ -66,13 +67,14 @@ def read(
     """Every step the lead's enrollments ran, and how each enrollment ended (or what is next)."""
     messages = messages or {}
     lead = session.get(Lead, lead_id)
+    zone = lead.timezone if lead is not None else None
     enrollments = session.exec(
         select(Enrollment).where(Enrollment.lead_id == lead_id).order_by(col(Enrollment.id))
     ).all()
     rows: list[Row] = []
     for enrollment in enrollments:
         spec = _spec(session, enrollment)
-        moves = {first_step(spec).id: _first_moves(enrollment, spec, lead, default_zone)}
+        moves = {first_step(spec).key: _first_moves(enrollment, spec, zone, default_zone)}
         for execution in _executions(session, enrollment.id):
             rows.append(_step_row(session, execution, spec, moves, messages))
             _remember_moves(execution, moves)
@@ -87,7 +89,7 @@ def _spec(session: Session, enrollment: Enrollment) -> SequenceSpec:
             SequenceVersion.version == enrollment.version,
         )
     ).one()
-    return spec_of(definition)
+    return spec_of(dict(definition))  # the JSON column's value, typed as a Mapping
 
 
 def _executions(session: Session, enrollment_id: int) -> list[Execution]:
@@ -98,12 +100,10 @@ def _executions(session: Session, enrollment_id: int) -> list[Execution]:
 
 
 def _first_moves(
-    enrollment: Enrollment, spec: SequenceSpec, lead: Lead, default_zone: str
+    enrollment: Enrollment, spec: SequenceSpec, zone: str | None, default_zone: str
 ) -> tuple[str, ...]:
     """Why the first step's time moved from enrollment plus its delay (the engine's own rule)."""
-    return step_due(
-        enrollment.enrolled_at, first_step(spec), spec, lead.timezone, default_zone
-    ).reasons
+    return step_due(enrollment.enrolled_at, first_step(spec), spec, zone, default_zone).reasons
 
 
 def _remember_moves(execution: Execution, moves: dict[str, tuple[str, ...]]) -> None:
@@ -127,7 +127,7 @@ def _step_row(
         notes.append(f"retry at {detail['retry_at']}")
     message = messages.get(execution.id)
     return Row(
-        at=execution.started_at,
+        at=execution.started_at or execution.due_at,  # a run not yet started: when it is due
         kind="step",
         outcome=execution.status,
         step=execution.step_id,
@@ -161,9 +161,9 @@ def _what(
     if step is None or execution.status not in ("done", "sent"):
         return ""
     config = step.action_config
-    if step.action_type == "update_lead_score":
+    if isinstance(config, ScoreConfig):
         return f"score set to {config.set}" if config.set is not None else f"score {config.add:+d}"
-    if step.action_type == "add_lead_tag":
+    if isinstance(config, TagConfig):
         return "tags + " + ", ".join(config.tags)
     if step.action_type == "wait":
         return f"wait {format_duration(step.delay)}"
@@ -194,9 +194,9 @@ def _end_row(enrollment: Enrollment, spec: SequenceSpec) -> Row:
             step=enrollment.step_id,
             detail=f"next: {enrollment.step_id} at {at:%Y-%m-%d %H:%M} UTC",
         )
-    notes = ()
+    notes: tuple[str, ...] = ()
     if enrollment.status in ("converted", "stopped", "failed", "completed"):
-        ids = [step.id for step in spec.steps]
+        ids = [step.key for step in spec.steps]
         start = ids.index(enrollment.step_id) if enrollment.step_id in ids else len(ids)
         # a failed step ran, and so did a step that ends the sequence; the ones after did not
         start += enrollment.status in ("failed", "completed")

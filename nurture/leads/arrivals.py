@@ -118,10 +118,12 @@ def _known_keys(session: Session, batch: list[dict[str, Any]]) -> set[str]:
     known: set[str] = set()
     if ids:
         query = select(Lead.external_id).where(col(Lead.external_id).in_(ids))
-        known |= {upsert_key({"external_id": found}) for found in session.exec(query)}
+        known |= {
+            key for found in session.exec(query) if (key := upsert_key({"external_id": found}))
+        }
     if emails:
         query = select(Lead.email).where(col(Lead.email).in_(emails))
-        known |= {upsert_key({"email": found}) for found in session.exec(query)}
+        known |= {key for found in session.exec(query) if (key := upsert_key({"email": found}))}
     return known
 
 

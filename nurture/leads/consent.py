@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nurture.channels.unsubscribe import read_token
 from nurture.errors import ConfigError, NotFound, NurtureError
@@ -214,7 +214,9 @@ def inbound_from(
         number = normalize_phone(phone.removeprefix("whatsapp:"), region)
     except ContactError as error:
         raise NotFound(str(error)) from None
-    lead = session.exec(select(Lead).where(Lead.phone == number).order_by(Lead.id)).first()
+    lead = session.exec(
+        select(Lead).where(col(Lead.phone) == number).order_by(col(Lead.id))
+    ).first()
     if lead is None:
         raise NotFound(f"no lead with phone {number}")
     return inbound(session, lead, now, text, channel)
@@ -222,5 +224,9 @@ def inbound_from(
 
 def history(session: Session, lead: Lead) -> list[ConsentEvent]:
     """Every consent event of a lead, oldest first."""
-    query = select(ConsentEvent).where(ConsentEvent.lead_id == lead.id).order_by(ConsentEvent.id)
+    query = (
+        select(ConsentEvent)
+        .where(col(ConsentEvent.lead_id) == lead.id)
+        .order_by(col(ConsentEvent.id))
+    )
     return list(session.exec(query))

@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 from nurture.rules.matching import Candidate, Decision, LeadFacts, Verdict, choose
 from nurture.rules.schedule import step_due
 from nurture.rules.steps import spec_of
-from nurture.spec.models import SequenceSpec, StepBase
+from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import decisions
 from nurture.store.tables import (
     Enrollment,
@@ -42,10 +42,10 @@ def funnel_offers(session: Session, funnel_id: int) -> list[Offer]:
     """Every live sequence assigned to the funnel (inactive ones too: the decision shows them)."""
     rows = session.exec(
         select(Sequence, SequenceVersion)
-        .join(FunnelAssignment, FunnelAssignment.sequence_id == Sequence.id)
+        .join(FunnelAssignment, col(FunnelAssignment.sequence_id) == col(Sequence.id))
         .join(
             SequenceVersion,
-            (SequenceVersion.sequence_id == Sequence.id)
+            (col(SequenceVersion.sequence_id) == col(Sequence.id))
             & (SequenceVersion.version == Sequence.current_version),
         )
         .where(FunnelAssignment.funnel_id == funnel_id, col(Sequence.deleted_at).is_(None))
@@ -60,7 +60,7 @@ def _offer(row: Sequence, version: SequenceVersion) -> Offer:
     return Offer(row.id, version.version, spec, candidate)
 
 
-def first_step(spec: SequenceSpec) -> StepBase:
+def first_step(spec: SequenceSpec) -> AnyStep:
     """The first active step (the first step when none is active)."""
     return next((step for step in spec.steps if step.active), spec.steps[0])
 
@@ -194,7 +194,7 @@ def _stop_where(
         select(Enrollment.id, SequenceVersion.definition)
         .join(
             SequenceVersion,
-            (SequenceVersion.sequence_id == Enrollment.sequence_id)
+            (col(SequenceVersion.sequence_id) == col(Enrollment.sequence_id))
             & (SequenceVersion.version == Enrollment.version),
         )
         .where(Enrollment.lead_id == lead.id, col(Enrollment.status).in_(LIVE))
@@ -236,6 +236,6 @@ def in_flight(session: Session, sequence_ids: Iterable[int]) -> dict[int, int]:
         .where(
             col(Enrollment.sequence_id).in_(list(sequence_ids)), col(Enrollment.status).in_(LIVE)
         )
-        .group_by(Enrollment.sequence_id)
+        .group_by(col(Enrollment.sequence_id))
     ).all()
     return dict(rows)

@@ -13,9 +13,9 @@ from nurture.errors import InvalidLead
 from nurture.store.tables import Lead
 
 MAX_LENGTH: dict[str, int] = {
-    column.name: column.type.length
+    column.name: length
     for column in Lead.__table__.columns
-    if getattr(column.type, "length", None)
+    if (length := getattr(column.type, "length", None))  # sqlmodel's AutoString has one too
 }
 """The lead columns' lengths: name 200, first_name 100, email 320, external_id 200..."""
 PHONE_AS_GIVEN = 40

@@ -254,7 +254,8 @@ def _field_value(header: str, value: Any) -> Any:
 
 
 def _shape(value: Any) -> str:
-    return {dict: "an object", list: "a list"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {dict: "an object", list: "a list"}
+    return names.get(type(value), type(value).__name__)
 
 
 def phones(rows: list[Row]) -> list[str]:

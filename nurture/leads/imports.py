@@ -186,9 +186,11 @@ class Importer:
     def _existing(self, values: dict[str, Any]) -> Lead | dict[str, Any] | None:
         """The stored lead (or this batch's new one) the values name: by external id, else email."""
         key = values.get("external_id") or values.get("email")
-        found = self.by_key.get(key) if key else None
+        if not key:
+            return None
+        found = self.by_key.get(key)
         if isinstance(found, dict) and "id" in found:  # inserted by an earlier batch
-            found = self.by_key[key] = self.session.get(Lead, found["id"])
+            found = self.by_key[key] = self.session.get_one(Lead, found["id"])
         return found
 
     def _update(self, lead: Lead, values: dict[str, Any]) -> None:

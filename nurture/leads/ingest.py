@@ -82,7 +82,7 @@ def standing(session: Session, lead: Lead) -> Outcome:
     reason = decision.reason if decision else "not matched yet"
     if enrollment is None:
         return Outcome(lead.id, False, None, reason, replayed=True)
-    name = session.get(Sequence, enrollment.sequence_id).name
+    name = session.get_one(Sequence, enrollment.sequence_id).name
     step, due = enrollment.step_id, enrollment.next_run_at
     return Outcome(lead.id, False, name, reason, step, due, replayed=True)
 
@@ -163,4 +163,6 @@ def _event_input(event: LeadEvent, now: datetime) -> LeadInput:
         return LeadInput(tags=[str(event.value)])
     if event.type == "score":
         return LeadInput(score=event.value)
-    return LeadInput(**{event.type: str(event.value)})
+    if event.type == "temperature":
+        return LeadInput(temperature=str(event.value))
+    return LeadInput(status=str(event.value))  # the last kind left (convert and the rest: above)

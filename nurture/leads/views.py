@@ -50,10 +50,10 @@ def lead_details(session: Session, lead: Lead) -> dict[str, Any]:
     """The lead, its enrollments (with the next due step) and every execution."""
     names = dict(session.exec(select(Sequence.id, Sequence.name)).all())
     enrollments = session.exec(
-        select(Enrollment).where(Enrollment.lead_id == lead.id).order_by(Enrollment.id)
+        select(Enrollment).where(col(Enrollment.lead_id) == lead.id).order_by(col(Enrollment.id))
     ).all()
     executions = session.exec(
-        select(Execution).where(Execution.lead_id == lead.id).order_by(Execution.id)
+        select(Execution).where(col(Execution.lead_id) == lead.id).order_by(col(Execution.id))
     ).all()
     shown = [_enrollment_dict(e, names) for e in enrollments]
     due = [e for e in shown if e["status"] == "active" and e["next_run_at"] is not None]
@@ -72,7 +72,14 @@ def _enrollment_dict(row: Enrollment, names: dict[int, str]) -> dict[str, Any]:
     return data | {"sequence": names.get(row.sequence_id)}
 
 
-EXECUTION_KEYS = ("enrollment_id", "step_id", "action_type", "attempt", "status", "due_at")
+EXECUTION_KEYS: tuple[str, ...] = (
+    "enrollment_id",
+    "step_id",
+    "action_type",
+    "attempt",
+    "status",
+    "due_at",
+)
 EXECUTION_KEYS += ("started_at", "finished_at", "error")
 
 

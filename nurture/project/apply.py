@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlmodel import Session, delete, select
+from sqlmodel import Session, col, delete, select
 
 from nurture.leads.enrollment import stop_enrollments_of
 from nurture.project.plan import Plan, SequenceChange
@@ -72,7 +72,7 @@ def _add_version(
             Step(
                 version_id=version.id,
                 position=position,
-                step_id=step.id,
+                step_id=step.key,
                 name=step.name,
                 action_type=step.action_type.value,
                 action_config=data["action_config"],
@@ -96,8 +96,8 @@ def _assign(session: Session, row: Sequence, funnel_names: list[str], now: datet
     if current - wanted:
         session.exec(
             delete(FunnelAssignment).where(
-                FunnelAssignment.sequence_id == row.id,
-                FunnelAssignment.funnel_id.in_(current - wanted),
+                col(FunnelAssignment.sequence_id) == row.id,
+                col(FunnelAssignment.funnel_id).in_(current - wanted),
             )
         )
     for funnel_id in sorted(wanted - current):
@@ -106,7 +106,7 @@ def _assign(session: Session, row: Sequence, funnel_names: list[str], now: datet
 
 def ensure_funnels(session: Session, names_by_slug: dict[str, str], now: datetime) -> list[Funnel]:
     """The funnels with these slugs, creating the missing ones under the given names."""
-    found = session.exec(select(Funnel).where(Funnel.slug.in_(names_by_slug))).all()
+    found = session.exec(select(Funnel).where(col(Funnel.slug).in_(names_by_slug))).all()
     known = {funnel.slug for funnel in found}
     created = [
         Funnel(name=name, slug=slug, created_at=now)
@@ -124,5 +124,5 @@ def _delete(session: Session, slug: str, now: datetime) -> None:
     row = session.exec(select(Sequence).where(Sequence.slug == slug)).one()
     row.deleted_at, row.active, row.updated_at = now, False, now
     session.add(row)
-    session.exec(delete(FunnelAssignment).where(FunnelAssignment.sequence_id == row.id))
+    session.exec(delete(FunnelAssignment).where(col(FunnelAssignment.sequence_id) == row.id))
     stop_enrollments_of(session, row.id, now)

@@ -75,7 +75,7 @@ def funnel_table(session: Session) -> list[dict[str, Any]]:
     funnels = session.exec(select(Funnel).order_by(Funnel.name)).all()
     rows = session.exec(
         select(FunnelAssignment.funnel_id, Sequence)
-        .join(Sequence, Sequence.id == FunnelAssignment.sequence_id)
+        .join(Sequence, col(Sequence.id) == col(FunnelAssignment.sequence_id))
         .where(col(Sequence.deleted_at).is_(None))
         .order_by(col(Sequence.priority).desc(), Sequence.name)
     ).all()

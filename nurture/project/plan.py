@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nurture.leads.enrollment import in_flight
 from nurture.spec.files import SequenceFile
@@ -94,7 +94,7 @@ def stored_sequences(session: Session) -> dict[str, StoredSequence]:
     """Every sequence in the store by slug, deleted ones included (a file may bring one back)."""
     rows = session.exec(
         select(Sequence, SequenceVersion)
-        .join(SequenceVersion, SequenceVersion.sequence_id == Sequence.id)
+        .join(SequenceVersion, col(SequenceVersion.sequence_id) == col(Sequence.id))
         .where(SequenceVersion.version == Sequence.current_version)
     ).all()
     funnels = _funnel_slugs(session)
@@ -107,7 +107,7 @@ def stored_sequences(session: Session) -> dict[str, StoredSequence]:
 def _funnel_slugs(session: Session) -> dict[int, set[str]]:
     pairs = session.exec(
         select(FunnelAssignment.sequence_id, Funnel.slug).join(
-            Funnel, Funnel.id == FunnelAssignment.funnel_id
+            Funnel, col(Funnel.id) == col(FunnelAssignment.funnel_id)
         )
     ).all()
     out: dict[int, set[str]] = {}
@@ -142,7 +142,10 @@ def _with_in_flight(
 ) -> list[SequenceChange]:
     ids = {slug: entry.row.id for slug, entry in stored.items()}
     counts = in_flight(session, ids.values())
-    return [replace(change, in_flight=counts.get(ids.get(change.slug), 0)) for change in changes]
+    return [
+        replace(change, in_flight=counts.get(ids[change.slug], 0) if change.slug in ids else 0)
+        for change in changes
+    ]
 
 
 def _absent(entry: StoredSequence, prune: bool) -> SequenceChange:

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlmodel import Session, col, select
 
@@ -29,7 +29,7 @@ def funnels_of(session: Session, sequence_id: int) -> list[str]:
     return list(
         session.exec(
             select(Funnel.name)
-            .join(FunnelAssignment, FunnelAssignment.funnel_id == Funnel.id)
+            .join(FunnelAssignment, col(FunnelAssignment.funnel_id) == col(Funnel.id))
             .where(FunnelAssignment.sequence_id == sequence_id)
             .order_by(Funnel.name)
         )
@@ -44,7 +44,7 @@ def summaries(
         select(Sequence, SequenceVersion)
         .join(
             SequenceVersion,
-            (SequenceVersion.sequence_id == Sequence.id)
+            (col(SequenceVersion.sequence_id) == col(Sequence.id))
             & (SequenceVersion.version == Sequence.current_version),
         )
         .where(col(Sequence.deleted_at).is_(None))
@@ -77,7 +77,7 @@ def describe(session: Session, name: str) -> dict[str, Any]:
     versions = session.exec(
         select(SequenceVersion)
         .where(SequenceVersion.sequence_id == row.id)
-        .order_by(SequenceVersion.version)
+        .order_by(col(SequenceVersion.version))
     ).all()
     current = versions[-1]
     return {
@@ -112,6 +112,14 @@ def delete(session: Session, project: Project, name: str, now: datetime) -> Plan
     return change_files(session, project, now, delete=file.path)
 
 
+@overload
+def duplicate(
+    session: Session, project: Project, name: str, new_name: str, now: datetime
+) -> tuple[Path, Plan]: ...
+@overload
+def duplicate(
+    session: None, project: Project, name: str, new_name: str, now: datetime
+) -> tuple[Path, None]: ...
 def duplicate(
     session: Session | None, project: Project, name: str, new_name: str, now: datetime
 ) -> tuple[Path, Plan | None]:

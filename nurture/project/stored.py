@@ -79,8 +79,10 @@ def as_files(session: Session, root: Path) -> list[SequenceFile]:
     """Every live sequence as the store holds it, in the shape of a sequence file (dry runs)."""
     return [
         SequenceFile(
-            root / (row.source_path or f"{row.slug}.yaml"), current_spec(session, row), None
-        )  # type: ignore[arg-type]
+            root / (row.source_path or f"{row.slug}.yaml"),
+            current_spec(session, row),
+            None,  # type: ignore[arg-type]  # a stored sequence has no file to point into
+        )
         for row in live_rows(session)
     ]
 
@@ -240,7 +242,7 @@ def assignments(session: Session, row: Sequence) -> list[dict[str, Any]]:
     """The funnels offering the sequence, with when each was assigned."""
     rows = session.exec(
         select(Funnel, FunnelAssignment.created_at)
-        .join(FunnelAssignment, FunnelAssignment.funnel_id == Funnel.id)
+        .join(FunnelAssignment, col(FunnelAssignment.funnel_id) == col(Funnel.id))
         .where(FunnelAssignment.sequence_id == row.id)
         .order_by(Funnel.name)
     ).all()

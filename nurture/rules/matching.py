@@ -30,7 +30,7 @@ class Check:
         return f"{mark} {self.condition}: wants {self.expected}, lead has {self.actual}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _NoLead:
     source: str | None = None
     status: str | None = None
@@ -99,8 +99,8 @@ def _step_checks(conditions: StepConditions, lead: LeadFacts) -> list[Check]:
                 not any(_fold(t) in tags for t in unwanted),
             )
         )
-    for key, wanted in (conditions.fields or {}).items():
-        options = wanted if isinstance(wanted, list) else [wanted]
+    for key, asked in (conditions.fields or {}).items():
+        options = asked if isinstance(asked, list) else [asked]
         actual = lead.fields.get(key)
         passed = actual is not None and _fold(actual) in {_fold(o) for o in options}
         checks.append(Check(f"fields.{key}", " or ".join(map(str, options)), repr(actual), passed))

@@ -6,7 +6,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from nurture.spec.actions import MESSAGE_ACTIONS
-from nurture.spec.models import SequenceSpec, StepBase
+from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.spec.window import WEEKDAYS, SendWindow
 
 MAX_DAYS_AHEAD = 400  # a window that never opens is a validation error; this only bounds the loop
@@ -83,7 +83,7 @@ def _next_start(local: datetime, window: SendWindow, tz: ZoneInfo, *, same_day: 
 
 
 def step_due(
-    after: datetime, step: StepBase, spec: SequenceSpec, lead_zone: str | None, default_zone: str
+    after: datetime, step: AnyStep, spec: SequenceSpec, lead_zone: str | None, default_zone: str
 ) -> Slot:
     """When `step` runs if the previous one ran at `after`: its delay, then (messages) the send window."""
     due = after + step.delay

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nurture.spec.models import SequenceSpec, StepBase
+from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.spec.times import STORED
 
 Loader = Callable[[int, int], dict[str, Any]]
@@ -36,7 +36,7 @@ def index_of(spec: SequenceSpec, step_id: str | None) -> int | None:
     return next((i for i, step in enumerate(spec.steps) if step.id == step_id), None)
 
 
-def next_step(spec: SequenceSpec, step_id: str) -> StepBase | None:
+def next_step(spec: SequenceSpec, step_id: str) -> AnyStep | None:
     """The step after `step_id`, or None at the end."""
     index = index_of(spec, step_id)
     following = spec.steps[index + 1 :] if index is not None else []
@@ -49,8 +49,8 @@ class Position:
 
     spec: SequenceSpec
     version: int
-    step: StepBase | None
-    removed: StepBase | None = None
+    step: AnyStep | None
+    removed: AnyStep | None = None
 
 
 def locate(old: SequenceSpec, current: SequenceSpec, version: int, step_id: str | None) -> Position:
@@ -62,6 +62,6 @@ def locate(old: SequenceSpec, current: SequenceSpec, version: int, step_id: str 
     old_index = index_of(old, step_id)
     removed = old.steps[old_index] if old_index is not None else None
     later = old.steps[old_index + 1 :] if old_index is not None else []
-    kept = next((s for s in later if index_of(current, s.id) is not None), None)
-    step = current.steps[index_of(current, kept.id)] if kept else None
+    kept = next((i for s in later if (i := index_of(current, s.key)) is not None), None)
+    step = current.steps[kept] if kept is not None else None
     return Position(current, version, step, removed)

@@ -67,7 +67,9 @@ class Project:
                     apply_plan(session, plan, APPLIED_AT)
                 image = sqlite3.connect(":memory:", check_same_thread=False)
                 with store.engine.connect() as connection:
-                    connection.connection.driver_connection.backup(image)
+                    driver = connection.connection.driver_connection
+                    assert driver is not None, "a memory store's connection is sqlite3's"
+                    driver.backup(image)
             self.applied.append(image)
         return self.applied[0]
 
@@ -103,7 +105,7 @@ class DryRun:
 
     def steps(self, *outcomes: str) -> list[str]:
         """Step ids whose last attempt ended in one of `outcomes`, in the order they ran."""
-        last = {row.step: row for row in self.rows if row.kind == "step"}
+        last = {row.step: row for row in self.rows if row.kind == "step" and row.step is not None}
         return [step for step, row in last.items() if row.outcome in outcomes]
 
     def executed(self) -> list[str]:
@@ -176,7 +178,7 @@ def dry_run(project: Project, scenario: Scenario) -> DryRun:
             rows = timeline.read(session, lead_id, zone, messages)
             run.rows = timeline.ordered(rows + events)
             run.status = next((r.outcome for r in reversed(rows) if r.kind == "end"), None)
-            run.lead = _final(session.get(Lead, lead_id))
+            run.lead = _final(session.get_one(Lead, lead_id))
     return run
 
 
@@ -277,7 +279,7 @@ def _happen(
     store: Store, project: Project, lead_id: int, happening: Happening, failures: Failures
 ) -> timeline.Row:
     with store.session(immediate=True) as session:
-        lead = session.get(Lead, lead_id)
+        lead = session.get_one(Lead, lead_id)
         said = happen(session, lead, happening, project.rules, failures)
     return timeline.Row(
         at=happening.at, kind="event", outcome="event", detail=happening.text, notes=(said,)

@@ -51,7 +51,7 @@ class Failures:
     rules: list[list] = field(default_factory=list)  # [target, attempts left or None, text]
 
     def know(self, spec: SequenceSpec) -> None:
-        self.actions |= {step.id: step.action_type.value for step in spec.steps}
+        self.actions |= {step.key: step.action_type.value for step in spec.steps}
 
     def add(self, target: str, text: str) -> str:
         target, _, times = target.partition("*")
@@ -105,7 +105,8 @@ def _values(lead: Lead, kind: str, value: str, rules: LeadRules) -> dict:
         score = lead.score + int(value) if value[0] in "+-" else int(value)
         return {"score": min(max(score, 0), 100)}
     if kind in ("status", "temperature"):
-        return clean(LeadInput(**{kind: value}), rules.phone_region)
+        given = LeadInput(status=value) if kind == "status" else LeadInput(temperature=value)
+        return clean(given, rules.phone_region)
     if kind == "tag":
         return {"tags": [value]}
     if kind == "opt-out":

@@ -60,7 +60,7 @@ class _LimitedLoader(yaml.SafeLoader):
         super().__init__(stream)
         self.depth = self.nodes = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         self.depth += 1
         self.nodes += 1
         try:
@@ -105,8 +105,9 @@ def _syntax_message(error: yaml.MarkedYAMLError) -> str:
         return "found a second YAML document (---); a sequence file holds exactly one"
     message = error.problem or error.context or "invalid YAML"
     if error.problem and error.context:
-        started = error.context_mark and error.context_mark.line != error.problem_mark.line
-        where = f" that starts at line {error.context_mark.line + 1}" if started else ""
+        context, problem = error.context_mark, error.problem_mark
+        started = context is not None and problem is not None and context.line != problem.line
+        where = f" that starts at line {context.line + 1}" if context and started else ""
         message = f"{message} ({error.context}{where})"
     return f"invalid YAML: {message}"
 

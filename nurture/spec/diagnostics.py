@@ -4,6 +4,7 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from types import UnionType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -50,7 +51,12 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean {close!r}?)" if close else ""
 
 
-_KINDS = ((type(None), "nothing"), (bool, "true/false"), (int | float, "a number"), (str, "text"))
+_KINDS: tuple[tuple[type | UnionType, str], ...] = (
+    (type(None), "nothing"),
+    (bool, "true/false"),
+    (int | float, "a number"),
+    (str, "text"),
+)
 _KINDS += ((dict, "a mapping"), (list, "a list"))
 
 
@@ -100,7 +106,7 @@ def _merge_union_members(errors: list[ErrorDetails]) -> list[ErrorDetails]:
     return list(merged.values())
 
 
-def _is_union_label(part: str | int) -> bool:
+def _is_union_label(part: str | int | None) -> bool:
     return isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)
 
 
@@ -149,7 +155,7 @@ class _Explainer:
         return to_camel(name) if camel else name
 
     def value_at(self, loc: Loc) -> Any:
-        value = self.document.data
+        value: Any = self.document.data  # a mapping, then whatever each key holds
         for part in self.document.resolve(loc):
             value = value[part]
         return value

@@ -77,7 +77,7 @@ def _unreachable(file: SequenceFile) -> Iterator[Diagnostic]:
     for index, step in enumerate(steps[:-1]):
         unconditional = step.conditions is None or not step.conditions.model_dump(exclude_none=True)
         if step.stop and step.active and unconditional:
-            after = ", ".join(later.id for later in steps[index + 1 :])
+            after = ", ".join(later.key for later in steps[index + 1 :])
             message = (
                 f"step {step.id} always ends the sequence (stop: true without conditions), so "
                 f"{after} never run{'s' if index + 2 == len(steps) else ''}"
@@ -116,7 +116,7 @@ def _never(
         message = f"step {step_id}: condition can never hold: tags and not_tags both name {named}"
         yield _warn(file, ("steps", index, "conditions"), message, "never-holds")
     sources, allowed = _values(conditions.lead_source), _values(trigger.lead_source)
-    if sources and allowed and not sources & allowed:
+    if conditions.lead_source and trigger.lead_source and not sources & allowed:
         message = (
             f"step {step_id}: condition can never hold: lead_source "
             f"{', '.join(conditions.lead_source)} is not one the trigger takes "
@@ -124,7 +124,7 @@ def _never(
         )
         yield _warn(file, ("steps", index, "conditions", "lead_source"), message, "never-holds")
     statuses = _values(conditions.lead_status)
-    if statuses and statuses <= converting and file.spec.stop_on_conversion:
+    if conditions.lead_status and statuses <= converting and file.spec.stop_on_conversion:
         message = (
             f"step {step_id}: condition can never hold: lead_status "
             f"{', '.join(conditions.lead_status)} converts the lead, and this sequence stops on "

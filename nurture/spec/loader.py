@@ -62,6 +62,7 @@ def load_yaml(text: str | bytes, filename: str) -> Loaded:
     problem = top_level_problem(root)
     if problem:
         return _failed(filename, node_position(root) if root else (1, 1), problem)
+    assert isinstance(root, MappingNode), "top_level_problem refuses anything else"
     return _Builder(filename).document(root, text)
 
 
@@ -163,16 +164,17 @@ class _Builder:
                     node_position(source), "a merge key (<<) takes a mapping or a list of mappings"
                 )
                 continue
-            outer = self.positions, self.scalars
+            outer_positions, outer_scalars = self.positions, self.scalars
             self.positions, self.scalars = {}, {}
             try:
                 merged = self.build(source, loc, depth + 1)
             finally:
-                inner, (self.positions, self.scalars) = (self.positions, self.scalars), outer
+                positions, scalars = self.positions, self.scalars
+                self.positions, self.scalars = outer_positions, outer_scalars
             added = {key for key in merged or {} if key not in result}
             result.update({key: merged[key] for key in added})
-            for found, into in zip(inner, outer, strict=True):
-                into.update((path, at) for path, at in found.items() if path[len(loc)] in added)
+            self.positions.update((p, at) for p, at in positions.items() if p[len(loc)] in added)
+            self.scalars.update((p, at) for p, at in scalars.items() if p[len(loc)] in added)
 
     def sequence(self, node: SequenceNode, loc: Loc, depth: int) -> list[Any]:
         items = []

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
 
@@ -32,16 +33,36 @@ DELAY_FIELDS = ("delay_days", "delay_hours", "delay_minutes")
 RETRY_FIELDS = ("max_retries", "retry_backoff", "retry_delay")
 
 
-def _count_of(unit: str) -> Any:
-    """A step's delay in `unit`s (days, hours, minutes): 0 up to ten years of them."""
-    most = LONGEST_WAIT // timedelta(**{unit: 1})
+def _most(unit: str) -> int:
+    """The longest delay in `unit`s (days, hours, minutes): ten years of them."""
+    return LONGEST_WAIT // timedelta(**{unit: 1})
+
+
+def _within(unit: str) -> Callable[[int], int]:
+    """A validator of a step's delay in `unit`s: at most ten years of them."""
+    most = _most(unit)
 
     def within(amount: int) -> int:
         if amount > most:
             raise ValueError(f"{amount:,} {unit} is more than {TEN_YEARS}")
         return amount
 
-    return Annotated[int, Field(ge=0, json_schema_extra={"maximum": most}), AfterValidator(within)]
+    return within
+
+
+Days = Annotated[
+    int, Field(ge=0, json_schema_extra={"maximum": _most("days")}), AfterValidator(_within("days"))
+]
+Hours = Annotated[
+    int,
+    Field(ge=0, json_schema_extra={"maximum": _most("hours")}),
+    AfterValidator(_within("hours")),
+]
+Minutes = Annotated[
+    int,
+    Field(ge=0, json_schema_extra={"maximum": _most("minutes")}),
+    AfterValidator(_within("minutes")),
+]
 
 
 class StepBase(SpecModel):
@@ -58,9 +79,9 @@ class StepBase(SpecModel):
         None, ge=0, description="Accepted from the seed system; order is list order."
     )
     description: str | None = None
-    delay_days: _count_of("days") = 0
-    delay_hours: _count_of("hours") = 0
-    delay_minutes: _count_of("minutes") = 0
+    delay_days: Days = 0
+    delay_hours: Hours = 0
+    delay_minutes: Minutes = 0
     conditions: StepConditions | None = None
     active: bool = True
     stop: bool = Field(
@@ -84,6 +105,11 @@ class StepBase(SpecModel):
                 f"the delay adds up to {format_duration(self.delay)}, more than {TEN_YEARS}",
             )
         return self
+
+    @property
+    def key(self) -> str:
+        """The step's id: after validation always set (`_default_id`), whatever mypy knows."""
+        return self.id or slugify(self.name) or "step"
 
     @property
     def delay(self) -> timedelta:
@@ -168,6 +194,18 @@ Step = Annotated[
     | Annotated[WaitStep, Tag("wait")],
     Discriminator(_action_type),
 ]
+AnyStep = (
+    WhatsAppStep
+    | EmailStep
+    | SmsStep
+    | TaskStep
+    | ScoreStep
+    | TagStep
+    | AppointmentStep
+    | NotificationStep
+    | WaitStep
+)
+"""`Step` as a plain union, for annotating code that takes a validated step."""
 
 
 class SequenceSpec(SpecModel):
@@ -216,12 +254,12 @@ class SequenceSpec(SpecModel):
     def _unique_step_ids(self) -> Self:
         seen: dict[str, int] = {}
         for index, step in enumerate(self.steps):
-            if step.id in seen:
+            if step.key in seen:
                 raise located_error(
                     ("steps", index, "id"),
-                    f"duplicate step id {step.id!r} (also step {seen[step.id] + 1}); give one an explicit 'id'",
+                    f"duplicate step id {step.key!r} (also step {seen[step.key] + 1}); give one an explicit 'id'",
                 )
-            seen[step.id] = index
+            seen[step.key] = index
         return self
 
     @model_validator(mode="after")
@@ -282,7 +320,7 @@ class SequenceSpec(SpecModel):
 
     def definition(self) -> dict[str, Any]:
         """What runs to a lead, versioned: all but the test cases, the active flag and the funnels."""
-        definition = self.model_dump(mode="json", exclude=UNVERSIONED)
+        definition = self.model_dump(mode="json", exclude=set(UNVERSIONED))
         for part, added in [(definition, ADDED_LATER)] + [
             (step, STEP_ADDED_LATER) for step in definition["steps"]
         ]:

@@ -68,9 +68,10 @@ class _Metered(NodeTransformer):
         return _environment_call("measured", node)
 
 
-def _environment_call(name: str, node: nodes.Expr) -> nodes.Call:
+def _environment_call(name: str, node: nodes.Node) -> nodes.Call:
     call = nodes.Call(nodes.EnvironmentAttribute(name), [node], [], None, None)
-    return call.set_lineno(node.lineno)
+    call.set_lineno(node.lineno)
+    return call
 
 
 class _MeteredCodeGenerator(CodeGenerator):
@@ -115,7 +116,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
                 check(target.__self__, *args, **kwargs)
         return _made(super().call(context, obj, *args, **kwargs))
 
-    def concat(self, chunks: Iterable[str]) -> str:  # type: ignore[override]
+    def concat(self, chunks: Iterable[str]) -> str:
         """A rendered text (or a macro's, a block's), within MAX_OUTPUT; a render's meter starts here."""
         if _METER.get() is not None:
             return _joined(chunks)

@@ -125,7 +125,9 @@ class _Folder:
     def _filter(self, node: nodes.Filter) -> Any:
         value = self.fold(node.node) if node.node is not None else _UNKNOWN
         args = [self.fold(arg) for arg in node.args]
-        kwargs = {keyword.key: self.fold(keyword.value) for keyword in node.kwargs}
+        # jinja types a filter's kwargs as Pairs (Expr keys); its parser makes Keywords (str keys)
+        keywords: list[nodes.Keyword] = node.kwargs  # type: ignore[assignment]
+        kwargs = {keyword.key: self.fold(keyword.value) for keyword in keywords}
         check = FILTER_CHECKS.get(node.name)
         if check is None or _UNKNOWN in args or _UNKNOWN in kwargs.values():
             return _UNKNOWN

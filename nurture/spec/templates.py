@@ -131,9 +131,9 @@ def _unknown_name(tree: nodes.Template, name: str) -> TemplateProblem:
     return TemplateProblem(line, message, name)
 
 
-def _root_and_key(node: nodes.Getattr | nodes.Getitem) -> tuple[str | None, str | None]:
+def _root_and_key(node: nodes.Expr) -> tuple[str | None, str | None]:
     """`lead.first_name` and `lead['first_name']` give ('lead', 'first_name')."""
-    if not isinstance(node.node, nodes.Name):
+    if not isinstance(node, nodes.Getattr | nodes.Getitem) or not isinstance(node.node, nodes.Name):
         return None, None
     if isinstance(node, nodes.Getattr):
         return node.node.name, node.attr

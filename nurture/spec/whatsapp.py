@@ -4,7 +4,7 @@ Free text reaches a lead only within 24 hours of their last message; a free-text
 without a template fallback fails for every lead who has not written lately.
 """
 
-from nurture.spec.actions import ActionType
+from nurture.spec.actions import WhatsAppConfig
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.models import SequenceSpec
 from nurture.spec.positions import Document
@@ -22,7 +22,7 @@ def window_warnings(spec: SequenceSpec, document: Document, filename: str) -> li
     found = []
     for index, step in enumerate(spec.steps):
         config = step.action_config
-        if step.action_type == ActionType.SEND_WHATSAPP_MESSAGE and config.template is None:
+        if isinstance(config, WhatsAppConfig) and config.template is None:
             line, column = document.position(("steps", index, "action_config", "message"))
             found.append(Diagnostic(filename, line, column, WARNING, "warning"))
     return found

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Extract,
     and_,
     case,
     extract,
@@ -18,7 +19,7 @@ from sqlalchemy import (
 )
 
 
-def seconds(dialect: str, end: Any, start: Any) -> ColumnElement[float]:
+def seconds(dialect: str, end: Any, start: Any) -> ColumnElement[float] | Extract:
     """`end - start` in seconds (SQLite keeps times as ISO text: julianday does the arithmetic)."""
     if dialect == "sqlite":
         return (func.julianday(end) - func.julianday(start)) * 86400.0
@@ -54,7 +55,7 @@ def elapsed(dialect: str, end: Any, start: Any) -> ColumnElement[Any]:
 def medians(
     connection: Connection,
     keys: Sequence[ColumnElement[Any]],
-    value: ColumnElement[float],
+    value: ColumnElement[float] | Extract,  # Extract: SQLAlchemy types EXTRACT as an int
     order: ColumnElement[Any],
     where: ColumnElement[bool],
     counts: dict[tuple, int] | None = None,
@@ -83,5 +84,5 @@ def medians(
             .offset((count - 1) // 2)
             .subquery()
         )
-        found[tuple(group)] = connection.execute(select(func.avg(middle.c.value))).scalar()
+        found[tuple(group)] = connection.execute(select(func.avg(middle.c.value))).scalar_one()
     return found

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
-    ColumnElement,
+    BindParameter,
     Connection,
     Integer,
     String,
@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 from nurture.store.tables import UTCDateTime
 
@@ -114,7 +115,9 @@ def _insert(
     if returning and connection.dialect.name == "sqlite":
         # sqlite3's executemany returns no rows: ids past the largest, safe because every
         # writer holds the write lock (BEGIN IMMEDIATE).
-        top = connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar()
+        top = connection.exec_driver_sql(
+            f"SELECT coalesce(max(id), 0) FROM {table.name}"
+        ).scalar_one()
         ids = list(range(top + 1, top + 1 + len(rows)))
         _insert(
             connection,
@@ -174,15 +177,15 @@ def update(
     guard = "".join(f" AND {name} = ?" for name in match)
     sql = f"UPDATE {table.name} SET {sets} WHERE id = ?{guard}"
     extra = tuple(match.values())
-    parameters = [(*row, i, *extra) for row, i in zip(zip(*values, strict=True), ids, strict=True)]
-    return connection.exec_driver_sql(sql, parameters).rowcount
+    by_row = [(*row, i, *extra) for row, i in zip(zip(*values, strict=True), ids, strict=True)]
+    return connection.exec_driver_sql(sql, by_row).rowcount
 
 
-def among(connection: Connection, target: ColumnElement[Any], values: Iterable[Any]) -> Any:
+def among(connection: Connection, target: SQLCoreOperations[Any], values: Iterable[Any]) -> Any:
     """`target` is one of `values` (ids, or strings), as one bound parameter whatever their number."""
     wanted = sorted(set(values))
     if connection.dialect.name == "postgresql":
         kind = ARRAY(String if all(isinstance(value, str) for value in wanted) else Integer)
         return target == any_(bindparam("among", wanted, type_=kind, unique=True))
-    listed = bindparam("among", json.dumps(wanted), unique=True)
+    listed: BindParameter[str] = bindparam("among", json.dumps(wanted), unique=True)
     return target.in_(select(column("value")).select_from(func.json_each(listed)).scalar_subquery())

@@ -151,7 +151,7 @@ def reported(url: str) -> Iterator[None]:
         raise StoreError(f"cannot use the store {masked(url)}: {reason(error)}") from error
 
 
-def reason(error: Exception) -> str:
+def reason(error: BaseException) -> str:
     """The driver's message on one line, without SQLAlchemy's statement and link."""
     cause = getattr(error, "orig", None) or error
     lines = [" ".join(line.split()) for line in str(cause).splitlines()]

@@ -96,10 +96,10 @@ def _foreign_keys_deferred(connection: Connection) -> Iterator[None]:
     A rebuilt table is dropped and recreated; with foreign keys on, the drop fails or cascades
     into the rows that refer to it. The pragma only takes effect outside a transaction.
     """
-    if connection.dialect.name != "sqlite":
+    driver = connection.connection.driver_connection
+    if connection.dialect.name != "sqlite" or driver is None:
         yield
         return
-    driver = connection.connection.driver_connection
     driver.execute("PRAGMA foreign_keys = OFF")
     try:
         yield

@@ -12,6 +12,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BindParameter,
+    ColumnElement,
     Connection,
     Row,
     String,
@@ -86,6 +88,7 @@ def claim_sql(dialect: str, sql: str = _CLAIM) -> str:
 
 
 def claim_statement(dialect: str, sql: str = _CLAIM) -> Any:
+    times: list[BindParameter[datetime] | BindParameter[str]]
     times = [bindparam(name, type_=type_) for name, type_ in _TIMES.items()]
     if sql is _CLAIM_UNKNOWN:
         times += [
@@ -180,7 +183,16 @@ def next_due(connection: Connection) -> datetime | None:
     return connection.execute(_NEXT_DUE).scalar()
 
 
-_LEAD_COLUMNS = ("id", "name", "first_name", "email", "phone", "source", "status", "temperature")
+_LEAD_COLUMNS: tuple[str, ...] = (
+    "id",
+    "name",
+    "first_name",
+    "email",
+    "phone",
+    "source",
+    "status",
+    "temperature",
+)
 _LEAD_COLUMNS += ("score", "tags", "timezone", "funnel_id", "fields", "opted_out", "created_at")
 _LEAD_COLUMNS += ("last_inbound_at",)  # the WhatsApp 24-hour window (nurture.rules.whatsapp)
 
@@ -292,8 +304,12 @@ def change_score(
     connection: Connection, lead_id: int, *, set_to: int | None, add: int | None, now: datetime
 ) -> None:
     """Set or add to a lead's score, clamped to 0-100 in SQL (two steps may change it in one batch)."""
-    value = set_to if set_to is not None else lead.c.score + add
-    clamped = case((value < 0, 0), (value > 100, 100), else_=value)
+    clamped: int | ColumnElement[int]
+    if set_to is not None:
+        clamped = min(max(set_to, 0), 100)
+    else:
+        value = lead.c.score + add
+        clamped = case((value < 0, 0), (value > 100, 100), else_=value)
     connection.execute(
         update(lead).where(lead.c.id == lead_id).values(score=clamped, updated_at=now)
     )

@@ -146,7 +146,8 @@ class _Batch:
             mine, ids = [], []
         for job, execution_id in zip(mine, ids, strict=True):
             job.execution_id, job.sent_after = execution_id, self.now
-            job.message = replace(job.message, execution_id=execution_id)
+            if job.message is not None:  # every job asked here has one
+                job.message = replace(job.message, execution_id=execution_id)
         for ask in group:
             ask.done = True
             if ask.job is not None and ask.job.execution_id is None:
@@ -156,7 +157,9 @@ class _Batch:
 def send(job: Job, channels: Channels) -> None:
     """Send the job's message and set its outcome from the channel's answer."""
     try:
-        result = channels[job.message.channel].send(job.message)
+        message = job.message
+        assert message is not None, "only a job with a message is sent"
+        result = channels[message.channel].send(message)
     except PermanentFailure as error:
         job.status, job.error = "failed", str(error) or "permanent failure"
         if error.unsubscribed:

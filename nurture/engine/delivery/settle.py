@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, false, func, select, type_coerce
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from nurture.engine.complete import Job, transition
 from nurture.engine.control import CONTROL_STEP
@@ -32,6 +32,7 @@ from nurture.rules.periods import Window
 from nurture.rules.schedule import step_due
 from nurture.rules.steps import spec_of
 from nurture.spec.diagnostics import did_you_mean
+from nurture.spec.models import AnyStep
 from nurture.store import bulk, queries
 from nurture.store.tables import (
     Enrollment,
@@ -214,10 +215,12 @@ def _sequence_id(session: Session, name: str) -> int:
 def _check_step(connection: Connection, step_id: str, sequence_id: int | None) -> None:
     """A step id no version of the sequence (of any sequence) has is a typo, not an empty plan."""
     query = (
-        select(Step.step_id).distinct().join(SequenceVersion, SequenceVersion.id == Step.version_id)
+        select(col(Step.step_id))
+        .distinct()
+        .join(SequenceVersion, col(SequenceVersion.id) == col(Step.version_id))
     )
     if sequence_id is not None:
-        query = query.where(SequenceVersion.sequence_id == sequence_id)
+        query = query.where(col(SequenceVersion.sequence_id) == sequence_id)
     known = set(connection.execute(query).scalars())
     if step_id not in known:
         raise BadFilter(f"no step {step_id!r}{did_you_mean(step_id, sorted(known))}", "step")
@@ -267,6 +270,7 @@ def _jobs(connection: Connection, rows: list[Row]) -> list[Job]:
         return specs[sequence_id, version]
 
     jobs = []
+    sent: AnyStep | None
     for row in rows:
         current = spec(row.sequence_id, row.current_version)
         position = steps.locate(
@@ -276,7 +280,7 @@ def _jobs(connection: Connection, rows: list[Row]) -> list[Job]:
             sent, after = position.removed, position.step
         else:
             sent = position.step
-            after = steps.next_step(current, sent.id) if sent else None
+            after = steps.next_step(current, sent.key) if sent else None
         jobs.append(Job(row, row, current, row.current_version, sent, after, status="sent"))
     return jobs
 
@@ -313,7 +317,7 @@ def _executions(
 
 def _log(connection: Connection, rows: list[Row], settled: dict[str, Any], now: datetime) -> None:
     """One control row per enrollment, numbered after its earlier control events."""
-    counts = dict(
+    counts: dict[int, int] = dict(
         connection.execute(
             select(execution.c.enrollment_id, func.count())
             .where(bulk.among(connection, execution.c.enrollment_id, (row.id for row in rows)))

@@ -48,7 +48,9 @@ def settle_all(jobs: list[Job], channels: Channels, senders: int) -> None:
 def settle(job: Job, channels: Channels) -> None:
     """Settle one uncertain send by the provider's answer."""
     try:
-        found = settler(channels[job.channel])(job.message, job.sent_after)
+        message, check, after = job.message, settler(channels[job.channel or ""]), job.sent_after
+        assert message is not None and check is not None and after is not None, "see settle_all"
+        found = check(message, after)
     except Exception as error:  # it cannot tell now (or the lookup failed): held
         job.note(settle=f"the provider could not tell: {describe(error)}")
         return
@@ -60,6 +62,6 @@ def settle(job: Job, channels: Channels) -> None:
         job.note(settled="found at the provider by a lookup")
 
 
-def _can(channels: Channels, name: str) -> bool:
-    channel: Any = channels.get(name)
+def _can(channels: Channels, name: str | None) -> bool:
+    channel: Any = channels.get(name) if name is not None else None
     return channel is not None and settler(channel) is not None

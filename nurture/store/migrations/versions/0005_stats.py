@@ -51,9 +51,9 @@ def upgrade() -> None:
     for name, (table, columns) in INDEXES.items():
         op.create_index(name, table, columns)
     completion, include = COMPLETION[op.get_bind().dialect.name]
-    for name, columns in MEDIAN_INDEXES.items():
+    for name, listed in MEDIAN_INDEXES.items():
         op.execute(
-            f"CREATE INDEX {name} ON enrollment ({columns}, {completion}){include} "
+            f"CREATE INDEX {name} ON enrollment ({listed}, {completion}){include} "
             "WHERE status = 'completed'"
         )
     if op.get_bind().dialect.name == "sqlite":
