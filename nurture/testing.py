@@ -220,17 +220,32 @@ def enroll_many(
             numbers = range(offset, min(offset + CHUNK, count))
             ids = bulk.insert_ids(connection, Lead.__table__, [_lead(n, due) for n in numbers])
             enrollments = [
-                {"lead_id": lead_id, "sequence_id": row.id, "version": row.current_version,
-                 "status": "active", "step_id": first_step, "next_run_at": due + n * spacing,
-                 "attempts": 0, "enrolled_at": due, "updated_at": due}
+                {
+                    "lead_id": lead_id,
+                    "sequence_id": row.id,
+                    "version": row.current_version,
+                    "status": "active",
+                    "step_id": first_step,
+                    "next_run_at": due + n * spacing,
+                    "attempts": 0,
+                    "enrolled_at": due,
+                    "updated_at": due,
+                }
                 for n, lead_id in zip(numbers, ids, strict=True)
-            ]  # fmt: skip
+            ]
             bulk.insert(connection, Enrollment.__table__, enrollments)
 
 
 def _lead(number: int, now: datetime) -> dict:
     return {
-        "name": f"Lead {number + 1}", "first_name": "Lead", "phone": "+15555550100",
-        "email": f"lead{number + 1}@example.com", "score": 0, "tags": [], "fields": {},
-        "opted_out": [], "created_at": now, "updated_at": now,
-    }  # fmt: skip
+        "name": f"Lead {number + 1}",
+        "first_name": "Lead",
+        "phone": "+15555550100",
+        "email": f"lead{number + 1}@example.com",
+        "score": 0,
+        "tags": [],
+        "fields": {},
+        "opted_out": [],
+        "created_at": now,
+        "updated_at": now,
+    }

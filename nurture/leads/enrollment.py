@@ -171,14 +171,22 @@ def latest_decision(session: Session, lead_id: int) -> MatchDecision | None:
 
 def stop_enrollments_on_conversion(session: Session, lead: Lead, now: datetime) -> list[int]:
     """Stop every live enrollment of the lead whose version stops on conversion; their ids."""
-    return _stop_where(session, lead, now, "stop_on_conversion", True,
-                       status="converted", exit_reason="the lead converted")  # fmt: skip
+    return _stop_where(
+        session,
+        lead,
+        now,
+        "stop_on_conversion",
+        True,
+        status="converted",
+        exit_reason="the lead converted",
+    )
 
 
 def stop_enrollments_on_reply(session: Session, lead: Lead, now: datetime) -> list[int]:
     """Stop every live enrollment of the lead whose version stops on reply; their ids."""
-    return _stop_where(session, lead, now, "stop_on_reply", False,
-                       status="stopped", exit_reason="the lead replied")  # fmt: skip
+    return _stop_where(
+        session, lead, now, "stop_on_reply", False, status="stopped", exit_reason="the lead replied"
+    )
 
 
 def stopped_text(ids: list[int], setting: str) -> str:
@@ -207,8 +215,13 @@ def _stop_where(
 
 def stop_enrollments_of(session: Session, sequence_id: int, now: datetime) -> int:
     """Stop the live enrollments of a deleted sequence; how many."""
-    return _end(session, Enrollment.sequence_id == sequence_id, now,
-                status="stopped", exit_reason="the sequence was deleted")  # fmt: skip
+    return _end(
+        session,
+        Enrollment.sequence_id == sequence_id,
+        now,
+        status="stopped",
+        exit_reason="the sequence was deleted",
+    )
 
 
 def _end(session: Session, which: Any, now: datetime, **values: Any) -> int:
@@ -224,7 +237,7 @@ def _end(session: Session, which: Any, now: datetime, **values: Any) -> int:
             lease_owner=None,
             lease_expires_at=None,
             **values,
-        )  # fmt: skip
+        )
     )
     return result.rowcount
 

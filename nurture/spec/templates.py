@@ -12,10 +12,24 @@ from nurture.spec.diagnostics import closest, did_you_mean
 from nurture.spec.sandbox import BoundedEnvironment
 from nurture.spec.template_cost import cost_problems
 
-LEAD_KEYS = frozenset({
-    "name", "first_name", "last_name", "email", "phone", "source", "status", "temperature",
-    "score", "tags", "timezone", "funnel", "fields", "created_at",
-})  # fmt: skip
+LEAD_KEYS = frozenset(
+    {
+        "name",
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "source",
+        "status",
+        "temperature",
+        "score",
+        "tags",
+        "timezone",
+        "funnel",
+        "fields",
+        "created_at",
+    }
+)
 COACH_KEYS = frozenset({"name", "business", "email", "phone", "website", "booking_url"})
 NAMED_KEYS = frozenset({"name", "slug", "id"})
 TOP_LEVEL = frozenset({"lead", "coach", "funnel", "sequence", "step", "unsubscribe_url", "now"})
