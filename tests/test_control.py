@@ -8,7 +8,6 @@ from builders import sequence, step, write
 from enrolling import apply, enroll, enrollment, executions
 from sqlalchemy import select
 
-from nurture.store.db import open_store
 from nurture.store.tables import Execution
 
 
@@ -17,15 +16,9 @@ def nurture(run_store, project):
     return run_store
 
 
-@pytest.fixture
-def opened(store_url):
-    with open_store(store_url) as store:
-        yield store
-
-
-def test_run_once_prints_each_message_through_the_console(nurture, opened, project):
-    apply(opened, project, sequence("Welcome", step("Hello"), step("Later", delay_days=1)))
-    enroll(opened, "Welcome", name="Ana Silva")
+def test_run_once_prints_each_message_through_the_console(nurture, store, project):
+    apply(store, project, sequence("Welcome", step("Hello"), step("Later", delay_days=1)))
+    enroll(store, "Welcome", name="Ana Silva")
     result = nurture("run", "--once", "--channel", "console", "--now", "2025-03-03T09:00:00Z")
     assert result.exit_code == 0, result.output
     assert result.stdout == "[sms] to +15555550100\n    Hi Ana, Hello\n"
@@ -34,9 +27,9 @@ def test_run_once_prints_each_message_through_the_console(nurture, opened, proje
     assert "Hi Ana, Later" in later.stdout
 
 
-def test_pause_resume_and_stop_are_logged(nurture, opened, project):
-    apply(opened, project, sequence("Welcome", step("Hello", delay_days=1)))
-    enrollment_id = enroll(opened, "Welcome")
+def test_pause_resume_and_stop_are_logged(nurture, store, project):
+    apply(store, project, sequence("Welcome", step("Hello", delay_days=1)))
+    enrollment_id = enroll(store, "Welcome")
     assert nurture("enrollments", "pause", str(enrollment_id)).stdout.startswith(
         f"enrollment {enrollment_id}: paused"
     )
@@ -47,9 +40,9 @@ def test_pause_resume_and_stop_are_logged(nurture, opened, project):
     assert again.exit_code == 1 and f"enrollment {enrollment_id} is paused" in again.stderr
     assert nurture("enrollments", "resume", str(enrollment_id)).exit_code == 0
     assert nurture("enrollments", "stop", str(enrollment_id)).exit_code == 0
-    stopped = enrollment(opened, enrollment_id)
+    stopped = enrollment(store, enrollment_id)
     assert stopped.status == "stopped" and stopped.exit_reason == "stopped by hand"
-    log = [(e.step_id, e.attempt, e.status) for e in executions(opened, enrollment_id)]
+    log = [(e.step_id, e.attempt, e.status) for e in executions(store, enrollment_id)]
     assert log == [
         ("@control", 1, "paused"),
         ("@control", 2, "resumed"),
@@ -60,27 +53,27 @@ def test_pause_resume_and_stop_are_logged(nurture, opened, project):
     assert listed[0]["sequence"] == "Welcome" and listed[0]["lead"] == "Sam Carter"
 
 
-def test_advance_needs_manual_advance(nurture, opened, project):
+def test_advance_needs_manual_advance(nurture, store, project):
     apply(
-        opened, project,
+        store, project,
         sequence("Manual", step("Hello", delay_days=3), manual_advance=True),
         sequence("Auto", step("Hello", delay_days=3)),
     )  # fmt: skip
     today = datetime.now(UTC)
-    manual, auto = enroll(opened, "Manual", now=today), enroll(opened, "Auto", now=today)
+    manual, auto = enroll(store, "Manual", now=today), enroll(store, "Auto", now=today)
     refused = nurture("enrollments", "advance", str(auto))
     assert refused.exit_code == 1 and "does not allow manual advance" in refused.stderr
     assert nurture("enrollments", "advance", str(manual)).exit_code == 0
     assert nurture("run", "--once").stderr.startswith("1 step run")
-    assert enrollment(opened, manual).status == "completed"
-    assert enrollment(opened, auto).next_run_at == today + timedelta(days=3)
+    assert enrollment(store, manual).status == "completed"
+    assert enrollment(store, auto).next_run_at == today + timedelta(days=3)
 
 
-def test_unknown_enrollments_are_listed_and_can_be_resumed(nurture, opened, project):
-    apply(opened, project, sequence("Welcome", step("Hello")))
-    enrollment_id = enroll(opened, "Welcome")
+def test_unknown_enrollments_are_listed_and_can_be_resumed(nurture, store, project):
+    apply(store, project, sequence("Welcome", step("Hello")))
+    enrollment_id = enroll(store, "Welcome")
     nurture("enrollments", "pause", str(enrollment_id))  # a control row, then pretend a crash:
-    with opened.begin() as connection:
+    with store.begin() as connection:
         row = connection.execute(select(Execution.__table__)).one()._mapping
         crashed = {k: v for k, v in row.items() if k != "id"} | {"step_id": "hello", "attempt": 1}
         crashed |= {"action_type": "send_sms", "status": "sending"}
@@ -91,14 +84,14 @@ def test_unknown_enrollments_are_listed_and_can_be_resumed(nurture, opened, proj
     assert [row["id"] for row in unknown] == [enrollment_id]
     assert nurture("enrollments", "resume", str(enrollment_id)).exit_code == 0
     nurture("run", "--once", "--now", "2025-03-03T09:01:00Z")
-    assert enrollment(opened, enrollment_id).status == "completed"
+    assert enrollment(store, enrollment_id).status == "completed"
     sends = [
-        (e.attempt, e.status) for e in executions(opened, enrollment_id) if e.step_id == "hello"
+        (e.attempt, e.status) for e in executions(store, enrollment_id) if e.step_id == "hello"
     ]
     assert sends == [(1, "unknown"), (2, "sent")]
 
 
-def test_tasks_appointments_and_notifications_commands(nurture, opened, project):
+def test_tasks_appointments_and_notifications_commands(nurture, store, project):
     task = {
         "name": "Call",
         "action_type": "create_task",
@@ -114,8 +107,8 @@ def test_tasks_appointments_and_notifications_commands(nurture, opened, project)
         "action_type": "send_notification",
         "action_config": {"message": "New lead"},
     }
-    apply(opened, project, sequence("Effects", task, meet, tell))
-    enroll(opened, "Effects")
+    apply(store, project, sequence("Effects", task, meet, tell))
+    enroll(store, "Effects")
     nurture("run", "--once", "--now", "2025-03-03T09:00:00Z")
     tasks = json.loads(nurture("tasks", "list", "--json").stdout)
     assert [(t["title"], t["lead"]) for t in tasks] == [("Call Sam Carter", "Sam Carter")]

@@ -18,7 +18,7 @@ from nurture.channels.memory import MemoryChannel
 from nurture.cli import enrollments as enrollments_cli
 from nurture.engine.delivery import settle
 from nurture.store import bulk, queries
-from nurture.store.db import Store, open_store
+from nurture.store.db import Store
 from nurture.store.tables import Enrollment, Execution
 from nurture.testing import enroll_many
 
@@ -29,12 +29,6 @@ WINDOW = {"days": "mon-fri", "start": "09:00", "end": "17:00", "holidays": "US"}
 @pytest.fixture
 def nurture(run_store, project):
     return run_store
-
-
-@pytest.fixture
-def opened(store_url):
-    with open_store(store_url) as store:
-        yield store
 
 
 def recently() -> datetime:
@@ -74,12 +68,12 @@ def two_step(name: str = "Welcome", **fields) -> dict:
     return sequence(name, step("Hello"), step("Later", delay_days=1), **fields)
 
 
-def test_settling_as_sent_moves_each_lead_on_without_sending_again(nurture, opened, project):
-    apply(opened, project, two_step(), sequence("Texts", step("Hi"), step("Bye")))
+def test_settling_as_sent_moves_each_lead_on_without_sending_again(nurture, store, project):
+    apply(store, project, two_step(), sequence("Texts", step("Hi"), step("Bye")))
     sent_at = recently()
-    welcome = [enroll(opened, "Welcome", now=sent_at, name=f"Lead {n}") for n in range(3)]
-    texts = enroll(opened, "Texts", now=sent_at)
-    crash_mid_send(opened, [*welcome, texts], sent_at)
+    welcome = [enroll(store, "Welcome", now=sent_at, name=f"Lead {n}") for n in range(3)]
+    texts = enroll(store, "Texts", now=sent_at)
+    crash_mid_send(store, [*welcome, texts], sent_at)
 
     result = nurture("enrollments", "settle", "--as", "sent", "--sequence", "welcome", "--yes")
     assert result.exit_code == 0, result.output
@@ -94,10 +88,10 @@ def test_settling_as_sent_moves_each_lead_on_without_sending_again(nurture, open
     assert lines[-1] == "settled 3 sends as sent (3 active)"
 
     for enrollment_id in welcome:
-        moved = enrollment(opened, enrollment_id)
+        moved = enrollment(store, enrollment_id)
         assert (moved.status, moved.step_id, moved.attempts) == ("active", "later", 0)
         assert moved.next_run_at == sent_at + timedelta(days=1)  # the delay counts from the send
-        hello, control = executions(opened, enrollment_id)
+        hello, control = executions(store, enrollment_id)
         assert (hello.step_id, hello.status, hello.error) == ("hello", "sent", None)
         assert hello.detail["settled"]["as"] == "sent"
         assert hello.detail["settled"]["by"].endswith("(cli)")
@@ -110,34 +104,34 @@ def test_settling_as_sent_moves_each_lead_on_without_sending_again(nurture, open
             "by": "",
             "at": "",
         }
-    assert enrollment(opened, texts).status == "unknown"  # another sequence: not chosen
+    assert enrollment(store, texts).status == "unknown"  # another sequence: not chosen
 
     channel = MemoryChannel()
-    drain(opened, sent_at + timedelta(days=1), channel)
+    drain(store, sent_at + timedelta(days=1), channel)
     assert channel.bodies() == ["Hi Lead, Later"] * 3
-    assert {enrollment(opened, i).status for i in welcome} == {"completed"}
+    assert {enrollment(store, i).status for i in welcome} == {"completed"}
 
 
-def test_a_send_settled_as_sent_schedules_the_next_step_in_its_window(opened, project):
+def test_a_send_settled_as_sent_schedules_the_next_step_in_its_window(store, project):
     steps = [step("Hi"), step("Check in", delay_days=2)]
-    apply(opened, project, sequence("Welcome", *steps, send_window=WINDOW))
+    apply(store, project, sequence("Welcome", *steps, send_window=WINDOW))
     soon, late = (
-        enroll(opened, "Welcome", now=TUESDAY, timezone="America/New_York") for _ in range(2)
+        enroll(store, "Welcome", now=TUESDAY, timezone="America/New_York") for _ in range(2)
     )
-    crash_mid_send(opened, [soon, late], TUESDAY)
+    crash_mid_send(store, [soon, late], TUESDAY)
 
     def settle_at(enrollment_id: int, now: datetime) -> None:
-        with opened.session(immediate=True) as session:
+        with store.session(immediate=True) as session:
             chosen = settle.Filters(enrollments=(enrollment_id,))
             planned = settle.plan(session, "sent", chosen)
             settle.settle(session, planned, now, "test", "UTC")
 
     settle_at(soon, TUESDAY + timedelta(hours=3))  # settled the same day
     # Two days after the send is Thanksgiving: Friday 9:00 in New York
-    assert enrollment(opened, soon).next_run_at == datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+    assert enrollment(store, soon).next_run_at == datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
     settle_at(late, datetime(2026, 11, 28, 12, 0, tzinfo=UTC))  # a Saturday: overdue already
-    assert enrollment(opened, late).next_run_at == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
-    [hi, _] = executions(opened, late)
+    assert enrollment(store, late).next_run_at == datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+    [hi, _] = executions(store, late)
     assert hi.detail["next"] == {
         "step": "check-in",
         "at": "2026-11-30T14:00:00+00:00",
@@ -148,49 +142,49 @@ def test_a_send_settled_as_sent_schedules_the_next_step_in_its_window(opened, pr
     }
 
 
-def test_resend_sends_again_as_a_new_attempt_and_stop_ends_the_enrollment(nurture, opened, project):
-    apply(opened, project, sequence("Welcome", step("Hello")))
+def test_resend_sends_again_as_a_new_attempt_and_stop_ends_the_enrollment(nurture, store, project):
+    apply(store, project, sequence("Welcome", step("Hello")))
     sent_at = recently()
-    again, stopped, last = (enroll(opened, "Welcome", now=sent_at) for _ in range(3))
-    crash_mid_send(opened, [again, stopped, last], sent_at)
+    again, stopped, last = (enroll(store, "Welcome", now=sent_at) for _ in range(3))
+    crash_mid_send(store, [again, stopped, last], sent_at)
 
     resend = nurture("enrollments", "settle", "--as", "resend", "-e", str(again), "--yes")
     assert resend.stdout.splitlines()[-1] == "settled 1 send as resend (1 active)"
-    back = enrollment(opened, again)
+    back = enrollment(store, again)
     assert (back.status, back.step_id, back.attempts) == ("active", "hello", 1)
     assert back.next_run_at <= datetime.now(UTC) and back.exit_reason is None
     channel = MemoryChannel()
-    drain(opened, datetime.now(UTC), channel)
+    drain(store, datetime.now(UTC), channel)
     assert [m.key for m in channel.sent] == [f"{again}:hello:2"]  # a new attempt
-    assert log(opened, again) == [
+    assert log(store, again) == [
         ("hello", 1, "unknown"),
         ("@control", 1, "settled"),
         ("hello", 2, "sent"),
     ]
-    assert enrollment(opened, again).status == "completed"
+    assert enrollment(store, again).status == "completed"
 
     stop = nurture("enrollments", "settle", "--as", "stop", "-e", str(stopped), "--yes")
     assert stop.stdout.splitlines()[-1] == "settled 1 send as stop (1 stopped)"
-    ended = enrollment(opened, stopped)
+    ended = enrollment(store, stopped)
     assert ended.status == "stopped" and ended.finished_at is not None
     assert ended.exit_reason == (
         "stopped by hand: the send of step hello had an unclear fate (settled)"
     )
-    assert log(opened, stopped) == [("hello", 1, "unknown"), ("@control", 1, "settled")]
+    assert log(store, stopped) == [("hello", 1, "unknown"), ("@control", 1, "settled")]
 
     sent = nurture("enrollments", "settle", "--as", "sent", "-e", str(last), "--yes")
     assert sent.stdout.splitlines()[-1] == "settled 1 send as sent (1 completed)"
-    done = enrollment(opened, last)
+    done = enrollment(store, last)
     assert (done.status, done.exit_reason) == ("completed", "completed")
 
 
-def test_without_yes_and_without_a_terminal_nothing_is_settled(nurture, opened, project):
-    apply(opened, project, two_step(), sequence("Texts", step("Hi"), step("Bye")))
+def test_without_yes_and_without_a_terminal_nothing_is_settled(nurture, store, project):
+    apply(store, project, two_step(), sequence("Texts", step("Hi"), step("Bye")))
     first, second = recently() - timedelta(hours=2), recently()
-    early = [enroll(opened, "Welcome", now=first) for _ in range(2)]
-    crash_mid_send(opened, early, first)
-    later = enroll(opened, "Texts", now=second)
-    crash_mid_send(opened, [later], second)
+    early = [enroll(store, "Welcome", now=first) for _ in range(2)]
+    crash_mid_send(store, early, first)
+    later = enroll(store, "Texts", now=second)
+    crash_mid_send(store, [later], second)
 
     refused = nurture("enrollments", "settle", "--as", "stop")
     assert refused.exit_code == 1
@@ -199,7 +193,7 @@ def test_without_yes_and_without_a_terminal_nothing_is_settled(nurture, opened, 
         in refused.stderr
     )
     assert "3 sends of unclear fate" in refused.stdout  # the plan was shown first
-    assert {enrollment(opened, i).status for i in [*early, later]} == {"unknown"}
+    assert {enrollment(store, i).status for i in [*early, later]} == {"unknown"}
 
     since = (second - timedelta(minutes=5)).isoformat()
     data = json.loads(
@@ -216,11 +210,11 @@ def test_without_yes_and_without_a_terminal_nothing_is_settled(nurture, opened, 
         }
     ]
     assert data["settled"] == {"as": "stop", "settled": 1, "gone": 0, "statuses": {"stopped": 1}}
-    assert {enrollment(opened, i).status for i in early} == {"unknown"}
+    assert {enrollment(store, i).status for i in early} == {"unknown"}
 
 
-def test_nothing_to_settle_says_so_and_succeeds(nurture, opened, project):
-    apply(opened, project, two_step())
+def test_nothing_to_settle_says_so_and_succeeds(nurture, store, project):
+    apply(store, project, two_step())
     result = nurture("enrollments", "settle", "--as", "sent")
     assert result.exit_code == 0
     assert "nothing to settle: no send waits for a decision" in result.stderr
@@ -248,29 +242,29 @@ def test_nothing_to_settle_says_so_and_succeeds(nurture, opened, project):
     ],
 )
 def test_a_bad_decision_or_filter_is_an_error_not_an_empty_plan(
-    nurture, opened, project, args, said
+    nurture, store, project, args, said
 ):
-    apply(opened, project, two_step())
+    apply(store, project, two_step())
     result = nurture("enrollments", "settle", *args)
     assert result.exit_code == 1 and f"error: {said}" in result.stderr
 
 
 def test_an_enrollment_a_daemon_picked_up_meanwhile_is_left_alone(
-    nurture, opened, project, monkeypatch
+    nurture, store, project, monkeypatch
 ):
-    apply(opened, project, two_step())
+    apply(store, project, two_step())
     sent_at = recently()
-    resumed, claimed, *rest = (enroll(opened, "Welcome", now=sent_at) for _ in range(4))
-    crash_mid_send(opened, [resumed, claimed, *rest], sent_at)
+    resumed, claimed, *rest = (enroll(store, "Welcome", now=sent_at) for _ in range(4))
+    crash_mid_send(store, [resumed, claimed, *rest], sent_at)
     channel = MemoryChannel()
 
     def meanwhile(question: str, **_options) -> bool:
         """While the user reads the plan, a colleague resumes two; a daemon runs one, claims one."""
         assert question == "Settle 4 sends as sent?"
         assert nurture("enrollments", "resume", str(resumed)).exit_code == 0
-        drain(opened, datetime.now(UTC), channel)
+        drain(store, datetime.now(UTC), channel)
         assert nurture("enrollments", "resume", str(claimed)).exit_code == 0
-        with opened.begin(immediate=True) as connection:
+        with store.begin(immediate=True) as connection:
             now = datetime.now(UTC)
             queries.claim(connection, now, now + timedelta(minutes=5), "daemon-2", 10)
         return True
@@ -283,51 +277,51 @@ def test_an_enrollment_a_daemon_picked_up_meanwhile_is_left_alone(
     assert "left alone: 2 enrollments no longer waiting" in result.stderr
 
     assert [m.key for m in channel.sent] == [f"{resumed}:hello:2"]
-    assert enrollment(opened, resumed).step_id == "later"
-    assert log(opened, resumed) == [
+    assert enrollment(store, resumed).step_id == "later"
+    assert log(store, resumed) == [
         ("hello", 1, "unknown"),
         ("@control", 1, "resumed"),
         ("hello", 2, "sent"),
     ]
-    running = enrollment(opened, claimed)
+    running = enrollment(store, claimed)
     assert (running.status, running.lease_owner, running.step_id) == (
         "running",
         "daemon-2",
         "hello",
     )
-    assert "settled" not in (executions(opened, claimed)[0].detail or {})
-    assert {enrollment(opened, i).step_id for i in rest} == {"later"}
+    assert "settled" not in (executions(store, claimed)[0].detail or {})
+    assert {enrollment(store, i).step_id for i in rest} == {"later"}
 
 
-def test_a_plan_whose_sends_were_all_decided_meanwhile_settles_none(nurture, opened, project):
-    apply(opened, project, two_step())
+def test_a_plan_whose_sends_were_all_decided_meanwhile_settles_none(nurture, store, project):
+    apply(store, project, two_step())
     sent_at = recently()
-    ids = [enroll(opened, "Welcome", now=sent_at) for _ in range(2)]
-    crash_mid_send(opened, ids, sent_at)
-    with opened.session() as session:
+    ids = [enroll(store, "Welcome", now=sent_at) for _ in range(2)]
+    crash_mid_send(store, ids, sent_at)
+    with store.session() as session:
         planned = settle.plan(session, "resend", settle.Filters())
     assert nurture("enrollments", "settle", "--as", "stop", "--yes").exit_code == 0
-    with opened.session(immediate=True) as session:
+    with store.session(immediate=True) as session:
         outcome = settle.settle(session, planned, datetime.now(UTC), "test", "UTC")
     assert outcome.to_dict() == {"as": "resend", "settled": 0, "gone": 2, "statuses": {}}
-    assert {enrollment(opened, i).status for i in ids} == {"stopped"}
+    assert {enrollment(store, i).status for i in ids} == {"stopped"}
 
 
-def test_thousands_of_sends_settle_in_one_go(opened, project, capsys):
-    apply(opened, project, two_step())
+def test_thousands_of_sends_settle_in_one_go(store, project, capsys):
+    apply(store, project, two_step())
     sent_at = recently()
-    enroll_many(opened, 3000, sent_at, "welcome")
-    with opened.begin() as connection:
+    enroll_many(store, 3000, sent_at, "welcome")
+    with store.begin() as connection:
         ids = list(connection.execute(select(Enrollment.id)).scalars())
-    crash_mid_send(opened, ids, sent_at)
+    crash_mid_send(store, ids, sent_at)
     started = time.perf_counter()
-    with opened.session(immediate=True) as session:
+    with store.session(immediate=True) as session:
         planned = settle.plan(session, "sent", settle.Filters())
         outcome = settle.settle(session, planned, datetime.now(UTC), "test", "UTC")
     took = time.perf_counter() - started
     with capsys.disabled():
         print(
-            f"\nsettled {outcome.settled} sends as sent in {took:.2f}s ({opened.url.split(':')[0]})"
+            f"\nsettled {outcome.settled} sends as sent in {took:.2f}s ({store.url.split(':')[0]})"
         )
     assert outcome.to_dict() == {
         "as": "sent",
@@ -336,7 +330,7 @@ def test_thousands_of_sends_settle_in_one_go(opened, project, capsys):
         "statuses": {"active": 3000},
     }
     assert took < 20
-    with opened.begin() as connection:
+    with store.begin() as connection:
         where = (Enrollment.step_id == "later") & (
             Enrollment.next_run_at == sent_at + timedelta(days=1)
         )
@@ -345,19 +339,19 @@ def test_thousands_of_sends_settle_in_one_go(opened, project, capsys):
         assert connection.execute(controls).scalar_one() == 3000
 
 
-def test_resume_still_takes_an_unknown_enrollment_back_one_at_a_time(nurture, opened, project):
-    apply(opened, project, two_step())
+def test_resume_still_takes_an_unknown_enrollment_back_one_at_a_time(nurture, store, project):
+    apply(store, project, two_step())
     sent_at = recently()
-    enrollment_id = enroll(opened, "Welcome", now=sent_at)
-    crash_mid_send(opened, [enrollment_id], sent_at)
+    enrollment_id = enroll(store, "Welcome", now=sent_at)
+    crash_mid_send(store, [enrollment_id], sent_at)
     assert nurture("enrollments", "resume", str(enrollment_id)).exit_code == 0
-    assert enrollment(opened, enrollment_id).status == "active"
-    set_enrollment(opened, enrollment_id, next_run_at=sent_at)
+    assert enrollment(store, enrollment_id).status == "active"
+    set_enrollment(store, enrollment_id, next_run_at=sent_at)
     assert nurture("enrollments", "settle", "--as", "sent").stderr.startswith("nothing to settle")
 
 
 def test_a_send_a_killed_daemon_left_unclear_settled_as_sent_goes_on_with_the_next_step(
-    opened: Store, project, store_url: str, nurture
+    store: Store, project, store_url: str, nurture
 ):
     twilio = FakeTwilio()
     twilio.hold, twilio.lookups = threading.Event(), False  # Twilio cannot tell: a human decides
@@ -366,8 +360,8 @@ def test_a_send_a_killed_daemon_left_unclear_settled_as_sent_goes_on_with_the_ne
             f'[twilio]\naccount_sid = "{ACCOUNT_SID}"\nsms_from = "+15550001111"\napi_url = "{api}"\n'
         )
         (project / ".env").write_text(f"NURTURE_TWILIO__AUTH_TOKEN={AUTH_TOKEN}\n")
-        apply(opened, project, sequence("Texts", step("Hello"), step("Again")))
-        enrollment_id = enroll(opened, "Texts", now=datetime.now(UTC))
+        apply(store, project, sequence("Texts", step("Hello"), step("Again")))
+        enrollment_id = enroll(store, "Texts", now=datetime.now(UTC))
         first = daemon(project, store_url)
         assert twilio.received.wait(60), "the daemon never sent"
         first.send_signal(signal.SIGKILL)  # Twilio has the message; the daemon never heard back
@@ -375,36 +369,36 @@ def test_a_send_a_killed_daemon_left_unclear_settled_as_sent_goes_on_with_the_ne
         twilio.hold.set()
         second = daemon(project, store_url)
         try:
-            wait_until(lambda: enrollment(opened, enrollment_id).status == "unknown")
+            wait_until(lambda: enrollment(store, enrollment_id).status == "unknown")
             settled = nurture("enrollments", "settle", "--as", "sent", "--yes")
             assert settled.stdout.splitlines()[-1] == "settled 1 send as sent (1 active)"
-            wait_until(lambda: enrollment(opened, enrollment_id).status == "completed", 120)
+            wait_until(lambda: enrollment(store, enrollment_id).status == "completed", 120)
         finally:
             second.send_signal(signal.SIGTERM)
             second.communicate(timeout=30)
     assert [message["Body"] for message in twilio.sent()] == ["Hi Sam, Hello", "Hi Sam, Again"]
-    assert [(e.step_id, e.status) for e in executions(opened, enrollment_id)] == [
+    assert [(e.step_id, e.status) for e in executions(store, enrollment_id)] == [
         ("hello", "sent"),
         ("@control", "settled"),
         ("again", "sent"),
     ]
 
 
-def test_a_decision_committed_while_settling_waits_wins(opened, project):
-    apply(opened, project, two_step())
+def test_a_decision_committed_while_settling_waits_wins(store, project):
+    apply(store, project, two_step())
     sent_at = recently()
-    ids = [enroll(opened, "Welcome", now=sent_at) for _ in range(3)]
-    crash_mid_send(opened, ids, sent_at)
-    with opened.session() as session:
+    ids = [enroll(store, "Welcome", now=sent_at) for _ in range(3)]
+    crash_mid_send(store, ids, sent_at)
+    with store.session() as session:
         planned = settle.plan(session, "sent", settle.Filters())
     outcomes = []
 
     def settle_all() -> None:
-        with opened.session(immediate=True) as session:
+        with store.session(immediate=True) as session:
             outcomes.append(settle.settle(session, planned, datetime.now(UTC), "test", "UTC"))
 
     worker = threading.Thread(target=settle_all)
-    with opened.begin(immediate=True) as colleague:  # a resume, committed while settle waits
+    with store.begin(immediate=True) as colleague:  # a resume, committed while settle waits
         table = Enrollment.__table__
         resume = table.update().where(table.c.id == ids[0]).values(status="active")
         colleague.execute(resume)
@@ -418,8 +412,8 @@ def test_a_decision_committed_while_settling_waits_wins(opened, project):
         "gone": 1,
         "statuses": {"active": 2},
     }
-    assert (enrollment(opened, ids[0]).status, enrollment(opened, ids[0]).step_id) == (
+    assert (enrollment(store, ids[0]).status, enrollment(store, ids[0]).step_id) == (
         "active",
         "hello",
     )
-    assert {enrollment(opened, i).step_id for i in ids[1:]} == {"later"}
+    assert {enrollment(store, i).step_id for i in ids[1:]} == {"later"}
