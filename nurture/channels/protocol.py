@@ -1,5 +1,6 @@
 """What a channel is: the message it sends, its result, the failures it raises, the Protocol."""
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -86,6 +87,24 @@ class Channel(Protocol):
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send one message; raise TemporaryFailure or PermanentFailure when it does not go."""
         ...
+
+
+async def deliver(channel: Channel, message: OutgoingMessage) -> SendResult:
+    """Send on the running event loop: the channel's `send_async` when it has one (a channel
+    doing its I/O on the loop, with the same failures as `send`), else its `send` in one of
+    the loop's worker threads."""
+    send_async = getattr(channel, "send_async", None)
+    if send_async is not None:
+        result: SendResult = await send_async(message)
+        return result
+    return await asyncio.get_running_loop().run_in_executor(None, channel.send, message)
+
+
+def concurrency(channel: Channel) -> int | None:
+    """How many messages the channel takes at once (its `concurrency`, e.g. an SMTP relay's
+    connections), or None: as many as the engine has in flight."""
+    limit = getattr(channel, "concurrency", None)
+    return int(limit) if limit else None
 
 
 def is_transactional(channel: Channel) -> bool:
