@@ -1,21 +1,23 @@
-"""Benchmark delivery through the live channel with real `nurture run --once` processes; prints a
-Markdown table.
+"""Benchmark delivery through the live channel with real `nurture run --once` processes, this
+code side by side with a baseline revision's (bench/baseline.py); prints a Markdown table.
 
-    python bench/delivery.py [--per-sender 40] [--latency 0.2] [--senders 8 100] [--postgres URL]
+    python bench/delivery.py [--latency 0.2] [--postgres URL] [--baseline REV] [--quick]
 
 Cases (each on a fresh store: a temp SQLite file, and a fresh schema when a Postgres server is
 given with --postgres or NURTURE_TEST_DATABASE_URL):
 
-- live: senders x --per-sender (at least 800) single-step SMS enrollments due now, sent by
-  `nurture run --once --channel live --senders S` to a local server speaking Twilio's Messages
-  API that answers each message after --latency seconds. Sends/s is messages over the time from
-  the provider's first request to its last answer; the command's wall time, start-up excluded,
-  is shown too. With S senders the ceiling is S / latency (100 / 0.2 s = 500/s).
-- record: 8,000 SMS through a channel that answers at once, on 8 senders: console (not
-  transactional, so each message is recorded `sending` just before its call and its outcome
-  just after) against outbox (transactional: no record before, the completion writes the
-  message). `nurture run --once`'s loop runs in this process, so its time has no start-up in
-  it; steps/s and CPU per step of each, and the ratio: what the per-message record costs.
+- live: single-step SMS enrollments due now, sent by `nurture run --once --channel live` to a
+  local server speaking Twilio's Messages API that answers each message after --latency
+  seconds, over HTTP and over HTTPS (a trustme certificate): with the default settings, with
+  `--in-flight 100`, and the baseline's default (8 senders) and `--senders 100`; on Postgres
+  also two daemons at once. Sends/s is messages over the time from the provider's first request
+  to its last answer; CPU/send is the daemons' CPU time (start-up excluded: a run with nothing
+  due is subtracted) over the messages. N messages in flight cannot beat N / latency.
+- record: 8,000 SMS through a channel that answers at once: console (not transactional, so each
+  message is recorded `sending` just before its call and its outcome just after) against outbox
+  (transactional: no record before, the completion writes the message). `nurture run --once`'s
+  loop runs in this process, so its time has no start-up in it; steps/s and CPU per step of
+  each, and the ratio: what the per-message record costs.
 """
 
 import argparse
@@ -23,15 +25,20 @@ import asyncio
 import json
 import os
 import resource
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import baseline
+import trustme
 from engine import ONE_SEQUENCE, fresh_store, markdown, nurture_command, project_with
 from sqlalchemy import func, select
 
@@ -47,11 +54,12 @@ TOKEN = "bench-token"
 
 class SlowTwilio:
     """Twilio's Messages API, just enough: each POST to Messages.json is taken, and answered
-    201 with the message after `latency` seconds (keep-alive, as Twilio's SDK expects)."""
+    201 with the message after `latency` seconds (keep-alive, as Twilio's SDK expects); over
+    TLS when given a server context."""
 
-    def __init__(self, latency: float) -> None:
-        self.latency = latency
-        self.count = 0
+    def __init__(self, latency: float, tls: ssl.SSLContext | None = None) -> None:
+        self.latency, self.tls = latency, tls
+        self.count = self.connections = 0
         self.first = self.last = 0.0
         self.loop = asyncio.new_event_loop()
         self.port = 0
@@ -64,7 +72,8 @@ class SlowTwilio:
         thread.start()
         started.wait(10)
         try:
-            yield f"http://127.0.0.1:{self.port}"
+            scheme = "https" if self.tls else "http"
+            yield f"{scheme}://localhost:{self.port}"
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             thread.join(10)
@@ -72,7 +81,7 @@ class SlowTwilio:
     def _run(self, started: threading.Event) -> None:
         asyncio.set_event_loop(self.loop)
         server = self.loop.run_until_complete(
-            asyncio.start_server(self._client, "127.0.0.1", 0, backlog=512)
+            asyncio.start_server(self._client, "127.0.0.1", 0, backlog=1024, ssl=self.tls)
         )
         self.port = server.sockets[0].getsockname()[1]
         started.set()
@@ -80,24 +89,28 @@ class SlowTwilio:
         server.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
-                length = _content_length(head)
-                await reader.readexactly(length)
-                self._taken()
+                await reader.readexactly(_content_length(head))
+                number = self._taken()
                 await asyncio.sleep(self.latency)
-                writer.write(_created(self.count))
+                writer.write(_created(number))
                 await writer.drain()
                 self.last = time.monotonic()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
 
-    def _taken(self) -> None:
+    def _taken(self) -> int:
         self.count += 1
         if self.count == 1:
             self.first = time.monotonic()
+        return self.count
+
+    def reset(self) -> None:
+        self.count = self.connections = 0
 
 
 def _content_length(head: bytes) -> int:
@@ -116,6 +129,15 @@ def _created(number: int) -> bytes:
     ).encode()
 
 
+@dataclass(frozen=True)
+class Code:
+    """Which nurture runs: this tree's, or a baseline checkout's (its environment)."""
+
+    name: str
+    env: dict[str, str]
+    flag: str  # how it is told the messages in flight: --in-flight, or the baseline's --senders
+
+
 def live_project(url: str, api: str) -> Path:
     """A project whose [twilio] settings point at the local server."""
     project = project_with(url, ONE_SEQUENCE)
@@ -126,14 +148,23 @@ def live_project(url: str, api: str) -> Path:
     return project
 
 
-def run_once(project: Path, url: str, channel: str, senders: int) -> tuple[float, float]:
-    """`nurture run --once` on the project; its wall time and its CPU time, in seconds."""
-    command = nurture_command(url, "run", "--once", "--channel", channel, "--senders", str(senders))
+def run_once(
+    project: Path, url: str, code: Code, in_flight: int | None, daemons: int = 1
+) -> tuple[float, float]:
+    """`daemons` × `nurture run --once --channel live` at once; wall time and CPU seconds."""
+    command = nurture_command(url, "run", "--once", "--channel", "live")
+    if in_flight is not None:
+        command += [code.flag, str(in_flight)]
     cpu, started = children_cpu(), time.monotonic()
-    done = subprocess.run(
-        command, cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    procs = [
+        subprocess.Popen(
+            command, cwd=project, env=code.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for _ in range(daemons)
+    ]
+    for proc in procs:
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err.decode()[-3000:]
     return time.monotonic() - started, children_cpu() - cpu
 
 
@@ -148,28 +179,35 @@ def sent(url: str) -> int:
         return connection.execute(query).scalar_one()
 
 
-def live(kind: str, server: str | None, senders: int, count: int, latency: float) -> dict:
-    """`count` SMS through the live channel on `senders` senders; sends/s and wall time."""
-    twilio = SlowTwilio(latency)
-    with fresh_store(kind, server) as url, twilio.serving() as api:
+def live(
+    kind: str,
+    server: str | None,
+    twilio: SlowTwilio,
+    api: str,
+    code: Code,
+    in_flight: int | None,
+    count: int,
+    daemons: int = 1,
+) -> dict:
+    """`count` SMS through the live channel; sends/s, CPU per send, connections opened."""
+    with fresh_store(kind, server) as url:
         project = live_project(url, api)
-        idle = run_once(project, url, "live", senders)  # nothing due: the start-up alone
+        idle = run_once(project, url, code, in_flight)  # nothing due: the start-up alone
         with open_store(url) as store:
             enroll_many(store, count, datetime.now(UTC))
-        wall, cpu = (
-            a - b for a, b in zip(run_once(project, url, "live", senders), idle, strict=True)
-        )
+        twilio.reset()
+        wall, cpu = run_once(project, url, code, in_flight, daemons)
         assert sent(url) == count == twilio.count, (sent(url), count, twilio.count)
     return {
         "sends_per_s": count / (twilio.last - twilio.first),
-        "wall_per_s": count / wall,
-        "cpu_per_send_us": cpu / count * 1e6,
+        "cpu_per_send_us": (cpu - idle[1] * daemons) / count * 1e6,
+        "connections": twilio.connections,
     }
 
 
 def recorded(kind: str, server: str | None, channel: str, count: int) -> tuple[float, float]:
-    """Steps/s and CPU µs/step of `count` SMS through a channel that answers at once, on 8
-    senders: `nurture run --once`'s own loop, in this process (no start-up to subtract)."""
+    """Steps/s and CPU µs/step of `count` SMS through a channel that answers at once, with the
+    default settings: `nurture run --once`'s own loop, in this process (no start-up)."""
     with fresh_store(kind, server) as url:
         project_with(url, ONE_SEQUENCE)
         with open_store(url) as store:
@@ -177,45 +215,94 @@ def recorded(kind: str, server: str | None, channel: str, count: int) -> tuple[f
             enroll_many(store, count, now)
             with open(os.devnull, "w") as null, redirect_stdout(null):  # the console's lines
                 cpu, started = time.process_time(), time.monotonic()
-                ran = cli_engine.run_once(
-                    store, now, cli_engine.RunOptions(channel, EngineConfig(senders=8))
-                )
+                options = cli_engine.RunOptions(channel, EngineConfig())
+                ran = cli_engine.run_once(store, now, options)
                 wall, cpu = time.monotonic() - started, time.process_time() - cpu
         assert ran == count == sent(url), (ran, count)
     return count / wall, cpu / count * 1e6
 
 
+@contextmanager
+def certificates() -> Iterator[tuple[ssl.SSLContext, str]]:
+    """A local CA and a certificate for localhost: the server's context, the CA's file."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost", "127.0.0.1").configure_cert(context)
+    with tempfile.NamedTemporaryFile(suffix=".pem") as pem:
+        ca.cert_pem.write_to_path(pem.name)
+        yield context, pem.name
+
+
+def cases(quick: bool) -> list[tuple[str, int | None, int]]:
+    """(code, in flight or None for the default, messages) per live case."""
+    now = [("now", None, 8000), ("now", 100, 2000)]
+    return now + ([] if quick else [("baseline", None, 800), ("baseline", 100, 2000)])
+
+
 def rows(args: argparse.Namespace) -> Iterator[dict]:
     stores = ["sqlite"] + (["postgres"] if args.postgres else [])
     name = {"sqlite": "SQLite", "postgres": "Postgres"}
-    for kind in stores:
-        for senders in args.senders:
-            count = max(senders * args.per_sender, 800)
-            got = live(kind, args.postgres, senders, count, args.latency)
-            ceiling = senders / args.latency
-            result = (
-                f"{got['sends_per_s']:,.0f} sends/s of {ceiling:,.0f} possible "
-                f"({got['wall_per_s']:,.0f}/s over the command, start-up excluded; "
-                f"CPU/send {got['cpu_per_send_us']:,.0f} µs)"
-            )
-            yield _row(f"live, {args.latency * 1000:.0f} ms", name[kind], senders, count, result)
-        count = 8 * args.per_sender * 25
-        (console, console_cpu), (outbox, outbox_cpu) = (
-            recorded(kind, args.postgres, channel, count) for channel in ("console", "outbox")
-        )
-        result = (
-            f"console (recorded per message) {console:,.0f} steps/s (CPU/step "
-            f"{console_cpu:,.0f} µs), outbox (no record) {outbox:,.0f} steps/s "
-            f"({outbox_cpu:,.0f} µs): {console / outbox:.0%} of the rate"
-        )
-        yield _row("record, 0 ms", name[kind], 8, count, result)
+    with certificates() as (server_tls, ca_file), baseline.tree(args.baseline) as old:
+        client = {"SSL_CERT_FILE": ca_file, "REQUESTS_CA_BUNDLE": ca_file}
+        codes = {
+            "now": Code("this code", os.environ | client, "--in-flight"),
+            "baseline": Code(f"baseline {args.baseline}", baseline.env(old) | client, "--senders"),
+        }
+        for tls in (None, server_tls):
+            twilio = SlowTwilio(args.latency, tls)
+            with twilio.serving() as api:
+                for kind in stores:
+                    runs = cases(args.quick or tls is not None and kind == "postgres")
+                    for which, in_flight, count in runs:
+                        yield live_row(args, twilio, api, codes[which], kind, in_flight, count)
+                    if kind == "postgres" and tls is None:
+                        yield live_row(args, twilio, api, codes["now"], kind, None, 8000, 2)
+        for kind in stores:
+            yield record_row(args, name[kind], kind)
 
 
-def _row(case: str, store: str, senders: int, count: int, result: str) -> dict:
+def live_row(
+    args: argparse.Namespace,
+    twilio: SlowTwilio,
+    api: str,
+    code: Code,
+    kind: str,
+    in_flight: int | None,
+    count: int,
+    daemons: int = 1,
+) -> dict:
+    got = live(kind, args.postgres, twilio, api, code, in_flight, count, daemons)
+    scheme = "HTTPS" if twilio.tls else "HTTP"
+    flight = f"{code.flag} {in_flight}" if in_flight else "default"
+    result = (
+        f"{got['sends_per_s']:,.0f} sends/s, CPU/send {got['cpu_per_send_us']:,.0f} µs, "
+        f"{got['connections']:,} connections"
+    )
     return {
-        "case": case,
+        "case": f"live {scheme}, {args.latency * 1000:.0f} ms",
+        "store": {"sqlite": "SQLite", "postgres": "Postgres"}[kind],
+        "code": code.name,
+        "in flight": flight + (f", {daemons} daemons" if daemons > 1 else ""),
+        "SMS": f"{count:,}",
+        "result": result,
+    }
+
+
+def record_row(args: argparse.Namespace, store: str, kind: str) -> dict:
+    count = 8000
+    (console, console_cpu), (outbox, outbox_cpu) = (
+        recorded(kind, args.postgres, channel, count) for channel in ("console", "outbox")
+    )
+    result = (
+        f"console (recorded per message) {console:,.0f} steps/s (CPU/step "
+        f"{console_cpu:,.0f} µs), outbox (no record) {outbox:,.0f} steps/s "
+        f"({outbox_cpu:,.0f} µs): {console / outbox:.0%} of the rate"
+    )
+    return {
+        "case": "record, 0 ms",
         "store": store,
-        "senders": str(senders),
+        "code": "this code",
+        "in flight": "default",
         "SMS": f"{count:,}",
         "result": result,
     }
@@ -223,16 +310,18 @@ def _row(case: str, store: str, senders: int, count: int, result: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--senders", type=int, nargs="+", default=[8, 100])
-    parser.add_argument("--per-sender", type=int, default=40, help="live: SMS per sender")
     parser.add_argument("--latency", type=float, default=0.2, help="the provider's answer, s")
     parser.add_argument("--postgres", default=os.environ.get("NURTURE_TEST_DATABASE_URL"))
+    parser.add_argument("--baseline", default=baseline.REVISION, help="the revision to compare")
+    parser.add_argument("--quick", action="store_true", help="this code's cases only")
     args = parser.parse_args()
     table = []
+    print(f"load average {os.getloadavg()}", file=sys.stderr)
     for result in rows(args):
         table.append(result)
         print(f"  {result}", file=sys.stderr, flush=True)
     print(markdown(table))
+    print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -91,7 +91,12 @@ class Settings(BaseSettings):
         description="Where `nurture run` sends messages: outbox, console, or live (the providers).",
     )
     batch: int = Field(500, ge=1, description="Due steps claimed per batch by `nurture run`.")
-    senders: int = Field(8, ge=1, description="Concurrent channel sends per batch.")
+    in_flight: int = Field(
+        500,
+        ge=1,
+        description="Messages `nurture run` sends at once, across batches (a provider answering "
+        "in 200 ms gets up to 2,500 a second; a channel's `concurrency` and rate limit bound it).",
+    )
     lint_ignore: list[LintRule] = Field(
         default_factory=list, description="Lint rules `nurture validate` does not report."
     )

@@ -65,7 +65,9 @@ def test_a_batch_that_outlives_its_lease_sends_every_message_once_and_never_stal
     apply(store, project, sequence("Texts", step("Hello"), step("Again")))
     enroll_many(store, 60, datetime.now(UTC) - timedelta(minutes=1))
     channel = MemoryChannel(delay=0.15)
-    options = DaemonOptions(EngineConfig(batch=60, senders=4, lease=timedelta(seconds=1)), poll=0.1)
+    options = DaemonOptions(
+        EngineConfig(batch=60, in_flight=4, lease=timedelta(seconds=1)), poll=0.1
+    )
     with caplog.at_level(logging.ERROR):
         run_daemon(store, channel, lambda: statuses(store) == {"completed": 60}, options)
     assert statuses(store) == {"completed": 60}, "enrollments stalled"

@@ -69,7 +69,7 @@ def test_sends_run_concurrently(store, project):
     for number in range(200):
         enroll(store, "Many", name=f"Lead {number}")
     channel = MemoryChannel(delay=0.05)
-    assert drain(store, T0, channel, senders=8, batch=100) == 200
+    assert drain(store, T0, channel, in_flight=8, batch=100) == 200
     assert len(channel.sent) == 200
     assert channel.peak > 1
 

@@ -196,7 +196,7 @@ def test_the_daemon_and_the_dry_run_give_the_same_timeline(
     daemon = Daemon(
         store,
         dict.fromkeys(KINDS, channel),
-        DaemonOptions(EngineConfig(senders=1, coach=COACH)),
+        DaemonOptions(EngineConfig(in_flight=1, coach=COACH)),
         lambda: clock[0],
         print,
     )

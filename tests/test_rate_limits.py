@@ -57,7 +57,7 @@ def test_a_burst_is_spread_at_the_channel_rate_across_concurrent_senders(store, 
     clock, memory = Clock(), MemoryChannel()
     sms = RateLimited(memory, RateLimiter(2.0, lambda: clock.now, clock.sleep))
     channels = {"sms": sms, "whatsapp": memory, "email": memory, "notification": memory}
-    assert run_due(store, T0, EngineConfig(worker="w", senders=4), channels) == 6
+    assert run_due(store, T0, EngineConfig(worker="w", in_flight=4), channels) == 6
     assert sorted(clock.waits) == [0.5, 1.0, 1.5, 2.0, 2.5]  # the first goes at once
     assert len(memory.sent) == 6
     assert all(executions(store, i)[0].status == "sent" for i in ids)

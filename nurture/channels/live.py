@@ -4,11 +4,20 @@ A kind without a provider fails its steps permanently with a message saying what
 a notification without one is kept in the store only (the notification row is the message).
 """
 
+import asyncio
 from contextlib import suppress
 from dataclasses import replace
 
 from nurture.channels.config import Providers
-from nurture.channels.protocol import Channel, OutgoingMessage, PermanentFailure, SendResult
+from nurture.channels.protocol import (
+    Channel,
+    OutgoingMessage,
+    PermanentFailure,
+    SendResult,
+    close,
+    concurrency,
+    deliver,
+)
 
 
 class Unconfigured:
@@ -31,10 +40,22 @@ class EmailNotification:
 
     def __init__(self, smtp: Channel, to: str) -> None:
         self.smtp, self.to = smtp, to
+        self.concurrency = concurrency(smtp)
+        if hasattr(smtp, "send_async"):
+            self.send_async = self._send_async
 
     def send(self, message: OutgoingMessage) -> SendResult:
+        return self.smtp.send(self._to_coach(message))
+
+    async def _send_async(self, message: OutgoingMessage) -> SendResult:
+        return await deliver(self.smtp, self._to_coach(message))
+
+    def _to_coach(self, message: OutgoingMessage) -> OutgoingMessage:
         subject = message.subject or f"nurture: {message.body.splitlines()[0][:60]}"
-        return self.smtp.send(replace(message, recipient=self.to, subject=subject, lead_id=None))
+        return replace(message, recipient=self.to, subject=subject, lead_id=None)
+
+    async def aclose(self) -> None:
+        await close(self.smtp)
 
 
 def build(providers: Providers) -> dict[str, Channel]:
@@ -57,6 +78,9 @@ class Alerting:
         self.channel, self.notify = channel, notify
         if hasattr(channel, "settle"):
             self.settle = channel.settle  # a lookup, nothing to alert about
+        if hasattr(channel, "send_async"):
+            self.send_async = self._send_async
+        self.concurrency = concurrency(channel)
 
     def send(self, message: OutgoingMessage) -> SendResult:
         try:
@@ -64,6 +88,16 @@ class Alerting:
         except PermanentFailure as failure:
             self._alert(message, failure)
             raise
+
+    async def _send_async(self, message: OutgoingMessage) -> SendResult:
+        try:
+            return await deliver(self.channel, message)
+        except PermanentFailure as failure:
+            await asyncio.get_running_loop().run_in_executor(None, self._alert, message, failure)
+            raise
+
+    async def aclose(self) -> None:
+        await close(self.channel)
 
     def _alert(self, message: OutgoingMessage, failure: PermanentFailure) -> None:
         alert = OutgoingMessage(

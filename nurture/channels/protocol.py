@@ -100,6 +100,13 @@ async def deliver(channel: Channel, message: OutgoingMessage) -> SendResult:
     return await asyncio.get_running_loop().run_in_executor(None, channel.send, message)
 
 
+async def close(channel: Channel) -> None:
+    """Close what the channel opened on the event loop (its `aclose`, when it has one)."""
+    aclose = getattr(channel, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 def concurrency(channel: Channel) -> int | None:
     """How many messages the channel takes at once (its `concurrency`, e.g. an SMTP relay's
     connections), or None: as many as the engine has in flight."""

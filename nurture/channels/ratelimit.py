@@ -11,10 +11,12 @@ on the store keeps to one rate together; without one (a channel built for a sing
 test) they are kept in the process (RateLimiter).
 """
 
+import asyncio
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from typing import Protocol
 
 from nurture.channels.protocol import (
@@ -22,6 +24,9 @@ from nurture.channels.protocol import (
     OutgoingMessage,
     SendResult,
     TemporaryFailure,
+    close,
+    concurrency,
+    deliver,
     is_transactional,
 )
 from nurture.store import slots
@@ -40,6 +45,10 @@ class Limiter(Protocol):
     def wait(self) -> float: ...
 
     def pause(self, seconds: float) -> None: ...
+
+    def idle(self) -> bool:
+        """Whether a send may go now without waiting or asking the store (no `wait` needed)."""
+        ...
 
 
 class RateLimiter:
@@ -72,6 +81,9 @@ class RateLimiter:
         with self.lock:
             self.next_slot = max(self.next_slot, self.clock() + min(seconds, LONGEST_PAUSE))
 
+    def idle(self) -> bool:
+        return False  # every send takes a slot
+
 
 class SharedRateLimiter:
     """Slots `1 / rate` seconds apart, reserved in the store: shared by every daemon on it.
@@ -96,6 +108,9 @@ class SharedRateLimiter:
     def pause(self, seconds: float) -> None:
         """No slot for any daemon before `seconds` from now (a 429's Retry-After)."""
         slots.pause(self.store, self.channel, min(seconds, LONGEST_PAUSE))
+
+    def idle(self) -> bool:
+        return False  # every send reserves a slot in the store
 
 
 class PauseOnly:
@@ -126,6 +141,13 @@ class PauseOnly:
             self.sleep(waited)
         return waited
 
+    def idle(self) -> bool:
+        """Not paused, and the store's pause was read less than PAUSE_CHECK ago."""
+        with self.lock:
+            now = self.clock()
+            fresh = self.store is None or now - self.checked < PAUSE_CHECK
+            return fresh and self.until <= now
+
     def pause(self, seconds: float) -> None:
         """No send before `seconds` from now, here at once and in every daemon on the store."""
         seconds = min(seconds, LONGEST_PAUSE)
@@ -137,22 +159,52 @@ class PauseOnly:
 
 class RateLimited:
     """A channel whose sends wait for the limiter. Its `settle`, when the channel has one, is
-    the channel's own (a lookup is not a send)."""
+    the channel's own (a lookup is not a send).
 
-    def __init__(self, channel: Channel, limiter: Limiter) -> None:
+    On the engine's event loop (`send_async`, when the channel has it) the wait for a slot runs
+    in a worker thread, as a slot reserved in the store is a transaction; with a `rate`, at most
+    a second's worth of its messages are in flight at once."""
+
+    def __init__(self, channel: Channel, limiter: Limiter, rate: float | None = None) -> None:
         self.channel, self.limiter = channel, limiter
         if hasattr(channel, "settle"):
             self.settle = channel.settle
+        if hasattr(channel, "send_async"):
+            self.send_async = self._send_async
+        limit = concurrency(channel)
+        if rate is not None:  # a second's worth of its messages
+            second = max(1, math.ceil(rate))
+            limit = second if limit is None else min(limit, second)
+        self.concurrency = limit
 
     def send(self, message: OutgoingMessage) -> SendResult:
+        with self._paused_on_retry_after():
+            self._wait(self.limiter.wait)
+            return self.channel.send(message)
+
+    async def _send_async(self, message: OutgoingMessage) -> SendResult:
+        with self._paused_on_retry_after():
+            if not self.limiter.idle():
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, self._wait, self.limiter.wait)
+            return await deliver(self.channel, message)
+
+    async def aclose(self) -> None:
+        await close(self.channel)
+
+    @staticmethod
+    def _wait(wait: Callable[[], float]) -> None:
         try:
-            self.limiter.wait()
+            wait()
         except STORE_ERRORS as error:  # nothing was sent: safe to retry
             raise TemporaryFailure(
                 f"the rate limit could not be read: {type(error).__name__}"
             ) from None
+
+    @contextmanager
+    def _paused_on_retry_after(self) -> Iterator[None]:
         try:
-            return self.channel.send(message)
+            yield
         except TemporaryFailure as failure:
             if failure.retry_after:
                 with suppress(*STORE_ERRORS):  # the retry still waits; other daemons may not
@@ -169,7 +221,7 @@ def limited(
     wrapped = dict(channels)
     for kind, channel in channels.items():
         if kind in rates:
-            wrapped[kind] = RateLimited(channel, limiter(kind, rates[kind], store))
+            wrapped[kind] = RateLimited(channel, limiter(kind, rates[kind], store), rates[kind])
         elif not is_transactional(channel):
             wrapped[kind] = RateLimited(channel, PauseOnly(store, kind))
     return wrapped

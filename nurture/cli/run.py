@@ -15,6 +15,7 @@ from nurture.cli.context import state
 from nurture.cli.output import note, plural
 from nurture.engine import dispatch
 from nurture.engine.daemon import Daemon, DaemonOptions
+from nurture.engine.delivery.sends import Loop
 from nurture.engine.dispatch import EngineConfig
 from nurture.errors import ConfigError
 from nurture.spec.times import check_time
@@ -53,6 +54,7 @@ def run_once(
         dispatch.settle_held(store, now, engine, channels, before=now, report=report)
         return dispatch.drain(store, now, engine, channels, report)
     finally:
+        Loop.close(channels)
         dispatch.release(store, engine.worker)
 
 
@@ -74,13 +76,13 @@ def parse_now(text: str | None) -> datetime:
 
 
 def options_from_settings(
-    batch: int | None, senders: int | None, channel: str | None
+    batch: int | None, in_flight: int | None, channel: str | None
 ) -> RunOptions:
     settings = state.settings
     engine = EngineConfig(
         worker=f"once-{os.getpid()}",
         batch=batch or settings.batch,
-        senders=senders or settings.senders,
+        in_flight=in_flight or settings.in_flight,
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
     )
@@ -92,8 +94,11 @@ def run(
     batch: Annotated[
         int | None, typer.Option("--batch", min=1, help="Steps claimed per batch.")
     ] = None,
-    senders: Annotated[
-        int | None, typer.Option("--senders", min=1, help="Concurrent sends.")
+    in_flight: Annotated[
+        int | None,
+        typer.Option(
+            "--in-flight", "--senders", min=1, help="Messages sent at once (default 500)."
+        ),
     ] = None,
     channel: Annotated[
         ChannelName | None,
@@ -116,7 +121,7 @@ def run(
     ] = None,
 ) -> None:
     """Execute due steps: the daemon (until SIGTERM/SIGINT), or with --once what is due now."""
-    options = options_from_settings(batch, senders, channel)
+    options = options_from_settings(batch, in_flight, channel)
     when = parse_now(now)
     with open_store(state.settings.database) as store:
         if once:

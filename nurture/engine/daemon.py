@@ -24,7 +24,9 @@ from sqlmodel import col
 
 from nurture.channels import Channels
 from nurture.engine import dispatch
-from nurture.engine.dispatch import Clock, EngineConfig, worker_name
+from nurture.engine.config import EngineConfig, worker_name
+from nurture.engine.delivery.sends import Loop
+from nurture.engine.dispatch import Clock
 from nurture.store.connect import normalize_url, reason
 from nurture.store.db import STORE_ERRORS, Store
 from nurture.store.tables import Worker
@@ -179,7 +181,8 @@ class Daemon:
         return run
 
     def shutdown(self) -> None:
-        self.scheduler.shutdown(wait=True)  # the tick in flight finishes its batch
+        self.scheduler.shutdown(wait=True)  # the tick in flight finishes its sends
+        Loop.close(self.channels)
         released = self.guarded(lambda: dispatch.release(self.store, self.worker))()
         self.guarded(self._unregister)()
         self.log("stopped", worker=self.worker, executed=self.executed, released=released)

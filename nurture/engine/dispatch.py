@@ -3,42 +3,37 @@
     drain(store, now, EngineConfig(worker="w1"), channels_for("outbox", store))
 
 A batch: the claim (lease the due enrollments; read their leads, funnels, sequences and any
-execution recorded already for the attempt each runs), then the sends (nurture.engine.delivery.sends: each one
-recorded just before its call and just after, no transaction open during a call), the settling
-of uncertain sends (nurture.engine.delivery.settling), and one completion that writes the log, the effects and
-each enrollment's next step. Its leases are renewed while it works (nurture.engine.delivery.leases). The reads
-and writes are a few set-based statements for the whole batch.
+execution recorded already for the attempt each runs) and what each step does (here), then
+the send pipeline (nurture.engine.delivery.pipeline): each message recorded just before its
+call, sent on an event loop with no transaction open, uncertain answers settled
+(nurture.engine.delivery.settling), and each step completed (log, effects, the enrollment's
+next step) as soon as it is done, in small groups, while the next batch is claimed. The
+reads and writes are a few set-based statements per batch or group.
 """
 
-import os
-import socket
 import threading
-import uuid
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row
 
 from nurture.channels import Channels, PermanentFailure
 from nurture.engine import actions
-from nurture.engine.complete import Job, complete
-from nurture.engine.delivery import leases, sends, settling
+from nurture.engine.complete import Job
+from nurture.engine.config import LEASE, EngineConfig, worker_name
+from nurture.engine.delivery import sends, settling
+from nurture.engine.delivery.pipeline import Each, Pipeline
 from nurture.rules import steps
 from nurture.rules.matching import check_conditions
 from nurture.settings import CoachSettings
 from nurture.spec.models import AnyStep
 from nurture.store import queries
-from nurture.store.db import STORE_ERRORS, Store
+from nurture.store.db import Store
 
-LEASE = timedelta(minutes=5)
-
-
-def worker_name() -> str:
-    """host:pid:random, unique across machines and restarts."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+__all__ = ["LEASE", "EngineConfig", "Report", "drain", "run_due", "settle_unknown", "worker_name"]
 
 
 @dataclass
@@ -58,23 +53,8 @@ class Report:
         self.held += sum(1 for job in jobs if job.status == "unknown")
 
 
-@dataclass(frozen=True)
-class EngineConfig:
-    """How the engine's batches run: who holds them, how many at once, for how long, in which
-    zone, with which coach; `nurture run --once`, the daemon and the dry run each hold one."""
-
-    worker: str = field(default_factory=worker_name)
-    batch: int = 500
-    """Enrollments claimed per batch."""
-    senders: int = 8
-    """Sends at once within a batch."""
-    lease: timedelta = LEASE
-    default_zone: str = "UTC"
-    coach: dict[str, Any] = field(default_factory=dict)
-    """What templates read as `coach` (settings.coach; its defaults when empty)."""
-
-
 Clock = Callable[[], datetime]
+ClaimRows = Callable[[Connection, datetime], list[Row]]
 
 
 def drain(
@@ -84,12 +64,56 @@ def drain(
     channels: Channels,
     report: Report | None = None,
     stopping: threading.Event | None = None,
-    each: Callable[[int], None] | None = None,
+    each: Each | None = None,
 ) -> int:
-    """Run batch after batch of the steps due at `now` (a time, or a clock read before each
-    batch) until none is left or `stopping` is set; how many steps ran (`each` hears each batch's)."""
+    """Run the steps due at `now` (a time, or a clock read before each claim), batch after
+    batch, until none is left or `stopping` is set; how many steps ran (`each` hears each
+    write's)."""
+
+    def claim(connection: Connection, at: datetime) -> list[Row]:
+        return queries.claim(connection, at, at + config.lease, config.worker, config.batch)
+
     clock = now if callable(now) else lambda: now
-    return _repeat(lambda: run_due(store, clock(), config, channels, report), stopping, each)
+    return _flow(store, clock, claim, config, channels, report, stopping=stopping, each=each)
+
+
+def run_due(
+    store: Store,
+    now: datetime,
+    config: EngineConfig,
+    channels: Channels,
+    report: Report | None = None,
+) -> int:
+    """Claim up to `config.batch` due enrollments, run one step of each, complete them; how many."""
+
+    def claim(connection: Connection, at: datetime) -> list[Row]:
+        return queries.claim(connection, at, at + config.lease, config.worker, config.batch)
+
+    return _flow(store, lambda: now, claim, config, channels, report, once=True)
+
+
+def settle_unknown(
+    store: Store,
+    now: datetime,
+    config: EngineConfig,
+    channels: Channels,
+    before: datetime,
+    report: Report | None = None,
+    once: bool = True,
+    stopping: threading.Event | None = None,
+) -> int:
+    """Settle up to `config.batch` unknown enrollments untouched since `before` whose channel
+    can ask its provider (or whose send the log shows): sent, sent again, or still held; how
+    many. Batch after batch until none is left without `once`."""
+    types = settling.action_types(channels)
+
+    def claim(connection: Connection, at: datetime) -> list[Row]:
+        until, worker, batch = at + config.lease, config.worker, config.batch
+        return queries.claim_unknown(
+            connection, at, until, worker, batch, before=before, types=types
+        )
+
+    return _flow(store, lambda: now, claim, config, channels, report, once, stopping)
 
 
 def settle_held(
@@ -102,64 +126,40 @@ def settle_held(
     stopping: threading.Event | None = None,
 ) -> int:
     """settle_unknown batch after batch until none is left or `stopping` is set; how many."""
-    return _repeat(lambda: settle_unknown(store, now, config, channels, before, report), stopping)
+    return settle_unknown(store, now, config, channels, before, report, False, stopping)
 
 
-def _repeat(
-    batch: Callable[[], int],
-    stopping: threading.Event | None,
-    each: Callable[[int], None] | None = None,
-) -> int:
-    total = 0
-    while not (stopping and stopping.is_set()):
-        done = batch()
-        if done == 0:
-            break
-        total += done
-        if each:
-            each(done)
-    return total
-
-
-def run_due(
+def _flow(
     store: Store,
-    now: datetime,
+    clock: Clock,
+    claim_rows: ClaimRows,
     config: EngineConfig,
     channels: Channels,
-    report: Report | None = None,
+    report: Report | None,
+    once: bool = False,
+    stopping: threading.Event | None = None,
+    each: Each | None = None,
 ) -> int:
-    """Claim up to `config.batch` due enrollments, run one step of each, complete them; how many."""
+    """The claimed batches through the send pipeline; how many steps ran."""
+    run = _Run.of(config, channels, report)
 
-    def claim(connection: Connection) -> list[Row]:
-        return queries.claim(connection, now, now + config.lease, config.worker, config.batch)
+    def claim() -> tuple[datetime, list[Job]] | None:
+        now = clock()
+        with sends.serialized(store), store.begin(immediate=True) as connection:
+            claimed = claim_rows(connection, now)
+            if not claimed:
+                return None
+            jobs = _prepare(connection, store.url, claimed)
+        _decide_all(jobs, run, now)
+        return now, jobs
 
-    return _batch(store, now, claim, _Run.of(config, channels, report))
-
-
-def settle_unknown(
-    store: Store,
-    now: datetime,
-    config: EngineConfig,
-    channels: Channels,
-    before: datetime,
-    report: Report | None = None,
-) -> int:
-    """Settle up to `config.batch` unknown enrollments untouched since `before` whose channel can
-    ask its provider (or whose send the log shows): sent, sent again, or still held; how many."""
-    types = settling.action_types(channels)
-
-    def claim(connection: Connection) -> list[Row]:
-        until, worker, batch = now + config.lease, config.worker, config.batch
-        return queries.claim_unknown(
-            connection, now, until, worker, batch, before=before, types=types
-        )
-
-    return _batch(store, now, claim, _Run.of(config, channels, report))
+    pipeline = Pipeline(store, config, channels, run.report, clock)
+    return pipeline.run(claim, once=once, stopping=stopping, each=each)
 
 
 @dataclass(frozen=True)
 class _Run:
-    """One batch: its config, its channels, the coach (its defaults when empty), its report."""
+    """One drain: its config, its channels, the coach (its defaults when empty), its report."""
 
     config: EngineConfig
     channels: Channels
@@ -170,39 +170,6 @@ class _Run:
     def of(cls, config: EngineConfig, channels: Channels, report: Report | None) -> "_Run":
         coach = config.coach or CoachSettings().model_dump()
         return cls(config, channels, coach, report or Report())
-
-
-def _batch(store: Store, now: datetime, claim: Callable[[Connection], list[Row]], run: _Run) -> int:
-    with store.begin(immediate=True) as connection:
-        claimed = claim(connection)
-        if not claimed:
-            return 0
-        jobs = _prepare(connection, store.url, claimed)
-    ids, config = [row.id for row in claimed], run.config
-    try:
-        with leases.renewed(store, ids, config.worker, now, config.lease):
-            _decide_all(jobs, run, now)
-            sends.send_all(
-                store, jobs, run.channels, worker=config.worker, senders=config.senders, now=now
-            )
-            settling.settle_all(jobs, run.channels, config.senders)
-            with store.begin(immediate=True) as connection:
-                lost = complete(connection, jobs, config.worker, now, config.default_zone)
-    except STORE_ERRORS:
-        _give_back(store, ids, config.worker)
-        raise
-    run.report.add(jobs, lost)
-    return len(jobs)
-
-
-def _give_back(store: Store, ids: list[int], worker: str) -> None:
-    """Release a failed batch's leases at once where the store allows (else they expire):
-    what it recorded already is found by the next claim."""
-    try:
-        with store.begin(immediate=True) as connection:
-            queries.release(connection, worker, ids)
-    except STORE_ERRORS:
-        pass
 
 
 def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:

@@ -261,7 +261,7 @@ def _simulate(
     pending, rows = list(happenings), []
     channels = dict.fromkeys(KINDS, channel)
     zone, coach = project.rules.default_zone, project.coach
-    engine = EngineConfig(WORKER, senders=1, default_zone=zone, coach=coach)
+    engine = EngineConfig(WORKER, in_flight=1, default_zone=zone, coach=coach)
     for _ in range(MAX_TURNS):
         due = dispatch.next_due(store)
         event_at = pending[0].at if pending else None

@@ -8,8 +8,9 @@ The provider's answer decides the step:
 - it cannot tell now (TemporaryFailure, UncertainSend, any error): held. The enrollment stays
   `unknown`; the daemon asks again later, and `nurture enrollments settle` decides in bulk.
 
-The engine asks right after a batch's sends for its uncertain ones, for a crashed `sending`
-found at claim time, and on a daemon tick for enrollments already unknown (dispatch.settle_unknown).
+The engine asks right after an uncertain send, for a crashed `sending` found at claim time, and
+on a daemon tick for enrollments already unknown (dispatch.settle_unknown); the lookups run in
+the event loop's worker threads (nurture.engine.delivery.pipeline).
 """
 
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import Any
 from nurture.channels import Channel, Channels, OutgoingMessage, SendResult
 from nurture.engine.actions import CHANNEL_OF
 from nurture.engine.complete import Job
-from nurture.engine.delivery.sends import describe, each
+from nurture.engine.delivery.sends import describe
 
 Settle = Callable[[OutgoingMessage, datetime], SendResult | None]
 NOT_THERE = "the provider has no such message: sent again as a new attempt"
@@ -35,21 +36,16 @@ def action_types(channels: Channels) -> list[str]:
     return sorted(str(kind) for kind, name in CHANNEL_OF.items() if _can(channels, name))
 
 
-def settle_all(jobs: list[Job], channels: Channels, senders: int) -> None:
-    """Ask the provider about every uncertain send whose channel can tell, `senders` at a time."""
-    asked = [
-        job
-        for job in jobs
-        if job.status == "unknown" and job.message is not None and _can(channels, job.channel)
-    ]
-    each(asked, lambda job: settle(job, channels), senders)
+def can_settle(job: Job, channels: Channels) -> bool:
+    """Whether the job's send is uncertain and its channel can ask the provider about it."""
+    return job.status == "unknown" and job.message is not None and _can(channels, job.channel)
 
 
 def settle(job: Job, channels: Channels) -> None:
     """Settle one uncertain send by the provider's answer."""
     try:
         message, check, after = job.message, settler(channels[job.channel or ""]), job.sent_after
-        assert message is not None and check is not None and after is not None, "see settle_all"
+        assert message is not None and check is not None and after is not None, "see can_settle"
         found = check(message, after)
     except Exception as error:  # it cannot tell now (or the lookup failed): held
         job.note(settle=f"the provider could not tell: {describe(error)}")

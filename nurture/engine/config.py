@@ -1,0 +1,34 @@
+"""How the engine's batches run (EngineConfig): `nurture run --once`, the daemon and the dry run each hold one."""
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+LEASE = timedelta(minutes=5)
+IN_FLIGHT = 500
+"""Messages in flight at once by default: a provider answering in 200 ms gets up to 2,500 a
+second from one daemon (its CPU is the bound well before that)."""
+
+
+def worker_name() -> str:
+    """host:pid:random, unique across machines and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Who holds the batches, how big they are, how many messages fly at once, for how long,
+    in which zone, with which coach."""
+
+    worker: str = field(default_factory=worker_name)
+    batch: int = 500
+    """Enrollments claimed per batch."""
+    in_flight: int = IN_FLIGHT
+    """Messages being sent at once, across batches (a channel's `concurrency` may lower it)."""
+    lease: timedelta = LEASE
+    default_zone: str = "UTC"
+    coach: dict[str, Any] = field(default_factory=dict)
+    """What templates read as `coach` (settings.coach; its defaults when empty)."""
