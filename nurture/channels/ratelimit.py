@@ -32,6 +32,10 @@ from nurture.channels.protocol import (
 from nurture.store import slots
 from nurture.store.db import STORE_ERRORS, Store
 
+RATE_WINDOW = 0.5
+"""A rate-limited channel has at most this many seconds of its messages in flight: each is
+recorded at most about that long before its slot, and a provider answering within it still
+gets the whole rate."""
 LONGEST_PAUSE = 60.0
 """A provider asking for a longer pause gets it through the retry of that one step instead."""
 PAUSE_CHECK = 1.0
@@ -163,7 +167,7 @@ class RateLimited:
 
     On the engine's event loop (`send_async`, when the channel has it) the wait for a slot runs
     in a worker thread, as a slot reserved in the store is a transaction; with a `rate`, at most
-    a second's worth of its messages are in flight at once."""
+    RATE_WINDOW's worth of its messages are in flight at once."""
 
     def __init__(self, channel: Channel, limiter: Limiter, rate: float | None = None) -> None:
         self.channel, self.limiter = channel, limiter
@@ -172,9 +176,9 @@ class RateLimited:
         if hasattr(channel, "send_async"):
             self.send_async = self._send_async
         limit = concurrency(channel)
-        if rate is not None:  # a second's worth of its messages
-            second = max(1, math.ceil(rate))
-            limit = second if limit is None else min(limit, second)
+        if rate is not None:  # what it sends in RATE_WINDOW: each waits at most that for its slot
+            window = max(1, math.ceil(rate * RATE_WINDOW))
+            limit = window if limit is None else min(limit, window)
         self.concurrency = limit
 
     def send(self, message: OutgoingMessage) -> SendResult:

@@ -28,6 +28,7 @@ class Batch:
     now: datetime
     held: set[int]
     started: float = field(default_factory=time.monotonic)
+    """When its claim began (a monotonic clock)."""
 
     def until(self, lease: timedelta) -> datetime:
         """Its leases' new end: the engine reads no wall clock, so the lease runs from the `now`

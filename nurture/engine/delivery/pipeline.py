@@ -94,10 +94,10 @@ class Pipeline:
                 more = False
                 self._untry_waiting()
             if more and len(self.waiting) + len(self.ready) < low:
-                got = claim()
+                started, got = time.monotonic(), claim()
                 more = got is not None and not once
                 if got is not None:
-                    self._take(*got)
+                    self._take(Batch(got[0], {job.claim.id for job in got[1]}, started), got[1])
                 continue
             self._collect(block=False)
             starting = self._room()
@@ -111,10 +111,10 @@ class Pipeline:
                 return
             self._collect(block=True)
 
-    def _take(self, now: datetime, jobs: list[Job]) -> None:
+    def _take(self, batch: Batch, jobs: list[Job]) -> None:
         """A claimed batch: what sends waits for room, the rest is ready to complete."""
-        batch = Batch(now, {job.claim.id for job in jobs})
         self.renewal.add(batch)
+        now = batch.now
         for job in jobs:
             if job.message is not None and job.status == "done":
                 if is_transactional(self.channels[job.message.channel]):
