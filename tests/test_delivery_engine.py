@@ -69,8 +69,8 @@ def test_a_batch_that_outlives_its_lease_sends_every_message_once_and_never_stal
         EngineConfig(batch=60, in_flight=4, lease=timedelta(seconds=1)), poll=0.1
     )
     with caplog.at_level(logging.ERROR):
-        run_daemon(store, channel, lambda: statuses(store) == {"completed": 60}, options)
-    assert statuses(store) == {"completed": 60}, "enrollments stalled"
+        lines = run_daemon(store, channel, lambda: statuses(store) == {"completed": 60}, options)
+    assert statuses(store) == {"completed": 60}, f"enrollments stalled: {lines}"
     assert sorted(sends_per_step(channel).values()) == [1] * 120, "a message was sent twice"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     with store.begin() as connection:

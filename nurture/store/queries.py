@@ -164,10 +164,23 @@ def release(connection: Connection, worker: str, ids: Iterable[int] | None = Non
 
 
 def renew(connection: Connection, ids: Iterable[int], worker: str, until: datetime) -> int:
-    """Extend this worker's leases of `ids` to `until` (a batch still working); how many."""
-    return connection.execute(
-        _held(connection, ids, worker).values(lease_expires_at=until)
-    ).rowcount
+    """Extend this worker's leases of `ids` to `until` (a batch still working); how many.
+
+    On Postgres a row this worker's completion has locked meanwhile is skipped, not waited
+    for (the renewal and the completion would lock the batch's rows in different orders, a
+    deadlock): it is being written, or renewed by the next beat."""
+    if connection.dialect.name != "postgresql":
+        return connection.execute(
+            _held(connection, ids, worker).values(lease_expires_at=until)
+        ).rowcount
+    free = (
+        select(enrollment.c.id)
+        .where(bulk.among(connection, enrollment.c.id, ids))
+        .where(enrollment.c.status == "running", enrollment.c.lease_owner == worker)
+        .with_for_update(skip_locked=True)
+    )
+    statement = update(enrollment).where(enrollment.c.id.in_(free.scalar_subquery()))
+    return connection.execute(statement.values(lease_expires_at=until)).rowcount
 
 
 def _held(connection: Connection, ids: Iterable[int], worker: str) -> Any:
