@@ -211,7 +211,11 @@ def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:
         fresh, step = job.status == "done", job.step
         if step is None or not (fresh or job.status == "unknown"):  # a job "done" has its step
             continue
-        context = actions.context(job.lead, job.funnel, job.sequence, step, run.coach, now)
+        context = (
+            actions.context(job.lead, job.funnel, job.sequence, step, run.coach, now)
+            if step.action_type in actions.RENDERS
+            else {}
+        )
         if fresh:
             _decide(job, step, context, now, run.config.default_zone)
         elif step.action_type in actions.CHANNEL_OF:
@@ -240,7 +244,7 @@ def release(store: Store, worker: str) -> int:
 CRASHED = sends.uncertain("its daemon stopped, or lost its lease, before the answer")
 
 
-def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
+def _prepare(connection: Connection, url: str, claimed: list[queries.Claimed]) -> list[Job]:
     """Read what the batch needs at once (in the claim's transaction), then place each job."""
     leads = queries.leads(connection, (row.lead_id for row in claimed))
     funnels = queries.funnels(connection, (lead.funnel_id for lead in leads.values()))
@@ -254,7 +258,7 @@ def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
 
     positions: dict[tuple[int, int, int, str | None], steps.Position] = {}
 
-    def place(row: Row, current_version: int) -> steps.Position:
+    def place(row: queries.Claimed, current_version: int) -> steps.Position:
         """Where the row stands; rows at the same step of the same versions share the answer."""
         key = (row.sequence_id, row.version, current_version, row.step_id)
         if key not in positions:
@@ -288,7 +292,7 @@ def _adopt(job: Job, execution: Row) -> None:
         job.note(settled="recorded already, under a lease since lost")
 
 
-def _job(row: Row, lead: Row, position: steps.Position) -> Job:
+def _job(row: queries.Claimed, lead: queries.LeadRow, position: steps.Position) -> Job:
     """The step to run, or a skip when the current version removed it (or never had it)."""
     spec, step, version = position.spec, position.step, position.version
     if position.removed is not None:
@@ -298,7 +302,7 @@ def _job(row: Row, lead: Row, position: steps.Position) -> Job:
         job = Job(row, lead, spec, version, None, None, status="skipped")
         job.error = f"step {row.step_id!r} is not in version {version}"
     else:
-        job = Job(row, lead, spec, version, step, steps.next_step(spec, step.key))
+        job = Job(row, lead, spec, version, step, position.after)
     return job
 
 

@@ -181,6 +181,54 @@ def update(
     return connection.exec_driver_sql(sql, by_row).rowcount
 
 
+def update_returning(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    match: Mapping[str, Any],
+) -> list[int]:
+    """`update`, in one statement that returns the ids it changed (the rows that still matched):
+    a guarded write that needs no locking read before it."""
+    if not rows:
+        return []
+    names = [name for name in rows[0] if name != "_id"]
+    values = _values(rows, _columns(connection, table, names))
+    ids = [row["_id"] for row in rows]
+    if connection.dialect.name == "postgresql":
+        sets = ", ".join(f"{name} = v.{name}" for name in names)
+        guard = "".join(f" AND t.{name} = %(m_{name})s" for name in match)
+        sql = (
+            f"UPDATE {table.name} AS t SET {sets} "
+            f"FROM {_unnest(connection, table, ['id', *names])} WHERE t.id = v.id{guard} "
+            "RETURNING t.id"
+        )
+        parameters = dict(zip(names, values, strict=True)) | {"id": ids}
+        parameters |= {f"m_{name}": value for name, value in match.items()}
+        return list(connection.exec_driver_sql(sql, parameters).scalars())
+    # SQLite: UPDATE ... FROM a VALUES list (its columns are column1, column2...), in chunks
+    # that stay under its limit of 32,766 parameters.
+    width = len(names) + 1
+    sets = ", ".join(f"{name} = v.column{n}" for n, name in enumerate(names, 2))
+    guard = "".join(f" AND {table.name}.{name} = ?" for name in match)
+    by_row = list(zip(ids, *values, strict=True))
+    changed: list[int] = []
+    step = max(1, (SQLITE_PARAMETERS - len(match)) // width)
+    for start in range(0, len(by_row), step):
+        chunk = by_row[start : start + step]
+        listed = ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
+        sql = (
+            f"UPDATE {table.name} SET {sets} FROM (VALUES {listed}) AS v "
+            f"WHERE {table.name}.id = v.column1{guard} RETURNING {table.name}.id"
+        )
+        flat = [value for row in chunk for value in row] + list(match.values())
+        changed += connection.exec_driver_sql(sql, tuple(flat)).scalars()
+    return changed
+
+
+SQLITE_PARAMETERS = 32_766
+
+
 def among(connection: Connection, target: SQLCoreOperations[Any], values: Iterable[Any]) -> Any:
     """`target` is one of `values` (ids, or strings), as one bound parameter whatever their number."""
     wanted = sorted(set(values))
