@@ -61,14 +61,15 @@ def named(row: Any) -> dict[str, Any] | None:
 
 
 def context(
-    lead: Row,
-    funnel: Row | None,
-    sequence: Row | None,
+    lead: Any,
+    funnel: Any,
+    sequence: Any,
     step: AnyStep,
     coach: dict[str, Any],
     now: datetime,
 ) -> dict[str, Any]:
-    """Everything a template may read (spec.templates.TOP_LEVEL)."""
+    """Everything a template may read (spec.templates.TOP_LEVEL), of a lead, its funnel (or
+    None) and its sequence (or None): rows, or queries.LeadRow and queries.Named tuples."""
     return {
         "lead": lead_context(lead, funnel),
         "coach": coach,

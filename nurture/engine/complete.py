@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
 from nurture.channels import OutgoingMessage
 from nurture.engine import actions
@@ -27,8 +27,8 @@ from nurture.store.tables import OutboxMessage
 class Job:
     """One claimed enrollment, the step it runs, and (as it goes) the outcome."""
 
-    claim: "queries.Claimed | Row"
-    lead: "queries.LeadRow | Row"
+    claim: Any  # a queries.Claimed (settling: a row with its columns)
+    lead: Any  # a queries.LeadRow (settling: a row with its columns)
     spec: SequenceSpec
     version: int
     step: AnyStep | None
@@ -44,8 +44,8 @@ class Job:
     provider_id: str | None = None
     outbox: dict[str, Any] | None = None
     retry_after: float | None = None  # the provider's Retry-After, in seconds
-    sequence: "queries.Named | Row | None" = None
-    funnel: "queries.Named | Row | None" = None
+    sequence: queries.Named | None = None
+    funnel: queries.Named | None = None
     sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
     step_id: str = field(init=False)
     """The id of its step (of the claim's when it has none; "-" for none at all)."""

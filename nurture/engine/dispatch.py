@@ -244,8 +244,9 @@ def release(store: Store, worker: str) -> int:
 CRASHED = sends.uncertain("its daemon stopped, or lost its lease, before the answer")
 
 
-def _prepare(connection: Connection, url: str, claimed: list[queries.Claimed]) -> list[Job]:
-    """Read what the batch needs at once (in the claim's transaction), then place each job."""
+def _prepare(connection: Connection, url: str, claimed: list[Any]) -> list[Job]:
+    """Read what the batch needs at once (in the claim's transaction), then place each job
+    (`claimed`: the claim's queries.Claimed tuples)."""
     leads = queries.leads(connection, (row.lead_id for row in claimed))
     funnels = queries.funnels(connection, (lead.funnel_id for lead in leads.values()))
     sequences = queries.sequences(connection, (row.sequence_id for row in claimed))
@@ -271,7 +272,7 @@ def _prepare(connection: Connection, url: str, claimed: list[queries.Claimed]) -
     for row in claimed:
         sequence, lead = sequences[row.sequence_id], leads[row.lead_id]
         job = _job(row, lead, place(row, sequence.current_version))
-        job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id)
+        job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id or 0)
         execution = recorded.get((row.id, row.step_id, row.attempt))
         if execution is not None:
             _adopt(job, execution)

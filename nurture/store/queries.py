@@ -126,8 +126,8 @@ class Claimed(NamedTuple):
 
 def claim(
     connection: Connection, now: datetime, until: datetime, worker: str, batch: int
-) -> list[Claimed]:
-    """Lease up to `batch` due enrollments to `worker`, oldest due first."""
+) -> list[Any]:
+    """Lease up to `batch` due enrollments to `worker`, oldest due first (Claimed tuples)."""
     claim_hints(connection)
     parameters = {"now": now, "until": until, "worker": worker, "batch": batch}
     rows = connection.execute(claim_statement(connection.dialect.name), parameters).all()
@@ -136,10 +136,10 @@ def claim(
 
 def claim_unknown(
     connection: Connection, now: datetime, until: datetime, worker: str, batch: int, **where: Any
-) -> list[Claimed]:
+) -> list[Any]:
     """Lease up to `batch` unknown enrollments untouched since `where["before"]` whose uncertain
     send can be settled: its channel asks the provider (`where["types"]`, action types), or the
-    log says it was sent (a completion that had lost its lease recorded it)."""
+    log says it was sent (a completion that had lost its lease recorded it); Claimed tuples."""
     parameters = {"now": now, "until": until, "worker": worker, "batch": batch} | where
     statement = claim_statement(connection.dialect.name, _CLAIM_UNKNOWN)
     rows = connection.execute(statement, parameters).all()
@@ -254,12 +254,12 @@ def leads(connection: Connection, ids: Iterable[int]) -> dict[int, LeadRow]:
 
 
 class Named(NamedTuple):
-    """A funnel, or a sequence with its current version, as steps and templates read it."""
+    """A funnel or a sequence as templates read it (a sequence's current version too)."""
 
     id: int
     name: str
     slug: str
-    current_version: int | None = None
+    current_version: int = 0  # a funnel has none
 
 
 def funnels(connection: Connection, ids: Iterable[int | None]) -> dict[int, Named]:
