@@ -9,7 +9,9 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
   (SQLite: 1; Postgres: each of --daemons); steps/s from the first claim to the last step.
   Next to it, on another fresh store of N due enrollments, the raw-SQL ceiling (bench/ceiling.py:
   claim, no-op, log row, next step, in batches of 500, with D processes) and the engine's
-  fraction of it; --pairs alternates the two that many times (medians).
+  fraction of it: in steps/s, and by CPU per step (the ceiling's over the engine's, Postgres
+  backends included: what a shared machine distorts least); --pairs alternates the two that
+  many times (medians).
 - lag: one daemon running while enrollments fall due at a steady --rate per second for
   --seconds; lag = execution time (the claim of its batch) minus due time, p50/p99/max.
 - scale: steps/s of --scale-due due steps in a store of that many enrollments, then in a store
@@ -436,8 +438,12 @@ def against_ceiling(kind: str, server: str | None, n: int, daemons: int, pairs: 
     got, top = median_of(engine), median_of(raw)
     name, count = {"sqlite": "SQLite", "postgres": "Postgres"}[kind], str(daemons)
     ratio = got["steps_per_s"] / top["steps_per_s"]
+    by_cpu = (top["cpu_s"] + top["server_s"]) / (got["cpu_s"] + got["server_s"])
     of = f", median of {pairs}" if pairs > 1 else ""
-    result = f"{got['steps_per_s']:,.0f} steps/s = {ratio:.2f} of the ceiling{of} ({cpu_per_step(got, n)})"
+    result = (
+        f"{got['steps_per_s']:,.0f} steps/s = {ratio:.2f} of the ceiling, {by_cpu:.2f} by CPU "
+        f"per step{of} ({cpu_per_step(got, n)})"
+    )
     yield row("throughput", name, count, n, result, got["peak_rss_mb"])
     result = f"{top['steps_per_s']:,.0f} steps/s{of} ({cpu_per_step(top, n, 'raw SQL')})"
     yield row("ceiling", name, count, n, result, None)
