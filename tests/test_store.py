@@ -260,7 +260,8 @@ def test_only_sends_enter_the_provider_id_index(store: Store):
             connection.exec_driver_sql("SET enable_seqscan = off")
             plan = connection.exec_driver_sql("EXPLAIN " + lookup).all()
             defined = connection.exec_driver_sql(
-                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_execution_provider_id'"
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_execution_provider_id' "
+                "AND schemaname = current_schema()"
             ).scalar_one()
     assert "ix_execution_provider_id" in str(plan)
     assert "provider_id IS NOT NULL" in defined
