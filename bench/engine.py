@@ -302,8 +302,8 @@ def rearm(store: Store) -> datetime:
     return now
 
 
-def lag(url: str, rate: int, seconds: int) -> dict:
-    """One daemon while `rate` steps a second fall due for `seconds`, starting 5 s from now.
+def lag(url: str, rate: int, seconds: int, warmup: float = 5) -> dict:
+    """One daemon while `rate` steps a second fall due for `seconds`, starting `warmup` s from now.
 
     The steps are enrolled before the daemon starts, so it knows when the first is due (a step
     enrolled while a daemon sleeps waits up to its --poll interval, 5 s by default).
@@ -311,10 +311,10 @@ def lag(url: str, rate: int, seconds: int) -> dict:
     project = project_with(url, ONE_SEQUENCE)
     count = rate * seconds
     with open_store(url) as store:
-        start = datetime.now(UTC) + timedelta(seconds=5)
+        start = datetime.now(UTC) + timedelta(seconds=warmup)
         enroll_many(store, count, start, spacing=timedelta(seconds=1) / rate)
         with daemons_running(project, url, 1) as procs:
-            assert datetime.now(UTC) < start, "the daemon took longer than 5 s to start"
+            assert datetime.now(UTC) < start, f"the daemon took longer than {warmup} s to start"
             end = start + timedelta(seconds=seconds)
             time.sleep(max((end - datetime.now(UTC)).total_seconds(), 0))
             wait_idle(store, end)
@@ -399,7 +399,7 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
                 yield from against_ceiling(kind, args.postgres, n, daemons, args.pairs)
         if "lag" in args.cases:
             with fresh_store(kind, args.postgres) as url:
-                got = lag(url, args.rate, args.seconds)
+                got = lag(url, args.rate, args.seconds, args.warmup)
             result = (f"{args.rate:,}/s for {args.seconds} s: p50 {got['lag_p50_s']:.3f} s, "
                       f"p99 {got['lag_p99_s']:.3f} s, max {got['lag_max_s']:.3f} s")  # fmt: skip
             yield row("lag", name[kind], "1", args.rate * args.seconds, result, got["peak_rss_mb"])
@@ -477,6 +477,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["throughput", "lag", "scale", "import"])
     parser.add_argument("--rate", type=int, default=1000, help="lag: steps falling due a second")
     parser.add_argument("--seconds", type=int, default=30, help="lag: for how long")
+    parser.add_argument("--warmup", type=float, default=5, help="lag: s before the first is due")
     parser.add_argument("--scale-due", type=int, default=10_000)
     parser.add_argument("--scale-to", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="scale: runs, the best counts")
