@@ -7,6 +7,11 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
 
 - throughput: N single-step SMS enrollments (outbox channel) all due now, D daemons
   (SQLite: 1; Postgres: each of --daemons); steps/s from the first claim to the last step.
+  Next to it, on another fresh store of N due enrollments, the raw-SQL ceiling (bench/ceiling.py:
+  claim, no-op, log row, next step, in batches of 500, with D processes) and the engine's
+  fraction of it: in steps/s, and by CPU per step (the ceiling's over the engine's, Postgres
+  backends included: what a shared machine distorts least); --pairs alternates the two that
+  many times (medians).
 - lag: one daemon running while enrollments fall due at a steady --rate per second for
   --seconds; lag = execution time (the claim of its batch) minus due time, p50/p99/max.
 - scale: steps/s of --scale-due due steps in a store of that many enrollments, then in a store
@@ -15,7 +20,8 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
   score, temperature, source, a tag, a custom field) through a funnel with two sequences
   assigned; leads/s is rows over the command's wall time (process start included).
 
-Peak RSS is the daemon's high-water mark (VmHWM).
+Peak RSS is the daemon's high-water mark (VmHWM). A failed case stops its daemons; the temp
+projects and stores are removed whatever happens.
 """
 
 import argparse
@@ -90,16 +96,26 @@ def fresh_store(kind: str, server: str | None) -> Iterator[str]:
         admin.dispose()
 
 
+PROJECTS: list[Path] = []
+"""The temp projects made so far, removed when the run ends (main), failed or not."""
+
+
 def project_with(url: str, sequences: dict[str, str]) -> Path:
-    """A project folder with these sequence files, applied to the store."""
+    """A temp project folder with these sequence files, applied to the store."""
     project = Path(tempfile.mkdtemp(prefix="nurture-bench-project-"))
+    PROJECTS.append(project)
     (project / "nurture.toml").write_text("")
     (project / "sequences").mkdir()
     for name, body in sequences.items():
         (project / "sequences" / name).write_text(body)
-    subprocess.run(nurture_command(url, "apply", "--yes"), cwd=project, check=True,
-                   capture_output=True)  # fmt: skip
+    apply = nurture_command(url, "apply", "--yes")
+    subprocess.run(apply, cwd=project, check=True, capture_output=True)
     return project
+
+
+def remove_projects() -> None:
+    while PROJECTS:
+        shutil.rmtree(PROJECTS.pop(), ignore_errors=True)
 
 
 def nurture_command(url: str, *args: str) -> list[str]:
@@ -109,18 +125,38 @@ def nurture_command(url: str, *args: str) -> list[str]:
 # Daemons
 
 
-def start_daemons(project: Path, url: str, count: int) -> list[subprocess.Popen]:
-    """`nurture run` processes (outbox channel), each logging to a file (a pipe would fill up)."""
-    procs = []
-    for n in range(count):
-        log = open(project / f"daemon-{n}.log", "w")  # noqa: SIM115 - closed with the process
-        command = nurture_command(url, "run", "--channel", "outbox", "--log-format", "json")
-        procs.append(subprocess.Popen(command, cwd=project, stdout=log, stderr=log))
-    deadline = time.monotonic() + 60
-    while not all('"started"' in (project / f"daemon-{n}.log").read_text() for n in range(count)):
-        assert time.monotonic() < deadline, "the daemons did not start"
-        time.sleep(0.05)
-    return procs
+@contextmanager
+def daemons_running(project: Path, url: str, count: int) -> Iterator[list[subprocess.Popen]]:
+    """`nurture run` processes (outbox channel), each logging to a file (a pipe would fill up);
+    whatever happens in the block, none outlives it."""
+    procs: list[subprocess.Popen] = []
+    try:
+        for n in range(count):
+            log = open(project / f"daemon-{n}.log", "w")  # noqa: SIM115 - closed with the process
+            command = nurture_command(url, "run", "--channel", "outbox", "--log-format", "json")
+            procs.append(subprocess.Popen(command, cwd=project, stdout=log, stderr=log))
+        deadline = time.monotonic() + 60
+        logs = [project / f"daemon-{n}.log" for n in range(count)]
+        while not all('"started"' in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, "the daemons did not start"
+            assert all(proc.poll() is None for proc in procs), "a daemon exited at start"
+            time.sleep(0.05)
+        yield procs
+    finally:
+        for proc in procs:
+            end(proc)
+
+
+def end(proc: subprocess.Popen) -> None:
+    """Stop a process still running: SIGTERM, then SIGKILL after 30 s."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def stop_daemons(procs: list[subprocess.Popen]) -> tuple[float, float]:
@@ -208,12 +244,12 @@ def throughput(url: str, due: int, daemons: int, later: int = 0, rounds: int = 1
 
 
 def one_round(store: Store, project: Path, url: str, due: int, daemons: int, now: datetime):
-    procs = start_daemons(project, url, daemons)
-    idle_cpu = sum(cpu_seconds(proc.pid) for proc in procs)  # start-up: imports, settings
-    idle_server = server_cpu(store)
-    done = wait_idle(store, now)
-    busy_server = server_cpu(store)
-    rss, cpu = stop_daemons(procs)
+    with daemons_running(project, url, daemons) as procs:
+        idle_cpu = sum(cpu_seconds(proc.pid) for proc in procs)  # start-up: imports, settings
+        idle_server = server_cpu(store)
+        done = wait_idle(store, now)
+        busy_server = server_cpu(store)
+        rss, cpu = stop_daemons(procs)
     server = sum(busy_server[pid] - idle_server.get(pid, 0) for pid in busy_server)
     rows = executions(store)
     assert len(rows) == due, f"{len(rows)} steps ran, {due} were due"
@@ -224,6 +260,31 @@ def one_round(store: Store, project: Path, url: str, due: int, daemons: int, now
         "peak_rss_mb": rss,
         "cpu_s": cpu - idle_cpu,
         "server_s": server,
+    }
+
+
+def ceiling(url: str, due: int, workers: int) -> dict:
+    """The raw-SQL ceiling (bench/ceiling.py) over the same `due` steps, with `workers` processes."""
+    project_with(url, ONE_SEQUENCE)  # the same schema and sequence
+    command = [sys.executable, str(Path(__file__).with_name("ceiling.py")), url]
+    with open_store(url) as store:
+        enroll_many(store, due, datetime.now(UTC))
+        procs = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(workers)
+        ]
+        try:
+            outputs = [json.loads(proc.communicate(timeout=1800)[0]) for proc in procs]
+        finally:
+            for proc in procs:
+                end(proc)
+        done = time.time()
+        rows = executions(store)
+    assert sum(out["steps"] for out in outputs) == len(rows) == due, f"{len(rows)} of {due} ran"
+    first = min(started for started, _ in rows).timestamp()
+    return {
+        "steps_per_s": due / (done - first),
+        "cpu_s": sum(out["cpu_s"] for out in outputs),
+        "server_s": sum(out["server_s"] for out in outputs),
     }
 
 
@@ -241,8 +302,8 @@ def rearm(store: Store) -> datetime:
     return now
 
 
-def lag(url: str, rate: int, seconds: int) -> dict:
-    """One daemon while `rate` steps a second fall due for `seconds`, starting 5 s from now.
+def lag(url: str, rate: int, seconds: int, warmup: float = 5) -> dict:
+    """One daemon while `rate` steps a second fall due for `seconds`, starting `warmup` s from now.
 
     The steps are enrolled before the daemon starts, so it knows when the first is due (a step
     enrolled while a daemon sleeps waits up to its --poll interval, 5 s by default).
@@ -250,14 +311,14 @@ def lag(url: str, rate: int, seconds: int) -> dict:
     project = project_with(url, ONE_SEQUENCE)
     count = rate * seconds
     with open_store(url) as store:
-        start = datetime.now(UTC) + timedelta(seconds=5)
+        start = datetime.now(UTC) + timedelta(seconds=warmup)
         enroll_many(store, count, start, spacing=timedelta(seconds=1) / rate)
-        procs = start_daemons(project, url, 1)
-        assert datetime.now(UTC) < start, "the daemon took longer than 5 s to start"
-        end = start + timedelta(seconds=seconds)
-        time.sleep(max((end - datetime.now(UTC)).total_seconds(), 0))
-        wait_idle(store, end)
-        rss, _ = stop_daemons(procs)
+        with daemons_running(project, url, 1) as procs:
+            assert datetime.now(UTC) < start, f"the daemon took longer than {warmup} s to start"
+            end = start + timedelta(seconds=seconds)
+            time.sleep(max((end - datetime.now(UTC)).total_seconds(), 0))
+            wait_idle(store, end)
+            rss, _ = stop_daemons(procs)
         rows = executions(store)
     assert len(rows) == count, f"{len(rows)} steps ran, {count} were due"
     lags = sorted((started - due).total_seconds() for started, due in rows)
@@ -335,13 +396,10 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
         daemon_counts = [1] if kind == "sqlite" else args.daemons
         if "throughput" in args.cases:
             for daemons in daemon_counts:
-                with fresh_store(kind, args.postgres) as url:
-                    got = throughput(url, n, daemons)
-                result = f"{got['steps_per_s']:,.0f} steps/s ({cpu_per_step(got, n)})"
-                yield row("throughput", name[kind], str(daemons), n, result, got["peak_rss_mb"])
+                yield from against_ceiling(kind, args.postgres, n, daemons, args.pairs)
         if "lag" in args.cases:
             with fresh_store(kind, args.postgres) as url:
-                got = lag(url, args.rate, args.seconds)
+                got = lag(url, args.rate, args.seconds, args.warmup)
             result = (f"{args.rate:,}/s for {args.seconds} s: p50 {got['lag_p50_s']:.3f} s, "
                       f"p99 {got['lag_p99_s']:.3f} s, max {got['lag_max_s']:.3f} s")  # fmt: skip
             yield row("lag", name[kind], "1", args.rate * args.seconds, result, got["peak_rss_mb"])
@@ -368,9 +426,37 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
             yield row("import", name[kind], "-", args.leads, result, None)
 
 
-def cpu_per_step(got: dict, steps: int) -> str:
+def against_ceiling(kind: str, server: str | None, n: int, daemons: int, pairs: int):
+    """The engine's throughput and the ceiling's, alternating `pairs` times; medians, and their
+    ratio (each on a fresh store)."""
+    engine, raw = [], []
+    for _ in range(pairs):
+        with fresh_store(kind, server) as url:
+            engine.append(throughput(url, n, daemons))
+        with fresh_store(kind, server) as url:
+            raw.append(ceiling(url, n, daemons))
+    got, top = median_of(engine), median_of(raw)
+    name, count = {"sqlite": "SQLite", "postgres": "Postgres"}[kind], str(daemons)
+    ratio = got["steps_per_s"] / top["steps_per_s"]
+    by_cpu = (top["cpu_s"] + top["server_s"]) / (got["cpu_s"] + got["server_s"])
+    of = f", median of {pairs}" if pairs > 1 else ""
+    result = (
+        f"{got['steps_per_s']:,.0f} steps/s = {ratio:.2f} of the ceiling, {by_cpu:.2f} by CPU "
+        f"per step{of} ({cpu_per_step(got, n)})"
+    )
+    yield row("throughput", name, count, n, result, got["peak_rss_mb"])
+    result = f"{top['steps_per_s']:,.0f} steps/s{of} ({cpu_per_step(top, n, 'raw SQL')})"
+    yield row("ceiling", name, count, n, result, None)
+
+
+def median_of(results: list[dict]) -> dict:
+    """The result of median steps/s."""
+    return sorted(results, key=lambda got: got["steps_per_s"])[len(results) // 2]
+
+
+def cpu_per_step(got: dict, steps: int, who: str = "daemons") -> str:
     """CPU per step of the daemons (and of their Postgres backends): what the rate costs."""
-    text = f"CPU/step: daemons {got['cpu_s'] / steps * 1e6:.0f} µs"
+    text = f"CPU/step: {who} {got['cpu_s'] / steps * 1e6:.0f} µs"
     if got["server_s"]:
         text += f" + Postgres {got['server_s'] / steps * 1e6:.0f} µs"
     return text
@@ -387,9 +473,11 @@ def main() -> None:
     parser.add_argument("--enrollments", type=int, default=100_000, help="throughput: due steps")
     parser.add_argument("--postgres", default=os.environ.get("NURTURE_TEST_DATABASE_URL"))
     parser.add_argument("--daemons", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--pairs", type=int, default=1, help="throughput: engine/ceiling rounds")
     parser.add_argument("--cases", nargs="+", default=["throughput", "lag", "scale", "import"])
     parser.add_argument("--rate", type=int, default=1000, help="lag: steps falling due a second")
     parser.add_argument("--seconds", type=int, default=30, help="lag: for how long")
+    parser.add_argument("--warmup", type=float, default=5, help="lag: s before the first is due")
     parser.add_argument("--scale-due", type=int, default=10_000)
     parser.add_argument("--scale-to", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3, help="scale: runs, the best counts")
@@ -399,9 +487,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     args = parser.parse_args()
     rows = []
-    for result in run_cases(args):
-        rows.append(result)
-        print(json.dumps(result) if args.json else f"  {result}", file=sys.stderr, flush=True)
+    try:
+        for result in run_cases(args):
+            rows.append(result)
+            print(json.dumps(result) if args.json else f"  {result}", file=sys.stderr, flush=True)
+    finally:
+        remove_projects()
     print("\n".join(json.dumps(r) for r in rows) if args.json else markdown(rows))
 
 

@@ -244,3 +244,24 @@ def test_processes_opening_a_new_sqlite_store_together_all_get_it(tmp_path: Path
         for thread in threads:
             thread.join()
     assert failures == []
+
+
+def test_only_sends_enter_the_provider_id_index(store: Store):
+    """A delivery callback's lookup by provider id reads the partial index (migration 0012),
+    which a step that sends nothing (no provider id) never writes to."""
+    lookup = "SELECT id FROM execution WHERE provider_id = 'SM123'"
+    with store.engine.connect() as connection:
+        if store.engine.dialect.name == "sqlite":
+            plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + lookup).all()
+            defined = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_execution_provider_id'"
+            ).scalar_one()
+        else:
+            connection.exec_driver_sql("SET enable_seqscan = off")
+            plan = connection.exec_driver_sql("EXPLAIN " + lookup).all()
+            defined = connection.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_execution_provider_id' "
+                "AND schemaname = current_schema()"
+            ).scalar_one()
+    assert "ix_execution_provider_id" in str(plan)
+    assert "provider_id IS NOT NULL" in defined

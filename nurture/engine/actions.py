@@ -4,8 +4,7 @@ Messages leave through a channel; every other action is an effect: a function th
 rows in the completion's transaction, given the id of the execution it belongs to.
 """
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, overload
@@ -36,12 +35,18 @@ _ADDRESS = {"whatsapp": ("phone", "phone number"), "sms": ("phone", "phone numbe
 _ADDRESS |= {"email": ("email", "email address")}
 
 
-def lead_context(lead: Row, funnel: Row | None) -> dict[str, Any]:
-    """The `lead` a template sees."""
-    _, _, last_name = lead.name.partition(" ")
-    keys = ("name", "first_name", "email", "phone", "source", "status", "temperature", "score")
-    return {key: getattr(lead, key) for key in keys} | {
-        "last_name": last_name,
+def lead_context(lead: Any, funnel: Any) -> dict[str, Any]:
+    """The `lead` a template sees (of a lead row, and its funnel row or None)."""
+    return {
+        "name": lead.name,
+        "first_name": lead.first_name,
+        "email": lead.email,
+        "phone": lead.phone,
+        "source": lead.source,
+        "status": lead.status,
+        "temperature": lead.temperature,
+        "score": lead.score,
+        "last_name": lead.name.partition(" ")[2],
         "tags": list(lead.tags),
         "timezone": lead.timezone,
         "fields": dict(lead.fields),
@@ -56,14 +61,15 @@ def named(row: Any) -> dict[str, Any] | None:
 
 
 def context(
-    lead: Row,
-    funnel: Row | None,
-    sequence: Row | None,
+    lead: Any,
+    funnel: Any,
+    sequence: Any,
     step: AnyStep,
     coach: dict[str, Any],
     now: datetime,
 ) -> dict[str, Any]:
-    """Everything a template may read (spec.templates.TOP_LEVEL)."""
+    """Everything a template may read (spec.templates.TOP_LEVEL), of a lead, its funnel (or
+    None) and its sequence (or None): rows, or queries.LeadRow and queries.Named tuples."""
     return {
         "lead": lead_context(lead, funnel),
         "coach": coach,
@@ -73,6 +79,14 @@ def context(
         "unsubscribe_url": PLACEHOLDER,  # the email channel puts the lead's signed link here
         "now": now,
     }
+
+
+RENDERS = frozenset(ActionType) - {
+    ActionType.WAIT,
+    ActionType.UPDATE_LEAD_SCORE,
+    ActionType.ADD_LEAD_TAG,
+}
+"""The action types whose config holds templates: the others need no context."""
 
 
 @lru_cache(maxsize=4096)
@@ -103,15 +117,11 @@ def render(source: str | None, context: dict[str, Any], *, html: bool = False) -
         raise PermanentFailure(f"template error: {error or type(error).__name__}") from None
 
 
-@contextmanager
-def _rendering(step: AnyStep) -> Iterator[None]:
+def _naming(step: AnyStep, error: PermanentFailure) -> PermanentFailure:
     """A template's failure names its step (a batch log holds many)."""
-    try:
-        yield
-    except PermanentFailure as error:
-        if not str(error).startswith("template error"):
-            raise
-        raise PermanentFailure(f"step {step.id!r}: {error}") from None
+    if not str(error).startswith("template error"):
+        return error
+    return PermanentFailure(f"step {step.id!r}: {error}")
 
 
 def opted_out(lead: Row, channel: str) -> bool:
@@ -122,8 +132,10 @@ def opted_out(lead: Row, channel: str) -> bool:
 
 def message(step: AnyStep, lead: Row, context: dict[str, Any], key: str) -> OutgoingMessage:
     """The step's message, rendered and addressed; PermanentFailure when it cannot be."""
-    with _rendering(step):
+    try:
         return _message(step, lead, context, key)
+    except PermanentFailure as error:
+        raise _naming(step, error) from None
 
 
 def _message(step: AnyStep, lead: Row, context: dict[str, Any], key: str) -> OutgoingMessage:
@@ -147,9 +159,10 @@ def _message(step: AnyStep, lead: Row, context: dict[str, Any], key: str) -> Out
             reply_to=config.reply_to,
             **fields,
         )
+    if channel != "whatsapp":  # an SMS: a text, no template
+        return OutgoingMessage(recipient=recipient, body=_text(config, context), **fields)
     body, template = _text(config, context), _whatsapp(config, context)
-    if channel == "whatsapp":
-        body, template = whatsapp.choose(body, template, lead.last_inbound_at, context["now"])
+    body, template = whatsapp.choose(body, template, lead.last_inbound_at, context["now"])
     return OutgoingMessage(recipient=recipient, body=body, template=template, **fields)
 
 
@@ -169,16 +182,13 @@ def effect(
     step: AnyStep, lead: Row, context: dict[str, Any], now: datetime, zone: str
 ) -> Effect | None:
     """The store effect of a non-message step (rendered now), or None (wait, messages)."""
-    makers = {
-        ActionType.CREATE_TASK: _task,
-        ActionType.UPDATE_LEAD_SCORE: _score,
-        ActionType.ADD_LEAD_TAG: _tags,
-        ActionType.SCHEDULE_APPOINTMENT: _appointment,
-        ActionType.SEND_NOTIFICATION: _notification,
-    }
-    maker = makers.get(step.action_type)
-    with _rendering(step):
-        return maker(step.action_config, lead, context, now, zone) if maker else None
+    maker = _MAKERS.get(step.action_type)
+    if maker is None:
+        return None
+    try:
+        return maker(step.action_config, lead, context, now, zone)
+    except PermanentFailure as error:
+        raise _naming(step, error) from None
 
 
 def _rows(table: Any, row: dict[str, Any]) -> Effect:
@@ -246,3 +256,12 @@ def _notification(
         "created_at": now,
     }
     return _rows(Notification, row)
+
+
+_MAKERS: dict[str, Callable[[Any, Row, dict[str, Any], datetime, str], Effect]] = {
+    ActionType.CREATE_TASK: _task,
+    ActionType.UPDATE_LEAD_SCORE: _score,
+    ActionType.ADD_LEAD_TAG: _tags,
+    ActionType.SCHEDULE_APPOINTMENT: _appointment,
+    ActionType.SEND_NOTIFICATION: _notification,
+}

@@ -1,17 +1,18 @@
 """A claimed enrollment's step and its outcome (a Job), and the completion that records a batch.
 
-Completion is one transaction per batch. Each enrollment's update is guarded by its lease
-(`status = 'running' AND lease_owner = :worker`), and the rows are locked first: a conversion,
-stop or pause that happened while the step ran wins, and that step's effects are dropped. A
-send that happened is recorded whatever the enrollment became meanwhile; a row whose lease
-was lost (rescued by another daemon) is counted, never an error.
+Completion is one transaction per batch. It starts with the enrollments' next states, each
+update guarded by its lease (`status = 'running' AND lease_owner = :worker`, RETURNING the ids
+it changed): a conversion, stop or pause that happened while the step ran wins, and that step's
+effects and log row are dropped. A send that happened is recorded whatever the enrollment
+became meanwhile; a row whose lease was lost (rescued by another daemon) is counted, never an
+error.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
 from nurture.channels import OutgoingMessage
 from nurture.engine import actions
@@ -22,12 +23,12 @@ from nurture.store import queries
 from nurture.store.tables import OutboxMessage
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """One claimed enrollment, the step it runs, and (as it goes) the outcome."""
 
-    claim: Row
-    lead: Row
+    claim: Any  # a queries.Claimed (settling: a row with its columns)
+    lead: Any  # a queries.LeadRow (settling: a row with its columns)
     spec: SequenceSpec
     version: int
     step: AnyStep | None
@@ -43,9 +44,19 @@ class Job:
     provider_id: str | None = None
     outbox: dict[str, Any] | None = None
     retry_after: float | None = None  # the provider's Retry-After, in seconds
-    sequence: Row | None = None
-    funnel: Row | None = None
+    sequence: queries.Named | None = None
+    funnel: queries.Named | None = None
     sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
+    step_id: str = field(init=False)
+    """The id of its step (of the claim's when it has none; "-" for none at all)."""
+
+    def __post_init__(self) -> None:
+        self.step_id = self.step.key if self.step else self.claim.step_id or "-"
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: enrollment, step, attempt."""
+        return f"{self.claim.id}:{self.step_id}:{self.attempt}"
 
     @property
     def attempt(self) -> int:
@@ -55,15 +66,6 @@ class Job:
     def channel(self) -> str | None:
         """The kind of message it sends (sms, email...), or None."""
         return self.message.channel if self.message is not None else None
-
-    @property
-    def step_id(self) -> str:
-        return self.step.key if self.step else self.claim.step_id or "-"
-
-    @property
-    def key(self) -> str:
-        """The idempotency key: enrollment, step, attempt."""
-        return f"{self.claim.id}:{self.step_id}:{self.attempt}"
 
     def note(self, **detail: Any) -> None:
         self.detail = (self.detail or {}) | detail
@@ -95,9 +97,15 @@ def execution_row(
 def complete(connection: Connection, jobs: list[Job], worker: str, now: datetime, zone: str) -> int:
     """Record a batch: executions, effects, outbox rows, and each enrollment's next state; how
     many of its enrollments this worker no longer held (their sends are recorded all the same)."""
-    ours = queries.owned(connection, [job.claim.id for job in jobs], worker)
-    kept = [job for job in jobs if job.claim.id in ours]
-    states = [transition(job, now, zone) for job in kept]
+    outcomes = [(job.status, job.error, job.detail) for job in jobs]
+    states = [transition(job, now, zone) for job in jobs]
+    ours = queries.update_enrollments(connection, states, worker)
+    kept = []
+    for job, (status, error, detail) in zip(jobs, outcomes, strict=True):
+        if job.claim.id in ours:
+            kept.append(job)
+        else:  # lost: its outcome as the step left it, not as a transition read it
+            job.status, job.error, job.detail = status, error, detail
     started = [job for job in jobs if job.execution_id is not None]
     queries.finish_executions(connection, [finished_row(job, now) for job in started])
     new = [job for job in kept if job.execution_id is None and job.status != "untried"]
@@ -114,7 +122,6 @@ def complete(connection: Connection, jobs: list[Job], worker: str, now: datetime
         ):
             job.effect(connection, job.execution_id)
     queries.insert_rows(connection, OutboxMessage, _outbox_rows(jobs, now))
-    queries.update_enrollments(connection, states, worker)
     consent.opt_out_many(connection, _unsubscribed(jobs), now, "provider", UNSUBSCRIBED)
     return len(jobs) - len(kept)
 
@@ -168,29 +175,32 @@ def transition(job: Job, now: datetime, zone: str) -> dict[str, Any]:
         "finished_at": None,
         "exit_reason": None,
     }
-    unchanged = {"version": claim.version, "step_id": claim.step_id}
-    unchanged |= {"next_run_at": claim.next_run_at}
-    if job.status == "untried":
-        return state | unchanged | {"attempts": job.attempt - 1}
-    if job.status == "unknown":
-        held = {"status": "unknown", "attempts": job.attempt, "exit_reason": job.error}
-        return state | unchanged | held
+    if job.status in ("untried", "unknown"):  # where it was: the same step and time
+        state.update(version=claim.version, step_id=claim.step_id, next_run_at=claim.next_run_at)
+        if job.status == "untried":
+            state["attempts"] = job.attempt - 1
+        else:
+            state.update(status="unknown", attempts=job.attempt, exit_reason=job.error)
+        return state
     if job.status == "retry" and job.attempt <= spec.max_retries:
         retry_at = now + spec.retry_delay * spec.retry_backoff ** (job.attempt - 1)
         if job.retry_after:  # never sooner than the provider asked
             retry_at = max(retry_at, now + timedelta(seconds=job.retry_after))
         job.note(retry_at=retry_at.isoformat())
-        return state | {"attempts": job.attempt, "next_run_at": retry_at}
+        state.update(attempts=job.attempt, next_run_at=retry_at)
+        return state
     if job.status == "retry":
         job.status = "failed"
         job.error = f"{job.error} (gave up after {job.attempt} attempts)"
     if job.status == "failed" and spec.failure_policy == "stop":
         reason = f"step {job.step_id} failed: {job.error}"
-        return state | {"status": "failed", "finished_at": now, "exit_reason": reason}
-    if job.step is not None and job.step.stop and job.status != "skipped":
+        state.update(status="failed", finished_at=now, exit_reason=reason)
+    elif job.step is not None and job.step.stop and job.status != "skipped":
         reason = f"step {job.step.id} ends the sequence"
-        return state | {"status": "completed", "finished_at": now, "exit_reason": reason}
-    return state | _advance(job, now, zone)
+        state.update(status="completed", finished_at=now, exit_reason=reason)
+    else:
+        state.update(_advance(job, now, zone))
+    return state
 
 
 def _advance(job: Job, now: datetime, zone: str) -> dict[str, Any]:

@@ -178,7 +178,11 @@ def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:
         fresh, step = job.status == "done", job.step
         if step is None or not (fresh or job.status == "unknown"):  # a job "done" has its step
             continue
-        context = actions.context(job.lead, job.funnel, job.sequence, step, run.coach, now)
+        context = (
+            actions.context(job.lead, job.funnel, job.sequence, step, run.coach, now)
+            if step.action_type in actions.RENDERS
+            else {}
+        )
         if fresh:
             _decide(job, step, context, now, run.config.default_zone)
         elif step.action_type in actions.CHANNEL_OF:
@@ -207,8 +211,9 @@ def release(store: Store, worker: str) -> int:
 CRASHED = sends.uncertain("its daemon stopped, or lost its lease, before the answer")
 
 
-def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
-    """Read what the batch needs at once (in the claim's transaction), then place each job."""
+def _prepare(connection: Connection, url: str, claimed: list[Any]) -> list[Job]:
+    """Read what the batch needs at once (in the claim's transaction), then place each job
+    (`claimed`: the claim's queries.Claimed tuples)."""
     leads = queries.leads(connection, (row.lead_id for row in claimed))
     funnels = queries.funnels(connection, (lead.funnel_id for lead in leads.values()))
     sequences = queries.sequences(connection, (row.sequence_id for row in claimed))
@@ -221,7 +226,7 @@ def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
 
     positions: dict[tuple[int, int, int, str | None], steps.Position] = {}
 
-    def place(row: Row, current_version: int) -> steps.Position:
+    def place(row: queries.Claimed, current_version: int) -> steps.Position:
         """Where the row stands; rows at the same step of the same versions share the answer."""
         key = (row.sequence_id, row.version, current_version, row.step_id)
         if key not in positions:
@@ -234,7 +239,7 @@ def _prepare(connection: Connection, url: str, claimed: list[Row]) -> list[Job]:
     for row in claimed:
         sequence, lead = sequences[row.sequence_id], leads[row.lead_id]
         job = _job(row, lead, place(row, sequence.current_version))
-        job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id)
+        job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id or 0)
         execution = recorded.get((row.id, row.step_id, row.attempt))
         if execution is not None:
             _adopt(job, execution)
@@ -255,7 +260,7 @@ def _adopt(job: Job, execution: Row) -> None:
         job.note(settled="recorded already, under a lease since lost")
 
 
-def _job(row: Row, lead: Row, position: steps.Position) -> Job:
+def _job(row: queries.Claimed, lead: queries.LeadRow, position: steps.Position) -> Job:
     """The step to run, or a skip when the current version removed it (or never had it)."""
     spec, step, version = position.spec, position.step, position.version
     if position.removed is not None:
@@ -265,7 +270,7 @@ def _job(row: Row, lead: Row, position: steps.Position) -> Job:
         job = Job(row, lead, spec, version, None, None, status="skipped")
         job.error = f"step {row.step_id!r} is not in version {version}"
     else:
-        job = Job(row, lead, spec, version, step, steps.next_step(spec, step.key))
+        job = Job(row, lead, spec, version, step, position.after)
     return job
 
 

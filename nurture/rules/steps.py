@@ -51,6 +51,8 @@ class Position:
     version: int
     step: AnyStep | None
     removed: AnyStep | None = None
+    after: AnyStep | None = None
+    """The step after `step` in the current version (None at the end)."""
 
 
 def locate(old: SequenceSpec, current: SequenceSpec, version: int, step_id: str | None) -> Position:
@@ -58,10 +60,15 @@ def locate(old: SequenceSpec, current: SequenceSpec, version: int, step_id: str 
     step of the old version that the current one still has (None: the sequence is over)."""
     index = index_of(current, step_id)
     if index is not None:
-        return Position(current, version, current.steps[index])
+        return Position(current, version, current.steps[index], after=_after(current, index))
     old_index = index_of(old, step_id)
     removed = old.steps[old_index] if old_index is not None else None
     later = old.steps[old_index + 1 :] if old_index is not None else []
     kept = next((i for s in later if (i := index_of(current, s.key)) is not None), None)
-    step = current.steps[kept] if kept is not None else None
-    return Position(current, version, step, removed)
+    if kept is None:
+        return Position(current, version, None, removed)
+    return Position(current, version, current.steps[kept], removed, _after(current, kept))
+
+
+def _after(spec: SequenceSpec, index: int) -> AnyStep | None:
+    return spec.steps[index + 1] if index + 1 < len(spec.steps) else None

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -111,25 +111,39 @@ def claim_hints(connection: Connection) -> None:
         connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
 
 
+class Claimed(NamedTuple):
+    """A claimed enrollment (the claim's RETURNING): a tuple, read many times a step."""
+
+    id: int
+    lead_id: int
+    sequence_id: int
+    version: int
+    step_id: str | None
+    next_run_at: datetime
+    attempts: int
+    attempt: int
+
+
 def claim(
     connection: Connection, now: datetime, until: datetime, worker: str, batch: int
-) -> list[Row]:
-    """Lease up to `batch` due enrollments to `worker`, oldest due first."""
+) -> list[Any]:
+    """Lease up to `batch` due enrollments to `worker`, oldest due first (Claimed tuples)."""
     claim_hints(connection)
     parameters = {"now": now, "until": until, "worker": worker, "batch": batch}
     rows = connection.execute(claim_statement(connection.dialect.name), parameters).all()
-    return sorted(rows, key=lambda row: (row.next_run_at, row.id))
+    return sorted(map(Claimed._make, rows), key=lambda row: (row.next_run_at, row.id))
 
 
 def claim_unknown(
     connection: Connection, now: datetime, until: datetime, worker: str, batch: int, **where: Any
-) -> list[Row]:
+) -> list[Any]:
     """Lease up to `batch` unknown enrollments untouched since `where["before"]` whose uncertain
     send can be settled: its channel asks the provider (`where["types"]`, action types), or the
-    log says it was sent (a completion that had lost its lease recorded it)."""
+    log says it was sent (a completion that had lost its lease recorded it); Claimed tuples."""
     parameters = {"now": now, "until": until, "worker": worker, "batch": batch} | where
     statement = claim_statement(connection.dialect.name, _CLAIM_UNKNOWN)
-    return sorted(connection.execute(statement, parameters).all(), key=lambda row: row.id)
+    rows = connection.execute(statement, parameters).all()
+    return sorted(map(Claimed._make, rows), key=lambda row: row.id)
 
 
 _RESCUE = text(
@@ -196,18 +210,28 @@ def next_due(connection: Connection) -> datetime | None:
     return connection.execute(_NEXT_DUE).scalar()
 
 
-_LEAD_COLUMNS: tuple[str, ...] = (
-    "id",
-    "name",
-    "first_name",
-    "email",
-    "phone",
-    "source",
-    "status",
-    "temperature",
-)
-_LEAD_COLUMNS += ("score", "tags", "timezone", "funnel_id", "fields", "opted_out", "created_at")
-_LEAD_COLUMNS += ("last_inbound_at",)  # the WhatsApp 24-hour window (nurture.rules.whatsapp)
+class LeadRow(NamedTuple):
+    """What steps, conditions and templates read of a lead: a tuple, read many times a step."""
+
+    id: int
+    name: str
+    first_name: str
+    email: str | None
+    phone: str | None
+    source: str | None
+    status: str | None
+    temperature: str | None
+    score: int
+    tags: list[str]
+    timezone: str | None
+    funnel_id: int | None
+    fields: dict[str, Any]
+    opted_out: list[str]
+    created_at: datetime
+    last_inbound_at: datetime | None  # the WhatsApp 24-hour window (nurture.rules.whatsapp)
+
+
+_LEAD_COLUMNS = LeadRow._fields
 
 
 class SharedJSON(TypeDecorator[Any]):
@@ -235,28 +259,37 @@ def _lead_column(name: str) -> Any:
     return column
 
 
-def leads(connection: Connection, ids: Iterable[int]) -> dict[int, Row]:
+def leads(connection: Connection, ids: Iterable[int]) -> dict[int, LeadRow]:
     """The leads a batch runs for: what steps, conditions and templates read."""
     query = select(*(_lead_column(name) for name in _LEAD_COLUMNS))
-    rows = connection.execute(query.where(bulk.among(connection, lead.c.id, ids)))
-    return {row.id: row for row in rows}
+    rows = connection.execute(query.where(bulk.among(connection, lead.c.id, ids))).all()
+    return {row.id: row for row in map(LeadRow._make, rows)}
 
 
-def funnels(connection: Connection, ids: Iterable[int | None]) -> dict[int, Row]:
+class Named(NamedTuple):
+    """A funnel or a sequence as templates read it (a sequence's current version too)."""
+
+    id: int
+    name: str
+    slug: str
+    current_version: int = 0  # a funnel has none
+
+
+def funnels(connection: Connection, ids: Iterable[int | None]) -> dict[int, Named]:
     table = Funnel.__table__
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
     columns = (table.c.id, table.c.name, table.c.slug)
-    rows = connection.execute(select(*columns).where(bulk.among(connection, table.c.id, wanted)))
-    return {row.id: row for row in rows}
+    query = select(*columns).where(bulk.among(connection, table.c.id, wanted))
+    return {row.id: Named(*row) for row in connection.execute(query).all()}
 
 
-def sequences(connection: Connection, ids: Iterable[int]) -> dict[int, Row]:
+def sequences(connection: Connection, ids: Iterable[int]) -> dict[int, Named]:
     table = SequenceRow.__table__
     columns = (table.c.id, table.c.name, table.c.slug, table.c.current_version)
     query = select(*columns).where(bulk.among(connection, table.c.id, ids))
-    return {row.id: row for row in connection.execute(query)}
+    return {row.id: row for row in map(Named._make, connection.execute(query).all())}
 
 
 def definition(connection: Connection, sequence_id: int, version: int) -> dict[str, Any]:
@@ -308,9 +341,13 @@ def owned(connection: Connection, ids: Iterable[int], worker: str) -> set[int]:
     return set(connection.execute(query).scalars())
 
 
-def update_enrollments(connection: Connection, rows: Sequence[dict[str, Any]], worker: str) -> None:
-    """Write each enrollment's next state (`_id`), only while it is still this worker's lease."""
-    bulk.update(connection, enrollment, rows, match={"status": "running", "lease_owner": worker})
+def update_enrollments(
+    connection: Connection, rows: Sequence[dict[str, Any]], worker: str
+) -> set[int]:
+    """Write each enrollment's next state (`_id`), only while it is still this worker's lease;
+    the ids written (the others were converted, stopped, paused or rescued meanwhile)."""
+    held = {"status": "running", "lease_owner": worker}
+    return set(bulk.update_returning(connection, enrollment, rows, match=held))
 
 
 def change_score(

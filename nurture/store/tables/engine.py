@@ -87,6 +87,13 @@ class Execution(Stored, table=True):
             "started_at",
         ),
         Index("ix_execution_channel", "action_type", "status", "started_at"),
+        # A delivery callback's lookup (migration 0012): only sends have a provider id.
+        Index(
+            "ix_execution_provider_id",
+            "provider_id",
+            sqlite_where=text("provider_id IS NOT NULL"),
+            postgresql_where=text("provider_id IS NOT NULL"),
+        ),
     )
 
     # No foreign keys (migration 0007): the engine writes a row only for an enrollment it
@@ -104,7 +111,7 @@ class Execution(Stored, table=True):
     started_at: datetime | None = utc_column(nullable=True)
     finished_at: datetime | None = utc_column(nullable=True)
     error: str | None = None
-    provider_id: str | None = Field(default=None, max_length=200, index=True)
+    provider_id: str | None = Field(default=None, max_length=200)  # ix_execution_provider_id
     detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     delivery_status: str | None = Field(default=None, max_length=20)
     """What the provider last reported (queued, sent, delivered, undelivered, failed, read)."""
