@@ -4,11 +4,30 @@ import json
 from datetime import date, datetime, time
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+UNBOUNDED = 100_000
+"""The width of a pipe or a file: a table gets its natural width, no value cut or wrapped."""
+
+
+class _Console(Console):
+    """A terminal's width on a terminal; on a pipe whole values (rich would assume 80 columns)."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        measured = super().size
+        if self.is_terminal or self._width is not None:  # a terminal, or COLUMNS set on purpose
+            return measured
+        return ConsoleDimensions(UNBOUNDED, measured.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

@@ -40,9 +40,20 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
 
 
 def closest(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
-    """The candidate closest to `word` (difflib's ratio at least `cutoff`), or None."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
-    return close[0] if close else None
+    """The candidate closest to `word` (difflib's ratio at least `cutoff`), or None; else the
+    name one of whose words is close (`webinr` finds `Webinar Follow-Up`)."""
+    candidates = list(candidates)
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
+    if close:
+        return close[0]
+    by_word = {part: name for name in candidates for part in _words(name)}
+    close = difflib.get_close_matches(word.lower(), list(by_word), n=1, cutoff=cutoff)
+    return by_word[close[0]] if close else None
+
+
+def _words(name: str) -> list[str]:
+    """A name in lower case, then each of its words (`Warm Lead`: warm lead, warm, lead)."""
+    return [name.lower(), *(part for part in re.split(r"[^a-z0-9]+", name.lower()) if part)]
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:
