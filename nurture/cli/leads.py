@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,11 +12,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import err, error, note, out, print_json
+from nurture.cli.output import err, error, note, out, plural, print_json, print_result
 from nurture.errors import NurtureError
 from nurture.leads import records as service
 from nurture.leads.imports import ImportResult, import_leads
 from nurture.leads.records import Arrival, LeadInput, LeadRules
+
+if TYPE_CHECKING:
+    from nurture.store.tables import Lead
 
 app = typer.Typer(help="Leads: add, import, update, convert, list, show.", no_args_is_help=True)
 
@@ -75,28 +78,31 @@ def add(
     )
     with state.session(write=True) as session:
         arrival = service.add_lead(session, data, funnel, datetime.now(UTC), _rules())
-        shown = _arrival(arrival)
-    if json:
-        print_json(shown)
-        return
-    out.print(escape(f"{'Added' if arrival.created else 'Updated'} lead {shown['lead']}."))
-    out.print(escape(shown["message"]))
+        shown = service.lead_details(session, arrival.lead) | _arrival(arrival)
+        print_result(shown, json=json, message=_arrived(arrival))
 
 
 def _arrival(arrival: Arrival) -> dict[str, Any]:
+    """What `leads add --json` says beyond the lead: was it new, which sequence and why."""
+    winner = arrival.decision.winner
+    decision = {"sequence": winner.name if winner else None, "reason": arrival.decision.reason}
+    return {"created": arrival.created, "decision": decision}
+
+
+def _arrived(arrival: Arrival) -> str:
     lead, decision, enrollment = arrival.lead, arrival.decision, arrival.enrollment
-    data = {"id": lead.id, "created": arrival.created, "reason": decision.reason}
-    data["sequence"] = winner = decision.winner.name if decision.winner else None
-    data["lead"] = f"{lead.id} {lead.name}" + (f" <{lead.email}>" if lead.email else "")
-    if enrollment is None:
-        data["message"] = f"Not enrolled: {decision.reason}."
-        return data
-    data |= {"step": enrollment.step_id, "next_run_at": enrollment.next_run_at}
-    data["message"] = (
-        f"Enrolled in {winner} ({decision.reason}); "
+    said = f"{'Added' if arrival.created else 'Updated'} lead {_named(lead)}"
+    said += f" <{lead.email}>." if lead.email else "."
+    if enrollment is None or decision.winner is None:
+        return f"{said}\nNot enrolled: {decision.reason}."
+    return (
+        f"{said}\nEnrolled in {decision.winner.name} ({decision.reason}); "
         f"first step {enrollment.step_id} at {enrollment.next_run_at:%Y-%m-%d %H:%M} UTC."
     )
-    return data
+
+
+def _named(lead: "Lead") -> str:
+    return f"{lead.id} {lead.name}"
 
 
 @app.command("import")
@@ -134,8 +140,8 @@ def _progress_bar(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
 
 def _show_import(result: ImportResult) -> None:
     for problem in result.errors:
-        error(escape(f"row {problem.row}: {problem.message}"))
-    out.print(
+        error(f"row {problem.row}: {problem.message}")
+    note(
         f"{result.rows} rows: {result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged, {len(result.errors)} rejected; "
         f"{result.enrolled} enrolled."
@@ -157,6 +163,7 @@ def update(
     tz: Zone = None,
     field: Fields = None,
     external_id: ExternalId = None,
+    json: JSON = False,
 ) -> None:
     """Change a lead: tags add (--untag removes), fields merge; a conversion status converts."""
     data = LeadInput(
@@ -168,19 +175,25 @@ def update(
         )
     with state.session(write=True) as session:
         row = service.update_lead(session, lead, data, datetime.now(UTC), _rules(), untag or [])
-        converted = row.converted_at is not None
-        message = f"Updated lead {row.id} {row.name}" + (" (converted)" if converted else "") + "."
-    note(escape(message))
+        converted = " (converted)" if row.converted_at is not None else ""
+        print_result(
+            service.lead_details(session, row),
+            json=json,
+            message=f"Updated lead {_named(row)}{converted}.",
+        )
 
 
 @app.command()
-def convert(lead: LEAD) -> None:
+def convert(lead: LEAD, json: JSON = False) -> None:
     """Mark a lead converted: its enrollments that stop on conversion stop now."""
     with state.session(write=True) as session:
         row = service.find_lead(session, lead)
         stopped = service.convert(session, row, datetime.now(UTC), _rules())
-        message = f"Converted lead {row.id} {row.name}; stopped {len(stopped)} enrollment(s)."
-    note(escape(message))
+        print_result(
+            service.lead_details(session, row),
+            json=json,
+            message=f"Converted lead {_named(row)}; stopped {plural(len(stopped), 'enrollment')}.",
+        )
 
 
 @app.command("list")
@@ -203,7 +216,7 @@ def list_(
     table = Table("id", "name", "email", "funnel", "status", "score", "tags")
     for row in rows:
         cells = (row["id"], row["name"], row["email"], row["funnel"], row["status"], row["score"])
-        table.add_row(*(escape(str(c or "")) for c in cells), escape(", ".join(row["tags"])))
+        table.add_row(*(escape(_cell(c)) for c in cells), escape(", ".join(row["tags"])))
     out.print(table)
 
 

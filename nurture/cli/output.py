@@ -1,4 +1,4 @@
-"""Where output goes: data to stdout, messages to stderr; `--json` prints data only."""
+"""Where output goes: results to stdout, notes to stderr; `--json` prints the result as JSON."""
 
 import json
 from datetime import date, datetime, time
@@ -46,16 +46,26 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def print_result(data: Any, *, json: bool, message: str) -> None:
+    """What a command did: with --json the changed object on stdout, else a note on stderr."""
+    if json:
+        print_json(data)
+    else:
+        note(message)
+
+
 def error(message: str) -> None:
     """`error: ...` on stderr; the message is printed literally (it may hold user text)."""
     err.print(f"[bold red]error:[/] {escape(message)}")
 
 
 def warning(message: str) -> None:
+    """`warning: ...` on stderr, printed literally."""
     err.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def note(message: str) -> None:
+    """A note for the person at the terminal, on stderr, printed literally (no markup)."""
     err.print(message, markup=False)
 
 

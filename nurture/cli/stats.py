@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nurture.cli import figures
 from nurture.cli.context import state
-from nurture.cli.output import json_text, note, out, print_json
+from nurture.cli.output import json_text, note, out, print_json, print_result
 from nurture.errors import NurtureError
 from nurture.insights import logs as log_service
 from nurture.insights.report import StatsRequest, gather, render_html, report_data
@@ -186,10 +186,14 @@ def report(
     html: Annotated[Path, typer.Option("--html", help="The HTML file to write.")],
     since: Since = None,
     until: Until = None,
+    json: Annotated[
+        bool, typer.Option("--json", help="Also print the report's figures as JSON.")
+    ] = False,
 ) -> None:
     """Write one self-contained HTML file with the figures as charts (opens offline)."""
     now = datetime.now(UTC)
     with state.session() as session:
         data = report_data(session, _window(since, until), now)
     html.write_text(render_html(data), encoding="utf-8")
-    note(f"wrote {html} ({len(data['sequences'])} sequences)")
+    message = f"wrote {html} ({len(data['sequences'])} sequences)"
+    print_result(data | {"html": str(html)}, json=json, message=message)

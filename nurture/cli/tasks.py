@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import out, print_json
+from nurture.cli.output import out, print_json, print_result
 from nurture.leads import tasks as service
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -57,12 +57,18 @@ def list_tasks(
 
 
 @tasks.command("done")
-def done(task_id: Annotated[int, typer.Argument(help="The task id.")]) -> None:
-    """Mark a task done."""
+def done(
+    task_id: Annotated[int, typer.Argument(help="The task id.")],
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the task as `tasks list --json` does.")
+    ] = False,
+) -> None:
+    """Mark a task done (a task already done stays as it was)."""
     with state.session(write=True) as session:
-        task = service.finish_task(session, task_id, datetime.now(UTC))
-        title = task.title
-    out.print(f"task {task_id} done: {escape(title)}")
+        task, was_open = service.finish_task(session, task_id, datetime.now(UTC))
+        said = "done" if was_open else f"was already done on {_time(task.done_at)} UTC"
+        message = f"task {task_id} {said}: {task.title}"
+        print_result(service.task_row(session, task), json=json, message=message)
 
 
 @appointments.command("list")

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import note, out, print_json
+from nurture.cli.output import note, out, print_json, print_result
 from nurture.store import tokens as service
 
 app = typer.Typer(help="Bearer tokens of `nurture serve`.", no_args_is_help=True)
@@ -55,8 +55,13 @@ def list_(json: JSON = False) -> None:
 
 
 @app.command()
-def revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
+def revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the token as `tokens list --json` does.")
+    ] = False,
+) -> None:
     """Revoke a token: requests with it get 401 from then on."""
     with state.session(write=True) as session:
-        service.revoke_token(session, name, datetime.now(UTC))
-    note(f"revoked token {name!r}")
+        row = service.revoke_token(session, name, datetime.now(UTC))
+        print_result(service.token_row(row), json=json, message=f"revoked token {name!r}")
