@@ -25,7 +25,13 @@ def check(
     name: Annotated[str | None, typer.Argument(help=NAME_HELP + " Default: every one.")] = None,
     json: JSON = False,
 ) -> None:
-    """Connect to each configured channel (SMTP login, Twilio account, webhook) without sending."""
+    """Connect to each configured channel (SMTP login, Twilio account, webhook) without sending.
+
+    \b
+    Examples:
+      nurture channels check
+      nurture channels check email --json
+    """
     configured = state.settings.providers
     secrets = secrets_of(configured)
     results = [
@@ -60,7 +66,13 @@ def send_test(
     ] = None,
     json: JSON = False,
 ) -> None:
-    """Send one real test message through a channel."""
+    """Send one real test message through a channel.
+
+    \b
+    Examples:
+      nurture channels send-test email --to you@example.com
+      nurture channels send-test sms --to +14155550123
+    """
     settings = state.settings
     try:
         result = providers.send_test(

@@ -22,7 +22,13 @@ JSON = Annotated[bool, typer.Option("--json", help="Print the lead as `leads sho
 
 
 def opt_out(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
-    """Stop messages to a lead on these channels: their steps are skipped and logged."""
+    """Stop messages to a lead on these channels: their steps are skipped and logged.
+
+    \b
+    Examples:
+      nurture leads opt-out ana@example.com -c sms -c whatsapp
+      nurture leads opt-out 3 -c all --json
+    """
     with state.session(write=True) as session:
         row = find_lead(session, lead)
         changed = consent.opt_out(session, row, channel, datetime.now(UTC))
@@ -31,7 +37,12 @@ def opt_out(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
 
 
 def opt_in(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
-    """Let a lead hear from us again on these channels."""
+    """Let a lead hear from us again on these channels.
+
+    \b
+    Examples:
+      nurture leads opt-in ana@example.com -c sms
+    """
     with state.session(write=True) as session:
         row = find_lead(session, lead)
         changed = consent.opt_in(session, row, channel, datetime.now(UTC))
@@ -48,7 +59,13 @@ def inbound(
     at: Annotated[str | None, typer.Option("--at", help="When (ISO 8601); default now.")] = None,
     json: JSON = False,
 ) -> None:
-    """Record a message from the lead: WhatsApp free text is allowed for 24 hours after it."""
+    """Record a message from the lead: WhatsApp free text is allowed for 24 hours after it.
+
+    \b
+    Examples:
+      nurture leads inbound ana@example.com --text 'Hi! Saw the webinar'
+      nurture leads inbound 3 --channel sms --text STOP
+    """
     with state.session(write=True) as session:
         result = consent.inbound(session, find_lead(session, lead), parse_now(at), text, channel)
         row = result.lead
@@ -63,7 +80,12 @@ def unsubscribe(
     token: Annotated[str, typer.Argument(help="The token of an unsubscribe link.")],
     json: JSON = False,
 ) -> None:
-    """Apply an unsubscribe link's signed token: the lead gets no more email."""
+    """Apply an unsubscribe link's signed token: the lead gets no more email.
+
+    \b
+    Examples:
+      nurture unsubscribe TOKEN
+    """
     secret = state.settings.unsubscribe.secret
     with state.session(write=True) as session:
         done = consent.unsubscribe(

@@ -22,7 +22,13 @@ def upgrade(
         ),
     ] = False,
 ) -> None:
-    """Bring the store's schema up to date (every command also does this on its own)."""
+    """Bring the store's schema up to date (every command also does this on its own).
+
+    \b
+    Examples:
+      nurture db upgrade
+      nurture db upgrade --json
+    """
     url = state.settings.database
     before, after = migrate.upgrade(url)
     if before == after:
@@ -34,7 +40,13 @@ def upgrade(
 
 @app.command()
 def current(json: JSON = False) -> None:
-    """The store's schema revision, the newest one, and whether the store is up to date."""
+    """The store's schema revision, the newest one, and whether the store is up to date.
+
+    \b
+    Examples:
+      nurture db current
+      nurture db current --json
+    """
     url = state.settings.database
     revision, head = migrate.current(url), migrate.head()
     if json:

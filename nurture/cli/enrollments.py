@@ -37,7 +37,13 @@ def list_(
     ] = None,
     json: JSON = False,
 ) -> None:
-    """Enrollments, most recent first."""
+    """Enrollments, most recent first.
+
+    \b
+    Examples:
+      nurture enrollments list --status active
+      nurture enrollments list -s warm-lead-welcome --json
+    """
     with state.session() as session:
         rows = control.list_enrollments(session, sequence=sequence, status=status)
     if json:
@@ -68,25 +74,45 @@ def _control(action: Callable, enrollment_id: int, json: bool) -> None:
 
 @app.command()
 def advance(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
-    """Run the next step now (where the sequence allows manual advance)."""
+    """Run the next step now (where the sequence allows manual advance).
+
+    \b
+    Examples:
+      nurture enrollments advance 12
+    """
     _control(control.advance, enrollment_id, json)
 
 
 @app.command()
 def pause(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
-    """Hold an enrollment where it is."""
+    """Hold an enrollment where it is.
+
+    \b
+    Examples:
+      nurture enrollments pause 12 --json
+    """
     _control(control.pause, enrollment_id, json)
 
 
 @app.command()
 def resume(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
-    """Resume a paused enrollment, or an unknown one after you checked the provider."""
+    """Resume a paused enrollment, or an unknown one after you checked the provider.
+
+    \b
+    Examples:
+      nurture enrollments resume 12
+    """
     _control(control.resume, enrollment_id, json)
 
 
 @app.command()
 def stop(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
-    """End an enrollment for good."""
+    """End an enrollment for good.
+
+    \b
+    Examples:
+      nurture enrollments stop 12
+    """
     _control(control.stop, enrollment_id, json)
 
 
@@ -114,7 +140,13 @@ def settle_(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     json: JSON = False,
 ) -> None:
-    """Decide in bulk what happened to sends whose fate is unclear (enrollments `unknown`)."""
+    """Decide in bulk what happened to sends whose fate is unclear (enrollments `unknown`).
+
+    \b
+    Examples:
+      nurture enrollments settle --as sent --since 1d
+      nurture enrollments settle --as resend -e 12 --yes
+    """
     now = datetime.now(UTC)
     filters = settle.Filters(
         sequence, step, Window.parse(since, until, now), tuple(enrollment or ())

@@ -31,7 +31,12 @@ CHANGED_JSON = Annotated[
 
 @app.command()
 def assign(sequence: SEQUENCES, funnel: FUNNELS, json: CHANGED_JSON = False) -> None:
-    """Assign every given sequence to every given funnel (edits the files and applies)."""
+    """Assign every given sequence to every given funnel (edits the files and applies).
+
+    \b
+    Examples:
+      nurture funnels assign -s warm-lead-welcome -s cold-lead-warming -f instagram-ads
+    """
     with state.session(write=True) as session:
         result = service.assign(
             session, Project.from_settings(state.settings), sequence, funnel, datetime.now(UTC)
@@ -41,7 +46,12 @@ def assign(sequence: SEQUENCES, funnel: FUNNELS, json: CHANGED_JSON = False) -> 
 
 @app.command()
 def unassign(sequence: SEQUENCES, funnel: FUNNELS, json: CHANGED_JSON = False) -> None:
-    """Remove every given funnel from every given sequence."""
+    """Remove every given funnel from every given sequence.
+
+    \b
+    Examples:
+      nurture funnels unassign -s cold-lead-warming -f instagram-ads --json
+    """
     with state.session(write=True) as session:
         result = service.unassign(
             session, Project.from_settings(state.settings), sequence, funnel, datetime.now(UTC)
@@ -60,7 +70,13 @@ def _changed(session: "Session", result: Plan, funnels: list[str], json: bool) -
 
 @app.command("list")
 def list_(json: JSON = False) -> None:
-    """Every funnel with its sequences, best first."""
+    """Every funnel with its sequences, best first.
+
+    \b
+    Examples:
+      nurture funnels list
+      nurture funnels list --json
+    """
     with state.session() as session:
         rows = service.funnel_table(session)
     if json:

@@ -72,7 +72,13 @@ def add(
     external_id: ExternalId = None,
     json: JSON = False,
 ) -> None:
-    """Add a lead (or update the one with this external id or email), match and enroll it."""
+    """Add a lead (or update the one with this external id or email), match and enroll it.
+
+    \b
+    Examples:
+      nurture leads add --funnel website-form --name 'Ana Ruiz' --email ana@example.com --score 45
+      nurture leads add -f referrals --name Bo --tag vip --field goal=strength --json
+    """
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
@@ -107,13 +113,21 @@ def _named(lead: "Lead") -> str:
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="A CSV (with a header) or JSON-lines file.")],
+    file: Annotated[
+        Path, typer.Argument(help="A CSV (with a header) or JSON-lines file; - reads stdin.")
+    ],
     funnel: Annotated[
         str | None, typer.Option("--funnel", "-f", help="For rows without a funnel column.")
     ] = None,
     json: JSON = False,
 ) -> None:
-    """Import leads: upsert by external id or email; new leads are matched and enrolled."""
+    """Import leads: upsert by external id or email; new leads are matched and enrolled.
+
+    \b
+    Examples:
+      nurture leads import leads.csv --funnel website-form
+      cat leads.jsonl | nurture leads import - --json
+    """
     with state.session(write=True) as session, _progress_bar(json) as progress:
         result = import_leads(
             session, file, datetime.now(UTC), _rules(), funnel=funnel, progress=progress
@@ -142,7 +156,7 @@ def _show_import(result: ImportResult) -> None:
     for problem in result.errors:
         error(f"row {problem.row}: {problem.message}")
     note(
-        f"{result.rows} rows: {result.created} created, {result.updated} updated, "
+        f"{plural(result.rows, 'row')}: {result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged, {len(result.errors)} rejected; "
         f"{result.enrolled} enrolled."
     )
@@ -165,7 +179,13 @@ def update(
     external_id: ExternalId = None,
     json: JSON = False,
 ) -> None:
-    """Change a lead: tags add (--untag removes), fields merge; a conversion status converts."""
+    """Change a lead: tags add (--untag removes), fields merge; a conversion status converts.
+
+    \b
+    Examples:
+      nurture leads update ana@example.com --score 80 --tag vip
+      nurture leads update 3 --status Converted --json
+    """
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
@@ -185,7 +205,12 @@ def update(
 
 @app.command()
 def convert(lead: LEAD, json: JSON = False) -> None:
-    """Mark a lead converted: its enrollments that stop on conversion stop now."""
+    """Mark a lead converted: its enrollments that stop on conversion stop now.
+
+    \b
+    Examples:
+      nurture leads convert ana@example.com
+    """
     with state.session(write=True) as session:
         row = service.find_lead(session, lead)
         stopped = service.convert(session, row, datetime.now(UTC), _rules())
@@ -205,7 +230,13 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     json: JSON = False,
 ) -> None:
-    """Leads, newest first."""
+    """Leads, newest first.
+
+    \b
+    Examples:
+      nurture leads list --funnel website-form --limit 10
+      nurture leads list --tag vip --json
+    """
     with state.session() as session:
         rows = service.list_leads(
             session, funnel=funnel, status=status, source=source, tag=tag, limit=limit
@@ -222,7 +253,13 @@ def list_(
 
 @app.command()
 def show(lead: LEAD, json: JSON = False) -> None:
-    """A lead, its enrollments, every execution and the next due step."""
+    """A lead, its enrollments, every execution and the next due step.
+
+    \b
+    Examples:
+      nurture leads show ana@example.com
+      nurture leads show 3 --json
+    """
     with state.session() as session:
         data = service.lead_details(session, service.find_lead(session, lead))
     if json:

@@ -34,7 +34,14 @@ def plan(
         bool, typer.Option("--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes.")
     ] = False,
 ) -> None:
-    """Show what `apply` would change in the store."""
+    """Show what `apply` would change in the store.
+
+    \b
+    Examples:
+      nurture plan
+      nurture plan --detailed-exitcode   # in CI: 2 means changes
+      nurture plan --json
+    """
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
     with state.session() as session:
@@ -49,7 +56,13 @@ def apply(
     prune: PRUNE = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Validate every file, then make the store match them in one transaction."""
+    """Validate every file, then make the store match them in one transaction.
+
+    \b
+    Examples:
+      nurture apply
+      nurture apply --yes --prune
+    """
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
     with state.session(write=True) as session:

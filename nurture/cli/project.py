@@ -13,7 +13,13 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
     json: Annotated[bool, typer.Option("--json", help="Print the files created as JSON.")] = False,
 ) -> None:
-    """Create a nurture project: nurture.toml, .gitignore and example sequences."""
+    """Create a nurture project: nurture.toml, .gitignore and example sequences.
+
+    \b
+    Examples:
+      nurture init my-nurture
+      nurture init . --json
+    """
     created = [str(directory / path) for path in init_project(directory)]
     if json:
         print_json({"project": str(directory), "created": created})

@@ -128,13 +128,12 @@ def run(
 ) -> None:
     """Execute due steps: the daemon (until SIGTERM/SIGINT), or with --once what is due now.
 
-    Examples:
-
     \b
-        nurture run                     # the daemon: runs steps as they fall due
-        nurture run --once              # what is due now, then exit (cron, CI)
-        nurture run --once --now 2026-12-08T09:00:00Z   # as if it were that time
-        nurture run --channel live --log-format json
+    Examples:
+      nurture run                       # the daemon: runs steps as they fall due
+      nurture run --once                # what is due now, then exit (cron, CI)
+      nurture run --once --now 2026-12-08T09:00:00Z   # as if it were that time
+      nurture run --channel live --log-format json
     """
     options = options_from_settings(batch, senders, channel)
     when = parse_now(now)

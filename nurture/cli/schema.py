@@ -19,7 +19,13 @@ def schema(
         bool, typer.Option("--json", help="With --output: print the file written as JSON.")
     ] = False,
 ) -> None:
-    """Print the JSON Schema of a sequence file (point yaml-language-server at it)."""
+    """Print the JSON Schema of a sequence file (point yaml-language-server at it).
+
+    \b
+    Examples:
+      nurture schema -o schema/sequence.schema.json
+      nurture schema > sequence.schema.json
+    """
     text = sequence_json_schema_text()
     if output is None or str(output) == "-":
         typer.echo(text, nl=False)

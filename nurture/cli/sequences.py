@@ -38,7 +38,13 @@ def list_(
     ] = None,
     json: JSON = False,
 ) -> None:
-    """The sequences in the store."""
+    """The sequences in the store.
+
+    \b
+    Examples:
+      nurture sequences list
+      nurture sequences list --category warm_lead --active --json
+    """
     with state.session() as session:
         rows = catalog.summaries(session, category=category, active=active)
     if json:
@@ -60,7 +66,13 @@ def list_(
 
 @app.command()
 def show(name: NAME, json: JSON = False) -> None:
-    """A sequence: triggers, steps, funnels and versions."""
+    """A sequence: triggers, steps, funnels and versions.
+
+    \b
+    Examples:
+      nurture sequences show 'Warm Lead Welcome'
+      nurture sequences show warm-lead-welcome --json
+    """
     with state.session() as session:
         info = catalog.describe(session, name)
     if json:
@@ -146,19 +158,34 @@ def _changed(result: Plan, sequence: dict[str, Any] | None) -> None:
 
 @app.command()
 def enable(name: NAME, json: CHANGED_JSON = False) -> None:
-    """Activate a sequence (edits its file and applies it)."""
+    """Activate a sequence (edits its file and applies it).
+
+    \b
+    Examples:
+      nurture sequences enable warm-lead-welcome
+    """
     _change("enabled", name, True, json)
 
 
 @app.command()
 def disable(name: NAME, json: CHANGED_JSON = False) -> None:
-    """Deactivate a sequence: it takes no new leads."""
+    """Deactivate a sequence: it takes no new leads.
+
+    \b
+    Examples:
+      nurture sequences disable warm-lead-welcome --json
+    """
     _change("disabled", name, False, json)
 
 
 @app.command()
 def toggle(name: NAME, json: CHANGED_JSON = False) -> None:
-    """Flip a sequence between active and inactive."""
+    """Flip a sequence between active and inactive.
+
+    \b
+    Examples:
+      nurture sequences toggle warm-lead-welcome
+    """
     _change("toggled", name, None, json)
 
 
@@ -170,7 +197,12 @@ def delete(
         bool, typer.Option("--json", help="Print the sequence deleted, as `sequences show --json`.")
     ] = False,
 ) -> None:
-    """Delete a sequence's file and remove it from the store (its history stays)."""
+    """Delete a sequence's file and remove it from the store (its history stays).
+
+    \b
+    Examples:
+      nurture sequences delete lead-reactivation --yes
+    """
     if not yes:
         if not sys.stdin.isatty():
             raise Aborted("refusing to delete without a terminal to confirm on; pass --yes")
@@ -196,7 +228,13 @@ def duplicate(
         ),
     ] = False,
 ) -> None:
-    """Copy a sequence into sequences/NEW_NAME.yaml (inactive) and apply it."""
+    """Copy a sequence into sequences/NEW_NAME.yaml (inactive) and apply it.
+
+    \b
+    Examples:
+      nurture sequences duplicate warm-lead-welcome 'Warm Lead Welcome B'
+      nurture sequences duplicate warm-lead-welcome Copy --no-apply
+    """
     project, now = Project.from_settings(state.settings), datetime.now(UTC)
     if no_apply:
         path, _ = catalog.duplicate(None, project, name, new_name, now)
@@ -211,7 +249,12 @@ def duplicate(
 
 @app.command()
 def assignments(name: NAME, json: JSON = False) -> None:
-    """The funnels a sequence is assigned to."""
+    """The funnels a sequence is assigned to.
+
+    \b
+    Examples:
+      nurture sequences assignments warm-lead-welcome
+    """
     with state.session() as session:
         funnels = catalog.funnels_of(session, catalog.find(session, name).id)
     if json:
@@ -223,7 +266,12 @@ def assignments(name: NAME, json: JSON = False) -> None:
 
 @app.command()
 def export(name: NAME, json: CHANGED_JSON = False) -> None:
-    """Write the file of a sequence that lives only in the store (created over HTTP)."""
+    """Write the file of a sequence that lives only in the store (created over HTTP).
+
+    \b
+    Examples:
+      nurture sequences export 'Spring Offer'
+    """
     with state.session(write=True) as session:
         result = stored.export(
             session, Project.from_settings(state.settings), name, datetime.now(UTC)

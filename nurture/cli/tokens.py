@@ -24,7 +24,13 @@ def create(
     scope: Annotated[list[str], typer.Option("--scope", help=SCOPE_HELP)],
     json: JSON = False,
 ) -> None:
-    """Create a token; it is printed once and only its hash is stored."""
+    """Create a token; it is printed once and only its hash is stored.
+
+    \b
+    Examples:
+      nurture tokens create landing-page --scope ingest
+      nurture tokens create dashboard --scope read --json
+    """
     with state.session(write=True) as session:
         token = service.create_token(session, name, scope, datetime.now(UTC))
     if json:
@@ -36,7 +42,12 @@ def create(
 
 @app.command("list")
 def list_(json: JSON = False) -> None:
-    """Every token: name, scopes, created, revoked (never the token)."""
+    """Every token: name, scopes, created, revoked (never the token).
+
+    \b
+    Examples:
+      nurture tokens list
+    """
     with state.session() as session:
         rows = service.list_tokens(session)
     if json:
@@ -61,7 +72,12 @@ def revoke(
         bool, typer.Option("--json", help="Print the token as `tokens list --json` does.")
     ] = False,
 ) -> None:
-    """Revoke a token: requests with it get 401 from then on."""
+    """Revoke a token: requests with it get 401 from then on.
+
+    \b
+    Examples:
+      nurture tokens revoke landing-page
+    """
     with state.session(write=True) as session:
         row = service.revoke_token(session, name, datetime.now(UTC))
         print_result(service.token_row(row), json=json, message=f"revoked token {name!r}")
