@@ -2,6 +2,8 @@
 prints it, results on stdout and notes on stderr, -h, help panels, examples, env vars, `-`."""
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,9 @@ from builders import sequence, step, write
 
 import nurture
 from nurture.cli.app import app
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "docs" / "hooks"))
+from reference import _help_and_examples  # noqa: E402 - the docs' own reading of the help
 
 WELCOME = sequence("Welcome", step("Hello"), step("Later", delay_days=1), funnels=["Web"])
 TASK = {
@@ -150,6 +155,18 @@ def test_every_command_takes_json_and_shows_examples_in_its_help():
         path for path, command in leaf_commands() if "Examples:" not in command.help
     ]
     assert lacking_examples == []
+
+
+def test_every_example_in_the_help_parses_as_its_command():
+    root = typer.main.get_command(app)
+    for path, command in leaf_commands():
+        for example in _help_and_examples(command.help)[1]:
+            words = shlex.split(example, comments=True)
+            words = words[words.index("nurture") + 1 :]  # after a pipe: `cat x | nurture ...`
+            words = words[: next((i for i, w in enumerate(words) if w in ("<", ">", "|")), len(words))]
+            assert words[: len(path.split())] == path.split(), example
+            parent = root.make_context("nurture", list(path.split()[:1]), resilient_parsing=True)
+            command.make_context(path, words[len(path.split()) :], parent=parent)
 
 
 def _params(command: object) -> set[str]:
