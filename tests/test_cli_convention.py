@@ -163,7 +163,9 @@ def test_every_example_in_the_help_parses_as_its_command():
         for example in _help_and_examples(command.help)[1]:
             words = shlex.split(example, comments=True)
             words = words[words.index("nurture") + 1 :]  # after a pipe: `cat x | nurture ...`
-            words = words[: next((i for i, w in enumerate(words) if w in ("<", ">", "|")), len(words))]
+            words = words[
+                : next((i for i, w in enumerate(words) if w in ("<", ">", "|")), len(words))
+            ]
             assert words[: len(path.split())] == path.split(), example
             parent = root.make_context("nurture", list(path.split()[:1]), resilient_parsing=True)
             command.make_context(path, words[len(path.split()) :], parent=parent)

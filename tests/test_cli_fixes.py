@@ -4,7 +4,7 @@ score of 0, names with brackets, `run --once --now` in the help."""
 import json
 
 import pytest
-from builders import sequence, step, write
+from builders import sequence, write
 
 import nurture
 
