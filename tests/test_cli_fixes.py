@@ -57,6 +57,10 @@ def test_sequences_show_of_a_typo_suggests_the_sequence(nurture_cli):
             f"error: no sequence {typo!r} in the store (did you mean 'Warm Lead Welcome Sequence'?)\n"
         )
     assert "did you mean" not in nurture_cli("sequences", "show", "xyz").stderr
+    enabled = nurture_cli("sequences", "enable", "welcom")  # the files answer the same
+    assert enabled.stderr.endswith("(did you mean 'Warm Lead Welcome Sequence'?)\n")
+    tested = nurture_cli("test", "welcom", "--lead-field", "name=Ana")
+    assert tested.stderr.endswith("(did you mean 'Warm Lead Welcome Sequence'?)\n")
 
 
 def test_a_task_done_twice_says_the_second_time_it_was_already_done(nurture_cli):
