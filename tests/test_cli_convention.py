@@ -2,7 +2,9 @@
 prints it, results on stdout and notes on stderr, -h, help panels, examples, env vars, `-`."""
 
 import json
+import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -211,3 +213,16 @@ def test_a_dash_reads_leads_and_sequence_files_from_stdin(nurture_cli):
     assert checked.exit_code == 0 and checked.stderr.startswith("✓ 1 sequence valid"), (
         checked.output
     )
+
+
+def test_the_shell_completes_commands_and_subcommands(project: Path):
+    def complete(words: str) -> list[str]:
+        env = dict(os.environ, _NURTURE_COMPLETE="complete_bash", COMP_WORDS=words)
+        env["COMP_CWORD"] = str(len(words.split()) - 1)
+        code = "from nurture.cli.app import main; main()"
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        return done.stdout.split()
+
+    assert complete("nurture le") == ["leads"]
+    assert complete("nurture leads up") == ["update"]
+    assert "--json" in complete("nurture tasks done --j")
