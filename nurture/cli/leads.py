@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Leads: add, import, update, convert, list, show.", no_args_is_help=True)
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+CHANGED_JSON = Annotated[
+    bool, typer.Option("--json", help="Print the lead as `leads show --json` does.")
+]
+ADDED_JSON = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print the lead as `leads show --json` does, with created and decision."
+    ),
+]
 LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
 Name = Annotated[str | None, typer.Option("--name", help="Full name.")]
 Email = Annotated[str | None, typer.Option("--email")]
@@ -70,7 +79,7 @@ def add(
     tz: Zone = None,
     field: Fields = None,
     external_id: ExternalId = None,
-    json: JSON = False,
+    json: ADDED_JSON = False,
 ) -> None:
     """Add a lead (or update the one with this external id or email), match and enroll it.
 
@@ -177,7 +186,7 @@ def update(
     tz: Zone = None,
     field: Fields = None,
     external_id: ExternalId = None,
-    json: JSON = False,
+    json: CHANGED_JSON = False,
 ) -> None:
     """Change a lead: tags add (--untag removes), fields merge; a conversion status converts.
 
@@ -204,7 +213,7 @@ def update(
 
 
 @app.command()
-def convert(lead: LEAD, json: JSON = False) -> None:
+def convert(lead: LEAD, json: CHANGED_JSON = False) -> None:
     """Mark a lead converted: its enrollments that stop on conversion stop now.
 
     \b
