@@ -30,7 +30,7 @@ def test_run_once_prints_each_message_through_the_console(nurture, store, projec
 def test_pause_resume_and_stop_are_logged(nurture, store, project):
     apply(store, project, sequence("Welcome", step("Hello", delay_days=1)))
     enrollment_id = enroll(store, "Welcome")
-    assert nurture("enrollments", "pause", str(enrollment_id)).stdout.startswith(
+    assert nurture("enrollments", "pause", str(enrollment_id)).stderr.startswith(
         f"enrollment {enrollment_id}: paused"
     )
     assert nurture("run", "--once", "--now", "2025-03-05T00:00:00Z").stderr.startswith(
@@ -112,7 +112,7 @@ def test_tasks_appointments_and_notifications_commands(nurture, store, project):
     nurture("run", "--once", "--now", "2025-03-03T09:00:00Z")
     tasks = json.loads(nurture("tasks", "list", "--json").stdout)
     assert [(t["title"], t["lead"]) for t in tasks] == [("Call Sam Carter", "Sam Carter")]
-    assert nurture("tasks", "done", str(tasks[0]["id"])).stdout.startswith(
+    assert nurture("tasks", "done", str(tasks[0]["id"])).stderr.startswith(
         f"task {tasks[0]['id']} done"
     )
     assert json.loads(nurture("tasks", "list", "--json").stdout) == []

@@ -45,8 +45,11 @@ def test_csv_bad_rows_are_reported_by_row_number_while_good_rows_land(nurture, p
     path.write_text(CSV, encoding="utf-8")
     result = nurture("leads", "import", str(path), "--funnel", "website")
     assert result.exit_code == 1
-    assert result.stdout == "5 rows: 2 created, 0 updated, 0 unchanged, 3 rejected; 1 enrolled.\n"
-    assert result.stderr.splitlines() == [
+    assert (
+        result.stderr.splitlines()[-1]
+        == "5 rows: 2 created, 0 updated, 0 unchanged, 3 rejected; 1 enrolled."
+    )
+    assert result.stderr.splitlines()[:-1] == [
         "error: row 3: invalid email 'not-an-email': An email address must have an @-sign.",
         "error: row 4: score 140 is out of range 0-100",
         "error: row 5: name is missing",
@@ -249,7 +252,7 @@ def test_a_nul_or_a_lone_surrogate_is_its_rows_error_and_the_other_rows_land(nur
     )
     result = nurture("leads", "import", str(path), "--funnel", "website")
     assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
+    assert result.stderr.splitlines()[:-1] == [
         "error: row 3: name contains a NUL character (\\x00): remove it",
         "error: row 4: external_id contains a NUL character (\\x00): remove it",
         "error: row 5: fields.Goal contains a NUL character (\\x00): remove it",
@@ -310,7 +313,7 @@ def test_a_quote_left_open_is_reported_and_the_rows_it_swallowed_land(nurture, p
     )
     result = nurture("leads", "import", str(path), "--funnel", "website")
     assert result.exit_code == 1
-    assert result.stderr.splitlines() == [
+    assert result.stderr.splitlines()[:-1] == [
         "error: row 3: a quote opened on this row is not closed, so lines 3-5 read as one row "
         "(the rows after it are read on their own): close the quote, or write a quote that "
         'is part of a value as ""'

@@ -33,8 +33,8 @@ def test_add_enrolls_at_once_and_says_why(nurture):
         nurture, "--email", "Ana@Example.COM", "--temperature", "warm", "--tz", "Europe/Madrid"
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("Added lead 1 Dr. Ana Ruiz <ana@example.com>.\n")
-    assert "Enrolled in Welcome (the only matching sequence); first step hi at " in result.stdout
+    assert result.stderr.startswith("Added lead 1 Dr. Ana Ruiz <ana@example.com>.\n")
+    assert "Enrolled in Welcome (the only matching sequence); first step hi at " in result.stderr
     shown = json.loads(nurture("leads", "show", "1", "--json").stdout)
     assert shown["first_name"] == "Ana" and shown["timezone"] == "Europe/Madrid"
     assert [(e["sequence"], e["status"], e["step_id"]) for e in shown["enrollments"]] == [
@@ -47,8 +47,8 @@ def test_add_enrolls_at_once_and_says_why(nurture):
 def test_add_says_why_there_is_no_sequence(nurture):
     result = add(nurture, "--temperature", "Cold")
     assert result.exit_code == 0
-    assert "Not enrolled: no active sequence's trigger conditions hold: " in result.stdout
-    assert "✗ lead_temperature: wants Warm or Hot, lead has 'Cold'" in result.stdout
+    assert "Not enrolled: no active sequence's trigger conditions hold: " in result.stderr
+    assert "✗ lead_temperature: wants Warm or Hot, lead has 'Cold'" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -84,8 +84,8 @@ def test_phone_numbers_without_a_country_use_phone_region(nurture, project):
 def test_adding_the_same_email_again_updates_the_lead(nurture):
     add(nurture, "--email", "ana@example.com", "--temperature", "Warm", "--tag", "a")
     again = add(nurture, "--email", "ana@example.com", "--score", "70", "--tag", "b")
-    assert again.stdout.startswith("Updated lead 1 ")
-    assert "Not enrolled: already enrolled in Welcome before (re_entry: never)." in again.stdout
+    assert again.stderr.startswith("Updated lead 1 ")
+    assert "Not enrolled: already enrolled in Welcome before (re_entry: never)." in again.stderr
     [lead] = json.loads(nurture("leads", "list", "--json").stdout)
     assert (lead["score"], lead["tags"]) == (70, ["a", "b"])
 
@@ -105,7 +105,7 @@ def test_update_tags_fields_and_conversion(nurture):
     )
     assert result.exit_code == 0 and result.stderr == "Updated lead 1 Dr. Ana Ruiz.\n"
     converted = nurture("leads", "convert", "1")
-    assert converted.stderr == "Converted lead 1 Dr. Ana Ruiz; stopped 1 enrollment(s).\n"
+    assert converted.stderr == "Converted lead 1 Dr. Ana Ruiz; stopped 1 enrollment.\n"
     shown = json.loads(nurture("leads", "show", "ana@example.com", "--json").stdout)
     assert (shown["tags"], shown["fields"], shown["status"]) == (
         ["vip"],

@@ -85,7 +85,7 @@ def test_settling_as_sent_moves_each_lead_on_without_sending_again(nurture, stor
         for line in (row.replace("│", " ") for row in lines)
     )
     assert "--as sent will mark each send sent and move its enrollment on" in result.stdout
-    assert lines[-1] == "settled 3 sends as sent (3 active)"
+    assert result.stderr.splitlines()[-1] == "settled 3 sends as sent (3 active)"
 
     for enrollment_id in welcome:
         moved = enrollment(store, enrollment_id)
@@ -149,7 +149,7 @@ def test_resend_sends_again_as_a_new_attempt_and_stop_ends_the_enrollment(nurtur
     crash_mid_send(store, [again, stopped, last], sent_at)
 
     resend = nurture("enrollments", "settle", "--as", "resend", "-e", str(again), "--yes")
-    assert resend.stdout.splitlines()[-1] == "settled 1 send as resend (1 active)"
+    assert resend.stderr.splitlines()[-1] == "settled 1 send as resend (1 active)"
     back = enrollment(store, again)
     assert (back.status, back.step_id, back.attempts) == ("active", "hello", 1)
     assert back.next_run_at <= datetime.now(UTC) and back.exit_reason is None
@@ -164,7 +164,7 @@ def test_resend_sends_again_as_a_new_attempt_and_stop_ends_the_enrollment(nurtur
     assert enrollment(store, again).status == "completed"
 
     stop = nurture("enrollments", "settle", "--as", "stop", "-e", str(stopped), "--yes")
-    assert stop.stdout.splitlines()[-1] == "settled 1 send as stop (1 stopped)"
+    assert stop.stderr.splitlines()[-1] == "settled 1 send as stop (1 stopped)"
     ended = enrollment(store, stopped)
     assert ended.status == "stopped" and ended.finished_at is not None
     assert ended.exit_reason == (
@@ -173,7 +173,7 @@ def test_resend_sends_again_as_a_new_attempt_and_stop_ends_the_enrollment(nurtur
     assert log(store, stopped) == [("hello", 1, "unknown"), ("@control", 1, "settled")]
 
     sent = nurture("enrollments", "settle", "--as", "sent", "-e", str(last), "--yes")
-    assert sent.stdout.splitlines()[-1] == "settled 1 send as sent (1 completed)"
+    assert sent.stderr.splitlines()[-1] == "settled 1 send as sent (1 completed)"
     done = enrollment(store, last)
     assert (done.status, done.exit_reason) == ("completed", "completed")
 
@@ -273,7 +273,7 @@ def test_an_enrollment_a_daemon_picked_up_meanwhile_is_left_alone(
     monkeypatch.setattr(enrollments_cli.typer, "confirm", meanwhile)
     result = nurture("enrollments", "settle", "--as", "sent")
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[-1] == "settled 2 sends as sent (2 active)"
+    assert "settled 2 sends as sent (2 active)" in result.stderr.splitlines()
     assert "left alone: 2 enrollments no longer waiting" in result.stderr
 
     assert [m.key for m in channel.sent] == [f"{resumed}:hello:2"]
@@ -371,7 +371,7 @@ def test_a_send_a_killed_daemon_left_unclear_settled_as_sent_goes_on_with_the_ne
         try:
             wait_until(lambda: enrollment(store, enrollment_id).status == "unknown")
             settled = nurture("enrollments", "settle", "--as", "sent", "--yes")
-            assert settled.stdout.splitlines()[-1] == "settled 1 send as sent (1 active)"
+            assert settled.stderr.splitlines()[-1] == "settled 1 send as sent (1 active)"
             wait_until(lambda: enrollment(store, enrollment_id).status == "completed", 120)
         finally:
             second.send_signal(signal.SIGTERM)

@@ -177,9 +177,12 @@ def _command_sections(command: Any, context: Any) -> Iterator[str]:
 
 def _command_section(command: Any, context: Any) -> str:
     path = context.command_path
-    help_text = "\n".join(line for line in (command.help or "").splitlines() if line != "\b")
+    help_text, examples = _help_and_examples(command.help or "")
     parts = [f"## `{path}` {{ #{anchor('', path)} }}\n", help_text + "\n"]
     parts.append(f"```text\n{command.get_usage(context)}\n```\n")
+    if examples:
+        lines = "\n".join(f"$ {line}" for line in examples)
+        parts.append(f"Examples:\n\n```console\n{lines}\n```\n")
     records = [command_param.get_help_record(context) for command_param in command.params]
     rows = [[f"`{names}`", text] for names, text in filter(None, records)]
     parts.append(table(["argument or option", "help"], rows))
@@ -187,13 +190,33 @@ def _command_section(command: Any, context: Any) -> str:
         subs = [
             (name, command.get_command(context, name)) for name in command.list_commands(context)
         ]
-        rows = [
-            [f"[`{path} {name}`](#{anchor('', f'{path} {name}')})", sub.get_short_help_str(100)]
-            for name, sub in subs
-            if sub is not None and not sub.hidden
-        ]
-        parts.append(table(["command", "what it does"], rows))
+        parts += _command_tables(path, [(n, sub) for n, sub in subs if sub and not sub.hidden])
     return "\n".join(parts)
+
+
+def _command_tables(path: str, subs: list[tuple[str, Any]]) -> list[str]:
+    """The subcommands in a table per help panel, in the order `nurture -h` shows them."""
+    panels: dict[str, list[list[str]]] = {}
+    for name, sub in subs:
+        link = f"[`{path} {name}`](#{anchor('', f'{path} {name}')})"
+        panel = getattr(sub, "rich_help_panel", None) or "Commands"
+        panels.setdefault(panel, []).append([link, sub.get_short_help_str(100)])
+    if len(panels) == 1:
+        return [table(["command", "what it does"], rows) for rows in panels.values()]
+    return [
+        f"**{panel}**\n\n" + table(["command", "what it does"], rows)
+        for panel, rows in panels.items()
+    ]
+
+
+def _help_and_examples(text: str) -> tuple[str, list[str]]:
+    """A command's help, and the command lines of its `Examples:` block (click's `\\b` dropped)."""
+    lines = [line for line in text.splitlines() if line.strip() != "\b"]
+    if "Examples:" not in [line.strip() for line in lines]:
+        return "\n".join(lines), []
+    at = [line.strip() for line in lines].index("Examples:")
+    examples = [line.strip() for line in lines[at + 1 :] if line.strip()]
+    return "\n".join(lines[:at]).rstrip(), examples
 
 
 # The HTTP API, from the OpenAPI document of the app `nurture serve` runs

@@ -93,9 +93,12 @@ app = typer.Typer(
     cls=Boundary,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Lead-nurturing sequences as code: validate, plan, apply, test and run drip campaigns.",
+    epilog="Every option of a command is in `nurture COMMAND -h`; `--json` prints its result "
+    "as JSON.",
 )
+PROJECT, PEOPLE, RUNNING, SETUP = "Sequences", "Leads", "Running", "Setup"  # the help panels
 
 
 def _print_version(value: bool) -> None:
@@ -108,13 +111,24 @@ def _print_version(value: bool) -> None:
 def options(
     project_dir: Annotated[
         Path | None,
-        typer.Option("--project", "-C", help="Project directory (default: search upward)."),
+        typer.Option(
+            "--project",
+            "-C",
+            envvar="NURTURE_PROJECT",
+            help="Project directory (default: search upward from the working directory).",
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
-        typer.Option("--database-url", help="Store URL (overrides NURTURE_DATABASE_URL)."),
+        typer.Option(
+            "--database-url",
+            envvar="NURTURE_DATABASE_URL",
+            help="Store URL (default: database_url in nurture.toml, else SQLite in the project).",
+        ),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", envvar="NURTURE_DEBUG", help="Show tracebacks.")
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -125,29 +139,29 @@ def options(
     state.configure(Options(project=project_dir, database_url=database_url, debug=debug))
 
 
-app.command("init")(project.init)
-app.command("validate")(validate.validate)
-app.command("schema")(schema.schema)
-app.command("plan")(plan.plan)
-app.command("apply")(plan.apply)
-app.command("explain")(explain.explain)
-app.command("run")(run_command.run)
-app.command("status")(status.status)
-app.command("test")(test_command.test)
-app.command("serve")(serve.serve)
-app.command("stats")(stats.stats)
-app.command("logs")(stats.logs)
-app.command("report")(stats.report)
-app.add_typer(db.app, name="db")
-app.add_typer(sequences.app, name="sequences")
-app.add_typer(funnels.app, name="funnels")
-app.add_typer(leads.app, name="leads")
-app.add_typer(enrollments.app, name="enrollments")
-app.add_typer(tokens.app, name="tokens")
-tasks.register(app)  # tasks, appointments, notifications
-app.add_typer(channels.app, name="channels")
-app.add_typer(config.app, name="config")
-app.command("unsubscribe")(consent.unsubscribe)
+app.command("init", rich_help_panel=PROJECT)(project.init)
+app.command("validate", rich_help_panel=PROJECT)(validate.validate)
+app.command("schema", rich_help_panel=PROJECT)(schema.schema)
+app.command("plan", rich_help_panel=PROJECT)(plan.plan)
+app.command("apply", rich_help_panel=PROJECT)(plan.apply)
+app.command("explain", rich_help_panel=PEOPLE)(explain.explain)
+app.command("run", rich_help_panel=RUNNING)(run_command.run)
+app.command("status", rich_help_panel=RUNNING)(status.status)
+app.command("test", rich_help_panel=PROJECT)(test_command.test)
+app.command("serve", rich_help_panel=RUNNING)(serve.serve)
+app.command("stats", rich_help_panel=RUNNING)(stats.stats)
+app.command("logs", rich_help_panel=RUNNING)(stats.logs)
+app.command("report", rich_help_panel=RUNNING)(stats.report)
+app.add_typer(db.app, name="db", rich_help_panel=SETUP)
+app.add_typer(sequences.app, name="sequences", rich_help_panel=PROJECT)
+app.add_typer(funnels.app, name="funnels", rich_help_panel=PROJECT)
+app.add_typer(leads.app, name="leads", rich_help_panel=PEOPLE)
+app.add_typer(enrollments.app, name="enrollments", rich_help_panel=PEOPLE)
+app.add_typer(tokens.app, name="tokens", rich_help_panel=SETUP)
+tasks.register(app, rich_help_panel=PEOPLE)  # tasks, appointments, notifications
+app.add_typer(channels.app, name="channels", rich_help_panel=SETUP)
+app.add_typer(config.app, name="config", rich_help_panel=SETUP)
+app.command("unsubscribe", rich_help_panel=PEOPLE)(consent.unsubscribe)
 leads.app.command("opt-out")(consent.opt_out)
 leads.app.command("opt-in")(consent.opt_in)
 leads.app.command("inbound")(consent.inbound)

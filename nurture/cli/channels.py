@@ -10,7 +10,7 @@ from rich.table import Table
 
 from nurture.channels.redact import redact, secrets_of
 from nurture.cli.context import state
-from nurture.cli.output import note, out, print_json
+from nurture.cli.output import note, out, print_json, print_result
 from nurture.engine import providers
 from nurture.errors import NurtureError
 
@@ -25,7 +25,13 @@ def check(
     name: Annotated[str | None, typer.Argument(help=NAME_HELP + " Default: every one.")] = None,
     json: JSON = False,
 ) -> None:
-    """Connect to each configured channel (SMTP login, Twilio account, webhook) without sending."""
+    """Connect to each configured channel (SMTP login, Twilio account, webhook) without sending.
+
+    \b
+    Examples:
+      nurture channels check
+      nurture channels check email --json
+    """
     configured = state.settings.providers
     secrets = secrets_of(configured)
     results = [
@@ -58,8 +64,15 @@ def send_test(
     template: Annotated[
         str | None, typer.Option("--template", help="WhatsApp: an approved template's HX... SID.")
     ] = None,
+    json: JSON = False,
 ) -> None:
-    """Send one real test message through a channel."""
+    """Send one real test message through a channel.
+
+    \b
+    Examples:
+      nurture channels send-test email --to you@example.com
+      nurture channels send-test sms --to +14155550123
+    """
     settings = state.settings
     try:
         result = providers.send_test(
@@ -67,4 +80,8 @@ def send_test(
         )
     except NurtureError as error:
         raise NurtureError(redact(str(error), secrets_of(settings.providers))) from None
-    note(f"Sent a test {name} message{f' to {to}' if to else ''}: provider id {result.provider_id}")
+    sent = {"channel": name, "to": to or None, "provider_id": result.provider_id}
+    message = (
+        f"Sent a test {name} message{f' to {to}' if to else ''}: provider id {result.provider_id}"
+    )
+    print_result(sent, json=json, message=message)

@@ -13,7 +13,13 @@ app = typer.Typer(help="Settings: show the effective configuration.", no_args_is
 
 @app.command()
 def show(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Every setting as it takes effect, secrets masked."""
+    """Every setting as it takes effect, secrets masked.
+
+    \b
+    Examples:
+      nurture config show
+      nurture config show --json
+    """
     settings = state.settings
     data = settings.model_dump(mode="json")  # a SecretStr dumps as '**********'
     data["database_url"] = masked(settings.database)

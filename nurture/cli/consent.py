@@ -6,11 +6,11 @@ from typing import Annotated
 import typer
 
 from nurture.cli.context import state
-from nurture.cli.output import note
+from nurture.cli.output import print_result
 from nurture.cli.run import parse_now
 from nurture.leads import consent
 from nurture.leads.enrollment import stopped_text
-from nurture.leads.records import find_lead
+from nurture.leads.records import find_lead, lead_details
 from nurture.store.tables import Lead
 
 LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
@@ -18,24 +18,36 @@ CHANNELS = Annotated[
     list[str],
     typer.Option("--channel", "-c", help="sms, whatsapp, email or all (repeat for more)."),
 ]
+JSON = Annotated[bool, typer.Option("--json", help="Print the lead as `leads show --json` does.")]
 
 
-def opt_out(lead: LEAD, channel: CHANNELS) -> None:
-    """Stop messages to a lead on these channels: their steps are skipped and logged."""
+def opt_out(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
+    """Stop messages to a lead on these channels: their steps are skipped and logged.
+
+    \b
+    Examples:
+      nurture leads opt-out ana@example.com -c sms -c whatsapp
+      nurture leads opt-out 3 -c all --json
+    """
     with state.session(write=True) as session:
         row = find_lead(session, lead)
         changed = consent.opt_out(session, row, channel, datetime.now(UTC))
         message = _said(row, "opted out of", changed, consent.opted_out_of(row))
-    note(message)
+        print_result(lead_details(session, row), json=json, message=message)
 
 
-def opt_in(lead: LEAD, channel: CHANNELS) -> None:
-    """Let a lead hear from us again on these channels."""
+def opt_in(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
+    """Let a lead hear from us again on these channels.
+
+    \b
+    Examples:
+      nurture leads opt-in ana@example.com -c sms
+    """
     with state.session(write=True) as session:
         row = find_lead(session, lead)
         changed = consent.opt_in(session, row, channel, datetime.now(UTC))
         message = _said(row, "opted back into", changed, consent.opted_out_of(row))
-    note(message)
+        print_result(lead_details(session, row), json=json, message=message)
 
 
 def inbound(
@@ -45,8 +57,15 @@ def inbound(
     ] = None,
     channel: Annotated[str, typer.Option("--channel", "-c", help="whatsapp or sms.")] = "whatsapp",
     at: Annotated[str | None, typer.Option("--at", help="When (ISO 8601); default now.")] = None,
+    json: JSON = False,
 ) -> None:
-    """Record a message from the lead: WhatsApp free text is allowed for 24 hours after it."""
+    """Record a message from the lead: WhatsApp free text is allowed for 24 hours after it.
+
+    \b
+    Examples:
+      nurture leads inbound ana@example.com --text 'Hi! Saw the webinar'
+      nurture leads inbound 3 --channel sms --text STOP
+    """
     with state.session(write=True) as session:
         result = consent.inbound(session, find_lead(session, lead), parse_now(at), text, channel)
         row = result.lead
@@ -54,13 +73,19 @@ def inbound(
         message += f"; opted out of {', '.join(result.opted_out)}" if result.opted_out else ""
         message += f"; opted back into {', '.join(result.opted_in)}" if result.opted_in else ""
         message += f"; {stopped_text(result.stopped, 'stop_on_reply')}" if result.stopped else ""
-    note(message + ".")
+        print_result(lead_details(session, row), json=json, message=message + ".")
 
 
 def unsubscribe(
     token: Annotated[str, typer.Argument(help="The token of an unsubscribe link.")],
+    json: JSON = False,
 ) -> None:
-    """Apply an unsubscribe link's signed token: the lead gets no more email."""
+    """Apply an unsubscribe link's signed token: the lead gets no more email.
+
+    \b
+    Examples:
+      nurture unsubscribe TOKEN
+    """
     secret = state.settings.unsubscribe.secret
     with state.session(write=True) as session:
         done = consent.unsubscribe(
@@ -69,7 +94,7 @@ def unsubscribe(
         row = done.lead
         already = "" if done.changed else " (already unsubscribed)"
         message = f"Lead {row.id} {row.name} unsubscribed from {done.channel}{already}."
-    note(message)
+        print_result(lead_details(session, row), json=json, message=message)
 
 
 def _said(row: Lead, verb: str, changed: list[str], now_out: list[str]) -> str:

@@ -5,35 +5,62 @@ from typing import Annotated
 import typer
 
 from nurture.cli.context import state
-from nurture.cli.output import note, out, print_json
+from nurture.cli.output import out, print_json, print_result
 from nurture.store import migrate
 from nurture.store.connect import masked
 
 app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command()
-def upgrade() -> None:
-    """Bring the store's schema up to date (every command also does this on its own)."""
-    before, after = migrate.upgrade(state.settings.database)
+def upgrade(
+    json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the store's revision as `db current --json`, and the one before."
+        ),
+    ] = False,
+) -> None:
+    """Bring the store's schema up to date (every command also does this on its own).
+
+    \b
+    Examples:
+      nurture db upgrade
+      nurture db upgrade --json
+    """
+    url = state.settings.database
+    before, after = migrate.upgrade(url)
     if before == after:
-        note(f"the store is already at revision {after}")
+        message = f"the store is already at revision {after}"
     else:
-        note(f"upgraded the store from revision {before or '(empty)'} to {after}")
+        message = f"upgraded the store from revision {before or '(empty)'} to {after}"
+    print_result(_revisions(url, after) | {"before": before}, json=json, message=message)
 
 
 @app.command()
-def current(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """The store's schema revision, the newest one, and whether the store is up to date."""
+def current(json: JSON = False) -> None:
+    """The store's schema revision, the newest one, and whether the store is up to date.
+
+    \b
+    Examples:
+      nurture db current
+      nurture db current --json
+    """
     url = state.settings.database
     revision, head = migrate.current(url), migrate.head()
-    status = {"store": masked(url), "current": revision, "head": head}
     if json:
-        print_json({**status, "up_to_date": revision == head})
+        print_json(_revisions(url, revision))
         return
-    out.print(f"store:   {status['store']}", markup=False)
+    out.print(f"store:   {masked(url)}", markup=False)
     out.print(f"current: {revision or '(empty)'}", markup=False)
     out.print(f"head:    {head} ({_verdict(revision, head)})", markup=False)
+
+
+def _revisions(url: str, revision: str | None) -> dict[str, object]:
+    """The store, its revision and the newest one: what `db current --json` prints."""
+    head = migrate.head()
+    return {"store": masked(url), "current": revision, "head": head, "up_to_date": revision == head}
 
 
 def _verdict(revision: str | None, head: str) -> str:

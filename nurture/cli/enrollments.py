@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import note, out, plural, print_json
+from nurture.cli.output import note, out, plural, print_json, print_result
 from nurture.engine import control
 from nurture.engine.delivery import settle
 from nurture.errors import Aborted
@@ -21,6 +21,10 @@ app = typer.Typer(
     help="Leads in sequences: list, advance, pause, resume, stop, settle.", no_args_is_help=True
 )
 ID = Annotated[int, typer.Argument(help="The enrollment id.")]
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+CHANGED_JSON = Annotated[
+    bool, typer.Option("--json", help="Print the enrollment as `enrollments list --json` does.")
+]
 
 
 @app.command("list")
@@ -31,9 +35,15 @@ def list_(
     status: Annotated[
         str | None, typer.Option("--status", help="Only this status (active, unknown...).")
     ] = None,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json: JSON = False,
 ) -> None:
-    """Enrollments, most recent first."""
+    """Enrollments, most recent first.
+
+    \b
+    Examples:
+      nurture enrollments list --status active
+      nurture enrollments list -s warm-lead-welcome --json
+    """
     with state.session() as session:
         rows = control.list_enrollments(session, sequence=sequence, status=status)
     if json:
@@ -55,35 +65,55 @@ def list_(
     out.print(table)
 
 
-def _control(action: Callable, enrollment_id: int) -> None:
+def _control(action: Callable, enrollment_id: int, json: bool) -> None:
     with state.session(write=True) as session:
         enrollment = action(session, enrollment_id, datetime.now(UTC))
-        status, step = enrollment.status, enrollment.step_id
-    out.print(f"enrollment {enrollment_id}: {status} (step {step})")
+        message = f"enrollment {enrollment_id}: {enrollment.status} (step {enrollment.step_id})"
+        print_result(control.enrollment_row(session, enrollment), json=json, message=message)
 
 
 @app.command()
-def advance(enrollment_id: ID) -> None:
-    """Run the next step now (where the sequence allows manual advance)."""
-    _control(control.advance, enrollment_id)
+def advance(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
+    """Run the next step now (where the sequence allows manual advance).
+
+    \b
+    Examples:
+      nurture enrollments advance 12
+    """
+    _control(control.advance, enrollment_id, json)
 
 
 @app.command()
-def pause(enrollment_id: ID) -> None:
-    """Hold an enrollment where it is."""
-    _control(control.pause, enrollment_id)
+def pause(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
+    """Hold an enrollment where it is.
+
+    \b
+    Examples:
+      nurture enrollments pause 12 --json
+    """
+    _control(control.pause, enrollment_id, json)
 
 
 @app.command()
-def resume(enrollment_id: ID) -> None:
-    """Resume a paused enrollment, or an unknown one after you checked the provider."""
-    _control(control.resume, enrollment_id)
+def resume(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
+    """Resume a paused enrollment, or an unknown one after you checked the provider.
+
+    \b
+    Examples:
+      nurture enrollments resume 12
+    """
+    _control(control.resume, enrollment_id, json)
 
 
 @app.command()
-def stop(enrollment_id: ID) -> None:
-    """End an enrollment for good."""
-    _control(control.stop, enrollment_id)
+def stop(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
+    """End an enrollment for good.
+
+    \b
+    Examples:
+      nurture enrollments stop 12
+    """
+    _control(control.stop, enrollment_id, json)
 
 
 @app.command("settle")
@@ -108,9 +138,15 @@ def settle_(
         list[int] | None, typer.Option("--enrollment", "-e", help="Only this enrollment (repeat).")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    json: JSON = False,
 ) -> None:
-    """Decide in bulk what happened to sends whose fate is unclear (enrollments `unknown`)."""
+    """Decide in bulk what happened to sends whose fate is unclear (enrollments `unknown`).
+
+    \b
+    Examples:
+      nurture enrollments settle --as sent --since 1d
+      nurture enrollments settle --as resend -e 12 --yes
+    """
     now = datetime.now(UTC)
     filters = settle.Filters(
         sequence, step, Window.parse(since, until, now), tuple(enrollment or ())
@@ -167,9 +203,7 @@ def _terminal() -> bool:
 
 def _show_outcome(outcome: settle.Outcome) -> None:
     where = ", ".join(f"{count} {status}" for status, count in sorted(outcome.statuses.items()))
-    out.print(
-        f"settled {plural(outcome.settled, 'send')} as {outcome.decision} ({where or 'none'})"
-    )
+    note(f"settled {plural(outcome.settled, 'send')} as {outcome.decision} ({where or 'none'})")
     if outcome.gone:
         note(
             f"left alone: {plural(outcome.gone, 'enrollment')} no longer waiting "

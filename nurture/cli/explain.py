@@ -18,7 +18,13 @@ def explain(
     lead: Annotated[str, typer.Argument(help="The lead's id, external id or email.")],
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Why a lead got its sequence (or none), each step's state, when and why the next runs."""
+    """Why a lead got its sequence (or none), each step's state, when and why the next runs.
+
+    \b
+    Examples:
+      nurture explain ana@example.com
+      nurture explain 3 --json
+    """
     with state.session() as session:
         data = explain_lead(session, lead, state.settings.timezone)
     if json:

@@ -1,7 +1,7 @@
 """`nurture funnels ...`: assign and unassign sequences (in bulk), list funnels."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,37 +12,71 @@ from nurture.cli.output import out, print_json
 from nurture.cli.plan import show_plan
 from nurture.project import funnels as service
 from nurture.project.layout import Project
+from nurture.project.plan import Plan
+from nurture.spec.names import slugify
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 app = typer.Typer(help="Funnels (lead sources) and the sequences they offer.", no_args_is_help=True)
 SEQUENCES = Annotated[
     list[str], typer.Option("--sequence", "-s", help="A sequence (repeat for more).")
 ]
 FUNNELS = Annotated[list[str], typer.Option("--funnel", "-f", help="A funnel (repeat for more).")]
+JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+CHANGED_JSON = Annotated[
+    bool, typer.Option("--json", help="Print these funnels as `funnels list --json` does.")
+]
 
 
 @app.command()
-def assign(sequence: SEQUENCES, funnel: FUNNELS) -> None:
-    """Assign every given sequence to every given funnel (edits the files and applies)."""
+def assign(sequence: SEQUENCES, funnel: FUNNELS, json: CHANGED_JSON = False) -> None:
+    """Assign every given sequence to every given funnel (edits the files and applies).
+
+    \b
+    Examples:
+      nurture funnels assign -s warm-lead-welcome -s cold-lead-warming -f instagram-ads
+    """
     with state.session(write=True) as session:
         result = service.assign(
             session, Project.from_settings(state.settings), sequence, funnel, datetime.now(UTC)
         )
-    show_plan(result, json=False)
+        _changed(session, result, funnel, json)
 
 
 @app.command()
-def unassign(sequence: SEQUENCES, funnel: FUNNELS) -> None:
-    """Remove every given funnel from every given sequence."""
+def unassign(sequence: SEQUENCES, funnel: FUNNELS, json: CHANGED_JSON = False) -> None:
+    """Remove every given funnel from every given sequence.
+
+    \b
+    Examples:
+      nurture funnels unassign -s cold-lead-warming -f instagram-ads --json
+    """
     with state.session(write=True) as session:
         result = service.unassign(
             session, Project.from_settings(state.settings), sequence, funnel, datetime.now(UTC)
         )
-    show_plan(result, json=False)
+        _changed(session, result, funnel, json)
+
+
+def _changed(session: "Session", result: Plan, funnels: list[str], json: bool) -> None:
+    """The funnels changed, as `funnels list --json` shows them, or the plan applied."""
+    if not json:
+        show_plan(result, json=False)
+        return
+    named = {slugify(name) for name in funnels}
+    print_json([row for row in service.funnel_table(session) if row["slug"] in named])
 
 
 @app.command("list")
-def list_(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Every funnel with its sequences, best first."""
+def list_(json: JSON = False) -> None:
+    """Every funnel with its sequences, best first.
+
+    \b
+    Examples:
+      nurture funnels list
+      nurture funnels list --json
+    """
     with state.session() as session:
         rows = service.funnel_table(session)
     if json:

@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,15 +12,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import err, error, note, out, print_json
+from nurture.cli.output import err, error, note, out, plural, print_json, print_result
 from nurture.errors import NurtureError
 from nurture.leads import records as service
 from nurture.leads.imports import ImportResult, import_leads
 from nurture.leads.records import Arrival, LeadInput, LeadRules
 
+if TYPE_CHECKING:
+    from nurture.store.tables import Lead
+
 app = typer.Typer(help="Leads: add, import, update, convert, list, show.", no_args_is_help=True)
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+CHANGED_JSON = Annotated[
+    bool, typer.Option("--json", help="Print the lead as `leads show --json` does.")
+]
+ADDED_JSON = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print the lead as `leads show --json` does, with created and decision."
+    ),
+]
 LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
 Name = Annotated[str | None, typer.Option("--name", help="Full name.")]
 Email = Annotated[str | None, typer.Option("--email")]
@@ -67,47 +79,64 @@ def add(
     tz: Zone = None,
     field: Fields = None,
     external_id: ExternalId = None,
-    json: JSON = False,
+    json: ADDED_JSON = False,
 ) -> None:
-    """Add a lead (or update the one with this external id or email), match and enroll it."""
+    """Add a lead (or update the one with this external id or email), match and enroll it.
+
+    \b
+    Examples:
+      nurture leads add --funnel website-form --name 'Ana Ruiz' --email ana@example.com --score 45
+      nurture leads add -f referrals --name Bo --tag vip --field goal=strength --json
+    """
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
     with state.session(write=True) as session:
         arrival = service.add_lead(session, data, funnel, datetime.now(UTC), _rules())
-        shown = _arrival(arrival)
-    if json:
-        print_json(shown)
-        return
-    out.print(escape(f"{'Added' if arrival.created else 'Updated'} lead {shown['lead']}."))
-    out.print(escape(shown["message"]))
+        shown = service.lead_details(session, arrival.lead) | _arrival(arrival)
+        print_result(shown, json=json, message=_arrived(arrival))
 
 
 def _arrival(arrival: Arrival) -> dict[str, Any]:
+    """What `leads add --json` says beyond the lead: was it new, which sequence and why."""
+    winner = arrival.decision.winner
+    decision = {"sequence": winner.name if winner else None, "reason": arrival.decision.reason}
+    return {"created": arrival.created, "decision": decision}
+
+
+def _arrived(arrival: Arrival) -> str:
     lead, decision, enrollment = arrival.lead, arrival.decision, arrival.enrollment
-    data = {"id": lead.id, "created": arrival.created, "reason": decision.reason}
-    data["sequence"] = winner = decision.winner.name if decision.winner else None
-    data["lead"] = f"{lead.id} {lead.name}" + (f" <{lead.email}>" if lead.email else "")
-    if enrollment is None:
-        data["message"] = f"Not enrolled: {decision.reason}."
-        return data
-    data |= {"step": enrollment.step_id, "next_run_at": enrollment.next_run_at}
-    data["message"] = (
-        f"Enrolled in {winner} ({decision.reason}); "
+    said = f"{'Added' if arrival.created else 'Updated'} lead {_named(lead)}"
+    said += f" <{lead.email}>." if lead.email else "."
+    if enrollment is None or decision.winner is None:
+        return f"{said}\nNot enrolled: {decision.reason}."
+    return (
+        f"{said}\nEnrolled in {decision.winner.name} ({decision.reason}); "
         f"first step {enrollment.step_id} at {enrollment.next_run_at:%Y-%m-%d %H:%M} UTC."
     )
-    return data
+
+
+def _named(lead: "Lead") -> str:
+    return f"{lead.id} {lead.name}"
 
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="A CSV (with a header) or JSON-lines file.")],
+    file: Annotated[
+        Path, typer.Argument(help="A CSV (with a header) or JSON-lines file; - reads stdin.")
+    ],
     funnel: Annotated[
         str | None, typer.Option("--funnel", "-f", help="For rows without a funnel column.")
     ] = None,
     json: JSON = False,
 ) -> None:
-    """Import leads: upsert by external id or email; new leads are matched and enrolled."""
+    """Import leads: upsert by external id or email; new leads are matched and enrolled.
+
+    \b
+    Examples:
+      nurture leads import leads.csv --funnel website-form
+      cat leads.jsonl | nurture leads import - --json
+    """
     with state.session(write=True) as session, _progress_bar(json) as progress:
         result = import_leads(
             session, file, datetime.now(UTC), _rules(), funnel=funnel, progress=progress
@@ -134,9 +163,9 @@ def _progress_bar(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
 
 def _show_import(result: ImportResult) -> None:
     for problem in result.errors:
-        error(escape(f"row {problem.row}: {problem.message}"))
-    out.print(
-        f"{result.rows} rows: {result.created} created, {result.updated} updated, "
+        error(f"row {problem.row}: {problem.message}")
+    note(
+        f"{plural(result.rows, 'row')}: {result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged, {len(result.errors)} rejected; "
         f"{result.enrolled} enrolled."
     )
@@ -157,8 +186,15 @@ def update(
     tz: Zone = None,
     field: Fields = None,
     external_id: ExternalId = None,
+    json: CHANGED_JSON = False,
 ) -> None:
-    """Change a lead: tags add (--untag removes), fields merge; a conversion status converts."""
+    """Change a lead: tags add (--untag removes), fields merge; a conversion status converts.
+
+    \b
+    Examples:
+      nurture leads update ana@example.com --score 80 --tag vip
+      nurture leads update 3 --status Converted --json
+    """
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
@@ -168,19 +204,30 @@ def update(
         )
     with state.session(write=True) as session:
         row = service.update_lead(session, lead, data, datetime.now(UTC), _rules(), untag or [])
-        converted = row.converted_at is not None
-        message = f"Updated lead {row.id} {row.name}" + (" (converted)" if converted else "") + "."
-    note(escape(message))
+        converted = " (converted)" if row.converted_at is not None else ""
+        print_result(
+            service.lead_details(session, row),
+            json=json,
+            message=f"Updated lead {_named(row)}{converted}.",
+        )
 
 
 @app.command()
-def convert(lead: LEAD) -> None:
-    """Mark a lead converted: its enrollments that stop on conversion stop now."""
+def convert(lead: LEAD, json: CHANGED_JSON = False) -> None:
+    """Mark a lead converted: its enrollments that stop on conversion stop now.
+
+    \b
+    Examples:
+      nurture leads convert ana@example.com
+    """
     with state.session(write=True) as session:
         row = service.find_lead(session, lead)
         stopped = service.convert(session, row, datetime.now(UTC), _rules())
-        message = f"Converted lead {row.id} {row.name}; stopped {len(stopped)} enrollment(s)."
-    note(escape(message))
+        print_result(
+            service.lead_details(session, row),
+            json=json,
+            message=f"Converted lead {_named(row)}; stopped {plural(len(stopped), 'enrollment')}.",
+        )
 
 
 @app.command("list")
@@ -192,7 +239,13 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
     json: JSON = False,
 ) -> None:
-    """Leads, newest first."""
+    """Leads, newest first.
+
+    \b
+    Examples:
+      nurture leads list --funnel website-form --limit 10
+      nurture leads list --tag vip --json
+    """
     with state.session() as session:
         rows = service.list_leads(
             session, funnel=funnel, status=status, source=source, tag=tag, limit=limit
@@ -203,13 +256,19 @@ def list_(
     table = Table("id", "name", "email", "funnel", "status", "score", "tags")
     for row in rows:
         cells = (row["id"], row["name"], row["email"], row["funnel"], row["status"], row["score"])
-        table.add_row(*(escape(str(c or "")) for c in cells), escape(", ".join(row["tags"])))
+        table.add_row(*(escape(_cell(c)) for c in cells), escape(", ".join(row["tags"])))
     out.print(table)
 
 
 @app.command()
 def show(lead: LEAD, json: JSON = False) -> None:
-    """A lead, its enrollments, every execution and the next due step."""
+    """A lead, its enrollments, every execution and the next due step.
+
+    \b
+    Examples:
+      nurture leads show ana@example.com
+      nurture leads show 3 --json
+    """
     with state.session() as session:
         data = service.lead_details(session, service.find_lead(session, lead))
     if json:

@@ -10,10 +10,11 @@ from rich.markup import escape
 
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
-from nurture.errors import Aborted
+from nurture.errors import Aborted, SpecError
 from nurture.project.layout import Project
 from nurture.project.plan import Plan, SequenceChange
 from nurture.project.sync import apply_changes, plan_project
+from nurture.spec.files import SequenceFile
 
 JSON = Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")]
 PRUNE = Annotated[bool, typer.Option("--prune", help="Delete store sequences that have no file.")]
@@ -33,9 +34,16 @@ def plan(
         bool, typer.Option("--detailed-exitcode", help="Exit 0: no changes, 1: error, 2: changes.")
     ] = False,
 ) -> None:
-    """Show what `apply` would change in the store."""
+    """Show what `apply` would change in the store.
+
+    \b
+    Examples:
+      nurture plan
+      nurture plan --detailed-exitcode   # in CI: 2 means changes
+      nurture plan --json
+    """
     project = Project.from_settings(state.settings)
-    files = project.files()  # invalid files: every problem reported, the store not even opened
+    files = _files(project, json)  # invalid files: every problem reported, the store not opened
     with state.session() as session:
         result = plan_project(session, project, prune=prune, files=files)
     show_plan(result, json=json)
@@ -48,9 +56,15 @@ def apply(
     prune: PRUNE = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Validate every file, then make the store match them in one transaction."""
+    """Validate every file, then make the store match them in one transaction.
+
+    \b
+    Examples:
+      nurture apply
+      nurture apply --yes --prune
+    """
     project = Project.from_settings(state.settings)
-    files = project.files()  # invalid files: every problem reported, the store not even opened
+    files = _files(project, json)  # invalid files: every problem reported, the store not opened
     with state.session(write=True) as session:
         result = plan_project(session, project, prune=prune, files=files)
         if not json:
@@ -62,6 +76,17 @@ def apply(
         print_json(result.to_dict() | {"applied": result.has_changes})
     elif result.has_changes:
         note("Applied.")
+
+
+def _files(project: Project, json: bool) -> list[SequenceFile]:
+    """The valid files; with --json, invalid ones print diagnostics as `validate --json` does."""
+    try:
+        return project.files()
+    except SpecError as problem:
+        if not json:
+            raise
+        print_json({"valid": False, "diagnostics": [d.as_dict() for d in problem.diagnostics]})
+        raise typer.Exit(1) from None
 
 
 def _confirm(result: Plan, yes: bool) -> None:

@@ -5,15 +5,26 @@ from typing import Annotated
 
 import typer
 
-from nurture.cli.output import note, out
+from nurture.cli.output import note, print_json
 from nurture.project.layout import init_project
 
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
+    json: Annotated[bool, typer.Option("--json", help="Print the files created as JSON.")] = False,
 ) -> None:
-    """Create a nurture project: nurture.toml, .gitignore and example sequences."""
-    for path in init_project(directory):
-        out.print(f"created {directory / path}", markup=False)
+    """Create a nurture project: nurture.toml, .gitignore and example sequences.
+
+    \b
+    Examples:
+      nurture init my-nurture
+      nurture init . --json
+    """
+    created = [str(directory / path) for path in init_project(directory)]
+    if json:
+        print_json({"project": str(directory), "created": created})
+        return
+    for path in created:
+        note(f"created {path}")
     enter = "" if directory == Path(".") else f"cd {directory} && "
     note(f"next: {enter}nurture validate && nurture plan && nurture apply")

@@ -12,7 +12,7 @@ from nurture.channels import channels_for
 from nurture.channels.config import Providers
 from nurture.channels.ratelimit import batch_within
 from nurture.cli.context import state
-from nurture.cli.output import note, plural
+from nurture.cli.output import note, plural, print_json
 from nurture.engine import dispatch
 from nurture.engine.daemon import Daemon, DaemonOptions
 from nurture.engine.delivery.sends import Loop
@@ -117,23 +117,52 @@ def run(
         LogFormat, typer.Option("--log-format", help="One line per event: text or JSON lines.")
     ] = "text",
     now: Annotated[
-        str | None, typer.Option("--now", hidden=True, help="Simulated time (ISO).")
+        str | None,
+        typer.Option(
+            "--now",
+            help="With --once: run as if it were this time (ISO 8601, UTC without an offset), "
+            "to see what a sequence does days ahead.",
+        ),
     ] = None,
+    json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="With --once: print what ran as JSON; the daemon logs JSON lines."
+        ),
+    ] = False,
 ) -> None:
-    """Execute due steps: the daemon (until SIGTERM/SIGINT), or with --once what is due now."""
+    """Execute due steps: the daemon (until SIGTERM/SIGINT), or with --once what is due now.
+
+    \b
+    Examples:
+      nurture run                       # the daemon: runs steps as they fall due
+      nurture run --once                # what is due now, then exit (cron, CI)
+      nurture run --once --now 2026-12-08T09:00:00Z   # as if it were that time
+      nurture run --channel live --log-format json
+    """
     options = options_from_settings(batch, in_flight, channel)
     when = parse_now(now)
     with open_store(state.settings.database) as store:
         if once:
             report = dispatch.Report()
             count = run_once(store, when, options, report)
-            note(f"{plural(count, 'step')} run at {when:%Y-%m-%d %H:%M} UTC")
-            _note_uncertain(report)
+            _ran(count, when, report, json)
             return
         engine = options.engine_for(timedelta(seconds=lease))
+        log_format = "json" if json else log_format
         daemon_options = DaemonOptions(engine, poll=poll, log_format=log_format)
         channels = channels_for(options.channel, store, options.providers)
         Daemon(store, channels, daemon_options, _clock, _log).run()
+
+
+def _ran(count: int, when: datetime, report: dispatch.Report, json: bool) -> None:
+    """What `run --once` did: the steps run, the sends settled and those left to settle."""
+    if json:
+        ran = {"steps": count, "at": when, "settled": report.settled, "held": report.held}
+        print_json(ran)
+        return
+    note(f"{plural(count, 'step')} run at {when:%Y-%m-%d %H:%M} UTC")
+    _note_uncertain(report)
 
 
 def _note_uncertain(report: dispatch.Report) -> None:

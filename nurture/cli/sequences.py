@@ -15,6 +15,7 @@ from nurture.errors import Aborted
 from nurture.project import sequences as catalog
 from nurture.project import stored
 from nurture.project.layout import Project
+from nurture.project.plan import Plan
 from nurture.rules.matching import wanted
 from nurture.spec.conditions import StepConditions, TriggerConditions
 from nurture.spec.models import Category
@@ -24,6 +25,9 @@ app = typer.Typer(
 )
 NAME = Annotated[str, typer.Argument(help="Sequence name or slug.")]
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+CHANGED_JSON = Annotated[
+    bool, typer.Option("--json", help="Print the sequence as `sequences show --json` does.")
+]
 
 
 @app.command("list")
@@ -34,7 +38,13 @@ def list_(
     ] = None,
     json: JSON = False,
 ) -> None:
-    """The sequences in the store."""
+    """The sequences in the store.
+
+    \b
+    Examples:
+      nurture sequences list
+      nurture sequences list --category warm_lead --active --json
+    """
     with state.session() as session:
         rows = catalog.summaries(session, category=category, active=active)
     if json:
@@ -56,7 +66,13 @@ def list_(
 
 @app.command()
 def show(name: NAME, json: JSON = False) -> None:
-    """A sequence: triggers, steps, funnels and versions."""
+    """A sequence: triggers, steps, funnels and versions.
+
+    \b
+    Examples:
+      nurture sequences show 'Warm Lead Welcome'
+      nurture sequences show warm-lead-welcome --json
+    """
     with state.session() as session:
         info = catalog.describe(session, name)
     if json:
@@ -123,49 +139,81 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def _change(action: str, name: str, active: bool | None) -> None:
+def _change(action: str, name: str, active: bool | None, json: bool) -> None:
     with state.session(write=True) as session:
         result = catalog.set_active(
             session, Project.from_settings(state.settings), name, active, datetime.now(UTC)
         )
-    show_plan(result, json=False)
+        _changed(result, catalog.describe(session, name) if json else None)
     note(f"{action}: the file and the store agree.")
 
 
-@app.command()
-def enable(name: NAME) -> None:
-    """Activate a sequence (edits its file and applies it)."""
-    _change("enabled", name, True)
+def _changed(result: Plan, sequence: dict[str, Any] | None) -> None:
+    """The sequence a command changed with --json (`sequence`), else the plan it applied."""
+    if sequence is not None:
+        print_json(sequence)
+    else:
+        show_plan(result, json=False)
 
 
 @app.command()
-def disable(name: NAME) -> None:
-    """Deactivate a sequence: it takes no new leads."""
-    _change("disabled", name, False)
+def enable(name: NAME, json: CHANGED_JSON = False) -> None:
+    """Activate a sequence (edits its file and applies it).
+
+    \b
+    Examples:
+      nurture sequences enable warm-lead-welcome
+    """
+    _change("enabled", name, True, json)
 
 
 @app.command()
-def toggle(name: NAME) -> None:
-    """Flip a sequence between active and inactive."""
-    _change("toggled", name, None)
+def disable(name: NAME, json: CHANGED_JSON = False) -> None:
+    """Deactivate a sequence: it takes no new leads.
+
+    \b
+    Examples:
+      nurture sequences disable warm-lead-welcome --json
+    """
+    _change("disabled", name, False, json)
+
+
+@app.command()
+def toggle(name: NAME, json: CHANGED_JSON = False) -> None:
+    """Flip a sequence between active and inactive.
+
+    \b
+    Examples:
+      nurture sequences toggle warm-lead-welcome
+    """
+    _change("toggled", name, None, json)
 
 
 @app.command()
 def delete(
     name: NAME,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the sequence deleted, as `sequences show --json`.")
+    ] = False,
 ) -> None:
-    """Delete a sequence's file and remove it from the store (its history stays)."""
+    """Delete a sequence's file and remove it from the store (its history stays).
+
+    \b
+    Examples:
+      nurture sequences delete lead-reactivation --yes
+    """
     if not yes:
         if not sys.stdin.isatty():
             raise Aborted("refusing to delete without a terminal to confirm on; pass --yes")
         if not typer.confirm(f"Delete sequence {name!r} and its file?", err=True):
             raise Aborted("nothing deleted")
     with state.session(write=True) as session:
+        gone = catalog.describe(session, name) if json else None
         result = catalog.delete(
             session, Project.from_settings(state.settings), name, datetime.now(UTC)
         )
-    show_plan(result, json=False)
+        _changed(result, gone)
 
 
 @app.command()
@@ -173,21 +221,40 @@ def duplicate(
     name: NAME,
     new_name: Annotated[str, typer.Argument(help="Name of the copy.")],
     no_apply: Annotated[bool, typer.Option("--no-apply", help="Only write the file.")] = False,
+    json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the copy as `sequences show --json` (with --no-apply: its file)."
+        ),
+    ] = False,
 ) -> None:
-    """Copy a sequence into sequences/NEW_NAME.yaml (inactive) and apply it."""
+    """Copy a sequence into sequences/NEW_NAME.yaml (inactive) and apply it.
+
+    \b
+    Examples:
+      nurture sequences duplicate warm-lead-welcome 'Warm Lead Welcome B'
+      nurture sequences duplicate warm-lead-welcome Copy --no-apply
+    """
     project, now = Project.from_settings(state.settings), datetime.now(UTC)
     if no_apply:
         path, _ = catalog.duplicate(None, project, name, new_name, now)
+        if json:
+            print_json({"name": new_name, "path": str(path), "applied": False})
     else:
         with state.session(write=True) as session:
             path, result = catalog.duplicate(session, project, name, new_name, now)
-        show_plan(result, json=False)
+            _changed(result, catalog.describe(session, new_name) if json else None)
     note(f"wrote {path} (inactive: enable it with `nurture sequences enable {new_name!r}`)")
 
 
 @app.command()
 def assignments(name: NAME, json: JSON = False) -> None:
-    """The funnels a sequence is assigned to."""
+    """The funnels a sequence is assigned to.
+
+    \b
+    Examples:
+      nurture sequences assignments warm-lead-welcome
+    """
     with state.session() as session:
         funnels = catalog.funnels_of(session, catalog.find(session, name).id)
     if json:
@@ -198,11 +265,16 @@ def assignments(name: NAME, json: JSON = False) -> None:
 
 
 @app.command()
-def export(name: NAME) -> None:
-    """Write the file of a sequence that lives only in the store (created over HTTP)."""
+def export(name: NAME, json: CHANGED_JSON = False) -> None:
+    """Write the file of a sequence that lives only in the store (created over HTTP).
+
+    \b
+    Examples:
+      nurture sequences export 'Spring Offer'
+    """
     with state.session(write=True) as session:
         result = stored.export(
             session, Project.from_settings(state.settings), name, datetime.now(UTC)
         )
-    show_plan(result.plan, json=False)
+        _changed(result.plan, catalog.describe(session, name) if json else None)
     note(f"wrote {result.path}: commit it; the file now owns the sequence")

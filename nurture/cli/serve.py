@@ -18,7 +18,13 @@ def serve(
         bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
     ] = True,
 ) -> None:
-    """Serve the HTTP API: sequences, lead ingestion, /healthz, /metrics, docs at /docs."""
+    """Serve the HTTP API: sequences, lead ingestion, /healthz, /metrics, docs at /docs.
+
+    \b
+    Examples:
+      nurture serve
+      nurture serve --host 0.0.0.0 --port 8080 --workers 2
+    """
     import uvicorn  # the server's imports cost every other command time: only here
 
     from nurture.api.app import PROJECT_ENV

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nurture.cli import figures
 from nurture.cli.context import state
-from nurture.cli.output import json_text, note, out, print_json
+from nurture.cli.output import json_text, note, out, print_json, print_result
 from nurture.errors import NurtureError
 from nurture.insights import logs as log_service
 from nurture.insights.report import StatsRequest, gather, render_html, report_data
@@ -49,7 +49,14 @@ def stats(
     json: JSON = False,
     csv: Annotated[bool, typer.Option("--csv", help="Print the main table as CSV.")] = False,
 ) -> None:
-    """How sequences perform: outcomes, conversion, completion time; per step with SEQUENCE."""
+    """How sequences perform: outcomes, conversion, completion time; per step with SEQUENCE.
+
+    \b
+    Examples:
+      nurture stats --since 30d
+      nurture stats 'Warm Lead Welcome' --by version
+      nurture stats --json
+    """
     if json and csv:
         raise NurtureError("--json or --csv: one output at a time")
     request = StatsRequest(_window(since, until), sequence, funnel, by)
@@ -80,7 +87,13 @@ def logs(
     ] = False,
     json: JSON = False,
 ) -> None:
-    """The execution log, newest first: status, attempt, lag and error of every step run."""
+    """The execution log, newest first: status, attempt, lag and error of every step run.
+
+    \b
+    Examples:
+      nurture logs --status failed --since 1d
+      nurture logs --lead ana@example.com --follow
+    """
     with state.session() as session:
         filters = _filters(session, sequence, step, lead, funnel, status, since)
         entries = log_service.recent(session, filters, limit)
@@ -186,10 +199,19 @@ def report(
     html: Annotated[Path, typer.Option("--html", help="The HTML file to write.")],
     since: Since = None,
     until: Until = None,
+    json: Annotated[
+        bool, typer.Option("--json", help="Also print the report's figures as JSON.")
+    ] = False,
 ) -> None:
-    """Write one self-contained HTML file with the figures as charts (opens offline)."""
+    """Write one self-contained HTML file with the figures as charts (opens offline).
+
+    \b
+    Examples:
+      nurture report --html report.html --since 30d
+    """
     now = datetime.now(UTC)
     with state.session() as session:
         data = report_data(session, _window(since, until), now)
     html.write_text(render_html(data), encoding="utf-8")
-    note(f"wrote {html} ({len(data['sequences'])} sequences)")
+    message = f"wrote {html} ({len(data['sequences'])} sequences)"
+    print_result(data | {"html": str(html)}, json=json, message=message)

@@ -19,7 +19,13 @@ def status(
         bool, typer.Option("--all", help="Also the daemons dead for more than an hour.")
     ] = False,
 ) -> None:
-    """Show the daemons (heartbeats), the due backlog, the lag and the sends to settle."""
+    """Show the daemons (heartbeats), the due backlog, the lag and the sends to settle.
+
+    \b
+    Examples:
+      nurture status
+      nurture status --all --json
+    """
     now = datetime.now(UTC)
     with open_store(state.settings.database) as store, store.begin() as connection:
         report = daemon_status(connection, now, every=every)

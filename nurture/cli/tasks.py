@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import out, print_json
+from nurture.cli.output import out, print_json, print_result
 from nurture.leads import tasks as service
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -21,11 +21,11 @@ notifications = typer.Typer(
 )
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, rich_help_panel: str | None = None) -> None:
     """Add the tasks, appointments and notifications command groups."""
-    app.add_typer(tasks, name="tasks")
-    app.add_typer(appointments, name="appointments")
-    app.add_typer(notifications, name="notifications")
+    app.add_typer(tasks, name="tasks", rich_help_panel=rich_help_panel)
+    app.add_typer(appointments, name="appointments", rich_help_panel=rich_help_panel)
+    app.add_typer(notifications, name="notifications", rich_help_panel=rich_help_panel)
 
 
 def _time(value: datetime | None) -> str:
@@ -36,7 +36,13 @@ def _time(value: datetime | None) -> str:
 def list_tasks(
     all_: Annotated[bool, typer.Option("--all", help="Done tasks too.")] = False, json: JSON = False
 ) -> None:
-    """Open tasks, soonest due first."""
+    """Open tasks, soonest due first.
+
+    \b
+    Examples:
+      nurture tasks list
+      nurture tasks list --all --json
+    """
     with state.session() as session:
         rows = service.list_tasks(session, done=all_)
     if json:
@@ -57,17 +63,33 @@ def list_tasks(
 
 
 @tasks.command("done")
-def done(task_id: Annotated[int, typer.Argument(help="The task id.")]) -> None:
-    """Mark a task done."""
+def done(
+    task_id: Annotated[int, typer.Argument(help="The task id.")],
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the task as `tasks list --json` does.")
+    ] = False,
+) -> None:
+    """Mark a task done (a task already done stays as it was).
+
+    \b
+    Examples:
+      nurture tasks done 4
+    """
     with state.session(write=True) as session:
-        task = service.finish_task(session, task_id, datetime.now(UTC))
-        title = task.title
-    out.print(f"task {task_id} done: {escape(title)}")
+        task, was_open = service.finish_task(session, task_id, datetime.now(UTC))
+        said = "done" if was_open else f"was already done on {_time(task.done_at)} UTC"
+        message = f"task {task_id} {said}: {task.title}"
+        print_result(service.task_row(session, task), json=json, message=message)
 
 
 @appointments.command("list")
 def list_appointments(json: JSON = False) -> None:
-    """Every appointment, soonest first."""
+    """Every appointment, soonest first.
+
+    \b
+    Examples:
+      nurture appointments list --json
+    """
     with state.session() as session:
         rows = service.list_appointments(session)
     if json:
@@ -88,7 +110,12 @@ def list_appointments(json: JSON = False) -> None:
 
 @notifications.command("list")
 def list_notifications(json: JSON = False) -> None:
-    """Every notification for the coach, newest first."""
+    """Every notification for the coach, newest first.
+
+    \b
+    Examples:
+      nurture notifications list
+    """
     with state.session() as session:
         rows = service.list_notifications(session)
     if json:

@@ -50,7 +50,15 @@ def test(
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Dry-run a sequence for a lead, or run the `tests:` cases (all of them without arguments)."""
+    """Dry-run a sequence for a lead, or run the `tests:` cases (all of them without arguments).
+
+    \b
+    Examples:
+      nurture test                      # every tests: case
+      nurture test 'Warm Lead Welcome' --lead-field name=Ana --lead-field score=45
+      nurture test --funnel website-form --lead lead.yaml --until 7d
+      echo 'name: Ana' | nurture test --funnel website-form --lead -
+    """
     project = _project()
     if lead is None and not lead_field:
         if funnel or event or start or until or tz:

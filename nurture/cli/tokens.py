@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import note, out, print_json
+from nurture.cli.output import note, out, print_json, print_result
 from nurture.store import tokens as service
 
 app = typer.Typer(help="Bearer tokens of `nurture serve`.", no_args_is_help=True)
@@ -24,7 +24,13 @@ def create(
     scope: Annotated[list[str], typer.Option("--scope", help=SCOPE_HELP)],
     json: JSON = False,
 ) -> None:
-    """Create a token; it is printed once and only its hash is stored."""
+    """Create a token; it is printed once and only its hash is stored.
+
+    \b
+    Examples:
+      nurture tokens create landing-page --scope ingest
+      nurture tokens create dashboard --scope read --json
+    """
     with state.session(write=True) as session:
         token = service.create_token(session, name, scope, datetime.now(UTC))
     if json:
@@ -36,7 +42,12 @@ def create(
 
 @app.command("list")
 def list_(json: JSON = False) -> None:
-    """Every token: name, scopes, created, revoked (never the token)."""
+    """Every token: name, scopes, created, revoked (never the token).
+
+    \b
+    Examples:
+      nurture tokens list
+    """
     with state.session() as session:
         rows = service.list_tokens(session)
     if json:
@@ -55,8 +66,18 @@ def list_(json: JSON = False) -> None:
 
 
 @app.command()
-def revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
-    """Revoke a token: requests with it get 401 from then on."""
+def revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    json: Annotated[
+        bool, typer.Option("--json", help="Print the token as `tokens list --json` does.")
+    ] = False,
+) -> None:
+    """Revoke a token: requests with it get 401 from then on.
+
+    \b
+    Examples:
+      nurture tokens revoke landing-page
+    """
     with state.session(write=True) as session:
-        service.revoke_token(session, name, datetime.now(UTC))
-    note(f"revoked token {name!r}")
+        row = service.revoke_token(session, name, datetime.now(UTC))
+        print_result(service.token_row(row), json=json, message=f"revoked token {name!r}")

@@ -16,7 +16,8 @@ from nurture.spec.lint import lint, silenced
 
 def validate(
     paths: list[Path] | None = typer.Argument(
-        None, help="Sequence files or folders (default: the project's sequences folder)."
+        None,
+        help="Sequence files or folders, - for stdin (default: the project's sequences folder).",
     ),
     json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     strict: bool = typer.Option(
@@ -25,7 +26,14 @@ def validate(
 ) -> None:
     """Check sequence files: YAML, keys and values, templates, unique names; lint warnings.
 
-    Exit 1 on errors (and on warnings with --strict, which makes them errors)."""
+    Exit 1 on errors (and on warnings with --strict, which makes them errors).
+
+    \b
+    Examples:
+      nurture validate
+      nurture validate sequences/welcome.yaml --strict
+      nurture validate --json
+    """
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
     result = check_files(targets, coach_keys=coach_keys)

@@ -43,6 +43,15 @@ def list_enrollments(
     return [_row(e, lead, name) for e, lead, name in session.exec(query)]
 
 
+def enrollment_row(session: Session, enrollment: Enrollment) -> dict[str, Any]:
+    """One enrollment as `list_enrollments` shows it."""
+    lead, sequence = (
+        session.get(Lead, enrollment.lead_id),
+        session.get(Sequence, enrollment.sequence_id),
+    )
+    return _row(enrollment, lead.name if lead else "", sequence.name if sequence else "")
+
+
 def _row(enrollment: Enrollment, lead: str, sequence: str) -> dict[str, Any]:
     keys = (
         "id",

@@ -7,6 +7,7 @@ reports it with the row number and goes on with the others.
 import csv
 import io
 import json
+import sys
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,14 +52,19 @@ class Row:
 
 
 def read_rows(path: Path) -> list[Row]:
-    """The file's rows with their numbers: the line each starts on (a CSV header is line 1)."""
+    """The file's rows with their numbers: the line each starts on (a CSV header is line 1);
+    `-` reads standard input."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = _stdin() if str(path) == "-" else path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise NurtureError(f"cannot read {path}: {error}") from None
     if path.suffix.lower() in (".jsonl", ".ndjson", ".json") or text.lstrip().startswith("{"):
         return list(_json_rows(text))
     return list(_csv_rows(text))
+
+
+def _stdin() -> str:
+    return sys.stdin.read().removeprefix("\ufeff")
 
 
 def _csv_rows(text: str) -> Iterator[Row]:

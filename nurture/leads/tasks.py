@@ -18,14 +18,21 @@ def list_tasks(session: Session, *, done: bool = False) -> list[dict[str, Any]]:
     return [task.model_dump() | {"lead": lead} for task, lead in session.exec(query)]
 
 
-def finish_task(session: Session, task_id: int, now: datetime) -> Task:
-    """Mark a task done (again: nothing changes)."""
+def task_row(session: Session, task: Task) -> dict[str, Any]:
+    """One task as `list_tasks` shows it."""
+    lead = session.get(Lead, task.lead_id)
+    return task.model_dump() | {"lead": lead.name if lead else None}
+
+
+def finish_task(session: Session, task_id: int, now: datetime) -> tuple[Task, bool]:
+    """Mark a task done; whether it was open (done again: nothing changes)."""
     task = session.get(Task, task_id)
     if task is None:
         raise NotFound(f"no task {task_id}")
+    was_open = task.done_at is None
     task.done_at = task.done_at or now
     session.add(task)
-    return task
+    return task, was_open
 
 
 def list_appointments(session: Session) -> list[dict[str, Any]]:

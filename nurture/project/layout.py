@@ -68,7 +68,8 @@ class Project:
         found = by_slug.get(slugify(name))
         if found is None:
             raise NotFound(
-                f"no sequence file for {name!r}" + did_you_mean(name, [f.spec.name for f in files])
+                f"no sequence file for {name!r}"
+                + did_you_mean(name, [f.spec.name for f in files], by_word=True)
             )
         return found
 

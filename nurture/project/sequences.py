@@ -21,7 +21,9 @@ def find(session: Session, name: str, *, deleted: bool = False) -> Sequence:
     row = session.exec(select(Sequence).where(Sequence.slug == slugify(name), live)).first()
     if row is None:
         names = list(session.exec(select(Sequence.name).where(live)))
-        raise NotFound(f"no sequence {name!r} in the store" + did_you_mean(name, names))
+        raise NotFound(
+            f"no sequence {name!r} in the store" + did_you_mean(name, names, by_word=True)
+        )
     return row
 
 

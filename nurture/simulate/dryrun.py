@@ -243,7 +243,7 @@ def _spec_named(project: Project, name: str) -> SequenceSpec:
     spec = by_slug.get(slugify(name))
     if spec is None:
         names = [spec.name for spec in by_slug.values()]
-        raise NotFound(f"no sequence {name!r}{did_you_mean(name, names)}")
+        raise NotFound(f"no sequence {name!r}{did_you_mean(name, names, by_word=True)}")
     return spec
 
 

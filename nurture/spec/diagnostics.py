@@ -39,15 +39,29 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.severity == "error" for d in diagnostics)
 
 
-def closest(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
-    """The candidate closest to `word` (difflib's ratio at least `cutoff`), or None."""
-    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
-    return close[0] if close else None
+def closest(
+    word: str, candidates: Iterable[str], cutoff: float = 0.6, *, by_word: bool = False
+) -> str | None:
+    """The candidate closest to `word` (difflib's ratio at least `cutoff`), or None; `by_word`:
+    else the name one of whose words is close (`webinr` finds `Webinar Follow-Up`)."""
+    candidates = list(candidates)
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=cutoff)
+    if close or not by_word:
+        return close[0] if close else None
+    words = {part: name for name in candidates for part in _words(name)}
+    close = difflib.get_close_matches(word.lower(), list(words), n=1, cutoff=cutoff)
+    return words[close[0]] if close else None
 
 
-def did_you_mean(word: str, candidates: Iterable[str]) -> str:
-    """` (did you mean 'x'?)` when a candidate is close to `word`, else nothing."""
-    close = closest(word, candidates)
+def _words(name: str) -> list[str]:
+    """A name in lower case, then each of its words (`Warm Lead`: warm lead, warm, lead)."""
+    return [name.lower(), *(part for part in re.split(r"[^a-z0-9]+", name.lower()) if part)]
+
+
+def did_you_mean(word: str, candidates: Iterable[str], *, by_word: bool = False) -> str:
+    """` (did you mean 'x'?)` when a candidate is close to `word`, else nothing; `by_word` for
+    names of several words, which a user shortens to one."""
+    close = closest(word, candidates, by_word=by_word)
     return f" (did you mean {close!r}?)" if close else ""
 
 

@@ -1,8 +1,11 @@
 """Sequence files on disk: every file checked, every problem of every file reported at once."""
 
+import sys
 from collections.abc import Collection, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from pydantic import ValidationError
 
@@ -16,6 +19,8 @@ from nurture.spec.templates import TemplateProblem, check_template, template_fie
 from nurture.spec.whatsapp import window_warnings
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+STDIN = Path("-")
+"""A path that means standard input."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +100,7 @@ def _check_file(
     """One file: its document (None when not usable YAML), its spec (None if invalid), problems."""
     filename = shown(path)
     try:
-        with path.open("rb") as stream:
+        with _opened(path) as stream:
             raw = stream.read(MAX_BYTES + 1)  # bounded: a huge file or a device cannot hang us
     except OSError as error:
         return None, None, [Diagnostic(filename, 1, 1, f"cannot read: {error.strerror or error}")]
@@ -109,12 +114,20 @@ def _check_file(
     return document, spec, loaded.diagnostics + problems + templates
 
 
+def _opened(path: Path) -> AbstractContextManager[IO[bytes]]:
+    """The file to read; `-`: standard input (left open for whoever reads it next)."""
+    if path == STDIN:
+        return nullcontext(sys.stdin.buffer)
+    return path.open("rb")
+
+
 def _expand(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
     files: dict[Path, Path] = {}
     problems: list[Diagnostic] = []
     for path in paths:
         try:
-            found = _files_in(path) if path.is_dir() else [path] if path.exists() else None
+            exists = path == STDIN or path.exists()
+            found = _files_in(path) if path.is_dir() else [path] if exists else None
         except OSError as error:
             found, message = None, f"cannot read: {error.strerror or error}"
         else:
@@ -146,6 +159,8 @@ def _unread_subfolders(folder: Path) -> list[Diagnostic]:
 
 def shown(path: Path) -> str:
     """A path as diagnostics print it: relative to the working directory when inside it."""
+    if path == STDIN:
+        return "<stdin>"
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except (ValueError, OSError):

@@ -58,17 +58,22 @@ def create_token(session: Session, name: str, scopes: list[str], now: datetime) 
 def list_tokens(session: Session) -> list[dict[str, Any]]:
     """Every token's name, scopes and dates (never the token or its hash)."""
     rows = session.exec(select(ApiToken).order_by(ApiToken.name, col(ApiToken.id))).all()
-    keep = ("name", "scopes", "created_at", "revoked_at")
-    return [{key: getattr(row, key) for key in keep} for row in rows]
+    return [token_row(row) for row in rows]
 
 
-def revoke_token(session: Session, name: str, now: datetime) -> None:
+def token_row(row: ApiToken) -> dict[str, Any]:
+    """A token as `list_tokens` shows it: name, scopes and dates."""
+    return {key: getattr(row, key) for key in ("name", "scopes", "created_at", "revoked_at")}
+
+
+def revoke_token(session: Session, name: str, now: datetime) -> ApiToken:
     """Revoke at once: the next request with the token gets 401."""
     row = _live(session, name)
     if row is None:
         raise NotFound(f"no live token named {name!r} (see `nurture tokens list`)")
     row.revoked_at = now
     session.add(row)
+    return row
 
 
 def _live(session: Session, name: str) -> ApiToken | None:
