@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nurture.errors import NurtureError
 from nurture.leads.fields import FIELD_NAME_LENGTH, shown, text_problem
@@ -31,6 +31,7 @@ ALIASES = {
     "timezone": ("timezone", "time zone", "tz"),
     "external_id": ("external id", "externalid", "id", "lead id", "leadid"),
     "funnel": ("funnel", "funnel name"),
+    "at": ("at", "created at", "created", "created on", "date added", "added at", "added on"),
     "first": ("first name", "firstname", "given name"),
     "last": ("last name", "lastname", "surname", "family name"),
 }
@@ -206,15 +207,24 @@ def _json_line(line: str) -> Any:
 SCALARS = (str, int, float, bool)
 
 
-def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
-    """The row's funnel and lead data, by header; NurtureError names a value of the wrong shape
-    (JSON lines can hold lists and objects where a CSV cell cannot)."""
+class RowLead(NamedTuple):
+    """What a row says: its funnel, the lead's data, and when it arrived (column, text)."""
+
+    funnel: str | None
+    data: LeadInput
+    at: tuple[str, str] | None
+
+
+def lead_input(data: dict[str, Any]) -> RowLead:
+    """The row's funnel, lead data and arrival time, by header; NurtureError names a value of
+    the wrong shape (JSON lines can hold lists and objects where a CSV cell cannot)."""
     if "__error__" in data:
         raise NurtureError(data["__error__"])
     fields = data.pop("fields", None)
     if fields is not None and not isinstance(fields, dict):
         raise NurtureError(f"fields: wants an object of custom fields, got {_shape(fields)}")
     given: dict[str, Any] = {"fields": {}}
+    at: tuple[str, str] | None = None
     for name, value in (fields or {}).items():
         given["fields"][name] = _field_value(f"fields.{name}", value)
     for header, value in data.items():
@@ -223,6 +233,8 @@ def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
             continue  # as an empty CSV cell: not given
         if key.startswith("fields."):
             given["fields"][key.removeprefix("fields.")] = _field_value(header, value)
+        elif key == "at":
+            at = (header, _scalar(header, value, "a time"))
         elif key == "tags" and isinstance(value, list):
             given[key] = [_scalar(header, tag, "a tag") for tag in value if tag is not None]
         else:
@@ -233,7 +245,7 @@ def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
     if isinstance(given.get("tags"), str):
         given["tags"] = given["tags"].replace(";", ",").split(",")
     funnel = given.pop("funnel", None)
-    return funnel, LeadInput(**given)
+    return RowLead(funnel, LeadInput(**given), at)
 
 
 def _scalar(header: str, value: Any, wanted: str) -> str:
