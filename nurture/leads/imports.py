@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -36,6 +37,9 @@ from nurture.store.decisions import candidates_id
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision, Stored
 
 BATCH = 1000
+_FACTS = itemgetter("funnel_id", "source", "status", "temperature", "score", "created_at")
+"""What matching reads of a new lead, and when: equal facts, one shared decision."""
+_EMPTY = {"tags": bulk.Dumped("[]"), "fields": bulk.Dumped("{}"), "opted_out": bulk.Dumped("[]")}
 Progress = Callable[[int, int], None]
 """Called with (rows done, rows in all) after every batch."""
 
@@ -132,7 +136,7 @@ class Importer:
 
     def _parse(self, row: Row, default: Funnel | None) -> tuple[Row, dict, Funnel, datetime] | None:
         try:
-            given = lead_input(dict(row.data))
+            given = lead_input(row.data)
             funnel = self._funnel(given.funnel) if given.funnel else default
             if funnel is None:
                 raise NurtureError("no funnel: give --funnel or a funnel column")
@@ -231,8 +235,7 @@ class Importer:
 
     def _decide(self, row: dict[str, Any]) -> dict[str, Any]:
         """The decision row for a new lead; leads with the same trigger facts share one decision."""
-        key = tuple(row[k] for k in ("funnel_id", "source", "status", "temperature", "score"))
-        key += (row["created_at"],)
+        key = _FACTS(row)
         if key not in self.decisions:
             offers = self._offers(row["funnel_id"])
             decision, winner = decide(offers, SimpleNamespace(**row))
@@ -258,6 +261,10 @@ class Importer:
 
     def _insert_leads(self, fresh: list[dict[str, Any]]) -> list[int]:
         """Insert new leads; their ids in order."""
+        for row in fresh:  # most new leads hold no tag, no field, no opt-out: encoded once
+            for column, empty in _EMPTY.items():
+                if not row[column]:
+                    row[column] = empty
         return bulk.insert_ids(self.session.connection(), Lead.__table__, fresh)
 
     def _insert_rows(self, model: type[Stored], rows: list[dict[str, Any]]) -> None:
