@@ -132,7 +132,7 @@ def measure(
     (project / "sequences").mkdir()
     (project / "sequences" / "bench.yaml").write_text(SEQUENCE)
     quiet = {"stderr": subprocess.DEVNULL, "env": env}
-    assert nurture(project, url, "apply", "--yes", **quiet).wait() == 0
+    assert nurture(project, url, "apply", "--yes", stdout=subprocess.DEVNULL, **quiet).wait() == 0
     made = nurture(project, url, "tokens", "create", "bench", "--scope", "ingest",
                    stdout=subprocess.PIPE, **quiet)  # fmt: skip
     token = made.communicate()[0].decode().strip()
