@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,6 +32,9 @@ from sqlalchemy import func, select
 from nurture.store.connect import normalize_url
 from nurture.store.db import open_store
 from nurture.store.tables import Enrollment, Lead
+
+sys.path.insert(0, str(Path(__file__).parent))  # bench/baseline.py, run as a script or not
+from baseline import DEFAULT, baseline, load_average  # noqa: E402
 
 SEQUENCE = """\
 name: Bench Welcome
@@ -58,10 +62,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(project: Path, url: str, workers: int) -> tuple[subprocess.Popen, int]:
+def start_server(
+    project: Path, url: str, workers: int, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
     args = ("serve", "--port", str(port), "--workers", str(workers), "--no-access-log")
-    server = nurture(project, url, *args, stderr=subprocess.DEVNULL)
+    server = nurture(project, url, *args, stderr=subprocess.DEVNULL, env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -117,16 +123,20 @@ async def load(port: int, token: str, leads: range, connections: int) -> tuple[f
     return time.perf_counter() - started, results
 
 
-def measure(url: str, leads: int, connections: int, workers: int) -> dict:
+def measure(
+    url: str, leads: int, connections: int, workers: int, env: dict[str, str] | None = None
+) -> dict:
+    """One run on a fresh store, by `env`'s code (a baseline's) or this one's."""
     project = Path(tempfile.mkdtemp(prefix="nurture-bench-api-"))
     (project / "nurture.toml").write_text("")
     (project / "sequences").mkdir()
     (project / "sequences" / "bench.yaml").write_text(SEQUENCE)
-    assert nurture(project, url, "apply", "--yes", stderr=subprocess.DEVNULL).wait() == 0
+    quiet = {"stderr": subprocess.DEVNULL, "env": env}
+    assert nurture(project, url, "apply", "--yes", stdout=subprocess.DEVNULL, **quiet).wait() == 0
     made = nurture(project, url, "tokens", "create", "bench", "--scope", "ingest",
-                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+                   stdout=subprocess.PIPE, **quiet)  # fmt: skip
     token = made.communicate()[0].decode().strip()
-    server, port = start_server(project, url, workers)
+    server, port = start_server(project, url, workers, env)
     try:
         asyncio.run(load(port, token, range(leads, leads + 200), connections))  # warm up
         cpu = cpu_seconds(server.pid)
@@ -135,8 +145,10 @@ def measure(url: str, leads: int, connections: int, workers: int) -> dict:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        shutil.rmtree(project, ignore_errors=True)
     return report(url, leads, connections, workers, elapsed, results) | {
-        "server_cpu_ms_per_lead": round(cpu / leads * 1000, 3)
+        "server_cpu_ms_per_lead": round(cpu / leads * 1000, 3),
+        "load": load_average(),
     }
 
 
@@ -182,15 +194,35 @@ def main() -> None:
         default=os.environ.get("NURTURE_TEST_DATABASE_URL"),
         help="a Postgres server URL: also run there, in a schema of its own",
     )
+    parser.add_argument("--baseline", default=DEFAULT,
+                        help="the revision to compare with, in the same rounds ('' for none)")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of each code, alternating")
     args = parser.parse_args()
-    sqlite = f"sqlite:///{tempfile.mkdtemp(prefix='nurture-bench-db-')}/nurture.db"
-    results = [measure(sqlite, args.leads, args.connections, args.workers)]
-    if args.postgres:
-        with postgres_schema(args.postgres) as url:
-            results.append(measure(url, args.leads, args.connections, args.workers))
-    for result in results:
-        print(json.dumps(result), flush=True)
+    results = []
+    with baseline(args.baseline) as env:
+        codes = {"this code": None} | ({f"baseline {args.baseline}": env} if env else {})
+        for _ in range(args.rounds):
+            for label, code in codes.items():
+                for store in ("sqlite", "postgres") if args.postgres else ("sqlite",):
+                    with fresh_url(store, args.postgres) as url:
+                        got = measure(url, args.leads, args.connections, args.workers, code)
+                    results.append({"code": label} | got)
+                    print(json.dumps(results[-1]), flush=True)
     sys.exit(0 if all(result["every_lead_enrolled"] for result in results) else 1)
+
+
+@contextmanager
+def fresh_url(store: str, server: str | None) -> Iterator[str]:
+    """A fresh SQLite file (removed after), or a fresh schema on the Postgres server."""
+    if store == "postgres" and server:
+        with postgres_schema(server) as url:
+            yield url
+        return
+    folder = tempfile.mkdtemp(prefix="nurture-bench-db-")
+    try:
+        yield f"sqlite:///{folder}/nurture.db"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager

@@ -1,10 +1,11 @@
-"""An earlier revision of nurture to run side by side with this one in the same bench run.
+"""The code to compare against, in the same run: a revision checked out in a temp `git worktree`.
 
-    with baseline.tree("ccbc7be") as tree:
-        subprocess.run(baseline.command(tree, "run", "--once"), env=baseline.env(tree))
+    with baseline("ccbc7be") as env:  # env runs `python -m nurture` as of that revision
+        subprocess.run([sys.executable, "-m", "nurture", ...], env=env)
 
-The revision is checked out into a temporary git worktree (removed afterwards, also when the
-bench fails) and run by this venv's Python with that tree first on PYTHONPATH: no install.
+Its `nurture` package is put first on PYTHONPATH, so the same interpreter and dependencies
+run the older code: only the code differs. Rounds alternate baseline and current code, so a
+change in the machine's load falls on both alike.
 """
 
 import os
@@ -16,29 +17,28 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-REVISION = "ccbc7be"
-"""The code before session 5's speed work (the threaded send path, the eager CLI)."""
+DEFAULT = "ccbc7be"
+"""The revision before the import, ingestion and backfill work (issues 13 and 14)."""
 
 
 @contextmanager
-def tree(revision: str = REVISION) -> Iterator[Path]:
-    """A temporary checkout of `revision`."""
+def baseline(revision: str | None) -> Iterator[dict[str, str] | None]:
+    """The environment that runs `revision`'s nurture (None for no baseline); removed after."""
+    if not revision:
+        yield None
+        return
     folder = Path(tempfile.mkdtemp(prefix="nurture-baseline-"))
-    checkout = folder / "tree"
+    tree = folder / "tree"
     git = ["git", "-C", str(ROOT)]
-    add = [*git, "worktree", "add", "--detach", str(checkout), revision]
-    subprocess.run(add, check=True, capture_output=True)
+    added = [*git, "worktree", "add", "--detach", str(tree), revision]
+    subprocess.run(added, check=True, capture_output=True)
     try:
-        yield checkout
+        yield os.environ | {"PYTHONPATH": str(tree)}
     finally:
-        subprocess.run([*git, "worktree", "remove", "--force", str(checkout)], capture_output=True)
+        subprocess.run([*git, "worktree", "remove", "--force", str(tree)], capture_output=True)
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def env(checkout: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment that runs `checkout`'s nurture instead of this one."""
-    environment = dict(os.environ if base is None else base)
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [str(checkout), *filter(None, [environment.get("PYTHONPATH")])]
-    )
-    return environment
+def load_average() -> str:
+    """The machine's load average (1, 5 and 15 minutes), as /proc/loadavg gives it."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])

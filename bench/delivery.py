@@ -242,12 +242,13 @@ def cases(quick: bool) -> list[tuple[str, int | None, int]]:
 def rows(args: argparse.Namespace) -> Iterator[dict]:
     stores = ["sqlite"] + (["postgres"] if args.postgres else [])
     name = {"sqlite": "SQLite", "postgres": "Postgres"}
-    with certificates() as (server_tls, ca_file), baseline.tree(args.baseline) as old:
+    with certificates() as (server_tls, ca_file), baseline.baseline(args.baseline) as old:
         client = {"SSL_CERT_FILE": ca_file, "REQUESTS_CA_BUNDLE": ca_file}
         codes = {
             "now": Code("this code", os.environ | client, "--in-flight"),
-            "baseline": Code(f"baseline {args.baseline}", baseline.env(old) | client, "--senders"),
+            "baseline": Code(f"baseline {args.baseline}", (old or {}) | client, "--senders"),
         }
+        args.quick = args.quick or old is None  # --baseline '': this code only
         for tls in (None, server_tls):
             twilio = SlowTwilio(args.latency, tls)
             with twilio.serving() as api:
@@ -312,16 +313,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2, help="the provider's answer, s")
     parser.add_argument("--postgres", default=os.environ.get("NURTURE_TEST_DATABASE_URL"))
-    parser.add_argument("--baseline", default=baseline.REVISION, help="the revision to compare")
+    parser.add_argument("--baseline", default=baseline.DEFAULT, help="the revision to compare")
     parser.add_argument("--quick", action="store_true", help="this code's cases only")
     args = parser.parse_args()
     table = []
-    print(f"load average {os.getloadavg()}", file=sys.stderr)
+    print(f"load average {baseline.load_average()}", file=sys.stderr)
     for result in rows(args):
         table.append(result)
         print(f"  {result}", file=sys.stderr, flush=True)
     print(markdown(table))
-    print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"\nload average at the end: {baseline.load_average()}")
 
 
 if __name__ == "__main__":

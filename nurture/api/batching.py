@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from nurture.api.deps import Context
 from nurture.errors import KeyReused, NurtureError
 from nurture.leads import ingest
-from nurture.leads.arrivals import Arrival, arrive_many
+from nurture.leads.arrivals import Arrival, Kept, arrive_many
 
 log = logging.getLogger("nurture.api")
 BATCH = 500
@@ -55,6 +55,7 @@ class Batcher:
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nurture-ingest")
         self.queue: asyncio.Queue[tuple[Pending, asyncio.Future[Answer]]] | None = None
         self.task: asyncio.Task[None] | None = None
+        self.kept = Kept()
 
     async def start(self) -> None:
         self.queue = asyncio.Queue()
@@ -114,6 +115,7 @@ class Batcher:
     def _store(self, items: list[Pending]) -> list[Answer]:
         now = datetime.now(UTC)
         digests = [item.arrival.digest() if item.key else "" for item in items]
+        shared = self.kept.for_batch()
         with self.ctx.store.session(immediate=True) as session:
             kept = ingest.recall_many(session, {item.key for item in items if item.key})
             results: list[Answer | None] = [None] * len(items)
@@ -127,7 +129,8 @@ class Batcher:
                 else:
                     first_of |= {key: index} if key else {}
                     todo.append(index)
-            outcomes = arrive_many(session, [items[i].arrival for i in todo], now, self.ctx.rules)
+            arrivals = [items[i].arrival for i in todo]
+            outcomes = arrive_many(session, arrivals, now, self.ctx.rules, shared)
             remembered: list[tuple[str, str, int, dict[str, Any]]] = []
             for index, outcome in zip(todo, outcomes, strict=True):
                 if isinstance(outcome, Exception):
@@ -137,6 +140,7 @@ class Batcher:
                 if key := items[index].key:
                     remembered.append((key, digests[index], outcome.lead_id, answered))
             ingest.remember_many(session, remembered, now)
+        self.kept = shared  # committed: its candidate lists are stored for good
         for index, source in copies:
             found, key = results[source], items[index].key
             if digests[index] != digests[source] and key:  # a copy always has its key

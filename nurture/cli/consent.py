@@ -7,10 +7,10 @@ import typer
 
 from nurture.cli.context import state
 from nurture.cli.output import print_result
-from nurture.cli.run import parse_now
 from nurture.leads import consent
 from nurture.leads.enrollment import stopped_text
 from nurture.leads.records import find_lead, lead_details
+from nurture.leads.when import happened_at
 from nurture.store.tables import Lead
 
 LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
@@ -56,7 +56,15 @@ def inbound(
         str | None, typer.Option("--text", help="What they wrote (STOP opts out).")
     ] = None,
     channel: Annotated[str, typer.Option("--channel", "-c", help="whatsapp or sms.")] = "whatsapp",
-    at: Annotated[str | None, typer.Option("--at", help="When (ISO 8601); default now.")] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="WHEN",
+            help="When they wrote: ISO 8601, without an offset in the lead's time zone, else "
+            "the project's. Default: now.",
+        ),
+    ] = None,
     json: JSON = False,
 ) -> None:
     """Record a message from the lead: WhatsApp free text is allowed for 24 hours after it.
@@ -67,7 +75,10 @@ def inbound(
       nurture leads inbound 3 --channel sms --text STOP
     """
     with state.session(write=True) as session:
-        result = consent.inbound(session, find_lead(session, lead), parse_now(at), text, channel)
+        row = find_lead(session, lead)
+        zone = row.timezone or state.settings.timezone
+        when = happened_at(at, zone, datetime.now(UTC))
+        result = consent.inbound(session, row, when, text, channel)
         row = result.lead
         message = f"Lead {row.id} {row.name} last wrote {row.last_inbound_at:%Y-%m-%d %H:%M} UTC"
         message += f"; opted out of {', '.join(result.opted_out)}" if result.opted_out else ""

@@ -17,6 +17,7 @@ from nurture.errors import NurtureError
 from nurture.leads import records as service
 from nurture.leads.imports import ImportResult, import_leads
 from nurture.leads.records import Arrival, LeadInput, LeadRules
+from nurture.leads.when import happened_at
 
 if TYPE_CHECKING:
     from nurture.store.tables import Lead
@@ -47,6 +48,15 @@ Tags = Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeat for
 Zone = Annotated[str | None, typer.Option("--tz", help="IANA time zone, e.g. Europe/Madrid.")]
 Fields = Annotated[list[str] | None, typer.Option("--field", help="key=value (repeat for more).")]
 ExternalId = Annotated[str | None, typer.Option("--external-id", help="Your id for the lead.")]
+At = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        metavar="WHEN",
+        help="When it happened, for a backfill: ISO 8601 (2026-03-06T17:00); without an offset "
+        "in the lead's time zone, else the project's. Delays count from it. Default: now.",
+    ),
+]
 
 
 def _fields(pairs: list[str] | None) -> dict[str, str]:
@@ -79,6 +89,7 @@ def add(
     tz: Zone = None,
     field: Fields = None,
     external_id: ExternalId = None,
+    at: At = None,
     json: ADDED_JSON = False,
 ) -> None:
     """Add a lead (or update the one with this external id or email), match and enroll it.
@@ -91,8 +102,9 @@ def add(
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
+    when = happened_at(at, tz or _rules().default_zone, datetime.now(UTC))
     with state.session(write=True) as session:
-        arrival = service.add_lead(session, data, funnel, datetime.now(UTC), _rules())
+        arrival = service.add_lead(session, data, funnel, when, _rules())
         shown = service.lead_details(session, arrival.lead) | _arrival(arrival)
         print_result(shown, json=json, message=_arrived(arrival))
 
@@ -128,6 +140,16 @@ def import_(
     funnel: Annotated[
         str | None, typer.Option("--funnel", "-f", help="For rows without a funnel column.")
     ] = None,
+    at: Annotated[
+        str | None,
+        typer.Option(
+            "--at",
+            metavar="WHEN",
+            help="When the rows without a created_at (or at) column of their own arrived: ISO "
+            "8601, without an offset in the project's time zone (a row's: in its lead's). "
+            "Default: now.",
+        ),
+    ] = None,
     json: JSON = False,
 ) -> None:
     """Import leads: upsert by external id or email; new leads are matched and enrolled.
@@ -135,11 +157,14 @@ def import_(
     \b
     Examples:
       nurture leads import leads.csv --funnel website-form
+      nurture leads import old-tool.csv --at 2026-03-06T17:00   # rows without created_at
       cat leads.jsonl | nurture leads import - --json
     """
+    now = datetime.now(UTC)
+    when = happened_at(at, _rules().default_zone, now)
     with state.session(write=True) as session, _progress_bar(json) as progress:
         result = import_leads(
-            session, file, datetime.now(UTC), _rules(), funnel=funnel, progress=progress
+            session, file, now, _rules(), funnel=funnel, progress=progress, at=when
         )
     if json:
         print_json(result.to_dict())
@@ -186,6 +211,7 @@ def update(
     tz: Zone = None,
     field: Fields = None,
     external_id: ExternalId = None,
+    at: At = None,
     json: CHANGED_JSON = False,
 ) -> None:
     """Change a lead: tags add (--untag removes), fields merge; a conversion status converts.
@@ -203,7 +229,9 @@ def update(
             "nothing to change: give --status, --score, --temperature, --tag, --untag, --field..."
         )
     with state.session(write=True) as session:
-        row = service.update_lead(session, lead, data, datetime.now(UTC), _rules(), untag or [])
+        zone = service.find_lead(session, lead).timezone or _rules().default_zone
+        when = happened_at(at, zone, datetime.now(UTC))
+        row = service.update_lead(session, lead, data, when, _rules(), untag or [])
         converted = " (converted)" if row.converted_at is not None else ""
         print_result(
             service.lead_details(session, row),
@@ -213,16 +241,18 @@ def update(
 
 
 @app.command()
-def convert(lead: LEAD, json: CHANGED_JSON = False) -> None:
-    """Mark a lead converted: its enrollments that stop on conversion stop now.
+def convert(lead: LEAD, at: At = None, json: CHANGED_JSON = False) -> None:
+    """Mark a lead converted: its enrollments that stop on conversion stop now (or --at).
 
     \b
     Examples:
       nurture leads convert ana@example.com
+      nurture leads convert ana@example.com --at 2026-03-09T10:30
     """
     with state.session(write=True) as session:
         row = service.find_lead(session, lead)
-        stopped = service.convert(session, row, datetime.now(UTC), _rules())
+        when = happened_at(at, row.timezone or _rules().default_zone, datetime.now(UTC))
+        stopped = service.convert(session, row, when, _rules())
         print_result(
             service.lead_details(session, row),
             json=json,

@@ -8,16 +8,22 @@ the store knows already, and repeats within the batch, go one by one through `in
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from nurture.errors import NurtureError
-from nurture.leads.enrollment import Offer, candidates_json, decide, funnel_offers, new_enrollment
+from nurture.leads.enrollment import (
+    Offer,
+    Specs,
+    candidates_json,
+    decide,
+    funnel_offers,
+    new_enrollment,
+)
 from nurture.leads.ingest import Outcome, ingest
 from nurture.leads.records import (
     LeadInput,
@@ -29,6 +35,7 @@ from nurture.leads.records import (
     upsert_key,
 )
 from nurture.spec.names import slugify
+from nurture.store import bulk
 from nurture.store.decisions import candidates_id
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision
 
@@ -47,6 +54,27 @@ class Arrival:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+Decided = tuple[dict[str, Any], Offer | None, str | None]
+"""A decision's row (without its lead and time), the winning offer and its name."""
+MOST_KEPT = 10_000
+
+
+@dataclass
+class Kept:
+    """What the batches of one store share: parsed sequence versions, and the decisions (with
+    their stored candidate lists) of committed batches; a batch adds to a copy (`for_batch`),
+    which its caller keeps once the batch commits."""
+
+    specs: Specs = field(default_factory=dict)
+    lists: dict[str, int] = field(default_factory=dict)
+    decisions: dict[tuple[Any, ...], Decided] = field(default_factory=dict)
+
+    def for_batch(self) -> "Kept":
+        if len(self.lists) + len(self.decisions) > MOST_KEPT:
+            return Kept(self.specs)
+        return Kept(self.specs, dict(self.lists), dict(self.decisions))
+
+
 @dataclass
 class _New:
     index: int
@@ -54,13 +82,17 @@ class _New:
 
 
 def arrive_many(
-    session: Session, arrivals: list[Arrival], now: datetime, rules: LeadRules
+    session: Session,
+    arrivals: list[Arrival],
+    now: datetime,
+    rules: LeadRules,
+    kept: Kept | None = None,
 ) -> list[Outcome | NurtureError]:
     """Each arrival's outcome, or the error that kept it out, in order."""
     results: dict[int, Outcome | NurtureError] = {}
     parsed = _parse(session, arrivals, now, rules, results)
     fresh, one_by_one = _split(session, parsed)
-    outcomes = _insert(session, fresh, now, rules)
+    outcomes = _insert(session, fresh, now, rules, kept or Kept())
     results |= dict(zip([new.index for new in fresh], outcomes, strict=True))
     for index in one_by_one:
         results[index] = _alone(session, arrivals[index], now, rules)
@@ -116,14 +148,12 @@ def _known_keys(session: Session, batch: list[dict[str, Any]]) -> set[str]:
     ids = {v["external_id"] for v in batch if v.get("external_id")}
     emails = {v["email"] for v in batch if v.get("email") and not v.get("external_id")}
     known: set[str] = set()
-    if ids:
-        query = select(Lead.external_id).where(col(Lead.external_id).in_(ids))
-        known |= {
-            key for found in session.exec(query) if (key := upsert_key({"external_id": found}))
-        }
-    if emails:
-        query = select(Lead.email).where(col(Lead.email).in_(emails))
-        known |= {key for found in session.exec(query) if (key := upsert_key({"email": found}))}
+    connection = session.connection()  # Core, one bound list: a webhook asks once a batch
+    for name, keys in (("external_id", ids), ("email", emails)):
+        if keys:
+            column = Lead.__table__.c[name]
+            query = select(column).where(bulk.among(connection, column, keys))
+            known |= {f"{name}:{found}" for found in connection.execute(query).scalars()}
     return known
 
 
@@ -135,49 +165,69 @@ def _alone(session: Session, arrival: Arrival, now: datetime, rules: LeadRules) 
         return problem
 
 
-def _insert(session: Session, fresh: list[_New], now: datetime, rules: LeadRules) -> list[Outcome]:
+def _insert(
+    session: Session, fresh: list[_New], now: datetime, rules: LeadRules, kept: Kept
+) -> list[Outcome]:
     """Insert the new leads, their decisions and enrollments: three statements."""
     if not fresh:
         return []
-    connection = session.connection()
-    returning = insert(Lead.__table__).returning(Lead.__table__.c.id, sort_by_parameter_order=True)
-    ids = list(connection.execute(returning, [new.row for new in fresh]).scalars())
-    offers: dict[int, list[Offer]] = {}
-    decided: dict[tuple[Any, ...], tuple[dict[str, Any], Offer | None, str | None]] = {}
+    connection = session.connection()  # at the driver (store.bulk), as an import inserts
+    ids = bulk.insert_ids(connection, Lead.__table__, [new.row for new in fresh])
+    offers: dict[int, _Offers] = {}
+    firsts: dict[tuple[int, str | None], dict[str, Any]] = {}
     decisions, enrollments, outcomes = [], [], []
     for new, lead_id in zip(fresh, ids, strict=True):
-        facts = tuple(new.row[key] for key in FACTS)
-        if facts not in decided:
-            decided[facts] = _decide(session, new.row, offers, now)
-        decision, winner, name = decided[facts]
-        decisions.append(decision | {"lead_id": lead_id})
+        decision, winner, name = _decide(session, new.row, offers, kept)
+        decisions.append(decision | {"lead_id": lead_id, "decided_at": now})
         outcome = Outcome(lead_id, True, name, decision["reason"])
         if winner is not None:
             zone = new.row["timezone"]
-            enrollments.append(new_enrollment(lead_id, zone, winner, now, rules.default_zone))
+            if (winner.sequence_id, zone) not in firsts:  # one first-step time per zone
+                first = new_enrollment(0, zone, winner, now, rules.default_zone)
+                firsts[(winner.sequence_id, zone)] = first
+            enrollments.append(firsts[(winner.sequence_id, zone)] | {"lead_id": lead_id})
             step, due = enrollments[-1]["step_id"], enrollments[-1]["next_run_at"]
             outcome = Outcome(lead_id, True, name, decision["reason"], step, due)
         outcomes.append(outcome)
-    connection.execute(insert(MatchDecision.__table__), decisions)
-    if enrollments:
-        connection.execute(insert(Enrollment.__table__), enrollments)
+    bulk.insert(connection, MatchDecision.__table__, decisions)
+    bulk.insert(connection, Enrollment.__table__, enrollments)
     return outcomes
 
 
+@dataclass(frozen=True)
+class _Offers:
+    offers: list[Offer]
+    signature: tuple[Any, ...]
+    """What a decision depends on besides the lead's facts: equal signatures, equal decisions."""
+
+    @classmethod
+    def of(cls, offers: list[Offer]) -> "_Offers":
+        signature = tuple(
+            (o.sequence_id, o.version, o.candidate.name, o.candidate.priority, o.candidate.active)
+            for o in offers
+        )
+        return cls(offers, signature)
+
+
 def _decide(
-    session: Session, row: dict[str, Any], offers: dict[int, list[Offer]], now: datetime
-) -> tuple[dict[str, Any], Offer | None, str | None]:
+    session: Session, row: dict[str, Any], offers: dict[int, _Offers], kept: Kept
+) -> Decided:
+    """The decision for a new lead: the funnel's offers read once a batch (a sequence applied
+    meanwhile counts at once), and decided once for equal facts and offers."""
     funnel_id = row["funnel_id"]
     if funnel_id not in offers:
-        offers[funnel_id] = funnel_offers(session, funnel_id)
-    decision, winner = decide(offers[funnel_id], SimpleNamespace(**row))
-    stored = {
-        "funnel_id": funnel_id,
-        "sequence_id": winner.sequence_id if winner else None,
-        "reason": decision.reason,
-        "candidates_id": candidates_id(
-            session.connection(), candidates_json(decision, offers[funnel_id])
-        ),
-        "decided_at": now,
-    }
-    return stored, winner, decision.winner.name if decision.winner else None
+        offers[funnel_id] = _Offers.of(funnel_offers(session, funnel_id, kept.specs))
+    key = (offers[funnel_id].signature, *(row[fact] for fact in FACTS))
+    if key not in kept.decisions:
+        listed = offers[funnel_id].offers
+        decision, winner = decide(listed, SimpleNamespace(**row))
+        stored = {
+            "funnel_id": funnel_id,
+            "sequence_id": winner.sequence_id if winner else None,
+            "reason": decision.reason,
+            "candidates_id": candidates_id(
+                session.connection(), candidates_json(decision, listed), kept.lists
+            ),
+        }
+        kept.decisions[key] = (stored, winner, decision.winner.name if decision.winner else None)
+    return kept.decisions[key]

@@ -38,26 +38,31 @@ class Offer:
     candidate: Candidate
 
 
-def funnel_offers(session: Session, funnel_id: int) -> list[Offer]:
+Specs = dict[tuple[int, int], SequenceSpec]
+"""Parsed sequence versions by (sequence id, version), kept by a caller for one store: a
+version never changes, so a webhook's batches parse each once (parsing costs milliseconds)."""
+
+
+def funnel_offers(session: Session, funnel_id: int, specs: Specs | None = None) -> list[Offer]:
     """Every live sequence assigned to the funnel (inactive ones too: the decision shows them)."""
     rows = session.exec(
-        select(Sequence, SequenceVersion)
+        select(Sequence)
         .join(FunnelAssignment, col(FunnelAssignment.sequence_id) == col(Sequence.id))
-        .join(
-            SequenceVersion,
-            (col(SequenceVersion.sequence_id) == col(Sequence.id))
-            & (SequenceVersion.version == Sequence.current_version),
-        )
         .where(FunnelAssignment.funnel_id == funnel_id, col(Sequence.deleted_at).is_(None))
         .order_by(Sequence.name)
     ).all()
-    return [_offer(row, version) for row, version in rows]
+    return [_offer(session, row, {} if specs is None else specs) for row in rows]
 
 
-def _offer(row: Sequence, version: SequenceVersion) -> Offer:
-    spec = spec_of(version.definition)
+def _offer(session: Session, row: Sequence, specs: Specs) -> Offer:
+    key = (row.id, row.current_version)
+    if (spec := specs.get(key)) is None:
+        query = select(SequenceVersion.definition).where(
+            SequenceVersion.sequence_id == row.id, SequenceVersion.version == row.current_version
+        )
+        spec = specs[key] = spec_of(dict(session.exec(query).one()))
     candidate = Candidate(row.name, row.priority, row.active, spec.trigger_conditions)
-    return Offer(row.id, version.version, spec, candidate)
+    return Offer(row.id, row.current_version, spec, candidate)
 
 
 def first_step(spec: SequenceSpec) -> AnyStep:

@@ -56,7 +56,7 @@ def check_text(
     `tag`, followed by the text when `quoted`) and the problem. The limit defaults to the
     field's column length."""
     limit = limit or MAX_LENGTH.get(field) or len(text)
-    if len(text) <= limit and "\x00" not in text and text.isascii():
+    if _plain(text, limit):
         return text  # most text: checked at a glance (an import checks millions)
     what = (label or field) + (f" {shown(text)}" if quoted else "")
     if (problem := text_problem(text)) is not None:
@@ -68,9 +68,20 @@ def check_text(
     return text
 
 
+def _plain(text: str, limit: int) -> bool:
+    """True when the text surely can be stored: ASCII without NUL, within the limit."""
+    return len(text) <= limit and "\x00" not in text and text.isascii()
+
+
 def check_field(name: str, value: Any) -> Any:
     """A custom field's name and value, checked: text (limited), finite numbers, true/false,
     null, and lists and objects of them nested up to FIELD_DEPTH."""
+    if (
+        isinstance(value, str)
+        and _plain(name, FIELD_NAME_LENGTH)
+        and _plain(value, FIELD_TEXT_LENGTH)
+    ):
+        return value  # the usual custom field (a CSV cell): checked at a glance
     check_text("fields", name, FIELD_NAME_LENGTH, "custom field name", quoted=True)
     _check_value(f"fields.{name}", value, 0)
     return value

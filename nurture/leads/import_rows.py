@@ -10,11 +10,9 @@ import json
 import sys
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nurture.errors import NurtureError
 from nurture.leads.fields import FIELD_NAME_LENGTH, shown, text_problem
@@ -32,21 +30,29 @@ ALIASES = {
     "timezone": ("timezone", "time zone", "tz"),
     "external_id": ("external id", "externalid", "id", "lead id", "leadid"),
     "funnel": ("funnel", "funnel name"),
+    "at": ("at", "created at", "created", "created on", "date added", "added at", "added on"),
     "first": ("first name", "firstname", "given name"),
     "last": ("last name", "lastname", "surname", "family name"),
 }
 _BY_HEADER = {alias: key for key, aliases in ALIASES.items() for alias in aliases}
 
 
-@lru_cache(maxsize=1024)
+_KEYS: dict[str, str] = {}
+"""The headers met so far and their keys: a plain dict, asked for every cell of an import."""
+
+
 def header_key(header: str) -> str:
     """The lead field a column header means (`Full Name` -> name); other headers are custom fields."""
-    plain = " ".join(header.strip().lower().replace("_", " ").replace("-", " ").split())
-    return _BY_HEADER.get(plain, "fields." + header.strip().removeprefix("fields."))
+    key = _KEYS.get(header)
+    if key is None:
+        plain = " ".join(header.strip().lower().replace("_", " ").replace("-", " ").split())
+        key = _BY_HEADER.get(plain, "fields." + header.strip().removeprefix("fields."))
+        if len(_KEYS) < 1024:
+            _KEYS[header] = key
+    return key
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(NamedTuple):
     number: int
     data: dict[str, Any]
 
@@ -98,8 +104,7 @@ def _header(lines: list[str]) -> tuple[list[str], int]:
     return headers, reader.line_num
 
 
-@dataclass(frozen=True)
-class _Record:
+class _Record(NamedTuple):
     line: int
     """The line the record starts on."""
     values: list[str]
@@ -210,25 +215,38 @@ def _json_line(line: str) -> Any:
 
 
 SCALARS = (str, int, float, bool)
+_SPECIAL = frozenset({"at", "tags"})
 
 
-def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
-    """The row's funnel and lead data, by header; NurtureError names a value of the wrong shape
-    (JSON lines can hold lists and objects where a CSV cell cannot)."""
+class RowLead(NamedTuple):
+    """What a row says: its funnel, the lead's data, and when it arrived (column, text)."""
+
+    funnel: str | None
+    data: LeadInput
+    at: tuple[str, str] | None
+
+
+def lead_input(data: dict[str, Any]) -> RowLead:
+    """The row's funnel, lead data and arrival time, by header; NurtureError names a value of
+    the wrong shape (JSON lines can hold lists and objects where a CSV cell cannot)."""
     if "__error__" in data:
         raise NurtureError(data["__error__"])
-    fields = data.pop("fields", None)
+    fields = data.get("fields")
     if fields is not None and not isinstance(fields, dict):
         raise NurtureError(f"fields: wants an object of custom fields, got {_shape(fields)}")
-    given: dict[str, Any] = {"fields": {}}
-    for name, value in (fields or {}).items():
-        given["fields"][name] = _field_value(f"fields.{name}", value)
+    custom = {name: _field_value(f"fields.{name}", value) for name, value in (fields or {}).items()}
+    given: dict[str, Any] = {"fields": custom}
+    at: tuple[str, str] | None = None
     for header, value in data.items():
-        key = header_key(header)
-        if value is None:
-            continue  # as an empty CSV cell: not given
+        key = _KEYS.get(header) or header_key(header)
+        if value is None or header == "fields":
+            continue  # None as an empty CSV cell: not given; fields: above
         if key.startswith("fields."):
-            given["fields"][key.removeprefix("fields.")] = _field_value(header, value)
+            custom[key[7:]] = value if type(value) is str else _field_value(header, value)
+        elif type(value) is str and key not in _SPECIAL:
+            given[key] = value  # a CSV cell
+        elif key == "at":
+            at = (header, _scalar(header, value, "a time"))
         elif key == "tags" and isinstance(value, list):
             given[key] = [_scalar(header, tag, "a tag") for tag in value if tag is not None]
         else:
@@ -239,7 +257,7 @@ def lead_input(data: dict[str, Any]) -> tuple[str | None, LeadInput]:
     if isinstance(given.get("tags"), str):
         given["tags"] = given["tags"].replace(";", ",").split(",")
     funnel = given.pop("funnel", None)
-    return funnel, LeadInput(**given)
+    return RowLead(funnel, LeadInput(**given), at)
 
 
 def _scalar(header: str, value: Any, wanted: str) -> str:
@@ -266,9 +284,8 @@ def _shape(value: Any) -> str:
 
 def phones(rows: list[Row]) -> list[str]:
     """The phone numbers of these rows, as given."""
+    headers = {header for row in rows for header in row.data}  # a CSV's: its header's
+    wanted = [header for header in headers if header_key(header) == "phone"]
     return [
-        value
-        for row in rows
-        for header, value in row.data.items()
-        if isinstance(value, str) and header_key(header) == "phone"
+        value for row in rows for header in wanted if isinstance(value := row.data.get(header), str)
     ]

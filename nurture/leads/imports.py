@@ -11,6 +11,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -28,6 +29,7 @@ from nurture.leads.records import (
     set_values,
     upsert_key,
 )
+from nurture.leads.when import happened_at
 from nurture.rules.contacts import phones_ahead
 from nurture.spec.names import slugify
 from nurture.store import bulk
@@ -35,6 +37,9 @@ from nurture.store.decisions import candidates_id
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision, Stored
 
 BATCH = 1000
+_FACTS = itemgetter("funnel_id", "source", "status", "temperature", "score", "created_at")
+"""What matching reads of a new lead, and when: equal facts, one shared decision."""
+_EMPTY = {"tags": bulk.Dumped("[]"), "fields": bulk.Dumped("{}"), "opted_out": bulk.Dumped("[]")}
 Progress = Callable[[int, int], None]
 """Called with (rows done, rows in all) after every batch."""
 
@@ -62,13 +67,16 @@ class ImportResult:
 class Importer:
     """One import run: caches of funnels, their sequences and the leads seen so far."""
 
-    def __init__(self, session: Session, now: datetime, rules: LeadRules) -> None:
+    def __init__(
+        self, session: Session, now: datetime, rules: LeadRules, at: datetime | None = None
+    ) -> None:
         self.session, self.now, self.rules = session, now, rules
+        self.at = at or now  # when the rows without a time of their own arrived
         self.funnels = {f.slug: f for f in session.exec(select(Funnel)).all()}
         self.offers: dict[int, list[Offer]] = {}
         self.decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.lists: dict[str, int] = {}  # stored candidate lists: digest to id
-        self.enrollments: dict[tuple[int, str | None], dict[str, Any]] = {}
+        self.enrollments: dict[tuple[int, str | None, datetime], dict[str, Any]] = {}
         self.by_key: dict[str, Lead | dict[str, Any]] = {}
         self.rows_by_key: dict[str, int] = {}  # the file's row that named each key first
         self.result = ImportResult()
@@ -105,18 +113,18 @@ class Importer:
             item for row in rows if (item := self._parse(row, default)) and self._first(*item[:2])
         ]
         self._settle()  # the session is free again: the previous batch is in
-        self._load_existing([values for _, values, _ in parsed])
+        self._load_existing([values for _, values, _, _ in parsed])
         fresh: list[dict[str, Any]] = []
-        for row, values, funnel in parsed:
+        for row, values, funnel, at in parsed:
             lead = self._existing(values)
             if isinstance(lead, Lead):
-                self._update(lead, values | {"funnel_id": funnel.id})
+                self._update(lead, values | {"funnel_id": funnel.id}, at)
             elif lead is not None:  # a lead of this batch, not inserted yet
                 lead.update(values | {"funnel_id": funnel.id})
                 self.result.updated += 1
             else:
                 try:
-                    fresh.append(lead_row(values, funnel.id, self.now, self.rules))
+                    fresh.append(lead_row(values, funnel.id, at, self.rules))
                 except NurtureError as problem:
                     self._error(row, str(problem))
                     continue
@@ -126,16 +134,24 @@ class Importer:
         else:
             self.writing = self.writer.submit(self._insert, fresh)
 
-    def _parse(self, row: Row, default: Funnel | None) -> tuple[Row, dict, Funnel] | None:
+    def _parse(self, row: Row, default: Funnel | None) -> tuple[Row, dict, Funnel, datetime] | None:
         try:
-            funnel_name, data = lead_input(dict(row.data))
-            funnel = self._funnel(funnel_name) if funnel_name else default
+            given = lead_input(row.data)
+            funnel = self._funnel(given.funnel) if given.funnel else default
             if funnel is None:
                 raise NurtureError("no funnel: give --funnel or a funnel column")
-            return row, clean(data, self.rules.phone_region), funnel
+            values = clean(given.data, self.rules.phone_region)
+            return row, values, funnel, self._arrived(given.at, values)
         except NurtureError as problem:
             self._error(row, str(problem))
             return None
+
+    def _arrived(self, at: tuple[str, str] | None, values: dict[str, Any]) -> datetime:
+        """The row's arrival time (its column, read in its lead's zone), else the import's."""
+        if at is None:
+            return self.at
+        zone = values.get("timezone") or self.rules.default_zone
+        return happened_at(at[1], zone, self.now, at[0])
 
     def _first(self, row: Row, values: dict[str, Any]) -> bool:
         """Whether this row is the first of the file with its key (external id, else email): a
@@ -193,8 +209,8 @@ class Importer:
             found = self.by_key[key] = self.session.get_one(Lead, found["id"])
         return found
 
-    def _update(self, lead: Lead, values: dict[str, Any]) -> None:
-        if set_values(self.session, lead, values, self.now, self.rules):
+    def _update(self, lead: Lead, values: dict[str, Any], at: datetime) -> None:
+        if set_values(self.session, lead, values, at, self.rules):
             self.result.updated += 1
         else:
             self.result.unchanged += 1
@@ -219,7 +235,7 @@ class Importer:
 
     def _decide(self, row: dict[str, Any]) -> dict[str, Any]:
         """The decision row for a new lead; leads with the same trigger facts share one decision."""
-        key = tuple(row[k] for k in ("funnel_id", "source", "status", "temperature", "score"))
+        key = _FACTS(row)
         if key not in self.decisions:
             offers = self._offers(row["funnel_id"])
             decision, winner = decide(offers, SimpleNamespace(**row))
@@ -230,21 +246,25 @@ class Importer:
                 "candidates_id": candidates_id(
                     self.session.connection(), candidates_json(decision, offers), self.lists
                 ),
-                "decided_at": self.now,
+                "decided_at": row["created_at"],
             }
         return self.decisions[key]
 
     def _enrollment(self, sequence_id: int, row: dict[str, Any]) -> dict[str, Any]:
         """The enrollment row for a new lead; one first-step time per sequence and time zone."""
-        key = (sequence_id, row["timezone"])
+        key = (sequence_id, row["timezone"], row["created_at"])
         if key not in self.enrollments:
             offer = next(o for o in self._offers(row["funnel_id"]) if o.sequence_id == sequence_id)
             zone, default = row["timezone"], self.rules.default_zone
-            self.enrollments[key] = new_enrollment(0, zone, offer, self.now, default)
+            self.enrollments[key] = new_enrollment(0, zone, offer, row["created_at"], default)
         return self.enrollments[key]
 
     def _insert_leads(self, fresh: list[dict[str, Any]]) -> list[int]:
         """Insert new leads; their ids in order."""
+        for row in fresh:  # most new leads hold no tag, no field, no opt-out: encoded once
+            for column, empty in _EMPTY.items():
+                if not row[column]:
+                    row[column] = empty
         return bulk.insert_ids(self.session.connection(), Lead.__table__, fresh)
 
     def _insert_rows(self, model: type[Stored], rows: list[dict[str, Any]]) -> None:
@@ -264,6 +284,10 @@ def import_leads(
     *,
     funnel: str | None = None,
     progress: Progress | None = None,
+    at: datetime | None = None,
 ) -> ImportResult:
-    """Import a CSV or JSON-lines file of leads; bad rows are reported, good rows land."""
-    return Importer(session, now, rules).run(read_rows(path), funnel, progress)
+    """Import a CSV or JSON-lines file of leads; bad rows are reported, good rows land.
+
+    `now` is the clock; `at`, when the leads arrived (default now): a row's own time (a
+    `created_at` column) wins, and their first steps are scheduled from it."""
+    return Importer(session, now, rules, at).run(read_rows(path), funnel, progress)

@@ -28,6 +28,11 @@ class LeadRules:
     default_zone: str = "UTC"
     conversion_statuses: tuple[str, ...] = ("Converted", "Won", "Client")
     phone_region: str | None = None
+    _converting: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        folded = frozenset(status.casefold() for status in self.conversion_statuses)
+        object.__setattr__(self, "_converting", folded)  # asked once per lead an import adds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LeadRules":
@@ -35,8 +40,7 @@ class LeadRules:
 
     def converts(self, status: str | None) -> bool:
         """True when the status counts as converted (case ignored)."""
-        wanted = {s.casefold() for s in self.conversion_statuses}
-        return status is not None and status.casefold() in wanted
+        return status is not None and status.casefold() in self._converting
 
 
 @dataclass
@@ -61,21 +65,24 @@ TEXT_FIELDS = ("source", "status", "temperature", "external_id")
 
 def clean(data: LeadInput, phone_region: str | None = None) -> dict[str, Any]:
     """Column values of the fields given, validated and normalised; InvalidLead says what is wrong."""
-    _check_given(data)
+    given = vars(data)  # the dataclass's own dict: an import cleans every row (not getattr)
+    _check_given(given)
     values: dict[str, Any] = {}
     if data.name is not None:
-        if not data.name.strip():
+        if not (name := data.name.strip()):
             raise InvalidLead("name is empty", "name")
-        values["name"] = data.name.strip()
+        values["name"] = name
         # derived, so cut to its column: a one-word name may be longer than first_name's
-        values["first_name"] = first_name(values["name"])[: MAX_LENGTH["first_name"]]
+        values["first_name"] = first_name(name)[: MAX_LENGTH["first_name"]]
     if data.email:
         values["email"] = _contact("email", normalize_email, data.email)
     if data.phone:
         values["phone"] = _contact(
             "phone", partial(normalize_phone, region=phone_region), data.phone
         )
-    values |= {key: getattr(data, key).strip() for key in TEXT_FIELDS if getattr(data, key)}
+    for key in TEXT_FIELDS:
+        if text := given[key]:
+            values[key] = text.strip()
     if data.score is not None and data.score != "":
         values["score"] = _score(data.score)
     if data.timezone:
@@ -94,21 +101,23 @@ def _contact(field: str, normalize: Callable[[str], str], text: str) -> str:
         raise InvalidLead(str(error), field) from None
 
 
-_CHECKED = ("name", "email", "timezone", *TEXT_FIELDS)
+_CHECKED = {key: MAX_LENGTH[key] for key in ("name", "email", "timezone", *TEXT_FIELDS)}
+_CHECKED["phone"] = PHONE_AS_GIVEN
 
 
-def _check_given(data: LeadInput) -> None:
+def _check_given(given: dict[str, Any]) -> None:
     """Every text given can be stored: none holds a NUL or a lone surrogate or is over its limit."""
-    for key in _CHECKED:
-        if (text := getattr(data, key)) is not None:
-            check_text(key, text.strip())
-    if data.phone is not None:
-        check_text("phone", data.phone.strip(), PHONE_AS_GIVEN)
-    if data.tags is not None and len(data.tags) > MOST_TAGS:
-        raise InvalidLead(f"{len(data.tags):,} tags, over the limit of {MOST_TAGS}", "tags")
-    for tag in data.tags or []:
+    for key, limit in _CHECKED.items():
+        text = given[key]
+        # at a glance first (what passes here passes stripped too): an import checks millions
+        if text is not None and (len(text) > limit or "\x00" in text or not text.isascii()):
+            check_text(key, text.strip(), limit)
+    tags = given["tags"]
+    if tags is not None and len(tags) > MOST_TAGS:
+        raise InvalidLead(f"{len(tags):,} tags, over the limit of {MOST_TAGS}", "tags")
+    for tag in tags or ():
         check_text("tags", tag.strip(), TAG_LENGTH, "tag", quoted=True)
-    for name, value in data.fields.items():
+    for name, value in given["fields"].items():
         check_field(name, value)
 
 

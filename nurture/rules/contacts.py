@@ -7,6 +7,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from functools import lru_cache
 
 import phonenumbers
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -44,14 +45,20 @@ def _plain_email(address: str) -> str | None:
     match = _PLAIN.fullmatch(address)
     if match is None or len(address) > 254 or len(match["local"]) > 64 or "--" in address:
         return None
-    domain = match["domain"].lower()
+    domain = _usual_domain(match["domain"])
+    return None if domain is None else f"{match['local']}@{domain}"
+
+
+@lru_cache(maxsize=4096)  # an import's addresses share a few domains (gmail.com...)
+def _usual_domain(domain: str) -> str | None:
+    """The domain lower-cased when it is an everyday one: no special-use name, no long label."""
+    domain = domain.lower()
     labels = domain.split(".")
-    special = any(
-        domain == name or domain.endswith("." + name) for name in SPECIAL_USE_DOMAIN_NAMES
-    )
+    suffixes = {".".join(labels[start:]) for start in range(len(labels))}
+    special = not suffixes.isdisjoint(SPECIAL_USE_DOMAIN_NAMES)
     if special or len(domain) > 253 or max(map(len, labels)) > 63:
         return None
-    return f"{match['local']}@{domain}"
+    return domain
 
 
 _PHONES: dict[tuple[str, str | None], str | ContactError] = {}
