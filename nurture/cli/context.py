@@ -5,10 +5,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
+if TYPE_CHECKING:  # both load pydantic-settings or SQLAlchemy: imported when first used
+    from sqlmodel import Session
 
-from nurture.settings import Settings, load_settings
+    from nurture.settings import Settings
 
 
 @dataclass
@@ -28,11 +30,13 @@ class State:
         self.options = options
 
     @cached_property
-    def settings(self) -> Settings:
+    def settings(self) -> "Settings":
+        from nurture.settings import load_settings
+
         return load_settings(self.options.project, database_url=self.options.database_url)
 
     @contextmanager
-    def session(self, *, write: bool = False) -> Iterator[Session]:
+    def session(self, *, write: bool = False) -> Iterator["Session"]:
         """A session on the project's store, brought up to date first; `write` locks SQLite at BEGIN."""
         from nurture.store.db import open_store
 
