@@ -11,6 +11,7 @@ if TYPE_CHECKING:  # both load pydantic-settings or SQLAlchemy: imported when fi
     from sqlmodel import Session
 
     from nurture.settings import Settings
+    from nurture.store.db import Store
 
 
 @dataclass
@@ -37,11 +38,23 @@ class State:
 
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator["Session"]:
-        """A session on the project's store, brought up to date first; `write` locks SQLite at BEGIN."""
-        from nurture.store.db import open_store
-
-        with open_store(self.settings.database) as store, store.session(immediate=write) as session:
+        """A session on the project's store (see `store`); `write` locks SQLite at BEGIN."""
+        with self.store(write=write) as store, store.session(immediate=write) as session:
             yield session
+
+    @contextmanager
+    def store(self, *, write: bool = False) -> Iterator["Store"]:
+        """The project's store. A read never changes it (nurture.store.db.read_store); a write
+        first migrates it where `auto_migrate` is on, else a store behind the code is an error."""
+        from nurture.store.db import open_store, read_store
+
+        url = self.settings.database
+        if not write:
+            with read_store(url) as store:
+                yield store
+            return
+        with open_store(url, upgrade=self.settings.migrates) as store:
+            yield store
 
 
 state = State()

@@ -13,8 +13,19 @@ app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
 
 
 @app.command()
-def upgrade() -> None:
-    """Bring the store's schema up to date (every command also does this on its own)."""
+def upgrade(
+    sql: Annotated[
+        bool,
+        typer.Option(
+            "--sql", help="Print the SQL for a DBA to run instead; the store is unchanged."
+        ),
+    ] = False,
+) -> None:
+    """Bring the store's schema up to date (commands that write do it on their own where
+    auto_migrate is on: SQLite by default)."""
+    if sql:
+        typer.echo(migrate.upgrade_sql(state.settings.database), nl=False)
+        return
     before, after = migrate.upgrade(state.settings.database)
     if before == after:
         note(f"the store is already at revision {after}")

@@ -18,7 +18,7 @@ from nurture.engine.daemon import Daemon, DaemonOptions
 from nurture.engine.dispatch import EngineConfig
 from nurture.errors import ConfigError
 from nurture.spec.times import check_time
-from nurture.store.db import Store, open_store
+from nurture.store.db import Store
 
 ChannelName = Literal["console", "outbox", "live"]
 LogFormat = Literal["text", "json"]
@@ -118,7 +118,7 @@ def run(
     """Execute due steps: the daemon (until SIGTERM/SIGINT), or with --once what is due now."""
     options = options_from_settings(batch, senders, channel)
     when = parse_now(now)
-    with open_store(state.settings.database) as store:
+    with state.store(write=True) as store:
         if once:
             report = dispatch.Report()
             count = run_once(store, when, options, report)
