@@ -1,17 +1,15 @@
 """`nurture leads opt-out|opt-in|inbound` and `nurture unsubscribe TOKEN`."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nurture.cli.context import state
 from nurture.cli.output import note
-from nurture.cli.run import parse_now
-from nurture.leads import consent
-from nurture.leads.enrollment import stopped_text
-from nurture.leads.records import find_lead
-from nurture.store.tables import Lead
+
+if TYPE_CHECKING:  # the consent service loads SQLAlchemy: imported where a command runs
+    from nurture.store.tables import Lead
 
 LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
 CHANNELS = Annotated[
@@ -22,6 +20,9 @@ CHANNELS = Annotated[
 
 def opt_out(lead: LEAD, channel: CHANNELS) -> None:
     """Stop messages to a lead on these channels: their steps are skipped and logged."""
+    from nurture.leads import consent
+    from nurture.leads.records import find_lead
+
     with state.session(write=True) as session:
         row = find_lead(session, lead)
         changed = consent.opt_out(session, row, channel, datetime.now(UTC))
@@ -31,6 +32,9 @@ def opt_out(lead: LEAD, channel: CHANNELS) -> None:
 
 def opt_in(lead: LEAD, channel: CHANNELS) -> None:
     """Let a lead hear from us again on these channels."""
+    from nurture.leads import consent
+    from nurture.leads.records import find_lead
+
     with state.session(write=True) as session:
         row = find_lead(session, lead)
         changed = consent.opt_in(session, row, channel, datetime.now(UTC))
@@ -47,6 +51,11 @@ def inbound(
     at: Annotated[str | None, typer.Option("--at", help="When (ISO 8601); default now.")] = None,
 ) -> None:
     """Record a message from the lead: WhatsApp free text is allowed for 24 hours after it."""
+    from nurture.cli.run import parse_now
+    from nurture.leads import consent
+    from nurture.leads.enrollment import stopped_text
+    from nurture.leads.records import find_lead
+
     with state.session(write=True) as session:
         result = consent.inbound(session, find_lead(session, lead), parse_now(at), text, channel)
         row = result.lead
@@ -61,6 +70,8 @@ def unsubscribe(
     token: Annotated[str, typer.Argument(help="The token of an unsubscribe link.")],
 ) -> None:
     """Apply an unsubscribe link's signed token: the lead gets no more email."""
+    from nurture.leads import consent
+
     secret = state.settings.unsubscribe.secret
     with state.session(write=True) as session:
         done = consent.unsubscribe(
@@ -72,6 +83,6 @@ def unsubscribe(
     note(message)
 
 
-def _said(row: Lead, verb: str, changed: list[str], now_out: list[str]) -> str:
+def _said(row: "Lead", verb: str, changed: list[str], now_out: list[str]) -> str:
     did = f"{verb} {', '.join(changed)}" if changed else "no change"
     return f"Lead {row.id} {row.name}: {did}; opted out of: {', '.join(now_out) or 'nothing'}."

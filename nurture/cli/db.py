@@ -6,8 +6,6 @@ import typer
 
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
-from nurture.store import migrate
-from nurture.store.connect import masked
 
 app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
 
@@ -23,6 +21,8 @@ def upgrade(
 ) -> None:
     """Bring the store's schema up to date (commands that write do it on their own where
     auto_migrate is on: SQLite by default)."""
+    from nurture.store import migrate  # SQLAlchemy: not for `db --help`
+
     if sql:
         typer.echo(migrate.upgrade_sql(state.settings.database), nl=False)
         return
@@ -36,6 +36,9 @@ def upgrade(
 @app.command()
 def current(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The store's schema revision, the newest one, and whether the store is up to date."""
+    from nurture.store import migrate
+    from nurture.store.connect import masked
+
     url = state.settings.database
     revision, head = migrate.current(url), migrate.head()
     status = {"store": masked(url), "current": revision, "head": head}
@@ -48,6 +51,8 @@ def current(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = 
 
 
 def _verdict(revision: str | None, head: str) -> str:
+    from nurture.store import migrate
+
     if revision == head:
         return "up to date"
     if revision is None or migrate.known(revision):

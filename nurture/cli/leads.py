@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -14,9 +14,10 @@ from rich.table import Table
 from nurture.cli.context import state
 from nurture.cli.output import err, error, note, out, print_json
 from nurture.errors import NurtureError
-from nurture.leads import records as service
-from nurture.leads.imports import ImportResult, import_leads
-from nurture.leads.records import Arrival, LeadInput, LeadRules
+
+if TYPE_CHECKING:  # the leads service loads SQLAlchemy: imported where a command runs
+    from nurture.leads.imports import ImportResult
+    from nurture.leads.records import Arrival, LeadRules
 
 app = typer.Typer(help="Leads: add, import, update, convert, list, show.", no_args_is_help=True)
 
@@ -47,7 +48,9 @@ def _fields(pairs: list[str] | None) -> dict[str, str]:
     return out_
 
 
-def _rules() -> LeadRules:
+def _rules() -> "LeadRules":
+    from nurture.leads.records import LeadRules
+
     return LeadRules.from_settings(state.settings)
 
 
@@ -70,6 +73,9 @@ def add(
     json: JSON = False,
 ) -> None:
     """Add a lead (or update the one with this external id or email), match and enroll it."""
+    from nurture.leads import records as service
+    from nurture.leads.records import LeadInput
+
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
@@ -83,7 +89,7 @@ def add(
     out.print(escape(shown["message"]))
 
 
-def _arrival(arrival: Arrival) -> dict[str, Any]:
+def _arrival(arrival: "Arrival") -> dict[str, Any]:
     lead, decision, enrollment = arrival.lead, arrival.decision, arrival.enrollment
     data = {"id": lead.id, "created": arrival.created, "reason": decision.reason}
     data["sequence"] = winner = decision.winner.name if decision.winner else None
@@ -108,6 +114,8 @@ def import_(
     json: JSON = False,
 ) -> None:
     """Import leads: upsert by external id or email; new leads are matched and enrolled."""
+    from nurture.leads.imports import import_leads
+
     with state.session(write=True) as session, _progress_bar(json) as progress:
         result = import_leads(
             session, file, datetime.now(UTC), _rules(), funnel=funnel, progress=progress
@@ -132,7 +140,7 @@ def _progress_bar(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _show_import(result: ImportResult) -> None:
+def _show_import(result: "ImportResult") -> None:
     for problem in result.errors:
         error(escape(f"row {problem.row}: {problem.message}"))
     out.print(
@@ -159,6 +167,9 @@ def update(
     external_id: ExternalId = None,
 ) -> None:
     """Change a lead: tags add (--untag removes), fields merge; a conversion status converts."""
+    from nurture.leads import records as service
+    from nurture.leads.records import LeadInput
+
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
@@ -176,6 +187,8 @@ def update(
 @app.command()
 def convert(lead: LEAD) -> None:
     """Mark a lead converted: its enrollments that stop on conversion stop now."""
+    from nurture.leads import records as service
+
     with state.session(write=True) as session:
         row = service.find_lead(session, lead)
         stopped = service.convert(session, row, datetime.now(UTC), _rules())
@@ -193,6 +206,8 @@ def list_(
     json: JSON = False,
 ) -> None:
     """Leads, newest first."""
+    from nurture.leads import records as service
+
     with state.session() as session:
         rows = service.list_leads(
             session, funnel=funnel, status=status, source=source, tag=tag, limit=limit
@@ -210,6 +225,8 @@ def list_(
 @app.command()
 def show(lead: LEAD, json: JSON = False) -> None:
     """A lead, its enrollments, every execution and the next due step."""
+    from nurture.leads import records as service
+
     with state.session() as session:
         data = service.lead_details(session, service.find_lead(session, lead))
     if json:

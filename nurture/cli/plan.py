@@ -3,7 +3,7 @@
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,8 +12,9 @@ from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.errors import Aborted
 from nurture.project.layout import Project
-from nurture.project.plan import Plan, SequenceChange
-from nurture.project.sync import apply_changes, plan_project
+
+if TYPE_CHECKING:  # planning loads SQLAlchemy: imported where a command runs
+    from nurture.project.plan import Plan, SequenceChange
 
 JSON = Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")]
 PRUNE = Annotated[bool, typer.Option("--prune", help="Delete store sequences that have no file.")]
@@ -34,6 +35,8 @@ def plan(
     ] = False,
 ) -> None:
     """Show what `apply` would change in the store."""
+    from nurture.project.sync import plan_project
+
     project = Project.from_settings(state.settings)
     files = project.files()  # invalid files: every problem reported, the store not even opened
     with state.session() as session:
@@ -49,6 +52,8 @@ def apply(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Validate every file, then make the store match them in one transaction."""
+    from nurture.project.sync import apply_changes, plan_project
+
     project = Project.from_settings(state.settings)
     files = project.files()  # invalid files: every problem reported, the store not even opened
     with state.session(write=True) as session:
@@ -64,7 +69,7 @@ def apply(
         note("Applied.")
 
 
-def _confirm(result: Plan, yes: bool) -> None:
+def _confirm(result: "Plan", yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
@@ -77,7 +82,7 @@ def _confirm(result: Plan, yes: bool) -> None:
         raise Aborted("nothing applied")
 
 
-def show_plan(result: Plan, *, json: bool) -> None:
+def show_plan(result: "Plan", *, json: bool) -> None:
     """The plan as Terraform shows one: a line per sequence, the details of each update."""
     if json:
         print_json(result.to_dict())
@@ -98,7 +103,7 @@ def show_plan(result: Plan, *, json: bool) -> None:
     out.print(f"{headline}{summary}.")
 
 
-def _show_change(change: SequenceChange) -> None:
+def _show_change(change: "SequenceChange") -> None:
     where = f" ({escape(change.path)})" if change.path else ""
     version = " [dim](new version)[/]" if change.action == "update" and change.new_version else ""
     out.print(f"{_MARKS[change.action]} [bold]{escape(change.name)}[/]{where}{version}")
