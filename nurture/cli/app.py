@@ -7,10 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from nurture import __version__
 from nurture.cli.context import Options, state
 from nurture.cli.lazy import Lazy, LazyGroup
-from nurture.cli.output import error
 from nurture.errors import NurtureError, SpecError
 
 
@@ -124,19 +122,26 @@ class Boundary(LazyGroup):
             if state.options.debug:
                 raise
             for line in _messages(problem):
-                error(line)
+                _error(line)
             raise typer.Exit(1) from None
         except Exception as problem:  # the boundary: nothing else reaches the user as a traceback
             if state.options.debug or _is_control_flow(problem):
                 raise
             if _is_store_failure(problem):  # unplanned: its statement and the URL stay hidden
                 reason = _store_reason(problem)
-                error(f"the store failed: {reason} (run with --debug for the detail)")
+                _error(f"the store failed: {reason} (run with --debug for the detail)")
                 raise typer.Exit(1) from None
-            error(
+            _error(
                 f"unexpected {type(problem).__name__}: {problem} (run with --debug for the traceback)"
             )
             raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    """`error: ...` on stderr (rich's console is imported when there is an error to print)."""
+    from nurture.cli.output import error
+
+    error(message)
 
 
 def _messages(problem: Exception) -> list[str]:
@@ -179,6 +184,8 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
+        from nurture import __version__
+
         typer.echo(f"nurture {__version__}")
         raise typer.Exit(0)
 
