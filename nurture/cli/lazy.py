@@ -21,20 +21,22 @@ Target = str | Callable[[], Any]
 
 
 class Lazy(NamedTuple):
+    """A command: where it is, its line in the listing, the help panel it is listed in."""
+
     target: Target
     help: str
     panel: str | None = None
 
 
-def load(name: str, target: Target) -> Any:
-    """The click command `name` of `target`, its module imported now."""
-    found = target() if callable(target) else _attribute(target)
+def load(name: str, entry: Lazy) -> Any:
+    """The click command `name` of `entry`, its module imported now."""
+    found = entry.target() if callable(entry.target) else _attribute(entry.target)
     if isinstance(found, typer.Typer):
         group = typer.main.get_group(found)
-        group.name = name
+        group.name, group.rich_help_panel = name, entry.panel
         return group
     single = typer.Typer()
-    single.command(name)(found)
+    single.command(name, rich_help_panel=entry.panel)(found)
     return typer.main.get_command(single)
 
 
@@ -58,7 +60,7 @@ class LazyGroup(TyperGroup):
         entry = self.lazy[cmd_name]
         if self._listing:
             return TyperCommand(cmd_name, help=entry.help, rich_help_panel=entry.panel)
-        self.commands[cmd_name] = load(cmd_name, entry.target)
+        self.commands[cmd_name] = load(cmd_name, entry)
         return self.commands[cmd_name]
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:

@@ -17,7 +17,14 @@ from sqlmodel import Session
 
 from nurture.errors import StoreError
 from nurture.store import migrate
-from nurture.store.connect import BEGIN_MODE, create_engine, engine_for, reported
+from nurture.store.connect import (
+    BEGIN_MODE,
+    create_engine,
+    engine_for,
+    masked,
+    reported,
+    sqlite_path,
+)
 
 STORE_ERRORS = (StoreError, SQLAlchemyError)
 """A store that failed (an outage, a lost connection): what callers catch to carry on."""
@@ -84,12 +91,20 @@ def read_store(url: str) -> Iterator[Store]:
     SQLite file, an empty database) it reads as an empty store, as `terraform plan` reads no
     state as empty.
     """
-    if not migrate.exists(url):
+    path = sqlite_path(url)
+    if path is not None and not path.exists():  # connecting would create the file
         with empty_store() as store:
             yield store
         return
-    with open_store(url, upgrade=False) as store:
-        yield store
+    with engine_for(url) as engine:
+        revision = migrate.revision_of(engine)
+        if revision is None:
+            with empty_store() as store:
+                yield store
+            return
+        if revision != migrate.head():
+            raise StoreError(migrate.behind(masked(url), revision))
+        yield Store(url, engine)
 
 
 @contextmanager

@@ -48,11 +48,6 @@ def head() -> str:
     return revisions()[-1]
 
 
-def exists(url: str) -> bool:
-    """Whether the store has been made: False for a missing SQLite file or an empty database."""
-    return current(url) is not None
-
-
 def check_current(engine: Engine) -> None:
     """A StoreError unless the store is at head; one behind says to run `nurture db upgrade`."""
     revision = revision_of(engine)
