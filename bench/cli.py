@@ -4,9 +4,10 @@
 
 The baseline is checked out with `git worktree add` into a temp directory (removed afterwards,
 also on failure) and run with this venv's python, PYTHONPATH pointing at it; this tree runs
-the same way from its own directory. Runs alternate between the two, so both see the same
-load. Each figure is the median of `--runs` processes, start to exit: wall time, and the CPU
-time (user + system) the process used, which a loaded machine disturbs less:
+the same way from its own directory; both have their bytecode compiled first, as an installed
+package has. Runs alternate between the two, so both see the same load. Each figure is the
+median of `--runs` processes, start to exit: wall time, and the CPU time (user + system) the
+process used, which a loaded machine disturbs less:
 
 - `--version`, `--help`, `leads --help`;
 - `validate` of a project of five sequences (this repository's examples);
@@ -54,6 +55,12 @@ def baseline_tree(revision: str) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def compiled(tree: Path) -> Path:
+    """The tree with its bytecode written, as an installed package has it (pip compiles it)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "nurture")], check=True)
+    return tree
+
+
 def new_project(parent: Path, name: str) -> Path:
     """A project with the five example sequences and no store yet."""
     project = parent / name
@@ -72,7 +79,8 @@ class Timing(NamedTuple):
 def run(tree: Path, args: list[str], cwd: Path) -> Timing:
     """How long `nurture ARGS` takes with the code of `tree`; a failure stops the benchmark."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    env = {k: v for k, v in env.items() if not k.startswith("NURTURE_")}
+    drop = ("NURTURE_", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in env.items() if not k.startswith(drop)}
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "nurture", *args],
@@ -135,7 +143,8 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()
     with baseline_tree(args.baseline) as tree, tempfile.TemporaryDirectory() as scratch:
-        medians = measure({"baseline": tree, "this tree": ROOT}, Path(scratch), args.runs)
+        trees = {"baseline": compiled(tree), "this tree": compiled(ROOT)}
+        medians = measure(trees, Path(scratch), args.runs)
     after = os.getloadavg()
     print(table(medians, args.baseline))
     print(
