@@ -58,10 +58,14 @@ types: install
 # ingestion over HTTP (nurture serve); `nurture stats` over N enrollments and 5N executions;
 # SMS through the live channel to a provider answering in 200 ms (8 and 100 senders) and the
 # cost of the per-message `sending` record (bench/delivery.py).
+# Start-up of the CLI (--version, --help, leads --help, validate and plan of five sequences)
+# beside the code of BASELINE, in the same run (bench/cli.py).
 ENROLLMENTS ?= 100000
 LEADS ?= 20000
 STATS_ENROLLMENTS ?= 1000000
+BASELINE ?= ccbc7be
 bench: install
+	$(PY) bench/cli.py --baseline $(BASELINE)
 	$(PY) bench/engine.py --enrollments $(ENROLLMENTS)
 	$(PY) bench/api.py --leads $(LEADS)
 	$(PY) bench/stats.py --enrollments $(STATS_ENROLLMENTS)

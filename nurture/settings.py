@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="Default: sqlite:///nurture.db beside nurture.toml."
     )
+    auto_migrate: bool | None = Field(
+        None,
+        description="Whether a command that writes first migrates a store behind the code: "
+        "default on for SQLite, off for Postgres (run `nurture db upgrade`).",
+    )
     sequences_dir: Path = Path("sequences")
     timezone: TimeZoneName = "UTC"
     conversion_statuses: list[str] = Field(default_factory=lambda: ["Converted", "Won", "Client"])
@@ -129,6 +134,13 @@ class Settings(BaseSettings):
         ):
             return prefix + str((self.project_dir / url[len(prefix) :]).resolve())
         return url
+
+    @property
+    def migrates(self) -> bool:
+        """Whether commands that write migrate the store first (auto_migrate, else SQLite's)."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.database.startswith("sqlite")
 
     @property
     def sequences_path(self) -> Path:

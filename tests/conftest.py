@@ -93,8 +93,12 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture
-def run_store(run: Callable[..., Result], store_url: str) -> Callable[..., Result]:
-    """`run` with `--database-url` set to `store_url`: a CLI test on both databases."""
+def run_store(
+    run: Callable[..., Result], store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Result]:
+    """`run` with `--database-url` set to `store_url`: a CLI test on both databases. Commands
+    that write migrate the store on Postgres too (auto_migrate), as they do on SQLite."""
+    monkeypatch.setenv("NURTURE_AUTO_MIGRATE", "true")
 
     def invoke(*args: str, **options: object) -> Result:
         return run("--database-url", store_url, *args, **options)

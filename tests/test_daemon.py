@@ -123,6 +123,7 @@ def test_three_daemons_share_the_work_without_repeating_a_step(
     project: Path, postgres_url: str, run
 ):
     write(project, "drip.yaml", sequence("Drip", step("One")))
+    assert run("--database-url", postgres_url, "db", "upgrade").exit_code == 0  # on purpose
     assert run("--database-url", postgres_url, "apply", "--yes").exit_code == 0
     with open_store(postgres_url) as store:
         enroll_many(store, 20_000, datetime.now(UTC) - timedelta(minutes=1))
@@ -143,6 +144,7 @@ def test_a_store_outage_logs_one_line_per_tick_and_the_work_completes_after_it(
     project: Path, postgres_url: str, run, tmp_path: Path
 ):
     write(project, "drip.yaml", THREE_TEXTS)
+    assert run("--database-url", postgres_url, "db", "upgrade").exit_code == 0  # on purpose
     assert run("--database-url", postgres_url, "apply", "--yes").exit_code == 0
     server = make_url(postgres_url)
     proxy = Proxy((server.host, server.port or 5432))

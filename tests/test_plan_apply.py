@@ -1,6 +1,7 @@
 """plan and apply from the command line, on SQLite and Postgres."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -148,8 +149,9 @@ def test_applies_started_together_take_turns(project, store_url):
         "--yes",
         "--json",
     ]
-    runs = [subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(4)]  # fmt: skip
+    env = os.environ | {"NURTURE_AUTO_MIGRATE": "true"}  # they migrate a fresh Postgres too
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    runs = [subprocess.Popen(command, cwd=project, env=env, **pipes) for _ in range(4)]
     results = [(p.wait(timeout=60), *p.communicate()) for p in runs]
     assert [code for code, _, err in results] == [0, 0, 0, 0], [err for _, _, err in results]
     applied = [json.loads(out)["applied"] for _, out, _ in results]

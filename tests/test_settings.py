@@ -63,11 +63,11 @@ def test_python_dash_m_runs_the_cli():
 
 def test_unexpected_errors_are_one_line_unless_debug(run, project: Path):
     (project / "nurture.toml").write_text('database_url = "sqlite:////nonexistent/dir/x.db"\n')
-    result = run("plan")
+    result = run("apply", "--yes")  # a write: it opens (and would make) the store
     assert result.exit_code == 1
     assert result.stderr.startswith("error: ") and "Traceback" not in result.output
     with pytest.raises(Exception):  # noqa: B017 - --debug lets the real error through
-        run("--debug", "plan")
+        run("--debug", "apply", "--yes")
 
 
 def test_an_unknown_setting_is_an_error_with_a_hint(layered: Path):

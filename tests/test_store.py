@@ -57,7 +57,7 @@ def test_opening_a_current_store_runs_no_migration(store_url: str, monkeypatch):
     def refuse(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the migration machinery ran on a current store")
 
-    monkeypatch.setattr(migrate.command, "upgrade", refuse)
+    monkeypatch.setattr("alembic.command.upgrade", refuse)
     with open_store(store_url) as store:
         assert migrate.revision_of(store.engine) == migrate.head()
 

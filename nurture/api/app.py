@@ -41,9 +41,12 @@ Errors are JSON `{"message": ..., "field": ...}`; `field` is the path of an inva
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The app on the project's store (brought up to date first)."""
+    """The app on the project's store (brought up to date first where auto_migrate is on)."""
     store = Store(settings.database, create_engine(settings.database))
-    migrate.ensure_current(store.engine)
+    if settings.migrates:
+        migrate.ensure_current(store.engine)
+    else:
+        migrate.check_current(store.engine)
     context = Context(
         settings, Project.from_settings(settings), store, LeadRules.from_settings(settings)
     )

@@ -6,39 +6,130 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
-from typer.core import TyperGroup
 
-from nurture import __version__
-from nurture.cli import (
-    channels,
-    config,
-    consent,
-    db,
-    enrollments,
-    explain,
-    funnels,
-    leads,
-    plan,
-    project,
-    schema,
-    sequences,
-    serve,
-    stats,
-    status,
-    tasks,
-    tokens,
-    validate,
-)
-from nurture.cli import run as run_command
-from nurture.cli import test as test_command
 from nurture.cli.context import Options, state
-from nurture.cli.output import error
+from nurture.cli.lazy import Lazy, LazyGroup
 from nurture.errors import NurtureError, SpecError
 
 
-class Boundary(TyperGroup):
+def _leads() -> typer.Typer:
+    """`leads`, with the consent commands among its own."""
+    from nurture.cli import consent, leads
+
+    if not any(command.name == "inbound" for command in leads.app.registered_commands):
+        leads.app.command("opt-out")(consent.opt_out)
+        leads.app.command("opt-in")(consent.opt_in)
+        leads.app.command("inbound")(consent.inbound)
+    return leads.app
+
+
+PROJECT, PEOPLE, RUNNING, SETUP = "Sequences", "Leads", "Running", "Setup"  # the help panels
+
+# Each command's module is imported when it runs (nurture.cli.lazy); `help` is its line in
+# `nurture --help`, the first line of its docstring (or its group's help).
+COMMANDS = {
+    "init": Lazy(
+        "nurture.cli.project:init",
+        "Create a nurture project: nurture.toml, .gitignore and example sequences.",
+        PROJECT,
+    ),
+    "validate": Lazy(
+        "nurture.cli.validate:validate",
+        "Check sequence files: YAML, keys and values, templates, unique names; lint warnings.",
+        PROJECT,
+    ),
+    "schema": Lazy(
+        "nurture.cli.schema:schema",
+        "Print the JSON Schema of a sequence file (point yaml-language-server at it).",
+        PROJECT,
+    ),
+    "plan": Lazy("nurture.cli.plan:plan", "Show what `apply` would change in the store.", PROJECT),
+    "apply": Lazy(
+        "nurture.cli.plan:apply",
+        "Validate every file, then make the store match them in one transaction.",
+        PROJECT,
+    ),
+    "explain": Lazy(
+        "nurture.cli.explain:explain",
+        "Why a lead got its sequence (or none), each step's state, when and why the next runs.",
+        PEOPLE,
+    ),
+    "run": Lazy(
+        "nurture.cli.run:run",
+        "Execute due steps: the daemon (until SIGTERM/SIGINT), or with --once what is due now.",
+        RUNNING,
+    ),
+    "status": Lazy(
+        "nurture.cli.status:status",
+        "Show the daemons (heartbeats), the due backlog, the lag and the sends to settle.",
+        RUNNING,
+    ),
+    "test": Lazy(
+        "nurture.cli.test:test",
+        "Dry-run a sequence for a lead, or run the `tests:` cases (all of them without arguments).",
+        PROJECT,
+    ),
+    "serve": Lazy(
+        "nurture.cli.serve:serve",
+        "Serve the HTTP API: sequences, lead ingestion, /healthz, /metrics, docs at /docs.",
+        RUNNING,
+    ),
+    "stats": Lazy(
+        "nurture.cli.stats:stats",
+        "How sequences perform: outcomes, conversion, completion time; per step with SEQUENCE.",
+        RUNNING,
+    ),
+    "logs": Lazy(
+        "nurture.cli.stats:logs",
+        "The execution log, newest first: status, attempt, lag and error of every step run.",
+        RUNNING,
+    ),
+    "report": Lazy(
+        "nurture.cli.stats:report",
+        "Write one self-contained HTML file with the figures as charts (opens offline).",
+        RUNNING,
+    ),
+    "unsubscribe": Lazy(
+        "nurture.cli.consent:unsubscribe",
+        "Apply an unsubscribe link's signed token: the lead gets no more email.",
+        PEOPLE,
+    ),
+    "db": Lazy("nurture.cli.db:app", "The store: schema migrations.", SETUP),
+    "sequences": Lazy(
+        "nurture.cli.sequences:app",
+        "List, show and change sequences (the file and the store together).",
+        PROJECT,
+    ),
+    "funnels": Lazy(
+        "nurture.cli.funnels:app", "Funnels (lead sources) and the sequences they offer.", PROJECT
+    ),
+    "leads": Lazy(_leads, "Leads: add, import, update, convert, list, show.", PEOPLE),
+    "enrollments": Lazy(
+        "nurture.cli.enrollments:app",
+        "Leads in sequences: list, advance, pause, resume, stop, settle.",
+        PEOPLE,
+    ),
+    "tokens": Lazy("nurture.cli.tokens:app", "Bearer tokens of `nurture serve`.", SETUP),
+    "tasks": Lazy("nurture.cli.tasks:tasks", "Follow-up tasks create_task steps left.", PEOPLE),
+    "appointments": Lazy(
+        "nurture.cli.tasks:appointments", "Appointments schedule_appointment steps made.", PEOPLE
+    ),
+    "notifications": Lazy(
+        "nurture.cli.tasks:notifications",
+        "Notes send_notification steps left for the coach.",
+        PEOPLE,
+    ),
+    "channels": Lazy(
+        "nurture.cli.channels:app", "Channels: check the providers, send a test message.", SETUP
+    ),
+    "config": Lazy("nurture.cli.config:app", "Settings: show the effective configuration.", SETUP),
+}
+
+
+class Boundary(LazyGroup):
     """Known errors print `error: ...` and exit 1; a traceback only with --debug."""
+
+    lazy = COMMANDS
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -50,20 +141,26 @@ class Boundary(TyperGroup):
             if state.options.debug:
                 raise
             for line in _messages(problem):
-                error(line)
-            raise typer.Exit(1) from None
-        except SQLAlchemyError as problem:  # unplanned: its statement and the URL stay hidden
-            if state.options.debug:
-                raise
-            error(f"the store failed: {_store_reason(problem)} (run with --debug for the detail)")
+                _error(line)
             raise typer.Exit(1) from None
         except Exception as problem:  # the boundary: nothing else reaches the user as a traceback
             if state.options.debug or _is_control_flow(problem):
                 raise
-            error(
+            if _is_store_failure(problem):  # unplanned: its statement and the URL stay hidden
+                reason = _store_reason(problem)
+                _error(f"the store failed: {reason} (run with --debug for the detail)")
+                raise typer.Exit(1) from None
+            _error(
                 f"unexpected {type(problem).__name__}: {problem} (run with --debug for the traceback)"
             )
             raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    """`error: ...` on stderr (rich's console is imported when there is an error to print)."""
+    from nurture.cli.output import error
+
+    error(message)
 
 
 def _messages(problem: Exception) -> list[str]:
@@ -76,7 +173,13 @@ def _messages(problem: Exception) -> list[str]:
     return [str(problem)]
 
 
-def _store_reason(problem: SQLAlchemyError) -> str:
+def _is_store_failure(problem: Exception) -> bool:
+    """An SQLAlchemy error (without importing SQLAlchemy for a command that never used it)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(problem, errors.SQLAlchemyError)
+
+
+def _store_reason(problem: Exception) -> str:
     """The first line of the driver's message: later lines quote the statement or its values."""
     cause = getattr(problem, "orig", None) or problem
     text = str(cause.args[0]) if cause.args else ""
@@ -98,11 +201,12 @@ app = typer.Typer(
     epilog="Every option of a command is in `nurture COMMAND -h`; `--json` prints its result "
     "as JSON.",
 )
-PROJECT, PEOPLE, RUNNING, SETUP = "Sequences", "Leads", "Running", "Setup"  # the help panels
 
 
 def _print_version(value: bool) -> None:
     if value:
+        from nurture import __version__
+
         typer.echo(f"nurture {__version__}")
         raise typer.Exit(0)
 
@@ -137,34 +241,6 @@ def options(
     ] = False,
 ) -> None:
     state.configure(Options(project=project_dir, database_url=database_url, debug=debug))
-
-
-app.command("init", rich_help_panel=PROJECT)(project.init)
-app.command("validate", rich_help_panel=PROJECT)(validate.validate)
-app.command("schema", rich_help_panel=PROJECT)(schema.schema)
-app.command("plan", rich_help_panel=PROJECT)(plan.plan)
-app.command("apply", rich_help_panel=PROJECT)(plan.apply)
-app.command("explain", rich_help_panel=PEOPLE)(explain.explain)
-app.command("run", rich_help_panel=RUNNING)(run_command.run)
-app.command("status", rich_help_panel=RUNNING)(status.status)
-app.command("test", rich_help_panel=PROJECT)(test_command.test)
-app.command("serve", rich_help_panel=RUNNING)(serve.serve)
-app.command("stats", rich_help_panel=RUNNING)(stats.stats)
-app.command("logs", rich_help_panel=RUNNING)(stats.logs)
-app.command("report", rich_help_panel=RUNNING)(stats.report)
-app.add_typer(db.app, name="db", rich_help_panel=SETUP)
-app.add_typer(sequences.app, name="sequences", rich_help_panel=PROJECT)
-app.add_typer(funnels.app, name="funnels", rich_help_panel=PROJECT)
-app.add_typer(leads.app, name="leads", rich_help_panel=PEOPLE)
-app.add_typer(enrollments.app, name="enrollments", rich_help_panel=PEOPLE)
-app.add_typer(tokens.app, name="tokens", rich_help_panel=SETUP)
-tasks.register(app, rich_help_panel=PEOPLE)  # tasks, appointments, notifications
-app.add_typer(channels.app, name="channels", rich_help_panel=SETUP)
-app.add_typer(config.app, name="config", rich_help_panel=SETUP)
-app.command("unsubscribe", rich_help_panel=PEOPLE)(consent.unsubscribe)
-leads.app.command("opt-out")(consent.opt_out)
-leads.app.command("opt-in")(consent.opt_in)
-leads.app.command("inbound")(consent.inbound)
 
 
 def main() -> None:

@@ -1,17 +1,15 @@
 """`nurture leads opt-out|opt-in|inbound` and `nurture unsubscribe TOKEN`."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nurture.cli.context import state
 from nurture.cli.output import print_result
-from nurture.leads import consent
-from nurture.leads.enrollment import stopped_text
-from nurture.leads.records import find_lead, lead_details
-from nurture.leads.when import happened_at
-from nurture.store.tables import Lead
+
+if TYPE_CHECKING:  # the consent service loads SQLAlchemy: imported where a command runs
+    from nurture.store.tables import Lead
 
 LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
 CHANNELS = Annotated[
@@ -29,6 +27,9 @@ def opt_out(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
       nurture leads opt-out ana@example.com -c sms -c whatsapp
       nurture leads opt-out 3 -c all --json
     """
+    from nurture.leads import consent
+    from nurture.leads.records import find_lead, lead_details
+
     with state.session(write=True) as session:
         row = find_lead(session, lead)
         changed = consent.opt_out(session, row, channel, datetime.now(UTC))
@@ -43,6 +44,9 @@ def opt_in(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
     Examples:
       nurture leads opt-in ana@example.com -c sms
     """
+    from nurture.leads import consent
+    from nurture.leads.records import find_lead, lead_details
+
     with state.session(write=True) as session:
         row = find_lead(session, lead)
         changed = consent.opt_in(session, row, channel, datetime.now(UTC))
@@ -74,6 +78,11 @@ def inbound(
       nurture leads inbound ana@example.com --text 'Hi! Saw the webinar'
       nurture leads inbound 3 --channel sms --text STOP
     """
+    from nurture.leads import consent
+    from nurture.leads.enrollment import stopped_text
+    from nurture.leads.records import find_lead, lead_details
+    from nurture.leads.when import happened_at
+
     with state.session(write=True) as session:
         row = find_lead(session, lead)
         zone = row.timezone or state.settings.timezone
@@ -97,6 +106,9 @@ def unsubscribe(
     Examples:
       nurture unsubscribe TOKEN
     """
+    from nurture.leads import consent
+    from nurture.leads.records import lead_details
+
     secret = state.settings.unsubscribe.secret
     with state.session(write=True) as session:
         done = consent.unsubscribe(
@@ -108,6 +120,6 @@ def unsubscribe(
         print_result(lead_details(session, row), json=json, message=message)
 
 
-def _said(row: Lead, verb: str, changed: list[str], now_out: list[str]) -> str:
+def _said(row: "Lead", verb: str, changed: list[str], now_out: list[str]) -> str:
     did = f"{verb} {', '.join(changed)}" if changed else "no change"
     return f"Lead {row.id} {row.name}: {did}; opted out of: {', '.join(now_out) or 'nothing'}."

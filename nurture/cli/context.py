@@ -5,10 +5,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
+if TYPE_CHECKING:  # both load pydantic-settings or SQLAlchemy: imported when first used
+    from sqlmodel import Session
 
-from nurture.settings import Settings, load_settings
+    from nurture.settings import Settings
+    from nurture.store.db import Store
 
 
 @dataclass
@@ -28,16 +31,30 @@ class State:
         self.options = options
 
     @cached_property
-    def settings(self) -> Settings:
+    def settings(self) -> "Settings":
+        from nurture.settings import load_settings
+
         return load_settings(self.options.project, database_url=self.options.database_url)
 
     @contextmanager
-    def session(self, *, write: bool = False) -> Iterator[Session]:
-        """A session on the project's store, brought up to date first; `write` locks SQLite at BEGIN."""
-        from nurture.store.db import open_store
-
-        with open_store(self.settings.database) as store, store.session(immediate=write) as session:
+    def session(self, *, write: bool = False) -> Iterator["Session"]:
+        """A session on the project's store (see `store`); `write` locks SQLite at BEGIN."""
+        with self.store(write=write) as store, store.session(immediate=write) as session:
             yield session
+
+    @contextmanager
+    def store(self, *, write: bool = False) -> Iterator["Store"]:
+        """The project's store. A read never changes it (nurture.store.db.read_store); a write
+        first migrates it where `auto_migrate` is on, else a store behind the code is an error."""
+        from nurture.store.db import open_store, read_store
+
+        url = self.settings.database
+        if not write:
+            with read_store(url) as store:
+                yield store
+            return
+        with open_store(url, upgrade=self.settings.migrates) as store:
+            yield store
 
 
 state = State()

@@ -14,12 +14,10 @@ from rich.table import Table
 from nurture.cli.context import state
 from nurture.cli.output import err, error, note, out, plural, print_json, print_result
 from nurture.errors import NurtureError
-from nurture.leads import records as service
-from nurture.leads.imports import ImportResult, import_leads
-from nurture.leads.records import Arrival, LeadInput, LeadRules
-from nurture.leads.when import happened_at
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the leads service loads SQLAlchemy: imported where a command runs
+    from nurture.leads.imports import ImportResult
+    from nurture.leads.records import Arrival, LeadRules
     from nurture.store.tables import Lead
 
 app = typer.Typer(help="Leads: add, import, update, convert, list, show.", no_args_is_help=True)
@@ -69,7 +67,9 @@ def _fields(pairs: list[str] | None) -> dict[str, str]:
     return out_
 
 
-def _rules() -> LeadRules:
+def _rules() -> "LeadRules":
+    from nurture.leads.records import LeadRules
+
     return LeadRules.from_settings(state.settings)
 
 
@@ -99,6 +99,10 @@ def add(
       nurture leads add --funnel website-form --name 'Ana Ruiz' --email ana@example.com --score 45
       nurture leads add -f referrals --name Bo --tag vip --field goal=strength --json
     """
+    from nurture.leads import records as service
+    from nurture.leads.records import LeadInput
+    from nurture.leads.when import happened_at
+
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
@@ -109,14 +113,14 @@ def add(
         print_result(shown, json=json, message=_arrived(arrival))
 
 
-def _arrival(arrival: Arrival) -> dict[str, Any]:
+def _arrival(arrival: "Arrival") -> dict[str, Any]:
     """What `leads add --json` says beyond the lead: was it new, which sequence and why."""
     winner = arrival.decision.winner
     decision = {"sequence": winner.name if winner else None, "reason": arrival.decision.reason}
     return {"created": arrival.created, "decision": decision}
 
 
-def _arrived(arrival: Arrival) -> str:
+def _arrived(arrival: "Arrival") -> str:
     lead, decision, enrollment = arrival.lead, arrival.decision, arrival.enrollment
     said = f"{'Added' if arrival.created else 'Updated'} lead {_named(lead)}"
     said += f" <{lead.email}>." if lead.email else "."
@@ -160,6 +164,9 @@ def import_(
       nurture leads import old-tool.csv --at 2026-03-06T17:00   # rows without created_at
       cat leads.jsonl | nurture leads import - --json
     """
+    from nurture.leads.imports import import_leads
+    from nurture.leads.when import happened_at
+
     now = datetime.now(UTC)
     when = happened_at(at, _rules().default_zone, now)
     with state.session(write=True) as session, _progress_bar(json) as progress:
@@ -186,7 +193,7 @@ def _progress_bar(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _show_import(result: ImportResult) -> None:
+def _show_import(result: "ImportResult") -> None:
     for problem in result.errors:
         error(f"row {problem.row}: {problem.message}")
     note(
@@ -221,6 +228,10 @@ def update(
       nurture leads update ana@example.com --score 80 --tag vip
       nurture leads update 3 --status Converted --json
     """
+    from nurture.leads import records as service
+    from nurture.leads.records import LeadInput
+    from nurture.leads.when import happened_at
+
     data = LeadInput(
         name, email, phone, source, status, temperature, score, tag, tz, _fields(field), external_id
     )
@@ -249,6 +260,9 @@ def convert(lead: LEAD, at: At = None, json: CHANGED_JSON = False) -> None:
       nurture leads convert ana@example.com
       nurture leads convert ana@example.com --at 2026-03-09T10:30
     """
+    from nurture.leads import records as service
+    from nurture.leads.when import happened_at
+
     with state.session(write=True) as session:
         row = service.find_lead(session, lead)
         when = happened_at(at, row.timezone or _rules().default_zone, datetime.now(UTC))
@@ -276,6 +290,8 @@ def list_(
       nurture leads list --funnel website-form --limit 10
       nurture leads list --tag vip --json
     """
+    from nurture.leads import records as service
+
     with state.session() as session:
         rows = service.list_leads(
             session, funnel=funnel, status=status, source=source, tag=tag, limit=limit
@@ -299,6 +315,8 @@ def show(lead: LEAD, json: JSON = False) -> None:
       nurture leads show ana@example.com
       nurture leads show 3 --json
     """
+    from nurture.leads import records as service
+
     with state.session() as session:
         data = service.lead_details(session, service.find_lead(session, lead))
     if json:

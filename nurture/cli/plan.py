@@ -3,7 +3,7 @@
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,9 +12,10 @@ from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.errors import Aborted, SpecError
 from nurture.project.layout import Project
-from nurture.project.plan import Plan, SequenceChange
-from nurture.project.sync import apply_changes, plan_project
-from nurture.spec.files import SequenceFile
+
+if TYPE_CHECKING:  # planning loads SQLAlchemy: imported where a command runs
+    from nurture.project.plan import Plan, SequenceChange
+    from nurture.spec.files import SequenceFile
 
 JSON = Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")]
 PRUNE = Annotated[bool, typer.Option("--prune", help="Delete store sequences that have no file.")]
@@ -42,6 +43,8 @@ def plan(
       nurture plan --detailed-exitcode   # in CI: 2 means changes
       nurture plan --json
     """
+    from nurture.project.sync import plan_project
+
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
     with state.session() as session:
@@ -63,6 +66,8 @@ def apply(
       nurture apply
       nurture apply --yes --prune
     """
+    from nurture.project.sync import apply_changes, plan_project
+
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
     with state.session(write=True) as session:
@@ -78,7 +83,7 @@ def apply(
         note("Applied.")
 
 
-def _files(project: Project, json: bool) -> list[SequenceFile]:
+def _files(project: Project, json: bool) -> "list[SequenceFile]":
     """The valid files; with --json, invalid ones print diagnostics as `validate --json` does."""
     try:
         return project.files()
@@ -89,7 +94,7 @@ def _files(project: Project, json: bool) -> list[SequenceFile]:
         raise typer.Exit(1) from None
 
 
-def _confirm(result: Plan, yes: bool) -> None:
+def _confirm(result: "Plan", yes: bool) -> None:
     if yes:
         return
     if not sys.stdin.isatty():
@@ -102,7 +107,7 @@ def _confirm(result: Plan, yes: bool) -> None:
         raise Aborted("nothing applied")
 
 
-def show_plan(result: Plan, *, json: bool) -> None:
+def show_plan(result: "Plan", *, json: bool) -> None:
     """The plan as Terraform shows one: a line per sequence, the details of each update."""
     if json:
         print_json(result.to_dict())
@@ -123,7 +128,7 @@ def show_plan(result: Plan, *, json: bool) -> None:
     out.print(f"{headline}{summary}.")
 
 
-def _show_change(change: SequenceChange) -> None:
+def _show_change(change: "SequenceChange") -> None:
     where = f" ({escape(change.path)})" if change.path else ""
     version = " [dim](new version)[/]" if change.action == "update" and change.new_version else ""
     out.print(f"{_MARKS[change.action]} [bold]{escape(change.name)}[/]{where}{version}")

@@ -19,7 +19,7 @@ from nurture.engine.delivery.sends import Loop
 from nurture.engine.dispatch import EngineConfig
 from nurture.errors import ConfigError
 from nurture.spec.times import check_time
-from nurture.store.db import Store, open_store
+from nurture.store.db import Store
 
 ChannelName = Literal["console", "outbox", "live"]
 LogFormat = Literal["text", "json"]
@@ -142,7 +142,7 @@ def run(
     """
     options = options_from_settings(batch, in_flight, channel)
     when = parse_now(now)
-    with open_store(state.settings.database) as store:
+    with state.store(write=True) as store:
         if once:
             report = dispatch.Report()
             count = run_once(store, when, options, report)

@@ -7,7 +7,6 @@ import typer
 
 from nurture.cli.context import state
 from nurture.cli.output import note
-from nurture.store.db import open_store
 
 
 def serve(
@@ -30,8 +29,8 @@ def serve(
     from nurture.api.app import PROJECT_ENV
 
     settings = state.settings
-    with open_store(settings.database):
-        pass  # migrate once here, not in every worker at the same moment
+    with state.store(write=True):
+        pass  # migrate once here (auto_migrate), not in every worker at the same moment
     os.environ[PROJECT_ENV] = str(settings.project_dir)
     if state.options.database_url:
         os.environ["NURTURE_DATABASE_URL"] = state.options.database_url  # the flag, for workers

@@ -18,7 +18,6 @@ from nurture.insights.report import StatsRequest, gather, render_html, report_da
 from nurture.leads.records import find_funnel, find_lead
 from nurture.project import sequences
 from nurture.rules.periods import Window, parse_when
-from nurture.store.db import open_store
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Since = Annotated[
@@ -132,7 +131,7 @@ def _filters(
 
 def _follow(filters: log_service.LogFilter, after: int, json: bool) -> None:
     note("following the log (Ctrl-C stops)")
-    with open_store(state.settings.database) as store:
+    with state.store() as store:
         try:
             for batch in log_service.follow(store, filters, after):
                 for entry in batch:

@@ -10,7 +10,6 @@ from nurture.cli.context import state
 from nurture.cli.output import out, plural, print_json
 from nurture.insights.status import daemon_status
 from nurture.spec.durations import format_duration
-from nurture.store.db import open_store
 
 
 def status(
@@ -27,7 +26,7 @@ def status(
       nurture status --all --json
     """
     now = datetime.now(UTC)
-    with open_store(state.settings.database) as store, store.begin() as connection:
+    with state.store() as store, store.begin() as connection:
         report = daemon_status(connection, now, every=every)
     report["rate_limits"] = dict(state.settings.rate_limits)
     if json:

@@ -21,13 +21,6 @@ notifications = typer.Typer(
 )
 
 
-def register(app: typer.Typer, rich_help_panel: str | None = None) -> None:
-    """Add the tasks, appointments and notifications command groups."""
-    app.add_typer(tasks, name="tasks", rich_help_panel=rich_help_panel)
-    app.add_typer(appointments, name="appointments", rich_help_panel=rich_help_panel)
-    app.add_typer(notifications, name="notifications", rich_help_panel=rich_help_panel)
-
-
 def _time(value: datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else ""
 

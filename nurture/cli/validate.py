@@ -8,7 +8,6 @@ import typer
 from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
 from nurture.errors import ProjectNotFound
-from nurture.leads.records import LeadRules
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.files import CheckResult, check_files, shown
 from nurture.spec.lint import lint, silenced
@@ -68,6 +67,8 @@ def _lint_settings() -> tuple[list[str], list[str]]:
     try:
         settings = state.settings
     except ProjectNotFound:
+        from nurture.leads.records import LeadRules  # SQLAlchemy: only outside a project
+
         return [], list(LeadRules().conversion_statuses)
     return list(settings.lint_ignore), list(settings.conversion_statuses)
 

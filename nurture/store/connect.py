@@ -159,9 +159,9 @@ def reason(error: BaseException) -> str:
 
 
 @contextmanager
-def engine_for(url: str) -> Iterator[Engine]:
+def engine_for(url: str, **options: Any) -> Iterator[Engine]:
     """An engine for one piece of work, disposed afterwards; unreachable stores are reported."""
-    engine = create_engine(url)
+    engine = create_engine(url, **options)
     try:
         with reported(url):
             yield engine

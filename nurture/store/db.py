@@ -3,6 +3,8 @@
     with open_store(settings.database) as store, store.session() as session:
         session.add(...)
 
+A command that only reads opens it with `read_store`, which never migrates nor creates it.
+
 See nurture.store.connect for SQLite's WAL mode, busy timeout and `BEGIN IMMEDIATE`.
 """
 
@@ -15,7 +17,14 @@ from sqlmodel import Session
 
 from nurture.errors import StoreError
 from nurture.store import migrate
-from nurture.store.connect import BEGIN_MODE, create_engine, engine_for, reported
+from nurture.store.connect import (
+    BEGIN_MODE,
+    create_engine,
+    engine_for,
+    masked,
+    reported,
+    sqlite_path,
+)
 
 STORE_ERRORS = (StoreError, SQLAlchemyError)
 """A store that failed (an outage, a lost connection): what callers catch to carry on."""
@@ -61,8 +70,52 @@ class Store:
 
 @contextmanager
 def open_store(url: str, *, upgrade: bool = True) -> Iterator[Store]:
-    """The store at `url`, first brought up to date (one query when it already is)."""
+    """The store at `url`, first brought up to date (one query when it already is).
+
+    With `upgrade=False` a store that is not at the code's revision is a StoreError that says
+    to run `nurture db upgrade`, and nothing is changed.
+    """
     with engine_for(url) as engine:
         if upgrade:
             migrate.ensure_current(engine)
+        else:
+            migrate.check_current(engine)
         yield Store(url, engine)  # engine_for disposes the engine afterwards
+
+
+@contextmanager
+def read_store(url: str) -> Iterator[Store]:
+    """The store at `url` as it is, for reading: never migrated, never created.
+
+    Behind the code it is a StoreError that says to run `nurture db upgrade`; not made yet (no
+    SQLite file, an empty database) it reads as an empty store, as `terraform plan` reads no
+    state as empty.
+    """
+    path = sqlite_path(url)
+    if path is not None and not path.exists():  # connecting would create the file
+        with empty_store() as store:
+            yield store
+        return
+    with engine_for(url) as engine:
+        revision = migrate.revision_of(engine)
+        if revision is None:
+            with empty_store() as store:
+                yield store
+            return
+        if revision != migrate.head():
+            raise StoreError(migrate.behind(masked(url), revision))
+        yield Store(url, engine)
+
+
+@contextmanager
+def empty_store() -> Iterator[Store]:
+    """An empty store in memory with the code's tables: what a store not made yet holds."""
+    from sqlalchemy.pool import StaticPool
+    from sqlmodel import SQLModel
+
+    from nurture.store import tables  # noqa: F401 - the tables, on SQLModel.metadata
+
+    url = "sqlite://"
+    with engine_for(url, poolclass=StaticPool) as engine:  # one connection: one database
+        SQLModel.metadata.create_all(engine)
+        yield Store(url, engine)

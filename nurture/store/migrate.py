@@ -3,33 +3,67 @@
 Every upgrade is one transaction (SQLite and Postgres both have transactional DDL) taken with
 the write lock (SQLite `BEGIN IMMEDIATE`, a Postgres advisory lock), so processes starting
 together upgrade once and the others find the store current.
+
+Checking a store's revision needs no Alembic (its import costs a command a third of a second):
+the revisions are the migration files' numbers (`versions/0011_unknown_index.py`), the store's
+is one query; Alembic is imported to upgrade.
 """
 
+import io
+import re
+import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine, exc, text
+from sqlalchemy import Connection, Engine, event, exc, inspect, text
 
 from nurture.errors import StoreError
-from nurture.store.connect import BEGIN_MODE, engine_for, masked, reason, sqlite_path
+from nurture.store.connect import BEGIN_MODE, engine_for, masked, normalize_url, reason, sqlite_path
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_LOCK = 0x6E757274  # "nurt": the Postgres advisory lock held while upgrading
+UPGRADE_HINT = "run `nurture db upgrade`"
+_VERSION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
+
+
+@cache
+def revisions() -> tuple[str, ...]:
+    """Every revision this version of nurture ships, oldest first (one per migration file)."""
+    names = (MIGRATIONS / "versions").iterdir()
+    found = sorted(m.group(1) for path in names if (m := _VERSION_FILE.match(path.name)))
+    assert found, f"no migrations in {MIGRATIONS}"
+    return tuple(found)
 
 
 def head() -> str:
     """The newest revision this version of nurture knows."""
-    found = _scripts().get_current_head()
-    assert found is not None, f"no migrations in {MIGRATIONS}"
-    return found
+    return revisions()[-1]
+
+
+def check_current(engine: Engine) -> None:
+    """A StoreError unless the store is at head; one behind says to run `nurture db upgrade`."""
+    revision = revision_of(engine)
+    if revision != head():
+        raise StoreError(behind(masked(engine.url), revision))
+
+
+def behind(url: str, revision: str | None) -> str:
+    """Why a store at `revision` cannot be used as it is, and what to do."""
+    if revision is not None and not known(revision):
+        return (
+            f"the store {url} is at revision {revision}, which this version of nurture does "
+            f"not know (its newest is {head()}): upgrade nurture"
+        )
+    at = f"at revision {revision}" if revision else "empty (no revision)"
+    return f"the store {url} is {at}, this nurture needs revision {head()}: {UPGRADE_HINT}"
 
 
 def current(url: str) -> str | None:
@@ -50,7 +84,13 @@ def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
 def revision_of(engine: Engine) -> str | None:
     """The revision recorded in the store's alembic_version table (one cheap query)."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return _revision(connection)
+
+
+def _revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def ensure_current(engine: Engine) -> None:
@@ -61,6 +101,8 @@ def ensure_current(engine: Engine) -> None:
 
 def upgrade_engine(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade through an open engine, in one locked transaction."""
+    from alembic.util import CommandError
+
     url = masked(engine.url)
     try:
         with engine.connect() as connection, _foreign_keys_deferred(connection):
@@ -76,17 +118,90 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> tuple[str | None, 
 
 
 def _upgrade_locked(connection: Connection, revision: str) -> tuple[str | None, str | None]:
+    from alembic import command
+
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK})
-    before = MigrationContext.configure(connection).get_current_revision()
+    before = _revision(connection)
     if before is not None and not known(before):
-        raise StoreError(
-            f"the store {masked(connection.engine.url)} is at revision {before}, which this "
-            f"version of nurture does not know (its newest is {head()}): upgrade nurture"
-        )
+        raise StoreError(behind(masked(connection.engine.url), before))
     command.upgrade(_config(connection), revision)
     _check_foreign_keys(connection)
-    return before, MigrationContext.configure(connection).get_current_revision()
+    return before, _revision(connection)
+
+
+def upgrade_sql(url: str) -> str:
+    """The SQL that would bring the store to head, for a DBA to run; the store is only read.
+
+    Empty for a store at head. Postgres: Alembic's offline mode, from the store's revision.
+    SQLite: the upgrade rehearsed on a copy, its statements recorded (batch mode rebuilds a
+    table by reading it, which the offline mode cannot).
+    """
+    before = current(url)
+    if before == head():
+        return ""
+    if before is not None and not known(before):
+        raise StoreError(behind(masked(url), before))
+    if normalize_url(url).get_backend_name() == "sqlite":
+        return _rehearsed_sql(sqlite_path(url))
+    return _offline_sql(url, before)
+
+
+def _offline_sql(url: str, before: str | None) -> str:
+    from alembic import command
+    from alembic.util import CommandError
+
+    buffer = io.StringIO()
+    config = _config(output=buffer)
+    config.attributes["url"] = normalize_url(url)
+    try:
+        command.upgrade(config, f"{before}:head" if before else "head", sql=True)
+    except CommandError as error:
+        raise StoreError(f"cannot write the upgrade SQL for {masked(url)}: {error}") from error
+    return buffer.getvalue()
+
+
+_NOT_DDL = ("PRAGMA", "SELECT", "BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def _rehearsed_sql(path: Path | None) -> str:
+    """The statements an upgrade runs on a copy of the SQLite file at `path` (None: a new one)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / "rehearsal.db"
+        if path is not None and path.exists():
+            _copy_sqlite(path, copy)
+        statements: list[str] = []
+        with engine_for(f"sqlite:///{copy}") as engine:
+
+            def record(
+                _conn: object, _cursor: object, statement: str, params: object, *_: object
+            ) -> None:
+                if not statement.lstrip().upper().startswith(_NOT_DDL):
+                    statements.append(_literal(statement, params))
+
+            event.listen(engine, "before_cursor_execute", record)
+            upgrade_engine(engine)
+    body = "".join(f"{statement.strip()};\n\n" for statement in statements)
+    # As nurture runs it: one transaction, foreign keys off while tables are rebuilt.
+    return f"PRAGMA foreign_keys = OFF;\nBEGIN;\n\n{body}COMMIT;\nPRAGMA foreign_keys = ON;\n"
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy through SQLite's backup API, the source opened read-only."""
+    reading = closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True))
+    with reading as reader, closing(sqlite3.connect(target)) as writer:
+        reader.backup(writer)
+
+
+def _literal(statement: str, params: object) -> str:
+    """The statement with its `?` parameters written in (alembic_version's revision)."""
+    values = list(params) if isinstance(params, tuple | list) else []
+    for value in values:
+        text_value = (
+            "NULL" if value is None else f"'{value}'" if isinstance(value, str) else str(value)
+        )
+        statement = statement.replace("?", text_value, 1)
+    return statement
 
 
 @contextmanager
@@ -117,26 +232,29 @@ def _check_foreign_keys(connection: Connection) -> None:
 
 def known(revision: str) -> bool:
     """Whether `revision` is one of this version's migrations."""
-    try:
-        return _scripts().get_revision(revision) is not None
-    except CommandError:
-        return False
+    return revision in revisions()
 
 
-def _config(connection: Connection | None = None) -> Config:
-    config = Config()
+def _config(connection: Connection | None = None, output: io.StringIO | None = None) -> "Config":
+    from alembic.config import Config
+
+    config = Config(output_buffer=output)
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
 
 
-@cache
-def _scripts() -> ScriptDirectory:
+def scripts() -> "ScriptDirectory":
+    """Alembic's view of the migrations (for developers and tests: it imports every one)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
 def new_revision(message: str) -> Path:
     """For developers: write the next migration, autogenerated from the tables (then edit it)."""
+    from alembic import command
+
     with tempfile.TemporaryDirectory() as scratch:
         url = f"sqlite:///{Path(scratch) / 'head.db'}"
         with engine_for(url) as engine:
@@ -144,5 +262,5 @@ def new_revision(message: str) -> Path:
             with engine.begin() as connection:
                 rev_id = f"{int(head()) + 1:04d}"
                 command.revision(_config(connection), message, autogenerate=True, rev_id=rev_id)
-    _scripts.cache_clear()
+    revisions.cache_clear()
     return next(MIGRATIONS.glob(f"versions/{rev_id}_*.py"))

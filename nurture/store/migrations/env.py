@@ -1,9 +1,9 @@
-"""Alembic's entry point, run by nurture.store.migrate with a connection inside its transaction."""
+"""Alembic's entry point, run by nurture.store.migrate with a connection inside its transaction,
+or offline (`nurture db upgrade --sql`) with the store's URL: the SQL is written, not run."""
 
 from typing import Any, Literal
 
 from alembic import context
-from sqlalchemy import Connection
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
@@ -17,12 +17,18 @@ def render_item(kind: str, item: Any, _context: Any) -> str | Literal[False]:
     return False
 
 
-def run(connection: Connection) -> None:
+def run(**where: Any) -> None:
+    """The migrations on `connection=`, or offline as SQL for `url=`."""
+    dialect = (
+        where["connection"].dialect.name
+        if "connection" in where
+        else where["url"].get_backend_name()
+    )
     context.configure(
-        connection=connection,
+        **where,
         target_metadata=SQLModel.metadata,
         # SQLite cannot ALTER most things: batch mode rebuilds the table instead.
-        render_as_batch=connection.dialect.name == "sqlite",
+        render_as_batch=dialect == "sqlite",
         render_item=render_item,
         compare_type=True,
         include_object=include_object,
@@ -32,7 +38,10 @@ def run(connection: Connection) -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("nurture's migrations run online only: use `nurture db upgrade`")
-if context.config.attributes.get("connection") is None:
+    if context.config.attributes.get("url") is None:
+        raise SystemExit("nurture's migrations run from code: use `nurture db upgrade --sql`")
+    run(url=context.config.attributes["url"], literal_binds=True)
+elif context.config.attributes.get("connection") is None:
     raise SystemExit("nurture's migrations run from code: use `nurture db upgrade`")
-run(context.config.attributes["connection"])
+else:
+    run(connection=context.config.attributes["connection"])
