@@ -57,7 +57,8 @@ types: install
 # Postgres; one case: $(PY) bench/engine.py --cases throughput|lag|scale|import); lead
 # ingestion over HTTP (nurture serve); `nurture stats` over N enrollments and 5N executions;
 # SMS through the live channel to a provider answering in 200 ms (8 and 100 senders) and the
-# cost of the per-message `sending` record (bench/delivery.py).
+# cost of the per-message `sending` record (bench/delivery.py); the Twilio channel's send in
+# threads against send_async on the event loop, over HTTP and HTTPS (bench/channels.py).
 ENROLLMENTS ?= 100000
 LEADS ?= 20000
 STATS_ENROLLMENTS ?= 1000000
@@ -66,6 +67,7 @@ bench: install
 	$(PY) bench/api.py --leads $(LEADS)
 	$(PY) bench/stats.py --enrollments $(STATS_ENROLLMENTS)
 	$(PY) bench/delivery.py
+	$(PY) bench/channels.py
 
 schema: install
 	$(NURTURE) schema --output schema/sequence.schema.json

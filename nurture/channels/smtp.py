@@ -18,8 +18,7 @@ import ssl
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from email import policy
 from email.generator import BytesGenerator
 from email.headerregistry import Address
@@ -39,6 +38,7 @@ from nurture.channels.protocol import (
     TemporaryFailure,
     UncertainSend,
 )
+from nurture.channels.smtp_pool import Kept, Pool
 from nurture.errors import ConfigError
 
 HEADERS = policy.default.clone(max_line_length=998)
@@ -100,22 +100,21 @@ class SmtpChannel:
             await pool.done(kept)
         return SendResult(email["Message-ID"])
 
-    async def _once_more(
-        self, pool: "Pool", kept: "Kept", recipient: str, email: EmailMessage
-    ) -> None:
+    async def _once_more(self, pool: Pool, kept: Kept, recipient: str, email: EmailMessage) -> None:
         try:
             await transmit_async(kept.smtp, self.config.from_address, recipient, email)
         except BaseException:
             pool.give(kept, healthy=False)
             raise
 
-    def _pool(self) -> "Pool":
+    def _pool(self) -> Pool:
         """send_async's pool, made on the running loop (again if the loop changed)."""
         loop = asyncio.get_running_loop()
         if self.pool is None or self.pool.loop is not loop:
             if self.pool is not None:
                 self.pool.abandon()
-            self.pool = Pool(self, loop)
+            config = self.config
+            self.pool = Pool(self.connect_async, config.connections, config.messages_per_connection)
         return self.pool
 
     async def aclose(self) -> None:
@@ -241,76 +240,6 @@ class SmtpChannel:
         if settings.url:
             email["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         return _with_link(text, url, url), _with_link(markup, html.escape(url), _footer(url))
-
-
-@dataclass
-class Kept:
-    """A pooled connection and the messages it has sent."""
-
-    smtp: aiosmtplib.SMTP
-    sent: int = 0
-
-
-class Pool:
-    """Up to `connections` logged-in connections to the relay, on one event loop: a message
-    takes an idle one (or opens one while fewer are open) and gives it back when done."""
-
-    def __init__(self, channel: SmtpChannel, loop: asyncio.AbstractEventLoop) -> None:
-        self.channel, self.loop = channel, loop
-        self.idle: list[Kept] = []
-        self.slots = asyncio.Semaphore(channel.config.connections)
-
-    async def take(self, new: bool = False) -> Kept:
-        """An idle connection still open (`new`: a new one), else a new one."""
-        await self.slots.acquire()
-        try:
-            while self.idle and not new:
-                kept = self.idle.pop()
-                if kept.smtp.is_connected:
-                    return kept
-                kept.smtp.close()
-            return Kept(await self.channel.connect_async())
-        except BaseException:
-            self.slots.release()
-            raise
-
-    async def done(self, kept: Kept) -> None:
-        """A message sent: keep the connection, or QUIT after `messages_per_connection`."""
-        kept.sent += 1
-        if kept.sent < self.channel.config.messages_per_connection:
-            return self.give(kept, healthy=True)
-        with suppress(aiosmtplib.SMTPException, OSError):
-            await kept.smtp.quit()
-        self.give(kept, healthy=False)
-
-    def give(self, kept: Kept, healthy: bool) -> None:
-        """Back to the pool (closed unless `healthy`): its slot is free for the next message."""
-        if healthy:
-            self.idle.append(kept)
-        else:
-            kept.smtp.close()
-        self.slots.release()
-
-    async def aclose(self) -> None:
-        """QUIT every idle connection, and wait (a second at most) for their sockets to close:
-        a TLS connection's closes after its shutdown, on the loop."""
-        idle, self.idle = self.idle, []
-        protocols = [kept.smtp.protocol for kept in idle]
-        for kept in idle:
-            with suppress(aiosmtplib.SMTPException, OSError):
-                await kept.smtp.quit()
-            kept.smtp.close()
-        for _ in range(100):
-            if all(p is None or p.transport is None for p in protocols):
-                return
-            await asyncio.sleep(0.01)
-
-    def abandon(self) -> None:
-        """Forget connections of a loop no longer running (their sockets closed without it)."""
-        idle, self.idle = self.idle, []
-        for kept in idle:
-            with suppress(RuntimeError):
-                kept.smtp.close()
 
 
 def _close(smtp: smtplib.SMTP, polite: bool = False) -> None:

@@ -69,13 +69,10 @@ HEADERS = {"Accept": "application/json", "User-Agent": "nurture"}
 
 
 def ca_bundle() -> str:
-    """The CA certificates Twilio's certificate is checked against, read once: REQUESTS_CA_BUNDLE
-    or SSL_CERT_FILE (a private CA, a proxy's, a test's), else requests' (certifi's)."""
-    return (
-        os.environ.get("REQUESTS_CA_BUNDLE")
-        or os.environ.get("SSL_CERT_FILE")
-        or DEFAULT_CA_BUNDLE_PATH
-    )
+    """The CA certificates Twilio's certificate is checked against, read once: requests' own
+    variables (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), else SSL_CERT_FILE, else certifi's."""
+    names = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+    return next((os.environ[n] for n in names if os.environ.get(n)), DEFAULT_CA_BUNDLE_PATH)
 
 
 class _HttpClient(TwilioHttpClient):
