@@ -135,6 +135,15 @@ def test_twilio_answers_that_are_not_twilio_json_end_the_same_on_both_paths(
         assert outcome(sms(twilio.url), text(), path) == expected, path
 
 
+def test_a_connection_reset_as_it_arrives_is_resent_only_when_twilio_has_nothing(twilio):
+    for path in PATHS:
+        twilio.faults.push(Fault("reset"))
+        kind, said, _ = outcome(sms(twilio.url), text(), path)
+        # temporary or uncertain: whether the request was written before the reset
+        assert kind in ("TemporaryFailure", "UncertainSend") and "Twilio: " in said, path
+    assert twilio.messages == []  # and so settle finds nothing: safe to send again
+
+
 def test_a_refused_connection_is_temporary_on_both_paths():
     url = f"http://127.0.0.1:{free_port()}"
     said = "Twilio: could not connect: ConnectionRefusedError: [Errno 111] Connection refused"
@@ -294,6 +303,18 @@ def test_a_refused_smtp_connection_is_temporary_on_both_paths():
     said = "SMTP: ConnectionRefusedError: [Errno 111] Connection refused"
     for path in PATHS:
         assert outcome(mail_channel(port), email(), path) == ("TemporaryFailure", said, None)
+
+
+def test_a_non_ascii_address_goes_with_smtputf8_and_the_same_bytes_on_both_paths():
+    mailbox = Mailbox()
+    with smtp_server(mailbox) as port:
+        for path in PATHS:
+            message = email(recipient="zoë@example.com", subject="Café ☕")
+            assert outcome(mail_channel(port), message, path)[0] == "sent", path
+    sync, on_loop = mailbox.envelopes
+    assert without_date(sync.content) == without_date(on_loop.content)
+    assert sync.rcpt_tos == on_loop.rcpt_tos == ["zoë@example.com"]
+    assert "SMTPUTF8" in sync.mail_options and sync.mail_options == on_loop.mail_options
 
 
 def test_a_drop_before_data_is_temporary_on_both_paths():
