@@ -6,8 +6,9 @@ channel's `concurrency`."""
 import asyncio
 import re
 import socket
-from collections.abc import Callable, Coroutine
-from contextlib import ExitStack
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 import pytest
@@ -142,6 +143,36 @@ def test_a_connection_reset_as_it_arrives_is_resent_only_when_twilio_has_nothing
         # temporary or uncertain: whether the request was written before the reset
         assert kind in ("TemporaryFailure", "UncertainSend") and "Twilio: " in said, path
     assert twilio.messages == []  # and so settle finds nothing: safe to send again
+
+
+@contextmanager
+def garbling() -> Iterator[str]:
+    """A server that reads a request and answers something that is not HTTP."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        with suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                with connection:
+                    connection.recv(65536)
+                    connection.sendall(b"SMTP? 220 hello\r\n\r\n")
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+
+
+def test_an_answer_that_is_not_http_is_uncertain_on_both_paths():
+    with garbling() as url:
+        for path in PATHS:
+            assert outcome(sms(url), text(), path) == (
+                "UncertainSend",
+                "Twilio: no answer after the request went out: the answer was not HTTP",
+                None,
+            ), path
 
 
 def test_a_refused_connection_is_temporary_on_both_paths():

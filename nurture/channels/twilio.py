@@ -1,10 +1,14 @@
-"""SMS and WhatsApp through Twilio's Messages API, with the official SDK.
+"""SMS and WhatsApp through Twilio's Messages API.
+
+A message is one POST of the channel's own, the same request and the same reading of its answer
+from a sender thread (`send`, requests) and on the event loop (`send_async`, aiohttp); looking
+a message up (`settle`) and `check` use the official SDK.
 
 WhatsApp goes out as an approved template (`content_sid` and its variables) when the message
 carries one, else as free text; the engine chose which (the 24-hour rule, nurture.rules.whatsapp).
 
 A send fails in one of three ways. Temporary (retried): nothing reached Twilio (connection
-refused, a name that does not resolve, a connect timeout) or Twilio answered that it did not
+refused, a name that does not resolve, a connect timeout, a certificate refused) or Twilio answered that it did not
 take the message (429 and 5xx, with `Retry-After`). Permanent: a 4xx (21211 invalid number,
 21610 unsubscribed, 63016 outside the WhatsApp window, ...), its code and message logged.
 Uncertain: the request went out and no answer came back (a read timeout, a connection dropped
@@ -61,9 +65,13 @@ before that, "not there" means "not yet", and settle asks to be asked again."""
 
 
 FIELDS = {
-    "to": "To", "from_": "From", "messaging_service_sid": "MessagingServiceSid",
-    "body": "Body", "content_sid": "ContentSid", "content_variables": "ContentVariables",
-}  # fmt: skip
+    "to": "To",
+    "from_": "From",
+    "messaging_service_sid": "MessagingServiceSid",
+    "body": "Body",
+    "content_sid": "ContentSid",
+    "content_variables": "ContentVariables",
+}
 """The SDK's names of the Messages API fields (`parameters`) and Twilio's own (the form sent)."""
 HEADERS = {"Accept": "application/json", "User-Agent": "nurture"}
 
@@ -325,9 +333,13 @@ def _page_error(error: TwilioException) -> tuple[int, int | None, str] | None:
 
 
 NEVER_SENT = (
-    requests.ConnectTimeout, NewConnectionError, ConnectTimeoutError,
-    aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, ssl.SSLCertVerificationError,
-)  # fmt: skip
+    requests.ConnectTimeout,
+    NewConnectionError,
+    ConnectTimeoutError,
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    ssl.SSLCertVerificationError,
+)
 """Errors of a connection never made: refused, a name that does not resolve, a connect
 timeout, a certificate refused in the handshake (no request was written)."""
 
