@@ -8,9 +8,10 @@ WhatsApp goes out as an approved template (`content_sid` and its variables) when
 carries one, else as free text; the engine chose which (the 24-hour rule, nurture.rules.whatsapp).
 
 A send fails in one of three ways. Temporary (retried): nothing reached Twilio (connection
-refused, a name that does not resolve, a connect timeout, a certificate refused) or Twilio answered that it did not
-take the message (429 and 5xx, with `Retry-After`). Permanent: a 4xx (21211 invalid number,
-21610 unsubscribed, 63016 outside the WhatsApp window, ...), its code and message logged.
+refused, a name that does not resolve, a connect timeout, a certificate refused) or Twilio
+answered that it did not take the message (429 and 5xx, with `Retry-After`). Permanent: a 4xx
+(21211 invalid number, 21610 unsubscribed, 63016 outside the WhatsApp window, ...), its code
+and message logged.
 Uncertain: the request went out and no answer came back (a read timeout, a connection dropped
 or reset after the request was written): Twilio may have the message, so `settle` asks it.
 """
