@@ -56,8 +56,10 @@ types: install
 # Postgres (1 and 2 daemons) when NURTURE_TEST_DATABASE_URL is set (about 10 minutes with
 # Postgres; one case: $(PY) bench/engine.py --cases throughput|lag|scale|import); lead
 # ingestion over HTTP (nurture serve); `nurture stats` over N enrollments and 5N executions;
-# SMS through the live channel to a provider answering in 200 ms (8 and 100 senders) and the
-# cost of the per-message `sending` record (bench/delivery.py).
+# SMS through the live channel to a provider answering in 200 ms (500 and 100 in flight, and
+# BASELINE's 8 and 100 senders; one and two daemons on Postgres, HTTP and HTTPS) and the
+# cost of the per-message `sending` record (bench/delivery.py); the Twilio channel's send in
+# threads against send_async on the event loop, over HTTP and HTTPS (bench/channels.py).
 # Start-up of the CLI (--version, --help, leads --help, validate and plan of five sequences)
 # beside the code of BASELINE, in the same run (bench/cli.py).
 ENROLLMENTS ?= 100000
@@ -69,7 +71,8 @@ bench: install
 	$(PY) bench/engine.py --enrollments $(ENROLLMENTS)
 	$(PY) bench/api.py --leads $(LEADS)
 	$(PY) bench/stats.py --enrollments $(STATS_ENROLLMENTS)
-	$(PY) bench/delivery.py
+	$(PY) bench/delivery.py --baseline $(BASELINE)
+	$(PY) bench/channels.py
 
 schema: install
 	$(NURTURE) schema --output schema/sequence.schema.json

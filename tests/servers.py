@@ -74,6 +74,7 @@ class Mailbox:
     reply: str | None = None
     mail_reply: str | None = None
     faults: Faults | None = None
+    connections: int = 0  # SMTP connections the relay accepted
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):  # noqa: N802
         if self.mail_reply:
@@ -178,6 +179,7 @@ class Relay(Controller):
 
     def factory(self):
         protocol = super().factory()
+        self.handler.connections += self.ready  # not start()'s own probe
         faults = self.handler.faults
         if self.ready and faults is not None and faults.draw("connect") is not None:
             protocol.connection_made = _hang_up  # before the greeting
@@ -243,6 +245,8 @@ class Recorder:
         self.received = threading.Event()
         self.faults = faults
         self.server: ThreadingHTTPServer | None = None
+        self.keep_alive = False  # True: HTTP/1.1, a connection answers request after request
+        self.connections = 0  # TCP connections accepted
 
     def answer(self, request: Request) -> Reply:
         return Reply(200, "ok")
@@ -295,6 +299,10 @@ class _Server(ThreadingHTTPServer):
 def _handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def handle(self) -> None:
+            with recorder.lock:
+                recorder.connections += 1
+            if recorder.keep_alive:
+                self.protocol_version = "HTTP/1.1"
             if recorder.resets():  # an RST, before reading anything
                 self.connection.setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)

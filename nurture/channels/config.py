@@ -105,6 +105,13 @@ class SmtpConfig(ChannelConfig):
         description="Each sender keeps its connection open for this many messages (1: a new "
         "connection for every message).",
     )
+    connections: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Connections open to the relay at once: the emails in flight on the event "
+        "loop, each connection reused for the next.",
+    )
 
     @property
     def effective_port(self) -> int:
@@ -142,6 +149,13 @@ class TwilioConfig(ChannelConfig):
     whatsapp_from: E164 | None = Field(None, description="The WhatsApp sender (E.164).")
     api_url: WebUrl = Field("https://api.twilio.com", description="Only for proxies and tests.")
     timeout: float = Field(30.0, gt=0)
+    concurrency: int = Field(
+        256,
+        ge=1,
+        le=10_000,
+        description="Messages in flight to Twilio at once, over as many kept-alive connections "
+        "(at 200 ms an answer, 256 carry about 1,000 messages a second).",
+    )
 
     @model_validator(mode="after")
     def _a_sender(self) -> "TwilioConfig":

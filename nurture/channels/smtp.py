@@ -9,6 +9,7 @@ retried blindly; SMTP has no way to ask, so the engine holds it for a decision).
 is the same for every attempt of a step, so a mail client drops a copy sent again.
 """
 
+import asyncio
 import html
 import io
 import re
@@ -16,7 +17,7 @@ import smtplib
 import ssl
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from email import policy
 from email.generator import BytesGenerator
@@ -25,8 +26,11 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 from typing import cast
 
+import aiosmtplib
+
 from nurture.channels import unsubscribe as links
 from nurture.channels.config import SmtpConfig, UnsubscribeConfig
+from nurture.channels.network import causes, os_words
 from nurture.channels.protocol import (
     OutgoingMessage,
     PermanentFailure,
@@ -34,6 +38,7 @@ from nurture.channels.protocol import (
     TemporaryFailure,
     UncertainSend,
 )
+from nurture.channels.smtp_pool import Kept, Pool
 from nurture.errors import ConfigError
 
 HEADERS = policy.default.clone(max_line_length=998)
@@ -51,6 +56,9 @@ class SmtpChannel:
                 "email needs an unsubscribe secret: set NURTURE_UNSUBSCRIBE__SECRET in .env"
             )
         self.config, self.unsubscribe = config, unsubscribe
+        self.concurrency = config.connections  # send_async's connections, its messages in flight
+        self.tls = ssl.create_default_context(cafile=config.ca_file)
+        self.pool: Pool | None = None  # send_async's, on the loop that made it
         self.local = threading.local()
         self.opened = 0  # connections opened, for tests and benchmarks
         self.open: set[smtplib.SMTP] = set()  # every thread's, to close them all at the end
@@ -69,6 +77,77 @@ class SmtpChannel:
             if self.local.sent >= self.config.messages_per_connection:
                 self._drop(polite=True)
         return SendResult(email["Message-ID"])
+
+    async def send_async(self, message: OutgoingMessage) -> SendResult:
+        """`send` on the running event loop, over a pool of up to `connections` connections.
+
+        A kept connection found broken before the message started (MAIL, RCPT, DATA unanswered)
+        is dropped and the message sent once more on a new one."""
+        email, pool = self.compose(message), self._pool()
+        with classified():
+            kept = await pool.take()
+            try:
+                await transmit_async(kept.smtp, self.config.from_address, message.recipient, email)
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError):
+                pool.give(kept, healthy=False)
+                if not kept.sent:  # a new connection failing is the relay's answer
+                    raise
+                kept = await pool.take(new=True)
+                await self._once_more(pool, kept, message.recipient, email)
+            except BaseException:
+                pool.give(kept, healthy=False)
+                raise
+            await pool.done(kept)
+        return SendResult(email["Message-ID"])
+
+    async def _once_more(self, pool: Pool, kept: Kept, recipient: str, email: EmailMessage) -> None:
+        try:
+            await transmit_async(kept.smtp, self.config.from_address, recipient, email)
+        except BaseException:
+            pool.give(kept, healthy=False)
+            raise
+
+    def _pool(self) -> Pool:
+        """send_async's pool, made on the running loop (again if the loop changed)."""
+        loop = asyncio.get_running_loop()
+        if self.pool is None or self.pool.loop is not loop:
+            if self.pool is not None:
+                self.pool.abandon()
+            config = self.config
+            self.pool = Pool(self.connect_async, config.connections, config.messages_per_connection)
+        return self.pool
+
+    async def aclose(self) -> None:
+        """Close send_async's connections (with QUIT), on the loop that opened them."""
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            await pool.aclose()
+
+    async def connect_async(self) -> aiosmtplib.SMTP:
+        """A connection secured and logged in as `connect` does, on the running loop."""
+        config = self.config
+        smtp = aiosmtplib.SMTP(
+            hostname=config.host,
+            port=config.effective_port,
+            timeout=config.timeout,
+            use_tls=config.security == "tls",
+            start_tls=False,
+            tls_context=self.tls,
+        )
+        await smtp.connect()
+        try:
+            await smtp.ehlo()
+            if config.security == "starttls":
+                await smtp.starttls()
+                await smtp.ehlo()
+            if config.username:
+                password = config.password.get_secret_value() if config.password else ""
+                await smtp.login(config.username, password)
+        except BaseException:
+            smtp.close()
+            raise
+        self.opened += 1
+        return smtp
 
     def _connection(self) -> smtplib.SMTP:
         """This thread's open connection, or a new one. A kept connection is probed with NOOP
@@ -113,7 +192,7 @@ class SmtpChannel:
     def connect(self) -> smtplib.SMTP:
         config = self.config
         host, port, timeout = config.host, config.effective_port, config.timeout
-        context = ssl.create_default_context(cafile=config.ca_file)
+        context = self.tls
         if config.security == "tls":
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
         else:
@@ -185,10 +264,8 @@ def message_id(key: str, from_address: str) -> str:
 
 def transmit(smtp: smtplib.SMTP, sender: str, recipient: str, email: EmailMessage) -> None:
     """MAIL, RCPT and DATA for one message; UncertainSend when the reply to its end is lost."""
-    data, options = _wire(smtp, email, sender, recipient)
     smtp.ehlo_or_helo_if_needed()
-    if smtp.has_extn("size"):
-        options.append(f"SIZE={len(data)}")
+    data, options = envelope(email, sender, recipient, smtp.has_extn)
     _expect(smtp.mail(sender, options), (250,), smtplib.SMTPSenderRefused, sender)
     _expect(smtp.rcpt(recipient), (250, 251), smtplib.SMTPDataError)
     _expect(smtp.docmd("DATA"), (354,), smtplib.SMTPDataError)
@@ -196,26 +273,51 @@ def transmit(smtp: smtplib.SMTP, sender: str, recipient: str, email: EmailMessag
     try:
         reply = smtp.getreply()
     except (smtplib.SMTPServerDisconnected, OSError) as error:
-        raise UncertainSend(f"SMTP: no reply after the message was sent ({error})") from None
+        raise UncertainSend(f"SMTP: no reply after the message was sent ({words(error)})") from None
     _expect(reply, (250,), smtplib.SMTPDataError)
 
 
-def _wire(
-    smtp: smtplib.SMTP, email: EmailMessage, sender: str, recipient: str
+async def transmit_async(
+    smtp: aiosmtplib.SMTP, sender: str, recipient: str, email: EmailMessage
+) -> None:
+    """`transmit` with aiosmtplib: the same commands, bytes and failures."""
+    data, options = envelope(email, sender, recipient, smtp.supports_extension)
+    encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
+    await smtp.mail(sender, options=options, encoding=encoding)
+    await smtp.rcpt(recipient, encoding=encoding)
+    started = await smtp.execute_command(b"DATA")
+    if started.code != 354:
+        raise aiosmtplib.SMTPDataError(started.code, started.message)
+    protocol = smtp.protocol
+    if protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    protocol.write(_dot_stuffed(data))  # a failure here leaves the message unfinished
+    try:
+        reply = await protocol.read_response(timeout=smtp.timeout)
+    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as error:
+        smtp.close()
+        raise UncertainSend(f"SMTP: no reply after the message was sent ({words(error)})") from None
+    if reply.code != 250:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+
+
+def envelope(
+    email: EmailMessage, sender: str, recipient: str, has: Callable[[str], bool]
 ) -> tuple[bytes, list[str]]:
-    """The message's bytes and MAIL options: SMTPUTF8 when an address is not ASCII."""
+    """The message's bytes and MAIL options (`has`: the relay offers an extension): SMTPUTF8
+    when an address is not ASCII, SIZE when the relay takes it."""
     options: list[str] = []
     generating = email.policy
     if not f"{sender}{recipient}".isascii():
-        smtp.ehlo_or_helo_if_needed()
-        if not smtp.has_extn("smtputf8"):
+        if not has("smtputf8"):
             raise smtplib.SMTPNotSupportedError("the relay does not take non-ASCII addresses")
         # built with HEADERS, an EmailPolicy (typeshed types a message's policy as the base's)
         built = cast(policy.EmailPolicy, email.policy)
         generating, options = built.clone(utf8=True), ["SMTPUTF8", "BODY=8BITMIME"]
     with io.BytesIO() as out:
         BytesGenerator(out, policy=generating).flatten(email, linesep="\r\n")
-        return out.getvalue(), options
+        data = out.getvalue()
+    return data, options + ([f"SIZE={len(data)}"] if has("size") else [])
 
 
 def _dot_stuffed(data: bytes) -> bytes:
@@ -252,7 +354,8 @@ def _html_of(text: str) -> str:
 
 @contextmanager
 def classified() -> Iterator[None]:
-    """Turn smtplib's and the network's errors into temporary or permanent failures."""
+    """Turn smtplib's, aiosmtplib's and the network's errors into temporary or permanent
+    failures, in the same words for both libraries."""
     try:
         yield
     except smtplib.SMTPRecipientsRefused as error:
@@ -260,10 +363,29 @@ def classified() -> Iterator[None]:
         raise _by_code(code, reply) from None
     except smtplib.SMTPResponseException as error:
         raise _by_code(error.smtp_code, error.smtp_error) from None
-    except (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError) as error:
-        raise PermanentFailure(f"SMTP: {error}") from None
-    except (smtplib.SMTPException, OSError) as error:
-        raise TemporaryFailure(f"SMTP: {type(error).__name__}: {error}") from None
+    except aiosmtplib.SMTPResponseException as error:
+        raise _by_code(error.code, error.message) from None
+    except (smtplib.SMTPException, aiosmtplib.SMTPException, OSError) as error:
+        if refused := next((c for c in causes(error) if isinstance(c, REFUSED)), None):
+            raise PermanentFailure(f"SMTP: {refused}") from None
+        raise TemporaryFailure(f"SMTP: {words(error)}") from None
+
+
+REFUSED = (smtplib.SMTPNotSupportedError, aiosmtplib.SMTPNotSupported, ssl.SSLCertVerificationError)
+"""What sending again cannot change: an extension the relay lacks, a certificate it fails."""
+DISCONNECTED = (smtplib.SMTPServerDisconnected, aiosmtplib.SMTPServerDisconnected)
+
+
+def words(error: BaseException) -> str:
+    """What went wrong on the connection: 'the relay closed the connection', 'timed out',
+    'ConnectionRefusedError: [Errno 111] Connection refused'."""
+    chain = list(causes(error))
+    if any(isinstance(c, TimeoutError) for c in chain):  # smtplib: a disconnect, from a timeout
+        return "timed out"
+    if any(isinstance(c, DISCONNECTED) for c in chain):
+        return "the relay closed the connection"
+    inner = [c for c in chain if not type(c).__module__.startswith(("smtplib", "aiosmtplib"))]
+    return os_words(inner[-1] if inner else error)
 
 
 def _by_code(code: int, reply: bytes | str) -> Exception:

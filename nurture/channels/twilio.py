@@ -1,25 +1,38 @@
-"""SMS and WhatsApp through Twilio's Messages API, with the official SDK.
+"""SMS and WhatsApp through Twilio's Messages API.
+
+A message is one POST of the channel's own, the same request and the same reading of its answer
+from a sender thread (`send`, requests) and on the event loop (`send_async`, aiohttp); looking
+a message up (`settle`) and `check` use the official SDK.
 
 WhatsApp goes out as an approved template (`content_sid` and its variables) when the message
 carries one, else as free text; the engine chose which (the 24-hour rule, nurture.rules.whatsapp).
 
 A send fails in one of three ways. Temporary (retried): nothing reached Twilio (connection
-refused, a name that does not resolve, a connect timeout) or Twilio answered that it did not
-take the message (429 and 5xx, with `Retry-After`). Permanent: a 4xx (21211 invalid number,
-21610 unsubscribed, 63016 outside the WhatsApp window, ...), its code and message logged.
+refused, a name that does not resolve, a connect timeout, a certificate refused) or Twilio
+answered that it did not take the message (429 and 5xx, with `Retry-After`). Permanent: a 4xx
+(21211 invalid number, 21610 unsubscribed, 63016 outside the WhatsApp window, ...), its code
+and message logged.
 Uncertain: the request went out and no answer came back (a read timeout, a connection dropped
 or reset after the request was written): Twilio may have the message, so `settle` asks it.
 """
 
+import asyncio
+import base64
+import http.client
 import json
+import os
+import ssl
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any, Literal
 
+import aiohttp
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import DEFAULT_CA_BUNDLE_PATH, select_proxy
 from twilio.base import values
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -29,6 +42,7 @@ from twilio.rest.api.v2010.account.message import MessageInstance
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from nurture.channels.config import TwilioConfig
+from nurture.channels.network import causes, os_words
 from nurture.channels.protocol import (
     OutgoingMessage,
     PermanentFailure,
@@ -36,7 +50,8 @@ from nurture.channels.protocol import (
     TemporaryFailure,
     UncertainSend,
 )
-from nurture.errors import ConfigError
+from nurture.channels.webhook import seconds
+from nurture.errors import ChannelError, ConfigError
 
 Kind = Literal["sms", "whatsapp"]
 
@@ -50,9 +65,23 @@ IN_FLIGHT = timedelta(minutes=2)
 before that, "not there" means "not yet", and settle asks to be asked again."""
 
 
-POOL = 256
-"""Connections kept open to Twilio: one per sender, up to this many (the SDK keeps 6 for HTTPS
-and 10 for HTTP, so 100 senders opened a new connection, and a TLS handshake, for most sends)."""
+FIELDS = {
+    "to": "To",
+    "from_": "From",
+    "messaging_service_sid": "MessagingServiceSid",
+    "body": "Body",
+    "content_sid": "ContentSid",
+    "content_variables": "ContentVariables",
+}
+"""The SDK's names of the Messages API fields (`parameters`) and Twilio's own (the form sent)."""
+HEADERS = {"Accept": "application/json", "User-Agent": "nurture"}
+
+
+def ca_bundle() -> str:
+    """The CA certificates Twilio's certificate is checked against, read once: requests' own
+    variables (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), else SSL_CERT_FILE, else certifi's."""
+    names = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+    return next((os.environ[n] for n in names if os.environ.get(n)), DEFAULT_CA_BUNDLE_PATH)
 
 
 class _HttpClient(TwilioHttpClient):
@@ -62,14 +91,14 @@ class _HttpClient(TwilioHttpClient):
     CA settings read once, for Twilio's URL, instead of on every request.
     """
 
-    def __init__(self, timeout: float, url: str) -> None:
+    def __init__(self, timeout: float, url: str, pool: int) -> None:
         super().__init__(timeout=timeout)
         self.local = threading.local()
         session = self.session
         for scheme in ("http://", "https://"):
-            session.mount(scheme, HTTPAdapter(pool_connections=1, pool_maxsize=POOL))
+            session.mount(scheme, HTTPAdapter(pool_connections=1, pool_maxsize=pool))
         settings = session.merge_environment_settings(url, {}, None, None, None)
-        session.proxies, session.verify = settings["proxies"], settings["verify"]
+        session.proxies, session.verify = settings["proxies"], ca_bundle()
         session.trust_env = False
 
     def request(self, *args: Any, **kwargs: Any) -> Response:
@@ -80,11 +109,7 @@ class _HttpClient(TwilioHttpClient):
 
     def retry_after(self) -> float | None:
         response = getattr(self.local, "response", None)
-        value = (response.headers or {}).get("Retry-After") if response is not None else None
-        try:
-            return max(float(value), 0.0) if value is not None else None
-        except ValueError:
-            return None  # an HTTP date: the backoff decides
+        return seconds((response.headers or {}).get("Retry-After") if response else None)
 
 
 class TwilioChannel:
@@ -98,16 +123,71 @@ class TwilioChannel:
                 f"[twilio] has no {kind} sender: set {wanted} or messaging_service_sid"
             )
         self.config, self.kind, self.sender = config, kind, sender
-        self.http = _HttpClient(config.timeout, config.api_url)
+        self.concurrency = config.concurrency
+        self.http = _HttpClient(config.timeout, config.api_url, config.concurrency)
         token = config.auth_token.get_secret_value()
         self.client = Client(config.account_sid, token, http_client=self.http)
-        self.client.api.base_url = config.api_url.rstrip("/")
+        base = config.api_url.rstrip("/")
+        self.client.api.base_url = base
+        self.messages_url = f"{base}/2010-04-01/Accounts/{config.account_sid}/Messages.json"
+        self.auth = (config.account_sid, token)
+        self.ssl = ssl.create_default_context(cafile=self.http.session.verify)
+        self.proxy = select_proxy(base, self.http.session.proxies)
+        self.web: aiohttp.ClientSession | None = None  # send_async's, on the loop that made it
+        self.web_loop: asyncio.AbstractEventLoop | None = None
         self.in_flight = IN_FLIGHT
 
     def send(self, message: OutgoingMessage) -> SendResult:
+        """Create the message with one POST (the same request and answer as `send_async`)."""
         with self.classified(sending=True):
-            created = self.client.messages.create(**self.parameters(message))
-        return SendResult(created.sid)
+            response = self.http.session.post(
+                self.messages_url,
+                data=self.form(message),
+                auth=self.auth,
+                headers=HEADERS,
+                timeout=self.config.timeout,
+            )
+        return answered(response.status_code, response.content, response.headers)
+
+    async def send_async(self, message: OutgoingMessage) -> SendResult:
+        """`send` on the running event loop, over the channel's pool of kept-alive connections."""
+        try:
+            async with self._session().post(
+                self.messages_url, data=self.form(message), proxy=self.proxy
+            ) as response:
+                body = await response.read()
+        except (aiohttp.ClientError, OSError, ValueError) as error:
+            raise unanswered(error, sending=True) from None
+        return answered(response.status, body, response.headers)
+
+    def _session(self) -> aiohttp.ClientSession:
+        """The channel's aiohttp session, made on the running loop (again if the loop changed)."""
+        loop = asyncio.get_running_loop()
+        session = self.web
+        if session is not None and not session.closed and self.web_loop is loop:
+            return session
+        if session is not None and session.connector is not None:
+            with suppress(RuntimeError):  # its loop is gone: close its sockets without it
+                session.connector._close()
+        timeout = self.config.timeout
+        self.web = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.concurrency, ssl=self.ssl),
+            headers=HEADERS | {"Authorization": _basic(*self.auth)},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
+            trust_env=False,
+        )
+        self.web_loop = loop
+        return self.web
+
+    async def aclose(self) -> None:
+        """Close send_async's connections (on the loop that opened them)."""
+        session, self.web = self.web, None
+        if session is not None:
+            await session.close()
+
+    def form(self, message: OutgoingMessage) -> dict[str, str]:
+        """The form a message request posts: `parameters` in Twilio's names."""
+        return {FIELDS[name]: value for name, value in self.parameters(message).items()}
 
     def settle(self, message: OutgoingMessage, sent_after: datetime) -> SendResult | None:
         """Twilio's record of `message` sent since `sent_after`; None when it provably has none."""
@@ -197,13 +277,46 @@ class TwilioChannel:
                 raise TemporaryFailure(f"Twilio: {describe(error)}") from None
             raise classify(*answered, retry_after=self.http.retry_after()) from None
         except (requests.RequestException, OSError, ValueError) as error:
-            if never_sent(error):
-                raise TemporaryFailure(f"Twilio: could not connect: {describe(error)}") from None
-            if not sending:
-                raise TemporaryFailure(f"Twilio: {describe(error)}") from None
+            raise unanswered(error, sending) from None
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def answered(status: int, body: bytes, headers: Any) -> SendResult:
+    """Twilio's answer to a message request: the message's sid, else the failure it says."""
+    text = body.decode(errors="replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    data = data if isinstance(data, dict) else {}
+    if 200 <= status < 300:
+        if not isinstance(sid := data.get("sid"), str) or not sid:
             raise UncertainSend(
-                f"Twilio: no answer after the request went out: {describe(error)}"
-            ) from None
+                f"Twilio answered {status} without the message's sid: {text[:80]!r}"
+            )
+        return SendResult(sid)
+    code = data.get("code") if isinstance(data.get("code"), int) else None
+    detail = str(data.get("message") or _phrase(status))
+    raise classify(status, code, detail, seconds(headers.get("Retry-After")))
+
+
+def _phrase(status: int) -> str:
+    with suppress(ValueError):
+        return HTTPStatus(status).phrase
+    return "no explanation"
+
+
+def unanswered(error: BaseException, sending: bool) -> ChannelError:
+    """A request that got no answer: temporary when it never went out (or only read), else
+    uncertain (Twilio may have taken the message)."""
+    if never_sent(error):
+        return TemporaryFailure(f"Twilio: could not connect: {describe(error)}")
+    if not sending:
+        return TemporaryFailure(f"Twilio: {describe(error)}")
+    return UncertainSend(f"Twilio: no answer after the request went out: {describe(error)}")
 
 
 def _page_error(error: TwilioException) -> tuple[int, int | None, str] | None:
@@ -220,45 +333,51 @@ def _page_error(error: TwilioException) -> tuple[int, int | None, str] | None:
     return response.status_code, body.get("code"), body.get("message") or response.text[:200]
 
 
+NEVER_SENT = (
+    requests.ConnectTimeout,
+    NewConnectionError,
+    ConnectTimeoutError,
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    ssl.SSLCertVerificationError,
+)
+"""Errors of a connection never made: refused, a name that does not resolve, a connect
+timeout, a certificate refused in the handshake (no request was written)."""
+
+
 def never_sent(error: BaseException) -> bool:
-    """Whether the request provably never reached Twilio: the connection was never made (refused,
-    a name that does not resolve, a connect timeout). Anything later may have reached it."""
-    return isinstance(error, requests.ConnectTimeout) or any(
-        isinstance(cause, (NewConnectionError, ConnectTimeoutError)) for cause in causes(error)
-    )
-
-
-def causes(error: BaseException) -> Iterator[BaseException]:
-    """The error and what it wraps: requests wraps urllib3's MaxRetryError, which has a reason."""
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [error]
-    while todo and len(seen) < 10:
-        current = todo.pop(0)
-        if current is None or any(current is known for known in seen):
-            continue
-        seen.append(current)
-        yield current
-        wrapped = [a for a in current.args if isinstance(a, BaseException)]
-        todo += [getattr(current, "reason", None), current.__cause__, current.__context__, *wrapped]
+    """Whether the request provably never reached Twilio (anything later may have reached it)."""
+    return any(isinstance(cause, NEVER_SENT) for cause in causes(error))
 
 
 def describe(error: BaseException) -> str:
     """The innermost error in words: 'ConnectionRefusedError: [Errno 111] Connection refused'."""
-    for kind, words in WORDS:
-        if isinstance(error, kind):
-            return words
-    plain = [c for c in causes(error) if not type(c).__module__.startswith(WRAPPERS)]
-    if not plain:  # a wrapper's text names the URL: its name is enough
-        return type(error).__name__
-    return f"{type(plain[-1]).__name__}: {plain[-1]}"
+    chain = list(causes(error))
+    for cause in chain:
+        for kind, words in WORDS:
+            if isinstance(cause, kind):
+                return words
+    plain = [c for c in chain if not type(c).__module__.startswith(WRAPPERS)]
+    numbered = [c for c in chain if isinstance(c, OSError) and c.errno]
+    if plain or numbered:  # a wrapper's text names the URL: the error it wraps says enough
+        return os_words((plain or numbered)[-1])
+    return type(error).__name__
 
 
-WORDS = (
-    (requests.ConnectTimeout, "timed out"),
-    (requests.Timeout, "timed out waiting for the answer"),
-    (requests.exceptions.ChunkedEncodingError, "the answer was cut off"),
+WORDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    ((requests.ConnectTimeout, aiohttp.ConnectionTimeoutError), "timed out"),
+    ((requests.Timeout, aiohttp.SocketTimeoutError), "timed out waiting for the answer"),
+    (
+        (requests.exceptions.ChunkedEncodingError, aiohttp.ClientPayloadError),
+        "the answer was cut off",
+    ),
+    (
+        (http.client.RemoteDisconnected, aiohttp.ServerDisconnectedError),
+        "the connection closed without an answer",
+    ),
+    ((http.client.HTTPException, aiohttp.ClientResponseError), "the answer was not HTTP"),
 )
-WRAPPERS = ("requests.", "urllib3.", "twilio.")
+WRAPPERS = ("requests.", "urllib3.", "twilio.", "aiohttp.")
 """Modules whose errors wrap the one that says what happened (refused, reset, closed)."""
 
 
