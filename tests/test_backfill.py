@@ -47,7 +47,8 @@ def test_a_lead_added_friday_at_five_in_its_zone_gets_its_first_step_monday_at_n
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     # Friday 17:00 + 2 h is past the window's close (18:00): the next opening, Monday 09:00
-    assert utc(json.loads(result.stdout)["next_run_at"]) == utc("2026-03-09T09:00:00+01:00")
+    enrolled = json.loads(result.stdout)["enrollments"][0]
+    assert utc(enrolled["next_run_at"]) == utc("2026-03-09T09:00:00+01:00")
     lead = shown(nurture)
     assert utc(lead["created_at"]) == utc("2026-03-06T17:00:00+01:00")
     assert utc(lead["enrollments"][0]["enrolled_at"]) == utc("2026-03-06T17:00:00+01:00")

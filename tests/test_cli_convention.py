@@ -7,6 +7,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.main
@@ -48,15 +49,17 @@ def leaf_commands() -> list[tuple[str, object]]:
     """Every command a user can run, by its full name (`leads update`)."""
     found = []
 
-    def walk(command: object, path: str) -> None:
-        subs = getattr(command, "commands", None)
-        if subs is None:
+    root = typer.main.get_command(app)
+    context = root.make_context("nurture", [], resilient_parsing=True)
+
+    def walk(command: Any, path: str) -> None:
+        if not hasattr(command, "list_commands"):
             found.append((path, command))
             return
-        for name, sub in subs.items():
-            walk(sub, f"{path} {name}".strip())
+        for name in command.list_commands(context):  # a lazy group loads each as it is asked
+            walk(command.get_command(context, name), f"{path} {name}".strip())
 
-    walk(typer.main.get_command(app), "")
+    walk(root, "")
     return found
 
 

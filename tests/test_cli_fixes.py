@@ -95,6 +95,7 @@ def test_a_name_with_brackets_is_printed_as_written(nurture_cli):
 
 
 def test_run_help_documents_once_and_now_with_an_example():
-    shown = " ".join(nurture.invoke(["run", "--help"]).stdout.split())
+    boxed = nurture.invoke(["run", "--help"]).stdout
+    shown = " ".join(boxed.translate(str.maketrans("│╭╮╰╯─", "      ")).split())
     assert "--now" in shown and "With --once: run as if it" in shown
     assert "nurture run --once --now 2026-12-08T09:00:00Z" in shown
