@@ -19,6 +19,7 @@ from nurture.cli import (
     explain,
     funnels,
     leads,
+    outbox,
     plan,
     project,
     schema,
@@ -146,6 +147,7 @@ app.add_typer(enrollments.app, name="enrollments")
 app.add_typer(tokens.app, name="tokens")
 tasks.register(app)  # tasks, appointments, notifications
 app.add_typer(channels.app, name="channels")
+app.add_typer(outbox.app, name="outbox")
 app.add_typer(config.app, name="config")
 app.command("unsubscribe")(consent.unsubscribe)
 leads.app.command("opt-out")(consent.opt_out)
