@@ -69,10 +69,7 @@ def test_the_console_shows_a_whatsapp_template_and_its_filled_variables():
     )
     ConsoleChannel(stream).send(message)
     assert stream.getvalue() == (
-        "[whatsapp] to +15555550100\n"
-        f"    template HX{'0' * 32}\n"
-        "    {{1}} = Sam\n"
-        "    {{2}} = Tuesday\n"
+        f"[whatsapp] to +15555550100\n    template HX{'0' * 32} {{{{1}}}}=Sam, {{{{2}}}}=Tuesday\n"
     )
 
 
@@ -82,4 +79,4 @@ def test_the_outbox_keeps_a_whatsapp_templates_sid_and_variables_as_its_text():
         channel="whatsapp", recipient="+15555550100", body="", key="1:hi:1", template=template
     )
     row = OutboxChannel().send(message).outbox
-    assert row is not None and row["body"] == f"template HX{'1' * 32}\n{{{{1}}}} = Sam"
+    assert row is not None and row["body"] == f"template HX{'1' * 32} {{{{1}}}}=Sam"

@@ -53,7 +53,7 @@ def test_outbox_list_shows_every_kept_message_with_its_text(sent):
     assert "email to ben@example.com  Ben Okafor › Welcome › guide\n" in result.output
     assert "    Subject: Guide\n    Hello Ben Okafor" in result.output
     # the lead never wrote: WhatsApp takes the template, shown with its filled variables
-    assert f"    template {SID}\n    {{{{1}}}} = Ana" in result.output
+    assert f"    template {SID} {{{{1}}}}=Ana\n" in result.output
     assert result.output.count(" to +44740055510") == 4  # 2 sms, 2 whatsapp
 
 

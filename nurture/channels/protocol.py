@@ -29,13 +29,13 @@ class OutgoingMessage:
 
 
 def shown_text(message: OutgoingMessage) -> str:
-    """What a reader sees of the message: its body, or the template and its filled variables
-    (a WhatsApp template outside the 24-hour window has no body)."""
+    """What a reader sees of the message: its body, or the template and its filled variables,
+    `template HX... {{1}}=Ana, {{2}}=Tuesday` (a WhatsApp template has no body)."""
     if not message.template:
         return message.body
     variables = message.template.get("variables") or {}
-    filled = "".join(f"\n{{{{{name}}}}} = {value}" for name, value in variables.items())
-    return f"template {message.template['content_sid']}{filled}"
+    filled = ", ".join(f"{{{{{name}}}}}={value}" for name, value in variables.items())
+    return f"template {message.template['content_sid']} {filled}".rstrip()
 
 
 @dataclass(frozen=True)
