@@ -131,8 +131,7 @@ def test_by_version_compares_outcomes_and_dropoff(store, project):
     rows = steps_of(store, "Offer", by_version=True)
     reach = [(row["version"], row["step_id"], row["reached"]) for row in rows]
     assert reach == [
-        (1, "hello", 2), (1, "bye", 2),
-        (2, "hello", 3), (2, "bye", 2), (2, "last", 2),
+        (1, "hello", 2), (2, "hello", 3), (1, "bye", 2), (2, "bye", 2), (2, "last", 2),
     ]  # fmt: skip
     assert [row["reached_rate"] for row in rows if row["version"] == 2] == [1.0, 0.6667, 0.6667]
 
@@ -184,3 +183,19 @@ def test_since_and_until_take_durations_dates_and_times():
     assert parse_when("2025-03-01T10:00:00+02:00", T0).isoformat() == "2025-03-01T08:00:00+00:00"
     with pytest.raises(BadWindow, match="--since 'last week': use a duration"):
         parse_when("last week", T0)
+
+
+def test_by_version_never_reaches_more_than_it_assigned(store, project):
+    histories.moved(store, project)
+    versions = {row["version"]: row["assigned"] for row in figures(store, by_version=True)}
+    rows = steps_of(store, "Offer", by_version=True)
+    for row in rows:
+        assert row["reached"] <= versions[row["version"]], row
+    reach = [(row["version"], row["step_id"], row["reached"], row["removed"]) for row in rows]
+    assert versions == {1: 1, 2: 3}  # Old 1 is on v2 now: its whole run counts there
+    assert reach == [  # in v2's order, v1's removed guide after the hello it followed
+        (1, "hello", 1, False), (2, "hello", 3, False),
+        (1, "guide", 1, True),
+        (2, "tip", 2, False),
+        (1, "bye", 1, False), (2, "bye", 3, False),
+    ]  # fmt: skip
