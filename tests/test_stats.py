@@ -155,11 +155,13 @@ def test_per_funnel_leads_in_matched_by_sequence_and_why_not(store, project):
     with store.session() as session:
         instagram, website = funnel_figures(session, Window())
     no_cold = "no active sequence's trigger conditions hold: ✗ lead_temperature: wants Cold"
+    # the two website leads failed Warm on their score, and Cold on their temperature: both show
+    no_match = no_cold + "; ✗ lead_score: wants 40-100"
     assert website == {
         "funnel": "Website Form", "leads_in": 6, "matched": 4, "unmatched": 2,
         "match_rate": 0.6667,
         "by_sequence": [{"sequence": "Warm", "leads": 3}, {"sequence": "Cold", "leads": 1}],
-        "unmatched_reasons": [{"reason": no_cold, "leads": 2}],
+        "unmatched_reasons": [{"reason": no_match, "leads": 2}],
     }  # fmt: skip
     with store.session() as session:
         website_id = session.exec(select(Funnel.id).where(Funnel.slug == "website-form")).one()
@@ -198,4 +200,23 @@ def test_by_version_never_reaches_more_than_it_assigned(store, project):
         (1, "guide", 1, True),
         (2, "tip", 2, False),
         (1, "bye", 1, False), (2, "bye", 3, False),
+    ]  # fmt: skip
+
+
+def test_a_reason_names_every_check_that_failed_without_the_leads_values(store, project):
+    picky = sequence(
+        "Picky",
+        step("Hello", conditions={"lead_score": {"min": 50}, "tags": ["vip"]}),
+        step("Bye"),
+    )
+    apply(store, project, picky)
+    enroll(store, "Picky", name="Low", score=10)
+    enroll(store, "Picky", name="Lower", score=5)
+    enroll(store, "Picky", name="Vip", score=10, tags=["vip"])
+    drain(store, T0)
+    hello = steps_of(store, "Picky")[0]
+    assert hello["skip_reasons"] == [
+        {"reason": "conditions not met: ✗ lead_score: wants 50-100; ✗ tags: wants all of vip",
+         "count": 2},
+        {"reason": "conditions not met: ✗ lead_score: wants 50-100", "count": 1},
     ]  # fmt: skip

@@ -19,9 +19,9 @@ from sqlalchemy import Connection, func, literal_column, select
 from sqlmodel import Session, col
 
 from nurture.engine.control import CONTROL_STEP
-from nurture.insights.stats import SUCCEEDED, TOP_REASONS, rate
+from nurture.insights.stats import SUCCEEDED, rate, top_reasons
 from nurture.rules.periods import Window
-from nurture.store.aggregates import count_where, reason, seconds
+from nurture.store.aggregates import count_where, seconds
 from nurture.store.tables import Enrollment, Execution, Lead, SequenceVersion, Step
 
 execution = Execution.__table__
@@ -107,12 +107,11 @@ def _counts(connection: Connection, keys: list[Any], where: Any) -> dict[tuple, 
 
 def _reasons(connection: Connection, keys: list[Any], where: Any) -> dict[tuple, dict]:
     """Why steps were skipped or failed: the most common reasons per step."""
-    why = reason(connection.dialect.name, execution.c.error).label("reason")
-    status = execution.c.status
+    status, error = execution.c.status, execution.c.error
     query = (
-        select(*keys, execution.c.step_id, status, why, func.count().label("count"))
+        select(*keys, execution.c.step_id, status, error, func.count().label("count"))
         .where(where & status.in_([literal_column("'skipped'"), literal_column("'failed'")]))
-        .group_by(*keys, execution.c.step_id, status, why)
+        .group_by(*keys, execution.c.step_id, status, error)
     )
     if keys:
         query = query.select_from(ON_ENROLLMENT)
@@ -120,14 +119,11 @@ def _reasons(connection: Connection, keys: list[Any], where: Any) -> dict[tuple,
     for row in connection.execute(query):
         key = (row.version if keys else None, row.step_id)
         kind = "skip_reasons" if row.status == "skipped" else "failure_reasons"
-        found.setdefault(key, {}).setdefault(kind, []).append(
-            {"reason": row.reason or "(no message)", "count": row.count}
-        )
-    for lists in found.values():
-        for kind, items in lists.items():
-            items.sort(key=lambda item: (-item["count"], item["reason"]))
-            lists[kind] = items[:TOP_REASONS]
-    return found
+        found.setdefault(key, {}).setdefault(kind, []).append((row.error, row.count))
+    return {
+        key: {kind: top_reasons(counted, "count") for kind, counted in lists.items()}
+        for key, lists in found.items()
+    }
 
 
 def _steps(connection: Connection, sequence_id: int) -> list[Any]:
