@@ -12,7 +12,7 @@ from nurture.project.layout import init_project
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
 ) -> None:
-    """Create a nurture project: nurture.toml, .gitignore and example sequences."""
+    """Create a nurture project: nurture.toml, .gitignore, two example sequences, their schema."""
     for path in init_project(directory):
         out.print(f"created {directory / path}", markup=False)
     enter = "" if directory == Path(".") else f"cd {directory} && "
