@@ -33,7 +33,7 @@ from nurture.simulate.dryrun import DryRun, Project, Scenario, lead_input, memor
 from nurture.simulate.dryrun import dry_run as simulate
 from nurture.spec.cases import CaseLead
 from nurture.spec.durations import parse_duration
-from nurture.spec.files import YAML_SUFFIXES, SequenceFile, load_sequences
+from nurture.spec.files import SEQUENCE_SUFFIXES, SequenceFile, load_sequences
 from nurture.spec.times import check_span
 from nurture.store import bulk
 from nurture.store.db import Store
@@ -175,7 +175,7 @@ def _resolve(
     sequence: str | Path | None, project: Source | Project | None
 ) -> tuple[str | None, Project]:
     """A sequence file runs in the project around it; a name, in `project` (default: here)."""
-    is_file = isinstance(sequence, Path) or Path(sequence or "").suffix.lower() in YAML_SUFFIXES
+    is_file = isinstance(sequence, Path) or Path(sequence or "").suffix.lower() in SEQUENCE_SUFFIXES
     file = Path(sequence) if is_file and sequence is not None else None
     if not isinstance(project, Project):
         project = load_project(project if project is not None else file or ".")

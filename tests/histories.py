@@ -77,3 +77,22 @@ def build(store: Store, project: Path) -> dict[str, int]:
 def _convert(store: Store, lead_id: int, now) -> None:  # noqa: ANN001
     with store.session(immediate=True) as session:
         convert(session, session.get(Lead, lead_id), now, LeadRules())
+
+
+def moved(store: Store, project: Path) -> None:
+    """v1 hello, guide, bye: Old 0 finishes it; Old 1 is in flight at guide when v2 (hello,
+    tip, bye: guide removed, tip new) lands and moves there; New 0 and New 1 start on v2."""
+    v1 = sequence("Offer", step("Hello"), step("Guide", delay_hours=1), step("Bye", delay_hours=1))
+    apply(store, project, v1)
+    enroll(store, "Offer", name="Old 0")
+    for hours in range(3):
+        drain(store, T0 + timedelta(hours=hours))
+    enroll(store, "Offer", now=T0 + timedelta(hours=3), name="Old 1")
+    drain(store, T0 + timedelta(hours=3))  # hello, on v1
+    v2 = sequence("Offer", step("Hello"), step("Tip", delay_hours=1), step("Bye", delay_hours=1))
+    apply(store, project, v2, now=T0 + timedelta(hours=3, minutes=30))
+    later = T0 + timedelta(days=1)
+    for n in range(2):
+        enroll(store, "Offer", now=later, name=f"New {n}")
+    for hours in range(3):
+        drain(store, later + timedelta(hours=hours))

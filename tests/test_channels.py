@@ -10,6 +10,7 @@ from sqlalchemy import select
 from nurture.channels import OutgoingMessage, channels_for
 from nurture.channels.console import ConsoleChannel
 from nurture.channels.memory import MemoryChannel
+from nurture.channels.outbox import OutboxChannel
 from nurture.engine.dispatch import EngineConfig, run_due
 from nurture.errors import ConfigError
 from nurture.store.tables import OutboxMessage
@@ -60,11 +61,22 @@ def test_the_outbox_stores_each_message_with_its_execution(store, project):
     assert stored.body == "Hello Sam Carter"
 
 
-def test_the_console_says_when_a_whatsapp_template_goes_instead_of_free_text():
+def test_the_console_shows_a_whatsapp_template_and_its_filled_variables():
     stream = io.StringIO()
-    template = {"content_sid": "HX" + "0" * 32, "variables": {"1": "Sam"}}
-    message = OutgoingMessage(
-        channel="whatsapp", recipient="+15555550100", body="Hi Sam", key="1:hi:1", template=template
+    template = {"content_sid": "HX" + "0" * 32, "variables": {"1": "Sam", "2": "Tuesday"}}
+    message = OutgoingMessage(  # outside the 24-hour window: no free text, the template goes
+        channel="whatsapp", recipient="+15555550100", body="", key="1:hi:1", template=template
     )
     ConsoleChannel(stream).send(message)
-    assert stream.getvalue().startswith(f"[whatsapp] to +15555550100 (template HX{'0' * 32})\n")
+    assert stream.getvalue() == (
+        f"[whatsapp] to +15555550100\n    template HX{'0' * 32} {{{{1}}}}=Sam, {{{{2}}}}=Tuesday\n"
+    )
+
+
+def test_the_outbox_keeps_a_whatsapp_templates_sid_and_variables_as_its_text():
+    template = {"content_sid": "HX" + "1" * 32, "variables": {"1": "Sam"}}
+    message = OutgoingMessage(
+        channel="whatsapp", recipient="+15555550100", body="", key="1:hi:1", template=template
+    )
+    row = OutboxChannel().send(message).outbox
+    assert row is not None and row["body"] == f"template HX{'1' * 32} {{{{1}}}}=Sam"

@@ -1,6 +1,9 @@
 """`nurture init` writes a project that validates, plans and applies on its own."""
 
+import re
 from pathlib import Path
+
+import pytest
 
 
 def test_init_writes_a_working_project(run, tmp_path: Path, monkeypatch):
@@ -55,3 +58,29 @@ def test_init_into_a_file_is_a_clear_error(run, tmp_path: Path):
     (tmp_path / "file").write_text("x")
     result = run("init", str(tmp_path / "file"))
     assert result.exit_code == 1 and "Not a directory" in result.stderr
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def listed_files(page: Path) -> set[str]:
+    """The files a page's `my-nurture/` block lists (the first word of each line below it)."""
+    [block] = re.findall(r"```\nmy-nurture/[^\n]*\n(.*?)```", page.read_text(), re.S)
+    return {line.split()[0] for line in block.splitlines() if line.strip()}
+
+
+def written_files(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()}
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_docs_list_exactly_what_init_writes(run, tmp_path: Path, page: str):
+    assert run("init", str(tmp_path / "my-nurture")).exit_code == 0
+    assert listed_files(ROOT / page) == written_files(tmp_path / "my-nurture")
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_quick_start_creates_the_project_outside_the_clone(page: str):
+    text = (ROOT / page).read_text()
+    [command] = re.findall(r"^nurture init (\S+) && cd (\S+)", text, re.M)
+    assert command[0] == command[1] and command[0].startswith(("../", "~/", "/"))

@@ -131,8 +131,7 @@ def test_by_version_compares_outcomes_and_dropoff(store, project):
     rows = steps_of(store, "Offer", by_version=True)
     reach = [(row["version"], row["step_id"], row["reached"]) for row in rows]
     assert reach == [
-        (1, "hello", 2), (1, "bye", 2),
-        (2, "hello", 3), (2, "bye", 2), (2, "last", 2),
+        (1, "hello", 2), (2, "hello", 3), (1, "bye", 2), (2, "bye", 2), (2, "last", 2),
     ]  # fmt: skip
     assert [row["reached_rate"] for row in rows if row["version"] == 2] == [1.0, 0.6667, 0.6667]
 
@@ -156,11 +155,13 @@ def test_per_funnel_leads_in_matched_by_sequence_and_why_not(store, project):
     with store.session() as session:
         instagram, website = funnel_figures(session, Window())
     no_cold = "no active sequence's trigger conditions hold: ✗ lead_temperature: wants Cold"
+    # the two website leads failed Warm on their score, and Cold on their temperature: both show
+    no_match = no_cold + "; ✗ lead_score: wants 40-100"
     assert website == {
         "funnel": "Website Form", "leads_in": 6, "matched": 4, "unmatched": 2,
         "match_rate": 0.6667,
         "by_sequence": [{"sequence": "Warm", "leads": 3}, {"sequence": "Cold", "leads": 1}],
-        "unmatched_reasons": [{"reason": no_cold, "leads": 2}],
+        "unmatched_reasons": [{"reason": no_match, "leads": 2}],
     }  # fmt: skip
     with store.session() as session:
         website_id = session.exec(select(Funnel.id).where(Funnel.slug == "website-form")).one()
@@ -184,3 +185,38 @@ def test_since_and_until_take_durations_dates_and_times():
     assert parse_when("2025-03-01T10:00:00+02:00", T0).isoformat() == "2025-03-01T08:00:00+00:00"
     with pytest.raises(BadWindow, match="--since 'last week': use a duration"):
         parse_when("last week", T0)
+
+
+def test_by_version_never_reaches_more_than_it_assigned(store, project):
+    histories.moved(store, project)
+    versions = {row["version"]: row["assigned"] for row in figures(store, by_version=True)}
+    rows = steps_of(store, "Offer", by_version=True)
+    for row in rows:
+        assert row["reached"] <= versions[row["version"]], row
+    reach = [(row["version"], row["step_id"], row["reached"], row["removed"]) for row in rows]
+    assert versions == {1: 1, 2: 3}  # Old 1 is on v2 now: its whole run counts there
+    assert reach == [  # in v2's order, v1's removed guide after the hello it followed
+        (1, "hello", 1, False), (2, "hello", 3, False),
+        (1, "guide", 1, True),
+        (2, "tip", 2, False),
+        (1, "bye", 1, False), (2, "bye", 3, False),
+    ]  # fmt: skip
+
+
+def test_a_reason_names_every_check_that_failed_without_the_leads_values(store, project):
+    picky = sequence(
+        "Picky",
+        step("Hello", conditions={"lead_score": {"min": 50}, "tags": ["vip"]}),
+        step("Bye"),
+    )
+    apply(store, project, picky)
+    enroll(store, "Picky", name="Low", score=10)
+    enroll(store, "Picky", name="Lower", score=5)
+    enroll(store, "Picky", name="Vip", score=10, tags=["vip"])
+    drain(store, T0)
+    hello = steps_of(store, "Picky")[0]
+    assert hello["skip_reasons"] == [
+        {"reason": "conditions not met: ✗ lead_score: wants 50-100; ✗ tags: wants all of vip",
+         "count": 2},
+        {"reason": "conditions not met: ✗ lead_score: wants 50-100", "count": 1},
+    ]  # fmt: skip

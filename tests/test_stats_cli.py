@@ -197,3 +197,19 @@ def test_stats_csv_opens_in_a_spreadsheet_as_text_whatever_the_names(run_store, 
 )
 def test_a_csv_cell_that_starts_like_a_formula_gets_a_quote(value, written):
     assert figures.as_text(value) == written
+
+
+def test_stats_by_version_shows_each_versions_steps_in_the_newest_order(run_store, store, project):
+    histories.moved(store, project)
+    result = run_store("stats", "offer", "--by", "version")
+    assert result.exit_code == 0, result.output
+    table = result.output[result.output.index("Drop-off by version") :].splitlines()
+    rows = [line.split() for line in table[4:] if line.strip()]
+    assert rows == [
+        ["hello", "1", "(100.0%)", "3", "(100.0%)"],
+        ["guide", "(removed)", "1", "(100.0%)"],  # only under v1, which has it
+        ["tip", "2", "(66.7%)"],  # only under v2
+        ["bye", "1", "(100.0%)", "3", "(100.0%)"],
+    ]
+    tip = next(line for line in table if line.strip().startswith("tip"))
+    assert tip.index("2 (66.7%)") >= table[2].index("v2 reached") - 2, table  # the v2 column

@@ -107,8 +107,8 @@ def test_times_of_day_stay_times_and_no_stays_a_country(run, project):
         ),
         pytest.param(
             "category: warm_lead",
-            "category: warm-lead",
-            "3:1: category: unknown value 'warm-lead' (did you mean 'warm_lead'?)",
+            "category: warm-leed",
+            "3:1: category: unknown value 'warm-leed' (did you mean 'warm_lead'?)",
             id="bad-choice",
         ),
         pytest.param(
@@ -243,7 +243,7 @@ def test_an_empty_folder_is_a_warning_not_an_error(run, project):
     result = run("validate")
     assert result.exit_code == 0
     assert problems(result) == [
-        "sequences:1:1: warning: no sequence files (*.yaml, *.yml) in this folder"
+        "sequences:1:1: warning: no sequence files (*.yaml, *.yml, *.json) in this folder"
     ]
 
 

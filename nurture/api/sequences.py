@@ -20,7 +20,8 @@ from nurture.api.errors import ERRORS
 from nurture.project import sequences as catalog
 from nurture.project import stored
 from nurture.spec.base import SpecModel
-from nurture.spec.models import Category, SequenceSpec
+from nurture.spec.categories import Category
+from nurture.spec.models import SequenceSpec
 from nurture.store.tables import Sequence
 
 router = APIRouter(prefix="/api/nurturing-sequences", tags=["sequences"], responses=ERRORS)

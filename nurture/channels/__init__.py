@@ -20,6 +20,7 @@ from nurture.channels.protocol import (
     TemporaryFailure,
     UncertainSend,
     is_transactional,
+    shown_text,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "UncertainSend",
     "channels_for",
     "is_transactional",
+    "shown_text",
 ]

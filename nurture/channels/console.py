@@ -5,7 +5,7 @@ import sys
 import threading
 from typing import TextIO
 
-from nurture.channels.protocol import OutgoingMessage, SendResult
+from nurture.channels.protocol import OutgoingMessage, SendResult, shown_text
 
 
 class ConsoleChannel:
@@ -20,9 +20,7 @@ class ConsoleChannel:
         head = f"[{message.channel}] to {message.recipient}"
         if message.subject:
             head += f": {message.subject}"
-        if message.template:  # WhatsApp outside the 24-hour window: the approved template goes
-            head += f" (template {message.template['content_sid']})"
-        body = "\n".join("    " + line for line in message.body.splitlines())
+        body = "\n".join("    " + line for line in shown_text(message).splitlines())
         with self._lock:
             stream = self.stream or sys.stdout
             print(head, body, sep="\n", file=stream, flush=True)

@@ -6,7 +6,7 @@ the execution it belongs to: no extra transaction per message.
 
 import uuid
 
-from nurture.channels.protocol import OutgoingMessage, SendResult
+from nurture.channels.protocol import OutgoingMessage, SendResult, shown_text
 
 
 class OutboxChannel:
@@ -18,6 +18,6 @@ class OutboxChannel:
             "channel": message.channel,
             "recipient": message.recipient,
             "subject": message.subject,
-            "body": message.body,
+            "body": shown_text(message),  # a template's content SID and variables, else the body
         }
         return SendResult(f"outbox-{uuid.uuid4().hex[:12]}", outbox=row)

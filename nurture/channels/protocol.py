@@ -28,6 +28,16 @@ class OutgoingMessage:
     execution_id: int | None = None
 
 
+def shown_text(message: OutgoingMessage) -> str:
+    """What a reader sees of the message: its body, or the template and its filled variables,
+    `template HX... {{1}}=Ana, {{2}}=Tuesday` (a WhatsApp template has no body)."""
+    if not message.template:
+        return message.body
+    variables = message.template.get("variables") or {}
+    filled = ", ".join(f"{{{{{name}}}}}={value}" for name, value in variables.items())
+    return f"template {message.template['content_sid']} {filled}".rstrip()
+
+
 @dataclass(frozen=True)
 class SendResult:
     """The provider's id for the message; `outbox` is a row the completion stores with the execution."""

@@ -30,7 +30,7 @@ PROJECT, PEOPLE, RUNNING, SETUP = "Sequences", "Leads", "Running", "Setup"  # th
 COMMANDS = {
     "init": Lazy(
         "nurture.cli.project:init",
-        "Create a nurture project: nurture.toml, .gitignore and example sequences.",
+        "Create a nurture project: nurture.toml, .gitignore, two example sequences, their schema.",
         PROJECT,
     ),
     "validate": Lazy(
@@ -123,6 +123,11 @@ COMMANDS = {
         "nurture.cli.channels:app", "Channels: check the providers, send a test message.", SETUP
     ),
     "config": Lazy("nurture.cli.config:app", "Settings: show the effective configuration.", SETUP),
+    "outbox": Lazy(
+        "nurture.cli.outbox:app",
+        "Messages the outbox channel kept (the default of `nurture run`): what would have gone.",
+        RUNNING,
+    ),
 }
 
 

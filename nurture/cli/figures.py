@@ -182,9 +182,11 @@ def versions(data: dict[str, Any]) -> None:
         box=box.SIMPLE_HEAD,
     )
     reach = {(s["version"], s["step_id"]): s for s in data["steps"]}
-    for step_id in dict.fromkeys(s["step_id"] for s in data["steps"]):
+    removed = {s["step_id"] for s in data["steps"] if s.get("removed")}
+    for step_id in dict.fromkeys(s["step_id"] for s in data["steps"]):  # the newest's order
         cells = [reach.get((n, step_id)) for n in numbers]
-        steps.add_row(escape(step_id), *(_reach(found) for found in cells))
+        label = f"{step_id} (removed)" if step_id in removed else step_id
+        steps.add_row(escape(label), *(_reach(found) for found in cells))
     out.print(steps)
 
 
@@ -193,8 +195,12 @@ def _step_versions(data: dict[str, Any]) -> set[int]:
 
 
 def _reach(step: dict[str, Any] | None) -> str:
+    """`3 (75.0%)`; `0` when the version's first step had no one yet; blank for a version
+    without the step."""
     if step is None:
-        return "-"
+        return ""
+    if step["reached_rate"] is None:
+        return str(step["reached"])
     return f"{step['reached']} ({percent(step['reached_rate'])})"
 
 

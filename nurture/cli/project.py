@@ -13,11 +13,11 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
     json: Annotated[bool, typer.Option("--json", help="Print the files created as JSON.")] = False,
 ) -> None:
-    """Create a nurture project: nurture.toml, .gitignore and example sequences.
+    """Create a nurture project: nurture.toml, .gitignore, two example sequences, their schema.
 
     \b
     Examples:
-      nurture init my-nurture
+      nurture init ../my-nurture
       nurture init . --json
     """
     created = [str(directory / path) for path in init_project(directory)]

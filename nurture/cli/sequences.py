@@ -18,7 +18,6 @@ from nurture.project.layout import Project
 from nurture.project.plan import Plan
 from nurture.rules.matching import wanted
 from nurture.spec.conditions import StepConditions, TriggerConditions
-from nurture.spec.models import Category
 
 app = typer.Typer(
     help="List, show and change sequences (the file and the store together).", no_args_is_help=True
@@ -32,7 +31,9 @@ CHANGED_JSON = Annotated[
 
 @app.command("list")
 def list_(
-    category: Annotated[Category | None, typer.Option(help="Only this category.")] = None,
+    category: Annotated[
+        str | None, typer.Option(help="Only this category (follow_up, follow-up, 'Follow Up').")
+    ] = None,
     active: Annotated[
         bool | None, typer.Option("--active/--inactive", help="Only active or inactive.")
     ] = None,

@@ -7,6 +7,9 @@ the grouped rows come back. `--since/--until` pick enrollments by when they star
 match decisions by when they were made, and executions by when they ran.
 """
 
+import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +18,7 @@ from sqlmodel import Session, col
 
 from nurture.leads.enrollment import LIVE
 from nurture.rules.periods import Window
-from nurture.store.aggregates import day, elapsed, medians, reason, seconds
+from nurture.store.aggregates import day, elapsed, medians, seconds
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision, Sequence
 
 enrollment = Enrollment.__table__
@@ -25,6 +28,25 @@ TOP_REASONS = 5
 
 def rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
+
+
+_LEADS_OWN = re.compile(r", lead has .*?(?=; [✗✓] |$)", re.S)
+
+
+def general(reason: str | None) -> str:
+    """A reason without the lead's own values in any of its checks (`✗ lead_score: wants 40-100,
+    lead has 10; ✗ lead_temperature: wants Cold, lead has 'Warm'` → `✗ lead_score: wants
+    40-100; ✗ lead_temperature: wants Cold`), so that reasons group and each failed check shows."""
+    return _LEADS_OWN.sub("", reason or "")
+
+
+def top_reasons(counted: Iterable[tuple[str | None, int]], key: str) -> list[dict[str, Any]]:
+    """The most common general reasons of (reason, count) pairs, as [{"reason", key}]."""
+    totals: Counter[str] = Counter()
+    for text, count in counted:
+        totals[general(text) or "(no message)"] += count
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))
+    return [{"reason": text, key: count} for text, count in ranked[:TOP_REASONS]]
 
 
 def _seconds(value: float | None) -> float | None:
@@ -179,11 +201,10 @@ def funnel_figures(
     matched = where & decision.c.sequence_id.is_not(None)
     leads_in = _count_leads(connection, [decision.c.funnel_id], where)
     won = _count_leads(connection, [decision.c.funnel_id, decision.c.sequence_id], matched)
-    why = reason(connection.dialect.name, decision.c.reason)
     missed = (
-        select(decision.c.funnel_id, why.label("reason"), func.count().label("leads"))
+        select(decision.c.funnel_id, decision.c.reason, func.count().label("leads"))
         .where(where & decision.c.sequence_id.is_(None))
-        .group_by(decision.c.funnel_id, why)
+        .group_by(decision.c.funnel_id, decision.c.reason)
     )
     return _funnel_rows(connection, leads_in, won, list(connection.execute(missed)))
 
@@ -204,9 +225,8 @@ def _funnel_rows(connection: Connection, leads_in: dict, won: dict, missed: list
             key=lambda item: (-item["leads"], item["sequence"]),
         )
         matched = sum(item["leads"] for item in by_sequence)
-        reasons = sorted(
-            ({"reason": r.reason, "leads": r.leads} for r in missed if r.funnel_id == funnel_id),
-            key=lambda item: (-item["leads"], item["reason"]),
+        reasons = top_reasons(
+            ((r.reason, r.leads) for r in missed if r.funnel_id == funnel_id), "leads"
         )
         rows.append(
             {
@@ -216,7 +236,7 @@ def _funnel_rows(connection: Connection, leads_in: dict, won: dict, missed: list
                 "unmatched": count - matched,
                 "match_rate": rate(matched, count),
                 "by_sequence": by_sequence,
-                "unmatched_reasons": reasons[:TOP_REASONS],
+                "unmatched_reasons": reasons,
             }
         )
     return sorted(rows, key=lambda row: row["funnel"].casefold())

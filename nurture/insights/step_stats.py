@@ -5,6 +5,11 @@
 A step's `reached` counts the leads that got to it (its first attempts, skips included); the
 drop-off is each step's `reached` against the first step's. Success rate is succeeded over
 succeeded and failed: a skipped step (conditions, opt-out) is neither.
+
+By version, an execution counts under the version its enrollment is on, as the enrollment's
+outcome does (an in-flight lead moved to v2 by `apply` is v2's, its earlier steps too): a
+version never reaches more leads than it was assigned. Each version shows its own steps, in
+the newest version's order; `removed` marks a step the newest version no longer has.
 """
 
 from dataclasses import dataclass, field
@@ -14,12 +19,15 @@ from sqlalchemy import Connection, func, literal_column, select
 from sqlmodel import Session, col
 
 from nurture.engine.control import CONTROL_STEP
-from nurture.insights.stats import SUCCEEDED, TOP_REASONS, rate
+from nurture.insights.stats import SUCCEEDED, rate, top_reasons
 from nurture.rules.periods import Window
-from nurture.store.aggregates import count_where, reason, seconds
-from nurture.store.tables import Execution, Lead, SequenceVersion, Step
+from nurture.store.aggregates import count_where, seconds
+from nurture.store.tables import Enrollment, Execution, Lead, SequenceVersion, Step
 
 execution = Execution.__table__
+enrollment = Enrollment.__table__
+ON_ENROLLMENT = execution.join(enrollment, enrollment.c.id == execution.c.enrollment_id)
+"""By version: each execution with the enrollment whose version it counts under."""
 OUTCOMES = {"succeeded": SUCCEEDED, "failed": ("failed",), "skipped": ("skipped",)}
 OUTCOMES |= {"retried": ("retry",), "unknown": ("unknown",)}
 
@@ -41,10 +49,10 @@ def step_figures(
         where &= execution.c.lead_id.in_(
             select(col(Lead.id)).where(col(Lead.funnel_id) == funnel_id)
         )
-    keys = [execution.c.version] if by_version else []
+    keys = [enrollment.c.version] if by_version else []
     counted = _counts(connection, keys, where)
     reasons = _reasons(connection, keys, where)
-    layout = _layout(connection, sequence_id, by_version, counted)
+    layout = (_versions_layout if by_version else _layout)(connection, sequence_id, counted)
     rows = [_step_row(step, counted.get(key), reasons.get(key, {})) for key, step in layout.items()]
     return _with_dropoff(rows)
 
@@ -89,6 +97,8 @@ def _counts(connection: Connection, keys: list[Any], where: Any) -> dict[tuple, 
         func.count(lag).label("lagged"),
     )
     counted: dict[tuple, Counts] = {}
+    if keys:
+        query = query.select_from(ON_ENROLLMENT)
     for row in connection.execute(query.where(where).group_by(*groups)):
         key = _key(row, bool(keys))
         counted.setdefault(key, Counts(row.step_id)).add(row)
@@ -97,61 +107,82 @@ def _counts(connection: Connection, keys: list[Any], where: Any) -> dict[tuple, 
 
 def _reasons(connection: Connection, keys: list[Any], where: Any) -> dict[tuple, dict]:
     """Why steps were skipped or failed: the most common reasons per step."""
-    why = reason(connection.dialect.name, execution.c.error).label("reason")
-    status = execution.c.status
+    status, error = execution.c.status, execution.c.error
     query = (
-        select(*keys, execution.c.step_id, status, why, func.count().label("count"))
+        select(*keys, execution.c.step_id, status, error, func.count().label("count"))
         .where(where & status.in_([literal_column("'skipped'"), literal_column("'failed'")]))
-        .group_by(*keys, execution.c.step_id, status, why)
+        .group_by(*keys, execution.c.step_id, status, error)
     )
+    if keys:
+        query = query.select_from(ON_ENROLLMENT)
     found: dict[tuple, dict[str, list]] = {}
     for row in connection.execute(query):
         key = (row.version if keys else None, row.step_id)
         kind = "skip_reasons" if row.status == "skipped" else "failure_reasons"
-        found.setdefault(key, {}).setdefault(kind, []).append(
-            {"reason": row.reason or "(no message)", "count": row.count}
-        )
-    for lists in found.values():
-        for kind, items in lists.items():
-            items.sort(key=lambda item: (-item["count"], item["reason"]))
-            lists[kind] = items[:TOP_REASONS]
-    return found
+        found.setdefault(key, {}).setdefault(kind, []).append((row.error, row.count))
+    return {
+        key: {kind: top_reasons(counted, "count") for kind, counted in lists.items()}
+        for key, lists in found.items()
+    }
 
 
-def _layout(
-    connection: Connection, sequence_id: int, by_version: bool, counted: dict[tuple, Counts]
-) -> dict[tuple, dict[str, Any]]:
-    """The steps to show, in order: each version's steps (the current one's, unless by version),
-    then step ids the log has but the version does not (steps removed since)."""
+def _steps(connection: Connection, sequence_id: int) -> list[Any]:
+    """Every version's steps: (version, step_id, name, action_type), by version and position."""
     version = SequenceVersion.__table__
     query = (
-        select(
-            version.c.version,
-            col(Step.step_id),
-            col(Step.name),
-            col(Step.action_type),
-            col(Step.position),
-        )
+        select(version.c.version, col(Step.step_id), col(Step.name), col(Step.action_type))
         .join(Step, col(Step.version_id) == version.c.id)
         .where(version.c.sequence_id == sequence_id)
         .order_by(version.c.version, col(Step.position))
     )
-    steps = list(connection.execute(query))
-    if not by_version:
-        current = max((row.version for row in steps), default=None)
-        steps = [row for row in steps if row.version == current]
-    shown = {
-        (row.version if by_version else None, row.step_id): {
-            "step_id": row.step_id,
-            "name": row.name,
-            "action_type": row.action_type,
-        }
-        for row in steps
-    }
-    for key in sorted(counted, key=lambda k: (k[0] or 0, k[1])):
+    return list(connection.execute(query))
+
+
+def _shown(row: Any) -> dict[str, Any]:
+    return {"step_id": row.step_id, "name": row.name, "action_type": row.action_type}
+
+
+def _layout(
+    connection: Connection, sequence_id: int, counted: dict[tuple, Counts]
+) -> dict[tuple, dict[str, Any]]:
+    """The current version's steps in order, then step ids the log has but the version does not
+    (steps removed since)."""
+    steps = _steps(connection, sequence_id)
+    current = max((row.version for row in steps), default=None)
+    shown = {(None, row.step_id): _shown(row) for row in steps if row.version == current}
+    for key in sorted(counted, key=lambda k: k[1]):
         shown.setdefault(key, {"step_id": key[1], "name": key[1], "action_type": None})
-    ordered = sorted(shown, key=lambda key: key[0] or 0) if by_version else list(shown)
-    return {key: shown[key] | ({"version": key[0]} if by_version else {}) for key in ordered}
+    return shown
+
+
+def _versions_layout(
+    connection: Connection, sequence_id: int, counted: dict[tuple, Counts]
+) -> dict[tuple, dict[str, Any]]:
+    """Each version's own steps, step by step in the newest version's order (a removed step
+    after the step it followed), then version by version; `removed`: not in the newest version.
+    Steps the log has under a version that lacks them (a moved lead's past) are left out."""
+    steps = _steps(connection, sequence_id)
+    order = _step_order(steps)
+    newest = {row.step_id for row in steps if row.version == steps[-1].version} if steps else set()
+    ordered = sorted(steps, key=lambda row: (order[row.step_id], row.version))
+    return {
+        (row.version, row.step_id): _shown(row)
+        | {"version": row.version, "removed": row.step_id not in newest}
+        for row in ordered
+    }
+
+
+def _step_order(steps: list[Any]) -> dict[str, int]:
+    """Step id -> its place: the newest version's steps in order, each older step right after
+    the step it followed in its own version."""
+    order: list[str] = []
+    for version in sorted({row.version for row in steps}, reverse=True):
+        previous: str | None = None
+        for row in (row for row in steps if row.version == version):
+            if row.step_id not in order:
+                order.insert(order.index(previous) + 1 if previous else 0, row.step_id)
+            previous = row.step_id
+    return {step_id: place for place, step_id in enumerate(order)}
 
 
 def _step_row(

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
-from nurture.channels import OutgoingMessage
+from nurture.channels import OutgoingMessage, shown_text
 from nurture.leads.enrollment import first_step
 from nurture.rules.schedule import step_due, window_zone
 from nurture.rules.steps import spec_of
@@ -150,13 +150,9 @@ def _what(
     session: Session, execution: Execution, spec: SequenceSpec, message: OutgoingMessage | None
 ) -> str:
     """The rendered message, or the effect in a few words."""
-    if message is not None and message.template:
-        variables = message.template.get("variables") or {}
-        filled = ", ".join(f"{{{{{name}}}}}={value}" for name, value in variables.items())
-        return f"to {message.recipient}: template {message.template['content_sid']} {filled}"
     if message is not None:
         subject = f"Subject: {message.subject}\n" if message.subject else ""
-        return f"to {message.recipient}: {subject}{message.body}"
+        return f"to {message.recipient}: {subject}{shown_text(message)}"
     step = next((s for s in spec.steps if s.id == execution.step_id), None)
     if step is None or execution.status not in ("done", "sent"):
         return ""

@@ -10,6 +10,7 @@ from nurture.errors import NotFound, NurtureError
 from nurture.project.layout import Project, did_you_mean
 from nurture.project.plan import Plan
 from nurture.project.sync import change_files
+from nurture.spec.categories import category_named
 from nurture.spec.edit import chain, drop_key, edit_text, set_key
 from nurture.spec.names import slugify
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
@@ -53,7 +54,7 @@ def summaries(
         .order_by(Sequence.name)
     )
     if category:
-        query = query.where(Sequence.category == category)
+        query = query.where(Sequence.category == category_named(category))
     if active is not None:
         query = query.where(Sequence.active == active)
     return [_summary(session, row, version) for row, version in session.exec(query)]

@@ -3,6 +3,8 @@
 import re
 from datetime import timedelta
 
+PATTERN = r"^\s*(\d+|(\d+\s*[wdhmsWDHMS]\s*)+)\s*$"
+"""What parse_duration takes as text, for the JSON Schema."""
 _PART = re.compile(r"(\d+)\s*([wdhms])", re.IGNORECASE)
 _UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
@@ -24,6 +26,18 @@ def parse_duration(text: str | int | float | timedelta) -> timedelta:
     if not parts or _PART.sub("", compact).strip():
         raise ValueError(f"{text!r} is not a duration (use e.g. '30m', '2h', '1d 4h', '1w')")
     return _timedelta(text, **_sum_units(parts))
+
+
+def count_of(unit: str, value: object) -> object:
+    """A count of `unit`s (days, hours, minutes) as given, or a duration (`2h`, `1d 4h`) in them:
+    `delay_hours: 2h` is `delay_hours: 2`; a part of a unit (`delay_hours: 90m`) is an error."""
+    if not isinstance(value, str) or value.strip().isdigit():
+        return value  # a number: the field's own validation takes it
+    size = timedelta(**{unit: 1})
+    count, rest = divmod(parse_duration(value), size)
+    if rest:
+        raise ValueError(f"{value!r} is not a whole number of {unit}: write `delay: {value}`")
+    return count
 
 
 def _timedelta(text: object, **units: float) -> timedelta:

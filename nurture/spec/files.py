@@ -1,5 +1,6 @@
 """Sequence files on disk: every file checked, every problem of every file reported at once."""
 
+import json
 import sys
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -18,7 +19,8 @@ from nurture.spec.positions import Document, Loc, Position, Scalar
 from nurture.spec.templates import TemplateProblem, check_template, template_fields
 from nurture.spec.whatsapp import window_warnings
 
-YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+SEQUENCE_SUFFIXES = frozenset({".yaml", ".yml", ".json"})
+"""A sequence file is YAML, or JSON as the original API spoke it (JSON is YAML: one loader)."""
 STDIN = Path("-")
 """A path that means standard input."""
 
@@ -63,7 +65,7 @@ def load_sequences(
 
 
 def check_files(paths: list[Path], *, coach_keys: Collection[str] | None = None) -> CheckResult:
-    """Check files and folders of sequence files (a folder: its *.yaml and *.yml, sorted)."""
+    """Check files and folders of sequence files (a folder: its *.yaml, *.yml and *.json, sorted)."""
     files, diagnostics = _expand(paths)
     result = CheckResult(diagnostics=diagnostics, files=len(files))
     named: dict[str, tuple[Path, str]] = {}
@@ -104,6 +106,11 @@ def _check_file(
             raw = stream.read(MAX_BYTES + 1)  # bounded: a huge file or a device cannot hang us
     except OSError as error:
         return None, None, [Diagnostic(filename, 1, 1, f"cannot read: {error.strerror or error}")]
+    if path.suffix.lower() == ".json":
+        broken = _json_problem(raw, filename)
+        if broken is not None:
+            return None, None, [broken]
+        raw = raw.replace(b"\t", b" ")  # valid JSON has tabs only between tokens; YAML refuses them
     loaded = load_yaml(raw, filename)
     document = loaded.document
     if document is None:
@@ -121,6 +128,17 @@ def _opened(path: Path) -> AbstractContextManager[IO[bytes]]:
     return path.open("rb")
 
 
+def _json_problem(raw: bytes, filename: str) -> Diagnostic | None:
+    """Invalid JSON in json's own words, at its line and column (valid JSON loads as YAML)."""
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as error:
+        return Diagnostic(filename, error.lineno, error.colno, f"invalid JSON: {error.msg}")
+    except (UnicodeDecodeError, RecursionError):  # the YAML loader says what is wrong
+        return None
+    return None
+
+
 def _expand(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
     files: dict[Path, Path] = {}
     problems: list[Diagnostic] = []
@@ -135,7 +153,7 @@ def _expand(paths: list[Path]) -> tuple[list[Path], list[Diagnostic]]:
         if found is None:
             problems.append(Diagnostic(shown(path), 1, 1, message))
         elif not found:
-            message = "no sequence files (*.yaml, *.yml) in this folder"
+            message = "no sequence files (*.yaml, *.yml, *.json) in this folder"
             problems.append(Diagnostic(shown(path), 1, 1, message, "warning"))
         for file in found or []:
             files.setdefault(file.resolve(), file)  # a file named twice is checked once
@@ -172,7 +190,9 @@ def _files_in(folder: Path) -> list[Path]:
     return sorted(
         path
         for path in folder.iterdir()
-        if path.suffix.lower() in YAML_SUFFIXES and not path.name.startswith(".") and path.is_file()
+        if path.suffix.lower() in SEQUENCE_SUFFIXES
+        and not path.name.startswith(".")
+        and path.is_file()
     )
 
 

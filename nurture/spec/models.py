@@ -6,20 +6,26 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, Discriminator, Field, Tag, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    model_validator,
+)
 
 from nurture.spec import actions as a
 from nurture.spec.base import SpecModel, located_error
 from nurture.spec.cases import TestCase
+from nurture.spec.categories import Category
 from nurture.spec.conditions import StepConditions, TriggerConditions
-from nurture.spec.durations import format_duration
+from nurture.spec.durations import PATTERN, count_of, format_duration
 from nurture.spec.names import slugify
 from nurture.spec.times import LONGEST_WAIT, TEN_YEARS, is_stored
 from nurture.spec.window import SendWindow
 
-Category = Literal[
-    "warm_lead", "cold_lead", "objection_handling", "reactivation", "follow_up", "custom"
-]
 ReEntry = Literal["never", "after_exit", "always"]
 FailurePolicy = Literal["continue", "stop"]
 STEP_ID = r"^[a-z0-9][a-z0-9_-]*$"
@@ -50,17 +56,34 @@ def _within(unit: str) -> Callable[[int], int]:
     return within
 
 
+CountOrDuration = Annotated[int, Field(ge=0)] | Annotated[str, Field(pattern=PATTERN)]
+"""How a delay in one unit is written: `delay_hours: 2` or `delay_hours: 2h`."""
+
+
+def _counted(unit: str) -> Callable[[object], object]:
+    """A step's delay in `unit`s: a count of them, or a duration (`2h`) that is a whole number of them."""
+    return lambda value: count_of(unit, value)
+
+
 Days = Annotated[
-    int, Field(ge=0, json_schema_extra={"maximum": _most("days")}), AfterValidator(_within("days"))
+    int,
+    Field(ge=0),
+    BeforeValidator(_counted("days"), json_schema_input_type=CountOrDuration),
+    Field(json_schema_extra={"maximum": _most("days")}),
+    AfterValidator(_within("days")),
 ]
 Hours = Annotated[
     int,
-    Field(ge=0, json_schema_extra={"maximum": _most("hours")}),
+    Field(ge=0),
+    BeforeValidator(_counted("hours"), json_schema_input_type=CountOrDuration),
+    Field(json_schema_extra={"maximum": _most("hours")}),
     AfterValidator(_within("hours")),
 ]
 Minutes = Annotated[
     int,
-    Field(ge=0, json_schema_extra={"maximum": _most("minutes")}),
+    Field(ge=0),
+    BeforeValidator(_counted("minutes"), json_schema_input_type=CountOrDuration),
+    Field(json_schema_extra={"maximum": _most("minutes")}),
     AfterValidator(_within("minutes")),
 ]
 
@@ -82,6 +105,12 @@ class StepBase(SpecModel):
     delay_days: Days = 0
     delay_hours: Hours = 0
     delay_minutes: Minutes = 0
+    delay_duration: a.Duration | None = Field(
+        None,
+        alias="delay",
+        exclude=True,
+        description="The whole delay in one ('1d 4h'), instead of delay_days/hours/minutes.",
+    )
     conditions: StepConditions | None = None
     active: bool = True
     stop: bool = Field(
@@ -94,6 +123,21 @@ class StepBase(SpecModel):
     def _default_id(self) -> Self:
         if self.id is None:
             self.id = slugify(self.name) or "step"
+        return self
+
+    @model_validator(mode="after")
+    def _one_delay(self) -> Self:
+        """`delay: 1d 4h` is `delay_days: 1, delay_hours: 4`: the definition keeps one form."""
+        if self.delay_duration is None:
+            return self
+        given = [name for name in DELAY_FIELDS if name in self.model_fields_set]
+        if given:
+            raise located_error(("delay",), f"give `delay` or {', '.join(given)}, not both")
+        minutes, seconds = divmod(int(self.delay_duration.total_seconds()), 60)
+        if seconds:
+            raise located_error(("delay",), "a step's delay counts in whole minutes")
+        days, minutes = divmod(minutes, 24 * 60)
+        self.delay_days, (self.delay_hours, self.delay_minutes) = days, divmod(minutes, 60)
         return self
 
     @model_validator(mode="after")

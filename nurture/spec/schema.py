@@ -7,6 +7,7 @@ from typing import Any
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from nurture.spec.durations import PATTERN as DURATION_PATTERN
 from nurture.spec.durations import format_duration
 from nurture.spec.models import SequenceSpec
 
@@ -16,7 +17,6 @@ DESCRIPTION = (
     "One lead-nurturing sequence. Canonical keys are snake_case; the seed system's camelCase "
     "names (triggerConditions, actionType, delayDays...) are accepted as aliases."
 )
-DURATION_PATTERN = r"^\s*(\d+|(\d+\s*[wdhmsWDHMS]\s*)+)\s*$"
 
 
 class SequenceFileSchema(GenerateJsonSchema):
@@ -27,7 +27,11 @@ class SequenceFileSchema(GenerateJsonSchema):
         json_schema = super().model_fields_schema(schema)
         aliases = _aliases(schema, json_schema["properties"])
         for name, alias in aliases.items():
-            json_schema["properties"][alias] = _alias_of(name, json_schema["properties"][name])
+            properties = json_schema["properties"]
+            if schema["fields"][name].get("serialization_exclude"):  # input only: `delay`
+                properties[alias] = properties.pop(name)
+            else:
+                properties[alias] = _alias_of(name, properties[name])
         _require_name_or_alias(json_schema, aliases)
         return json_schema
 
