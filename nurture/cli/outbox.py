@@ -7,9 +7,7 @@ import typer
 from rich.markup import escape
 
 from nurture.cli.context import state
-from nurture.cli.output import out, print_json
-from nurture.insights import outbox as service
-from nurture.leads.records import find_lead
+from nurture.cli.output import note, out, print_json
 from nurture.rules.periods import parse_when
 
 app = typer.Typer(
@@ -30,7 +28,17 @@ def list_messages(
     limit: Annotated[int, typer.Option("--limit", min=1, help="How many messages.")] = 50,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The kept messages, newest first: when, to whom, from which step, and the text."""
+    """The kept messages, newest first: when, to whom, from which step, and the text.
+
+    \b
+    Examples:
+      nurture outbox list
+      nurture outbox list --lead ana@example.com --channel whatsapp
+      nurture outbox list --since 7d --limit 10 --json
+    """
+    from nurture.insights import outbox as service  # SQLAlchemy: not for `outbox --help`
+    from nurture.leads.records import find_lead
+
     with state.session() as session:
         filters = service.OutboxFilter(
             lead_id=find_lead(session, lead).id if lead else None,
@@ -41,7 +49,7 @@ def list_messages(
     if json:
         print_json(messages)
     elif not messages:
-        out.print("no messages in the outbox match")
+        note("no messages in the outbox match")
     else:
         out.print("\n\n".join(_shown(message) for message in messages), highlight=False)
 
