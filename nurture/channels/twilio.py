@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import aiohttp
 import requests
@@ -75,6 +76,7 @@ FIELDS = {
 }
 """The SDK's names of the Messages API fields (`parameters`) and Twilio's own (the form sent)."""
 HEADERS = {"Accept": "application/json", "User-Agent": "nurture"}
+FORM = "application/x-www-form-urlencoded"
 
 
 def ca_bundle() -> str:
@@ -152,8 +154,9 @@ class TwilioChannel:
     async def send_async(self, message: OutgoingMessage) -> SendResult:
         """`send` on the running event loop, over the channel's pool of kept-alive connections."""
         try:
+            body = urlencode(self.form(message)).encode()  # bytes: aiohttp builds no FormData
             async with self._session().post(
-                self.messages_url, data=self.form(message), proxy=self.proxy
+                self.messages_url, data=body, proxy=self.proxy
             ) as response:
                 body = await response.read()
         except (aiohttp.ClientError, OSError, ValueError) as error:
@@ -172,7 +175,7 @@ class TwilioChannel:
         timeout = self.config.timeout
         self.web = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self.concurrency, ssl=self.ssl),
-            headers=HEADERS | {"Authorization": _basic(*self.auth)},
+            headers=HEADERS | {"Authorization": _basic(*self.auth), "Content-Type": FORM},
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout),
             trust_env=False,
         )
