@@ -1,7 +1,8 @@
 """What a channel is: the message it sends, its result, the failures it raises, the Protocol."""
 
 import asyncio
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -115,6 +116,20 @@ async def close(channel: Channel) -> None:
     aclose = getattr(channel, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+def close_with(
+    owner: object, loop: asyncio.AbstractEventLoop, close: Callable[[], Coroutine[Any, Any, None]]
+) -> weakref.finalize:
+    """Run `close()` on `loop` (if it still runs) once `owner` is garbage collected: what a
+    channel opened on the engine's loop is closed even when nobody called its `aclose`.
+    `close` must not hold `owner`. Detach the returned finalizer when closing explicitly."""
+
+    def finish() -> None:
+        if loop.is_running():
+            asyncio.run_coroutine_threadsafe(close(), loop)
+
+    return weakref.finalize(owner, finish)
 
 
 def concurrency(channel: Channel) -> int | None:

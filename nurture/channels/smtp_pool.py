@@ -61,18 +61,8 @@ class Pool:
         self.slots.release()
 
     async def aclose(self) -> None:
-        """QUIT every idle connection, and wait (a second at most) for their sockets to close:
-        a TLS connection's closes after its shutdown, on the loop."""
-        idle, self.idle = self.idle, []
-        protocols = [kept.smtp.protocol for kept in idle]
-        for kept in idle:
-            with suppress(aiosmtplib.SMTPException, OSError):
-                await kept.smtp.quit()
-            kept.smtp.close()
-        for _ in range(100):
-            if all(p is None or p.transport is None for p in protocols):
-                return
-            await asyncio.sleep(0.01)
+        """QUIT every idle connection (close_all)."""
+        await close_all(self.idle)
 
     def abandon(self) -> None:
         """Forget connections of a loop no longer running (their sockets closed without it)."""
@@ -80,3 +70,19 @@ class Pool:
         for kept in idle:
             with suppress(RuntimeError):
                 kept.smtp.close()
+
+
+async def close_all(idle: list[Kept]) -> None:
+    """QUIT every connection of `idle` (emptied), and wait (a second at most) for their sockets
+    to close: a TLS connection's closes after its shutdown, on the loop."""
+    taken = idle[:]
+    idle.clear()
+    protocols = [kept.smtp.protocol for kept in taken]
+    for kept in taken:
+        with suppress(aiosmtplib.SMTPException, OSError):
+            await kept.smtp.quit()
+        kept.smtp.close()
+    for _ in range(100):
+        if all(p is None or p.transport is None for p in protocols):
+            return
+        await asyncio.sleep(0.01)

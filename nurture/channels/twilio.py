@@ -23,6 +23,7 @@ import json
 import os
 import ssl
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,7 @@ from nurture.channels.protocol import (
     SendResult,
     TemporaryFailure,
     UncertainSend,
+    close_with,
 )
 from nurture.channels.webhook import seconds
 from nurture.errors import ChannelError, ConfigError
@@ -137,6 +139,7 @@ class TwilioChannel:
         self.proxy = select_proxy(base, self.http.session.proxies)
         self.web: aiohttp.ClientSession | None = None  # send_async's, on the loop that made it
         self.web_loop: asyncio.AbstractEventLoop | None = None
+        self.closer: weakref.finalize | None = None
         self.in_flight = IN_FLIGHT
 
     def send(self, message: OutgoingMessage) -> SendResult:
@@ -180,11 +183,19 @@ class TwilioChannel:
             trust_env=False,
         )
         self.web_loop = loop
+        self._closer(close_with(self, loop, self.web.close))
         return self.web
+
+    def _closer(self, closer: weakref.finalize | None) -> None:
+        """Closes the session if the channel is dropped unclosed; the one before is let go."""
+        if self.closer is not None:
+            self.closer.detach()
+        self.closer = closer
 
     async def aclose(self) -> None:
         """Close send_async's connections (on the loop that opened them)."""
         session, self.web = self.web, None
+        self._closer(None)
         if session is not None:
             await session.close()
 
