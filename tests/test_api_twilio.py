@@ -187,8 +187,8 @@ def test_behind_a_proxy_the_public_url_is_what_twilio_signed(project, store, sto
         assert lead(client, lead_id).opted_out == ["sms"]
 
 
-def test_without_twilio_settings_the_callbacks_say_what_is_missing(project, store_url):
-    with serving(project, store_url) as client:
+def test_without_twilio_settings_the_callbacks_say_what_is_missing(project, store):
+    with serving(project, store.url) as client:
         answer = client.post(STATUS, data={"MessageSid": "SM1", "MessageStatus": "sent"})
         assert (
             answer.status_code == 503 and "NURTURE_TWILIO__AUTH_TOKEN" in answer.json()["message"]
