@@ -5,18 +5,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from nurture.cli.runner import Result, invoke
 
-    __version__: str
+__version__ = "0.1.0"
+"""The one place the version is written (pyproject.toml reads it from here)."""
 
 __all__ = ["Result", "__version__", "invoke"]
 
 
 def __getattr__(name: str) -> Any:
-    """`nurture.invoke` and `nurture.Result` load the command line on first use, not at import;
-    `__version__` is read when asked (importlib.metadata costs a command's start-up 30 ms)."""
-    if name == "__version__":
-        from importlib.metadata import version
-
-        return version("nurture")  # the one place it is written is pyproject.toml
+    """`nurture.invoke` and `nurture.Result` load the command line on first use, not at import."""
     if name in ("invoke", "Result"):
         from nurture.cli import runner
 

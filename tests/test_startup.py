@@ -12,6 +12,7 @@ import holidays
 import pytest
 import typer.main
 
+import nurture
 from nurture.cli.app import COMMANDS, app
 from nurture.spec.window import HOLIDAY_COUNTRIES
 
@@ -101,3 +102,8 @@ def test_the_saved_holiday_countries_are_the_installed_calendars():
     current = "run `python scripts/holiday_countries.py` after a holidays upgrade"
     assert saved["holidays"] == version("holidays"), current
     assert saved["countries"] == holidays.list_supported_countries(), current
+
+
+def test_the_version_is_the_packages():
+    result = nurture.invoke(["--version"])
+    assert result.exit_code == 0 and result.stdout == f"nurture {version('nurture')}\n"
