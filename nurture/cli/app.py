@@ -199,6 +199,7 @@ def _is_control_flow(problem: Exception) -> bool:
 
 app = typer.Typer(
     cls=Boundary,
+    rich_markup_mode=None,  # the listing in click's plain help (LazyGroup.format_commands)
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
