@@ -138,9 +138,9 @@ class Code:
     flag: str  # how it is told the messages in flight: --in-flight, or the baseline's --senders
 
 
-def live_project(url: str, api: str) -> Path:
-    """A project whose [twilio] settings point at the local server."""
-    project = project_with(url, ONE_SEQUENCE)
+def live_project(url: str, api: str, env: dict[str, str] | None = None) -> Path:
+    """A project whose [twilio] settings point at the local server, applied by `env`'s code."""
+    project = project_with(url, ONE_SEQUENCE, env)
     (project / "nurture.toml").write_text(
         f'[twilio]\naccount_sid = "{ACCOUNT_SID}"\nsms_from = "+15550001111"\napi_url = "{api}"\n'
     )
@@ -191,10 +191,9 @@ def live(
 ) -> dict:
     """`count` SMS through the live channel; sends/s, CPU per send, connections opened."""
     with fresh_store(kind, server) as url:
-        project = live_project(url, api)
+        project = live_project(url, api, code.env)
         idle = run_once(project, url, code, in_flight)  # nothing due: the start-up alone
-        with open_store(url) as store:
-            enroll_many(store, count, datetime.now(UTC))
+        enroll(url, count, code.env)
         twilio.reset()
         wall, cpu = run_once(project, url, code, in_flight, daemons)
         assert sent(url) == count == twilio.count, (sent(url), count, twilio.count)
@@ -203,6 +202,23 @@ def live(
         "cpu_per_send_us": (cpu - idle[1] * daemons) / count * 1e6,
         "connections": twilio.connections,
     }
+
+
+ENROLL = """
+import sys
+from datetime import UTC, datetime
+from nurture.store.db import open_store
+from nurture.testing import enroll_many
+with open_store(sys.argv[1]) as store:
+    enroll_many(store, int(sys.argv[2]), datetime.now(UTC))
+"""
+
+
+def enroll(url: str, count: int, env: dict[str, str]) -> None:
+    """`count` enrollments due now, written by `env`'s code (a baseline's store is its own)."""
+    command = [sys.executable, "-c", ENROLL, url, str(count)]
+    # run outside this tree: `-c` puts the working directory first on sys.path
+    subprocess.run(command, env=env, check=True, capture_output=True, cwd=tempfile.gettempdir())
 
 
 def recorded(kind: str, server: str | None, channel: str, count: int) -> tuple[float, float]:

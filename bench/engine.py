@@ -111,8 +111,10 @@ def project_with(url: str, sequences: dict[str, str], env: dict[str, str] | None
     (project / "sequences").mkdir()
     for name, body in sequences.items():
         (project / "sequences" / name).write_text(body)
-    apply = nurture_command(url, "apply", "--yes")
-    subprocess.run(apply, cwd=project, check=True, capture_output=True, env=env)
+    for step in (("db", "upgrade"), ("apply", "--yes")):  # Postgres is not migrated by apply
+        subprocess.run(
+            nurture_command(url, *step), cwd=project, check=True, capture_output=True, env=env
+        )
     return project
 
 
