@@ -13,6 +13,8 @@ def step(name: str, action: str = "send_sms", **fields: Any) -> dict[str, Any]:
         "wait": {},
         "add_lead_tag": {"tags": ["nurtured"]},
         "update_lead_score": {"add": 5},
+        "create_task": {"title": "Call {{ lead.name }}"},
+        "schedule_appointment": {"title": "Check-in"},
     }
     return {"name": name, "action_type": action, "action_config": configs[action], **fields}
 

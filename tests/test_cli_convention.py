@@ -20,11 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "docs" / "hooks"))
 from reference import _help_and_examples  # noqa: E402 - the docs' own reading of the help
 
 WELCOME = sequence("Welcome", step("Hello"), step("Later", delay_days=1), funnels=["Web"])
-TASK = {
-    "name": "Call",
-    "action_type": "create_task",
-    "action_config": {"title": "Call {{ lead.name }}"},
-}
+TASK = step("Call", "create_task")
 
 
 @pytest.fixture

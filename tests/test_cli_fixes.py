@@ -4,7 +4,7 @@ score of 0, names with brackets, `run --once --now` in the help."""
 import json
 
 import pytest
-from builders import sequence, write
+from builders import sequence, step, write
 
 import nurture
 
@@ -14,11 +14,7 @@ WHATSAPP = {
     "action_type": "send_whatsapp_message",
     "action_config": {"message": "Hi {{ lead.first_name }}"},
 }
-TASK = {
-    "name": "Call",
-    "action_type": "create_task",
-    "action_config": {"title": "Call {{ lead.name }}"},
-}
+TASK = step("Call", "create_task")
 
 
 @pytest.fixture

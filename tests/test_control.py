@@ -92,16 +92,7 @@ def test_unknown_enrollments_are_listed_and_can_be_resumed(nurture, store, proje
 
 
 def test_tasks_appointments_and_notifications_commands(nurture, store, project):
-    task = {
-        "name": "Call",
-        "action_type": "create_task",
-        "action_config": {"title": "Call {{ lead.name }}"},
-    }
-    meet = {
-        "name": "Meet",
-        "action_type": "schedule_appointment",
-        "action_config": {"title": "Check-in"},
-    }
+    task, meet = step("Call", "create_task"), step("Meet", "schedule_appointment")
     tell = {
         "name": "Tell",
         "action_type": "send_notification",

@@ -118,18 +118,34 @@ async def close(channel: Channel) -> None:
         await aclose()
 
 
-def close_with(
-    owner: object, loop: asyncio.AbstractEventLoop, close: Callable[[], Coroutine[Any, Any, None]]
-) -> weakref.finalize:
-    """Run `close()` on `loop` (if it still runs) once `owner` is garbage collected: what a
-    channel opened on the engine's loop is closed even when nobody called its `aclose`.
-    `close` must not hold `owner`. Detach the returned finalizer when closing explicitly."""
+class Closer:
+    """Closes what a channel opened on the engine's event loop if the channel is dropped
+    without its `aclose` (a finalizer): no connection is left for a ResourceWarning."""
 
-    def finish() -> None:
-        if loop.is_running():
-            asyncio.run_coroutine_threadsafe(close(), loop)
+    def __init__(self) -> None:
+        self.finalizer: weakref.finalize | None = None
 
-    return weakref.finalize(owner, finish)
+    def track(
+        self,
+        owner: object,
+        loop: asyncio.AbstractEventLoop,
+        close: Callable[[], Coroutine[Any, Any, None]],
+    ) -> None:
+        """Run `close()` on `loop` (if it still runs) once `owner` is garbage collected;
+        `close` must not hold `owner`. What was tracked before is let go."""
+
+        def finish() -> None:
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(close(), loop)
+
+        self.release()
+        self.finalizer = weakref.finalize(owner, finish)
+
+    def release(self) -> None:
+        """Closed explicitly: nothing to do when the owner goes."""
+        if self.finalizer is not None:
+            self.finalizer.detach()
+            self.finalizer = None
 
 
 def concurrency(channel: Channel) -> int | None:

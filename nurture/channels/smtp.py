@@ -33,12 +33,12 @@ from nurture.channels import unsubscribe as links
 from nurture.channels.config import SmtpConfig, UnsubscribeConfig
 from nurture.channels.network import causes, os_words
 from nurture.channels.protocol import (
+    Closer,
     OutgoingMessage,
     PermanentFailure,
     SendResult,
     TemporaryFailure,
     UncertainSend,
-    close_with,
 )
 from nurture.channels.smtp_pool import Kept, Pool, close_all
 from nurture.errors import ConfigError
@@ -61,7 +61,7 @@ class SmtpChannel:
         self.concurrency = config.connections  # send_async's connections, its messages in flight
         self.tls = ssl.create_default_context(cafile=config.ca_file)
         self.pool: Pool | None = None  # send_async's, on the loop that made it
-        self.closer: weakref.finalize | None = None
+        self.closer = Closer()
         self.local = threading.local()
         self.opened = 0  # connections opened, for tests and benchmarks
         self.open: set[smtplib.SMTP] = set()  # every thread's, to close them all at the end
@@ -118,19 +118,13 @@ class SmtpChannel:
                 self.pool.abandon()
             config = self.config
             self.pool = Pool(self.connect_async, config.connections, config.messages_per_connection)
-            self._closer(close_with(self, loop, partial(close_all, self.pool.idle)))
+            self.closer.track(self, loop, partial(close_all, self.pool.idle))
         return self.pool
-
-    def _closer(self, closer: "weakref.finalize | None") -> None:
-        """Closes the pool if the channel is dropped unclosed; the one before is let go."""
-        if self.closer is not None:
-            self.closer.detach()
-        self.closer = closer
 
     async def aclose(self) -> None:
         """Close send_async's connections (with QUIT), on the loop that opened them."""
         pool, self.pool = self.pool, None
-        self._closer(None)
+        self.closer.release()
         if pool is not None:
             await pool.aclose()
 

@@ -23,7 +23,6 @@ import json
 import os
 import ssl
 import threading
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -46,12 +45,12 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from nurture.channels.config import TwilioConfig
 from nurture.channels.network import causes, os_words
 from nurture.channels.protocol import (
+    Closer,
     OutgoingMessage,
     PermanentFailure,
     SendResult,
     TemporaryFailure,
     UncertainSend,
-    close_with,
 )
 from nurture.channels.webhook import seconds
 from nurture.errors import ChannelError, ConfigError
@@ -139,7 +138,7 @@ class TwilioChannel:
         self.proxy = select_proxy(base, self.http.session.proxies)
         self.web: aiohttp.ClientSession | None = None  # send_async's, on the loop that made it
         self.web_loop: asyncio.AbstractEventLoop | None = None
-        self.closer: weakref.finalize | None = None
+        self.closer = Closer()
         self.in_flight = IN_FLIGHT
 
     def send(self, message: OutgoingMessage) -> SendResult:
@@ -183,19 +182,13 @@ class TwilioChannel:
             trust_env=False,
         )
         self.web_loop = loop
-        self._closer(close_with(self, loop, self.web.close))
+        self.closer.track(self, loop, self.web.close)
         return self.web
-
-    def _closer(self, closer: weakref.finalize | None) -> None:
-        """Closes the session if the channel is dropped unclosed; the one before is let go."""
-        if self.closer is not None:
-            self.closer.detach()
-        self.closer = closer
 
     async def aclose(self) -> None:
         """Close send_async's connections (on the loop that opened them)."""
         session, self.web = self.web, None
-        self._closer(None)
+        self.closer.release()
         if session is not None:
             await session.close()
 
