@@ -89,20 +89,21 @@ class Pipeline:
 
     def _flow(self, claim: Claim, once: bool, stopping: threading.Event, each: Each | None) -> None:
         more, low = True, max(1, min(self.config.batch, self.config.in_flight) // 2)
+        claimed = False  # since the last write: one claim, then what is ready is written first
         while True:
             if stopping.is_set():
                 more = False
                 self._untry_waiting()
-            if more and len(self.waiting) + len(self.ready) < low:
+            if more and not (claimed and self.ready) and len(self.waiting) < low:
                 started, got = time.monotonic(), claim()
-                more = got is not None and not once
+                more, claimed = got is not None and not once, True
                 if got is not None:
                     self._take(Batch(got[0], {job.claim.id for job in got[1]}, started), got[1])
                 continue
             self._collect(block=False)
             starting = self._room()
             if starting or self.ready:
-                completed = self._write(starting)
+                completed, claimed = self._write(starting), False
                 if each and completed:
                     each(completed)
                 more = more or (completed > 0 and not once and not stopping.is_set())
@@ -161,8 +162,10 @@ class Pipeline:
         at, worker = self.clock(), self.config.worker
         try:
             with sends.serialized(self.store), self.store.begin(immediate=True) as connection:
-                jobs, zone = [job for job, _ in ready], self.config.default_zone
-                lost = complete(connection, jobs, worker, at, zone) if jobs else 0
+                lost = sum(
+                    complete(connection, jobs, worker, when, self.config.default_zone)
+                    for when, jobs in _by_time(ready, at).items()
+                )
                 recorded = _record(connection, fresh, worker, at)
         except STORE_ERRORS:
             for job, _ in starting:  # none of them went
@@ -249,6 +252,15 @@ class Pipeline:
         while sum(self.flying.values()) and time.monotonic() < deadline:
             self._collect(block=True)
         self.renewal.give_back()
+
+
+def _by_time(ready: list[Pair], at: datetime) -> dict[datetime, list[Job]]:
+    """The time each step is completed at: a send's when it is done (`at`), any other step's
+    its batch's claim, the `now` it ran at (as the dry run and `run --now` see it)."""
+    groups: dict[datetime, list[Job]] = {}
+    for job, batch in ready:
+        groups.setdefault(at if job.execution_id is not None else batch.now, []).append(job)
+    return groups
 
 
 def _record(connection: Any, pairs: list[Pair], worker: str, now: datetime) -> dict[int, int]:
