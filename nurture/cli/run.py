@@ -51,7 +51,7 @@ def run_once(
     engine = options.engine_for(ONCE_LEASE)
     dispatch.rescue_leases(store, now)
     try:
-        dispatch.settle_held(store, now, engine, channels, before=now, report=report)
+        dispatch.settle_unknown(store, now, engine, channels, now, report, once=False)
         return dispatch.drain(store, now, engine, channels, report)
     finally:
         Loop.close(channels)

@@ -103,8 +103,8 @@ class Daemon:
         """Ask the providers about unknown sends not asked about for `settle` seconds."""
         report, now = dispatch.Report(), self.clock()
         before = now - timedelta(seconds=self.options.settle)
-        dispatch.settle_held(
-            self.store, now, self.engine, self.channels, before, report, self.stopping
+        dispatch.settle_unknown(
+            self.store, now, self.engine, self.channels, before, report, False, self.stopping
         )
         self._report(report)
 

@@ -69,12 +69,8 @@ def drain(
     """Run the steps due at `now` (a time, or a clock read before each claim), batch after
     batch, until none is left or `stopping` is set; how many steps ran (`each` hears each
     write's)."""
-
-    def claim(connection: Connection, at: datetime) -> list[Row]:
-        return queries.claim(connection, at, at + config.lease, config.worker, config.batch)
-
     clock = now if callable(now) else lambda: now
-    return _flow(store, clock, claim, config, channels, report, stopping=stopping, each=each)
+    return _flow(store, clock, _due(config), config, channels, report, stopping=stopping, each=each)
 
 
 def run_due(
@@ -85,11 +81,16 @@ def run_due(
     report: Report | None = None,
 ) -> int:
     """Claim up to `config.batch` due enrollments, run one step of each, complete them; how many."""
+    return _flow(store, lambda: now, _due(config), config, channels, report, once=True)
+
+
+def _due(config: EngineConfig) -> ClaimRows:
+    """The claim of the steps due at a time, as `config` leases them."""
 
     def claim(connection: Connection, at: datetime) -> list[Row]:
         return queries.claim(connection, at, at + config.lease, config.worker, config.batch)
 
-    return _flow(store, lambda: now, claim, config, channels, report, once=True)
+    return claim
 
 
 def settle_unknown(
@@ -114,19 +115,6 @@ def settle_unknown(
         )
 
     return _flow(store, lambda: now, claim, config, channels, report, once, stopping)
-
-
-def settle_held(
-    store: Store,
-    now: datetime,
-    config: EngineConfig,
-    channels: Channels,
-    before: datetime,
-    report: Report | None = None,
-    stopping: threading.Event | None = None,
-) -> int:
-    """settle_unknown batch after batch until none is left or `stopping` is set; how many."""
-    return settle_unknown(store, now, config, channels, before, report, False, stopping)
 
 
 def _flow(
