@@ -178,4 +178,7 @@ def _clock() -> datetime:
 
 
 def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """One write per line: the daemon's jobs log from several threads, and print() writes the
+    text and its newline apart, so two lines could run together."""
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
