@@ -8,9 +8,7 @@ what reaches the execution log, `nurture logs`, stats, the API and the report is
     raise PermanentFailure(redact(f"Slack: {error}", url_secrets(url)))
 """
 
-import http.client
 import re
-import urllib.error
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -100,6 +98,9 @@ def _host_only(found: re.Match[str]) -> str:
 
 def malformed_url(error: Exception) -> bool:
     """Whether an HTTP library refused the URL itself: no send can ever succeed with it."""
+    import http.client  # here: the settings import this module, and most commands send nothing
+    import urllib.error
+
     if isinstance(error, urllib.error.URLError):
         return isinstance(error.reason, str)  # "no host given", "unknown url type"
     # ValueError covers urllib's "unknown url type", "Invalid IPv6 URL" and the idna codec.

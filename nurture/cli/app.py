@@ -250,6 +250,9 @@ def options(
 
 
 def main() -> None:
+    # pydantic looks for plugins in every installed package's metadata (25 ms at each start);
+    # nurture uses none. PYDANTIC_DISABLE_PLUGINS="" in the environment turns them back on.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     app(prog_name="nurture")
 
 

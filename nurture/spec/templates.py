@@ -66,6 +66,8 @@ def check_template(source: str, coach_keys: Collection[str] | None = None) -> li
 
 
 def _check(source: str, coach: frozenset[str]) -> list[TemplateProblem]:
+    if not any(mark in source for mark in ("{{", "{%", "{#")):
+        return []  # text without a tag is printed as it is: nothing to check
     environment = template_environment()
     try:
         tree = environment.parse(source)
@@ -73,13 +75,11 @@ def _check(source: str, coach: frozenset[str]) -> list[TemplateProblem]:
         return [_syntax_problem(source, error)]
     except ValueError:  # Python refuses to read an integer of over 4,300 digits
         return [TemplateProblem(1, "template syntax error: a number too long to read", None)]
-    problems = _unknown_filters(tree) + _unknown_variables(tree, coach)
+    free, compile_error = _analyse(tree)
+    problems = _unknown_filters(tree) + _unknown_variables(tree, free, coach)
     problems += [TemplateProblem(*problem) for problem in cost_problems(tree)]
-    if not problems:
-        try:  # compiling catches what parsing does not (a `break` outside a loop, ...)
-            environment.compile(tree)
-        except TemplateSyntaxError as error:
-            problems.append(_syntax_problem(source, error))
+    if not problems and compile_error:  # what parsing does not catch (a block defined twice...)
+        problems.append(_syntax_problem(source, compile_error))
     return problems
 
 
@@ -106,8 +106,9 @@ def _unknown_filters(tree: nodes.Template) -> list[TemplateProblem]:
     return problems
 
 
-def _unknown_variables(tree: nodes.Template, coach_keys: frozenset[str]) -> list[TemplateProblem]:
-    free = _free_names(tree)
+def _unknown_variables(
+    tree: nodes.Template, free: set[str], coach_keys: frozenset[str]
+) -> list[TemplateProblem]:
     problems = [_unknown_name(tree, name) for name in sorted(free - TOP_LEVEL)]
     allowed = {"lead": LEAD_KEYS, "coach": coach_keys, "funnel": NAMED_KEYS}
     allowed |= {"sequence": NAMED_KEYS, "step": NAMED_KEYS}
@@ -128,14 +129,15 @@ def _suggestion(root: str, key: str, allowed: Collection[str]) -> str:
     return " (coach keys are set under [coach] in nurture.toml)" if root == "coach" else ""
 
 
-def _free_names(tree: nodes.Template) -> set[str]:
-    """Names the template reads but does not bind itself ({% set %}, loops, macros)."""
+def _analyse(tree: nodes.Template) -> tuple[set[str], TemplateSyntaxError | None]:
+    """The names the template reads but does not bind itself ({% set %}, loops, macros), and the
+    error compiling it would raise: one pass of Jinja's code generator serves both."""
     try:
-        return meta.find_undeclared_variables(tree)
-    except TemplateSyntaxError:  # an unknown filter stops Jinja's analysis: approximate it
+        return meta.find_undeclared_variables(tree), None
+    except TemplateSyntaxError as error:  # e.g. an unknown filter stops the analysis: approximate
         names = list(tree.find_all(nodes.Name))
         bound = {name.name for name in names if name.ctx in ("store", "param")}
-        return {name.name for name in names if name.ctx == "load"} - bound
+        return {name.name for name in names if name.ctx == "load"} - bound, error
 
 
 def _unknown_name(tree: nodes.Template, name: str) -> TemplateProblem:
