@@ -11,6 +11,7 @@ What a channel's failure means for the step:
 """
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -86,6 +87,17 @@ def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """libuv's loop where uvloop is installed (uvicorn[standard] brings it), else asyncio's."""
+    if os.environ.get("NURTURE_ASYNCIO_LOOP"):
+        return asyncio.new_event_loop()
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - Windows and PyPy have no uvloop
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class Loop:
     """This process's event loop, in a thread of its own: the sends of every batch run on it,
     so a channel's connection pool (bound to the loop) lives as long as the process."""
@@ -94,7 +106,7 @@ class Loop:
     _running: "Loop | None" = None
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = _event_loop()
         self.loop.set_default_executor(
             ThreadPoolExecutor(BLOCKING_SENDERS, thread_name_prefix="send")
         )
