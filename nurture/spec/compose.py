@@ -6,6 +6,7 @@ from typing import Any
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
+from yaml.events import ScalarEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
@@ -84,9 +85,16 @@ class _LimitedLoader(_Limits, yaml.SafeLoader):
     """The pure-Python loader: its error messages are the ones users see."""
 
 
+class _Inexact(Exception):
+    """libyaml would mark this node elsewhere than PyYAML does: read the file with PyYAML."""
+
+
 class _FastLoader(_Limits, Composer, CParser, SafeConstructor, Resolver):
-    """libyaml's parser (events with the same marks, 20x faster) under Python's composer, so
-    the limits above still hold; any error is read again by _LimitedLoader for its message."""
+    """libyaml's parser (20x faster) under Python's composer, which stops at the limits above.
+    A file with an error, past a limit or with an empty plain value (libyaml marks it where the
+    next token starts, PyYAML where the last one ended) is read again by _LimitedLoader, whose
+    messages and marks users see. libyaml reads a few corner cases PyYAML refuses (a tab
+    after `>`)."""
 
     def __init__(self, stream: str) -> None:
         CParser.__init__(self, stream)
@@ -94,17 +102,21 @@ class _FastLoader(_Limits, Composer, CParser, SafeConstructor, Resolver):
         SafeConstructor.__init__(self)
         Resolver.__init__(self)
 
+    def compose_scalar_node(self, anchor: Any) -> ScalarNode:
+        event = self.peek_event()
+        if isinstance(event, ScalarEvent) and event.value == "" and event.style == "":
+            raise _Inexact
+        return super().compose_scalar_node(anchor)
+
 
 def compose(text: str, filename: str) -> Node | None | Diagnostic:
     """The YAML node tree, or the first syntax problem."""
-    if _FAST:
+    if _FAST and "\ufeff" not in text:  # libyaml drops a BOM wherever it is; PyYAML reads it
         fast = _FastLoader(text)
         try:
             return fast.get_single_node()
-        except _Limit as limit:
-            return Diagnostic(filename, *mark_position(limit.mark), limit.message)
-        except Exception:  # noqa: BLE001 - re-read below for the pure-Python message and mark
-            pass
+        except Exception:  # noqa: BLE001 - an error, a limit or _Inexact: PyYAML's word below
+            pass  # (it stops at the same limits, or first at a problem it reads ahead of them)
         finally:
             fast.dispose()
     return compose_exactly(text, filename)
