@@ -1,10 +1,19 @@
 """Settings: CLI flag > NURTURE_* environment (nested with __) > .env > nurture.toml > defaults."""
 
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from nurture.channels.config import (
@@ -16,6 +25,8 @@ from nurture.channels.config import (
     UnsubscribeConfig,
 )
 from nurture.errors import ConfigError, ProjectNotFound
+from nurture.rules.engagement import WEIGHTS, Scoring
+from nurture.spec.actions import Duration
 from nurture.spec.diagnostics import did_you_mean, error_message
 from nurture.spec.lint import LintRule
 from nurture.spec.window import TimeZoneName
@@ -70,6 +81,44 @@ class ApiSettings(BaseModel):
         return f"{self.public_url.rstrip('/')}/u/{{token}}" if self.public_url else None
 
 
+class EngagementSettings(BaseModel):
+    """Tracked links, the open pixel and the engagement score (docs/guides/engagement.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    open_pixel: bool = Field(
+        False,
+        description="Add a 1x1 image to HTML emails that counts opens. Off by default: mail "
+        "clients that fetch images ahead (Apple Mail Privacy Protection) make opens overcount.",
+    )
+    secret: SecretStr | None = Field(
+        None, description="Signs link tokens (default: NURTURE_UNSUBSCRIBE__SECRET)."
+    )
+    half_life: Duration = Field(
+        timedelta(days=14), description="An event counts half as much after this long."
+    )
+    weights: dict[str, float] = Field(
+        default_factory=lambda: dict(WEIGHTS),
+        description="What each kind of event adds to the engagement score.",
+    )
+    scanner_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="A click this soon after the message went out is a link scanner's, not the lead's.",
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _known_kinds(cls, weights: dict[str, float]) -> dict[str, float]:
+        for kind in weights:
+            if kind not in WEIGHTS:
+                raise ValueError(f"unknown event kind {kind!r}{did_you_mean(kind, WEIGHTS)}")
+        return dict(WEIGHTS) | weights
+
+    def scoring(self) -> Scoring:
+        return Scoring(self.weights, self.half_life)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
@@ -111,6 +160,7 @@ class Settings(BaseSettings):
     twilio: TwilioConfig | None = None
     notifications: NotificationsConfig | None = None
     unsubscribe: UnsubscribeConfig = Field(default_factory=UnsubscribeConfig)
+    engagement: EngagementSettings = Field(default_factory=EngagementSettings)
     rate_limits: RateLimits = Field(default_factory=dict)
 
     @classmethod
@@ -141,6 +191,11 @@ class Settings(BaseSettings):
         if self.auto_migrate is not None:
             return self.auto_migrate
         return self.database.startswith("sqlite")
+
+    def link_secret(self) -> str | None:
+        """The secret link tokens are signed with: [engagement]'s, else the unsubscribe one."""
+        secret = self.engagement.secret or self.unsubscribe.secret
+        return secret.get_secret_value() if secret else None
 
     @property
     def sequences_path(self) -> Path:

@@ -28,3 +28,26 @@ def token(run_store: Run, name: str, *scopes: str) -> dict[str, str]:
     result = run_store("tokens", "create", name, *args)
     assert result.exit_code == 0, result.output
     return {"Authorization": f"Bearer {result.stdout.strip()}"}
+
+
+@contextmanager
+def live(project: Path, store_url: str) -> Iterator[str]:
+    """`nurture serve`'s app on a real uvicorn server on a free loopback port; its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    settings = load_settings(project, database_url=store_url)
+    config = uvicorn.Config(create_app(settings), port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -14,10 +14,12 @@ from nurture.channels.ratelimit import batch_within
 from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
 from nurture.engine import dispatch
+from nurture.engine.config import Tracking
 from nurture.engine.daemon import Daemon, DaemonOptions
 from nurture.engine.delivery.sends import Loop
 from nurture.engine.dispatch import EngineConfig
 from nurture.errors import ConfigError
+from nurture.settings import Settings
 from nurture.spec.times import check_time
 from nurture.store.db import Store
 
@@ -75,6 +77,14 @@ def parse_now(text: str | None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def tracking_of(settings: Settings) -> Tracking | None:
+    """Tracked links where `nurture serve` has a public address and a secret signs tokens."""
+    secret, base = settings.link_secret(), settings.api.public_url
+    if not secret or not base:
+        return None
+    return Tracking(secret, base, settings.engagement.open_pixel)
+
+
 def options_from_settings(
     batch: int | None, in_flight: int | None, channel: str | None
 ) -> RunOptions:
@@ -85,6 +95,8 @@ def options_from_settings(
         in_flight=in_flight or settings.in_flight,
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
+        tracking=tracking_of(settings),
+        scoring=settings.engagement.scoring(),
     )
     return RunOptions(channel or settings.channel, engine, settings.providers)
 

@@ -12,7 +12,8 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from nurture.engine.actions import CHANNEL_OF
-from nurture.leads import consent
+from nurture.leads import consent, engagement
+from nurture.leads.engagement import Happened
 from nurture.store.tables import Execution, ProviderCallback
 
 STAGES = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3}
@@ -61,6 +62,7 @@ def record_delivery(session: Session, delivery: Delivery, now: datetime) -> Exec
         table = Execution.__table__
         session.connection().execute(update(table).where(table.c.id == execution.id), values)
         session.refresh(execution)
+    _engaged(session, execution, delivery, now)
     channel = CHANNEL_OF.get(execution.action_type)
     if delivery.error_code in UNSUBSCRIBED_CODES and channel:
         detail = f"the provider reported {delivery.error}"
@@ -68,6 +70,22 @@ def record_delivery(session: Session, delivery: Delivery, now: datetime) -> Exec
             session.connection(), [(execution.lead_id, channel)], now, "provider", detail
         )
     return execution
+
+
+EVENTS = {"delivered": ("delivered",), "read": ("delivered", "read")}
+EVENTS |= {"undelivered": ("bounced",), "failed": ("bounced",)}
+"""The engagement events a status means (a read message was delivered, whatever came first)."""
+
+
+def _engaged(session: Session, execution: Execution, delivery: Delivery, now: datetime) -> None:
+    """The delivered, read or bounced events of a status, each once per message."""
+    detail = {"provider": "twilio", "status": delivery.status}
+    detail |= {"error": delivery.error} if delivery.error else {}
+    for kind in EVENTS.get(delivery.status.lower(), ()):
+        happened = Happened(
+            execution.lead_id, kind, now, f"{kind}:{execution.id}", execution, detail=detail
+        )
+        engagement.record(session.connection(), happened)
 
 
 def _stage(status: str | None) -> int:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from nurture.channels import OutgoingMessage
 from nurture.engine import actions
 from nurture.leads import consent
+from nurture.rules.engagement import Engagement
 from nurture.rules.schedule import step_due
 from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import queries
@@ -47,6 +48,8 @@ class Job:
     sequence: queries.Named | None = None
     funnel: queries.Named | None = None
     sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
+    engagement: Engagement | None = None  # the lead's events, for a step that reads them
+    waited_since: datetime | None = None  # a wait for an event: when it began
     step_id: str = field(init=False)
     """The id of its step (of the claim's when it has none; "-" for none at all)."""
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from nurture.rules.engagement import Scoring
+
 LEASE = timedelta(minutes=5)
 IN_FLIGHT = 500
 """Messages in flight at once by default: a provider answering in 200 ms gets up to 2,500 a
@@ -16,6 +18,16 @@ second from one daemon (its CPU is the bound well before that)."""
 def worker_name() -> str:
     """host:pid:random, unique across machines and restarts."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Tracked links and the open pixel: the secret that signs their tokens, where they point."""
+
+    secret: str
+    base_url: str
+    """`nurture serve`'s public address: links lead to its /c/ page, the pixel to /o/."""
+    open_pixel: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,3 +44,7 @@ class EngineConfig:
     default_zone: str = "UTC"
     coach: dict[str, Any] = field(default_factory=dict)
     """What templates read as `coach` (settings.coach; its defaults when empty)."""
+    tracking: Tracking | None = None
+    """Tracked links (None: `link()` renders the address itself, nothing is rewritten)."""
+    scoring: Scoring = field(default_factory=Scoring)
+    """How engagement events add up to the score conditions test."""

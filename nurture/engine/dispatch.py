@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Row
 
 from nurture.channels import Channels, PermanentFailure
-from nurture.engine import actions
+from nurture.engine import actions, engagement
 from nurture.engine.complete import Job
 from nurture.engine.config import LEASE, EngineConfig, worker_name
 from nurture.engine.delivery import sends, settling
@@ -138,6 +138,7 @@ def _flow(
             if not claimed:
                 return None
             jobs = _prepare(connection, store.url, claimed)
+            engagement.load(connection, jobs, now, config.scoring)
         _decide_all(jobs, run, now)
         return now, jobs
 
@@ -172,7 +173,18 @@ def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:
             else {}
         )
         if fresh:
+            track = (
+                engagement.tracker(run.config.tracking, job)
+                if step.action_type in actions.CHANNEL_OF
+                else None
+            )
+            if track is not None:
+                context["link"] = track
             _decide(job, step, context, now, run.config.default_zone)
+            if track is not None and job.message is not None and run.config.tracking:
+                job.message = engagement.tracked(
+                    job.message, job.spec, track, run.config.tracking, job
+                )
         elif step.action_type in actions.CHANNEL_OF:
             with suppress(PermanentFailure):  # no message to ask the provider about: held
                 job.message = actions.message(step, job.lead, context, job.key)
@@ -265,7 +277,8 @@ def _job(row: queries.Claimed, lead: queries.LeadRow, position: steps.Position) 
 def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, zone: str) -> None:
     """What the step does now: skip, send a message, or an effect to write at completion."""
     lead = job.lead
-    failed = [check for check in check_conditions(step.conditions, lead) if not check.passed]
+    checks = check_conditions(step.conditions, lead, job.engagement)
+    failed = [check for check in checks if not check.passed]
     channel = actions.CHANNEL_OF.get(step.action_type)
     if not step.active:
         job.status, job.error = "skipped", "step is inactive"
@@ -279,5 +292,7 @@ def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, zon
             if channel:
                 job.message = actions.message(step, lead, context, job.key)
             job.effect = actions.effect(step, lead, context, now, zone)
+            if getattr(step, "wait_for", None) is not None:
+                engagement.waited(job, step)
         except PermanentFailure as error:
             job.status, job.error, job.message = "failed", str(error), None

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from nurture.channels.unsubscribe import read_token
 from nurture.errors import ConfigError, NotFound, NurtureError
+from nurture.leads import engagement
 from nurture.leads.enrollment import stop_enrollments_on_reply
 from nurture.rules.contacts import ContactError, normalize_phone
 from nurture.store.tables import ConsentEvent, Lead
@@ -198,6 +199,7 @@ def inbound(
     detail = f"replied {text.strip()!r}" if text else None
     out = opt_out(session, lead, [channel], now, "inbound", detail) if word in STOP_WORDS else []
     back = opt_in(session, lead, [channel], now, "inbound", detail) if word in START_WORDS else []
+    engagement.replied(session.connection(), lead.id, now, channel, text)
     return Inbound(lead, out, back, stop_enrollments_on_reply(session, lead, now))
 
 

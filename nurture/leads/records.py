@@ -12,6 +12,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from nurture.errors import Conflict, InvalidLead
+from nurture.leads import engagement
 from nurture.leads.enrollment import enroll, stop_enrollments_on_conversion
 from nurture.leads.lookup import (
     existing_lead,
@@ -169,8 +170,11 @@ def convert(session: Session, lead: Lead, now: datetime, rules: LeadRules) -> li
     """Mark the lead converted and stop its enrollments that stop on conversion; their ids."""
     if not rules.converts(lead.status) and rules.conversion_statuses:
         lead.status = rules.conversion_statuses[0]
+    first = lead.converted_at is None
     lead.converted_at = lead.converted_at or now
     lead.updated_at = now
     session.add(lead)
     session.flush()
+    if first:
+        engagement.converted(session.connection(), lead.id, now)
     return stop_enrollments_on_conversion(session, lead, now)

@@ -4,7 +4,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nurture.spec.conditions import StepConditions, TriggerConditions
+from nurture.rules.engagement import STEP_KINDS, Engagement
+from nurture.spec.conditions import STEP_ID_CONDITIONS, StepConditions, TriggerConditions
 
 
 class LeadFacts(Protocol):
@@ -55,8 +56,11 @@ def _any_of(name: str, wanted: list[str], actual: str | None) -> Check:
     return Check(name, " or ".join(wanted), repr(actual) if actual is not None else "none", passed)
 
 
-def check_conditions(conditions: TriggerConditions | None, lead: LeadFacts) -> list[Check]:
-    """Every condition given, checked; string matching ignores case."""
+def check_conditions(
+    conditions: TriggerConditions | None, lead: LeadFacts, engagement: Engagement | None = None
+) -> list[Check]:
+    """Every condition given, checked; string matching ignores case. Engagement conditions read
+    `engagement` (none given: the lead has done nothing)."""
     if conditions is None:
         return []
     checks = []
@@ -75,6 +79,8 @@ def check_conditions(conditions: TriggerConditions | None, lead: LeadFacts) -> l
             checks.append(_any_of(name, wanted, actual))
     if isinstance(conditions, StepConditions):
         checks += _step_checks(conditions, lead)
+        if conditions.engagement():
+            checks += engagement_checks(conditions, engagement or Engagement())
     return checks
 
 
@@ -104,6 +110,35 @@ def _step_checks(conditions: StepConditions, lead: LeadFacts) -> list[Check]:
         actual = lead.fields.get(key)
         passed = actual is not None and _fold(actual) in {_fold(o) for o in options}
         checks.append(Check(f"fields.{key}", " or ".join(map(str, options)), repr(actual), passed))
+    return checks
+
+
+def engagement_checks(conditions: StepConditions, engagement: Engagement) -> list[Check]:
+    """The engagement conditions: events of the enrollment's steps, replies, the score."""
+    checks = []
+    for name in STEP_ID_CONDITIONS:
+        wanted = getattr(conditions, name)
+        if wanted is None:
+            continue
+        kind = STEP_KINDS[name.removeprefix("not_")]
+        done = engagement.steps_with(kind)
+        hit = any(step_id in done for step_id in wanted)
+        negated = name.startswith("not_")
+        expected = ("no " if negated else "") + f"{kind} in " + " or ".join(wanted)
+        actual = f"{kind} in " + (", ".join(done) if done else "no step")
+        checks.append(Check(name, expected, actual, hit != negated))
+    if conditions.replied is not None:
+        did = engagement.replied()
+        shown = "replied" if did else "no reply"
+        checks.append(
+            Check("replied", str(conditions.replied).lower(), shown, did == conditions.replied)
+        )
+    if conditions.engagement_score is not None:
+        low, high = conditions.engagement_score.min, conditions.engagement_score.max
+        value = engagement.score()
+        within = low <= value and (high is None or value <= high)
+        wanted_range = f"{low:g}-{high:g}" if high is not None else f"at least {low:g}"
+        checks.append(Check("engagement_score", wanted_range, f"{value:g}", within))
     return checks
 
 

@@ -6,6 +6,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from nurture.spec.actions import MESSAGE_ACTIONS
+from nurture.spec.durations import format_duration as _shown
 from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.spec.window import WEEKDAYS, SendWindow
 
@@ -85,8 +86,15 @@ def _next_start(local: datetime, window: SendWindow, tz: ZoneInfo, *, same_day: 
 def step_due(
     after: datetime, step: AnyStep, spec: SequenceSpec, lead_zone: str | None, default_zone: str
 ) -> Slot:
-    """When `step` runs if the previous one ran at `after`: its delay, then (messages) the send window."""
+    """When `step` runs if the previous one ran at `after`: its delay, then (messages) the send
+    window; a wait for an event, at the latest its timeout later (the event makes it due sooner)."""
     due = after + step.delay
+    wait_for = getattr(step, "wait_for", None)
+    if wait_for is not None:
+        return Slot(
+            due + wait_for.timeout,
+            (f"waits up to {_shown(wait_for.timeout)} for a {wait_for.event}",),
+        )
     if step.action_type not in MESSAGE_ACTIONS:
         return Slot(due)
     return fit_window(due, spec.send_window, lead_zone, default_zone)

@@ -20,7 +20,8 @@ from nurture.spec import actions as a
 from nurture.spec.base import SpecModel, located_error
 from nurture.spec.cases import TestCase
 from nurture.spec.categories import Category
-from nurture.spec.conditions import StepConditions, TriggerConditions
+from nurture.spec.conditions import ENGAGEMENT_CONDITIONS, StepConditions, TriggerConditions
+from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.durations import PATTERN, count_of, format_duration
 from nurture.spec.names import slugify
 from nurture.spec.times import LONGEST_WAIT, TEN_YEARS, is_stored
@@ -31,8 +32,8 @@ FailurePolicy = Literal["continue", "stop"]
 STEP_ID = r"^[a-z0-9][a-z0-9_-]*$"
 UNVERSIONED = frozenset({"tests", "active", "funnels"})
 """Changing these makes no new version: they say where and whether a sequence runs, not what."""
-ADDED_LATER: dict[str, Any] = {"stop_on_reply": False}
-STEP_ADDED_LATER: dict[str, Any] = {"stop": False}
+ADDED_LATER: dict[str, Any] = {"stop_on_reply": False, "track_links": False}
+STEP_ADDED_LATER: dict[str, Any] = {"stop": False, "wait_for": None}
 """Settings (of a sequence, of a step) newer than the first format, left out of a definition at
 their default: upgrading nurture must not make every applied sequence look changed."""
 DELAY_FIELDS = ("delay_days", "delay_hours", "delay_minutes")
@@ -201,9 +202,21 @@ class NotificationStep(StepBase):
     action_config: a.NotificationConfig
 
 
+class WaitFor(SpecModel):
+    """Wait for the lead to do something, at most `timeout` (after the step's delay)."""
+
+    event: Literal["reply", "click", "convert"]
+    timeout: a.Duration
+
+
 class WaitStep(StepBase):
     action_type: Literal[a.ActionType.WAIT]
     action_config: a.WaitConfig = Field(default_factory=a.WaitConfig)
+    wait_for: WaitFor | None = Field(
+        None,
+        description="End the wait early when the lead replies, clicks or converts; the next "
+        "steps' conditions (replied, clicked) see whether it came.",
+    )
 
 
 STEP_CLASSES: dict[a.ActionType, type[StepBase]] = {
@@ -280,6 +293,11 @@ class SequenceSpec(SpecModel):
     stop_on_reply: bool = Field(
         False,
         description="A message from the lead (an inbound SMS or WhatsApp) ends the enrollment.",
+    )
+    track_links: bool = Field(
+        False,
+        description="Every web address in this sequence's messages becomes a tracked link "
+        "(`nurture serve`'s /c/ page counts the click, then redirects).",
     )
     manual_advance: bool = False
     re_entry: ReEntry = "never"
@@ -362,6 +380,23 @@ class SequenceSpec(SpecModel):
                     )
         return self
 
+    @model_validator(mode="after")
+    def _conditions_name_known_steps(self) -> Self:
+        ids = [step.key for step in self.steps]
+        for index, step in enumerate(self.steps):
+            for name, step_id in step.conditions.named_steps() if step.conditions else []:
+                if step_id not in ids:
+                    raise located_error(
+                        ("steps", index, "conditions", name),
+                        f"no step {step_id!r} in this sequence{did_you_mean(step_id, ids)}",
+                    )
+                if ids.index(step_id) >= index:
+                    raise located_error(
+                        ("steps", index, "conditions", name),
+                        f"step {step_id!r} does not come before step {step.key!r}",
+                    )
+        return self
+
     def definition(self) -> dict[str, Any]:
         """What runs to a lead, versioned: all but the test cases, the active flag and the funnels."""
         definition = self.model_dump(mode="json", exclude=set(UNVERSIONED))
@@ -369,8 +404,13 @@ class SequenceSpec(SpecModel):
             (step, STEP_ADDED_LATER) for step in definition["steps"]
         ]:
             for key, default in added.items():
-                if part.get(key) == default:
+                if key in part and part[key] == default:
                     del part[key]
+        for step in definition["steps"]:
+            conditions = step.get("conditions") or {}
+            for key in ENGAGEMENT_CONDITIONS:
+                if key in conditions and conditions[key] is None:
+                    del conditions[key]
         return definition
 
     def fingerprint(self) -> str:

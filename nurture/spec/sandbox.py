@@ -92,6 +92,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         super().__init__(undefined=StrictUndefined, **options)
         self.filters = {name: _metered(name, f) for name, f in self.filters.items()}
         self.globals["range"] = limits.check_range
+        # `{{ link('https://...') }}`: a tracked link where the engine renders (its own `link`
+        # in the context); the address itself anywhere else (previews, checks).
+        self.globals["link"] = str
         # lipsum(1000000) writes a million paragraphs, and no message needs it.
         del self.globals["lipsum"]
 

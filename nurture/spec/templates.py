@@ -1,5 +1,6 @@
 """Message templates: the one Jinja2 environment, and the checks `nurture validate` runs on them."""
 
+import re
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -32,7 +33,18 @@ LEAD_KEYS = frozenset(
 )
 COACH_KEYS = frozenset({"name", "business", "email", "phone", "website", "booking_url"})
 NAMED_KEYS = frozenset({"name", "slug", "id"})
-TOP_LEVEL = frozenset({"lead", "coach", "funnel", "sequence", "step", "unsubscribe_url", "now"})
+TOP_LEVEL = frozenset(
+    {"lead", "coach", "funnel", "sequence", "step", "unsubscribe_url", "now", "link"}
+)
+URL = re.compile(r"^https?://[^\s/?#<>\"']+[^\s<>\"']*$", re.I)
+"""A web address a tracked link may lead to: http or https, a host, no spaces or quotes."""
+
+
+def is_url(text: object) -> bool:
+    """Whether a link target is a web address (http or https, with a host)."""
+    return isinstance(text, str) and URL.match(text.strip()) is not None
+
+
 Loc = tuple[str | int, ...]
 
 
@@ -77,6 +89,7 @@ def _check(source: str, coach: frozenset[str]) -> list[TemplateProblem]:
         return [TemplateProblem(1, "template syntax error: a number too long to read", None)]
     free, compile_error = _analyse(tree)
     problems = _unknown_filters(tree) + _unknown_variables(tree, free, coach)
+    problems += _link_problems(tree) if "link" in source else []
     problems += [TemplateProblem(*problem) for problem in cost_problems(tree)]
     if not problems and compile_error:  # what parsing does not catch (a block defined twice...)
         problems.append(_syntax_problem(source, compile_error))
@@ -103,6 +116,24 @@ def _unknown_filters(tree: nodes.Template) -> list[TemplateProblem]:
             if node.name not in known:
                 message = f"unknown {kind} {node.name!r}{did_you_mean(node.name, known)}"
                 problems.append(TemplateProblem(node.lineno, message, node.name))
+    return problems
+
+
+def _link_problems(tree: nodes.Template) -> list[TemplateProblem]:
+    """`link(...)` takes one web address: `{{ link('https://example.com/offer') }}`."""
+    problems = []
+    for call in tree.find_all(nodes.Call):
+        if not (isinstance(call.node, nodes.Name) and call.node.name == "link"):
+            continue
+        arguments = [*call.args, *call.kwargs]
+        target = call.args[0] if len(call.args) == 1 and not call.kwargs else None
+        if target is None:
+            message = f"link() takes one web address, not {len(arguments)} arguments"
+            needle = "link()" if not arguments else "link("
+            problems.append(TemplateProblem(call.lineno, message, needle))
+        elif isinstance(target, nodes.Const) and not is_url(target.value):
+            message = f"link({target.value!r}): not a web address (write https://...)"
+            problems.append(TemplateProblem(call.lineno, message, str(target.value) or "link("))
     return problems
 
 

@@ -10,6 +10,7 @@ from nurture.store.tables.access import ApiToken, IngestKey
 from nurture.store.tables.actions import Appointment, Notification, Task
 from nurture.store.tables.base import Stored, UTCDateTime, utc_column
 from nurture.store.tables.channels import ChannelSlot, OutboxMessage, ProviderCallback
+from nurture.store.tables.engagement import EngagementEvent
 from nurture.store.tables.engine import Enrollment, Execution, Worker
 from nurture.store.tables.leads import ConsentEvent, Lead, MatchCandidates, MatchDecision
 from nurture.store.tables.project import Funnel, FunnelAssignment, Sequence, SequenceVersion, Step
@@ -20,6 +21,7 @@ __all__ = [
     "Appointment",
     "ChannelSlot",
     "ConsentEvent",
+    "EngagementEvent",
     "Enrollment",
     "Execution",
     "Funnel",
