@@ -123,6 +123,11 @@ COMMANDS = {
         "nurture.cli.channels:app", "Channels: check the providers, send a test message.", SETUP
     ),
     "config": Lazy("nurture.cli.config:app", "Settings: show the effective configuration.", SETUP),
+    "events": Lazy(
+        "nurture.cli.events:app",
+        "Engagement events: record bounce reports (DSN messages, an mbox or a maildir).",
+        RUNNING,
+    ),
     "outbox": Lazy(
         "nurture.cli.outbox:app",
         "Messages the outbox channel kept (the default of `nurture run`): what would have gone.",

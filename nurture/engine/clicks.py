@@ -86,7 +86,7 @@ def click(connection: Connection, secret: str, visit: Visit, within: float) -> O
     target = links.read_token(secret, visit.token)
     sent = _execution(connection, target)
     urls = (sent.detail or {}).get("links") or []
-    index = target.index
+    index = target.link_index
     if index is None or not 0 <= index < len(urls):
         raise NotFound("the link is not one of its message's links")
     url = urls[index]
@@ -104,7 +104,7 @@ def click(connection: Connection, secret: str, visit: Visit, within: float) -> O
 def opened(connection: Connection, secret: str, visit: Visit) -> Outcome:
     """An email's open pixel fetched: its open recorded once, unless a scanner fetched it."""
     target = links.read_token(secret, visit.token)
-    if target.index is not None:
+    if target.link_index is not None:
         raise NotFound("not an open pixel's token")
     sent = _execution(connection, target)
     why = scanner(visit, None, 0)

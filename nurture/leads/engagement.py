@@ -59,8 +59,8 @@ def record(connection: Connection, happened: Happened) -> bool:
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(event_table).values(happened.row())
     statement = statement.on_conflict_do_nothing(index_elements=["key"])
-    if not connection.execute(statement).rowcount:
-        return False
+    if connection.execute(statement.returning(event_table.c.id)).first() is None:
+        return False  # recorded before
     if happened.kind in ENDS_WAIT:
         wake(connection, happened.lead_id, happened.kind, happened.at)
     return True

@@ -36,7 +36,7 @@ class Target(NamedTuple):
     link: str
 
     @property
-    def index(self) -> int | None:
+    def link_index(self) -> int | None:
         return None if self.link == OPEN else int(self.link)
 
 
