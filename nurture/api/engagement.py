@@ -63,15 +63,23 @@ def _follow(ctx: Ctx, visit: clicks.Visit) -> clicks.Outcome | str:
         return "The link is not complete or not valid"
 
 
-@router.api_route(
-    "/c/{token}",
-    methods=["GET", "HEAD"],
-    response_class=RedirectResponse,
-    status_code=302,
-    responses=LINK_RESPONSES,
+@router.get(
+    "/c/{token}", response_class=RedirectResponse, status_code=302, responses=LINK_RESPONSES
 )
 async def tracked_link(request: Request, ctx: Ctx, token: Token) -> Response:
     """A tracked link in a message: counts the lead's click, then redirects to the target."""
+    return await _redirect(request, ctx, token)
+
+
+@router.head(
+    "/c/{token}", response_class=RedirectResponse, status_code=302, responses=LINK_RESPONSES
+)
+async def checked_link(request: Request, ctx: Ctx, token: Token) -> Response:
+    """A link checker's HEAD request: the same redirect, never counted as a click."""
+    return await _redirect(request, ctx, token)
+
+
+async def _redirect(request: Request, ctx: Ctx, token: str) -> Response:
     outcome = await run_in_threadpool(_follow, ctx, _visit(request, token))
     if isinstance(outcome, str) or outcome.url is None:
         return _broken(outcome if isinstance(outcome, str) else "The link has no target")

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from nurture.api.auth import allows
 from nurture.api.batching import Pending
-from nurture.api.deps import Ctx
+from nurture.api.deps import Context, Ctx
 from nurture.api.errors import ERRORS
 from nurture.leads import ingest
 from nurture.leads import records as leads
@@ -132,6 +132,18 @@ class EnrollmentOut(Answer):
     exit_reason: str | None
 
 
+class EngagementOut(Answer):
+    """An engagement event: a delivery, a read, a click, an open, a reply, a bounce, a conversion."""
+
+    kind: str
+    at: datetime
+    sequence_id: int | None
+    step_id: str | None
+    execution_id: int | None
+    link: str | None = Field(description="A click's target.")
+    detail: dict[str, Any] | None
+
+
 class LeadOut(Answer):
     id: int
     external_id: str | None
@@ -153,6 +165,12 @@ class LeadOut(Answer):
     updated_at: datetime
     converted_at: datetime | None
     enrollments: list[EnrollmentOut]
+    engagement_score: float = Field(
+        0.0, description="Recency and frequency of the lead's engagement events (docs: engagement)."
+    )
+    engagement: list[EngagementOut] = Field(
+        default_factory=list, description="What the lead did with its messages, oldest first."
+    )
 
 
 class FirstStep(Answer):
@@ -194,8 +212,9 @@ class LeadEvent(SpecModel):
         return plain_text(value) if isinstance(value, str) else value
 
 
-def lead_out(session: Session, lead: Lead) -> LeadOut:
-    return LeadOut.model_validate(lead_details(session, lead))
+def lead_out(session: Session, lead: Lead, ctx: Context) -> LeadOut:
+    scoring = ctx.settings.engagement.scoring()
+    return LeadOut.model_validate(lead_details(session, lead, datetime.now(UTC), scoring))
 
 
 @router.post(
@@ -221,7 +240,7 @@ async def add_lead(
 def get_lead(ctx: Ctx, id: LeadRef) -> LeadOut:
     """The lead and its enrollments."""
     with ctx.store.session() as session:
-        return lead_out(session, find_lead(session, id))
+        return lead_out(session, find_lead(session, id), ctx)
 
 
 @router.patch("/{id}", dependencies=allows("write"), response_model=LeadOut)
@@ -229,7 +248,7 @@ def update_lead(ctx: Ctx, id: LeadRef, body: LeadFields) -> LeadOut:
     """Change the lead's data (tags add, fields merge); a conversion status stops enrollments."""
     with ctx.store.session(immediate=True) as session:
         lead = leads.update_lead(session, id, body.as_input(), datetime.now(UTC), ctx.rules)
-        return lead_out(session, lead)
+        return lead_out(session, lead, ctx)
 
 
 @router.post("/{id}/events", dependencies=allows("ingest", "write"), response_model=LeadOut)
@@ -238,4 +257,4 @@ def lead_event(ctx: Ctx, id: LeadRef, body: LeadEvent) -> LeadOut:
     event = ingest.LeadEvent(body.type, body.value, body.name, body.channel)
     with ctx.store.session(immediate=True) as session:
         lead = ingest.apply_event(session, id, event, datetime.now(UTC), ctx.rules)
-        return lead_out(session, lead)
+        return lead_out(session, lead, ctx)

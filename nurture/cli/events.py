@@ -34,7 +34,7 @@ def bounces(
     Examples:
       nurture events bounces bounce.eml
       nurture events bounces ~/Maildir/.Bounces
-      fetchmail --mda 'nurture events bounces -'
+      nurture events bounces - < bounce.eml
     """
     from nurture.engine.bounces import record_reports
     from nurture.rules.bounces import read_bytes, read_path

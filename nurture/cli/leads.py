@@ -317,17 +317,20 @@ def show(lead: LEAD, json: JSON = False) -> None:
     """
     from nurture.leads import records as service
 
+    scoring = state.settings.engagement.scoring()
     with state.session() as session:
-        data = service.lead_details(session, service.find_lead(session, lead))
+        row = service.find_lead(session, lead)
+        data = service.lead_details(session, row, datetime.now(UTC), scoring)
     if json:
         print_json(data)
         return
-    skip = {"enrollments", "executions", "first_name", "next"}
+    skip = {"enrollments", "executions", "first_name", "next", "engagement"}
     for key, value in data.items():
         if key not in skip and value not in (None, [], {}):
             out.print(escape(f"{key:>13}: {_cell(value)}"))
     _table("enrollments", data["enrollments"], ENROLLMENT_COLUMNS)
     _table("executions", data["executions"], EXECUTION_COLUMNS)
+    _table("engagement", data["engagement"], ENGAGEMENT_COLUMNS)
     upcoming = data["next"]
     if upcoming:
         step, sequence, at = upcoming["step_id"], upcoming["sequence"], upcoming["next_run_at"]
@@ -343,6 +346,7 @@ ENROLLMENT_COLUMNS = (
     "next_run_at",
     "exit_reason",
 )
+ENGAGEMENT_COLUMNS = ("at", "kind", "step_id", "link")
 EXECUTION_COLUMNS = ("sequence", "step_id", "attempt", "status", "due_at", "finished_at", "error")
 
 

@@ -15,8 +15,8 @@ from nurture.rules.contacts import ContactError, normalize_email
 from nurture.store.tables import Execution, Lead
 
 execution, lead = Execution.__table__, Lead.__table__
-COLUMNS = (execution.c.id, execution.c.lead_id, execution.c.enrollment_id)
-COLUMNS += (execution.c.sequence_id, execution.c.step_id)
+COLUMNS = tuple(execution.c[name] for name in ("id", "lead_id", "enrollment_id", "sequence_id"))
+COLUMNS += (execution.c.step_id,)
 
 
 @dataclass

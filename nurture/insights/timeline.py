@@ -125,6 +125,8 @@ def _step_row(
         notes.append(execution.error)
     if "retry_at" in detail:
         notes.append(f"retry at {detail['retry_at']}")
+    if "wait_for" in detail:
+        notes.append(waited_text(detail))
     message = messages.get(execution.id)
     return Row(
         at=execution.started_at or execution.due_at,  # a run not yet started: when it is due
@@ -137,6 +139,14 @@ def _step_row(
         notes=tuple(notes),
         message=_message_dict(message),
     )
+
+
+def waited_text(detail: dict[str, Any]) -> str:
+    """How a wait for an event ended: `the click came (2025-03-03T12:00)` or `no reply came`."""
+    event = detail["wait_for"]
+    if detail.get("came"):
+        return f"the {event} came ({str(detail.get('came_at', ''))[:16]}): the wait ended early"
+    return f"no {event} came: the wait timed out"
 
 
 def _message_dict(message: OutgoingMessage | None) -> dict[str, Any] | None:
@@ -162,6 +172,9 @@ def _what(
     if isinstance(config, TagConfig):
         return "tags + " + ", ".join(config.tags)
     if step.action_type == "wait":
+        wait_for = getattr(step, "wait_for", None)
+        if wait_for is not None:
+            return f"wait up to {format_duration(step.delay + wait_for.timeout)} for a {wait_for.event}"
         return f"wait {format_duration(step.delay)}"
     return _stored_effect(session, execution)
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from nurture.rules.engagement import WAITED
+from nurture.rules.engagement import WAITED, Event, Scoring, score
 from nurture.store.tables import EngagementEvent, Enrollment, Execution, SequenceVersion
 
 event_table = EngagementEvent.__table__
@@ -122,3 +122,27 @@ def _waits_for(row: Row, event: str) -> bool:
     step = next((s for s in steps if s.get("id") == row.step_id), None)
     wait_for = (step or {}).get("wait_for") or {}
     return wait_for.get("event") == event
+
+
+def events_of(connection: Connection, lead_id: int) -> list[Row]:
+    """Every engagement event of a lead, oldest first."""
+    query = select(event_table).where(event_table.c.lead_id == lead_id)
+    return list(connection.execute(query.order_by(event_table.c.at, event_table.c.id)))
+
+
+def summary(
+    connection: Connection, lead_id: int, now: datetime, scoring: Scoring | None = None
+) -> dict[str, Any]:
+    """A lead's engagement score at `now` and its events (what `leads show` and the API add)."""
+    rows = events_of(connection, lead_id)
+    facts = [Event(row.kind, row.at, row.step_id, row.enrollment_id) for row in rows]
+    return {
+        "engagement_score": score(facts, now, scoring),
+        "engagement": [event_dict(row) for row in rows],
+    }
+
+
+def event_dict(row: Row) -> dict[str, Any]:
+    """An event as people read it: what, when, from which step of which message."""
+    keys = ("kind", "at", "sequence_id", "step_id", "execution_id", "link", "detail")
+    return {key: getattr(row, key) for key in keys}

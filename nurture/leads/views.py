@@ -1,11 +1,14 @@
 """Leads as the CLI and the API show them: listed, and one with its enrollments and executions."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from nurture.leads import engagement
 from nurture.leads.lookup import find_funnel
+from nurture.rules.engagement import Scoring
 from nurture.store.tables import Enrollment, Execution, Funnel, Lead, Sequence
 
 
@@ -46,8 +49,11 @@ def lead_dict(lead: Lead, funnels: dict[int, str]) -> dict[str, Any]:
     return data | {"funnel": funnels.get(lead.funnel_id) if lead.funnel_id else None}
 
 
-def lead_details(session: Session, lead: Lead) -> dict[str, Any]:
-    """The lead, its enrollments (with the next due step) and every execution."""
+def lead_details(
+    session: Session, lead: Lead, now: datetime | None = None, scoring: Scoring | None = None
+) -> dict[str, Any]:
+    """The lead, its enrollments (with the next due step), every execution, and its engagement
+    (its events and their score at `now`, the wall clock when not given)."""
     names = dict(session.exec(select(Sequence.id, Sequence.name)).all())
     enrollments = session.exec(
         select(Enrollment).where(col(Enrollment.lead_id) == lead.id).order_by(col(Enrollment.id))
@@ -58,11 +64,15 @@ def lead_details(session: Session, lead: Lead) -> dict[str, Any]:
     shown = [_enrollment_dict(e, names) for e in enrollments]
     due = [e for e in shown if e["status"] == "active" and e["next_run_at"] is not None]
     upcoming = min(due, key=lambda e: e["next_run_at"], default=None)
-    return lead_dict(lead, funnel_names(session)) | {
-        "enrollments": shown,
-        "executions": [_execution_dict(x, names) for x in executions],
-        "next": upcoming and {k: upcoming[k] for k in ("sequence", "step_id", "next_run_at")},
-    }
+    return (
+        lead_dict(lead, funnel_names(session))
+        | {
+            "enrollments": shown,
+            "executions": [_execution_dict(x, names) for x in executions],
+            "next": upcoming and {k: upcoming[k] for k in ("sequence", "step_id", "next_run_at")},
+        }
+        | engagement.summary(session.connection(), lead.id, now or datetime.now(UTC), scoring)
+    )
 
 
 def _enrollment_dict(row: Enrollment, names: dict[int, str]) -> dict[str, Any]:

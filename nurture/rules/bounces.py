@@ -86,7 +86,9 @@ def read_message(message: Message) -> Report:
         return Report(subject, problem="not a delivery status notification (RFC 3464)")
     original = _original_id(message)
     fields = status.get_payload()
-    recipients = fields[1:] if isinstance(fields, list) else []
+    recipients = (
+        [p for p in fields[1:] if isinstance(p, Message)] if isinstance(fields, list) else []
+    )
     bounces = tuple(_bounce(part, original) for part in recipients if part.get("Action"))
     if not bounces:
         return Report(subject, problem="the report names no recipient")
@@ -100,13 +102,16 @@ def _part(message: Message, content_type: str) -> Message | None:
 def _original_id(message: Message) -> str | None:
     """The Message-ID of the message that bounced, from the headers the report returns."""
     returned = _part(message, "message/rfc822")
+    headers: Message | None = None
     if returned is not None:
         inner = returned.get_payload()
-        headers = inner[0] if isinstance(inner, list) and inner else None
+        if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+            headers = inner[0]
     else:
         text = _part(message, "text/rfc822-headers")
         payload = text.get_payload(decode=True) if text is not None else None
-        headers = HeaderParser().parsestr(payload.decode("utf-8", "replace")) if payload else None
+        if isinstance(payload, bytes):
+            headers = HeaderParser().parsestr(payload.decode("utf-8", "replace"))
     found = headers.get("Message-ID") if headers is not None else None
     return str(found).strip() if found else None
 

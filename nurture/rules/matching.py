@@ -113,6 +113,9 @@ def _step_checks(conditions: StepConditions, lead: LeadFacts) -> list[Check]:
     return checks
 
 
+NOUNS = {"clicked": "click", "opened": "open", "delivered": "delivery", "read": "read"}
+
+
 def engagement_checks(conditions: StepConditions, engagement: Engagement) -> list[Check]:
     """The engagement conditions: events of the enrollment's steps, replies, the score."""
     checks = []
@@ -124,8 +127,9 @@ def engagement_checks(conditions: StepConditions, engagement: Engagement) -> lis
         done = engagement.steps_with(kind)
         hit = any(step_id in done for step_id in wanted)
         negated = name.startswith("not_")
-        expected = ("no " if negated else "") + f"{kind} in " + " or ".join(wanted)
-        actual = f"{kind} in " + (", ".join(done) if done else "no step")
+        noun = NOUNS[kind]
+        expected = ("no " if negated else "a ") + f"{noun} in " + " or ".join(wanted)
+        actual = f"a {noun} in " + ", ".join(done) if done else f"no {noun}"
         checks.append(Check(name, expected, actual, hit != negated))
     if conditions.replied is not None:
         did = engagement.replied()

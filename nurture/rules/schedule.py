@@ -6,7 +6,6 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from nurture.spec.actions import MESSAGE_ACTIONS
-from nurture.spec.durations import format_duration as _shown
 from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.spec.window import WEEKDAYS, SendWindow
 
@@ -91,10 +90,7 @@ def step_due(
     due = after + step.delay
     wait_for = getattr(step, "wait_for", None)
     if wait_for is not None:
-        return Slot(
-            due + wait_for.timeout,
-            (f"waits up to {_shown(wait_for.timeout)} for a {wait_for.event}",),
-        )
+        return Slot(due + wait_for.timeout)
     if step.action_type not in MESSAGE_ACTIONS:
         return Slot(due)
     return fit_window(due, spec.send_window, lead_zone, default_zone)

@@ -1,7 +1,9 @@
 """Events in a dry run, applied to the lead through the code `nurture leads ...` uses.
 
 `+2d convert`, `+3d status=Contacted`, `+1d score=80` (or `score=+10`), `+1d tag=replied`,
-`+1d opt-out=sms`, `+1d inbound` (ends a `stop_on_reply` sequence); and `+4h fail=send_email`
+`+1d opt-out=sms`, `+1d inbound` or `+1d reply` (ends a `stop_on_reply` sequence, wakes a
+`wait_for: {event: reply}`), `+1d click=welcome` (a click on the message of step welcome; also
+open, delivered, read, bounce); and `+4h fail=send_email`
 (also a step id, and `*N` for the next N attempts only), which makes the channel fail those
 sends: retries, then the sequence's failure policy.
 """
@@ -9,17 +11,20 @@ sends: retries, then the sequence's failure policy.
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlmodel import Session
 
 from nurture.channels import OutgoingMessage, TemporaryFailure
 from nurture.errors import InvalidEvent
+from nurture.leads import engagement
 from nurture.leads.consent import inbound
+from nurture.leads.engagement import Happened
 from nurture.leads.enrollment import stopped_text
 from nurture.leads.records import LeadInput, LeadRules, clean, convert, set_values
 from nurture.spec.actions import MESSAGE_ACTIONS
-from nurture.spec.events import Event, parse_event
+from nurture.spec.events import ENGAGEMENT_EVENTS, Event, parse_event
 from nurture.spec.models import SequenceSpec
-from nurture.store.tables import Lead
+from nurture.store.tables import Execution, Lead
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,9 @@ def happen(
     if kind == "convert":
         stopped = convert(session, lead, now, rules)
         return f"lead converted ({lead.status}); {_stopped(stopped)}"
-    if kind == "inbound":
+    if kind in ENGAGEMENT_EVENTS:
+        return engaged(session, lead, happening)
+    if kind in ("inbound", "reply"):
         stopped = inbound(session, lead, now).stopped
         return "the lead wrote in" + (
             f"; {stopped_text(stopped, 'stop_on_reply')}" if stopped else ""
@@ -98,6 +105,23 @@ def happen(
     if lead.converted_at is not None and before is None:
         return f"status {lead.status} converts the lead"
     return _described(lead, kind, value)
+
+
+def engaged(session: Session, lead: Lead, happening: Happening) -> str:
+    """The lead clicked, opened, got, read or bounced the message of a step (its last attempt)."""
+    event, step_id = happening.event, happening.event.value or ""
+    c = Execution.__table__.c
+    query = select(c.id, c.enrollment_id, c.sequence_id, c.step_id, c.detail).where(
+        c.lead_id == lead.id, c.step_id == step_id, c.status == "sent"
+    )
+    sent = session.connection().execute(query.order_by(c.id.desc()).limit(1)).first()
+    if sent is None:
+        return f"no message of step {step_id!r} went to the lead (yet): nothing to {event.kind}"
+    kind = ENGAGEMENT_EVENTS[event.kind]
+    links = (sent.detail or {}).get("links") or [None]
+    happened = Happened(lead.id, kind, happening.at, f"{kind}:{sent.id}", sent, links[0])
+    new = engagement.record(session.connection(), happened)
+    return f"{kind} the message of {step_id}" + ("" if new else " (again: counted once)")
 
 
 def _values(lead: Lead, kind: str, value: str, rules: LeadRules) -> dict:

@@ -1,4 +1,6 @@
-"""Events in a dry run: `+2d convert`, `+3d status=Contacted`, `+4h fail=send_email`, `+1d opt-out=sms`."""
+"""Events in a dry run: `+2d convert`, `+3d status=Contacted`, `+4h fail=send_email`, `+1d opt-out=sms`,
+and engagement: `+1d click=welcome`, `+2h open=welcome`, `+1h delivered=hello`, `+1h read=hello`,
+`+1d bounce=welcome` (the message of that step), `+1d reply`."""
 
 import re
 from dataclasses import dataclass
@@ -20,7 +22,16 @@ EVENT_KINDS = (
     "opt-out",
     "opt-in",
     "inbound",
+    "reply",
+    "click",
+    "open",
+    "delivered",
+    "read",
+    "bounce",
 )
+ENGAGEMENT_EVENTS = {"click": "clicked", "open": "opened", "delivered": "delivered"}
+ENGAGEMENT_EVENTS |= {"read": "read", "bounce": "bounced"}
+"""Dry-run events on a step's message, and the engagement event each records."""
 CHANNELS = ("sms", "whatsapp", "email", "all")
 _EVENT = re.compile(
     r"^\s*\+?\s*(?P<after>(?:\d+\s*[wdhms]\s*)+)\s+(?P<kind>[a-z-]+)(?:=(?P<value>.+))?$", re.I
@@ -50,7 +61,7 @@ def parse_event(text: str) -> Event:
 
 
 def _check_value(kind: str, value: str | None) -> None:
-    if kind in ("convert", "inbound"):
+    if kind in ("convert", "inbound", "reply"):
         if value:
             raise ValueError(f"event {kind!r} takes no value")
         return
@@ -58,6 +69,8 @@ def _check_value(kind: str, value: str | None) -> None:
         raise ValueError(f"event {kind!r} needs a value ({kind}=...)")
     if kind == "score" and not value.lstrip("+-").isdigit():
         raise ValueError(f"score={value} is not a number")
+    if kind in ENGAGEMENT_EVENTS and not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
+        raise ValueError(f"{kind}={value}: name the step whose message it was ({kind}=STEP-ID)")
     if kind in ("opt-out", "opt-in") and value.lower() not in CHANNELS:
         raise ValueError(f"{kind}={value}: the channel is one of {', '.join(CHANNELS)}")
 

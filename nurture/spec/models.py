@@ -23,6 +23,7 @@ from nurture.spec.categories import Category
 from nurture.spec.conditions import ENGAGEMENT_CONDITIONS, StepConditions, TriggerConditions
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.durations import PATTERN, count_of, format_duration
+from nurture.spec.events import ENGAGEMENT_EVENTS, parse_event
 from nurture.spec.names import slugify
 from nurture.spec.times import LONGEST_WAIT, TEN_YEARS, is_stored
 from nurture.spec.window import SendWindow
@@ -377,6 +378,14 @@ class SequenceSpec(SpecModel):
                     raise located_error(
                         ("tests", index, "expect", key),
                         f"test {case.name!r} names step {step_id!r}, which this sequence does not have",
+                    )
+            for place, text in enumerate(case.events):
+                event = parse_event(text)
+                if event.kind in ENGAGEMENT_EVENTS and event.value not in ids:
+                    raise located_error(
+                        ("tests", index, "events", place),
+                        f"{text!r}: no step {event.value!r} in this sequence"
+                        + did_you_mean(event.value or "", [i for i in ids if i]),
                     )
         return self
 
