@@ -187,3 +187,15 @@ def test_a_token_names_one_link_of_one_message_and_cannot_be_forged():
         links.read_token("another-secret", token)
     with pytest.raises(Exception, match="not a link token"):
         links.read_token(SECRET, token[:5])
+
+
+def test_the_engagement_score_weighs_events_by_kind_and_halves_them_every_half_life():
+    from nurture.rules.engagement import Event, Scoring, score
+
+    now = datetime(2025, 3, 17, tzinfo=UTC)
+    click, reply = Event("clicked", now), Event("replied", now - timedelta(days=14))
+    assert score([click], now) == 3.0 and score([reply], now) == 2.5
+    assert score([click, reply, Event("delivered", now)], now) == 5.5
+    assert score([Event("clicked", now + timedelta(days=1))], now) == 0.0  # not yet
+    faster = Scoring(half_life=timedelta(days=7))
+    assert score([reply], now, faster) == 1.2  # 5 x 0.25

@@ -36,6 +36,7 @@ def test_per_sequence_outcomes_rates_and_times(store, project):
         # four after 26h, Fay after 27h: mean 26h12m, median 26h
         "avg_completion_seconds": 94320.0, "median_completion_seconds": 93600.0,
         "avg_conversion_seconds": 3600.0,  # Cat converted 1h in
+        "engaged": 1, "engaged_rate": 0.1667,  # Cat's conversion is an engagement event
     }  # fmt: skip
     # 0, 0, 1h, 2h: the median of an even count is the mean of the middle two
     assert short["avg_completion_seconds"] == 2700.0

@@ -28,7 +28,8 @@ def test_stats_shows_every_sequence_with_its_outcomes(run_store, store, project)
     result = run_store("stats")
     assert result.exit_code == 0, result.output
     welcome = next(line for line in result.output.splitlines() if "Welcome" in line)
-    # assigned, active, completed, converted, stopped, failed, rate, avg, median, to conversion
+    # assigned, active, completed, converted, stopped, failed, rate, avg, median, to conversion,
+    # engaged (Cat's conversion)
     assert welcome.split() == [
         "Welcome",
         "6",
@@ -43,6 +44,7 @@ def test_stats_shows_every_sequence_with_its_outcomes(run_store, store, project)
         "1d",
         "2h",
         "1h",
+        "16.7%",
     ]
     assert "Funnels: no leads arrived through a funnel" in result.output
 

@@ -50,6 +50,10 @@ class SequenceFigures(Answer):
     avg_completion_seconds: float | None
     median_completion_seconds: float | None
     avg_conversion_seconds: float | None
+    engaged: int = Field(
+        0, description="Enrollments whose lead read, opened, clicked, replied or converted."
+    )
+    engaged_rate: float | None = Field(None, description="engaged over assigned.")
 
 
 class Reason(Answer):
@@ -75,6 +79,18 @@ class StepFigures(Answer):
     avg_lag_seconds: float | None
     skip_reasons: list[Reason]
     failure_reasons: list[Reason]
+    delivered: int = Field(0, description="Messages the provider delivered.")
+    read: int = Field(0, description="Messages the lead read (WhatsApp).")
+    clicked: int = Field(0, description="Messages with a tracked link the lead clicked.")
+    opened: int = Field(0, description="Emails opened (the open pixel; overcounts).")
+    replied: int = Field(0, description="Messages the lead answered.")
+    bounced: int = Field(0, description="Messages that bounced or were undelivered.")
+    delivered_rate: float | None = Field(None, description="delivered over sent.")
+    read_rate: float | None = None
+    clicked_rate: float | None = None
+    opened_rate: float | None = None
+    replied_rate: float | None = None
+    bounced_rate: float | None = None
 
 
 class StatsOut(Answer):

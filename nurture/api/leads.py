@@ -139,6 +139,7 @@ class EngagementOut(Answer):
     at: datetime
     sequence_id: int | None
     step_id: str | None
+    enrollment_id: int | None
     execution_id: int | None
     link: str | None = Field(description="A click's target.")
     detail: dict[str, Any] | None

@@ -1,6 +1,6 @@
 """`nurture explain LEAD`: the matching decision, each step's state, when and why the next runs."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -25,15 +25,33 @@ def explain(
       nurture explain ana@example.com
       nurture explain 3 --json
     """
+    settings = state.settings
     with state.session() as session:
-        data = explain_lead(session, lead, state.settings.timezone)
+        data = explain_lead(
+            session, lead, settings.timezone, datetime.now(UTC), settings.engagement.scoring()
+        )
     if json:
         print_json(data)
         return
     _lead(data["lead"])
     _decision(data["decision"])
+    _engagement(data["engagement"])
     for enrollment in data["enrollments"]:
         _enrollment(enrollment)
+        for check in enrollment.get("engagement_checks", ()):
+            _say(f"    next step's engagement: {check}")
+
+
+def _engagement(engaged: dict[str, Any]) -> None:
+    events = engaged["engagement"]
+    if not events:
+        _say("Engagement: no events yet (score 0)")
+        return
+    _say(f"Engagement: score {engaged['engagement_score']:g}, {len(events)} events")
+    for event in events:
+        where = f" on {event['step_id']}" if event["step_id"] else ""
+        link = f" ({event['link']})" if event["link"] else ""
+        _say(f"  {_when(event['at'])} {event['kind']}{where}{link}")
 
 
 def _say(text: str) -> None:

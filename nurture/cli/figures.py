@@ -25,6 +25,7 @@ SEQUENCE_COLUMNS = _headers(
         "avg_completion_seconds": "avg\ncompletion",
         "median_completion_seconds": "median\ncompletion",
         "avg_conversion_seconds": "avg to\nconversion",
+        "engaged_rate": "engaged",
     },
 )
 STEP_COLUMNS = _headers(
@@ -35,6 +36,10 @@ STEP_COLUMNS = _headers(
         "avg_lag_seconds": "avg lag\n(due→run)",
     },
 )
+ENGAGEMENT_COLUMNS = {"succeeded": "sent"} | {
+    f"{kind}_rate": kind
+    for kind in ("delivered", "read", "clicked", "opened", "replied", "bounced")
+}
 BAR_WIDTH = 40
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
 """How a cell a spreadsheet would run as a formula starts (OWASP, CSV injection)."""
@@ -124,8 +129,17 @@ def one_sequence(data: dict[str, Any]) -> None:
         return versions(data)
     out.print(table(data["summary"], ("sequence",), SEQUENCE_COLUMNS, name))
     out.print(table(data["steps"], ("step_id", "action_type"), STEP_COLUMNS, "Steps"))
+    engagement(data["steps"])
     dropoff(data["steps"])
     reasons(data["steps"])
+
+
+def engagement(steps: list[dict[str, Any]]) -> None:
+    """What leads did with each step's messages, as shares of the messages sent."""
+    sending = [step for step in steps if step.get("delivered_rate") is not None]
+    if sending:
+        title = "Engagement (share of messages sent)"
+        out.print(table(sending, ("step_id",), ENGAGEMENT_COLUMNS, title))
 
 
 def dropoff(steps: list[dict[str, Any]]) -> None:

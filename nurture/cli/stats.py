@@ -1,5 +1,6 @@
 """`nurture stats`, `nurture logs`, `nurture report`: how sequences perform, what ran, as HTML."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -84,6 +85,14 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new entries (Ctrl-C stops).")
     ] = False,
+    events: Annotated[
+        bool,
+        typer.Option(
+            "--events",
+            help="The engagement events instead (deliveries, reads, clicks, opens, replies, "
+            "bounces, conversions); --status picks a kind.",
+        ),
+    ] = False,
     json: JSON = False,
 ) -> None:
     """The execution log, newest first: status, attempt, lag and error of every step run.
@@ -92,7 +101,11 @@ def logs(
     Examples:
       nurture logs --status failed --since 1d
       nurture logs --lead ana@example.com --follow
+      nurture logs --events --status clicked --sequence welcome
     """
+    if events:
+        _events(sequence, step, lead, funnel, status, since, limit, json)
+        return
     with state.session() as session:
         filters = _filters(session, sequence, step, lead, funnel, status, since)
         entries = log_service.recent(session, filters, limit)
@@ -108,6 +121,37 @@ def logs(
     for entry in reversed(entries):
         _print_entry(entry, json)
     _follow(filters, entries[0]["id"] if entries else 0, json)
+
+
+def _events(
+    sequence: str | None,
+    step: str | None,
+    lead: str | None,
+    funnel: str | None,
+    kind: str | None,
+    since: str | None,
+    limit: int,
+    json: bool,
+) -> None:
+    from nurture.insights import engagement_log
+
+    with state.session() as session:
+        filters = _filters(session, sequence, step, lead, funnel, None, since)
+        filters = replace(filters, status=engagement_log.check_kind(kind))
+        found = engagement_log.recent_events(session, filters, limit)
+    if json:
+        print_json(found)
+        return
+    if not found:
+        out.print("no engagement events match")
+        return
+    shown = Table(box=box.SIMPLE_HEAD)
+    for name in ("at (UTC)", "event", "lead", "sequence", "step", "link"):
+        shown.add_column(name, no_wrap=name != "link", overflow="fold")
+    for row in found:
+        cells = (f"{row['at']:%Y-%m-%d %H:%M:%S}", row["kind"], row["lead"], row["sequence"] or "-")
+        shown.add_row(*map(escape, cells), escape(row["step_id"] or "-"), escape(row["link"] or ""))
+    out.print(shown)
 
 
 def _filters(

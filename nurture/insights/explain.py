@@ -2,14 +2,17 @@
 runs, and the sends of unclear fate waiting to be settled."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from nurture.engine.delivery.settle import command
+from nurture.leads import engagement
 from nurture.leads.enrollment import latest_decision
 from nurture.leads.records import find_lead, funnel_names
+from nurture.rules.engagement import Engagement, Event, Scoring
+from nurture.rules.matching import engagement_checks
 from nurture.rules.schedule import step_due
 from nurture.rules.steps import spec_of
 from nurture.spec.durations import format_duration
@@ -20,19 +23,61 @@ from nurture.store.tables import Enrollment, Execution, Lead, MatchDecision, Seq
 WAITING = ("active", "paused")
 
 
-def explain(session: Session, ref: str, default_zone: str) -> dict[str, Any]:
-    """The lead's matching decision and, for each enrollment, its steps and the next due one."""
+def explain(
+    session: Session,
+    ref: str,
+    default_zone: str,
+    now: datetime | None = None,
+    scoring: Scoring | None = None,
+) -> dict[str, Any]:
+    """The lead's matching decision, its engagement and, for each enrollment, its steps and
+    the next due one (with its engagement conditions checked at `now`)."""
     lead = find_lead(session, ref)
     funnels = funnel_names(session)
     decision = latest_decision(session, lead.id)
     enrollments = session.exec(
         select(Enrollment).where(col(Enrollment.lead_id) == lead.id).order_by(col(Enrollment.id))
     ).all()
+    now = now or datetime.now(UTC)
+    engaged = engagement.summary(session.connection(), lead.id, now, scoring)
+    facts = [
+        Event(e["kind"], e["at"], e["step_id"], e.get("enrollment_id"))
+        for e in engaged["engagement"]
+    ]
     return {
         "lead": _lead(lead, funnels),
         "decision": _decision(session, decision, funnels) if decision else None,
-        "enrollments": [_enrollment(session, lead, e, default_zone) for e in enrollments],
+        "engagement": engaged,
+        "enrollments": [
+            _enrollment(session, lead, e, default_zone)
+            | _engagement_checks(session, lead, e, facts, now, scoring)
+            for e in enrollments
+        ],
     }
+
+
+def _engagement_checks(
+    session: Session,
+    lead: Lead,
+    row: Enrollment,
+    facts: list[Event],
+    now: datetime,
+    scoring: Scoring | None,
+) -> dict[str, Any]:
+    """The next step's engagement conditions as they stand now: which hold, which not, why."""
+    if row.status not in WAITING:
+        return {}
+    definition = session.exec(
+        select(SequenceVersion.definition).where(
+            SequenceVersion.sequence_id == row.sequence_id, SequenceVersion.version == row.version
+        )
+    ).one()
+    step = next((s for s in spec_of(dict(definition)).steps if s.id == row.step_id), None)
+    conditions = step.conditions if step is not None else None
+    if conditions is None or not conditions.engagement():
+        return {}
+    mine = Engagement(tuple(facts), now, row.id, row.enrolled_at, scoring or Scoring())
+    return {"engagement_checks": [str(check) for check in engagement_checks(conditions, mine)]}
 
 
 def _lead(lead: Lead, funnels: dict[int, str]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, func, literal_column, select
 from sqlmodel import Session, col
 
+from nurture.insights import engagement_stats
 from nurture.leads.enrollment import LIVE
 from nurture.rules.periods import Window
 from nurture.store.aggregates import day, elapsed, medians, seconds
@@ -87,7 +88,8 @@ def sequence_figures(
         _completed_counts(counts, by_version),
     )
     names = sequence_names(connection)
-    rows = [_sequence_row(row, names, middle, by_version) for row in counts]
+    engaged = engagement_stats.engaged_enrollments(connection, keys, where)
+    rows = [_sequence_row(row, names, middle, by_version, engaged) for row in counts]
     if not by_version:
         rows += _idle_sequences(names, {row.sequence_id for row in counts}, sequence_id)
     return sorted(rows, key=lambda row: (row["sequence"].casefold(), row.get("version", 0)))
@@ -154,7 +156,11 @@ _ENDED = ("completed", "converted", "stopped", "failed", "unknown")
 
 
 def _sequence_row(
-    row: Any, names: dict[int, tuple[str, bool]], middle: dict[tuple, Any], by_version: bool
+    row: Any,
+    names: dict[int, tuple[str, bool]],
+    middle: dict[tuple, Any],
+    by_version: bool,
+    engaged: dict[tuple, int],
 ) -> dict[str, Any]:
     key = (row.sequence_id, row.version) if by_version else (row.sequence_id,)
     data: dict[str, Any] = {"sequence": names[row.sequence_id][0]}
@@ -167,6 +173,8 @@ def _sequence_row(
         "avg_completion_seconds": _seconds(row.average("completed")),
         "median_completion_seconds": _seconds(middle.get(key)),
         "avg_conversion_seconds": _seconds(row.average("converted")),
+        "engaged": engaged.get(key, 0),
+        "engaged_rate": rate(engaged.get(key, 0), row.assigned),
     }
 
 
@@ -174,8 +182,8 @@ def _idle_sequences(
     names: dict[int, tuple[str, bool]], seen: set[int], only: int | None
 ) -> list[dict[str, Any]]:
     """Live sequences no enrollment in the window reached (or `only` that one), with zeros."""
-    zero = dict.fromkeys(("assigned", "active", *_ENDED), 0)
-    empty = dict.fromkeys(("conversion_rate", "avg_completion_seconds"), None)
+    zero = dict.fromkeys(("assigned", "active", *_ENDED, "engaged"), 0)
+    empty = dict.fromkeys(("conversion_rate", "avg_completion_seconds", "engaged_rate"), None)
     empty |= dict.fromkeys(("median_completion_seconds", "avg_conversion_seconds"), None)
     return [
         {"sequence": name} | zero | empty

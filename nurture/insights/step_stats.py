@@ -19,6 +19,7 @@ from sqlalchemy import Connection, func, literal_column, select
 from sqlmodel import Session, col
 
 from nurture.engine.control import CONTROL_STEP
+from nurture.insights import engagement_stats
 from nurture.insights.stats import SUCCEEDED, rate, top_reasons
 from nurture.rules.periods import Window
 from nurture.store.aggregates import count_where, seconds
@@ -54,6 +55,10 @@ def step_figures(
     reasons = _reasons(connection, keys, where)
     layout = (_versions_layout if by_version else _layout)(connection, sequence_id, counted)
     rows = [_step_row(step, counted.get(key), reasons.get(key, {})) for key, step in layout.items()]
+    engaged = engagement_stats.step_counts(
+        connection, sequence_id, window, by_version=by_version, funnel_id=funnel_id
+    )
+    engagement_stats.with_step_engagement(rows, engaged)
     return _with_dropoff(rows)
 
 

@@ -144,5 +144,14 @@ def summary(
 
 def event_dict(row: Row) -> dict[str, Any]:
     """An event as people read it: what, when, from which step of which message."""
-    keys = ("kind", "at", "sequence_id", "step_id", "execution_id", "link", "detail")
+    keys = (
+        "kind",
+        "at",
+        "sequence_id",
+        "step_id",
+        "enrollment_id",
+        "execution_id",
+        "link",
+        "detail",
+    )
     return {key: getattr(row, key) for key in keys}
