@@ -9,8 +9,8 @@ from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
 from nurture.errors import ProjectNotFound
 from nurture.spec.diagnostics import Diagnostic
-from nurture.spec.files import CheckResult, check_files, shown
-from nurture.spec.lint import lint, silenced
+from nurture.spec.files import CheckResult, shown
+from nurture.spec.lint import checked
 
 
 def validate(
@@ -35,10 +35,10 @@ def validate(
     """
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
-    result = check_files(targets, coach_keys=coach_keys)
     ignore, conversion_statuses = _lint_settings()
-    result.diagnostics = silenced(result.diagnostics, ignore)
-    result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=result.valid)
+    result = checked(
+        targets, coach_keys=coach_keys, ignore=ignore, conversion_statuses=conversion_statuses
+    )
     if strict:
         result.diagnostics = [replace(d, severity="error") for d in result.diagnostics]
     diagnostics = result.diagnostics  # paths already relative to the working directory
