@@ -11,9 +11,9 @@ from rich.markup import escape
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.errors import Aborted, SpecError
-from nurture.project.layout import Project
 
 if TYPE_CHECKING:  # planning loads SQLAlchemy: imported where a command runs
+    from nurture.project.layout import Project
     from nurture.project.plan import Plan, SequenceChange
     from nurture.spec.files import SequenceFile
 
@@ -43,6 +43,7 @@ def plan(
       nurture plan --detailed-exitcode   # in CI: 2 means changes
       nurture plan --json
     """
+    from nurture.project.layout import Project
     from nurture.project.sync import plan_project
 
     project = Project.from_settings(state.settings)
@@ -66,6 +67,7 @@ def apply(
       nurture apply
       nurture apply --yes --prune
     """
+    from nurture.project.layout import Project
     from nurture.project.sync import apply_changes, plan_project
 
     project = Project.from_settings(state.settings)
@@ -83,7 +85,7 @@ def apply(
         note("Applied.")
 
 
-def _files(project: Project, json: bool) -> "list[SequenceFile]":
+def _files(project: "Project", json: bool) -> "list[SequenceFile]":
     """The valid files; with --json, invalid ones print diagnostics as `validate --json` does."""
     try:
         return project.files()
