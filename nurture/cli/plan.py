@@ -48,8 +48,11 @@ def plan(
 
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
-    with state.session() as session:
-        result = plan_project(session, project, prune=prune, files=files)
+    if not state.store_made():  # no nurture.db yet: everything is to create, as terraform says
+        result = plan_project(None, project, prune=prune, files=files)
+    else:
+        with state.session() as session:
+            result = plan_project(session, project, prune=prune, files=files)
     show_plan(result, json=json)
     if detailed_exitcode and result.has_changes:
         raise typer.Exit(2)
