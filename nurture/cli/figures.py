@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.output import out
-from nurture.insights.report import duration, percent
+from nurture.insights.units import duration, percent
 
 
 def _headers(plain: tuple[str, ...], named: dict[str, str]) -> dict[str, str]:

@@ -6,7 +6,6 @@ from typing import Annotated
 import typer
 
 from nurture.cli.output import note, print_json
-from nurture.project.layout import init_project
 
 
 def init(
@@ -30,6 +29,8 @@ def init(
       nurture init ../webinars --template webinar-follow-up
       nurture init . --json
     """
+    from nurture.project.layout import init_project
+
     created = [str(directory / path) for path in init_project(directory, template or ())]
     if json:
         print_json({"project": str(directory), "created": created})

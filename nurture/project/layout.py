@@ -6,7 +6,6 @@ from importlib import resources
 from pathlib import Path
 
 from nurture.errors import NotFound, NurtureError
-from nurture.project.library import template_named
 from nurture.settings import PROJECT_FILE, Settings
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.files import SequenceFile, load_sequences
@@ -82,6 +81,12 @@ def init_project(directory: Path, templates: Sequence[str] = ()) -> list[Path]:
     With `templates`, the sequences are those templates of the library instead of the examples."""
     if (directory / PROJECT_FILE).exists():
         raise NurtureError(f"{directory / PROJECT_FILE} already exists; not overwriting a project")
+    clone = source_tree()
+    if clone is not None and directory.resolve().is_relative_to(clone):
+        raise NurtureError(
+            f"{directory} is inside nurture's own source tree ({clone}); create the project "
+            f"outside it, e.g. `nurture init {clone.parent / directory.resolve().name}`"
+        )
     sequences = {Path("sequences") / name: text for name, text in _sequences(templates).items()}
     (directory / "sequences").mkdir(parents=True, exist_ok=True)
     (directory / "schema").mkdir(exist_ok=True)
@@ -99,10 +104,22 @@ def init_project(directory: Path, templates: Sequence[str] = ()) -> list[Path]:
 def _sequences(templates: Sequence[str]) -> dict[str, str]:
     """The sequence files a new project starts with, by file name."""
     if templates:
+        from nurture.project.library import template_named  # YAML: only when asked for
+
         chosen = [template_named(name) for name in templates]  # all known before any is written
         return {f"{template.name}.yaml": template.text for template in chosen}
     examples = resources.files("nurture.project.examples")
     return {name: examples.joinpath(name).read_text(encoding="utf-8") for name in EXAMPLES}
+
+
+def source_tree() -> Path | None:
+    """The checkout nurture runs from (an editable install, a clone on PYTHONPATH); None when
+    nurture is installed as a package."""
+    root = Path(__file__).resolve().parents[2]
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and 'name = "nurture"' in pyproject.read_text(encoding="utf-8"):
+        return root
+    return None
 
 
 def _write_new(path: Path, text: str) -> bool:

@@ -8,7 +8,6 @@ from sqlmodel import Session, col, select
 
 from nurture.errors import NotFound, NurtureError
 from nurture.project.layout import Project, did_you_mean
-from nurture.project.library import sequence_text
 from nurture.project.plan import Plan
 from nurture.project.sync import change_files
 from nurture.spec.categories import category_named
@@ -172,6 +171,8 @@ def new_path(
 
 def new_sequence(project: Project, name: str, template: str | None = None) -> Path:
     """Write a new sequence file called `name`, from a template of the library or blank."""
+    from nurture.project.library import sequence_text
+
     text = sequence_text(name, template)
     target = new_path(project, name)
     target.write_text(text, encoding="utf-8")
