@@ -4,6 +4,7 @@ previewed as `nurture test` runs it, saved to its YAML file (comments kept) afte
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -161,6 +162,9 @@ def test_steps_are_removed_switched_off_and_moved_by_index(coach):
     assert ids(text) == ["first-message", "text-message", "wait"]
     assert ids(drafts.move_step(text, 2, 0)) == ["wait", "first-message", "text-message"]
     assert ids(drafts.move_step(text, 0, 1)) == ["text-message", "first-message", "wait"]
+    assert ids(drafts.move_up(text, 1)) == ["text-message", "first-message", "wait"]
+    assert ids(drafts.move_down(text, 1)) == ["first-message", "wait", "text-message"]
+    assert drafts.move_down(text, 2) == text == drafts.move_up(text, 0)
     assert ids(drafts.remove_step(text, 1)) == ["first-message", "wait"]
     off = drafts.toggle_step(text, 1)
     assert [row["active"] for row in drafts.step_rows(off)] == [True, False, True]
@@ -338,6 +342,13 @@ def test_with_api_managed_sequences_a_new_one_is_saved_to_the_store(coach, proje
     listed = run("--database-url", coach.database, "sequences", "list", "--json", cwd=project)
     assert "Store Only" in [row["name"] for row in json.loads(listed.stdout)]
     assert yaml.safe_load(opened.text)["name"] == "Store Only"
+    edited = replace(opened, text=drafts.edit_settings(opened.text, {"priority": 7}))
+    with open_store(settings.database) as store, store.session(immediate=True) as session:
+        saving.apply_save(session, settings, edited, NOW)
+        with pytest.raises(NurtureError, match="lives in the store alone"):
+            saving.plan_save(session, coach, edited)  # without read-write: export it first
+    shown = run("--database-url", coach.database, "sequences", "show", "store-only", "--json")
+    assert json.loads(shown.stdout)["priority"] == 7
 
 
 def test_without_a_writable_sequences_folder_the_builder_checks_and_offers_a_download(coach):

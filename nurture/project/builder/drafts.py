@@ -169,6 +169,16 @@ def move_step(text: str, source: int, target: int) -> str:
     return _renumbered(step_order.move_step(text, source, target))
 
 
+def move_up(text: str, index: int) -> str:
+    """The step one place earlier (the first stays first): the keyboard's reorder."""
+    return move_step(text, index, max(index - 1, 0))
+
+
+def move_down(text: str, index: int) -> str:
+    """The step one place later (the last stays last)."""
+    return move_step(text, index, min(index + 1, len(_steps(text)) - 1))
+
+
 def remove_step(text: str, index: int) -> str:
     _step(text, index)
     return _renumbered(step_order.remove_step(text, index))

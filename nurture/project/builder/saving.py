@@ -119,6 +119,13 @@ def download(draft: Draft) -> tuple[str, str]:
 
 def _target(settings: Settings, draft: Draft) -> Literal["file", "store"]:
     """A sequence's file is saved where it is; a new one as the mode says."""
+    if draft.slug is not None and not draft.path.exists():  # it lives in the store alone
+        if mode(settings) == "store":
+            return "store"
+        raise NurtureError(
+            f"{draft.slug!r} lives in the store alone: `nurture sequences export {draft.slug}` "
+            "writes its file, which the builder then edits"
+        )
     if draft.path.exists():
         if os.access(draft.path, os.W_OK):
             return "file"
