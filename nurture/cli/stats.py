@@ -39,10 +39,11 @@ def stats(
     since: Since = None,
     until: Until = None,
     by: Annotated[
-        Literal["version", "channel", "day"] | None,
+        Literal["version", "channel", "day", "variant"] | None,
         typer.Option(
             "--by",
-            help="version: versions side by side; channel: messages per channel; day: per channel and day.",
+            help="version: versions side by side; channel: messages per channel; day: per "
+            "channel and day; variant: a SEQUENCE's A/B tests, with intervals and p-values.",
         ),
     ] = None,
     json: JSON = False,
@@ -54,11 +55,13 @@ def stats(
     Examples:
       nurture stats --since 30d
       nurture stats 'Warm Lead Welcome' --by version
+      nurture stats 'Warm Lead Welcome' --by variant
       nurture stats --json
     """
     if json and csv:
         raise NurtureError("--json or --csv: one output at a time")
-    request = StatsRequest(_window(since, until), sequence, funnel, by)
+    min_sample = state.settings.experiments.min_sample
+    request = StatsRequest(_window(since, until), sequence, funnel, by, min_sample)
     with state.session() as session:
         data = gather(session, request)
     if json:

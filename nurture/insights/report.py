@@ -13,13 +13,14 @@ from typing import Any, Literal
 from jinja2 import Environment, select_autoescape
 from sqlmodel import Session
 
+from nurture.errors import NurtureError
 from nurture.insights import channel_stats, stats, step_stats
 from nurture.leads.records import find_funnel
 from nurture.project import sequences
 from nurture.rules.periods import Window
 from nurture.spec.durations import format_duration
 
-By = Literal["version", "channel", "day"]
+By = Literal["version", "channel", "day", "variant"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class StatsRequest:
     sequence: str | None = None
     funnel: str | None = None
     by: By | None = None
+    min_sample: int = 100
+    """Leads each variant needs before `--by variant` names a winner (`[experiments]`)."""
 
 
 def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
@@ -39,6 +42,8 @@ def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
     data: dict[str, Any] = {"since": window.since, "until": window.until, "by": request.by}
     if request.sequence is not None:
         return data | _one_sequence(session, request, request.sequence, funnel_id)
+    if request.by == "variant":
+        raise NurtureError("--by variant compares one sequence's variants: name the SEQUENCE")
     data["sequences"] = stats.sequence_figures(
         session, window, funnel_id=funnel_id, by_version=request.by == "version"
     )
@@ -59,7 +64,7 @@ def _one_sequence(
     summary = stats.sequence_figures(
         session, window, sequence_id=row.id, funnel_id=funnel_id, by_version=by_version
     )
-    return {
+    found = {
         "sequence": row.name,
         "current_version": row.current_version,
         "versions" if by_version else "summary": summary,
@@ -67,6 +72,13 @@ def _one_sequence(
             session, row.id, window, by_version=by_version, funnel_id=funnel_id
         ),
     }
+    if request.by == "variant":
+        from nurture.insights import experiments  # scipy: imported when asked for (0.3 s)
+
+        found["experiments"] = experiments.variant_figures(
+            session, row.id, window, request.min_sample
+        )
+    return found
 
 
 def report_data(session: Session, window: Window, now: datetime) -> dict[str, Any]:
