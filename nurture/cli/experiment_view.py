@@ -21,14 +21,32 @@ def show(data: dict[str, Any]) -> None:
         return
     for experiment in found:
         out.print(_table(data["sequence"], experiment))
-        alpha, minimum = experiment["alpha"], experiment["min_sample"]
-        out.print(
-            f"  verdict: [bold]{escape(experiment['verdict'])}[/bold]\n"
-            f"  (a winner needs {minimum:,} leads per variant (\\[experiments] min_sample) and "
-            f"p < {alpha:g}; two-proportion z-test, Fisher's exact test when an expected count "
-            "is under 5)",
-            highlight=False,
-        )
+        _judged(experiment)
+
+
+def _judged(experiment: dict[str, Any]) -> None:
+    alpha, minimum = experiment["alpha"], experiment["min_sample"]
+    out.print(
+        f"  verdict: [bold]{escape(experiment['verdict'])}[/bold]\n"
+        f"  (a winner needs {minimum:,} leads per variant (\\[experiments] min_sample) and "
+        f"p < {alpha:g}; two-proportion z-test, Fisher's exact test when an expected count "
+        "is under 5)",
+        highlight=False,
+    )
+
+
+def show_canary(data: dict[str, Any]) -> None:
+    """A canary against the current version, over the weeks both ran."""
+    canary = data["canary"]
+    since = canary["since"]
+    when = f"enrolled since {since:%Y-%m-%d %H:%M} UTC" if since else "every enrollment"
+    out.print(
+        f"Canary: version {canary['version']} gets {canary['share']:.0%} of new enrollments; "
+        f"compared over the same weeks ({when}):",
+        highlight=False,
+    )
+    out.print(_table(data["sequence"], canary | {"step": "versions", "ended": False}))
+    _judged(canary)
 
 
 def _table(sequence: str, experiment: dict[str, Any]) -> Table:

@@ -191,6 +191,8 @@ def versions(data: dict[str, Any]) -> None:
         label = f"{step_id} (removed)" if step_id in removed else step_id
         steps.add_row(escape(label), *(_reach(found) for found in cells))
     out.print(steps)
+    if data.get("canary"):
+        experiment_view.show_canary(data)
 
 
 def _step_versions(data: dict[str, Any]) -> set[int]:

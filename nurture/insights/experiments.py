@@ -81,6 +81,33 @@ def _variant_order(session: Session, sequence_id: int) -> dict[str, tuple[list[s
     }
 
 
+def canary_figures(
+    row: Sequence, versions: list[dict[str, Any]], window: Window, min_sample: int
+) -> dict[str, Any]:
+    """The canary against the current version, as an experiment whose control is the current
+    one, over the window (by default since the canary started: the same weeks for both)."""
+    counted = {
+        f"v{figures['version']}": {
+            "leads": figures["assigned"],
+            "conversions": figures["converted"],
+            "recorded": 0,
+            "delivered": 0,
+            "read": 0,
+        }
+        for figures in versions
+        if figures["version"] in (row.current_version, row.canary_version)
+    }
+    listed = [f"v{row.current_version}", f"v{row.canary_version}"]
+    for label in listed:  # a version no lead reached in the window yet
+        counted.setdefault(label, dict.fromkeys(("leads", "conversions", "recorded"), 0))
+    compared = _experiment("version", counted, listed, min_sample)
+    return compared | {
+        "version": row.canary_version,
+        "share": row.canary_share,
+        "since": window.since,
+    }
+
+
 def _experiment(
     step_id: str, counted: dict[str, dict[str, int]], listed: list[str], min_sample: int
 ) -> dict[str, Any]:
@@ -120,10 +147,12 @@ def _variant_row(
             "test": test.name if test else None,
         }
     recorded = counts["recorded"]
+    if not recorded:
+        return row | {"delivery_recorded": 0, "delivered_rate": None, "read_rate": None}
     return row | {
         "delivery_recorded": recorded,
-        "delivered_rate": _round(counts["delivered"] / recorded) if recorded else None,
-        "read_rate": _round(counts["read"] / recorded) if recorded else None,
+        "delivered_rate": _round(counts["delivered"] / recorded),
+        "read_rate": _round(counts["read"] / recorded),
     }
 
 

@@ -61,6 +61,9 @@ def _one_sequence(
 ) -> dict:
     row = sequences.find(session, name)
     window, by_version = request.window, request.by == "version"
+    canary = row.canary_version is not None and by_version
+    if canary and window.since is None:  # the versions side by side over the same weeks
+        window = Window(row.canary_started_at, window.until)
     summary = stats.sequence_figures(
         session, window, sequence_id=row.id, funnel_id=funnel_id, by_version=by_version
     )
@@ -78,6 +81,10 @@ def _one_sequence(
         found["experiments"] = experiments.variant_figures(
             session, row.id, window, request.min_sample
         )
+    if canary:
+        from nurture.insights import experiments
+
+        found["canary"] = experiments.canary_figures(row, summary, window, request.min_sample)
     return found
 
 
