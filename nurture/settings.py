@@ -1,5 +1,6 @@
 """Settings: CLI flag > NURTURE_* environment (nested with __) > .env > nurture.toml > defaults."""
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -17,7 +18,7 @@ from nurture.channels.config import (
 )
 from nurture.errors import ConfigError, ProjectNotFound
 from nurture.spec.diagnostics import did_you_mean, error_message
-from nurture.spec.lint import LintRule
+from nurture.spec.lint_rules import LintRule
 from nurture.spec.window import TimeZoneName
 
 PROJECT_FILE = "nurture.toml"
@@ -145,6 +146,13 @@ class Settings(BaseSettings):
         ):
             return prefix + str((self.project_dir / url[len(prefix) :]).resolve())
         return url
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite store's file; None for Postgres and in-memory SQLite (read without
+        SQLAlchemy, so a read can tell a store not made yet before importing it)."""
+        found = re.match(r"sqlite(\+\w+)?:///([^?]+)", self.database)
+        return None if found is None or found[2] == ":memory:" else Path(found[2])
 
     @property
     def migrates(self) -> bool:

@@ -7,8 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.output import out
-from nurture.insights.report import percent
-from nurture.insights.significance import p_text
+from nurture.insights.units import p_text, percent
 
 COLUMNS = ("variant", "leads", "conv.", "rate (95% CI)", "vs control (95% CI)", "p", "test")
 

@@ -8,7 +8,6 @@ from rich.markup import escape
 
 from nurture.cli.context import state
 from nurture.cli.output import out, plural, print_json
-from nurture.insights.explain import explain as explain_lead
 
 _STATES = {"next": "→", "pending": "·", "inactive": "·", "skipped": "↷", "unknown": "?"}
 _DONE = {"sent", "done"}
@@ -25,6 +24,8 @@ def explain(
       nurture explain ana@example.com
       nurture explain 3 --json
     """
+    from nurture.insights.explain import explain as explain_lead
+
     with state.session() as session:
         data = explain_lead(session, lead, state.settings.timezone)
     if json:

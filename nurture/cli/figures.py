@@ -11,7 +11,7 @@ from rich.table import Table
 
 from nurture.cli import experiment_view
 from nurture.cli.output import out
-from nurture.insights.report import duration, percent
+from nurture.insights.units import duration, percent
 
 
 def _headers(plain: tuple[str, ...], named: dict[str, str]) -> dict[str, str]:

@@ -11,13 +11,12 @@ from nurture.cli.context import state
 from nurture.cli.output import out, print_json
 from nurture.cli.plan import show_plan
 from nurture.errors import NurtureError
-from nurture.project import funnels as service
-from nurture.project.layout import Project
-from nurture.project.plan import Plan
 from nurture.spec.names import slugify
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the funnels service loads SQLAlchemy: imported where a command runs
     from sqlmodel import Session
+
+    from nurture.project.plan import Plan
 
 app = typer.Typer(help="Funnels (lead sources) and the sequences they offer.", no_args_is_help=True)
 SEQUENCES = Annotated[
@@ -58,6 +57,9 @@ def assign(
       nurture funnels assign -s warm-lead-welcome -s cold-lead-warming -f instagram-ads
       nurture funnels assign webinar --split warm-lead-welcome=50,cold-lead-warming=50
     """
+    from nurture.project import funnels as service
+    from nurture.project.layout import Project
+
     now, project = datetime.now(UTC), Project.from_settings(state.settings)
     if split is not None or split_funnel is not None:
         if split is None or split_funnel is None or sequence or funnel:
@@ -82,6 +84,9 @@ def unassign(sequence: SEQUENCES, funnel: FUNNELS, json: CHANGED_JSON = False) -
     Examples:
       nurture funnels unassign -s cold-lead-warming -f instagram-ads --json
     """
+    from nurture.project import funnels as service
+    from nurture.project.layout import Project
+
     with state.session(write=True) as session:
         result = service.unassign(
             session, Project.from_settings(state.settings), sequence, funnel, datetime.now(UTC)
@@ -89,8 +94,10 @@ def unassign(sequence: SEQUENCES, funnel: FUNNELS, json: CHANGED_JSON = False) -
         _changed(session, result, funnel, json)
 
 
-def _changed(session: "Session", result: Plan, funnels: list[str], json: bool) -> None:
+def _changed(session: "Session", result: "Plan", funnels: list[str], json: bool) -> None:
     """The funnels changed, as `funnels list --json` shows them, or the plan applied."""
+    from nurture.project import funnels as service
+
     if not json:
         show_plan(result, json=False)
         return
@@ -107,6 +114,8 @@ def list_(json: JSON = False) -> None:
       nurture funnels list
       nurture funnels list --json
     """
+    from nurture.project import funnels as service
+
     with state.session() as session:
         rows = service.funnel_table(session)
     if json:

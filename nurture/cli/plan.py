@@ -11,9 +11,9 @@ from rich.markup import escape
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.errors import Aborted, NurtureError, SpecError
-from nurture.project.layout import Project
 
 if TYPE_CHECKING:  # planning loads SQLAlchemy: imported where a command runs
+    from nurture.project.layout import Project
     from nurture.project.plan import Plan, SequenceChange
     from nurture.spec.files import SequenceFile
 
@@ -43,12 +43,16 @@ def plan(
       nurture plan --detailed-exitcode   # in CI: 2 means changes
       nurture plan --json
     """
+    from nurture.project.layout import Project
     from nurture.project.sync import plan_project
 
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
-    with state.session() as session:
-        result = plan_project(session, project, prune=prune, files=files)
+    if not state.store_made():  # no nurture.db yet: everything is to create, as terraform says
+        result = plan_project(None, project, prune=prune, files=files)
+    else:
+        with state.session() as session:
+            result = plan_project(session, project, prune=prune, files=files)
     show_plan(result, json=json)
     if detailed_exitcode and result.has_changes:
         raise typer.Exit(2)
@@ -75,6 +79,7 @@ def apply(
       nurture apply --yes --prune
       nurture apply --canary 10%
     """
+    from nurture.project.layout import Project
     from nurture.project.sync import apply_changes, plan_project
 
     share = _share(canary)
@@ -106,7 +111,7 @@ def _share(text: str | None) -> float | None:
         ) from None
 
 
-def _files(project: Project, json: bool) -> "list[SequenceFile]":
+def _files(project: "Project", json: bool) -> "list[SequenceFile]":
     """The valid files; with --json, invalid ones print diagnostics as `validate --json` does."""
     try:
         return project.files()

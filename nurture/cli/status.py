@@ -8,7 +8,6 @@ from rich.table import Table
 
 from nurture.cli.context import state
 from nurture.cli.output import out, plural, print_json
-from nurture.insights.status import daemon_status
 from nurture.spec.durations import format_duration
 
 
@@ -25,6 +24,8 @@ def status(
       nurture status
       nurture status --all --json
     """
+    from nurture.insights.status import daemon_status  # SQLAlchemy: not for `status --help`
+
     now = datetime.now(UTC)
     with state.store() as store, store.begin() as connection:
         report = daemon_status(connection, now, every=every)

@@ -4,27 +4,23 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from pydantic import ValidationError
 
-from nurture.cli import timeline_view as view
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.errors import NurtureError
-from nurture.leads.records import LeadRules
-from nurture.project.layout import Project as ProjectFiles
-from nurture.simulate.cases import run_cases
-from nurture.simulate.dryrun import DryRun, Project, Scenario, dry_run, lead_input
-from nurture.simulate.events import InvalidEvent
-from nurture.simulate.junit import write_junit
 from nurture.spec.cases import CaseLead
 from nurture.spec.diagnostics import error_message
 from nurture.spec.durations import parse_duration
 from nurture.spec.times import PAST_THE_CALENDAR, check_span, check_time
 from nurture.spec.window import check_time_zone
+
+if TYPE_CHECKING:  # the dry run loads SQLAlchemy and the engine: imported where it runs
+    from nurture.simulate.dryrun import DryRun, Project
 
 LEAD_HELP = (
     "A YAML or JSON file with the lead (name, source, status, score, fields...), - for stdin."
@@ -66,6 +62,9 @@ def test(
       echo 'name: Ana' | nurture test --funnel website-form --lead -
       nurture test 'Warm Lead Welcome' --lead-field name=Ana --variant guide=b
     """
+    from nurture.simulate.dryrun import Scenario, dry_run, lead_input
+    from nurture.simulate.events import InvalidEvent
+
     project = _project()
     if lead is None and not lead_field:
         if funnel or event or start or until or tz or variant:
@@ -93,14 +92,22 @@ def test(
     _show_run(run, time.perf_counter() - began, json)
 
 
-def _project() -> Project:
+def _project() -> "Project":
+    from nurture.leads.records import LeadRules
+    from nurture.project.layout import Project as ProjectFiles
+    from nurture.simulate.dryrun import Project
+
     settings = state.settings
     files = ProjectFiles.from_settings(settings).files()
     rules = LeadRules.from_settings(settings)
     return Project(files, settings.project_dir, rules, settings.coach.model_dump())
 
 
-def _cases(project: Project, sequence: str | None, junit: Path | None, json: bool) -> None:
+def _cases(project: "Project", sequence: str | None, junit: Path | None, json: bool) -> None:
+    from nurture.cli import timeline_view as view
+    from nurture.simulate.cases import run_cases
+    from nurture.simulate.junit import write_junit
+
     began = time.perf_counter()
     results = run_cases(project, sequence)
     if junit is not None:
@@ -113,7 +120,9 @@ def _cases(project: Project, sequence: str | None, junit: Path | None, json: boo
         raise typer.Exit(1)
 
 
-def _show_run(run: DryRun, seconds: float, json: bool) -> None:
+def _show_run(run: "DryRun", seconds: float, json: bool) -> None:
+    from nurture.cli import timeline_view as view
+
     if json:
         print_json(run.to_dict() | {"seconds": round(seconds, 4)})
         return

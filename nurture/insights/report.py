@@ -6,7 +6,7 @@ as SVG inline: it opens anywhere, offline, and nothing is fetched.
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from typing import Any, Literal
 
@@ -15,10 +15,10 @@ from sqlmodel import Session
 
 from nurture.errors import NurtureError
 from nurture.insights import channel_stats, stats, step_stats
+from nurture.insights.units import duration, percent
 from nurture.leads.records import find_funnel
 from nurture.project import sequences
 from nurture.rules.periods import Window
-from nurture.spec.durations import format_duration
 
 By = Literal["version", "channel", "day", "variant"]
 
@@ -119,15 +119,3 @@ def render_html(data: dict[str, Any]) -> str:
     page = environment.from_string(source)
     payload = json.dumps(data, default=str).replace("</", "<\\/")
     return page.render(data=data, payload=payload, script=script)
-
-
-def percent(value: float | None) -> str:
-    """A rate as `41.7%`; `-` when there is nothing to divide."""
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def duration(value: float | None) -> str:
-    """Seconds as their two largest units (`1d 4h`, `12m 5s`); `-` when there are none."""
-    if value is None:
-        return "-"
-    return " ".join(format_duration(timedelta(seconds=round(value))).split()[:2])

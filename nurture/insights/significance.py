@@ -14,6 +14,8 @@ from math import sqrt
 
 from scipy.stats import binomtest, fisher_exact, norm
 
+from nurture.insights.units import p_text
+
 LEVEL = 0.95
 ALPHA = 0.05
 SMALL_CELL = 5
@@ -104,11 +106,3 @@ def verdict(arms: list[Arm], tests: dict[str, Test | None], min_sample: int) -> 
     if (arm.rate or 0) > (control.rate or 0):
         return f"{arm.id} is better than {control.id} (p={p_text(test.p_value)})"
     return f"{control.id} (the control) is better than {arm.id} (p={p_text(test.p_value)})"
-
-
-def p_text(p_value: float) -> str:
-    """A p-value as people read it: 0.003, 0.41, <0.001."""
-    if p_value < 0.001:
-        return "<0.001"
-    shown = f"{p_value:.3f}"
-    return shown[:-1] if shown.endswith("0") else shown

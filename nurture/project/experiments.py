@@ -9,12 +9,12 @@ until the step has run (nurture.engine.variants); the plan counts them.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import Session, col, select
+if TYPE_CHECKING:  # a plan against a store not made yet loads no SQLAlchemy
+    from sqlmodel import Session
 
-from nurture.leads.enrollment import LIVE
-from nurture.store.tables import Enrollment, Sequence, SequenceVersion
+    from nurture.store.tables import Sequence
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,10 @@ class ExperimentChange:
 
 
 def experiment_changes(
-    session: Session, sequence_id: int | None, old: dict[str, Any] | None, new: dict[str, Any]
+    session: "Session | None",
+    sequence_id: int | None,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
 ) -> tuple[ExperimentChange, ...]:
     """How the new definition changes each step's experiment (definitions as stored)."""
     before = {step["id"]: _variant_ids(step) for step in (old or {}).get("steps", [])}
@@ -84,15 +87,20 @@ def _kept(step: dict[str, Any], old: dict[str, Any] | None, was: tuple[str, ...]
 
 
 def _in_flight(
-    session: Session,
+    session: "Session | None",
     sequence_id: int | None,
     old: dict[str, Any] | None,
     step_id: str,
     removed: tuple[str, ...],
 ) -> int:
     """Live enrollments that drew a removed variant of the step and are at it or before it."""
-    if sequence_id is None or old is None:
+    if session is None or sequence_id is None or old is None:
         return 0
+    from sqlmodel import col, select
+
+    from nurture.leads.enrollment import LIVE
+    from nurture.store.tables import Enrollment
+
     order = [step["id"] for step in old["steps"]]
     rows = session.exec(
         select(Enrollment.step_id, Enrollment.variants).where(
@@ -131,11 +139,15 @@ class Canary:
         return vars(self) | {"since": self.since.isoformat() if self.since else None}
 
 
-def canaries(session: Session, rows: Iterable[Sequence]) -> dict[int, Canary]:
+def canaries(session: "Session", rows: "Iterable[Sequence]") -> dict[int, Canary]:
     """The canary of every sequence that has one, by sequence id."""
     having = {row.id: row for row in rows if row.canary_version is not None}
     if not having:
         return {}
+    from sqlmodel import col, select
+
+    from nurture.store.tables import SequenceVersion
+
     versions = session.exec(
         select(
             SequenceVersion.sequence_id, SequenceVersion.version, SequenceVersion.fingerprint

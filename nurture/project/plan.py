@@ -3,16 +3,17 @@
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlmodel import Session, col, select
-
-from nurture.leads.enrollment import in_flight
 from nurture.project.experiments import Canary, ExperimentChange, canaries, experiment_changes
 from nurture.spec.files import SequenceFile
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
-from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
+
+if TYPE_CHECKING:  # a plan against a store not made yet loads no SQLAlchemy
+    from sqlmodel import Session
+
+    from nurture.store.tables import Sequence
 
 Action = Literal["create", "update", "delete", "unchanged", "drift"]
 
@@ -94,7 +95,7 @@ class Plan:
 class StoredSequence:
     """The store's side of a comparison: the row, its current definition and its funnels."""
 
-    row: Sequence
+    row: "Sequence"
     definition: dict[str, Any]
     funnels: frozenset[str]
     canary: Canary | None = None
@@ -102,8 +103,15 @@ class StoredSequence:
     """The sequence's weight in each funnel's split (by funnel slug)."""
 
 
-def stored_sequences(session: Session) -> dict[str, StoredSequence]:
-    """Every sequence in the store by slug, deleted ones included (a file may bring one back)."""
+def stored_sequences(session: "Session | None") -> dict[str, StoredSequence]:
+    """Every sequence in the store by slug, deleted ones included (a file may bring one back);
+    none without a store (`session` None: the store is not made yet)."""
+    if session is None:
+        return {}
+    from sqlmodel import col, select
+
+    from nurture.store.tables import Sequence, SequenceVersion
+
     rows = session.exec(
         select(Sequence, SequenceVersion)
         .join(SequenceVersion, col(SequenceVersion.sequence_id) == col(Sequence.id))
@@ -123,8 +131,12 @@ def stored_sequences(session: Session) -> dict[str, StoredSequence]:
     }
 
 
-def _funnel_slugs(session: Session) -> dict[int, dict[str, int | None]]:
+def _funnel_slugs(session: "Session") -> dict[int, dict[str, int | None]]:
     """Each sequence's funnels by slug, with its weight in the funnel's split (None: none)."""
+    from sqlmodel import col, select
+
+    from nurture.store.tables import Funnel, FunnelAssignment
+
     rows = session.exec(
         select(FunnelAssignment.sequence_id, Funnel.slug, FunnelAssignment.weight).join(
             Funnel, col(Funnel.id) == col(FunnelAssignment.funnel_id)
@@ -137,14 +149,15 @@ def _funnel_slugs(session: Session) -> dict[int, dict[str, int | None]]:
 
 
 def build_plan(
-    session: Session,
+    session: "Session | None",
     files: Iterable[SequenceFile],
     *,
     root: Path,
     prune: bool = False,
     complete: bool = True,
 ) -> Plan:
-    """Compare files with the store. `complete=False`: the files are a subset, look at nothing else."""
+    """Compare files with the store (None: a store not made yet, which holds nothing).
+    `complete=False`: the files are a subset, look at nothing else."""
     stored = stored_sequences(session)
     changes = [_compare(session, file, stored.get(file.spec.slug), root) for file in files]
     if complete:
@@ -158,8 +171,12 @@ def build_plan(
 
 
 def _with_in_flight(
-    session: Session, changes: list[SequenceChange], stored: dict[str, StoredSequence]
+    session: "Session | None", changes: list[SequenceChange], stored: dict[str, StoredSequence]
 ) -> list[SequenceChange]:
+    if session is None or not stored:
+        return changes
+    from nurture.leads.enrollment import in_flight
+
     ids = {slug: entry.row.id for slug, entry in stored.items()}
     counts = in_flight(session, ids.values())
     return [
@@ -175,7 +192,7 @@ def _absent(entry: StoredSequence, prune: bool) -> SequenceChange:
 
 
 def _compare(
-    session: Session, file: SequenceFile, entry: StoredSequence | None, root: Path
+    session: "Session | None", file: SequenceFile, entry: StoredSequence | None, root: Path
 ) -> SequenceChange:
     spec, path = file.spec, relative_path(file.path, root)
     definition = spec.definition()
