@@ -9,6 +9,7 @@ import pytest
 from builders import sequence, write
 from enrolling import T0
 from scipy.stats import chi2_contingency
+from serving import serving, token
 from sqlalchemy import insert, select
 
 from nurture.cli import output
@@ -163,3 +164,28 @@ def test_by_variant_needs_a_sequence(history):
     result = history("stats", "--by", "variant")
     assert result.exit_code == 1
     assert "--by variant compares one sequence's variants: name the SEQUENCE" in result.stderr
+
+
+def test_the_api_gives_the_same_figures_in_camel_case(history, project, store_url):
+    with serving(project, store_url) as client:
+        client.headers.update(token(history, "dashboard", "read"))
+        answer = client.get("/api/nurturing-sequences/guide/stats", params={"by": "variant"})
+        assert answer.status_code == 200, answer.text
+        (experiment,) = answer.json()["experiments"]
+        bad = client.get("/api/nurturing-sequences/guide/stats", params={"by": "colour"})
+        assert bad.status_code == 422
+    b = experiment["variants"][1]
+    assert (b["leads"], b["conversions"], b["test"]) == (400, 64, "two-proportion z-test")
+    assert b["differenceInterval"] == pytest.approx([0.013, 0.107], abs=1e-3)  # as the CLI shows
+    assert experiment["verdict"] == "b is better than a (p=0.012)"
+    cli = json.loads(history("stats", "guide", "--by", "variant", "--json").stdout)
+    assert b["pValue"] == cli["experiments"][0]["variants"][1]["p_value"]
+
+
+def test_the_html_report_shows_each_experiment(history, project):
+    page = project / "report.html"
+    assert history("report", "--html", str(page)).exit_code == 0
+    html = page.read_text(encoding="utf-8")
+    assert "<h3>Guide › guide</h3>" in html
+    assert "<td>b</td>" in html and "+6.0 pts (+1.3 to +10.7)" in html
+    assert "<strong>b is better than a (p=0.012)</strong>" in html

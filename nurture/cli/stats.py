@@ -227,7 +227,9 @@ def report(
 
     now = datetime.now(UTC)
     with state.session() as session:
-        data = report_data(session, _window(since, until), now)
+        data = report_data(
+            session, _window(since, until), now, state.settings.experiments.min_sample
+        )
     html.write_text(render_html(data), encoding="utf-8")
     message = f"wrote {html} ({len(data['sequences'])} sequences)"
     print_result(data | {"html": str(html)}, json=json, message=message)

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from nurture.errors import NurtureError
 from nurture.insights import channel_stats, stats, step_stats
-from nurture.insights.units import duration, percent
+from nurture.insights.units import duration, p_text, percent
 from nurture.leads.records import find_funnel
 from nurture.project import sequences
 from nurture.rules.periods import Window
@@ -88,15 +88,26 @@ def _one_sequence(
     return found
 
 
-def report_data(session: Session, window: Window, now: datetime) -> dict[str, Any]:
-    """Everything the HTML report draws."""
+def report_data(
+    session: Session, window: Window, now: datetime, min_sample: int = 100
+) -> dict[str, Any]:
+    """Everything the HTML report draws (experiments judged with `min_sample` per variant)."""
+    from nurture.insights import experiments  # scipy: imported when a report is made
+
     live = stats.sequence_names(session.connection()).items()
+    alive = [
+        (i, name) for i, (name, up) in sorted(live, key=lambda item: item[1][0].casefold()) if up
+    ]
     dropoff = {
-        name: step_stats.step_figures(session, sequence_id, window)
-        for sequence_id, (name, alive) in sorted(live, key=lambda item: item[1][0].casefold())
-        if alive
+        name: step_stats.step_figures(session, sequence_id, window) for sequence_id, name in alive
+    }
+    tests = {
+        name: found
+        for sequence_id, name in alive
+        if (found := experiments.variant_figures(session, sequence_id, window, min_sample))
     }
     return {
+        "experiments": tests,
         "generated_at": now.isoformat(timespec="seconds"),
         "since": window.since.isoformat() if window.since else None,
         "until": window.until.isoformat() if window.until else None,
@@ -111,7 +122,7 @@ def report_data(session: Session, window: Window, now: datetime) -> dict[str, An
 def render_html(data: dict[str, Any]) -> str:
     """The self-contained HTML page of a report."""
     environment = Environment(autoescape=select_autoescape(default=True))
-    environment.filters |= {"percent": percent, "duration": duration}
+    environment.filters |= {"percent": percent, "duration": duration, "p_text": p_text}
     source = (
         resources.files("nurture.insights").joinpath("templates/report.html.j2").read_text("utf-8")
     )
