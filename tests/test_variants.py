@@ -186,3 +186,13 @@ def test_explain_shows_the_variant_run_and_the_one_drawn(run_store, store, proje
     explained = run_store("explain", "ana@example.com").stdout
     assert f"[variant {guide}, ran]" in explained
     assert f"[variant {drawn['offer'][0]}, drawn at enrollment (v1)]" in explained
+
+
+def test_the_guides_example_validates_and_passes_its_test_case(run, project: Path):
+    guide = Path(__file__).parent.parent / "docs" / "guides" / "experiments.md"
+    example = guide.read_text(encoding="utf-8").split("```yaml\n", 1)[1].split("```", 1)[0]
+    (project / "sequences" / "guide-offer.yaml").write_text(example, encoding="utf-8")
+    validated = run("validate", "--strict")
+    assert validated.exit_code == 0, validated.output
+    tested = run("test")
+    assert tested.exit_code == 0 and "1 passed in" in tested.output, tested.output
