@@ -50,6 +50,7 @@ class Job:
     sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
     engagement: Engagement | None = None  # the lead's events, for a step that reads them
     waited_since: datetime | None = None  # a wait for an event: when it began
+    variant: str | None = None  # the variant of its step it runs (nurture.engine.variants)
     step_id: str = field(init=False)
     """The id of its step (of the claim's when it has none; "-" for none at all)."""
 
@@ -94,6 +95,7 @@ def execution_row(
         "error": job.error,
         "provider_id": job.provider_id,
         "detail": job.detail,
+        "variant": job.variant,
     }
 
 
