@@ -1,6 +1,6 @@
 """Benchmark the engine and the import with real `nurture` processes; prints a Markdown table.
 
-    python bench/engine.py --enrollments 100000 [--postgres URL] [--cases throughput lag scale import]
+    python bench/engine.py --enrollments 100000 [--postgres URL] [--cases throughput lag scale links import]
 
 Cases (each on a fresh store: a temp SQLite file, or a fresh schema when a Postgres server is
 given with --postgres or NURTURE_TEST_DATABASE_URL):
@@ -16,6 +16,10 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
   --seconds; lag = execution time (the claim of its batch) minus due time, p50/p99/max.
 - scale: steps/s of --scale-due due steps in a store of that many enrollments, then in a store
   of --scale-to enrollments (the rest due next week); the ratio, and the daemon's peak RSS.
+- links: the throughput of a single-step SMS sequence whose message holds two web addresses,
+  with `track_links: true` (each address becomes a signed /c/ link, the links kept with the
+  execution) against the same sequence with `track_links: false`, on the same settings
+  (`[api] public_url` and a link secret), alternating --pairs times, each on a fresh store.
 - import: `nurture leads import` of a generated CSV of --leads leads (name, email, phone,
   score, temperature, source, a tag, a custom field) through a funnel with two sequences
   assigned; leads/s is rows over the command's wall time (process start included).
@@ -67,6 +71,19 @@ TWO_SEQUENCES = {
     "warm.yaml": TEXT.format(name="Warm welcome", temperatures="Warm, Hot"),
     "cold.yaml": TEXT.format(name="Cold welcome", temperatures="Cold"),
 }
+LINKED = """\
+name: Bench
+track_links: {track}
+steps:
+  - name: Text
+    action_type: send_sms
+    action_config:
+      message: "Hi {{{{ lead.first_name }}}}: your plan https://coach.example.com/plan?week=1, book at https://coach.example.com/book"
+"""
+TRACKING = {
+    "nurture.toml": '[api]\npublic_url = "https://go.example.com"\n',
+    ".env": "NURTURE_ENGAGEMENT__SECRET=bench-link-secret\n",
+}
 IDLE = (
     "SELECT 1 FROM enrollment WHERE status = 'active' AND next_run_at <= :until LIMIT 1",
     "SELECT 1 FROM enrollment WHERE status = 'running' AND lease_expires_at >= :since LIMIT 1",
@@ -103,11 +120,19 @@ PROJECTS: list[Path] = []
 """The temp projects made so far, removed when the run ends (main), failed or not."""
 
 
-def project_with(url: str, sequences: dict[str, str], env: dict[str, str] | None = None) -> Path:
-    """A temp project folder with these sequence files, applied to the store (by `env`'s code)."""
+def project_with(
+    url: str,
+    sequences: dict[str, str],
+    env: dict[str, str] | None = None,
+    files: dict[str, str] | None = None,
+) -> Path:
+    """A temp project folder with these sequence files (and `files`: nurture.toml, .env),
+    applied to the store (by `env`'s code)."""
     project = Path(tempfile.mkdtemp(prefix="nurture-bench-project-"))
     PROJECTS.append(project)
     (project / "nurture.toml").write_text("")
+    for name, body in (files or {}).items():
+        (project / name).write_text(body)
     (project / "sequences").mkdir()
     for name, body in sequences.items():
         (project / "sequences" / name).write_text(body)
@@ -228,10 +253,18 @@ def executions(store: Store) -> list[tuple[datetime, datetime]]:
 # Cases
 
 
-def throughput(url: str, due: int, daemons: int, later: int = 0, rounds: int = 1) -> dict:
+def throughput(
+    url: str,
+    due: int,
+    daemons: int,
+    later: int = 0,
+    rounds: int = 1,
+    sequences: dict[str, str] = ONE_SEQUENCE,
+    files: dict[str, str] | None = None,
+) -> dict:
     """`due` steps due now (and `later` enrollments due next week) run by `daemons` daemons;
     with several rounds the same steps are made due again, and the best round counts."""
-    project = project_with(url, ONE_SEQUENCE)
+    project = project_with(url, sequences, files=files)
     best: dict = {}
     with open_store(url) as store:
         now = datetime.now(UTC)
@@ -446,6 +479,8 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
                       f"{small['steps_per_s']:,.0f} steps/s with {due:,} in store = {ratio:.0%} "
                       f"(per daemon CPU-second: {cpu_ratio:.0%})")  # fmt: skip
             yield row("scale", name[kind], "1", big, result, large["peak_rss_mb"])
+        if "links" in args.cases:
+            yield from tracked_links(kind, args.postgres, n, args.pairs)
         if "import" in args.cases:
             with baseline(args.baseline) as env:
                 for got in import_rounds(kind, args, env):
@@ -483,6 +518,23 @@ def against_ceiling(kind: str, server: str | None, n: int, daemons: int, pairs: 
     yield row("throughput", name, count, n, result, got["peak_rss_mb"])
     result = f"{top['steps_per_s']:,.0f} steps/s{of} ({cpu_per_step(top, n, 'raw SQL')})"
     yield row("ceiling", name, count, n, result, None)
+
+
+def tracked_links(kind: str, server: str | None, n: int, pairs: int):
+    """Throughput with track_links on against off, alternating `pairs` times; medians."""
+    runs: dict[str, list[dict]] = {"true": [], "false": []}
+    for _ in range(pairs):
+        for track in runs:
+            sequences = {"bench.yaml": LINKED.format(track=track)}
+            with fresh_store(kind, server) as url:
+                runs[track].append(throughput(url, n, 1, sequences=sequences, files=TRACKING))
+    on, off = median_of(runs["true"]), median_of(runs["false"])
+    name, of = {"sqlite": "SQLite", "postgres": "Postgres"}[kind], f", median of {pairs}"
+    for label, got in (("links tracked", on), ("links untracked", off)):
+        result = f"{got['steps_per_s']:,.0f} steps/s{of} ({cpu_per_step(got, n)})"
+        if got is on:
+            result += f"; {on['steps_per_s'] / off['steps_per_s']:.2f} of untracked"
+        yield row(label, name, "1", n, result, got["peak_rss_mb"])
 
 
 def median_of(results: list[dict]) -> dict:
