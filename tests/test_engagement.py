@@ -199,3 +199,34 @@ def test_the_engagement_score_weighs_events_by_kind_and_halves_them_every_half_l
     assert score([Event("clicked", now + timedelta(days=1))], now) == 0.0  # not yet
     faster = Scoring(half_life=timedelta(days=7))
     assert score([reply], now, faster) == 1.2  # 5 x 0.25
+
+
+def test_explain_says_why_an_engagement_condition_held_or_not(project, store, run_store):
+    configure(project)
+    steps = [
+        email("Welcome", "Hi, see {{ link('" + OFFER + "') }}"),
+        step("Thanks", conditions={"clicked": "welcome"}, delay_hours=1),
+        step("Nudge", conditions={"not_clicked": "welcome"}, delay_hours=1),
+    ]
+    apply(store, project, sequence("Offer", *steps))
+    enrolled = enroll(store, "Offer", now=NOW)
+    channel = MemoryChannel()
+    drain(store, NOW, channel, tracking=TRACKING)
+    shown = run_store("explain", str(lead_of(store, enrolled).id)).stdout
+    assert "Engagement: no events yet" in shown
+    assert "next step's engagement: ✗ clicked: wants a click in welcome, lead has no click" in shown
+    [sent] = executions(store, enrolled)
+    with store.begin(immediate=True) as connection:
+        from nurture.leads.engagement import Happened, record
+
+        record(
+            connection, Happened(sent.lead_id, "clicked", NOW, f"clicked:{sent.id}:0", sent, OFFER)
+        )
+    drain(store, NOW + timedelta(hours=1), channel, tracking=TRACKING)
+    drain(store, NOW + timedelta(hours=2), channel, tracking=TRACKING)
+    shown = run_store("explain", str(lead_of(store, enrolled).id)).stdout
+    assert "clicked on welcome (https://example.com/offer?utm=drip)" in shown
+    assert (
+        "conditions held: ✓ clicked: wants a click in welcome, lead has a click in welcome" in shown
+    )
+    assert "✗ not_clicked: wants no click in welcome" in shown

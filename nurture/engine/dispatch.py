@@ -295,6 +295,8 @@ def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, zon
     lead = job.lead
     checks = check_conditions(step.conditions, lead, job.engagement)
     failed = [check for check in checks if not check.passed]
+    if job.engagement is not None and not failed and step.conditions is not None:
+        job.note(held=[str(c) for c in checks if c.condition in step.conditions.engagement()])
     channel = actions.CHANNEL_OF.get(step.action_type)
     if not step.active:
         job.status, job.error = "skipped", "step is inactive"

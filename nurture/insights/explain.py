@@ -148,6 +148,9 @@ def _step(step: AnyStep, row: Enrollment, execution: Execution | None) -> dict[s
     data = {"id": step.id, "name": step.name, "action_type": step.action_type.value}
     if execution is not None:
         detail = execution.error or (execution.detail or {}).get("reason")
+        held = (execution.detail or {}).get("held")
+        if held and not detail:
+            detail = "conditions held: " + "; ".join(held)
         return data | {
             "state": execution.status,
             "attempt": execution.attempt,
