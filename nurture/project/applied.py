@@ -7,7 +7,7 @@ reads them alike.
 """
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import JSON, Boolean, Connection, Row, column, func, select, table
 
@@ -37,7 +37,7 @@ _funnel = table("funnel", column("id"), column("slug"))
 _enrollment = table("enrollment", column("sequence_id"), column("status"))
 
 
-def sequences(reader: "Reader") -> Sequence[Row[Any]]:
+def sequences(reader: "Reader") -> Sequence[Row]:
     """Every sequence, deleted ones included, with its current version's `definition`."""
     current = (_version.c.sequence_id == _sequence.c.id) & (
         _version.c.version == _sequence.c.current_version

@@ -88,7 +88,7 @@ class StoredSequence:
     name, slug, active, fingerprint, source_path, deleted_at), its current definition and its
     funnels."""
 
-    row: "Row[Any]"
+    row: "Row"
     definition: dict[str, Any]
     funnels: frozenset[str]
 
