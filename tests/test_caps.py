@@ -318,3 +318,69 @@ def deferred(store) -> int:
             .select_from(Enrollment)
             .where(Enrollment.status == "active", Enrollment.exit_reason.like("deferred: %"))
         ).scalar_one()
+
+
+# What a user sees: the dry run, explain, run --once
+
+DRIP = sequence(
+    "Drip",
+    step("Hello"),
+    step("Tip", "send_email", delay_hours=1),
+    step("Nudge", delay_hours=2),
+)
+
+
+def test_the_dry_run_keeps_to_the_caps_and_shows_each_deferral(project, run):
+    (project / "nurture.toml").write_text(
+        'timezone = "UTC"\n[caps]\nsms = "1/day"\nmin_gap = "4h"\n'
+    )
+    write(project, "drip.yaml", DRIP)
+    result = run(
+        "test", "drip", "--lead-field", "name=Ana", "--start", "2026-12-02T09:00Z", "--json"
+    )
+    timeline = json.loads(result.stdout)["timeline"]
+    steps = [
+        (row["step"], row["outcome"], row["at"][:16]) for row in timeline if row["kind"] == "step"
+    ]
+    assert steps == [
+        ("hello", "sent", "2026-12-02T09:00"),
+        ("tip", "deferred", "2026-12-02T10:00"),  # min_gap after hello
+        ("tip", "sent", "2026-12-02T13:00"),
+        ("nudge", "deferred", "2026-12-02T15:00"),  # 1/day sms
+        ("nudge", "sent", "2026-12-03T09:00"),
+    ]
+    [why] = timeline[3]["notes"]
+    assert why == (
+        "1/day sms cap reached by 'hello' of Drip at 2026-12-02 09:00 UTC; "
+        "next allowed 2026-12-03 09:00 UTC"
+    )
+    shown = run("test", "drip", "--lead-field", "name=Ana", "--start", "2026-12-02T09:00Z")
+    assert "deferred" in shown.stdout and "completed: 3 sent, 2 deferred" in shown.stderr
+
+
+def test_explain_and_run_once_say_why_a_message_waits(project, run_store):
+    (project / "nurture.toml").write_text(
+        'timezone = "UTC"\n[caps]\nmessages = "2/day, 5/week"\nsms = "1/day"\n'
+    )
+    write(project, "welcome.yaml", sequence("Welcome", step("Welcome"), funnels=["website"]))
+    write(project, "promo.yaml", sequence("Spring Promo", step("Offer"), funnels=["ads"]))
+    assert run_store("apply", "--yes").exit_code == 0
+    for funnel, at in (("website", "2026-12-02T09:00Z"), ("ads", "2026-12-02T10:00Z")):
+        added = run_store("leads", "add", "-f", funnel, "--name", "Ana Ruiz", "--email",
+                          "ana@example.com", "--phone", "+12025550111", "--at", at)  # fmt: skip
+        assert added.exit_code == 0, added.stderr
+    ran = run_store("run", "--once", "--now", "2026-12-02T10:00Z")
+    assert "1 step deferred by a frequency cap" in ran.stderr
+    said = run_store("explain", "ana@example.com").stdout
+    assert "Spring Promo v1: active\n" in said
+    assert (
+        "deferred: 1/day sms cap reached by 'welcome' of Welcome at 2026-12-02 10:00 UTC; "
+        "next allowed 2026-12-03 10:00 UTC"
+    ) in " ".join(said.split())
+    assert (
+        json.loads(run_store("run", "--once", "--now", "2026-12-03T10:00Z", "--json").stdout)[
+            "steps"
+        ]
+        == 1
+    )
+    assert "✓ offer" in run_store("explain", "ana@example.com").stdout

@@ -160,6 +160,7 @@ def _ran(count: int, when: datetime, report: dispatch.Report, json: bool) -> Non
     """What `run --once` did: the steps run, the sends settled and those left to settle."""
     if json:
         ran = {"steps": count, "at": when, "settled": report.settled, "held": report.held}
+        ran["deferred"] = report.deferred
         print_json(ran)
         return
     note(f"{plural(count, 'step')} run at {when:%Y-%m-%d %H:%M} UTC")
@@ -167,6 +168,11 @@ def _ran(count: int, when: datetime, report: dispatch.Report, json: bool) -> Non
 
 
 def _note_uncertain(report: dispatch.Report) -> None:
+    if report.deferred:
+        waiting = plural(report.deferred, "step")
+        note(
+            f"{waiting} deferred by a frequency cap or an exclusive sequence: `nurture explain LEAD` says why"
+        )
     if report.settled:
         note(f"{plural(report.settled, 'uncertain send')} settled by asking the provider")
     if report.held:

@@ -9,6 +9,7 @@ from nurture.simulate.cases import CaseResult
 from nurture.simulate.dryrun import DryRun
 
 STYLES = {"sent": "green", "done": "green", "skipped": "yellow", "retry": "magenta"}
+STYLES |= {"deferred": "magenta"}
 STYLES |= {"failed": "red", "unknown": "red", "event": "cyan", "converted": "bold cyan"}
 STYLES |= {"completed": "bold green", "stopped": "bold yellow", "pending": "dim"}
 
