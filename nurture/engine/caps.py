@@ -1,17 +1,21 @@
 """Frequency caps in the engine: a batch's messages counted against each lead's cap ledger.
 
-    with store.begin(immediate=True) as connection:
-        caps.hold(connection, jobs, config.caps, now, zone)
+    caps.hold(connection, jobs, config.caps, now, zone)   # in the claim's transaction
 
-After a batch is decided and before anything is sent, one short transaction locks the ledger
-rows of the leads the batch messages (nurture.store.caps), defers each message the caps do
-not allow yet (to the first moment they do, fitted to its send window: it is never dropped,
-and it is sent once, when it goes) and counts the others. A message counts from then on,
-whatever its send gives; the retry of a step is not counted twice. Without caps nothing here
-runs.
+With caps, a batch is decided (what each step sends) in its claim's transaction, and before
+the commit the ledger rows of the leads it messages are locked (nurture.store.caps: a lead
+without a row yet gets one, or, when another daemon made it meanwhile, is decided again on
+what that daemon wrote). Each message the caps do not allow yet is deferred to the first
+moment they do, fitted to its send window: it is never dropped, and it is sent once, when it
+goes. The others are counted. Nothing is sent before the commit, so a message counts from
+then on, whatever its send gives; the retry of a step is not counted twice. Without caps
+nothing here runs, and the batch is decided after its claim commits.
 """
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
@@ -27,31 +31,67 @@ def counted(jobs: list[Job], caps: Caps) -> list[Job]:
 
 
 def hold(connection: Connection, jobs: list[Job], caps: Caps, now: datetime, zone: str) -> int:
-    """Defer the messages of `jobs` the caps do not allow at `now`, count the rest; how many
-    were deferred. Jobs are taken in claim order: the step due first goes first."""
-    messages = counted(jobs, caps)
-    if not messages:
+    """Defer the messages of the decided `jobs` the caps do not allow at `now`, count the rest;
+    how many were deferred. A lead's are taken in claim order: the step due first goes first."""
+    by_lead: dict[int, list[Job]] = {}
+    for job in counted(jobs, caps):
+        by_lead.setdefault(job.claim.lead_id, []).append(job)
+    if not by_lead:
         return 0
-    entries = ledger.lock(connection, (job.claim.lead_id for job in messages))
-    sent = {lead: [_sent(entry) for entry in rows] for lead, rows in entries.items()}
-    changed: set[int] = set()
-    deferred = 0
-    for job in messages:
-        lead, channel = job.claim.lead_id, job.channel or ""
-        own = [e for e in sent[lead] if (e.enrollment, e.step) == (job.claim.id, job.step_id)]
-        others = [e for e in sent[lead] if e not in own]
-        held = caps.hold(others, channel, now)
-        if held is not None:
-            defer(job, held, zone)
-            deferred += 1
-        elif not own:  # an earlier attempt of this step counted already
-            sequence = job.sequence.name if job.sequence else job.spec.name
-            sent[lead].append(Sent(now, channel, job.claim.id, job.step_id, sequence))
-            changed.add(lead)
-    ledger.write(
-        connection, {lead: [_entry(e) for e in caps.kept(sent[lead], now)] for lead in changed}
-    )
-    return deferred
+    clock = _Clock(now, now.timestamp(), (now - caps.horizon).timestamp())
+    found = ledger.lock(connection, by_lead)
+    plans = {lead: _plan(mine, found.get(lead, []), caps, clock) for lead, mine in by_lead.items()}
+    new = {lead: plan.entries for lead, plan in plans.items() if lead not in found}
+    taken = ledger.insert(connection, new)
+    if taken:  # another daemon counted a first message of these leads meanwhile: again
+        again = ledger.lock(connection, taken)
+        found |= again
+        plans |= {lead: _plan(by_lead[lead], again[lead], caps, clock) for lead in taken}
+    changed = {lead: p.entries for lead, p in plans.items() if lead in found and p.changed}
+    ledger.write(connection, changed)
+    held = [(job, why) for plan in plans.values() for job, why in plan.holds]
+    for job, why in held:
+        defer(job, why, zone)
+    return len(held)
+
+
+class _Clock(NamedTuple):
+    now: datetime
+    stamp: float  # now, in seconds since the epoch (as entries keep it)
+    cutoff: float  # entries this old or older count no more
+
+
+@dataclass
+class _Plan:
+    """What the caps make of one lead's messages: those that wait, and its ledger after."""
+
+    holds: Sequence[tuple[Job, Hold]]
+    entries: list[ledger.Entry]
+    changed: bool
+
+
+NO_HOLDS: Sequence[tuple[Job, Hold]] = ()
+
+
+def _plan(jobs: list[Job], entries: list[ledger.Entry], caps: Caps, clock: _Clock) -> _Plan:
+    """The lead's messages against its entries (kept raw: most leads have none that count)."""
+    if not entries and len(jobs) == 1:  # the common case: nothing to hold it, one to count
+        return _Plan(NO_HOLDS, [_entry(jobs[0], clock)], True)
+    recent = [entry for entry in entries if entry[0] > clock.cutoff]
+    holds: list[tuple[Job, Hold]] = []
+    changed = len(recent) != len(entries)
+    for job in jobs:
+        key = (job.claim.id, job.step_id)
+        others = [entry for entry in recent if (entry[2], entry[3]) != key]
+        why = (
+            caps.hold([_sent(e) for e in others], job.channel or "", clock.now) if others else None
+        )
+        if why is not None:
+            holds.append((job, why))
+        elif len(others) == len(recent):  # else an earlier attempt of this step counted already
+            recent.append(_entry(job, clock))
+            changed = True
+    return _Plan(holds, recent, changed)
 
 
 def defer(job: Job, held: Hold, zone: str) -> None:
@@ -62,10 +102,11 @@ def defer(job: Job, held: Hold, zone: str) -> None:
     job.error = f"deferred: {held.reason}; next allowed {shown(slot.at)}"
 
 
-def _sent(entry: list) -> Sent:
+def _sent(entry: ledger.Entry) -> Sent:
     at, channel, enrollment, step, sequence = entry
     return Sent(datetime.fromtimestamp(at, UTC), channel, enrollment, step, sequence)
 
 
-def _entry(sent: Sent) -> list:
-    return [sent.at.timestamp(), sent.channel, sent.enrollment, sent.step, sent.sequence]
+def _entry(job: Job, clock: _Clock) -> ledger.Entry:
+    sequence = job.sequence.name if job.sequence else job.spec.name
+    return [clock.stamp, job.channel, job.claim.id, job.step_id, sequence]

@@ -147,10 +147,11 @@ def _flow(
                 return None
             jobs = _prepare(connection, store.url, claimed)
             exclusive.place(connection, store.url, jobs, now)
-        _decide_all(jobs, run, now)
-        if config.caps and caps.counted(jobs, config.caps):
-            with sends.serialized(store), store.begin(immediate=True) as connection:
+            if config.caps:  # counted in this transaction (no commit more): decided first
+                _decide_all(jobs, run, now)
                 caps.hold(connection, jobs, config.caps, now, config.default_zone)
+        if not config.caps:  # rendering needs no transaction
+            _decide_all(jobs, run, now)
         return now, jobs
 
     pipeline = Pipeline(store, config, channels, run.report, clock)

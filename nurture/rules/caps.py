@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from nurture.spec.durations import format_duration, parse_duration
 
@@ -96,9 +97,13 @@ class Caps:
         return cls(parse_caps(messages) if messages else (), per, gap or None)
 
     def __bool__(self) -> bool:
+        return self.any
+
+    @cached_property
+    def any(self) -> bool:
         return bool(self.messages or self.channels or self.min_gap)
 
-    @property
+    @cached_property
     def horizon(self) -> timedelta:
         """How far back a message still counts: the longest window or gap."""
         spans = [cap.window for caps in (self.messages, *self.channels.values()) for cap in caps]
@@ -106,7 +111,7 @@ class Caps:
 
     def counts(self, channel: str | None) -> bool:
         """Whether a message on `channel` is capped (and so counted)."""
-        return bool(self) and channel in CHANNELS
+        return self.any and channel in CHANNELS
 
     def hold(self, sent: Sequence[Sent], channel: str, now: datetime) -> Hold | None:
         """When a message on `channel` may go if the lead got `sent` (oldest first), or None: now."""
