@@ -4,19 +4,27 @@ counted in the store so every daemon on it keeps to the caps together; `exclusiv
 sequences run one at a time per lead."""
 
 import json
+import threading
+import uuid
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from builders import sequence, step, write
 from enrolling import T0, apply, enroll, enrollment, log
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, make_url, select, text
 from test_daemon import sent_counts, start, stop, wait_until
 
-from nurture.channels import TemporaryFailure
+from nurture.channels import OutgoingMessage, TemporaryFailure
 from nurture.channels.memory import MemoryChannel
+from nurture.engine import caps as engine_caps
 from nurture.engine import dispatch
+from nurture.engine.complete import Job
 from nurture.engine.dispatch import EngineConfig
 from nurture.rules.caps import Caps, Sent, parse_caps
+from nurture.rules.steps import spec_of
+from nurture.store import queries
+from nurture.store.db import open_store
 from nurture.store.tables import Enrollment, Execution, Sequence
 from nurture.testing import enroll_many
 
@@ -384,3 +392,51 @@ def test_explain_and_run_once_say_why_a_message_waits(project, run_store):
         == 1
     )
     assert "✓ offer" in run_store("explain", "ana@example.com").stdout
+
+
+def sms_job(enrollment_id: int, lead_id: int, sequence: str) -> Job:
+    """A decided SMS step of an enrollment, as the claim leaves it."""
+    spec = spec_of(sequence_doc(sequence))
+    claim = queries.Claimed(enrollment_id, lead_id, 1, 1, "hello", T0, 0, 1)
+    lead = SimpleNamespace(id=lead_id, timezone=None)
+    job = Job(claim, lead, spec, 1, spec.steps[0], None)
+    job.message = OutgoingMessage("sms", "+15555550100", "Hi", job.key)
+    return job
+
+
+def sequence_doc(name: str) -> dict:
+    return sequence(name, step("Hello"))
+
+
+@pytest.mark.postgres
+def test_two_daemons_counting_a_leads_first_message_at_once_see_each_other(postgres_url):
+    """The lead has no ledger row yet: the second insert waits for the first daemon's commit,
+    finds the row made, and decides again on what it holds."""
+    caps = Caps.of(sms="1/day")
+    name = f"caps-{uuid.uuid4().hex[:8]}"  # the other daemon's sessions, among the server's
+    other_url = make_url(postgres_url).update_query_dict({"application_name": name})
+    with open_store(postgres_url) as first, open_store(other_url.render_as_string(False)) as second:
+        one, other = sms_job(1, 7, "Welcome"), sms_job(2, 7, "Promo")
+        outcome: list[int] = []
+        with first.begin() as connection:
+            assert engine_caps.hold(connection, [one], caps, T0, "UTC") == 0
+            waiter = threading.Thread(target=lambda: outcome.append(decide(second, other, caps)))
+            waiter.start()
+            wait_until(lambda: blocked_on_a_lock(first, name))  # the other daemon's insert waits
+        waiter.join()
+    assert outcome == [1] and one.status == "done" and other.status == "deferred"
+    assert other.error.startswith("deferred: 1/day sms cap reached by 'hello' of Welcome")
+
+
+def decide(store, job: Job, caps: Caps) -> int:
+    with store.begin() as connection:
+        return engine_caps.hold(connection, [job], caps, T0, "UTC")
+
+
+def blocked_on_a_lock(store, name: str) -> bool:
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+        "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO lead_cap%'"
+    )
+    with store.engine.connect() as connection:
+        return connection.execute(query, {"name": name}).scalar_one() > 0
