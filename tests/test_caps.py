@@ -397,7 +397,9 @@ def test_explain_and_run_once_say_why_a_message_waits(project, run_store):
 def sms_job(enrollment_id: int, lead_id: int, sequence: str) -> Job:
     """A decided SMS step of an enrollment, as the claim leaves it."""
     spec = spec_of(sequence_doc(sequence))
-    claim = queries.Claimed(enrollment_id, lead_id, 1, 1, "hello", T0, 0, 1)
+    known = {"id": enrollment_id, "lead_id": lead_id, "sequence_id": 1, "version": 1,
+             "step_id": "hello", "next_run_at": T0, "attempts": 0, "attempt": 1}  # fmt: skip
+    claim = queries.Claimed(**(dict.fromkeys(queries.Claimed._fields) | known))
     lead = SimpleNamespace(id=lead_id, timezone=None)
     job = Job(claim, lead, spec, 1, spec.steps[0], None)
     job.message = OutgoingMessage("sms", "+15555550100", "Hi", job.key)

@@ -5,7 +5,7 @@ One row per lead that got a message while caps were configured: the messages tha
 daemon on the store keeps to the caps together. See nurture.store.caps.
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0015
 Create Date: 2026-12-02 17:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
