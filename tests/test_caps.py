@@ -442,3 +442,23 @@ def blocked_on_a_lock(store, name: str) -> bool:
     )
     with store.engine.connect() as connection:
         return connection.execute(query, {"name": name}).scalar_one() > 0
+
+
+def test_validate_checks_exclusive_with_file_and_line(project, run):
+    hello = {"name": "Hi", "action_type": "send_sms", "action_config": {"message": "Hi"}}
+    write(project, "alpha.yaml", sequence("Alpha", hello, exclusive=True, priority=3))
+    write(project, "beta.yaml", sequence("Beta", hello, priority=3, exclusive=True))
+    shown = run("validate")
+    said = shown.stdout + shown.stderr
+    assert (
+        "sequences/beta.yaml:4:1: warning: Alpha and Beta are both exclusive at priority 3"
+    ) in said and "[exclusive-priority]" in said
+    (project / "sequences" / "beta.yaml").write_text(
+        (project / "sequences" / "beta.yaml")
+        .read_text()
+        .replace("exclusive: true", "exclusive: maybe")
+    )
+    result = run("validate")
+    assert result.exit_code == 1
+    said = result.stdout + result.stderr
+    assert "sequences/beta.yaml:4:1: exclusive: Input should be a valid boolean" in said
