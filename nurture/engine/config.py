@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from nurture.rules.caps import Caps
 from nurture.rules.engagement import Scoring
 
 LEASE = timedelta(minutes=5)
@@ -48,3 +49,5 @@ class EngineConfig:
     """Tracked links (None: `link()` renders the address itself, nothing is rewritten)."""
     scoring: Scoring = field(default_factory=Scoring)
     """How engagement events add up to the score conditions test."""
+    caps: Caps = field(default_factory=Caps)
+    """Frequency caps per lead ([caps]); empty: none, and no cap check runs."""
