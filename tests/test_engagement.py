@@ -230,3 +230,23 @@ def test_explain_says_why_an_engagement_condition_held_or_not(project, store, ru
         "conditions held: ✓ clicked: wants a click in welcome, lead has a click in welcome" in shown
     )
     assert "✗ not_clicked: wants no click in welcome" in shown
+
+
+def test_a_conversion_ends_a_wait_for_convert_where_the_sequence_goes_on(project, store, run_store):
+    configure(project)
+    steps = [
+        step("Offer"),
+        step("Wait", "wait", wait_for={"event": "convert", "timeout": "2d"}),
+        step("Welcome aboard", conditions={"lead_status": "Converted"}),
+    ]
+    apply(store, project, sequence("Trial", *steps, stop_on_conversion=False))
+    enrolled = enroll(store, "Trial", now=NOW)
+    drain(store, NOW, MemoryChannel())
+    assert run_store("leads", "convert", str(lead_of(store, enrolled).id)).exit_code == 0
+    assert enrollment(store, enrolled).next_run_at <= datetime.now(UTC)
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    drain(store, later, MemoryChannel())
+    drain(store, later, MemoryChannel())
+    log = {row.step_id: row for row in executions(store, enrolled)}
+    assert log["wait"].detail["came"] is True and log["welcome-aboard"].status == "sent"
+    assert [e.kind for e in events(store)] == ["converted"]
