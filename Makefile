@@ -9,12 +9,15 @@ DEMO_DIR ?= $(shell mktemp -d /tmp/nurture-demo.XXXXXX)
 LOCK_EXTRAS := test lint docs
 
 # Installs exactly the files in requirements.lock, each checked against its hash, then nurture
-# itself (editable, built by the locked setuptools); `make lock` writes the lock anew.
-$(VENV)/.installed: pyproject.toml requirements.lock
+# itself (editable, built by the locked setuptools), then the dashboard's browser libraries from
+# package-lock.json (scripts/assets.sh: npm, or Node.js from PyPI where there is no npm);
+# `make lock` writes the Python lock anew.
+$(VENV)/.installed: pyproject.toml requirements.lock package-lock.json
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet pip==26.3
 	$(VENV)/bin/pip install --quiet --require-hashes -r requirements.lock
 	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	bash scripts/assets.sh
 	touch $@
 
 install: $(VENV)/.installed

@@ -14,7 +14,8 @@ from nurture.store import tokens as service
 app = typer.Typer(help="Bearer tokens of `nurture serve`.", no_args_is_help=True)
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 SCOPE_HELP = (
-    "read, write (includes read) or ingest (POST /api/leads, lead events); repeat for more."
+    "read, write (includes read), ingest (POST /api/leads, lead events), dashboard (view the "
+    "coach dashboard) or dashboard:edit (change sequences, enrollments, tasks there); repeat."
 )
 
 
@@ -29,7 +30,8 @@ def create(
     \b
     Examples:
       nurture tokens create landing-page --scope ingest
-      nurture tokens create dashboard --scope read --json
+      nurture tokens create reports --scope read --json
+      nurture tokens create coach --scope dashboard:edit
     """
     with state.session(write=True) as session:
         token = service.create_token(session, name, scope, datetime.now(UTC))

@@ -1,0 +1,90 @@
+"""Funnel assignments: each funnel's sequences in the order matching tries them, the one a
+typical lead gets, the coverage gaps `validate` warns about; reorder, assign, unassign."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Form, Request, Response
+
+from nurture.errors import NurtureError, SpecError
+from nurture.insights.overview import coverage_gaps, funnel_map, sequence_rows
+from nurture.project import priorities, stored
+from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, render
+from nurture.web.sequences import applied, editable
+
+router = page_router()
+NAV = Nav("Funnels", "/funnels", 20)
+Names = Annotated[list[str], Form(max_length=200)]
+
+
+@router.get("/funnels")
+def funnels_page(request: Request, ctx: Ctx, visitor: Viewer) -> Response:
+    return _page(request, ctx)
+
+
+def _page(request: Request, ctx: WebContext, message: str | None = None) -> Response:
+    with ctx.store.session() as session:
+        funnels, sequences = funnel_map(session), sequence_rows(session)
+    gaps, invalid = _gaps(ctx)
+    template = "_funnels.html" if request.headers.get("HX-Request") else "funnels.html"
+    return render(
+        request,
+        template,
+        funnels=funnels,
+        sequences=sequences,
+        gaps=gaps,
+        invalid=invalid,
+        message=message,
+    )
+
+
+def _gaps(ctx: WebContext) -> tuple[dict[str, list[str]], str | None]:
+    """The coverage warnings of the project's files; where a file is invalid, why there are none."""
+    try:
+        return coverage_gaps(ctx.project.files(), ctx.settings.lint_ignore), None
+    except SpecError as error:
+        return {}, f"`nurture validate` finds errors, so coverage is not checked: {error}"
+
+
+@router.post("/funnels/{slug}/order")
+def reorder(request: Request, ctx: Ctx, visitor: Editor, slug: str, item: Names) -> Response:
+    """The funnel's sequences, best first: their priorities are raised to keep that order."""
+    with ctx.store.session(immediate=True) as session:
+        for ref in item:
+            editable(ctx, stored.resolve(session, ref))
+        plan = priorities.reorder(session, ctx.project, item, datetime.now(UTC))
+    return _page(request, ctx, applied(plan))
+
+
+@router.post("/funnels/assign")
+def assign(
+    request: Request,
+    ctx: Ctx,
+    visitor: Editor,
+    sequence: Names,
+    funnel: Names = [],  # noqa: B006 - FastAPI copies the default
+    new_funnel: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Offer every sequence chosen to every funnel chosen (a new name creates the funnel)."""
+    names = [*funnel, *([new_funnel.strip()] if new_funnel.strip() else [])]
+    return _change(request, ctx, sequence, names, add=True)
+
+
+@router.post("/funnels/unassign")
+def unassign(
+    request: Request, ctx: Ctx, visitor: Editor, sequence: Names, funnel: Names
+) -> Response:
+    return _change(request, ctx, sequence, funnel, add=False)
+
+
+def _change(
+    request: Request, ctx: WebContext, refs: list[str], names: list[str], *, add: bool
+) -> Response:
+    if not refs or not names:
+        raise NurtureError("choose at least one sequence and one funnel")
+    with ctx.store.session(immediate=True) as session:
+        rows = list({row.slug: row for row in (stored.resolve(session, r) for r in refs)}.values())
+        for row in rows:
+            editable(ctx, row)
+        plan = stored.change_funnels(session, ctx.project, rows, names, datetime.now(UTC), add=add)
+    return _page(request, ctx, applied(plan))
