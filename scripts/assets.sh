@@ -33,7 +33,7 @@ NPM=$(npm_command)
 mkdir -p "$VENDOR"
 copy() { install -m 0644 "node_modules/$1" "$VENDOR/$(basename "$1")"; }
 copy htmx.org/dist/htmx.min.js
-copy htmx.org/dist/ext/sse.js
+copy htmx-ext-sse/dist/sse.js
 copy sortablejs/Sortable.min.js
 copy swagger-ui-dist/swagger-ui-bundle.js
 copy swagger-ui-dist/swagger-ui.css

@@ -34,7 +34,7 @@ def _page(request: Request, ctx: WebContext, message: str | None = None) -> Resp
         sequences=sequences,
         gaps=gaps,
         invalid=invalid,
-        message=message,
+        flash=message,
     )
 
 

@@ -36,7 +36,7 @@ def _page(request: Request, ctx: WebContext, message: str | None = None) -> Resp
         appointments=appointments,
         notifications=notifications,
         messages=messages,
-        message=message,
+        flash=message,
     )
 
 

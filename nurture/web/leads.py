@@ -55,7 +55,7 @@ def _lead(request: Request, ctx: WebContext, lead_id: int, message: str | None =
         messages = recent(session, OutboxFilter(lead_id=lead.id), limit=100)
         replies = consent.history(session, lead)
     template = "_lead_body.html" if request.headers.get("HX-Request") else "lead.html"
-    return render(request, template, data=data, messages=messages, replies=replies, message=message)
+    return render(request, template, data=data, messages=messages, replies=replies, flash=message)
 
 
 @router.post("/leads/{lead_id}/enrollments/{enrollment_id}/{action}")

@@ -9,6 +9,7 @@ htmx sends); errors come back as a page (or, to htmx, a message in the page's #f
 """
 
 import hmac
+import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -131,17 +132,27 @@ Editor = Annotated[Visitor, Depends(_editor)]
 Ctx = Annotated[WebContext, Depends(web)]
 
 
-def render(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
-    """A page (or, to htmx, a fragment) from its template, with what every page shows."""
+def render(
+    request: Request,
+    template: str,
+    status_code: int = 200,
+    flash: str | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    """A page (or, to htmx, a fragment) from its template, with what every page shows; `flash`
+    says what was done (in the page's #flash; to htmx in a `nurture:flash` event app.js shows)."""
     ctx = web(request)
     values |= {
         "visitor": getattr(request.state, "visitor", None),
         "nav": ctx.nav,
         "path": request.url.path,
+        "flash": flash,
     }
     response = TEMPLATES.TemplateResponse(request, template, values, status_code=status_code)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["Cache-Control"] = "no-store"
+    if flash and is_htmx(request):
+        response.headers["HX-Trigger"] = json.dumps({"nurture:flash": flash})  # ASCII-escaped
     return response
 
 

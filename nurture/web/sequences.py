@@ -64,7 +64,7 @@ def _one_row(request: Request, ctx: WebContext, slug: str, message: str) -> Resp
         request,
         "_sequence_row.html",
         row=rows[0],
-        row_message=message,
+        flash=message,
         can_edit_store=_store_writable(ctx),
     )
 
@@ -126,7 +126,7 @@ def _table(request: Request, ctx: WebContext, message: str) -> Response:
         request,
         "_sequence_rows.html",
         rows=rows,
-        message=message,
+        flash=message,
         can_edit_store=_store_writable(ctx),
     )
 

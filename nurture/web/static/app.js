@@ -39,6 +39,14 @@ document.addEventListener("click", (event) => {
   if (button) button.closest("section, dialog").remove();
 });
 
+// What a change did (the server's HX-Trigger: {"nurture:flash": "applied: ..."}), in #flash.
+document.addEventListener("nurture:flash", (event) => {
+  const line = document.createElement("p");
+  line.className = "flash";
+  line.textContent = event.detail.value;
+  document.getElementById("flash").replaceChildren(line);
+});
+
 document.addEventListener("DOMContentLoaded", signInFromLink);
 document.addEventListener("DOMContentLoaded", () => {
   htmx.onLoad((content) => content.querySelectorAll("[data-sortable]").forEach(sortable));
