@@ -239,3 +239,15 @@ def test_activity_shows_what_was_applied_and_the_executions(coach):
     assert page.status_code == 200
     assert "created" in page.text and "sequences/alpha.yaml" in page.text
     assert "hello" in page.text and "sent" in page.text
+
+
+def test_leads_are_found_by_id_email_or_the_start_of_a_name(coach):
+    def shown(q):
+        rows = coach.get("/leads", params={"q": q}, headers={"HX-Target": "lead-rows"})
+        assert rows.status_code == 200, q
+        return re.findall(r'<a href="/leads/\d+">([^<]+)</a>', rows.text)
+
+    assert shown("") == ["Bo Li", "Ana Silva"]  # newest first
+    assert shown("ANA") == ["Ana Silva"] == shown("ana@example.com") == shown("1")
+    assert shown("bo@") == ["Bo Li"]
+    assert shown("silva") == [] and shown("\x00") == [] and shown("%") == []

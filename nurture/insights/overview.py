@@ -22,26 +22,33 @@ FIGURES |= {"converted": "converted"}
 """`nurture stats`' figures by the names the page gives them (`active` is the sequence's flag)."""
 
 
-def sequence_rows(
-    session: Session, *, category: str | None = None, search: str | None = None
-) -> list[dict[str, Any]]:
+def sequence_rows(session: Session) -> list[dict[str, Any]]:
     """Each live sequence, by name: category, active, priority, funnels, figures, last change."""
     query = select(Sequence).where(col(Sequence.deleted_at).is_(None)).order_by(Sequence.name)
-    if category:
-        query = query.where(Sequence.category == category_named(category, "category"))
-    rows = [row for row in session.exec(query) if _matches(row, search)]
     funnels = funnels_by_sequence(session)
     figures = {f["sequence"]: f for f in stats.sequence_figures(session, Window())}
-    return [_row(row, funnels.get(row.id, []), figures.get(row.name, {})) for row in rows]
+    return [
+        _row(row, funnels.get(row.id, []), figures.get(row.name, {})) for row in session.exec(query)
+    ]
 
 
-def _matches(row: Sequence, search: str | None) -> bool:
-    wanted = (search or "").strip().casefold()
-    return not wanted or wanted in f"{row.name} {row.slug} {row.description}".casefold()
+def filtered(
+    rows: list[dict[str, Any]], category: str | None = None, search: str | None = None
+) -> list[dict[str, Any]]:
+    """The rows of one category (any of its spellings) whose name or slug holds `search`."""
+    wanted = category_named(category, "category") if category else None
+    text = (search or "").strip().casefold()
+    return [
+        row
+        for row in rows
+        if (wanted is None or row["category"] == wanted)
+        and (not text or text in f"{row['name']} {row['slug']} {row['description']}".casefold())
+    ]
 
 
 def _row(row: Sequence, funnels: list[str], figures: dict[str, Any]) -> dict[str, Any]:
-    keep = ("id", "name", "slug", "category", "active", "priority", "current_version")
+    keep = ("id", "name", "slug", "description", "category", "active", "priority")
+    keep += ("current_version",)
     data = {key: getattr(row, key) for key in keep}
     data |= {shown: figures.get(key, 0) for key, shown in FIGURES.items()}
     return data | {

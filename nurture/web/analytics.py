@@ -27,7 +27,13 @@ TEMPLATES.env.filters |= {"percent": percent, "duration": duration}
 
 
 def figures(ctx: WebContext, since: str | None, sequence: str | None) -> dict[str, Any]:
-    """What the page shows, from the services `nurture stats` uses."""
+    """What the page shows (a snapshot: see nurture.web.snapshots)."""
+    key = ("analytics", since or None, sequence or None)
+    return ctx.snapshots.get(key, lambda: _figures(ctx, since, sequence))
+
+
+def _figures(ctx: WebContext, since: str | None, sequence: str | None) -> dict[str, Any]:
+    """From the services `nurture stats` uses."""
     window = Window.parse(since or None, None, datetime.now(UTC), prefix="")
     with ctx.store.session() as session:
         data: dict[str, Any] = {

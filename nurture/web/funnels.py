@@ -2,15 +2,15 @@
 typical lead gets, the coverage gaps `validate` warns about; reorder, assign, unassign."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Form, Request, Response
 
 from nurture.errors import NurtureError, SpecError
-from nurture.insights.overview import coverage_gaps, funnel_map, sequence_rows
+from nurture.insights.overview import coverage_gaps, funnel_map
 from nurture.project import priorities, stored
 from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, render
-from nurture.web.sequences import applied, editable
+from nurture.web.sequences import all_rows, applied, editable
 
 router = page_router()
 NAV = Nav("Funnels", "/funnels", 20)
@@ -23,9 +23,8 @@ def funnels_page(request: Request, ctx: Ctx, visitor: Viewer) -> Response:
 
 
 def _page(request: Request, ctx: WebContext, message: str | None = None) -> Response:
-    with ctx.store.session() as session:
-        funnels, sequences = funnel_map(session), sequence_rows(session)
-    gaps, invalid = _gaps(ctx)
+    funnels, sequences = ctx.snapshots.get("funnels", lambda: _map(ctx)), all_rows(ctx)
+    gaps, invalid = ctx.snapshots.get("gaps", lambda: _gaps(ctx))
     template = "_funnels.html" if request.headers.get("HX-Request") else "funnels.html"
     return render(
         request,
@@ -36,6 +35,11 @@ def _page(request: Request, ctx: WebContext, message: str | None = None) -> Resp
         invalid=invalid,
         flash=message,
     )
+
+
+def _map(ctx: WebContext) -> list[dict[str, Any]]:
+    with ctx.store.session() as session:
+        return funnel_map(session)
 
 
 def _gaps(ctx: WebContext) -> tuple[dict[str, list[str]], str | None]:

@@ -40,6 +40,7 @@ from nurture.project.layout import Project
 from nurture.settings import Settings
 from nurture.store.db import Store
 from nurture.web.signin import COOKIE, Sessions, Visitor
+from nurture.web.snapshots import Snapshots
 
 log = logging.getLogger("nurture.web")
 TEMPLATES = Jinja2Templates(
@@ -72,6 +73,7 @@ class WebContext:
     store: Store
     nav: list[Nav] = field(default_factory=list)
     sessions: Sessions = field(default_factory=Sessions)
+    snapshots: Snapshots = field(default_factory=Snapshots)
     live_seconds: float = 2.0
     """How often the live pages (server-sent events) look for new figures."""
 
@@ -200,9 +202,14 @@ class PageRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             try:
-                if request.method == "POST" and not exempt and await _csrf_refused(request):
+                if request.method != "POST":
+                    return await handler(request)
+                if not exempt and await _csrf_refused(request):
                     raise PageError(403, CSRF_REFUSED)
-                return await handler(request)
+                web(request).snapshots.clear()  # the page the change answers with is fresh
+                answer = await handler(request)
+                web(request).snapshots.clear()
+                return answer
             except Exception as error:  # noqa: BLE001 - every error is answered as a page
                 return _answer(request, error)
 

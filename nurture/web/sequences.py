@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import Form, Query, Request, Response
 
-from nurture.insights.overview import sequence_rows
+from nurture.insights.overview import filtered, sequence_rows
 from nurture.leads.enrollment import in_flight
 from nurture.project import stored
 from nurture.project.plan import Plan
@@ -33,8 +33,7 @@ def sequences_page(
     request: Request, ctx: Ctx, visitor: Viewer, category: Search = None, q: Search = None
 ) -> Response:
     category = category or None
-    with ctx.store.session() as session:
-        rows = sequence_rows(session, category=category, search=q)
+    rows = filtered(all_rows(ctx), category, q)
     template = "_sequence_rows.html" if request.headers.get("HX-Target") == "rows" else None
     return render(
         request,
@@ -45,6 +44,16 @@ def sequences_page(
         q=q or "",
         can_edit_store=_store_writable(ctx),
     )
+
+
+def all_rows(ctx: WebContext) -> list[dict[str, Any]]:
+    """Every sequence with its figures (a snapshot: see nurture.web.snapshots)."""
+
+    def compute() -> list[dict[str, Any]]:
+        with ctx.store.session() as session:
+            return sequence_rows(session)
+
+    return ctx.snapshots.get("sequences", compute)
 
 
 def _store_writable(ctx: WebContext) -> bool:
@@ -58,8 +67,7 @@ def editable(ctx: WebContext, row: Sequence) -> None:
 
 
 def _one_row(request: Request, ctx: WebContext, slug: str, message: str) -> Response:
-    with ctx.store.session() as session:
-        rows = [r for r in sequence_rows(session) if r["slug"] == slug]
+    rows = [row for row in all_rows(ctx) if row["slug"] == slug]
     return render(
         request,
         "_sequence_row.html",
@@ -120,8 +128,7 @@ def delete(request: Request, ctx: Ctx, visitor: Editor, slug: str) -> Response:
 
 
 def _table(request: Request, ctx: WebContext, message: str) -> Response:
-    with ctx.store.session() as session:
-        rows = sequence_rows(session)
+    rows = all_rows(ctx)
     return render(
         request,
         "_sequence_rows.html",

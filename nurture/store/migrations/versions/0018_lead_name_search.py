@@ -1,0 +1,29 @@
+"""Leads are found by the start of their name (the dashboard's search, issue 15).
+
+`ix_lead_name_lower` holds each lead's name in lower case (in the "C" collation on Postgres, so
+a prefix is a range of it): a search for `ana` reads the names from `ana` to `anb` instead of
+every lead (1,000,000 leads: a scan of 0.6 s). Written per dialect, outside the tables' metadata
+(see HAND_MADE_INDEXES).
+
+Revision ID: 0018
+Revises: 0012
+Create Date: 2026-12-02 17:10:00
+"""
+
+from alembic import op
+
+revision = "0018"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+KEY = {"sqlite": "lower(name)", "postgresql": '(lower(name) COLLATE "C")'}
+
+
+def upgrade() -> None:
+    key = KEY[op.get_bind().dialect.name]
+    op.execute(f"CREATE INDEX ix_lead_name_lower ON lead ({key})")
+
+
+def downgrade() -> None:
+    op.execute("DROP INDEX ix_lead_name_lower")
