@@ -251,3 +251,13 @@ def test_leads_are_found_by_id_email_or_the_start_of_a_name(coach):
     assert shown("ANA") == ["Ana Silva"] == shown("ana@example.com") == shown("1")
     assert shown("bo@") == ["Bo Li"]
     assert shown("silva") == [] and shown("\x00") == [] and shown("%") == []
+
+
+def test_activity_says_who_changed_what_on_the_dashboard(coach):
+    post(coach, "/sequences/beta/toggle")
+    post(coach, "/leads/1/enrollments/1/pause")
+    page = coach.get("/activity").text
+    rows = re.findall(r"<tr><td>[^<]*</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td>", page)
+    assert rows[0] == ("coach", "pause: enrollment 1 paused", "lead 1")
+    assert rows[1][:2] == ("coach", "toggle: applied: update Beta (sequences/beta.yaml)")
+    assert ("nurture apply", "created", "Alpha") in rows

@@ -1,13 +1,15 @@
-"""What changed, newest first: each sequence version applied and each sequence deleted."""
+"""What changed, newest first: each sequence version applied, each sequence deleted, and each
+change made on the dashboard with who made it."""
 
 from typing import Any
 
 from sqlmodel import Session, col, select
 
+from nurture.store import activity
 from nurture.store.tables import Sequence, SequenceVersion
 
 
-def sequence_changes(session: Session, limit: int = 50) -> list[dict[str, Any]]:
+def changes(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     """The newest `limit` versions applied and deletions, with the file each came from."""
     versions = session.exec(
         select(SequenceVersion, Sequence.name)
@@ -23,7 +25,19 @@ def sequence_changes(session: Session, limit: int = 50) -> list[dict[str, Any]]:
     ).all()
     rows = [_version(version, name) for version, name in versions]
     rows += [_deletion(row) for row in deleted]
+    rows += [_dashboard(row) for row in activity.recent(session, limit)]
     return sorted(rows, key=lambda row: row["at"], reverse=True)[:limit]
+
+
+def _dashboard(row: Any) -> dict[str, Any]:
+    what = row.action + (f": {row.detail}" if row.detail else "")
+    return {
+        "at": row.at,
+        "sequence": row.subject,
+        "what": what,
+        "source": "the dashboard",
+        "who": row.actor,
+    }
 
 
 def _version(version: SequenceVersion, name: str) -> dict[str, Any]:
@@ -33,6 +47,7 @@ def _version(version: SequenceVersion, name: str) -> dict[str, Any]:
         "sequence": name,
         "what": what,
         "source": version.source_path or "the store (HTTP API or dashboard)",
+        "who": None,
     }
 
 

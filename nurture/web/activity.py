@@ -8,7 +8,7 @@ from fastapi import Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
-from nurture.insights.activity import sequence_changes
+from nurture.insights.activity import changes as recent_changes
 from nurture.insights.logs import LogFilter, newer, recent
 from nurture.web.analytics import STREAM_SECONDS
 from nurture.web.pages import TEMPLATES, Ctx, Nav, Viewer, WebContext, page_router, render
@@ -21,7 +21,7 @@ SHOWN = 50
 @router.get("/activity")
 def activity_page(request: Request, ctx: Ctx, visitor: Viewer) -> Response:
     with ctx.store.session() as session:
-        changes = sequence_changes(session, SHOWN)
+        changes = recent_changes(session, SHOWN)
         executions = recent(session, LogFilter(), SHOWN)
     after = executions[0]["id"] if executions else 0
     return render(request, "activity.html", changes=changes, executions=executions, after=after)

@@ -9,7 +9,17 @@ from fastapi import Form, Request, Response
 from nurture.errors import NurtureError, SpecError
 from nurture.insights.overview import coverage_gaps, funnel_map
 from nurture.project import priorities, stored
-from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, render
+from nurture.web.pages import (
+    Ctx,
+    Editor,
+    Nav,
+    Viewer,
+    Visitor,
+    WebContext,
+    page_router,
+    record,
+    render,
+)
 from nurture.web.sequences import all_rows, applied, editable
 
 router = page_router()
@@ -57,7 +67,7 @@ def reorder(request: Request, ctx: Ctx, visitor: Editor, slug: str, item: Names)
         for ref in item:
             editable(ctx, stored.resolve(session, ref))
         plan = priorities.reorder(session, ctx.project, item, datetime.now(UTC))
-    return _page(request, ctx, applied(plan))
+    return _page(request, ctx, record(ctx, visitor, "reorder", slug, applied(plan)))
 
 
 @router.post("/funnels/assign")
@@ -71,18 +81,24 @@ def assign(
 ) -> Response:
     """Offer every sequence chosen to every funnel chosen (a new name creates the funnel)."""
     names = [*funnel, *([new_funnel.strip()] if new_funnel.strip() else [])]
-    return _change(request, ctx, sequence, names, add=True)
+    return _change(request, ctx, visitor, sequence, names, add=True)
 
 
 @router.post("/funnels/unassign")
 def unassign(
     request: Request, ctx: Ctx, visitor: Editor, sequence: Names, funnel: Names
 ) -> Response:
-    return _change(request, ctx, sequence, funnel, add=False)
+    return _change(request, ctx, visitor, sequence, funnel, add=False)
 
 
 def _change(
-    request: Request, ctx: WebContext, refs: list[str], names: list[str], *, add: bool
+    request: Request,
+    ctx: WebContext,
+    visitor: Visitor,
+    refs: list[str],
+    names: list[str],
+    *,
+    add: bool,
 ) -> Response:
     if not refs or not names:
         raise NurtureError("choose at least one sequence and one funnel")
@@ -91,4 +107,5 @@ def _change(
         for row in rows:
             editable(ctx, row)
         plan = stored.change_funnels(session, ctx.project, rows, names, datetime.now(UTC), add=add)
-    return _page(request, ctx, applied(plan))
+    action, subject = "assign" if add else "unassign", ", ".join(names)
+    return _page(request, ctx, record(ctx, visitor, action, subject, applied(plan)))

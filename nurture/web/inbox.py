@@ -8,7 +8,7 @@ from fastapi import Path, Request, Response
 
 from nurture.insights.outbox import OutboxFilter, recent
 from nurture.leads.tasks import finish_task, list_appointments, list_notifications, list_tasks
-from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, render
+from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, record, render
 
 router = page_router()
 NAV = Nav("Inbox", "/inbox", 50)
@@ -47,4 +47,4 @@ def task_done(request: Request, ctx: Ctx, visitor: Editor, task_id: TaskId) -> R
         task, was_open = finish_task(session, task_id, datetime.now(UTC))
         title = task.title
     said = f"done: {title}" if was_open else f"{title} was done already"
-    return _page(request, ctx, said)
+    return _page(request, ctx, record(ctx, visitor, "task done", f"task {task_id}", said))

@@ -13,7 +13,7 @@ from nurture.leads import consent
 from nurture.leads.lookup import find_lead
 from nurture.leads.records import LeadRules, convert
 from nurture.leads.search import enrollment_of, search_leads
-from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, render
+from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, record, render
 
 router = page_router()
 NAV = Nav("Leads", "/leads", 40)
@@ -71,7 +71,8 @@ def control_enrollment(
     with ctx.store.session(immediate=True) as session:
         enrollment_of(session, lead_id, enrollment_id)
         ACTIONS[action](session, enrollment_id, datetime.now(UTC))
-    return _lead(request, ctx, lead_id, f"enrollment {enrollment_id} {DONE[action]}")
+    said = f"enrollment {enrollment_id} {DONE[action]}"
+    return _lead(request, ctx, lead_id, record(ctx, visitor, action, f"lead {lead_id}", said))
 
 
 @router.post("/leads/{lead_id}/convert")
@@ -80,4 +81,5 @@ def convert_lead(request: Request, ctx: Ctx, visitor: Editor, lead_id: LeadId) -
     with ctx.store.session(immediate=True) as session:
         lead = find_lead(session, str(lead_id))
         stopped = convert(session, lead, datetime.now(UTC), LeadRules.from_settings(ctx.settings))
-    return _lead(request, ctx, lead_id, f"converted; {len(stopped)} enrollment(s) stopped")
+    said = f"converted; {len(stopped)} enrollment(s) stopped"
+    return _lead(request, ctx, lead_id, record(ctx, visitor, "convert", f"lead {lead_id}", said))

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,6 +38,7 @@ from nurture.errors import (
 )
 from nurture.project.layout import Project
 from nurture.settings import Settings
+from nurture.store import activity
 from nurture.store.db import Store
 from nurture.web.signin import COOKIE, Sessions, Visitor
 from nurture.web.snapshots import Snapshots
@@ -156,6 +157,13 @@ def render(
     if flash and is_htmx(request):
         response.headers["HX-Trigger"] = json.dumps({"nurture:flash": flash})  # ASCII-escaped
     return response
+
+
+def record(ctx: WebContext, visitor: Visitor, action: str, subject: str, said: str) -> str:
+    """Keep a change made on the dashboard, with who made it (the Activity page); `said`."""
+    with ctx.store.session() as session:
+        activity.record(session, visitor.name, action, subject, datetime.now(UTC), said)
+    return said
 
 
 def is_htmx(request: Request) -> bool:

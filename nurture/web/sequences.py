@@ -16,7 +16,17 @@ from nurture.project import stored
 from nurture.project.plan import Plan
 from nurture.spec.categories import CATEGORIES
 from nurture.store.tables import Sequence
-from nurture.web.pages import Ctx, Editor, Nav, PageError, Viewer, WebContext, page_router, render
+from nurture.web.pages import (
+    Ctx,
+    Editor,
+    Nav,
+    PageError,
+    Viewer,
+    WebContext,
+    page_router,
+    record,
+    render,
+)
 
 router = page_router()
 NAV = Nav("Sequences", "/sequences", 10)
@@ -85,7 +95,7 @@ def toggle(request: Request, ctx: Ctx, visitor: Editor, slug: str) -> Response:
         editable(ctx, row)
         slug = row.slug
         plan = stored.set_active(session, ctx.project, row, None, datetime.now(UTC))
-    return _one_row(request, ctx, slug, applied(plan))
+    return _one_row(request, ctx, slug, record(ctx, visitor, "toggle", slug, applied(plan)))
 
 
 @router.post("/sequences/{slug}/duplicate")
@@ -102,7 +112,7 @@ def duplicate(
         editable(ctx, row)
         new_name = name.strip() or f"Copy of {row.name}"
         plan = stored.duplicate(session, ctx.project, row, new_name, datetime.now(UTC))
-    return _table(request, ctx, applied(plan))
+    return _table(request, ctx, record(ctx, visitor, "duplicate", slug, applied(plan)))
 
 
 @router.get("/sequences/{slug}/delete")
@@ -124,7 +134,7 @@ def delete(request: Request, ctx: Ctx, visitor: Editor, slug: str) -> Response:
         running = in_flight(session, [row.id]).get(row.id, 0)
         plan = stored.delete(session, ctx.project, row, datetime.now(UTC))
     stopped = f", stopped {running} in-flight enrollment(s)" if running else ""
-    return _table(request, ctx, applied(plan) + stopped)
+    return _table(request, ctx, record(ctx, visitor, "delete", slug, applied(plan) + stopped))
 
 
 def _table(request: Request, ctx: WebContext, message: str) -> Response:

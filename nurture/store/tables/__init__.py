@@ -8,6 +8,7 @@ from typing import Any
 
 from nurture.store.tables.access import ApiToken, IngestKey
 from nurture.store.tables.actions import Appointment, Notification, Task
+from nurture.store.tables.activity import Activity
 from nurture.store.tables.base import Stored, UTCDateTime, utc_column
 from nurture.store.tables.channels import ChannelSlot, OutboxMessage, ProviderCallback
 from nurture.store.tables.engine import Enrollment, Execution, Worker
@@ -16,6 +17,7 @@ from nurture.store.tables.project import Funnel, FunnelAssignment, Sequence, Seq
 
 __all__ = [
     "HAND_MADE_INDEXES",
+    "Activity",
     "ApiToken",
     "Appointment",
     "ChannelSlot",
