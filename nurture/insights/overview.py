@@ -47,8 +47,16 @@ def filtered(
 
 
 def _row(row: Sequence, funnels: list[str], figures: dict[str, Any]) -> dict[str, Any]:
-    keep = ("id", "name", "slug", "description", "category", "active", "priority")
-    keep += ("current_version",)
+    keep = (
+        "id",
+        "name",
+        "slug",
+        "description",
+        "category",
+        "active",
+        "priority",
+        "current_version",
+    )
     data = {key: getattr(row, key) for key in keep}
     data |= {shown: figures.get(key, 0) for key, shown in FIGURES.items()}
     return data | {

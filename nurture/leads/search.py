@@ -28,8 +28,8 @@ def search_leads(session: Session, text: str | None, limit: int = LIMIT) -> list
         found = list(session.exec(select(Lead).order_by(col(Lead.id).desc()).limit(limit)))
     else:
         found = _exact(session, wanted) + _starting(session, wanted.lower(), limit)
-    names, seen = funnel_names(session), set()
-    unique = [lead for lead in found if not (lead.id in seen or seen.add(lead.id))]
+    unique = list({lead.id: lead for lead in found}.values())  # the first place each holds
+    names = funnel_names(session)
     return [lead_dict(lead, names) for lead in unique[:limit]]
 
 
