@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 NURTURE := $(VENV)/bin/nurture
 DEMO_DIR ?= $(shell mktemp -d /tmp/nurture-demo.XXXXXX)
 
-.PHONY: install lock demo test lint types docs bench schema migration clean
+.PHONY: install lock demo test lint types docs screenshots bench schema migration clean
 
 # The extras requirements.lock pins (each one is a [project.optional-dependencies] list).
 LOCK_EXTRAS := test lint docs
@@ -49,6 +49,10 @@ lint: install
 # warning (a broken link or anchor, a page left out of the nav) fails the build.
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
+# The dashboard's screenshots in docs/images, taken by its browser test (Debian's Chromium).
+screenshots: install
+	DASHBOARD_SCREENSHOTS=docs/images $(PY) -m pytest tests/test_web_browser.py -q -k "fits and 1280 and sqlite"
 
 # The type checker alone (make lint runs it too), configured in pyproject.toml ([tool.mypy]).
 types: install

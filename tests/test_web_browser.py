@@ -14,6 +14,8 @@ from builders import sequence, step, write
 from test_serve import free_port, wait_healthy
 
 CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = os.environ.get("DASHBOARD_SCREENSHOTS")
+SCREENSHOTS = str(Path(SCREENSHOTS).resolve()) if SCREENSHOTS else None  # before a test's chdir
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
 )
@@ -147,7 +149,7 @@ def test_every_page_fits_a_desktop_and_a_phone(page, served, run_store, tmp_path
     assert added.exit_code == 0
     assert run_store("run", "--once").exit_code == 0
     page.set_viewport_size({"width": width, "height": 900})
-    folder = Path(os.environ.get("DASHBOARD_SCREENSHOTS") or tmp_path)
+    folder = Path(SCREENSHOTS or tmp_path)
     for name in ("sequences", "funnels", "analytics", "leads", "leads/1", "inbox", "activity"):
         page.goto(f"{served}/{name}")
         page.wait_for_load_state("networkidle") if name != "analytics" else None

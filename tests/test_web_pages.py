@@ -261,3 +261,18 @@ def test_activity_says_who_changed_what_on_the_dashboard(coach):
     assert rows[0] == ("coach", "pause: enrollment 1 paused", "lead 1")
     assert rows[1][:2] == ("coach", "toggle: applied: update Beta (sequences/beta.yaml)")
     assert ("nurture apply", "created", "Alpha") in rows
+
+
+def test_a_form_posted_without_javascript_goes_back_to_its_page(coach, project_with_leads):
+    csrf = coach.headers["X-CSRF-Token"]
+    referer = {"Referer": f"{coach.base_url}/sequences?q=alp", "X-CSRF-Token": ""}
+    answer = coach.post(
+        "/sequences/alpha/toggle", data={"csrf": csrf}, headers=referer, follow_redirects=False
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/sequences?q=alp"
+    assert "active: false" in (project_with_leads / "sequences" / "alpha.yaml").read_text()
+    elsewhere = {"Referer": "https://evil.example.com/x", "X-CSRF-Token": ""}
+    answer = coach.post(
+        "/sequences/alpha/toggle", data={"csrf": csrf}, headers=elsewhere, follow_redirects=False
+    )
+    assert answer.headers["location"] == "/"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -175,7 +175,7 @@ async def _csrf_refused(request: Request) -> bool:
     visitor = await run_in_threadpool(_known_visitor, request)
     if visitor is None:
         return False  # no session: the page's own dependency answers (sign in)
-    sent = request.headers.get(CSRF_HEADER)
+    sent = request.headers.get(CSRF_HEADER) or None
     if sent is None and "form" in request.headers.get("content-type", ""):
         sent = str((await request.form()).get("csrf", ""))
     return not (sent and hmac.compare_digest(sent.encode(), visitor.csrf.encode()))
@@ -217,7 +217,9 @@ class PageRoute(APIRoute):
                 web(request).snapshots.clear()  # the page the change answers with is fresh
                 answer = await handler(request)
                 web(request).snapshots.clear()
-                return answer
+                if is_htmx(request) or answer.status_code != 200 or exempt:
+                    return answer
+                return RedirectResponse(_back(request), status_code=303)  # a form without JS
             except Exception as error:  # noqa: BLE001 - every error is answered as a page
                 return _answer(request, error)
 
@@ -250,6 +252,13 @@ def _invalid(error: RequestValidationError) -> str:
     if first["loc"][:1] == ("path",):
         return f"no such page: {where} {first.get('input')!r} is not valid"
     return f"{where}: {first['msg']}"
+
+
+def _back(request: Request) -> str:
+    """The page a form was posted from, when it is one of this site's (else the dashboard)."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    same = referer.netloc == request.url.netloc and referer.path.startswith("/")
+    return referer.path + (f"?{referer.query}" if referer.query else "") if same else "/"
 
 
 def _to_signin(request: Request) -> Response:
