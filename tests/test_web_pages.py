@@ -276,3 +276,9 @@ def test_a_form_posted_without_javascript_goes_back_to_its_page(coach, project_w
         "/sequences/alpha/toggle", data={"csrf": csrf}, headers=elsewhere, follow_redirects=False
     )
     assert answer.headers["location"] == "/"
+
+
+def test_a_live_stream_of_a_missing_sequence_or_a_bad_date_is_refused_first(coach):
+    assert coach.get("/analytics/stream", params={"sequence": "nope"}).status_code == 404
+    bad = coach.get("/analytics/stream", params={"since": "yesterday-ish"})
+    assert bad.status_code == 400 and "<html" in bad.text

@@ -64,6 +64,7 @@ async def stream(
     request: Request, ctx: Ctx, visitor: Viewer, since: Since = None, sequence: Ref = None
 ) -> Response:
     """Server-sent events: the figures' HTML again whenever they change."""
+    await run_in_threadpool(figures, ctx, since, sequence)  # a wrong sequence or date: its page
     return EventSourceResponse(_events(request, ctx, since, sequence), ping=15)
 
 
