@@ -16,6 +16,7 @@ from nurture.channels.config import (
     UnsubscribeConfig,
 )
 from nurture.errors import ConfigError, ProjectNotFound
+from nurture.rules.availability import Availability
 from nurture.spec.diagnostics import did_you_mean, error_message
 from nurture.spec.lint import LintRule
 from nurture.spec.window import TimeZoneName
@@ -112,6 +113,9 @@ class Settings(BaseSettings):
     notifications: NotificationsConfig | None = None
     unsubscribe: UnsubscribeConfig = Field(default_factory=UnsubscribeConfig)
     rate_limits: RateLimits = Field(default_factory=dict)
+    availability: Availability | None = Field(
+        None, description="The coach's bookable hours, for schedule_appointment's auto and offer."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -196,18 +200,22 @@ def _check_toml(path: Path) -> None:
     for key in data:
         if key not in known:
             raise ConfigError(f"{path}: unknown setting {key!r}" + did_you_mean(key, known))
-    for section, key in _secret_fields():
-        if key in (data.get(section) or {}):
-            variable = f"NURTURE_{section.upper()}__{key.upper()}"
+    for *sections, key in _secret_fields():
+        table: Any = data
+        for section in sections:
+            table = table.get(section) if isinstance(table, dict) else None
+        if isinstance(table, dict) and key in table:
+            variable = "NURTURE_" + "__".join(part.upper() for part in (*sections, key))
+            section = ".".join(sections)
             raise ConfigError(
                 f"{path}: {section}.{key} is a secret: set {variable} in the environment "
                 "or .env, never in nurture.toml"
             )
 
 
-def _secret_fields() -> list[tuple[str, str]]:
+def _secret_fields() -> list[tuple[str, ...]]:
     """(table, key) of every secret setting, e.g. ('email', 'password')."""
-    found = []
+    found: list[tuple[str, ...]] = [("availability", "caldav", "password")]
     for name, field in Settings.model_fields.items():
         model = next((a for a in get_args(field.annotation) if isinstance(a, type)), None)
         model = field.annotation if isinstance(field.annotation, type) else model
