@@ -17,6 +17,7 @@ from nurture.channels.config import (
 )
 from nurture.errors import ConfigError, ProjectNotFound
 from nurture.rules.availability import Availability
+from nurture.rules.booking import Booking
 from nurture.spec.diagnostics import did_you_mean, error_message
 from nurture.spec.lint import LintRule
 from nurture.spec.window import TimeZoneName
@@ -158,6 +159,20 @@ class Settings(BaseSettings):
         if unsubscribe.url is None and self.api.public_url:
             unsubscribe = unsubscribe.model_copy(update={"url": self.api.unsubscribe_url()})
         return Providers(**{name: getattr(self, name) for name in names}, unsubscribe=unsubscribe)
+
+    @property
+    def booking(self) -> Booking | None:
+        """The coach's availability and booking links, when `[availability]` is set."""
+        if self.availability is None:
+            return None
+        secret = self.availability.secret or self.unsubscribe.secret
+        url = self.api.public_url
+        return Booking(
+            self.availability,
+            self.timezone,
+            secret.get_secret_value() if secret else None,
+            f"{url.rstrip('/')}/book/{{token}}" if url else None,
+        )
 
 
 def find_project(start: Path) -> Path:

@@ -85,6 +85,7 @@ def options_from_settings(
         in_flight=in_flight or settings.in_flight,
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
+        booking=settings.booking,
     )
     return RunOptions(channel or settings.channel, engine, settings.providers)
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from nurture.rules.booking import Booking
+
 LEASE = timedelta(minutes=5)
 IN_FLIGHT = 500
 """Messages in flight at once by default: a provider answering in 200 ms gets up to 2,500 a
@@ -32,3 +34,5 @@ class EngineConfig:
     default_zone: str = "UTC"
     coach: dict[str, Any] = field(default_factory=dict)
     """What templates read as `coach` (settings.coach; its defaults when empty)."""
+    booking: Booking | None = None
+    """The coach's availability and booking links (schedule_appointment's auto and offer)."""

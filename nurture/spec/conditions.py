@@ -1,6 +1,6 @@
 """Trigger conditions (which leads a sequence takes) and step conditions (whether a step runs)."""
 
-from typing import Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -35,6 +35,9 @@ class TriggerConditions(SpecModel):
         return sum(value is not None for value in self.__dict__.values())
 
 
+AppointmentStatus = Literal["booked", "attended", "no_show", "cancelled", "offered", "none"]
+
+
 class StepConditions(TriggerConditions):
     """The trigger vocabulary plus tags and custom fields, checked when the step is due."""
 
@@ -42,4 +45,11 @@ class StepConditions(TriggerConditions):
     not_tags: OneOrMany | None = Field(None, description="The lead has none of these tags.")
     fields: dict[str, FieldValue | list[FieldValue]] | None = Field(
         None, description="Custom field equals the value (or any value of a list)."
+    )
+    appointment: (
+        Annotated[list[AppointmentStatus], Field(min_length=1)] | AppointmentStatus | None
+    ) = Field(
+        None,
+        description="The enrollment's appointment is (any of) booked, attended, no_show, "
+        "cancelled, offered or none.",
     )
