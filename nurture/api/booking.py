@@ -139,7 +139,7 @@ def book(
             return page(403, title="This form did not work", text="Open the link again.")
         now = datetime.now(UTC)
         if action == "cancel":
-            appointments.cancel_from_link(ctx.store, booking, token, now)
+            appointments.cancel_from_link(ctx.store, booking, token, now, ctx.rules)
             return _view(ctx, token, request, note="Your call is cancelled.")
         when = _slot(slot)
         appointments.book_from_link(ctx.store, booking, token, when, now)

@@ -147,7 +147,7 @@ def of_enrollment(connection: Connection, enrollment_id: int) -> Row | None:
 
 def move(
     connection: Connection,
-    booking: Booking,
+    booking: Booking | None,
     appointment_id: int,
     slot: datetime,
     now: datetime,
@@ -157,17 +157,16 @@ def move(
 ) -> Row:
     """Book an offered appointment at `slot`, or move a booked one there; SlotTaken when the
     slot is not free (`anytime`: the coach's own choice, any time not booked)."""
-    hold_slots(connection, booking.coach)
     row = get(connection, appointment_id)
+    hold_slots(connection, row.coach)
     if row.status not in OPEN:
         raise InvalidState(f"appointment {appointment_id} is {row.status}: it cannot be booked")
-    if not anytime and slot not in open_slots(connection, booking, now, elsewhere=elsewhere):
-        raise SlotTaken(f"{slot:%Y-%m-%d %H:%M} UTC is not a free slot any more")
     changes = {"starts_at": slot, "status": "booked", "updated_at": now}
     changes["revision"] = row.revision + (row.status == "booked")
-    changes["duration_minutes"] = booking.availability.slot // timedelta(minutes=1)
-    if anytime:
-        changes["duration_minutes"] = row.duration_minutes
+    if not anytime:
+        if booking is None or slot not in open_slots(connection, booking, now, elsewhere=elsewhere):
+            raise SlotTaken(f"{slot:%Y-%m-%d %H:%M} UTC is not a free slot any more")
+        changes["duration_minutes"] = booking.availability.slot // timedelta(minutes=1)
     try:
         with connection.begin_nested():
             connection.execute(
@@ -203,8 +202,9 @@ def place_relative(
     for enrollment_id, step in waiting:
         found = of_enrollment(connection, enrollment_id)
         due = None
-        if found is not None and found.status == "cancelled":
-            due = now
+        over = found is not None and found.status in ("attended", "no_show")
+        if found is not None and (found.status == "cancelled" or (over and step.before)):
+            due = now  # it runs at once: its `appointment:` condition decides, or it is skipped
         elif found is not None and found.status in ("booked", "attended", "no_show"):
             due = max(now, found.starts_at + step.offset)
         connection.execute(

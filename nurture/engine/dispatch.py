@@ -330,6 +330,7 @@ def _appointment_checks(job: Job, step: AnyStep) -> list[Check]:
     check = appointment_check(step.conditions, status)
     if check is not None:
         return [] if check.passed else [check]
-    if step.relative_to and status not in ("booked", "attended", "no_show"):
-        return [Check("appointment", "booked, attended or no_show", status or "none", False)]
+    wanted = ("booked",) if step.before else ("booked", "attended", "no_show")
+    if step.relative_to and status not in wanted:
+        return [Check("appointment", " or ".join(wanted), status or "none", False)]
     return []

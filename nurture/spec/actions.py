@@ -102,6 +102,10 @@ class TagConfig(SpecModel):
     tags: OneOrMany
 
 
+Outcome = Literal["attended", "no_show", "cancelled"]
+"""What became of a booked call: `nurture appointments done [--no-show]`, `cancel`, the page."""
+
+
 class AppointmentConfig(SpecModel):
     """fixed: at a time the sequence sets; auto: the first free slot of the coach's
     `[availability]`; offer: the lead picks a slot on the page `{{ booking_link }}` opens."""
@@ -120,6 +124,13 @@ class AppointmentConfig(SpecModel):
     )
     location: str | None = None
     notes: str | None = None
+    stop_on: list[Outcome] = Field(
+        default_factory=list, description="Outcomes that end the enrollment, e.g. [cancelled]."
+    )
+    converts_on: list[Outcome] = Field(
+        default_factory=list,
+        description="Outcomes that convert the lead (as `leads convert` does), e.g. [attended].",
+    )
 
     @model_validator(mode="after")
     def _at_is_fixed(self) -> Self:

@@ -9,6 +9,9 @@ from nurture.spec.base import OneOrMany, SpecModel
 FieldValue = str | int | float | bool
 
 
+AppointmentStatus = Literal["booked", "attended", "no_show", "cancelled", "offered", "none"]
+
+
 class ScoreRange(SpecModel):
     """A lead score range, both ends included."""
 
@@ -29,13 +32,18 @@ class TriggerConditions(SpecModel):
     lead_source: OneOrMany | None = None
     lead_status: OneOrMany | None = None
     lead_temperature: OneOrMany | None = None
+    appointment: (
+        Annotated[list[AppointmentStatus], Field(min_length=1)] | AppointmentStatus | None
+    ) = Field(
+        None,
+        description="A trigger: the lead's appointment just ended so (attended, no_show, "
+        "cancelled). A step: the enrollment's appointment is (any of) booked, attended, "
+        "no_show, cancelled, offered or none.",
+    )
 
     def count(self) -> int:
         """How many conditions are set: the more, the more specific the sequence."""
         return sum(value is not None for value in self.__dict__.values())
-
-
-AppointmentStatus = Literal["booked", "attended", "no_show", "cancelled", "offered", "none"]
 
 
 class StepConditions(TriggerConditions):
@@ -45,11 +53,4 @@ class StepConditions(TriggerConditions):
     not_tags: OneOrMany | None = Field(None, description="The lead has none of these tags.")
     fields: dict[str, FieldValue | list[FieldValue]] | None = Field(
         None, description="Custom field equals the value (or any value of a list)."
-    )
-    appointment: (
-        Annotated[list[AppointmentStatus], Field(min_length=1)] | AppointmentStatus | None
-    ) = Field(
-        None,
-        description="The enrollment's appointment is (any of) booked, attended, no_show, "
-        "cancelled, offered or none.",
     )

@@ -33,7 +33,7 @@ UNVERSIONED = frozenset({"tests", "active", "funnels"})
 """Changing these makes no new version: they say where and whether a sequence runs, not what."""
 ADDED_LATER: dict[str, Any] = {"stop_on_reply": False}
 STEP_ADDED_LATER: dict[str, Any] = {"stop": False, "relative_to": None, "before": False}
-CONFIG_ADDED_LATER: dict[str, Any] = {"mode": "fixed"}
+CONFIG_ADDED_LATER: dict[str, Any] = {"mode": "fixed", "stop_on": [], "converts_on": []}
 CONDITION_ADDED_LATER: dict[str, Any] = {"appointment": None}
 """Settings (of a sequence, of a step) newer than the first format, left out of a definition at
 their default: upgrading nurture must not make every applied sequence look changed."""
@@ -399,7 +399,7 @@ class SequenceSpec(SpecModel):
         definition = self.model_dump(mode="json", exclude=set(UNVERSIONED))
         steps = definition["steps"]
         for part, added in (
-            [(definition, ADDED_LATER)]
+            [(definition, ADDED_LATER), (definition["trigger_conditions"], CONDITION_ADDED_LATER)]
             + [(step, STEP_ADDED_LATER) for step in steps]
             + [(step["action_config"], CONFIG_ADDED_LATER) for step in steps]
             + [(step["conditions"], CONDITION_ADDED_LATER) for step in steps if step["conditions"]]
