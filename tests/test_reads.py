@@ -94,7 +94,7 @@ def test_upgrade_sql_prints_the_ddl_and_changes_nothing(run, behind):
     before = schema(behind)
     result = run("--database-url", behind, "db", "upgrade", "--sql")
     assert result.exit_code == 0, result.output
-    assert "CREATE INDEX ix_execution_provider_id" in result.stdout  # 0012, the newest
+    assert "CREATE UNIQUE INDEX uq_appointment_slot" in result.stdout  # 0017, the newest
     assert f"version_num='{migrate.head()}'" in result.stdout
     assert "CREATE TABLE lead" not in result.stdout  # from the store's revision on
     assert schema(behind) == before

@@ -131,7 +131,12 @@ def reschedule(
     start = _when(when, zone)
     with state.session(write=True) as session:
         row = service.reschedule(
-            session.connection(), booking, appointment_id, start, datetime.now(UTC)
+            session.connection(),
+            booking,
+            appointment_id,
+            start,
+            datetime.now(UTC),
+            settings.timezone,
         )
         shown = _row(row)
     message = f"appointment {appointment_id} moved to {start:%Y-%m-%d %H:%M} UTC: {row.title}"

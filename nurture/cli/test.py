@@ -89,7 +89,8 @@ def _project() -> Project:
     settings = state.settings
     files = ProjectFiles.from_settings(settings).files()
     rules = LeadRules.from_settings(settings)
-    return Project(files, settings.project_dir, rules, settings.coach.model_dump())
+    coach = settings.coach.model_dump()
+    return Project(files, settings.project_dir, rules, coach, booking=settings.booking)
 
 
 def _cases(project: Project, sequence: str | None, junit: Path | None, json: bool) -> None:

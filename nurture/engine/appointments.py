@@ -67,7 +67,7 @@ def book_from_link(
         enrollment_id = _enrollment_of(booking, token, now, connection)
         found = _open(connection, enrollment_id)
         row = slots.move(connection, booking, found.id, slot, now)
-        retime(connection, enrollment_id, now)
+        retime(connection, enrollment_id, now, booking.default_zone)
         return row
 
 
@@ -104,11 +104,12 @@ def reschedule(
     appointment_id: int,
     when: datetime,
     now: datetime,
+    zone: str = "UTC",
 ) -> Row:
     """The coach moves a call to any time not booked already (SlotTaken when it is)."""
     row = slots.move(connection, booking, appointment_id, when, now, anytime=True)
     if row.enrollment_id is not None:
-        retime(connection, row.enrollment_id, now)
+        retime(connection, row.enrollment_id, now, zone)
     return row
 
 
@@ -142,7 +143,7 @@ def record(
     config = _config_of(connection, row)
     stopped = None
     if row.enrollment_id is not None:
-        retime(connection, row.enrollment_id, now)
+        retime(connection, row.enrollment_id, now, rules.default_zone)
         if config is not None and outcome in config.stop_on:
             stopped = _stop(connection, row.enrollment_id, outcome, now)
     lead = session.get_one(Lead, row.lead_id)
@@ -212,7 +213,7 @@ def _start_sequence(
     return decision.winner.name if decision.winner is not None else None
 
 
-def retime(connection: Connection, enrollment_id: int, now: datetime) -> None:
+def retime(connection: Connection, enrollment_id: int, now: datetime, zone: str) -> None:
     """An active enrollment waiting on a step timed from its appointment: from its new time, at
     once when the call was cancelled (the step then checks its `appointment:` condition)."""
     table = Enrollment.__table__
@@ -223,7 +224,7 @@ def retime(connection: Connection, enrollment_id: int, now: datetime) -> None:
     spec = spec_of(queries.definition(connection, found.sequence_id, found.version))
     step = next((s for s in spec.steps if s.id == found.step_id), None)
     if step is not None and step.relative_to:
-        slots.place_relative(connection, [(enrollment_id, step)], now)
+        slots.place_relative(connection, [(enrollment_id, step)], now, zone)
 
 
 def listed(session: Session, upcoming_from: datetime | None = None) -> list[dict[str, Any]]:
@@ -234,3 +235,14 @@ def listed(session: Session, upcoming_from: datetime | None = None) -> list[dict
         query = query.where(table.c.status == "booked", table.c.starts_at >= upcoming_from)
     query = query.order_by(table.c.starts_at.is_(None), table.c.starts_at, table.c.id)
     return [dict(row._mapping) for row in session.connection().execute(query)]
+
+
+def latest_open(session: Session, lead_id: int) -> int | None:
+    """The id of the lead's latest booked (else offered) appointment, or None."""
+    table = slots.appointment
+    query = (
+        select(table.c.id)
+        .where(table.c.lead_id == lead_id, table.c.status.in_(slots.OPEN))
+        .order_by((table.c.status == "booked").desc(), table.c.id.desc())
+    )
+    return session.connection().execute(query.limit(1)).scalar()

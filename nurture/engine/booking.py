@@ -18,10 +18,10 @@ from sqlalchemy.exc import IntegrityError
 
 from nurture.errors import InvalidState, NotFound, SlotTaken
 from nurture.rules.availability import Busy, free_slots
-from nurture.rules.booking import Booking
+from nurture.rules.booking import Booking, relative_due
 from nurture.spec.models import AnyStep
 from nurture.store import locks
-from nurture.store.tables import Appointment, Enrollment
+from nurture.store.tables import Appointment, Enrollment, Lead
 
 appointment = Appointment.__table__
 enrollment = Enrollment.__table__
@@ -193,20 +193,33 @@ def close(connection: Connection, appointment_id: int, outcome: str, now: dateti
     return get(connection, appointment_id)
 
 
+def _zone_of(connection: Connection, found: Row | None, default_zone: str) -> str:
+    """The time zone of the appointment's lead (their wall clock times the reminders)."""
+    if found is None:
+        return default_zone
+    table = Lead.__table__
+    zone = connection.scalar(select(table.c.timezone).where(table.c.id == found.lead_id))
+    return zone or default_zone
+
+
 def place_relative(
-    connection: Connection, waiting: Sequence[tuple[int, AnyStep]], now: datetime
+    connection: Connection,
+    waiting: Sequence[tuple[int, AnyStep]],
+    now: datetime,
+    default_zone: str = "UTC",
 ) -> None:
     """Time each (enrollment, step timed from its appointment): from the appointment's start
     (at once when that has passed, or when the call was cancelled), or parked (no time) while
     nothing is booked."""
     for enrollment_id, step in waiting:
         found = of_enrollment(connection, enrollment_id)
+        zone = _zone_of(connection, found, default_zone)
         due = None
         over = found is not None and found.status in ("attended", "no_show")
         if found is not None and (found.status == "cancelled" or (over and step.before)):
             due = now  # it runs at once: its `appointment:` condition decides, or it is skipped
         elif found is not None and found.status in ("booked", "attended", "no_show"):
-            due = max(now, found.starts_at + step.offset)
+            due = max(now, relative_due(found.starts_at, step.offset, zone))
         connection.execute(
             update(enrollment)
             .where(

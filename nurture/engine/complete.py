@@ -128,7 +128,7 @@ def complete(connection: Connection, jobs: list[Job], worker: str, now: datetime
         if job.next is not None and job.next.relative_to and _advanced(job)
     ]
     if relative:
-        booking.place_relative(connection, relative, now)
+        booking.place_relative(connection, relative, now, zone)
     queries.insert_rows(connection, OutboxMessage, _outbox_rows(jobs, now))
     consent.opt_out_many(connection, _unsubscribed(jobs), now, "provider", UNSUBSCRIBED)
     return len(jobs) - len(kept)

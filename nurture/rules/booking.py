@@ -11,6 +11,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -83,3 +84,13 @@ def appointment_check(conditions: Any, status: str | None) -> Check | None:
     actual = status if status in (*wanted, "booked", "attended", "no_show", "cancelled") else None
     actual = actual or ("offered" if status == "offered" else "none")
     return Check("appointment", " or ".join(wanted), actual, actual in wanted)
+
+
+def relative_due(start: datetime, offset: timedelta, zone: str) -> datetime:
+    """`start` moved by `offset` (negative: before), whole days on the wall clock of `zone`:
+    a reminder a day before a 09:00 call is at 09:00 the day before, daylight saving or not."""
+    days = timedelta(days=offset.days if offset >= timedelta(0) else -((-offset).days))
+    rest = offset - days
+    local = start.astimezone(ZoneInfo(zone)).replace(tzinfo=None) + days
+    moved = local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+    return moved + rest

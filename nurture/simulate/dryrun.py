@@ -31,6 +31,7 @@ from nurture.leads.enrollment import Offer, decide, funnel_offers, new_enrollmen
 from nurture.leads.records import LeadInput, LeadRules, add_lead, clean, find_funnel, lead_row
 from nurture.project.apply import apply_plan
 from nurture.project.plan import build_plan
+from nurture.rules.booking import Booking
 from nurture.rules.matching import Candidate, Decision
 from nurture.simulate.events import Failures, Happening, happen, schedule
 from nurture.spec.cases import CaseLead
@@ -55,6 +56,8 @@ class Project:
     root: Path
     rules: LeadRules = LeadRules()
     coach: dict[str, Any] = field(default_factory=dict)
+    booking: Booking | None = None
+    """The coach's availability: appointments book against it as the daemon's would."""
     applied: list[sqlite3.Connection] = field(default_factory=list, compare=False, repr=False)
     """The store with the sequences applied, built once and copied for each run."""
 
@@ -261,7 +264,9 @@ def _simulate(
     pending, rows = list(happenings), []
     channels = dict.fromkeys(KINDS, channel)
     zone, coach = project.rules.default_zone, project.coach
-    engine = EngineConfig(WORKER, in_flight=1, default_zone=zone, coach=coach)
+    engine = EngineConfig(
+        WORKER, in_flight=1, default_zone=zone, coach=coach, booking=project.booking
+    )
     for _ in range(MAX_TURNS):
         due = dispatch.next_due(store)
         event_at = pending[0].at if pending else None
