@@ -123,3 +123,21 @@ def test_after_a_no_show_the_reminder_before_the_call_is_skipped(run_store, book
     assert logs.exit_code == 0, logs.output
     by_step = {row["step_id"]: row for row in json.loads(logs.stdout) if "step_id" in row}
     assert by_step["reminder"]["status"] == "skipped"
+
+
+def test_stats_explain_and_the_report_show_the_calls(run_store, booked, project: Path):
+    run_store("appointments", "done", str(booked["id"]), "--no-show")
+    figures = json.loads(run_store("stats", "--json").stdout)["appointments"]
+    assert figures == [
+        {"sequence": "Consult", "offered": 0, "booked": 0, "attended": 0, "no_show": 1,
+         "cancelled": 0, "unbooked": 0, "conflict": 0, "show_rate": 0.0},
+    ]  # fmt: skip
+    assert "Appointments" in run_store("stats").stdout
+    explained = run_store("explain", "1")
+    assert f"appointment {booked['id']} Check-in: no show" in explained.stdout
+    assert (
+        "after the appointment" in explained.stdout or "before the appointment" in explained.stdout
+    )
+    page = project / "report.html"
+    assert run_store("report", "--html", str(page)).exit_code == 0
+    assert 'id="appointments"' in page.read_text()

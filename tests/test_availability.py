@@ -117,3 +117,24 @@ def test_the_calendar_password_is_a_secret(tmp_path: Path):
     with pytest.raises(ConfigError, match="NURTURE_AVAILABILITY__CALDAV__PASSWORD") as raised:
         load_settings(tmp_path)
     assert "hunter2" not in str(raised.value)
+
+
+def test_validate_says_an_auto_booking_needs_availability(run, project: Path):
+    from builders import sequence, step, write
+
+    book = step("Book", "schedule_appointment")
+    book["action_config"]["mode"] = "auto"
+    write(project, "calls.yaml", sequence("Calls", book))
+    result = run("validate")
+    assert result.exit_code == 1
+    assert "mode 'auto' books from the coach's hours: add [availability]" in result.output
+    with (project / "nurture.toml").open("a") as toml:
+        toml.write('[availability.hours]\nmon = "09:00-10:00"\n')
+    assert run("validate").exit_code == 0
+
+
+def test_validate_reports_a_wrong_availability(run, project: Path):
+    with (project / "nurture.toml").open("a") as toml:
+        toml.write('[availability.hours]\nmon = "9am-5pm"\n')
+    result = run("validate")
+    assert result.exit_code == 1 and "availability.hours.mon" in result.output

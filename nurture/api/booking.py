@@ -43,8 +43,13 @@ RESPONSES: dict[int | str, dict] = {
 BOOK_RESPONSES = {key: value for key, value in RESPONSES.items() if key != 200} | {
     200: {"description": "Booked, moved or cancelled.", "content": PAGES}
 }
-_STATUS = ((ExpiredLink, 410), (InvalidToken, 400), (NotFound, 404))
-_STATUS += ((SlotTaken, 409), (InvalidState, 409))
+_STATUS: tuple[tuple[type[NurtureError], int], ...] = (
+    (ExpiredLink, 410),
+    (InvalidToken, 400),
+    (NotFound, 404),
+    (SlotTaken, 409),
+    (InvalidState, 409),
+)
 
 
 @cache

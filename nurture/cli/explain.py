@@ -77,6 +77,9 @@ def _enrollment(enrollment: dict[str, Any]) -> None:
         at = f" {_when(step['at'])}" if step["at"] else ""
         detail = f": {step['detail']}" if step.get("detail") else ""
         _say(f"  {mark} {step['id']:<24} {step['state']}{at}{detail}")
+    for call in enrollment.get("appointments", []):
+        at = f" {_when(call['starts_at'])}" if call["starts_at"] else ""
+        _say(f"  appointment {call['id']} {call['title']}: {call['status'].replace('_', ' ')}{at}")
     waiting = enrollment["settle"]
     if waiting:
         _say(
@@ -86,7 +89,8 @@ def _enrollment(enrollment: dict[str, Any]) -> None:
         _say(f"      did it go out? {waiting['command']}")
     upcoming = enrollment["next"]
     if upcoming:
-        _say(f"  next: {upcoming['step']} {_when(upcoming['at'])}, because")
+        at = _when(upcoming["at"]) or "(no time yet)"
+        _say(f"  next: {upcoming['step']} {at}, because")
         for reason in upcoming["why"]:
             _say(f"      {reason}")
 

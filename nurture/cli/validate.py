@@ -8,6 +8,7 @@ import typer
 from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
 from nurture.errors import ProjectNotFound
+from nurture.spec.appointments import appointment_problems
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.files import CheckResult, check_files, shown
 from nurture.spec.lint import lint, silenced
@@ -39,6 +40,7 @@ def validate(
     ignore, conversion_statuses = _lint_settings()
     result.diagnostics = silenced(result.diagnostics, ignore)
     result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=result.valid)
+    result.diagnostics += _appointment_problems(result)
     if strict:
         result.diagnostics = [replace(d, severity="error") for d in result.diagnostics]
     diagnostics = result.diagnostics  # paths already relative to the working directory
@@ -60,6 +62,16 @@ def _coach_keys(*, required: bool) -> frozenset[str] | None:
         if required:
             raise
         return None
+
+
+def _appointment_problems(result: CheckResult) -> list[Diagnostic]:
+    """Steps that book from `[availability]` when the project has none (inside a project)."""
+    try:
+        booking = state.settings.booking
+    except ProjectNotFound:
+        return []
+    links = booking is not None and bool(booking.secret and booking.url)
+    return appointment_problems(result.sequences, availability=booking is not None, links=links)
 
 
 def _lint_settings() -> tuple[list[str], list[str]]:

@@ -78,7 +78,8 @@ def _insert(connection: Connection, row: dict[str, Any]) -> int | None:
     """The new row's id, or None when the store refuses its slot (taken meanwhile)."""
     try:
         with connection.begin_nested():
-            return connection.execute(insert(appointment).values(row)).inserted_primary_key[0]
+            found = connection.execute(insert(appointment).values(row)).inserted_primary_key
+            return int(found[0]) if found is not None else None
     except IntegrityError:
         return None
 

@@ -14,6 +14,7 @@ from jinja2 import Environment, select_autoescape
 from sqlmodel import Session
 
 from nurture.insights import channel_stats, stats, step_stats
+from nurture.insights.appointments import appointment_figures
 from nurture.leads.records import find_funnel
 from nurture.project import sequences
 from nurture.rules.periods import Window
@@ -43,6 +44,7 @@ def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
         session, window, funnel_id=funnel_id, by_version=request.by == "version"
     )
     data["funnels"] = stats.funnel_figures(session, window, funnel_id)
+    data["appointments"] = appointment_figures(session, window)
     if request.by in ("channel", "day"):  # opt-in: it reads every message in the window
         data["channels"] = channel_stats.channel_figures(session, window)
     if request.by == "channel":
@@ -86,6 +88,7 @@ def report_data(session: Session, window: Window, now: datetime) -> dict[str, An
         "dropoff": dropoff,
         "failures": channel_stats.failures(session, window),
         "channels": channel_stats.channel_figures(session, window),
+        "appointments": appointment_figures(session, window),
     }
 
 
