@@ -6,18 +6,21 @@ link (a page elsewhere cannot forge it) and are refused from another origin. Eve
 a small page, a bad, forged or expired link included: never a traceback.
 """
 
+import logging
 from datetime import UTC, datetime
 from functools import cache
 from itertools import groupby
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Path, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, BackgroundTasks, Form, Path, Request
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, PackageLoader, Template, select_autoescape
 
 from nurture.api.deps import Ctx
-from nurture.engine import appointments
+from nurture.channels import channels_for
+from nurture.engine import appointments, calendars
+from nurture.engine.calendars import Calendars
 from nurture.errors import (
     ExpiredLink,
     InvalidState,
@@ -26,8 +29,9 @@ from nurture.errors import (
     NurtureError,
     SlotTaken,
 )
-from nurture.rules.booking import Booking, form_key
+from nurture.rules.booking import Booking, form_key, read_feed_token
 
+log = logging.getLogger("nurture.api")
 router = APIRouter(tags=["booking"])
 Token = Annotated[str, Path(description="The signed token of a booking link.")]
 PAGES = {"text/html": {"schema": {"type": "string"}}}
@@ -84,9 +88,32 @@ def _booking(ctx: Ctx) -> Booking:
     return booking
 
 
+def calendars_of(request: Request) -> Calendars:
+    """The app's calendars (the coach's CalDAV calendar, invitations), made on first use."""
+    state = request.app.state
+    if getattr(state, "calendars", None) is None:
+        ctx = state.context
+        channels = channels_for(ctx.settings.channel, ctx.store, ctx.settings.providers)
+        state.calendars = Calendars.of(ctx.settings, channels)
+    return state.calendars
+
+
+def _sync(ctx: Ctx, found: Calendars) -> None:
+    """After the response: the invitation and the coach's calendar (a failure is logged and
+    retried by the next sync, the daemon's or this server's)."""
+    try:
+        synced = calendars.sync(ctx.store, found, datetime.now(UTC))
+    except Exception:  # the lead has their page; nothing here may reach them
+        log.exception("appointment sync failed")
+        return
+    for problem in synced.problems:
+        log.warning(problem)
+
+
 def _view(ctx: Ctx, token: str, request: Request, note: str = "") -> HTMLResponse:
-    booking = _booking(ctx)
-    view = appointments.open_link(ctx.store, booking, token, datetime.now(UTC))
+    booking, now = _booking(ctx), datetime.now(UTC)
+    busy = calendars_of(request).busy(now)
+    view = appointments.open_link(ctx.store, booking, token, now, busy)
     found, zone = view.appointment, ZoneInfo(view.zone)
     if found is None:
         raise NotFound("no appointment for this link")
@@ -133,6 +160,7 @@ def book(
     ctx: Ctx,
     token: Token,
     request: Request,
+    background: BackgroundTasks,
     form_key_: Annotated[str, Form(alias="form_key", max_length=100)] = "",
     action: Annotated[str, Form(max_length=20)] = "book",
     slot: Annotated[str, Form(max_length=100)] = "",
@@ -142,15 +170,42 @@ def book(
         booking = _booking(ctx)
         if not _same_origin(request) or form_key_ != form_key(booking.secret or "", token):
             return page(403, title="This form did not work", text="Open the link again.")
-        now = datetime.now(UTC)
+        now, found = datetime.now(UTC), calendars_of(request)
         if action == "cancel":
             appointments.cancel_from_link(ctx.store, booking, token, now, ctx.rules)
-            return _view(ctx, token, request, note="Your call is cancelled.")
-        when = _slot(slot)
-        appointments.book_from_link(ctx.store, booking, token, when, now)
-        return _view(ctx, token, request, note="Your call is booked.")
+            note = "Your call is cancelled."
+        else:
+            busy = found.busy(now)
+            appointments.book_from_link(ctx.store, booking, token, _slot(slot), now, busy)
+            note = "Your call is booked."
+        found.forget_busy()
+        background.add_task(_sync, ctx, found)
+        return _view(ctx, token, request, note=note)
     except NurtureError as error:
         return _problem(error)
+
+
+FEED = {
+    200: {"description": "The coach's calls as iCalendar.", "content": {"text/calendar": {}}},
+    400: {"description": "Not a feed of this project.", "content": PAGES},
+    503: {"description": "The feed is not configured, or the store is down.", "content": PAGES},
+}
+
+
+@router.get("/calendar/{token}.ics", response_class=Response, responses=FEED)
+def calendar_feed(
+    ctx: Ctx,
+    request: Request,
+    token: Annotated[str, Path(description="The feed's private token (`appointments feed-url`).")],
+) -> Response:
+    """The coach's private iCalendar feed: subscribe to it from any calendar app."""
+    try:
+        booking = _booking(ctx)
+        coach = read_feed_token(booking.secret or "", token)
+        body = calendars.feed(ctx.store, calendars_of(request), coach, datetime.now(UTC))
+    except NurtureError as error:
+        return _problem(error)
+    return Response(body, media_type="text/calendar; charset=utf-8")
 
 
 def _slot(text: str) -> datetime:

@@ -8,8 +8,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import out, print_json, print_result
-from nurture.errors import NurtureError
+from nurture.cli.output import note, out, plural, print_json, print_result, warning
+from nurture.errors import ChannelError, NurtureError
+from nurture.spec.durations import format_duration
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ID = Annotated[int, typer.Argument(help="The appointment id (`nurture appointments list`).")]
@@ -67,6 +68,26 @@ def _record(appointment_id: int, outcome: str, json: bool) -> None:
         done = service.record(session, appointment_id, outcome, datetime.now(UTC), rules)
         row = _row(done.appointment)
     print_result(row, json=json, message=done.said())
+    _sync()
+
+
+def _sync() -> None:
+    """The invitation and the coach's calendar, once the change is committed."""
+    from nurture.channels import channels_for
+    from nurture.engine import calendars
+
+    settings = state.settings
+    with state.store(write=True) as store:
+        channels = channels_for(settings.channel, store, settings.providers)
+        synced = calendars.sync(
+            store, calendars.Calendars.of(settings, channels), datetime.now(UTC)
+        )
+    for problem in synced.problems:
+        warning(problem)
+    if synced.invited or synced.written:
+        note(
+            f"{plural(synced.invited, 'invitation')} sent, {plural(synced.written, 'calendar event')} written"
+        )
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -141,6 +162,62 @@ def reschedule(
         shown = _row(row)
     message = f"appointment {appointment_id} moved to {start:%Y-%m-%d %H:%M} UTC: {row.title}"
     print_result(shown, json=json, message=message)
+    _sync()
+
+
+@app.command("feed-url")
+def feed_url() -> None:
+    """The coach's private calendar feed on `nurture serve`: subscribe to it in any calendar
+    app (Google: Other calendars → From URL; Apple: File → New Calendar Subscription).
+
+    \b
+    Examples:
+      nurture appointments feed-url
+    """
+    booking = state.settings.booking
+    if booking is None:
+        raise NurtureError("the feed needs [availability] in nurture.toml")
+    try:
+        print(booking.feed_url())
+    except ValueError as error:
+        raise NurtureError(str(error)) from None
+
+
+@app.command("check-calendar")
+def check_calendar() -> None:
+    """Reach the coach's CalDAV calendar and list its busy times over the booking horizon.
+
+    \b
+    Examples:
+      nurture appointments check-calendar
+    """
+    from nurture.engine import calendars
+
+    found = calendars.Calendars.of(state.settings)
+    if found.caldav is None or found.booking is None:
+        raise NurtureError("no [availability.caldav] in nurture.toml")
+    now = datetime.now(UTC)
+    try:
+        name = found.caldav.check()
+        busy = found.busy(now)
+    except ChannelError as error:
+        raise NurtureError(str(error)) from None
+    horizon = format_duration(found.booking.availability.horizon)
+    note(f"✓ {name}: {plural(len(busy), 'busy period')} in the next {horizon}")
+    for start, end in busy:
+        print(f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC")
+
+
+@app.command("sync-calendar")
+def sync_calendar() -> None:
+    """Send the invitations and write the calendar events not sent or written yet (the daemon
+    does so on every tick).
+
+    \b
+    Examples:
+      nurture appointments sync-calendar
+    """
+    _sync()
 
 
 def _when(text: str, zone: str) -> datetime:

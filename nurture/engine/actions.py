@@ -216,14 +216,17 @@ def effect(
     now: datetime,
     zone: str,
     booking: Booking | None = None,
+    elsewhere: list[Any] | None = None,
 ) -> Effect | None:
-    """The store effect of a non-message step (rendered now), or None (wait, messages)."""
+    """The store effect of a non-message step (rendered now), or None (wait, messages);
+    `elsewhere`: the coach's busy times in their calendar, for an auto booking."""
     maker = _MAKERS.get(step.action_type)
     if maker is None:
         return None
     try:
         if step.action_type == ActionType.SCHEDULE_APPOINTMENT:
-            return _appointment(step.action_config, lead, context, now, zone, booking)
+            config = step.action_config
+            return _appointment(config, lead, context, now, zone, booking, elsewhere or [])
         return maker(step.action_config, lead, context, now, zone)
     except PermanentFailure as error:
         raise _naming(step, error) from None
@@ -266,6 +269,7 @@ def _appointment(
     now: datetime,
     zone: str,
     booking: Booking | None = None,
+    elsewhere: list[Any] | None = None,
 ) -> Effect:
     row = {
         "lead_id": lead.id,
@@ -286,7 +290,7 @@ def _appointment(
         )
         full = row | {"execution_id": execution_id, "enrollment_id": enrollment_id}
         if config.mode == "auto" and booking is not None:
-            slots.book_first(connection, booking, full, now, now + config.after)
+            slots.book_first(connection, booking, full, now, now + config.after, elsewhere or [])
         elif config.mode == "offer":
             slots.offer(connection, coach, full, now)
         else:

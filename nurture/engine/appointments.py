@@ -14,6 +14,7 @@ from nurture.errors import InvalidState, InvalidToken, NotFound
 from nurture.leads.enrollment import LIVE, enroll, funnel_offers
 from nurture.leads.records import convert
 from nurture.leads.values import LeadRules
+from nurture.rules.availability import Busy
 from nurture.rules.booking import Booking, check_fresh, read_token
 from nurture.rules.steps import spec_of
 from nurture.spec.actions import AppointmentConfig
@@ -49,24 +50,32 @@ def _enrollment_of(booking: Booking, token: str, now: datetime, connection: Conn
     return enrollment_id
 
 
-def open_link(store: Store, booking: Booking, token: str, now: datetime) -> LinkView:
+def open_link(
+    store: Store, booking: Booking, token: str, now: datetime, elsewhere: list[Busy] = ()
+) -> LinkView:
+    """What the link opens; `elsewhere`: the coach's calendar's busy times, never offered."""
     with store.begin() as connection:
         enrollment_id = _enrollment_of(booking, token, now, connection)
         found = slots.of_enrollment(connection, enrollment_id)
         lead = _lead(connection, enrollment_id)
-        free = slots.open_slots(connection, booking, now) if found is not None else []
+        free = slots.open_slots(connection, booking, now, elsewhere=elsewhere) if found else []
     zone = lead.timezone or booking.default_zone
     return LinkView(enrollment_id, found, lead.name, zone, free)
 
 
 def book_from_link(
-    store: Store, booking: Booking, token: str, slot: datetime, now: datetime
+    store: Store,
+    booking: Booking,
+    token: str,
+    slot: datetime,
+    now: datetime,
+    elsewhere: list[Busy] = (),
 ) -> Row:
     """Book (or move to) the slot the lead picked; SlotTaken when it went meanwhile."""
     with store.begin(immediate=True) as connection:
         enrollment_id = _enrollment_of(booking, token, now, connection)
         found = _open(connection, enrollment_id)
-        row = slots.move(connection, booking, found.id, slot, now)
+        row = slots.move(connection, booking, found.id, slot, now, elsewhere)
         retime(connection, enrollment_id, now, booking.default_zone)
         return row
 

@@ -36,3 +36,6 @@ class EngineConfig:
     """What templates read as `coach` (settings.coach; its defaults when empty)."""
     booking: Booking | None = None
     """The coach's availability and booking links (schedule_appointment's auto and offer)."""
+    calendars: Any = None
+    """nurture.engine.calendars.Calendars: the coach's busy times; invitations and calendar
+    writes after each drain."""

@@ -20,12 +20,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from nurture.channels import Channels, PermanentFailure
+from nurture.channels import Channels, PermanentFailure, TemporaryFailure
 from nurture.engine import actions, booking
 from nurture.engine.complete import Job
 from nurture.engine.config import LEASE, EngineConfig, worker_name
 from nurture.engine.delivery import sends, settling
 from nurture.engine.delivery.pipeline import Each, Pipeline
+from nurture.errors import ConfigError
 from nurture.rules import steps
 from nurture.rules.booking import Booking, appointment_check
 from nurture.rules.matching import Check, check_conditions
@@ -317,11 +318,25 @@ def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, con
         try:
             if channel:
                 job.message = actions.message(step, lead, context, job.key)
+            elsewhere = _busy(step, config, now)
             job.effect = actions.effect(
-                step, lead, context, now, config.default_zone, config.booking
+                step, lead, context, now, config.default_zone, config.booking, elsewhere
             )
         except PermanentFailure as error:
             job.status, job.error, job.message = "failed", str(error), None
+        except TemporaryFailure as error:  # the coach's calendar: retried, never booked blind
+            job.status, job.error, job.message = "retry", str(error), None
+
+
+def _busy(step: AnyStep, config: Any, now: datetime) -> list[Any]:
+    """The coach's calendar's busy times, for a step that books the first free slot."""
+    mode = getattr(step.action_config, "mode", None)
+    if mode != "auto" or config.calendars is None:
+        return []
+    try:
+        return list(config.calendars.busy(now))
+    except ConfigError as error:  # a refused password: the step waits for it to be fixed
+        raise TemporaryFailure(str(error)) from None
 
 
 def _appointment_checks(job: Job, step: AnyStep) -> list[Check]:

@@ -20,6 +20,7 @@ from nurture.rules.availability import Availability
 from nurture.rules.matching import Check
 
 SALT = "nurture.booking"
+FEED_SALT = "nurture.calendar-feed"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,15 @@ class Booking:
     secret: str | None = None
     url: str | None = None
     coach: str = "coach"
+
+    def feed_url(self) -> str:
+        """The coach's private calendar feed on `nurture serve`; ValueError when unconfigured."""
+        if not self.secret or not self.url:
+            raise ValueError(
+                "the feed needs [api] public_url and a secret (NURTURE_AVAILABILITY__SECRET)"
+            )
+        base = self.url.removesuffix("/book/{token}")
+        return f"{base}/calendar/{feed_token(self.secret, self.coach)}.ics"
 
     def link(self, enrollment_id: int, now: datetime) -> str:
         """The booking page of an enrollment; ValueError (a template error) when unconfigured."""
@@ -68,6 +78,22 @@ def check_fresh(issued: datetime, now: datetime, valid: timedelta) -> None:
     """ExpiredLink when a link is older than `valid` (a booked call keeps its link until then)."""
     if now - issued > valid:
         raise ExpiredLink("this booking link has expired")
+
+
+def feed_token(secret: str, coach: str) -> str:
+    """The private token of the coach's calendar feed (a new secret makes a new one)."""
+    return URLSafeSerializer(secret, salt=FEED_SALT).dumps(coach)
+
+
+def read_feed_token(secret: str, token: str) -> str:
+    """The coach a feed token names; InvalidToken when it is not one of ours."""
+    try:
+        coach = URLSafeSerializer(secret, salt=FEED_SALT).loads(token)
+    except (BadSignature, TypeError, ValueError):
+        raise InvalidToken("not a calendar feed of this project") from None
+    if not isinstance(coach, str):
+        raise InvalidToken("not a calendar feed of this project")
+    return coach
 
 
 def form_key(secret: str, token: str) -> str:

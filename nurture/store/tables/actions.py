@@ -66,6 +66,8 @@ class Appointment(Stored, table=True):
     updated_at: datetime | None = utc_column(nullable=True)
     synced_revision: int | None = None
     """The revision the coach's CalDAV calendar holds (None: not written yet)."""
+    invited_revision: int | None = None
+    """The revision the lead's last invitation email carried (None: none sent)."""
 
 
 class Notification(Stored, table=True):

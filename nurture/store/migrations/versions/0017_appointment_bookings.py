@@ -1,5 +1,6 @@
 """Appointments become bookings (issue 18): a status, the enrollment that booked, the coach
-whose slot it takes, the invitation's UID and revision, and the calendar's copy.
+whose slot it takes, the invitation's UID and revision, the revisions the lead was sent and the
+coach's CalDAV calendar holds.
 
 `uq_appointment_slot` is the store's promise that no slot is booked twice: a partial unique
 index on (coach, starts_at) over booked appointments, whatever the number of daemons and
@@ -32,11 +33,16 @@ COLUMNS = (
     ("revision", sa.Integer(), "0"),
     ("updated_at", nurture.store.tables.base.UTCDateTime(), None),
     ("synced_revision", sa.Integer(), None),
+    ("invited_revision", sa.Integer(), None),
 )
 DOUBLES = """
 UPDATE appointment SET status = 'conflict'
 WHERE id NOT IN (SELECT MIN(id) FROM appointment GROUP BY coach, starts_at)
 """
+
+
+INVITED = "UPDATE appointment SET invited_revision = 0"
+"""Appointments made before invitations existed: their leads are not mailed one now."""
 
 
 def upgrade() -> None:
@@ -48,6 +54,7 @@ def upgrade() -> None:
             "starts_at", existing_type=nurture.store.tables.base.UTCDateTime(), nullable=True
         )
     op.execute(DOUBLES)
+    op.execute(INVITED)
     with op.batch_alter_table("appointment", schema=None) as batch_op:
         batch_op.create_index("ix_appointment_enrollment_id", ["enrollment_id"], unique=False)
         batch_op.create_index(
