@@ -185,7 +185,7 @@ def book(
         return _problem(error)
 
 
-FEED = {
+FEED: dict[int | str, dict[str, Any]] = {
     200: {"description": "The coach's calls as iCalendar.", "content": {"text/calendar": {}}},
     400: {"description": "Not a feed of this project.", "content": PAGES},
     503: {"description": "The feed is not configured, or the store is down.", "content": PAGES},

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from nurture.channels.calendar import CalendarEvent, calendar
 from nurture.channels.protocol import TemporaryFailure
 from nurture.errors import ConfigError
 
 OURS = "@nurture"
+CONTENT_TYPE = 'text/calendar; charset="utf-8"'
 Busy = tuple[datetime, datetime]
 
 
@@ -48,8 +50,15 @@ class CalDavCalendar:
 
     def put(self, event: CalendarEvent) -> None:
         """Write the appointment (a cancelled one as STATUS:CANCELLED), replacing its copy."""
+        from caldav.lib.error import PutError
+
         with self._failing("write to"):
-            self._open().save_event(calendar([event]).decode())
+            found = self._open()
+            url = found.url.join(quote(event.uid, safe="@") + ".ics")
+            body, headers = calendar([event]).decode(), {"Content-Type": CONTENT_TYPE}
+            answer = found.client.put(str(url), body, headers)  # the event's own URL: idempotent
+            if answer.status not in (200, 201, 204):
+                raise PutError(f"HTTP {answer.status}")
 
     def check(self) -> str:
         """Reach the calendar: its name, or TemporaryFailure / ConfigError saying why not."""
@@ -61,7 +70,7 @@ class CalDavCalendar:
             import caldav
 
             client = caldav.DAVClient(
-                self.url, username=self.username, password=self.password, timeout=self.timeout
+                self.url, username=self.username, password=self.password, timeout=int(self.timeout)
             )
             self._calendar = self._pick(client)
         return self._calendar

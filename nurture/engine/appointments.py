@@ -2,6 +2,7 @@
 record the outcome. Each change re-times the enrollment's steps timed from its appointment.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,7 +52,7 @@ def _enrollment_of(booking: Booking, token: str, now: datetime, connection: Conn
 
 
 def open_link(
-    store: Store, booking: Booking, token: str, now: datetime, elsewhere: list[Busy] = ()
+    store: Store, booking: Booking, token: str, now: datetime, elsewhere: Sequence[Busy] = ()
 ) -> LinkView:
     """What the link opens; `elsewhere`: the coach's calendar's busy times, never offered."""
     with store.begin() as connection:
@@ -69,7 +70,7 @@ def book_from_link(
     token: str,
     slot: datetime,
     now: datetime,
-    elsewhere: list[Busy] = (),
+    elsewhere: Sequence[Busy] = (),
 ) -> Row:
     """Book (or move to) the slot the lead picked; SlotTaken when it went meanwhile."""
     with store.begin(immediate=True) as connection:
