@@ -1,5 +1,6 @@
 """Settings: CLI flag > NURTURE_* environment (nested with __) > .env > nurture.toml > defaults."""
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -19,7 +20,7 @@ from nurture.errors import ConfigError, ProjectNotFound
 from nurture.rules.availability import Availability
 from nurture.rules.booking import Booking
 from nurture.spec.diagnostics import did_you_mean, error_message
-from nurture.spec.lint import LintRule
+from nurture.spec.lint_rules import LintRule
 from nurture.spec.window import TimeZoneName
 
 PROJECT_FILE = "nurture.toml"
@@ -72,6 +73,16 @@ class ApiSettings(BaseModel):
         return f"{self.public_url.rstrip('/')}/u/{{token}}" if self.public_url else None
 
 
+class ExperimentSettings(BaseModel):
+    """`[experiments]`: how `nurture stats --by variant` judges an A/B test."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_sample: int = Field(
+        100, ge=1, description="Leads each variant needs before a winner may be named."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
@@ -109,6 +120,7 @@ class Settings(BaseSettings):
     )
     coach: CoachSettings = Field(default_factory=CoachSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
     email: SmtpConfig | None = None
     twilio: TwilioConfig | None = None
     notifications: NotificationsConfig | None = None
@@ -139,6 +151,13 @@ class Settings(BaseSettings):
         ):
             return prefix + str((self.project_dir / url[len(prefix) :]).resolve())
         return url
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite store's file; None for Postgres and in-memory SQLite (read without
+        SQLAlchemy, so a read can tell a store not made yet before importing it)."""
+        found = re.match(r"sqlite(\+\w+)?:///([^?]+)", self.database)
+        return None if found is None or found[2] == ":memory:" else Path(found[2])
 
     @property
     def migrates(self) -> bool:

@@ -1,6 +1,7 @@
 """Reads never write: a read leaves the store as it found it (or leaves it unmade); writes migrate
 only where auto_migrate is on; `db upgrade --sql` prints the DDL and runs none of it."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,12 @@ READS = [
     ["appointments", "list"],
     ["notifications", "list"],
     ["tokens", "list"],
+    ["outbox", "list"],
+    ["report", "--html", os.devnull],
+    ["enrollments", "settle", "--as", "stop"],  # without --yes and a terminal: the plan only
 ]
+STORELESS = [["validate"], ["test"], ["config", "show"], ["schema"], ["channels", "check"]]
+"""Reads that never open the store: a store behind the code does not stop them."""
 PREVIOUS = migrate.revisions()[-2]
 
 
@@ -69,6 +75,23 @@ def test_a_read_on_a_store_behind_says_to_upgrade_and_changes_nothing(run, behin
     result = run("--database-url", behind, *command)
     assert result.exit_code == 1, result.output
     assert result.stderr == behind_message(behind) and result.stdout == ""
+    assert schema(behind) == before
+
+
+def test_db_current_on_a_store_behind_says_so_and_changes_nothing(run, behind):
+    before = schema(behind)
+    result = run("--database-url", behind, "db", "current")
+    assert result.exit_code == 0, result.output
+    assert f"current: {PREVIOUS}" in result.stdout
+    assert f"head:    {migrate.head()} (behind: run `nurture db upgrade`)" in result.stdout
+    assert schema(behind) == before
+
+
+@pytest.mark.parametrize("command", STORELESS, ids=" ".join)
+def test_a_read_without_the_store_works_beside_a_store_behind_and_leaves_it(run, behind, command):
+    before = schema(behind)
+    result = run("--database-url", behind, *command)
+    assert result.exit_code == 0, result.output
     assert schema(behind) == before
 
 

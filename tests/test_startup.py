@@ -57,16 +57,21 @@ def five(project: Path) -> Path:
         ["--version"],
         ["--help"],
         ["validate"],
-        ["validate", "--help"],
-        ["plan", "--help"],
-        ["leads", "--help"],
+        *([name, "--help"] for name in COMMANDS),
         ["leads", "add", "--help"],
-        ["db", "--help"],
+        ["sequences", "show", "--help"],
+        ["enrollments", "settle", "--help"],
+        ["db", "upgrade", "--help"],
     ],
     ids=" ".join,
 )
 def test_help_the_version_and_validate_import_no_heavy_library(five: Path, args: list[str]):
     assert sorted(set(HEAVY) & imported(*args, cwd=five)) == []
+
+
+def test_plan_of_a_project_without_a_store_yet_imports_no_store_library(five: Path):
+    assert sorted(set(HEAVY) & imported("plan", cwd=five)) == []
+    assert not (five / "nurture.db").exists()
 
 
 def test_the_listing_shows_each_command_as_its_own_help_does():

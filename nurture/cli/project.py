@@ -6,7 +6,6 @@ from typing import Annotated
 import typer
 
 from nurture.cli.output import note, print_json
-from nurture.project.layout import init_project
 
 
 def init(
@@ -20,6 +19,8 @@ def init(
       nurture init ../my-nurture
       nurture init . --json
     """
+    from nurture.project.layout import init_project
+
     created = [str(directory / path) for path in init_project(directory)]
     if json:
         print_json({"project": str(directory), "created": created})

@@ -2,7 +2,7 @@
 
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,12 +12,11 @@ from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.cli.plan import show_plan
 from nurture.errors import Aborted
-from nurture.project import sequences as catalog
-from nurture.project import stored
-from nurture.project.layout import Project
-from nurture.project.plan import Plan
 from nurture.rules.matching import wanted
 from nurture.spec.conditions import StepConditions, TriggerConditions
+
+if TYPE_CHECKING:  # the catalog loads SQLAlchemy: imported where a command runs
+    from nurture.project.plan import Plan
 
 app = typer.Typer(
     help="List, show and change sequences (the file and the store together).", no_args_is_help=True
@@ -46,6 +45,8 @@ def list_(
       nurture sequences list
       nurture sequences list --category warm_lead --active --json
     """
+    from nurture.project import sequences as catalog
+
     with state.session() as session:
         rows = catalog.summaries(session, category=category, active=active)
     if json:
@@ -74,6 +75,8 @@ def show(name: NAME, json: JSON = False) -> None:
       nurture sequences show 'Warm Lead Welcome'
       nurture sequences show warm-lead-welcome --json
     """
+    from nurture.project import sequences as catalog
+
     with state.session() as session:
         info = catalog.describe(session, name)
     if json:
@@ -141,6 +144,9 @@ def _yes(flag: bool) -> str:
 
 
 def _change(action: str, name: str, active: bool | None, json: bool) -> None:
+    from nurture.project import sequences as catalog
+    from nurture.project.layout import Project
+
     with state.session(write=True) as session:
         result = catalog.set_active(
             session, Project.from_settings(state.settings), name, active, datetime.now(UTC)
@@ -149,7 +155,7 @@ def _change(action: str, name: str, active: bool | None, json: bool) -> None:
     note(f"{action}: the file and the store agree.")
 
 
-def _changed(result: Plan, sequence: dict[str, Any] | None) -> None:
+def _changed(result: "Plan", sequence: dict[str, Any] | None) -> None:
     """The sequence a command changed with --json (`sequence`), else the plan it applied."""
     if sequence is not None:
         print_json(sequence)
@@ -204,6 +210,9 @@ def delete(
     Examples:
       nurture sequences delete lead-reactivation --yes
     """
+    from nurture.project import sequences as catalog
+    from nurture.project.layout import Project
+
     if not yes:
         if not sys.stdin.isatty():
             raise Aborted("refusing to delete without a terminal to confirm on; pass --yes")
@@ -236,6 +245,9 @@ def duplicate(
       nurture sequences duplicate warm-lead-welcome 'Warm Lead Welcome B'
       nurture sequences duplicate warm-lead-welcome Copy --no-apply
     """
+    from nurture.project import sequences as catalog
+    from nurture.project.layout import Project
+
     project, now = Project.from_settings(state.settings), datetime.now(UTC)
     if no_apply:
         path, _ = catalog.duplicate(None, project, name, new_name, now)
@@ -256,6 +268,8 @@ def assignments(name: NAME, json: JSON = False) -> None:
     Examples:
       nurture sequences assignments warm-lead-welcome
     """
+    from nurture.project import sequences as catalog
+
     with state.session() as session:
         funnels = catalog.funnels_of(session, catalog.find(session, name).id)
     if json:
@@ -273,6 +287,10 @@ def export(name: NAME, json: CHANGED_JSON = False) -> None:
     Examples:
       nurture sequences export 'Spring Offer'
     """
+    from nurture.project import sequences as catalog
+    from nurture.project import stored
+    from nurture.project.layout import Project
+
     with state.session(write=True) as session:
         result = stored.export(
             session, Project.from_settings(state.settings), name, datetime.now(UTC)

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from nurture.cli.context import state
 from nurture.cli.output import out, print_json, print_result
-from nurture.leads import tasks as service
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 tasks = typer.Typer(help="Follow-up tasks create_task steps left.", no_args_is_help=True)
@@ -34,6 +33,8 @@ def list_tasks(
       nurture tasks list
       nurture tasks list --all --json
     """
+    from nurture.leads import tasks as service
+
     with state.session() as session:
         rows = service.list_tasks(session, done=all_)
     if json:
@@ -66,6 +67,8 @@ def done(
     Examples:
       nurture tasks done 4
     """
+    from nurture.leads import tasks as service
+
     with state.session(write=True) as session:
         task, was_open = service.finish_task(session, task_id, datetime.now(UTC))
         said = "done" if was_open else f"was already done on {_time(task.done_at)} UTC"
@@ -81,6 +84,8 @@ def list_notifications(json: JSON = False) -> None:
     Examples:
       nurture notifications list
     """
+    from nurture.leads import tasks as service
+
     with state.session() as session:
         rows = service.list_notifications(session)
     if json:

@@ -2,16 +2,17 @@
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
 from nurture.errors import ProjectNotFound
-from nurture.spec.appointments import appointment_problems
-from nurture.spec.diagnostics import Diagnostic
-from nurture.spec.files import CheckResult, check_files, shown
-from nurture.spec.lint import lint, silenced
+
+if TYPE_CHECKING:  # YAML and Jinja2: imported when files are checked, not for `validate --help`
+    from nurture.spec.diagnostics import Diagnostic
+    from nurture.spec.files import CheckResult
 
 
 def validate(
@@ -34,6 +35,9 @@ def validate(
       nurture validate sequences/welcome.yaml --strict
       nurture validate --json
     """
+    from nurture.spec.files import check_files, shown
+    from nurture.spec.lint import lint, silenced
+
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
     result = check_files(targets, coach_keys=coach_keys)
@@ -64,8 +68,10 @@ def _coach_keys(*, required: bool) -> frozenset[str] | None:
         return None
 
 
-def _appointment_problems(result: CheckResult) -> list[Diagnostic]:
+def _appointment_problems(result: "CheckResult") -> list["Diagnostic"]:
     """Steps that book from `[availability]` when the project has none (inside a project)."""
+    from nurture.spec.appointments import appointment_problems
+
     try:
         booking = state.settings.booking
     except ProjectNotFound:
@@ -85,7 +91,7 @@ def _lint_settings() -> tuple[list[str], list[str]]:
     return list(settings.lint_ignore), list(settings.conversion_statuses)
 
 
-def _as_json(result: CheckResult, diagnostics: list[Diagnostic]) -> dict[str, object]:
+def _as_json(result: "CheckResult", diagnostics: "list[Diagnostic]") -> dict[str, object]:
     return {
         "valid": result.valid,
         "files": result.files,
@@ -94,7 +100,7 @@ def _as_json(result: CheckResult, diagnostics: list[Diagnostic]) -> dict[str, ob
     }
 
 
-def _summary(result: CheckResult, diagnostics: list[Diagnostic]) -> str:
+def _summary(result: "CheckResult", diagnostics: "list[Diagnostic]") -> str:
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
     counts = [plural(result.files, "file")]

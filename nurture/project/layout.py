@@ -78,6 +78,12 @@ def init_project(directory: Path) -> list[Path]:
     """Write a new project into `directory`; the paths written or extended, relative to it."""
     if (directory / PROJECT_FILE).exists():
         raise NurtureError(f"{directory / PROJECT_FILE} already exists; not overwriting a project")
+    clone = source_tree()
+    if clone is not None and directory.resolve().is_relative_to(clone):
+        raise NurtureError(
+            f"{directory} is inside nurture's own source tree ({clone}); create the project "
+            f"outside it, e.g. `nurture init {clone.parent / directory.resolve().name}`"
+        )
     (directory / "sequences").mkdir(parents=True, exist_ok=True)
     (directory / "schema").mkdir(exist_ok=True)
     wanted = {
@@ -91,6 +97,16 @@ def init_project(directory: Path) -> list[Path]:
     if _ignore(directory / ".gitignore"):
         written.append(Path(".gitignore"))
     return sorted(written)
+
+
+def source_tree() -> Path | None:
+    """The checkout nurture runs from (an editable install, a clone on PYTHONPATH); None when
+    nurture is installed as a package."""
+    root = Path(__file__).resolve().parents[2]
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and 'name = "nurture"' in pyproject.read_text(encoding="utf-8"):
+        return root
+    return None
 
 
 def _write_new(path: Path, text: str) -> bool:

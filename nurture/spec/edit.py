@@ -103,6 +103,25 @@ def set_funnels(names: list[str]) -> Edit:
     return change
 
 
+def set_split(funnel: str, weight: int | None) -> Edit:
+    """Set (or, with None, drop) the sequence's weight in a funnel's split (`split:`)."""
+
+    def change(doc: CommentedMap) -> None:
+        split = doc.get("split")
+        if not isinstance(split, CommentedMap):
+            split = CommentedMap()
+        if weight is None:
+            split.pop(funnel, None)
+        else:
+            split[funnel] = weight
+        if split:
+            set_key("split", split)(doc)
+        else:
+            doc.pop("split", None)
+
+    return change
+
+
 def chain(*changes: Edit) -> Edit:
     def change(doc: CommentedMap) -> None:
         for each in changes:

@@ -8,7 +8,6 @@ condition that can never hold.
 
 from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
-from typing import Literal, get_args
 
 from nurture.spec.actions import MESSAGE_ACTIONS
 from nurture.spec.conditions import StepConditions, TriggerConditions
@@ -20,13 +19,6 @@ from nurture.spec.positions import Loc
 from nurture.spec.window import WEEKDAYS, SendWindow
 
 LISTS = ("lead_source", "lead_status", "lead_temperature")
-
-
-LintRule = Literal[
-    "same-priority", "coverage", "send-window", "never-holds", "unreachable", "whatsapp-window"
-]
-RULES: tuple[str, ...] = get_args(LintRule)
-"""Each warning ends with its rule in brackets; `lint_ignore` in nurture.toml silences rules."""
 
 
 def lint(
