@@ -114,3 +114,33 @@ def test_whole_days_count_on_the_wall_clock(start: str, offset_hours: int, expec
         datetime.fromisoformat(start), timedelta(hours=offset_hours), "Europe/Madrid"
     )
     assert moved == datetime.fromisoformat(expected)
+
+
+GUIDE = Path(__file__).parents[1] / "docs" / "guides" / "appointments.md"
+
+
+def _blocks(kind: str) -> list[str]:
+    import re
+
+    return re.findall(rf"```{kind}\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+
+
+def test_the_guide_s_settings_and_sequences_validate_and_run(run, project: Path):
+    toml = _blocks("toml")
+    settings = toml[0] + toml[1].replace("[api]", "\n[api]")
+    (project / "nurture.toml").write_text('timezone = "UTC"\n' + settings)
+    (project / ".env").write_text("NURTURE_AVAILABILITY__SECRET=s\n")
+    sequences = [text for text in _blocks("yaml") if text.startswith("name:")]
+    for number, text in enumerate(sequences):
+        (project / "sequences" / f"guide-{number}.yaml").write_text(text)
+    checked = run("validate", "--strict")
+    assert checked.exit_code == 0, checked.output
+    args = ["--lead-field", "name=Ana", "--lead-field", "email=ana@example.com"]
+    args += ["--tz", "America/New_York", "--start", "2026-12-07T08:00Z"]
+    timeline = json.loads(run("test", "Discovery Call", *args, "--json").stdout)["timeline"]
+    sent = {row["step"]: row for row in timeline if row["outcome"] == "sent"}
+    assert "/book/" in sent["send-the-link"]["message"]["body"]
+    assert [row["step"] for row in timeline if row["kind"] == "step"][:2] == [
+        "offer-a-call",
+        "send-the-link",
+    ]
