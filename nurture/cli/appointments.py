@@ -71,8 +71,9 @@ def _record(appointment_id: int, outcome: str, json: bool) -> None:
     _sync()
 
 
-def _sync() -> None:
-    """The invitation and the coach's calendar, once the change is committed."""
+def _sync(json: bool = False) -> None:
+    """The invitation and the coach's calendar, once the change is committed (`json`: print
+    what was done)."""
     from nurture.channels import channels_for
     from nurture.engine import calendars
 
@@ -84,7 +85,9 @@ def _sync() -> None:
         )
     for problem in synced.problems:
         warning(problem)
-    if synced.invited or synced.written:
+    if json:
+        print_json(vars(synced))
+    elif synced.invited or synced.written:
         note(
             f"{plural(synced.invited, 'invitation')} sent, {plural(synced.written, 'calendar event')} written"
         )
@@ -166,7 +169,7 @@ def reschedule(
 
 
 @app.command("feed-url")
-def feed_url() -> None:
+def feed_url(json: JSON = False) -> None:
     """The coach's private calendar feed on `nurture serve`: subscribe to it in any calendar
     app (Google: Other calendars → From URL; Apple: File → New Calendar Subscription).
 
@@ -178,13 +181,17 @@ def feed_url() -> None:
     if booking is None:
         raise NurtureError("the feed needs [availability] in nurture.toml")
     try:
-        print(booking.feed_url())
+        url = booking.feed_url()
     except ValueError as error:
         raise NurtureError(str(error)) from None
+    if json:
+        print_json({"url": url})
+    else:
+        print(url)
 
 
 @app.command("check-calendar")
-def check_calendar() -> None:
+def check_calendar(json: JSON = False) -> None:
     """Reach the coach's CalDAV calendar and list its busy times over the booking horizon.
 
     \b
@@ -203,13 +210,16 @@ def check_calendar() -> None:
     except ChannelError as error:
         raise NurtureError(str(error)) from None
     horizon = format_duration(found.booking.availability.horizon)
+    if json:
+        print_json({"calendar": name, "busy": [{"start": s, "end": e} for s, e in busy]})
+        return
     note(f"✓ {name}: {plural(len(busy), 'busy period')} in the next {horizon}")
     for start, end in busy:
         print(f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} UTC")
 
 
 @app.command("sync-calendar")
-def sync_calendar() -> None:
+def sync_calendar(json: JSON = False) -> None:
     """Send the invitations and write the calendar events not sent or written yet (the daemon
     does so on every tick).
 
@@ -217,7 +227,7 @@ def sync_calendar() -> None:
     Examples:
       nurture appointments sync-calendar
     """
-    _sync()
+    _sync(json)
 
 
 def _when(text: str, zone: str) -> datetime:
