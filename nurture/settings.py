@@ -3,7 +3,7 @@
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
@@ -18,10 +18,12 @@ from nurture.channels.config import (
 )
 from nurture.errors import ConfigError, ProjectNotFound
 from nurture.rules.availability import Availability
-from nurture.rules.booking import Booking
 from nurture.spec.diagnostics import did_you_mean, error_message
 from nurture.spec.lint_rules import LintRule
 from nurture.spec.window import TimeZoneName
+
+if TYPE_CHECKING:
+    from nurture.rules.booking import Booking
 
 PROJECT_FILE = "nurture.toml"
 
@@ -180,8 +182,10 @@ class Settings(BaseSettings):
         return Providers(**{name: getattr(self, name) for name in names}, unsubscribe=unsubscribe)
 
     @property
-    def booking(self) -> Booking | None:
+    def booking(self) -> "Booking | None":
         """The coach's availability and booking links, when `[availability]` is set."""
+        from nurture.rules.booking import Booking
+
         if self.availability is None:
             return None
         secret = self.availability.secret or self.unsubscribe.secret

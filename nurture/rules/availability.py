@@ -16,14 +16,20 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     SecretStr,
     model_validator,
 )
 
-from nurture.rules.schedule import holiday_name
-from nurture.spec.actions import Duration
+from nurture.spec.durations import format_duration, parse_duration
 from nurture.spec.window import FULL_NAMES, WEEKDAYS, TimeZoneName, check_country
 
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
+"""`30m`, `2h`, `14d` (settings load this module: not the sequence models' Duration)."""
 Busy = tuple[datetime, datetime]
 """A busy period, start (inclusive) and end (exclusive), UTC."""
 Hours = tuple[time, time]
@@ -72,9 +78,16 @@ def _weekdays(value: Any) -> Any:
     return days
 
 
-Week = Annotated[
-    dict[str, Annotated[list[Hours], BeforeValidator(_periods)]], BeforeValidator(_weekdays)
+def _shown(periods: list[Hours]) -> list[str]:
+    return [f"{start:%H:%M}-{end:%H:%M}" for start, end in periods]
+
+
+Periods = Annotated[
+    list[Hours],
+    BeforeValidator(_periods),
+    PlainSerializer(_shown, return_type=list[str], when_used="json"),
 ]
+Week = Annotated[dict[str, Periods], BeforeValidator(_weekdays)]
 
 
 class CalDavSettings(BaseModel):
@@ -169,6 +182,8 @@ def free_slots(
 
 def _day_slots(availability: Availability, zone: ZoneInfo, day: date) -> list[datetime]:
     """The slots of a day's bookable hours, buffer between them (none on a holiday)."""
+    from nurture.rules.schedule import holiday_name  # the sequence models: not for settings
+
     periods = availability.hours.get(WEEKDAYS[day.weekday()], [])
     if not periods or holiday_name(availability.holidays, day):
         return []
