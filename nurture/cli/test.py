@@ -100,8 +100,8 @@ def _project() -> "Project":
     settings = state.settings
     files = ProjectFiles.from_settings(settings).files()
     rules = LeadRules.from_settings(settings)
-    coach = settings.coach.model_dump()
-    return Project(files, settings.project_dir, rules, coach, booking=settings.booking)
+    coach, caps = settings.coach.model_dump(), settings.caps.rules()
+    return Project(files, settings.project_dir, rules, coach, caps=caps, booking=settings.booking)
 
 
 def _cases(project: "Project", sequence: str | None, junit: Path | None, json: bool) -> None:

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from nurture.rules.booking import Booking
+from nurture.rules.caps import Caps
 
 LEASE = timedelta(minutes=5)
 IN_FLIGHT = 500
@@ -39,3 +40,5 @@ class EngineConfig:
     calendars: Any = None
     """nurture.engine.calendars.Calendars: the coach's busy times; invitations and calendar
     writes after each drain."""
+    caps: Caps = field(default_factory=Caps)
+    """Frequency caps per lead ([caps]); empty: none, and no cap check runs."""

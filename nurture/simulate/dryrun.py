@@ -24,6 +24,7 @@ from sqlmodel import Session, SQLModel, select
 from nurture.channels import KINDS
 from nurture.channels.memory import MemoryChannel
 from nurture.engine import dispatch
+from nurture.engine.complete import Job
 from nurture.engine.dispatch import EngineConfig
 from nurture.errors import NotFound, NurtureError
 from nurture.insights import timeline
@@ -32,6 +33,7 @@ from nurture.leads.records import LeadInput, LeadRules, add_lead, clean, find_fu
 from nurture.project.apply import apply_plan
 from nurture.project.plan import build_plan
 from nurture.rules.booking import Booking
+from nurture.rules.caps import Caps
 from nurture.rules.matching import Candidate, Decision
 from nurture.simulate.events import Failures, Happening, happen, schedule
 from nurture.spec.cases import CaseLead
@@ -59,6 +61,8 @@ class Project:
     coach: dict[str, Any] = field(default_factory=dict)
     booking: Booking | None = None
     """The coach's availability: appointments book against it as the daemon's would."""
+    caps: Caps = field(default_factory=Caps)
+    """The project's frequency caps ([caps]): the dry run keeps to them as the daemon does."""
     applied: list[sqlite3.Connection] = field(default_factory=list, compare=False, repr=False)
     """The store with the sequences applied, built once and copied for each run."""
 
@@ -287,8 +291,14 @@ def _simulate(
     channels = dict.fromkeys(KINDS, channel)
     zone, coach = project.rules.default_zone, project.coach
     engine = EngineConfig(
-        WORKER, in_flight=1, default_zone=zone, coach=coach, booking=project.booking
+        WORKER,
+        in_flight=1,
+        default_zone=zone,
+        coach=coach,
+        caps=project.caps,
+        booking=project.booking,
     )
+    report = dispatch.Report(deferrals=[])
     for _ in range(MAX_TURNS):
         due = dispatch.next_due(store)
         event_at = pending[0].at if pending else None
@@ -298,8 +308,18 @@ def _simulate(
         if event_at is not None and event_at == now:
             rows.append(_happen(store, project, lead_id, pending.pop(0), failures))
             continue
-        dispatch.drain(store, now, engine, channels)
+        dispatch.drain(store, now, engine, channels, report)
+        rows += [_deferred(job, now) for job in report.deferrals or []]
+        report.deferrals = []
     return rows
+
+
+def _deferred(job: Job, at: datetime) -> timeline.Row:
+    """A step a frequency cap made wait (or an exclusive sequence held), as the timeline shows it."""
+    outcome = "deferred" if job.status == "deferred" else "skipped"
+    action = job.step.action_type.value if job.step else None
+    notes = (job.error.removeprefix("deferred: "),) if job.error else ()
+    return timeline.Row(at, "step", outcome, job.step_id, action, job.attempt, notes=notes)
 
 
 def _happen(

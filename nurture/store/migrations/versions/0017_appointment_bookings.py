@@ -9,7 +9,7 @@ where two of them share a start, all but the first become `conflict` so the inde
 `starts_at` may be empty: an offered appointment has no slot until the lead picks one.
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-12-02 17:00:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import nurture.store.tables.base
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
