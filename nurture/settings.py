@@ -71,6 +71,16 @@ class ApiSettings(BaseModel):
         return f"{self.public_url.rstrip('/')}/u/{{token}}" if self.public_url else None
 
 
+class ExperimentSettings(BaseModel):
+    """`[experiments]`: how `nurture stats --by variant` judges an A/B test."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_sample: int = Field(
+        100, ge=1, description="Leads each variant needs before a winner may be named."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
@@ -108,6 +118,7 @@ class Settings(BaseSettings):
     )
     coach: CoachSettings = Field(default_factory=CoachSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
     email: SmtpConfig | None = None
     twilio: TwilioConfig | None = None
     notifications: NotificationsConfig | None = None

@@ -77,6 +77,8 @@ def _enrollment(enrollment: dict[str, Any]) -> None:
         mark = "✓" if step["state"] in _DONE else _STATES.get(step["state"], "✗")
         at = f" {_when(step['at'])}" if step["at"] else ""
         detail = f": {step['detail']}" if step.get("detail") else ""
+        if step.get("variant"):
+            detail += f" [variant {step['variant']}, {step['variant_source']}]"
         _say(f"  {mark} {step['id']:<24} {step['state']}{at}{detail}")
     waiting = enrollment["settle"]
     if waiting:

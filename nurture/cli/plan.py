@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
-from nurture.errors import Aborted, SpecError
+from nurture.errors import Aborted, NurtureError, SpecError
 
 if TYPE_CHECKING:  # planning loads SQLAlchemy: imported where a command runs
     from nurture.project.layout import Project
@@ -62,6 +62,14 @@ def apply(
     json: JSON = False,
     prune: PRUNE = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            "--canary",
+            help="A share (10%): new versions get it of new enrollments, the others stay on "
+            "the current version; apply without it completes the rollout.",
+        ),
+    ] = None,
 ) -> None:
     """Validate every file, then make the store match them in one transaction.
 
@@ -69,10 +77,12 @@ def apply(
     Examples:
       nurture apply
       nurture apply --yes --prune
+      nurture apply --canary 10%
     """
     from nurture.project.layout import Project
     from nurture.project.sync import apply_changes, plan_to_apply
 
+    share = _share(canary)
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
     with state.session(write=True) as session:
@@ -81,11 +91,24 @@ def apply(
             show_plan(result, json=False)
         if result.has_changes:
             _confirm(result, yes)
-            apply_changes(session, result, datetime.now(UTC))
+            apply_changes(session, result, datetime.now(UTC), share)
     if json:
         print_json(result.to_dict() | {"applied": result.has_changes})
     elif result.has_changes:
         note("Applied.")
+
+
+def _share(text: str | None) -> float | None:
+    from nurture.project.experiments import parse_share
+
+    if text is None:
+        return None
+    try:
+        return parse_share(text)
+    except ValueError:
+        raise NurtureError(
+            f"--canary {text!r}: give a share between 0% and 100%, e.g. 10%"
+        ) from None
 
 
 def _files(project: "Project", json: bool) -> "list[SequenceFile]":
@@ -148,6 +171,10 @@ def _show_change(change: "SequenceChange") -> None:
     for step in change.steps:
         detail = f" ({', '.join(step.fields)})" if step.fields else ""
         out.print(f"      step {step.step_id}: {step.kind}{detail}")
+    for experiment in change.experiments:
+        out.print(escape(f"      {experiment.text()}"))
+    if change.canary is not None:
+        out.print(escape(f"      {change.canary.text(change.rollout)}"))
 
 
 def _changed(old: object, new: object) -> str:

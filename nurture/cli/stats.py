@@ -40,10 +40,11 @@ def stats(
     since: Since = None,
     until: Until = None,
     by: Annotated[
-        Literal["version", "channel", "day"] | None,
+        Literal["version", "channel", "day", "variant"] | None,
         typer.Option(
             "--by",
-            help="version: versions side by side; channel: messages per channel; day: per channel and day.",
+            help="version: versions side by side; channel: messages per channel; day: per "
+            "channel and day; variant: a SEQUENCE's A/B tests, with intervals and p-values.",
         ),
     ] = None,
     json: JSON = False,
@@ -55,13 +56,15 @@ def stats(
     Examples:
       nurture stats --since 30d
       nurture stats 'Warm Lead Welcome' --by version
+      nurture stats 'Warm Lead Welcome' --by variant
       nurture stats --json
     """
     from nurture.insights.report import StatsRequest, gather
 
     if json and csv:
         raise NurtureError("--json or --csv: one output at a time")
-    request = StatsRequest(_window(since, until), sequence, funnel, by)
+    min_sample = state.settings.experiments.min_sample
+    request = StatsRequest(_window(since, until), sequence, funnel, by, min_sample)
     with state.session() as session:
         data = gather(session, request)
     if json:
@@ -224,7 +227,9 @@ def report(
 
     now = datetime.now(UTC)
     with state.session() as session:
-        data = report_data(session, _window(since, until), now)
+        data = report_data(
+            session, _window(since, until), now, state.settings.experiments.min_sample
+        )
     html.write_text(render_html(data), encoding="utf-8")
     message = f"wrote {html} ({len(data['sequences'])} sequences)"
     print_result(data | {"html": str(html)}, json=json, message=message)

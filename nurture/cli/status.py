@@ -67,6 +67,13 @@ def status(
             f"rate limits (shared by every daemon): {limits}; a burst waits in the store as lag"
         )
     _settle(report["settle"])
+    for canary in report["canaries"]:
+        out.print(
+            f"canary in progress: {canary['sequence']} v{canary['version']} gets "
+            f"{canary['share']:.0%} of new enrollments (the others stay on "
+            f"v{canary['current_version']}); `nurture apply` completes the rollout",
+            highlight=False,
+        )
 
 
 def _settle(waiting: dict) -> None:

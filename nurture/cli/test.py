@@ -43,6 +43,12 @@ def test(
     event: Annotated[
         list[str] | None, typer.Option("--event", help="'+2d convert', '+4h fail=send_email'...")
     ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant", help="step=variant: the variant the lead gets (repeat for more)."
+        ),
+    ] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -54,13 +60,14 @@ def test(
       nurture test 'Warm Lead Welcome' --lead-field name=Ana --lead-field score=45
       nurture test --funnel website-form --lead lead.yaml --until 7d
       echo 'name: Ana' | nurture test --funnel website-form --lead -
+      nurture test 'Warm Lead Welcome' --lead-field name=Ana --variant guide=b
     """
     from nurture.simulate.dryrun import Scenario, dry_run, lead_input
     from nurture.simulate.events import InvalidEvent
 
     project = _project()
     if lead is None and not lead_field:
-        if funnel or event or start or until or tz:
+        if funnel or event or start or until or tz or variant:
             raise NurtureError("give the lead: --lead FILE (or -) or --lead-field key=value")
         _cases(project, sequence, junit, json)
         return
@@ -73,6 +80,7 @@ def test(
         funnel=funnel,
         events=tuple(event or []),
         until=_until(until),
+        variants=_variants(variant or []),
     )
     began = time.perf_counter()
     try:
@@ -122,6 +130,16 @@ def _show_run(run: "DryRun", seconds: float, json: bool) -> None:
     if run.sequence is not None:
         out.print(view.timeline_table(run))
     note(view.summary(run, seconds))
+
+
+def _variants(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+    pinned = []
+    for pair in pairs:
+        step_id, sep, variant_id = (part.strip() for part in pair.partition("="))
+        if not sep or not step_id or not variant_id:
+            raise NurtureError(f"--variant wants step=variant, got {pair!r}")
+        pinned.append((step_id, variant_id))
+    return tuple(pinned)
 
 
 def _lead(source: str | None, pairs: list[str]) -> CaseLead:

@@ -47,6 +47,7 @@ class Job:
     sequence: queries.Named | None = None
     funnel: queries.Named | None = None
     sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
+    variant: str | None = None  # the variant of its step it runs (nurture.engine.variants)
     step_id: str = field(init=False)
     """The id of its step (of the claim's when it has none; "-" for none at all)."""
 
@@ -91,6 +92,7 @@ def execution_row(
         "error": job.error,
         "provider_id": job.provider_id,
         "detail": job.detail,
+        "variant": job.variant,
     }
 
 

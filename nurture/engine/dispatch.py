@@ -16,12 +16,13 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Row
 
 from nurture.channels import Channels, PermanentFailure
-from nurture.engine import actions
+from nurture.engine import actions, variants
 from nurture.engine.complete import Job
 from nurture.engine.config import LEASE, EngineConfig, worker_name
 from nurture.engine.delivery import sends, settling
@@ -226,13 +227,28 @@ def _prepare(connection: Connection, url: str, claimed: list[Any]) -> list[Job]:
     jobs = []
     for row in claimed:
         sequence, lead = sequences[row.sequence_id], leads[row.lead_id]
-        job = _job(row, lead, place(row, sequence.current_version))
+        job = _job(row, lead, place(row, _target(sequence, row.version)))
         job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id or 0)
+        if job.step is not None and (row.variants or getattr(job.step, "variants", None)):
+            spec_of = partial(steps.cached_spec, url, row.sequence_id, load=load)
+            job.step, job.variant = variants.pick(
+                job.step, row.lead_id, sequence.slug, row.variants, spec_of
+            )
         execution = recorded.get((row.id, row.step_id, row.attempt))
         if execution is not None:
             _adopt(job, execution)
         jobs.append(job)
     return jobs
+
+
+def _target(sequence: queries.Named, version: int) -> int:
+    """The version an enrollment runs: the current one, or a canary's for leads on it."""
+    canary = sequence.canary_version
+    return (
+        canary
+        if canary is not None and version > sequence.current_version
+        else sequence.current_version
+    )
 
 
 def _adopt(job: Job, execution: Row) -> None:

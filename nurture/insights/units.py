@@ -16,3 +16,11 @@ def duration(value: float | None) -> str:
     if value is None:
         return "-"
     return " ".join(format_duration(timedelta(seconds=round(value))).split()[:2])
+
+
+def p_text(p_value: float) -> str:
+    """A p-value as people read it: 0.003, 0.41, <0.001."""
+    if p_value < 0.001:
+        return "<0.001"
+    shown = f"{p_value:.3f}"
+    return shown[:-1] if shown.endswith("0") else shown

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import JSON, Boolean, Connection, Row, column, func, select, table
 
 from nurture.rules.steps import LIVE
+from nurture.store.utc import UTCDateTime
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -27,12 +28,17 @@ _sequence = table(
     column("current_version"),
     column("fingerprint"),
     column("source_path"),
-    column("deleted_at"),
+    column("deleted_at", UTCDateTime()),
+    column("canary_version"),
+    column("canary_share"),
+    column("canary_started_at", UTCDateTime()),
 )
 _version = table(
     "sequence_version", column("sequence_id"), column("version"), column("definition", JSON)
 )
-_assignment = table("funnel_assignment", column("sequence_id"), column("funnel_id"))
+_assignment = table(
+    "funnel_assignment", column("sequence_id"), column("funnel_id"), column("weight")
+)
 _funnel = table("funnel", column("id"), column("slug"))
 _enrollment = table("enrollment", column("sequence_id"), column("status"))
 
@@ -46,14 +52,14 @@ def sequences(reader: "Reader") -> Sequence[Row]:
     return reader.execute(query).all()
 
 
-def funnel_slugs(reader: "Reader") -> dict[int, set[str]]:
-    """The slugs of the funnels each sequence is assigned to."""
-    query = select(_assignment.c.sequence_id, _funnel.c.slug).join(
+def funnel_weights(reader: "Reader") -> dict[int, dict[str, int | None]]:
+    """Each sequence's funnels by slug, with its weight in the funnel's split (None: none)."""
+    query = select(_assignment.c.sequence_id, _funnel.c.slug, _assignment.c.weight).join(
         _funnel, _funnel.c.id == _assignment.c.funnel_id
     )
-    found: dict[int, set[str]] = {}
-    for sequence_id, slug in reader.execute(query):
-        found.setdefault(sequence_id, set()).add(slug)
+    found: dict[int, dict[str, int | None]] = {}
+    for sequence_id, slug, weight in reader.execute(query):
+        found.setdefault(sequence_id, {})[slug] = weight
     return found
 
 

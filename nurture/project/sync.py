@@ -49,11 +49,13 @@ def take_turn(session: "Session") -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPLY_LOCK})
 
 
-def apply_changes(session: "Session", plan: Plan, now: datetime) -> Plan:
-    """Apply a plan in one transaction."""
+def apply_changes(
+    session: "Session", plan: Plan, now: datetime, canary: float | None = None
+) -> Plan:
+    """Apply a plan in one transaction (with `canary`, new versions as canaries: nurture.project.apply)."""
     from nurture.project.apply import apply_plan
 
-    apply_plan(session, plan, now)
+    apply_plan(session, plan, now, canary)
     session.commit()
     return plan
 

@@ -38,6 +38,7 @@ from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.files import SequenceFile
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
+from nurture.spec.variants import variant_problem
 from nurture.store.db import Store, create_engine
 from nurture.store.tables import Enrollment, Lead, Sequence
 
@@ -84,6 +85,8 @@ class Scenario:
     funnel: str | None = None
     events: tuple[str, ...] = ()
     until: timedelta | None = None
+    variants: tuple[tuple[str, str], ...] = ()
+    """Variants pinned, (step id, variant id): the lead gets these instead of drawing."""
 
 
 @dataclass
@@ -170,6 +173,7 @@ def dry_run(project: Project, scenario: Scenario) -> DryRun:
         run, lead_id, spec = _arrive(store, project, scenario)
         if spec is None:
             return run
+        _pin(store, lead_id, spec, scenario.variants)
         failures.know(spec)
         events = _simulate(store, project, scenario, lead_id, happenings, channel, failures)
         with store.session() as session:
@@ -236,6 +240,24 @@ def _run(
         zone = timeline.lead_zone(spec, lead, zone)
     name = spec.name if spec else None
     return DryRun(name, scenario.funnel, decision, zone, lead=_final(lead))
+
+
+def _pin(
+    store: Store, lead_id: int, spec: SequenceSpec, pinned: tuple[tuple[str, str], ...]
+) -> None:
+    """The lead's enrollment gets the pinned variants instead of those it drew."""
+    for step_id, variant_id in pinned:
+        problem = variant_problem(spec, step_id, variant_id)
+        if problem:
+            raise NurtureError(f"--variant {step_id}={variant_id}: {problem}")
+    if not pinned:
+        return
+    with store.session(immediate=True) as session:
+        enrollment = session.exec(select(Enrollment).where(Enrollment.lead_id == lead_id)).one()
+        drawn = dict(enrollment.variants or {})
+        drawn |= {step_id: [variant_id, enrollment.version] for step_id, variant_id in pinned}
+        enrollment.variants = drawn
+        session.add(enrollment)
 
 
 def _spec_named(project: Project, name: str) -> SequenceSpec:
