@@ -7,12 +7,24 @@ reads them alike.
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC
 from typing import TYPE_CHECKING
 
-from sqlalchemy import JSON, Boolean, Connection, Row, column, func, select, table
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    DateTime,
+    Float,
+    Row,
+    column,
+    func,
+    select,
+    table,
+)
 
+from nurture.project.experiments import Canary
 from nurture.rules.steps import LIVE
-from nurture.store.utc import UTCDateTime
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -28,19 +40,29 @@ _sequence = table(
     column("current_version"),
     column("fingerprint"),
     column("source_path"),
-    column("deleted_at", UTCDateTime()),
+    column("deleted_at"),
     column("canary_version"),
-    column("canary_share"),
-    column("canary_started_at", UTCDateTime()),
+    column("canary_share", Float),
+    column("canary_started_at", DateTime),
 )
 _version = table(
-    "sequence_version", column("sequence_id"), column("version"), column("definition", JSON)
+    "sequence_version",
+    column("sequence_id"),
+    column("version"),
+    column("definition", JSON),
+    column("fingerprint"),
 )
 _assignment = table(
     "funnel_assignment", column("sequence_id"), column("funnel_id"), column("weight")
 )
 _funnel = table("funnel", column("id"), column("slug"))
-_enrollment = table("enrollment", column("sequence_id"), column("status"))
+_enrollment = table(
+    "enrollment",
+    column("sequence_id"),
+    column("status"),
+    column("step_id"),
+    column("variants", JSON),
+)
 
 
 def sequences(reader: "Reader") -> Sequence[Row]:
@@ -52,14 +74,36 @@ def sequences(reader: "Reader") -> Sequence[Row]:
     return reader.execute(query).all()
 
 
-def funnel_weights(reader: "Reader") -> dict[int, dict[str, int | None]]:
-    """Each sequence's funnels by slug, with its weight in the funnel's split (None: none)."""
+def funnel_slugs(reader: "Reader") -> dict[int, dict[str, int | None]]:
+    """The funnels each sequence is assigned to, by slug, with its weight in the funnel's split
+    (None: the funnel does not split)."""
     query = select(_assignment.c.sequence_id, _funnel.c.slug, _assignment.c.weight).join(
         _funnel, _funnel.c.id == _assignment.c.funnel_id
     )
     found: dict[int, dict[str, int | None]] = {}
     for sequence_id, slug, weight in reader.execute(query):
         found.setdefault(sequence_id, {})[slug] = weight
+    return found
+
+
+def canaries(reader: "Reader", rows: Iterable[Row]) -> dict[int, Canary]:
+    """The canary of every sequence that has one, by sequence id."""
+    having = {row.id: row for row in rows if row.canary_version is not None}
+    if not having:
+        return {}
+    query = select(_version.c.sequence_id, _version.c.version, _version.c.fingerprint).where(
+        _version.c.sequence_id.in_(list(having))
+    )
+    prints = {(sequence_id, version): fp for sequence_id, version, fp in reader.execute(query)}
+    found = {}
+    for sequence_id, row in having.items():
+        since = row.canary_started_at
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        version = row.canary_version
+        found[sequence_id] = Canary(
+            version, row.canary_share or 0.0, since, prints[(sequence_id, version)]
+        )
     return found
 
 
@@ -71,3 +115,14 @@ def in_flight(reader: "Reader", sequence_ids: Iterable[int]) -> dict[int, int]:
         .group_by(_enrollment.c.sequence_id)
     )
     return {sequence_id: count for sequence_id, count in reader.execute(query)}
+
+
+def live_variants(reader: "Reader", sequence_id: int) -> Sequence[Row]:
+    """The step and the variants drawn (`{step_id: [variant, version]}`) of each live
+    enrollment of a sequence that drew any."""
+    query = select(_enrollment.c.step_id, _enrollment.c.variants).where(
+        _enrollment.c.sequence_id == sequence_id,
+        _enrollment.c.status.in_(LIVE),
+        _enrollment.c.variants.is_not(None),
+    )
+    return reader.execute(query).all()

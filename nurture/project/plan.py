@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from nurture.project.experiments import Canary, ExperimentChange, canaries, experiment_changes
+from nurture.project.experiments import Canary, ExperimentChange, experiment_changes
 from nurture.spec.files import SequenceFile
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
@@ -94,8 +94,8 @@ class Plan:
 @dataclass(frozen=True)
 class StoredSequence:
     """The store's side of a comparison: the sequence's row (its columns as attributes: id,
-    name, slug, active, fingerprint, source_path, deleted_at, canary_*), its current definition
-    and its funnels."""
+    name, slug, active, fingerprint, source_path, deleted_at), its current definition and its
+    funnels."""
 
     row: "Row"
     definition: dict[str, Any]
@@ -112,9 +112,9 @@ def stored_sequences(reader: "Reader | None") -> dict[str, StoredSequence]:
         return {}
     from nurture.project import applied
 
+    funnels = applied.funnel_slugs(reader)
     rows = applied.sequences(reader)
-    funnels = applied.funnel_weights(reader)
-    canary = canaries(reader, rows)
+    canary = applied.canaries(reader, rows)
     return {
         row.slug: StoredSequence(
             row,
