@@ -8,6 +8,7 @@ from pathlib import Path
 from builders import sequence, write
 from enrolling import T0, drain
 from scipy.stats import binomtest
+from serving import serving, token
 from sqlalchemy import select
 
 from nurture.channels.memory import MemoryChannel
@@ -196,3 +197,19 @@ def test_the_guides_example_validates_and_passes_its_test_case(run, project: Pat
     assert validated.exit_code == 0, validated.output
     tested = run("test")
     assert tested.exit_code == 0 and "1 passed in" in tested.output, tested.output
+
+
+def test_the_api_dry_run_pins_a_variant(run_store, store, store_url: str, project: Path):
+    write(project, "guide.yaml", GUIDE)
+    assert run_store("apply", "--yes").exit_code == 0
+    with serving(project, store_url) as client:
+        client.headers.update(token(run_store, "dashboard", "read"))
+        body = {"lead": {"name": "Ana Diaz"}, "variants": {"guide": "b"}}
+        answer = client.post("/api/nurturing-sequences/guide/test", json=body)
+        assert answer.status_code == 200, answer.text
+        first = answer.json()["timeline"][0]
+        assert first["message"]["subject"] == "Ana, your guide" and "variant b" in first["notes"]
+        wrong = client.post(
+            "/api/nurturing-sequences/guide/test", json=body | {"variants": {"guide": "z"}}
+        )
+        assert wrong.status_code in (400, 422) and "has no variant 'z'" in wrong.text
