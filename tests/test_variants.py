@@ -187,6 +187,8 @@ def test_explain_shows_the_variant_run_and_the_one_drawn(run_store, store, proje
     explained = run_store("explain", "ana@example.com").stdout
     assert f"[variant {guide}, ran]" in explained
     assert f"[variant {drawn['offer'][0]}, drawn at enrollment (v1)]" in explained
+    (logged,) = json.loads(run_store("logs", "--json").stdout)
+    assert (logged["step_id"], logged["variant"]) == ("guide", guide)
 
 
 def test_the_guides_example_validates_and_passes_its_test_case(run, project: Path):
