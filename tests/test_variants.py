@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
 from builders import sequence, write
 from enrolling import T0, drain
 from scipy.stats import binomtest
@@ -215,3 +216,14 @@ def test_the_api_dry_run_pins_a_variant(run_store, store, store_url: str, projec
             "/api/nurturing-sequences/guide/test", json=body | {"variants": {"guide": "z"}}
         )
         assert wrong.status_code in (400, 422) and "has no variant 'z'" in wrong.text
+
+
+def test_a_sequence_with_variants_dumps_as_it_is_written(run_store, project: Path):
+    write(project, "guide.yaml", GUIDE)
+    assert run_store("apply", "--yes").exit_code == 0
+    assert run_store("sequences", "duplicate", "guide", "Guide Copy").exit_code == 0
+    copy = yaml.safe_load((project / "sequences" / "guide-copy.yaml").read_text())
+    first = copy["steps"][0]
+    assert "action_config" not in first and [v["id"] for v in first["variants"]] == ["a", "b"]
+    assert run_store("validate").exit_code == 0
+    assert run_store("plan").stdout.startswith("No changes.")
