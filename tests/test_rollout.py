@@ -154,6 +154,9 @@ def test_a_canary_runs_beside_the_current_version_until_apply_rolls_it_out(
     for execution_id, lead_id, version in ran:
         assert version == enrolled[lead_id]
         assert texts[execution_id] == ("hello again" if version == 2 else "hello")
+    on_canary = next(lead for lead, version in enrolled.items() if version == 2)
+    email = f"lead{on_canary - 1}@example.com"  # lead ids count from 1, the CSV from 0
+    assert "Offers v2 (canary): active" in run_store("explain", email).stdout
     data = json.loads(run_store("stats", "offers", "--by", "version", "--json").stdout)
     assert data["canary"]["version"] == 2 and data["canary"]["since"] is not None
     assert [row["variant"] for row in data["canary"]["variants"]] == ["v1", "v2"]

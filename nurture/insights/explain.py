@@ -17,6 +17,7 @@ from nurture.spec.durations import format_duration
 from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import decisions
 from nurture.store.tables import Enrollment, Execution, Lead, MatchDecision, SequenceVersion
+from nurture.store.tables import Sequence as SequenceRow
 
 WAITING = ("active", "paused")
 
@@ -68,10 +69,16 @@ def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str
         select(Execution).where(col(Execution.enrollment_id) == row.id).order_by(col(Execution.id))
     ).all()
     last = {x.step_id: x for x in executions}  # the latest attempt of each step
+    current, canary = session.exec(
+        select(SequenceRow.current_version, SequenceRow.canary_version).where(
+            SequenceRow.id == row.sequence_id
+        )
+    ).one()
     return {
         "id": row.id,
         "sequence": spec.name,
         "version": row.version,
+        "canary": canary is not None and row.version > current,
         "status": row.status,
         "exit_reason": row.exit_reason,
         "steps": [

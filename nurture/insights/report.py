@@ -79,7 +79,7 @@ def _one_sequence(
         from nurture.insights import experiments  # scipy: imported when asked for (0.3 s)
 
         found["experiments"] = experiments.variant_figures(
-            session, row.id, window, request.min_sample
+            session, row.id, window, request.min_sample, funnel_id
         )
     if canary:
         from nurture.insights import experiments
