@@ -1,4 +1,5 @@
-"""`nurture sequences ...`: list, show, enable, disable, toggle, delete, duplicate, assignments."""
+"""`nurture sequences ...`: list, show, enable, disable, toggle, delete, duplicate, assignments,
+templates, new."""
 
 import sys
 from datetime import UTC, datetime
@@ -297,3 +298,49 @@ def export(name: NAME, json: CHANGED_JSON = False) -> None:
         )
         _changed(result.plan, catalog.describe(session, name) if json else None)
     note(f"wrote {result.path}: commit it; the file now owns the sequence")
+
+
+@app.command()
+def templates(json: JSON = False) -> None:
+    """The template library: sequences to start from (`sequences new NAME --from TEMPLATE`).
+
+    \b
+    Examples:
+      nurture sequences templates
+      nurture sequences templates --json
+    """
+    from nurture.project import library
+
+    found = library.templates()
+    if json:
+        print_json([template.to_dict() for template in found])
+        return
+    table = Table("template", "category", "steps", "what it does")
+    for t in found:
+        table.add_row(t.name, t.category, str(len(t.steps)), escape(t.description))
+    out.print(table)
+
+
+@app.command()
+def new(
+    name: NAME,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="A template of the library (default: a blank sequence)."),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the file written as JSON.")] = False,
+) -> None:
+    """Write a new sequence file, sequences/NAME.yaml, from a template or blank (not applied).
+
+    \b
+    Examples:
+      nurture sequences new 'Spring Webinar' --from webinar-follow-up
+      nurture sequences new 'My Sequence'
+    """
+    from nurture.project import sequences as catalog
+    from nurture.project.layout import Project
+
+    path = catalog.new_sequence(Project.from_settings(state.settings), name, from_)
+    if json:
+        print_json({"name": name, "path": str(path), "template": from_, "applied": False})
+    note(f"wrote {path}: edit it, then `nurture test && nurture plan && nurture apply`")

@@ -35,15 +35,15 @@ def validate(
       nurture validate sequences/welcome.yaml --strict
       nurture validate --json
     """
-    from nurture.spec.files import check_files, shown
-    from nurture.spec.lint import lint, silenced
+    from nurture.spec.files import shown
+    from nurture.spec.lint import checked
 
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
-    result = check_files(targets, coach_keys=coach_keys)
     ignore, conversion_statuses = _lint_settings()
-    result.diagnostics = silenced(result.diagnostics, ignore)
-    result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=result.valid)
+    result = checked(
+        targets, coach_keys=coach_keys, ignore=ignore, conversion_statuses=conversion_statuses
+    )
     if strict:
         result.diagnostics = [replace(d, severity="error") for d in result.diagnostics]
     diagnostics = result.diagnostics  # paths already relative to the working directory

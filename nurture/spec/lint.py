@@ -6,14 +6,15 @@ that always lands outside the send window, a window open less than an hour a day
 condition that can never hold.
 """
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from nurture.spec.actions import MESSAGE_ACTIONS
 from nurture.spec.conditions import StepConditions, TriggerConditions
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.durations import format_duration
-from nurture.spec.files import SequenceFile, shown
+from nurture.spec.files import CheckResult, SequenceFile, check_files, shown
 from nurture.spec.names import slugify
 from nurture.spec.positions import Loc
 from nurture.spec.window import WEEKDAYS, SendWindow
@@ -37,13 +38,30 @@ def lint(
     return silenced(found, ignore)
 
 
+def checked(
+    paths: list[Path],
+    *,
+    coach_keys: Collection[str] | None,
+    ignore: Collection[str] = (),
+    conversion_statuses: Collection[str] = ("Converted", "Won", "Client"),
+    drafts: Mapping[Path, str] | None = None,
+) -> CheckResult:
+    """What `nurture validate` reports for these files and folders: every file's problems, then
+    the lint warnings, but those of the rules in `ignore` (`drafts`: see `check_files`)."""
+    result = check_files(paths, coach_keys=coach_keys, drafts=drafts)
+    result.diagnostics = silenced(result.diagnostics, ignore)
+    result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=result.valid)
+    return result
+
+
 def silenced(diagnostics: list[Diagnostic], ignore: Collection[str]) -> list[Diagnostic]:
     """The diagnostics but the warnings of the rules in `ignore`."""
     return [d for d in diagnostics if not any(d.message.endswith(f"[{rule}]") for rule in ignore)]
 
 
 def _warn(file: SequenceFile, loc: Loc, message: str, rule: str) -> Diagnostic:
-    return Diagnostic(shown(file.path), *file.position(loc), f"{message} [{rule}]", "warning")
+    where, path = file.position(loc), file.document.resolve(loc)
+    return Diagnostic(shown(file.path), *where, f"{message} [{rule}]", "warning", path)
 
 
 # Within one sequence.
