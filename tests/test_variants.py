@@ -5,6 +5,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jsonschema
 import yaml
 from builders import sequence, write
 from enrolling import T0, drain
@@ -17,6 +18,7 @@ from nurture.leads.enrollment import Offer, new_enrollment
 from nurture.rules import experiments
 from nurture.rules.matching import Candidate
 from nurture.spec.models import SequenceSpec
+from nurture.spec.schema import sequence_json_schema
 from nurture.store.db import open_store
 from nurture.store.tables import Enrollment, Execution
 
@@ -200,6 +202,7 @@ def test_the_guides_example_validates_and_passes_its_test_case(run, project: Pat
     assert validated.exit_code == 0, validated.output
     tested = run("test")
     assert tested.exit_code == 0 and "1 passed in" in tested.output, tested.output
+    jsonschema.validate(yaml.safe_load(example), sequence_json_schema())  # editors agree
 
 
 def test_the_api_dry_run_pins_a_variant(run_store, store, store_url: str, project: Path):
