@@ -98,6 +98,14 @@ def test_plan_says_when_an_experiment_starts_and_changes(run_store, project: Pat
     assert run_store("apply", "--yes").exit_code == 0
     write(project, "offers.yaml", offers("a", "b"))
     assert "experiment on step offer starts: variants a, b" in run_store("plan").stdout
+    assert run_store("apply", "--yes").exit_code == 0
+    reweighted = offers("a", "b")
+    reweighted["steps"][1]["variants"][0]["weight"] = 3
+    write(project, "offers.yaml", reweighted)
+    assert (
+        "experiment on step offer: new weights (a 3, b 1) for new leads; the leads enrolled "
+        "already keep their variant"
+    ) in run_store("plan").stdout
 
 
 def test_a_canary_takes_its_share_of_10000_new_leads(run_store, store_url: str, project: Path):
