@@ -130,7 +130,8 @@ def test_a_canary_runs_beside_the_current_version_until_apply_rolls_it_out(
     run_store, store_url: str, project: Path
 ):
     write(project, "offers.yaml", offers("b"))
-    assert run_store("apply", "--yes").exit_code == 0
+    created = run_store("apply", "--yes", "--canary", "50%")
+    assert "a new sequence has no current version to keep: each was applied whole" in created.stderr
     import_leads(run_store, project, 0, 10)  # in flight before the canary
     write(project, "offers.yaml", offers("b", hello="hello again"))
     bad = run_store("apply", "--yes", "--canary", "150%")
