@@ -72,6 +72,8 @@ def _decision(decision: dict[str, Any] | None) -> None:
 
 def _enrollment(enrollment: dict[str, Any]) -> None:
     exit_reason = f" ({enrollment['exit_reason']})" if enrollment["exit_reason"] else ""
+    if enrollment["status"] == "active":  # a deferral: said under `next`
+        exit_reason = ""
     canary = " (canary)" if enrollment.get("canary") else ""
     version = f"v{enrollment['version']}{canary}"
     _say(f"{enrollment['sequence']} {version}: {enrollment['status']}{exit_reason}")
