@@ -41,7 +41,7 @@ FailurePolicy = Literal["continue", "stop"]
 STEP_ID = r"^[a-z0-9][a-z0-9_-]*$"
 UNVERSIONED = frozenset({"tests", "active", "funnels", "split"})
 """Changing these makes no new version: they say where and whether a sequence runs, not what."""
-ADDED_LATER: dict[str, Any] = {"stop_on_reply": False}
+ADDED_LATER: dict[str, Any] = {"stop_on_reply": False, "exclusive": False}
 STEP_ADDED_LATER: dict[str, Any] = {"stop": False, "variants": None}
 """Settings (of a sequence, of a step) newer than the first format, left out of a definition at
 their default: upgrading nurture must not make every applied sequence look changed."""
