@@ -233,7 +233,14 @@ def as_text(value: Any) -> Any:
 
 
 def main_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The table `--csv` writes: steps of a sequence, versions, channel days, or the sequences."""
+    """The table `--csv` writes: steps of a sequence, versions, variants, channel days, or the
+    sequences."""
+    if data["by"] == "variant":
+        return [
+            {"step": found["step"], "control": found["control"]} | variant
+            for found in data["experiments"]
+            for variant in found["variants"]
+        ]
     if "steps" in data:
         return data["steps"] if data["by"] != "version" else data["versions"]
     if data["by"] == "day":

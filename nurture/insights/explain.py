@@ -24,6 +24,7 @@ from nurture.store.tables import (
     MatchDecision,
     SequenceVersion,
 )
+from nurture.store.tables import Sequence as SequenceRow
 
 WAITING = ("active", "paused")
 
@@ -76,10 +77,16 @@ def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str
     ).all()
     last = {x.step_id: x for x in executions}  # the latest attempt of each step
     calls = _appointments(session, row.id)
+    current, canary = session.exec(
+        select(SequenceRow.current_version, SequenceRow.canary_version).where(
+            SequenceRow.id == row.sequence_id
+        )
+    ).one()
     return {
         "id": row.id,
         "sequence": spec.name,
         "version": row.version,
+        "canary": canary is not None and row.version > current,
         "status": row.status,
         "exit_reason": row.exit_reason,
         "steps": [

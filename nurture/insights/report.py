@@ -77,16 +77,15 @@ def _one_sequence(
             session, row.id, window, by_version=by_version, funnel_id=funnel_id
         ),
     }
-    if request.by == "variant":
+    if request.by == "variant" or canary:
         from nurture.insights import experiments  # scipy: imported when asked for (0.3 s)
 
-        found["experiments"] = experiments.variant_figures(
-            session, row.id, window, request.min_sample
-        )
-    if canary:
-        from nurture.insights import experiments
-
-        found["canary"] = experiments.canary_figures(row, summary, window, request.min_sample)
+        if canary:
+            found["canary"] = experiments.canary_figures(row, summary, window, request.min_sample)
+        else:
+            found["experiments"] = experiments.variant_figures(
+                session, row.id, window, request.min_sample, funnel_id
+            )
     return found
 
 

@@ -11,8 +11,10 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationInfo,
+    model_serializer,
     model_validator,
 )
 
@@ -168,6 +170,14 @@ class StepBase(SpecModel):
     def _variants_differ(self) -> Self:
         check_variants(getattr(self, "variants", None))
         return self
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A step with variants is dumped as it is written: its config is the control's."""
+        data: dict[str, Any] = handler(self)
+        if getattr(self, "variants", None):
+            data.pop("action_config", None)
+        return data
 
     @model_validator(mode="after")
     def _default_id(self) -> Self:
