@@ -110,6 +110,9 @@ COMMANDS = {
         PEOPLE,
     ),
     "tokens": Lazy("nurture.cli.tokens:app", "Bearer tokens of `nurture serve`.", SETUP),
+    "dashboard": Lazy(
+        "nurture.cli.dashboard:app", "The coach dashboard of `nurture serve`: sign-in links.", SETUP
+    ),
     "tasks": Lazy("nurture.cli.tasks:tasks", "Follow-up tasks create_task steps left.", PEOPLE),
     "appointments": Lazy(
         "nurture.cli.appointments:app",
