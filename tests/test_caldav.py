@@ -100,7 +100,7 @@ def project_with_calendar(run_store, project: Path, coach_calendar: Any) -> dict
         {"hours": {d: "09:00-12:00" for d in ("mon", "tue", "wed", "thu", "fri")}}
         | {"slot": "1h", "notice": "0m", "horizon": "10d"}
     )
-    first = free_slots(availability, "UTC", datetime.now(UTC) + timedelta(minutes=5))[0]
+    first, second = free_slots(availability, "UTC", datetime.now(UTC) + timedelta(minutes=5))[:2]
     dentist(coach_calendar, first)
     book = step("Book", "schedule_appointment")
     book["action_config"] |= {"mode": "auto", "after": "0m"}
@@ -109,7 +109,7 @@ def project_with_calendar(run_store, project: Path, coach_calendar: Any) -> dict
     write(project, "calls.yaml", sequence("Calls", book, funnels=["website"]))
     write(project, "offers.yaml", sequence("Offers", offer, funnels=["offers"]))
     assert run_store("apply", "--yes").exit_code == 0
-    return {"busy": first, "calendar": coach_calendar}
+    return {"busy": first, "next": second, "calendar": coach_calendar}
 
 
 def add_lead(run_store, funnel: str, name: str) -> None:
@@ -128,14 +128,15 @@ def test_a_busy_time_is_never_booked_and_the_booking_lands_in_the_calendar(
     run_store, project_with_calendar
 ):
     busy, calendar = project_with_calendar["busy"], project_with_calendar["calendar"]
+    free = project_with_calendar["next"]
     add_lead(run_store, "website", "ana")
     ran = run_store("run", "--once")
     assert ran.exit_code == 0, ran.output
     (row,) = json.loads(run_store("appointments", "list", "--json").stdout)
     assert row["status"] == "booked"
-    assert datetime.fromisoformat(row["starts_at"]) == busy + timedelta(hours=1)  # not the dentist
+    assert datetime.fromisoformat(row["starts_at"]) == free  # the next slot: not the dentist's
     (event,) = ours(calendar)
-    assert str(event["uid"]) == row["uid"] and event.decoded("dtstart") == busy + timedelta(hours=1)
+    assert str(event["uid"]) == row["uid"] and event.decoded("dtstart") == free
     moved_to = busy + timedelta(days=1, hours=2)
     assert (
         run_store("appointments", "reschedule", str(row["id"]), moved_to.isoformat()).exit_code == 0
@@ -163,7 +164,7 @@ def test_the_booking_page_never_offers_a_busy_time(
         offered = [
             datetime.fromisoformat(s) for s in re.findall(r'name="slot" value="([^"]+)"', page.text)
         ]
-        assert busy not in offered and busy + timedelta(hours=1) in offered
+        assert busy not in offered and project_with_calendar["next"] in offered
 
 
 def test_with_the_calendar_down_nothing_is_booked_blind(run_store, project_with_calendar, project):

@@ -26,7 +26,7 @@ def _page(request: Request, ctx: WebContext, message: str | None = None) -> Resp
     now = datetime.now(UTC)
     with ctx.store.session() as session:
         tasks = list_tasks(session)[:SHOWN]
-        appointments = listed(session, now)[:SHOWN]
+        appointments = listed(session, upcoming_from=now)[:SHOWN]  # booked, still to come
         notifications = list_notifications(session)[:SHOWN]
         messages = recent(session, OutboxFilter(), limit=SHOWN)
     template = "_tasks.html" if request.headers.get("HX-Request") else "inbox.html"
