@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from builders import sequence, write
+from dashboard import signed_in
 from enrolling import T0
 from scipy.stats import chi2_contingency
 from serving import serving, token
@@ -201,3 +202,13 @@ def test_csv_gives_one_row_per_variant(history):
         ("guide", "a", "400"),
         ("guide", "b", "400"),
     ]
+
+
+def test_the_dashboard_shows_each_experiment(history, project, store_url):
+    with serving(project, store_url) as client:
+        signed_in(client, history)
+        page = client.get("/analytics", params={"sequence": "Guide"})
+    assert page.status_code == 200, page.text
+    assert "Guide: A/B test of guide" in page.text and 'data-experiment="guide"' in page.text
+    assert "+6.0 pts (+1.3 to +10.7)" in page.text
+    assert "<strong>b is better than a (p=0.012)</strong>" in page.text

@@ -462,7 +462,7 @@ class SequenceSpec(SpecModel):
         for part, added in (
             [(definition, ADDED_LATER), (definition["trigger_conditions"], CONDITION_ADDED_LATER)]
             + [(step, STEP_ADDED_LATER) for step in steps]
-            + [(step["action_config"], CONFIG_ADDED_LATER) for step in steps]
+            + [(config, CONFIG_ADDED_LATER) for step in steps for config in _configs(step)]
             + [(step["conditions"], CONDITION_ADDED_LATER) for step in steps if step["conditions"]]
         ):
             for key, default in added.items():
@@ -474,6 +474,13 @@ class SequenceSpec(SpecModel):
         """A hash of the definition: equal fingerprints, nothing to apply."""
         canonical = json.dumps(self.definition(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _configs(step: dict[str, Any]) -> list[dict[str, Any]]:
+    """A dumped step's action configs: its own, or its variants' (nurture.spec.variants)."""
+    if "action_config" in step:
+        return [step["action_config"]]
+    return [variant["action_config"] for variant in step.get("variants") or []]
 
 
 def _days(seconds: float) -> str:
