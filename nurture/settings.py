@@ -17,7 +17,9 @@ from nurture.channels.config import (
     UnsubscribeConfig,
 )
 from nurture.errors import ConfigError, ProjectNotFound
+from nurture.rules.caps import Caps, parse_caps
 from nurture.spec.diagnostics import did_you_mean, error_message
+from nurture.spec.durations import parse_duration
 from nurture.spec.lint_rules import LintRule
 from nurture.spec.window import TimeZoneName
 
@@ -69,6 +71,43 @@ class ApiSettings(BaseModel):
     def unsubscribe_url(self) -> str | None:
         """The unsubscribe page `nurture serve` answers at, when its public URL is known."""
         return f"{self.public_url.rstrip('/')}/u/{{token}}" if self.public_url else None
+
+
+def _caps(text: str | None) -> str | None:
+    if text is not None:
+        parse_caps(text)
+    return text
+
+
+def _gap(text: str | None) -> str | None:
+    if text is not None:
+        parse_duration(text)
+    return text
+
+
+CapText = Annotated[str | None, AfterValidator(_caps)]
+
+
+class CapsSettings(BaseModel):
+    """[caps]: how many messages a lead gets, across all sequences (rolling windows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: CapText = Field(
+        None, description="Every message (SMS, WhatsApp, email), e.g. '2/day, 5/week'."
+    )
+    sms: CapText = Field(None, description="SMS messages, e.g. '1/day'.")
+    whatsapp: CapText = Field(None, description="WhatsApp messages, e.g. '1/day'.")
+    email: CapText = Field(None, description="Emails, e.g. '3/week'.")
+    min_gap: Annotated[str | None, AfterValidator(_gap)] = Field(
+        None, description="The quiet time after any message before the next, e.g. '4h'."
+    )
+
+    def rules(self) -> Caps:
+        """The caps the engine keeps (empty: none, and the cap check costs nothing)."""
+        return Caps.of(
+            self.messages, self.min_gap, sms=self.sms, whatsapp=self.whatsapp, email=self.email
+        )
 
 
 class ExperimentSettings(BaseModel):
@@ -124,6 +163,7 @@ class Settings(BaseSettings):
     notifications: NotificationsConfig | None = None
     unsubscribe: UnsubscribeConfig = Field(default_factory=UnsubscribeConfig)
     rate_limits: RateLimits = Field(default_factory=dict)
+    caps: CapsSettings = Field(default_factory=CapsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -14,6 +14,7 @@ import typer.main
 
 import nurture
 from nurture.cli.app import COMMANDS, app
+from nurture.spec import window
 from nurture.spec.window import HOLIDAY_COUNTRIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +107,7 @@ def test_the_saved_holiday_countries_are_the_installed_calendars():
     saved = json.loads(HOLIDAY_COUNTRIES.read_text(encoding="utf-8"))
     current = "run `python scripts/holiday_countries.py` after a holidays upgrade"
     assert saved["holidays"] == version("holidays"), current
+    assert window._holidays_version() == version("holidays")  # read from its dist-info folder
     assert saved["countries"] == holidays.list_supported_countries(), current
 
 

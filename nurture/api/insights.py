@@ -230,7 +230,10 @@ def test_sequence(ctx: Ctx, id: Ref, body: Annotated[DryRunIn | None, Body()] = 
         files = stored.as_files(session, ctx.settings.project_dir)
     rules, coach = ctx.rules, ctx.settings.coach.model_dump()
     try:
-        run = dry_run(Project(files, ctx.settings.project_dir, rules, coach), body.scenario(name))
+        project = Project(
+            files, ctx.settings.project_dir, rules, coach, caps=ctx.settings.caps.rules()
+        )
+        run = dry_run(project, body.scenario(name))
     except OverflowError:  # a sequence's durations (a retry delay) are not bounded: the clock is
         raise NurtureError(PAST_THE_CALENDAR) from None
     return DryRunOut.model_validate(run.to_dict())

@@ -72,6 +72,8 @@ def _decision(decision: dict[str, Any] | None) -> None:
 
 def _enrollment(enrollment: dict[str, Any]) -> None:
     exit_reason = f" ({enrollment['exit_reason']})" if enrollment["exit_reason"] else ""
+    if enrollment["status"] == "active":  # a deferral: said under `next`
+        exit_reason = ""
     _say(f"{enrollment['sequence']} v{enrollment['version']}: {enrollment['status']}{exit_reason}")
     for step in enrollment["steps"]:
         mark = "✓" if step["state"] in _DONE else _STATES.get(step["state"], "✗")

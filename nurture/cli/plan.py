@@ -51,8 +51,8 @@ def plan(
     if not state.store_made():  # no nurture.db yet: everything is to create, as terraform says
         result = plan_project(None, project, prune=prune, files=files)
     else:
-        with state.session() as session:
-            result = plan_project(session, project, prune=prune, files=files)
+        with state.store() as store, store.begin() as connection:
+            result = plan_project(connection, project, prune=prune, files=files)
     show_plan(result, json=json)
     if detailed_exitcode and result.has_changes:
         raise typer.Exit(2)
@@ -80,13 +80,13 @@ def apply(
       nurture apply --canary 10%
     """
     from nurture.project.layout import Project
-    from nurture.project.sync import apply_changes, plan_project
+    from nurture.project.sync import apply_changes, plan_to_apply
 
     share = _share(canary)
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
     with state.session(write=True) as session:
-        result = plan_project(session, project, prune=prune, files=files)
+        result = plan_to_apply(session, project, prune=prune, files=files)
         if not json:
             show_plan(result, json=False)
         if result.has_changes:

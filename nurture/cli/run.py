@@ -89,6 +89,7 @@ def options_from_settings(
         in_flight=in_flight or settings.in_flight,
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
+        caps=settings.caps.rules(),
     )
     return RunOptions(channel or settings.channel, engine, settings.providers)
 
@@ -167,6 +168,7 @@ def _ran(count: int, when: datetime, report: "dispatch.Report", json: bool) -> N
     """What `run --once` did: the steps run, the sends settled and those left to settle."""
     if json:
         ran = {"steps": count, "at": when, "settled": report.settled, "held": report.held}
+        ran["deferred"] = report.deferred
         print_json(ran)
         return
     note(f"{plural(count, 'step')} run at {when:%Y-%m-%d %H:%M} UTC")
@@ -174,6 +176,11 @@ def _ran(count: int, when: datetime, report: "dispatch.Report", json: bool) -> N
 
 
 def _note_uncertain(report: "dispatch.Report") -> None:
+    if report.deferred:
+        waiting = plural(report.deferred, "step")
+        note(
+            f"{waiting} deferred by a frequency cap or an exclusive sequence: `nurture explain LEAD` says why"
+        )
     if report.settled:
         note(f"{plural(report.settled, 'uncertain send')} settled by asking the provider")
     if report.held:

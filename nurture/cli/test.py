@@ -100,7 +100,8 @@ def _project() -> "Project":
     settings = state.settings
     files = ProjectFiles.from_settings(settings).files()
     rules = LeadRules.from_settings(settings)
-    return Project(files, settings.project_dir, rules, settings.coach.model_dump())
+    coach, caps = settings.coach.model_dump(), settings.caps.rules()
+    return Project(files, settings.project_dir, rules, coach, caps=caps)
 
 
 def _cases(project: "Project", sequence: str | None, junit: Path | None, json: bool) -> None:

@@ -11,6 +11,7 @@ from nurture.simulate.preview import decision_lines
 from nurture.simulate.preview import summary as summary  # `nurture test` ends with it
 
 STYLES = {"sent": "green", "done": "green", "skipped": "yellow", "retry": "magenta"}
+STYLES |= {"deferred": "magenta"}
 STYLES |= {"failed": "red", "unknown": "red", "event": "cyan", "converted": "bold cyan"}
 STYLES |= {"completed": "bold green", "stopped": "bold yellow", "pending": "dim"}
 

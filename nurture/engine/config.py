@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from nurture.rules.caps import Caps
+
 LEASE = timedelta(minutes=5)
 IN_FLIGHT = 500
 """Messages in flight at once by default: a provider answering in 200 ms gets up to 2,500 a
@@ -32,3 +34,5 @@ class EngineConfig:
     default_zone: str = "UTC"
     coach: dict[str, Any] = field(default_factory=dict)
     """What templates read as `coach` (settings.coach; its defaults when empty)."""
+    caps: Caps = field(default_factory=Caps)
+    """Frequency caps per lead ([caps]); empty: none, and no cap check runs."""

@@ -115,6 +115,8 @@ class Daemon:
             self.log("settled", sends=report.settled)
         if report.held:
             self.log("held", sends=report.held)
+        if report.deferred:  # by a frequency cap or an exclusive sequence
+            self.log("deferred", steps=report.deferred)
 
     def _wake_at(self, due: datetime | None) -> None:
         now = self.clock()

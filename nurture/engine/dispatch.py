@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Row
 
 from nurture.channels import Channels, PermanentFailure
-from nurture.engine import actions, variants
+from nurture.engine import actions, caps, exclusive, variants
 from nurture.engine.complete import Job
 from nurture.engine.config import LEASE, EngineConfig, worker_name
 from nurture.engine.delivery import sends, settling
@@ -47,11 +47,19 @@ class Report:
     """Uncertain sends the provider answered for: sent, or not there and sent again."""
     held: int = 0
     """Uncertain sends left unknown: waiting for a later settle or `nurture enrollments settle`."""
+    deferred: int = 0
+    """Steps a frequency cap or an exclusive sequence made wait (each runs later, once)."""
+    deferrals: list[Job] | None = None
+    """When a list: the deferred and excluded jobs themselves (the dry run shows them)."""
 
     def add(self, jobs: list[Job], lost: int) -> None:
         self.lost += lost
         self.settled += sum(1 for job in jobs if (job.detail or {}).get("settled"))
         self.held += sum(1 for job in jobs if job.status == "unknown")
+        waiting = [job for job in jobs if job.status in ("deferred", "excluded")]
+        self.deferred += len(waiting)
+        if self.deferrals is not None:
+            self.deferrals += waiting
 
 
 Clock = Callable[[], datetime]
@@ -139,7 +147,12 @@ def _flow(
             if not claimed:
                 return None
             jobs = _prepare(connection, store.url, claimed)
-        _decide_all(jobs, run, now)
+            exclusive.place(connection, store.url, jobs, now)
+            if config.caps:  # counted in this transaction (no commit more): decided first
+                _decide_all(jobs, run, now)
+                caps.hold(connection, jobs, config.caps, now, config.default_zone)
+        if not config.caps:  # rendering needs no transaction
+            _decide_all(jobs, run, now)
         return now, jobs
 
     pipeline = Pipeline(store, config, channels, run.report, clock)

@@ -149,7 +149,9 @@ def _next(
     why = [f"delay {format_duration(step.delay)} after {since} ({_iso(after)})", *slot.reasons]
     if row.attempts:
         why.append(f"retry: attempt {row.attempts + 1}")
-    elif slot.at != row.next_run_at:
+    if row.exit_reason and row.status == "active":  # a frequency cap or an exclusive sequence
+        why.append(row.exit_reason)
+    elif not row.attempts and slot.at != row.next_run_at:
         why.append(f"scheduled for {_iso(row.next_run_at)} (set by the engine or a command)")
     if row.status == "paused":
         why.append("the enrollment is paused: nothing runs until `nurture enrollments resume`")

@@ -1,17 +1,16 @@
 """Enrollment: a lead offered to its funnel's sequences, the decision recorded, the first step scheduled."""
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from nurture.rules import experiments
 from nurture.rules.matching import Candidate, Decision, LeadFacts, Verdict, choose
 from nurture.rules.schedule import step_due
-from nurture.rules.steps import spec_of
+from nurture.rules.steps import LIVE, spec_of
 from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import decisions
 from nurture.store.tables import (
@@ -24,8 +23,6 @@ from nurture.store.tables import (
     SequenceVersion,
 )
 
-LIVE = ("active", "running", "paused")
-"""Statuses of an enrollment that still runs (conversion stops these)."""
 OPEN = (*LIVE, "unknown")
 """Statuses that block re-entry under `after_exit`: the lead has not left the sequence."""
 
@@ -324,15 +321,3 @@ def _end(session: Session, which: Any, now: datetime, **values: Any) -> int:
         )
     )
     return result.rowcount
-
-
-def in_flight(session: Session, sequence_ids: Iterable[int]) -> dict[int, int]:
-    """How many live enrollments each sequence has."""
-    rows = session.exec(
-        select(Enrollment.sequence_id, func.count())
-        .where(
-            col(Enrollment.sequence_id).in_(list(sequence_ids)), col(Enrollment.status).in_(LIVE)
-        )
-        .group_by(col(Enrollment.sequence_id))
-    ).all()
-    return dict(rows)

@@ -6,15 +6,12 @@ leaving one config). Leads that drew another variant and have not run the step y
 until the step has run (nurture.engine.variants); the plan counts them.
 """
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # a plan against a store not made yet loads no SQLAlchemy
-    from sqlmodel import Session
-
-    from nurture.store.tables import Sequence
+    from nurture.project.applied import Reader
 
 
 @dataclass(frozen=True)
@@ -52,7 +49,7 @@ class ExperimentChange:
 
 
 def experiment_changes(
-    session: "Session | None",
+    session: "Reader | None",
     sequence_id: int | None,
     old: dict[str, Any] | None,
     new: dict[str, Any],
@@ -87,7 +84,7 @@ def _kept(step: dict[str, Any], old: dict[str, Any] | None, was: tuple[str, ...]
 
 
 def _in_flight(
-    session: "Session | None",
+    session: "Reader | None",
     sequence_id: int | None,
     old: dict[str, Any] | None,
     step_id: str,
@@ -96,19 +93,10 @@ def _in_flight(
     """Live enrollments that drew a removed variant of the step and are at it or before it."""
     if session is None or sequence_id is None or old is None:
         return 0
-    from sqlmodel import col, select
-
-    from nurture.leads.enrollment import LIVE
-    from nurture.store.tables import Enrollment
+    from nurture.project import applied
 
     order = [step["id"] for step in old["steps"]]
-    rows = session.exec(
-        select(Enrollment.step_id, Enrollment.variants).where(
-            Enrollment.sequence_id == sequence_id,
-            col(Enrollment.status).in_(LIVE),
-            col(Enrollment.variants).is_not(None),
-        )
-    ).all()
+    rows = applied.live_variants(session, sequence_id)
     position = order.index(step_id)
     return sum(
         1
@@ -137,31 +125,6 @@ class Canary:
 
     def to_dict(self) -> dict[str, Any]:
         return vars(self) | {"since": self.since.isoformat() if self.since else None}
-
-
-def canaries(session: "Session", rows: "Iterable[Sequence]") -> dict[int, Canary]:
-    """The canary of every sequence that has one, by sequence id."""
-    having = {row.id: row for row in rows if row.canary_version is not None}
-    if not having:
-        return {}
-    from sqlmodel import col, select
-
-    from nurture.store.tables import SequenceVersion
-
-    versions = session.exec(
-        select(
-            SequenceVersion.sequence_id, SequenceVersion.version, SequenceVersion.fingerprint
-        ).where(col(SequenceVersion.sequence_id).in_(list(having)))
-    ).all()
-    prints = {(sequence_id, version): fp for sequence_id, version, fp in versions}
-    found = {}
-    for sequence_id, row in having.items():
-        version = row.canary_version or 0
-        fingerprint = prints[(sequence_id, version)]
-        found[sequence_id] = Canary(
-            version, row.canary_share or 0.0, row.canary_started_at, fingerprint
-        )
-    return found
 
 
 def parse_share(text: str) -> float:

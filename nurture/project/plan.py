@@ -5,15 +5,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from nurture.project.experiments import Canary, ExperimentChange, canaries, experiment_changes
+from nurture.project.experiments import Canary, ExperimentChange, experiment_changes
 from nurture.spec.files import SequenceFile
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
 
 if TYPE_CHECKING:  # a plan against a store not made yet loads no SQLAlchemy
-    from sqlmodel import Session
+    from sqlalchemy import Row
 
-    from nurture.store.tables import Sequence
+    from nurture.project.applied import Reader
 
 Action = Literal["create", "update", "delete", "unchanged", "drift"]
 
@@ -93,9 +93,11 @@ class Plan:
 
 @dataclass(frozen=True)
 class StoredSequence:
-    """The store's side of a comparison: the row, its current definition and its funnels."""
+    """The store's side of a comparison: the sequence's row (its columns as attributes: id,
+    name, slug, active, fingerprint, source_path, deleted_at), its current definition and its
+    funnels."""
 
-    row: "Sequence"
+    row: "Row"
     definition: dict[str, Any]
     funnels: frozenset[str]
     canary: Canary | None = None
@@ -103,53 +105,30 @@ class StoredSequence:
     """The sequence's weight in each funnel's split (by funnel slug)."""
 
 
-def stored_sequences(session: "Session | None") -> dict[str, StoredSequence]:
+def stored_sequences(reader: "Reader | None") -> dict[str, StoredSequence]:
     """Every sequence in the store by slug, deleted ones included (a file may bring one back);
-    none without a store (`session` None: the store is not made yet)."""
-    if session is None:
+    none without a store (`reader` None: the store is not made yet)."""
+    if reader is None:
         return {}
-    from sqlmodel import col, select
+    from nurture.project import applied
 
-    from nurture.store.tables import Sequence, SequenceVersion
-
-    rows = session.exec(
-        select(Sequence, SequenceVersion)
-        .join(SequenceVersion, col(SequenceVersion.sequence_id) == col(Sequence.id))
-        .where(SequenceVersion.version == Sequence.current_version)
-    ).all()
-    funnels = _funnel_slugs(session)
-    canary = canaries(session, (seq for seq, _ in rows))
+    funnels = applied.funnel_slugs(reader)
+    rows = applied.sequences(reader)
+    canary = applied.canaries(reader, rows)
     return {
-        seq.slug: StoredSequence(
-            seq,
-            version.definition,
-            frozenset(funnels.get(seq.id, {})),
-            canary.get(seq.id),
-            {slug: weight for slug, weight in funnels.get(seq.id, {}).items() if weight},
+        row.slug: StoredSequence(
+            row,
+            row.definition,
+            frozenset(funnels.get(row.id, {})),
+            canary.get(row.id),
+            {slug: weight for slug, weight in funnels.get(row.id, {}).items() if weight},
         )
-        for seq, version in rows
+        for row in rows
     }
 
 
-def _funnel_slugs(session: "Session") -> dict[int, dict[str, int | None]]:
-    """Each sequence's funnels by slug, with its weight in the funnel's split (None: none)."""
-    from sqlmodel import col, select
-
-    from nurture.store.tables import Funnel, FunnelAssignment
-
-    rows = session.exec(
-        select(FunnelAssignment.sequence_id, Funnel.slug, FunnelAssignment.weight).join(
-            Funnel, col(Funnel.id) == col(FunnelAssignment.funnel_id)
-        )
-    ).all()
-    out: dict[int, dict[str, int | None]] = {}
-    for sequence_id, slug, weight in rows:
-        out.setdefault(sequence_id, {})[slug] = weight
-    return out
-
-
 def build_plan(
-    session: "Session | None",
+    session: "Reader | None",
     files: Iterable[SequenceFile],
     *,
     root: Path,
@@ -171,14 +150,14 @@ def build_plan(
 
 
 def _with_in_flight(
-    session: "Session | None", changes: list[SequenceChange], stored: dict[str, StoredSequence]
+    reader: "Reader | None", changes: list[SequenceChange], stored: dict[str, StoredSequence]
 ) -> list[SequenceChange]:
-    if session is None or not stored:
+    if reader is None or not stored:
         return changes
-    from nurture.leads.enrollment import in_flight
+    from nurture.project.applied import in_flight
 
     ids = {slug: entry.row.id for slug, entry in stored.items()}
-    counts = in_flight(session, ids.values())
+    counts = in_flight(reader, ids.values())
     return [
         replace(change, in_flight=counts.get(ids[change.slug], 0) if change.slug in ids else 0)
         for change in changes
@@ -192,7 +171,7 @@ def _absent(entry: StoredSequence, prune: bool) -> SequenceChange:
 
 
 def _compare(
-    session: "Session | None", file: SequenceFile, entry: StoredSequence | None, root: Path
+    session: "Reader | None", file: SequenceFile, entry: StoredSequence | None, root: Path
 ) -> SequenceChange:
     spec, path = file.spec, relative_path(file.path, root)
     definition = spec.definition()

@@ -11,27 +11,34 @@ from nurture.project.layout import Project
 from nurture.project.plan import Plan, SequenceChange, build_plan, relative_path, stored_sequences
 from nurture.spec.files import SequenceFile
 
-if TYPE_CHECKING:  # `nurture plan` of a store not made yet loads no SQLAlchemy
+if TYPE_CHECKING:  # `nurture plan` loads no ORM (nor SQLAlchemy for a store not made yet)
     from sqlmodel import Session
 
+    from nurture.project.applied import Reader
     from nurture.spec.edit import Edit
 
 APPLY_LOCK = 0x6E757275  # the Postgres advisory lock that makes concurrent applies take turns
 
 
 def plan_project(
-    session: "Session | None",
+    reader: "Reader | None",
     project: Project,
     *,
     prune: bool = False,
     files: list[SequenceFile] | None = None,
 ) -> Plan:
     """What apply would do; raises SpecError (touching nothing) if any file is invalid.
-    `session` None: against a store not made yet (everything is to create)."""
+    `reader` None: against a store not made yet (everything is to create)."""
     files = project.files() if files is None else files
-    if session is not None:
-        take_turn(session)
-    return build_plan(session, files, root=project.root, prune=prune)
+    return build_plan(reader, files, root=project.root, prune=prune)
+
+
+def plan_to_apply(
+    session: "Session", project: Project, *, prune: bool = False, files: list[SequenceFile]
+) -> Plan:
+    """The plan in the transaction that will apply it, once concurrent applies are done."""
+    take_turn(session)
+    return plan_project(session, project, prune=prune, files=files)
 
 
 def take_turn(session: "Session") -> None:

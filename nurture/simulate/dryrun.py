@@ -24,6 +24,7 @@ from sqlmodel import Session, SQLModel, select
 from nurture.channels import KINDS
 from nurture.channels.memory import MemoryChannel
 from nurture.engine import dispatch
+from nurture.engine.complete import Job
 from nurture.engine.dispatch import EngineConfig
 from nurture.errors import NotFound, NurtureError
 from nurture.insights import timeline
@@ -31,6 +32,7 @@ from nurture.leads.enrollment import Offer, decide, funnel_offers, new_enrollmen
 from nurture.leads.records import LeadInput, LeadRules, add_lead, clean, find_funnel, lead_row
 from nurture.project.apply import apply_plan
 from nurture.project.plan import build_plan
+from nurture.rules.caps import Caps
 from nurture.rules.matching import Candidate, Decision
 from nurture.simulate.events import Failures, Happening, happen, schedule
 from nurture.spec.cases import CaseLead
@@ -56,6 +58,8 @@ class Project:
     root: Path
     rules: LeadRules = LeadRules()
     coach: dict[str, Any] = field(default_factory=dict)
+    caps: Caps = field(default_factory=Caps)
+    """The project's frequency caps ([caps]): the dry run keeps to them as the daemon does."""
     applied: list[sqlite3.Connection] = field(default_factory=list, compare=False, repr=False)
     """The store with the sequences applied, built once and copied for each run."""
 
@@ -283,7 +287,8 @@ def _simulate(
     pending, rows = list(happenings), []
     channels = dict.fromkeys(KINDS, channel)
     zone, coach = project.rules.default_zone, project.coach
-    engine = EngineConfig(WORKER, in_flight=1, default_zone=zone, coach=coach)
+    engine = EngineConfig(WORKER, in_flight=1, default_zone=zone, coach=coach, caps=project.caps)
+    report = dispatch.Report(deferrals=[])
     for _ in range(MAX_TURNS):
         due = dispatch.next_due(store)
         event_at = pending[0].at if pending else None
@@ -293,8 +298,18 @@ def _simulate(
         if event_at is not None and event_at == now:
             rows.append(_happen(store, project, lead_id, pending.pop(0), failures))
             continue
-        dispatch.drain(store, now, engine, channels)
+        dispatch.drain(store, now, engine, channels, report)
+        rows += [_deferred(job, now) for job in report.deferrals or []]
+        report.deferrals = []
     return rows
+
+
+def _deferred(job: Job, at: datetime) -> timeline.Row:
+    """A step a frequency cap made wait (or an exclusive sequence held), as the timeline shows it."""
+    outcome = "deferred" if job.status == "deferred" else "skipped"
+    action = job.step.action_type.value if job.step else None
+    notes = (job.error.removeprefix("deferred: "),) if job.error else ()
+    return timeline.Row(at, "step", outcome, job.step_id, action, job.attempt, notes=notes)
 
 
 def _happen(

@@ -35,6 +35,7 @@ def lint(
     converting = {status.casefold() for status in conversion_statuses}
     found = [d for file in files for d in _sequence_warnings(file, converting)]
     found += list(_funnel_warnings(files)) if complete else []
+    found += list(_exclusive_ties(files))
     return silenced(found, ignore)
 
 
@@ -169,6 +170,26 @@ def _can_land(window: SendWindow, delay: timedelta) -> bool:
 
 def _values(wanted: list[str] | None) -> set[str]:
     return {value.casefold() for value in wanted or []}
+
+
+# Exclusive sequences (whatever their funnels: a lead can come through several).
+
+
+def _exclusive_ties(files: list[SequenceFile]) -> Iterator[Diagnostic]:
+    """Exclusive sequences of one priority: for a lead in both, only its enrollment order decides."""
+    seen: dict[int, SequenceFile] = {}
+    for file in files:
+        spec = file.spec
+        if not (spec.active and spec.exclusive):
+            continue
+        other = seen.setdefault(spec.priority, file)
+        if other is not file:
+            message = (
+                f"{other.spec.name} and {spec.name} are both exclusive at priority {spec.priority}: "
+                "a lead in both runs the one it entered first while the other waits. Give one a "
+                "higher priority"
+            )
+            yield _warn(file, ("exclusive",), message, "exclusive-priority")
 
 
 # Across the sequences of each funnel.

@@ -4,7 +4,13 @@ settings read them without loading the linter and the files it reads)."""
 from typing import Literal, get_args
 
 LintRule = Literal[
-    "same-priority", "coverage", "send-window", "never-holds", "unreachable", "whatsapp-window"
+    "same-priority",
+    "coverage",
+    "send-window",
+    "never-holds",
+    "unreachable",
+    "whatsapp-window",
+    "exclusive-priority",
 ]
 RULES: tuple[str, ...] = get_args(LintRule)
 """Each warning ends with its rule in brackets; `lint_ignore` in nurture.toml silences rules."""

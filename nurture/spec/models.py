@@ -314,6 +314,12 @@ class SequenceSpec(SpecModel):
     )
     manual_advance: bool = False
     re_entry: ReEntry = "never"
+    exclusive: bool = Field(
+        False,
+        description="A lead runs at most one exclusive sequence at a time: the highest priority "
+        "(then the first enrolled); the others wait (re_entry after_exit or always) or end "
+        "(re_entry never).",
+    )
     send_window: SendWindow | None = None
     failure_policy: FailurePolicy = Field(
         "continue", description="After the last retry: next step or stop."

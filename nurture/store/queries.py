@@ -387,3 +387,32 @@ def add_tags(connection: Connection, lead_id: int, tags: Sequence[str], now: dat
 def insert_rows(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
     """Insert effect rows (tasks, appointments, notifications, outbox messages)."""
     bulk.insert(connection, table.__table__, rows)
+
+
+class Live(NamedTuple):
+    """A lead's enrollment that is not over, and its sequence's current version."""
+
+    id: int
+    lead_id: int
+    sequence_id: int
+    status: str
+    next_run_at: datetime | None
+    current_version: int
+
+
+LIVE = ("active", "running", "paused", "unknown")
+
+
+def live_enrollments(connection: Connection, leads: Iterable[int]) -> dict[int, list[Live]]:
+    """The enrollments of these leads not over yet, by lead (exclusive sequences compare them)."""
+    table = SequenceRow.__table__
+    c = enrollment.c
+    query = (
+        select(c.id, c.lead_id, c.sequence_id, c.status, c.next_run_at, table.c.current_version)
+        .join(table, table.c.id == c.sequence_id)
+        .where(bulk.among(connection, c.lead_id, leads), c.status.in_(LIVE))
+    )
+    found: dict[int, list[Live]] = {}
+    for row in connection.execute(query):
+        found.setdefault(row.lead_id, []).append(Live._make(row))
+    return found

@@ -10,6 +10,7 @@ from nurture.store.tables.access import ApiToken, IngestKey
 from nurture.store.tables.actions import Appointment, Notification, Task
 from nurture.store.tables.activity import Activity
 from nurture.store.tables.base import Stored, UTCDateTime, utc_column
+from nurture.store.tables.caps import LeadCap
 from nurture.store.tables.channels import ChannelSlot, OutboxMessage, ProviderCallback
 from nurture.store.tables.engine import Enrollment, Execution, Worker
 from nurture.store.tables.leads import ConsentEvent, Lead, MatchCandidates, MatchDecision
@@ -28,6 +29,7 @@ __all__ = [
     "FunnelAssignment",
     "IngestKey",
     "Lead",
+    "LeadCap",
     "MatchCandidates",
     "MatchDecision",
     "Notification",
