@@ -1,16 +1,13 @@
 """Signing in and out: the sign-in page (a link's code or a token pasted), the session cookie."""
 
 import hmac
-import threading
 from typing import Annotated
 
 from fastapi import Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from nurture.store.tables import ApiToken
-from nurture.web.analytics import figures
-from nurture.web.pages import Ctx, Viewer, WebContext, csrf_exempt, log, page_router, render
-from nurture.web.sequences import all_rows
+from nurture.web.pages import Ctx, Viewer, csrf_exempt, page_router, render
 from nurture.web.signin import (
     COOKIE,
     LINK_SECONDS,
@@ -79,7 +76,6 @@ def signin(
     if value is None:
         message = REFUSED if code else "that token is unknown, revoked or has no dashboard scope"
         return _signin_form(request, _next(next), message)
-    _warm_up(ctx)
     answer = RedirectResponse(_next(next), status_code=303)
     _cookie(request, answer, COOKIE, value, SESSION_SECONDS)
     answer.delete_cookie(SIGNIN_COOKIE, path="/signin")
@@ -91,19 +87,6 @@ def signout(visitor: Viewer) -> Response:
     answer = RedirectResponse("/signin", status_code=303)
     answer.delete_cookie(COOKIE, path="/")
     return answer
-
-
-def _warm_up(ctx: WebContext) -> None:
-    """The figures the first pages show, computed while the browser follows the redirect."""
-
-    def compute() -> None:
-        try:
-            all_rows(ctx)
-            figures(ctx, None, None)
-        except Exception:  # the page that needs them computes them again, and says why
-            log.exception("could not compute the dashboard's figures")
-
-    threading.Thread(target=compute, daemon=True).start()
 
 
 def _cookie(

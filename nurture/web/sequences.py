@@ -11,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import Form, Query, Request, Response
 
 from nurture.insights.overview import filtered, sequence_rows
-from nurture.leads.enrollment import in_flight
 from nurture.project import stored
+from nurture.project.applied import in_flight
 from nurture.project.plan import Plan
 from nurture.spec.categories import CATEGORIES
 from nurture.store.tables import Sequence
