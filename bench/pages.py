@@ -61,6 +61,7 @@ def make_project(url: str) -> Path:
     project = Path(tempfile.mkdtemp(prefix="nurture-bench-pages-"))
     (project / "nurture.toml").write_text("")
     (project / "sequences").mkdir()
+    nurture(project, url, "db", "upgrade")  # Postgres: commands do not migrate by themselves
     for delay in (24, 48):
         for number in range(1, SEQUENCES + 1):
             text = sequence_yaml(number, delay).replace(

@@ -157,3 +157,22 @@ def test_every_page_fits_a_desktop_and_a_phone(page, served, run_store, tmp_path
         assert overflow <= 0, f"/{name} is {overflow}px wider than {width}px"
         if width > 400:
             page.screenshot(path=str(folder / f"dashboard-{name.replace('/1', '-lead')}.png"))
+
+
+def test_the_builder_drags_a_step_then_saves_the_file_with_its_comments(page, served, project):
+    page.goto(f"{served}/builder?sequence=alpha")
+    page.get_by_role("button", name="Add").click()  # a send_whatsapp_message step, last
+    items = page.locator("ol.steps li")
+    items.nth(1).wait_for()
+    assert "WhatsApp message" in items.nth(1).inner_text()
+    items.nth(1).locator(".handle").drag_to(items.nth(0).locator(".handle"))
+    page.locator("ol.steps li").nth(0).filter(has_text="WhatsApp message").wait_for()
+    page.get_by_role("button", name="Move Hello up").wait_for()
+    page.get_by_role("button", name="Save…").click()
+    page.locator("#plan-changes", has_text="update Alpha").wait_for()
+    page.get_by_role("button", name="Apply").click()
+    page.locator("#flash", has_text="applied: update Alpha").wait_for()
+    text = (project / "sequences" / "alpha.yaml").read_text()
+    data = yaml.safe_load(text)
+    assert [s["name"] for s in data["steps"]] == ["WhatsApp message", "Hello"]
+    assert "# shown to the coach" in text and "# the main form" in text

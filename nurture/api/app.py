@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from nurture import __version__
 from nurture.api import (
+    booking,
     engagement,
     enrollments,
     errors,
@@ -74,7 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.add_exception_handler(StoreError, health.store_unavailable)  # before NurtureError's
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
-    routers = (leads, sequences, insights, enrollments, health, unsubscribe, webhooks, engagement)
+    routers = [leads, sequences, insights, enrollments, health, unsubscribe, webhooks]
+    routers += [booking, engagement]
     for module in routers:  # the lead webhook first: matched in fewer steps
         app.include_router(module.router)
     dashboard.install(app, settings, context.project, store)  # the coach dashboard at /

@@ -14,6 +14,16 @@ Channels = Mapping[str, "Channel"]
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file an email carries (an invitation's .ics): its name, MIME type, text, parameters."""
+
+    filename: str
+    content_type: str
+    data: str
+    params: dict[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     """A rendered message; `key` (enrollment:step:attempt) lets a provider drop duplicates."""
 
@@ -27,6 +37,7 @@ class OutgoingMessage:
     template: dict[str, Any] | None = None
     lead_id: int | None = None
     execution_id: int | None = None
+    attachments: tuple[Attachment, ...] = ()
 
 
 def shown_text(message: OutgoingMessage) -> str:

@@ -115,7 +115,9 @@ COMMANDS = {
     ),
     "tasks": Lazy("nurture.cli.tasks:tasks", "Follow-up tasks create_task steps left.", PEOPLE),
     "appointments": Lazy(
-        "nurture.cli.tasks:appointments", "Appointments schedule_appointment steps made.", PEOPLE
+        "nurture.cli.appointments:app",
+        "Appointments: list, done, no-show, cancel, reschedule; the coach's calendar feed.",
+        PEOPLE,
     ),
     "notifications": Lazy(
         "nurture.cli.tasks:notifications",

@@ -7,7 +7,9 @@ import typer
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 
-app = typer.Typer(help="The coach dashboard of `nurture serve`.", no_args_is_help=True)
+app = typer.Typer(
+    help="The coach dashboard of `nurture serve`: sign-in links.", no_args_is_help=True
+)
 
 
 def signin_link(base_url: str, token: str | None = None) -> tuple[str, str, str]:

@@ -41,6 +41,10 @@ ENGAGEMENT_COLUMNS = {"succeeded": "sent"} | {
     f"{kind}_rate": kind
     for kind in ("delivered", "read", "clicked", "opened", "replied", "bounced")
 }
+APPOINTMENT_COLUMNS = _headers(
+    ("offered", "booked", "attended", "cancelled", "unbooked"),
+    {"no_show": "no show", "show_rate": "show\nrate"},
+)
 BAR_WIDTH = 40
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
 """How a cell a spreadsheet would run as a formula starts (OWASP, CSV injection)."""
@@ -79,6 +83,8 @@ def overview(data: dict[str, Any]) -> None:
     first = ("sequence", "version") if data["by"] == "version" else ("sequence",)
     out.print(table(data["sequences"], first, SEQUENCE_COLUMNS, "Sequences"))
     funnels(data["funnels"])
+    if data.get("appointments"):
+        out.print(table(data["appointments"], ("sequence",), APPOINTMENT_COLUMNS, "Appointments"))
     if "channels" in data:
         channels(data["channels"], by_day=data["by"] == "day")
 
@@ -241,7 +247,14 @@ def as_text(value: Any) -> Any:
 
 
 def main_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The table `--csv` writes: steps of a sequence, versions, channel days, or the sequences."""
+    """The table `--csv` writes: steps of a sequence, versions, variants, channel days, or the
+    sequences."""
+    if data["by"] == "variant":
+        return [
+            {"step": found["step"], "control": found["control"]} | variant
+            for found in data["experiments"]
+            for variant in found["variants"]
+        ]
     if "steps" in data:
         return data["steps"] if data["by"] != "version" else data["versions"]
     if data["by"] == "day":

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from nurture.rules.booking import Booking
 from nurture.rules.caps import Caps
 from nurture.rules.engagement import Scoring
 
@@ -49,5 +50,10 @@ class EngineConfig:
     """Tracked links (None: `link()` renders the address itself, nothing is rewritten)."""
     scoring: Scoring = field(default_factory=Scoring)
     """How engagement events add up to the score conditions test."""
+    booking: Booking | None = None
+    """The coach's availability and booking links (schedule_appointment's auto and offer)."""
+    calendars: Any = None
+    """nurture.engine.calendars.Calendars: the coach's busy times; invitations and calendar
+    writes after each drain."""
     caps: Caps = field(default_factory=Caps)
     """Frequency caps per lead ([caps]); empty: none, and no cap check runs."""

@@ -78,9 +78,17 @@ def check_conditions(
         if wanted is not None:
             checks.append(_any_of(name, wanted, actual))
     if isinstance(conditions, StepConditions):
-        checks += _step_checks(conditions, lead)
+        checks += _step_checks(conditions, lead)  # a step's `appointment`: the engine checks it
         if conditions.engagement():
             checks += engagement_checks(conditions, engagement or Engagement())
+    elif conditions.appointment is not None:
+        wanted = (
+            [conditions.appointment]
+            if isinstance(conditions.appointment, str)
+            else conditions.appointment
+        )
+        outcome = getattr(lead, "appointment_outcome", None)  # set only as a call ends
+        checks.append(_any_of("appointment", list(wanted), outcome))
     return checks
 
 

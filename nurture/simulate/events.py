@@ -3,7 +3,8 @@
 `+2d convert`, `+3d status=Contacted`, `+1d score=80` (or `score=+10`), `+1d tag=replied`,
 `+1d opt-out=sms`, `+1d inbound` or `+1d reply` (ends a `stop_on_reply` sequence, wakes a
 `wait_for: {event: reply}`), `+1d click=welcome` (a click on the message of step welcome; also
-open, delivered, read, bounce); and `+4h fail=send_email`
+open, delivered, read, bounce), `+5d attended`, `no-show` or `cancel` (what became of the lead's
+booked call); and `+4h fail=send_email`
 (also a step id, and `*N` for the next N attempts only), which makes the channel fail those
 sends: retries, then the sequence's failure policy.
 """
@@ -22,7 +23,7 @@ from nurture.leads.engagement import Happened
 from nurture.leads.enrollment import stopped_text
 from nurture.leads.records import LeadInput, LeadRules, clean, convert, set_values
 from nurture.spec.actions import MESSAGE_ACTIONS
-from nurture.spec.events import ENGAGEMENT_EVENTS, Event, parse_event
+from nurture.spec.events import APPOINTMENT_EVENTS, ENGAGEMENT_EVENTS, Event, parse_event
 from nurture.spec.models import SequenceSpec
 from nurture.store.tables import Execution, Lead
 
@@ -94,6 +95,8 @@ def happen(
         return f"lead converted ({lead.status}); {_stopped(stopped)}"
     if kind in ENGAGEMENT_EVENTS:
         return engaged(session, lead, happening)
+    if kind in APPOINTMENT_EVENTS:
+        return _call_ended(session, lead, APPOINTMENT_EVENTS[kind], now, rules)
     if kind in ("inbound", "reply"):
         stopped = inbound(session, lead, now).stopped
         return "the lead wrote in" + (
@@ -122,6 +125,16 @@ def engaged(session: Session, lead: Lead, happening: Happening) -> str:
     happened = Happened(lead.id, kind, happening.at, f"{kind}:{sent.id}", sent, links[0])
     new = engagement.record(session.connection(), happened)
     return f"{kind} the message of {step_id}" + ("" if new else " (again: counted once)")
+
+
+def _call_ended(session: Session, lead: Lead, outcome: str, now: datetime, rules: LeadRules) -> str:
+    """Record the outcome of the lead's latest booked (or offered) call, as the CLI does."""
+    from nurture.engine import appointments
+
+    found = appointments.latest_open(session, lead.id)
+    if found is None:
+        raise InvalidEvent(f"{outcome.replace('_', ' ')}: the lead has no booked call by then")
+    return appointments.record(session, found, outcome, now, rules).said()
 
 
 def _values(lead: Lead, kind: str, value: str, rules: LeadRules) -> dict:

@@ -1,5 +1,6 @@
 """Events in a dry run: `+2d convert`, `+3d status=Contacted`, `+4h fail=send_email`, `+1d opt-out=sms`,
-and engagement: `+1d click=welcome`, `+2h open=welcome`, `+1h delivered=hello`, `+1h read=hello`,
+`+5d attended` (or `no-show`, `cancel`: what became of the lead's booked call), and engagement:
+`+1d click=welcome`, `+2h open=welcome`, `+1h delivered=hello`, `+1h read=hello`,
 `+1d bounce=welcome` (the message of that step), `+1d reply`."""
 
 import re
@@ -28,10 +29,15 @@ EVENT_KINDS = (
     "delivered",
     "read",
     "bounce",
+    "attended",
+    "no-show",
+    "cancel",
 )
 ENGAGEMENT_EVENTS = {"click": "clicked", "open": "opened", "delivered": "delivered"}
 ENGAGEMENT_EVENTS |= {"read": "read", "bounce": "bounced"}
 """Dry-run events on a step's message, and the engagement event each records."""
+APPOINTMENT_EVENTS = {"attended": "attended", "no-show": "no_show", "cancel": "cancelled"}
+"""The events that end the lead's booked call, and the outcome each records."""
 CHANNELS = ("sms", "whatsapp", "email", "all")
 _EVENT = re.compile(
     r"^\s*\+?\s*(?P<after>(?:\d+\s*[wdhms]\s*)+)\s+(?P<kind>[a-z-]+)(?:=(?P<value>.+))?$", re.I
@@ -61,7 +67,7 @@ def parse_event(text: str) -> Event:
 
 
 def _check_value(kind: str, value: str | None) -> None:
-    if kind in ("convert", "inbound", "reply"):
+    if kind in ("convert", "inbound", "reply", *APPOINTMENT_EVENTS):
         if value:
             raise ValueError(f"event {kind!r} takes no value")
         return

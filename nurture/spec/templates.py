@@ -35,6 +35,7 @@ COACH_KEYS = frozenset({"name", "business", "email", "phone", "website", "bookin
 NAMED_KEYS = frozenset({"name", "slug", "id"})
 TOP_LEVEL = frozenset(
     {"lead", "coach", "funnel", "sequence", "step", "unsubscribe_url", "now", "link"}
+    | {"booking_link", "appointment"}
 )
 URL = re.compile(r"^https?://[^\s/?#<>\"']+[^\s<>\"']*$", re.I)
 """A web address a tracked link may lead to: http or https, a host, no spaces or quotes."""

@@ -4,6 +4,7 @@ channel and reason, one sequence's steps and versions; pushed again as they chan
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -44,8 +45,11 @@ def _figures(ctx: WebContext, since: str | None, sequence: str | None) -> dict[s
         }
         if sequence:
             one = gather(session, StatsRequest(window, sequence, by="version"))
+            tested = StatsRequest(window, sequence, by="variant")
+            tested = replace(tested, min_sample=ctx.settings.experiments.min_sample)
             data["detail"] = one | {
-                "steps": gather(session, StatsRequest(window, sequence))["steps"]
+                "steps": gather(session, StatsRequest(window, sequence))["steps"],
+                "experiments": gather(session, tested)["experiments"],
             }
     most = max((row["converted"] for row in data["conversions"]), default=0)
     return data | {"most_conversions": most}

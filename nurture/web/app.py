@@ -15,7 +15,7 @@ from nurture.store.db import Store
 from nurture.web import account, docs
 from nurture.web.pages import WebContext
 
-PAGES = ("sequences", "funnels", "analytics", "leads", "inbox", "activity")
+PAGES = ("sequences", "builder", "funnels", "analytics", "leads", "inbox", "activity")
 
 
 def install(app: FastAPI, settings: Settings, project: Project, store: Store) -> None:

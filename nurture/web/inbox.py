@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Path, Request, Response
 
+from nurture.engine.appointments import listed
 from nurture.insights.outbox import OutboxFilter, recent
-from nurture.leads.tasks import finish_task, list_appointments, list_notifications, list_tasks
+from nurture.leads.tasks import finish_task, list_notifications, list_tasks
 from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, record, render
 
 router = page_router()
@@ -25,7 +26,7 @@ def _page(request: Request, ctx: WebContext, message: str | None = None) -> Resp
     now = datetime.now(UTC)
     with ctx.store.session() as session:
         tasks = list_tasks(session)[:SHOWN]
-        appointments = [a for a in list_appointments(session) if a["starts_at"] >= now][:SHOWN]
+        appointments = listed(session, upcoming_from=now)[:SHOWN]  # booked, still to come
         notifications = list_notifications(session)[:SHOWN]
         messages = recent(session, OutboxFilter(), limit=SHOWN)
     template = "_tasks.html" if request.headers.get("HX-Request") else "inbox.html"

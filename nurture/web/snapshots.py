@@ -32,6 +32,7 @@ class Snapshots:
     def __init__(self, min_age: float = 2.0) -> None:
         self.min_age = min_age
         self.entries: dict[Hashable, _Entry] = {}
+        self.turns: dict[Hashable, threading.Lock] = {}
         self.lock = threading.Lock()
 
     def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
@@ -43,10 +44,19 @@ class Snapshots:
             if stale and entry is not None:
                 entry.refreshing = True
         if entry is None:
-            return self._compute(key, compute)
+            return self._first(key, compute)
         if stale:
             threading.Thread(target=self._refresh, args=(key, compute), daemon=True).start()
         return entry.value
+
+    def _first(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """Computed once however many ask at the same time: the others wait for it."""
+        with self.lock:
+            turn = self.turns.setdefault(key, threading.Lock())
+        with turn:
+            with self.lock:
+                entry = self.entries.get(key)
+            return entry.value if entry is not None else self._compute(key, compute)
 
     def _stale(self, entry: _Entry) -> bool:
         return time.monotonic() - entry.at > max(self.min_age, STRETCH * entry.took)
