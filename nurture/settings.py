@@ -46,6 +46,29 @@ class CoachSettings(BaseModel):
     booking_url: str = ""
 
 
+IdentityKind = Literal["external_id", "email", "phone"]
+
+
+def _distinct(kinds: list[IdentityKind]) -> list[IdentityKind]:
+    if len(set(kinds)) != len(kinds):
+        raise ValueError("name each of external_id, email, phone at most once")
+    return kinds
+
+
+class LeadsSettings(BaseModel):
+    """How leads are told apart: `[leads]` in nurture.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity: Annotated[list[IdentityKind], AfterValidator(_distinct)] = Field(
+        default_factory=lambda: list(get_args(IdentityKind)),
+        min_length=1,
+        description="The keys that make a lead arriving one already stored (any of them "
+        "matches), in order: when two name different leads, the first wins and the other "
+        "is reported, never merged.",
+    )
+
+
 class ApiSettings(BaseModel):
     """`nurture serve`: the HTTP API."""
 
@@ -106,6 +129,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Lint rules `nurture validate` does not report."
     )
     coach: CoachSettings = Field(default_factory=CoachSettings)
+    leads: LeadsSettings = Field(default_factory=LeadsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     email: SmtpConfig | None = None
     twilio: TwilioConfig | None = None

@@ -152,12 +152,24 @@ class LeadOut(Answer):
     created_at: datetime
     updated_at: datetime
     converted_at: datetime | None
+    keys: list[str] = Field(
+        description="Every external id, email and phone the lead is known by (kind:value)."
+    )
     enrollments: list[EnrollmentOut]
 
 
 class FirstStep(Answer):
     step_id: str
     due_at: datetime
+
+
+class ClashOut(Answer):
+    """A key of the lead that another lead holds: left out of it, not merged."""
+
+    kind: str = Field(description="external_id, email or phone.")
+    value: str
+    lead_id: int = Field(description="The lead that holds it.")
+    name: str
 
 
 class Ingested(Answer):
@@ -169,6 +181,11 @@ class Ingested(Answer):
     sequence: str | None = Field(description="The sequence it was enrolled in; null: none.")
     reason: str = Field(description="Why this sequence won, or why none did.")
     first_step: FirstStep | None
+    clashes: list[ClashOut] = Field(
+        default_factory=list,
+        description="Its email, phone or external id that other leads hold: left out, never "
+        "merged (`nurture leads merge`, if they are one person).",
+    )
 
 
 class LeadEvent(SpecModel):

@@ -11,7 +11,15 @@ from nurture.store.tables.actions import Appointment, Notification, Task
 from nurture.store.tables.base import Stored, UTCDateTime, utc_column
 from nurture.store.tables.channels import ChannelSlot, OutboxMessage, ProviderCallback
 from nurture.store.tables.engine import Enrollment, Execution, Worker
-from nurture.store.tables.leads import ConsentEvent, Lead, MatchCandidates, MatchDecision
+from nurture.store.tables.leads import (
+    ConsentEvent,
+    InboundMessage,
+    Lead,
+    LeadKey,
+    LeadMerge,
+    MatchCandidates,
+    MatchDecision,
+)
 from nurture.store.tables.project import Funnel, FunnelAssignment, Sequence, SequenceVersion, Step
 
 __all__ = [
@@ -24,8 +32,11 @@ __all__ = [
     "Execution",
     "Funnel",
     "FunnelAssignment",
+    "InboundMessage",
     "IngestKey",
     "Lead",
+    "LeadKey",
+    "LeadMerge",
     "MatchCandidates",
     "MatchDecision",
     "Notification",
