@@ -18,7 +18,7 @@ from nurture.channels.config import (
 from nurture.errors import ConfigError, ProjectNotFound
 from nurture.spec.diagnostics import did_you_mean, error_message
 from nurture.spec.lint import LintRule
-from nurture.spec.window import TimeZoneName
+from nurture.spec.window import SendWindow, TimeZoneName
 
 PROJECT_FILE = "nurture.toml"
 
@@ -44,6 +44,12 @@ class CoachSettings(BaseModel):
     phone: str = ""
     website: str = ""
     booking_url: str = ""
+    working_hours: SendWindow | None = Field(
+        None,
+        description="When the coach hears of replies and non-urgent send_notification steps "
+        "(days, start, end, timezone: the project's when not given, holidays); outside them "
+        "notifications wait in the store for the next working moment. Unset: at once.",
+    )
 
 
 IdentityKind = Literal["external_id", "email", "phone"]
@@ -169,6 +175,13 @@ class Settings(BaseSettings):
     @property
     def sequences_path(self) -> Path:
         return self.project_dir / self.sequences_dir
+
+    @property
+    def lead_page(self) -> str | None:
+        """The dashboard's page of a lead, `{id}` to fill: under `[notifications] dashboard_url`,
+        else `[api] public_url` (None: notifications carry no link)."""
+        base = (self.notifications and self.notifications.dashboard_url) or self.api.public_url
+        return f"{base.rstrip('/')}/leads/{{id}}" if base else None
 
     @property
     def providers(self) -> Providers:

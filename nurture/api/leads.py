@@ -132,6 +132,13 @@ class EnrollmentOut(Answer):
     exit_reason: str | None
 
 
+class ReplyOut(Answer):
+    received_at: datetime
+    channel: str
+    text: str | None = Field(description="What the lead wrote.")
+    stopped: list[str] = Field(description="The sequences this reply stopped (stop_on_reply).")
+
+
 class LeadOut(Answer):
     id: int
     external_id: str | None
@@ -155,6 +162,7 @@ class LeadOut(Answer):
     keys: list[str] = Field(
         description="Every external id, email and phone the lead is known by (kind:value)."
     )
+    replies: list[ReplyOut] = Field(description="What the lead wrote to us, oldest first.")
     enrollments: list[EnrollmentOut]
 
 

@@ -417,12 +417,14 @@ def show(lead: LEAD, json: JSON = False) -> None:
     if json:
         print_json(data)
         return
-    skip = {"enrollments", "executions", "first_name", "next"}
+    skip = {"enrollments", "executions", "first_name", "next", "replies"}
     for key, value in data.items():
         if key not in skip and value not in (None, [], {}):
             out.print(escape(f"{key:>13}: {_cell(value)}"))
     _table("enrollments", data["enrollments"], ENROLLMENT_COLUMNS)
     _table("executions", data["executions"], EXECUTION_COLUMNS)
+    if data["replies"]:
+        _table("replies", data["replies"], ("received_at", "channel", "text", "stopped"))
     upcoming = data["next"]
     if upcoming:
         step, sequence, at = upcoming["step_id"], upcoming["sequence"], upcoming["next_run_at"]

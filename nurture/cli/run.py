@@ -13,10 +13,11 @@ from nurture.channels.config import Providers
 from nurture.channels.ratelimit import batch_within
 from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
-from nurture.engine import dispatch
+from nurture.engine import dispatch, notes
 from nurture.engine.daemon import Daemon, DaemonOptions
 from nurture.engine.delivery.sends import Loop
 from nurture.engine.dispatch import EngineConfig
+from nurture.engine.notes import NoteOptions
 from nurture.errors import ConfigError
 from nurture.spec.times import check_time
 from nurture.store.db import Store
@@ -33,6 +34,7 @@ class RunOptions:
     channel: str = "outbox"
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(worker=f"once-{os.getpid()}"))
     providers: Providers | None = None
+    notes: NoteOptions = field(default_factory=NoteOptions)
 
     def engine_for(self, lease: timedelta) -> EngineConfig:
         """The engine's config with its lease, and a batch whose sends fit it at the providers'
@@ -52,7 +54,9 @@ def run_once(
     dispatch.rescue_leases(store, now)
     try:
         dispatch.settle_unknown(store, now, engine, channels, now, report, once=False)
-        return dispatch.drain(store, now, engine, channels, report)
+        ran = dispatch.drain(store, now, engine, channels, report)
+        notes.deliver_waiting(store, now, channels["notification"], options.notes)
+        return ran
     finally:
         Loop.close(channels)
         dispatch.release(store, engine.worker)
@@ -86,7 +90,8 @@ def options_from_settings(
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
     )
-    return RunOptions(channel or settings.channel, engine, settings.providers)
+    notifying = NoteOptions.from_settings(settings)
+    return RunOptions(channel or settings.channel, engine, settings.providers, notifying)
 
 
 def run(
@@ -150,7 +155,9 @@ def run(
             return
         engine = options.engine_for(timedelta(seconds=lease))
         log_format = "json" if json else log_format
-        daemon_options = DaemonOptions(engine, poll=poll, log_format=log_format)
+        daemon_options = DaemonOptions(
+            engine, poll=poll, log_format=log_format, notes=options.notes
+        )
         channels = channels_for(options.channel, store, options.providers)
         Daemon(store, channels, daemon_options, _clock, _log).run()
 

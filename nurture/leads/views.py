@@ -6,6 +6,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from nurture.leads.lookup import find_funnel
+from nurture.leads.replies import replies_of
 from nurture.store import keys as store_keys
 from nurture.store.tables import Enrollment, Execution, Funnel, Lead, Sequence
 
@@ -62,6 +63,7 @@ def lead_details(session: Session, lead: Lead) -> dict[str, Any]:
     keys = store_keys.of_lead(session.connection(), lead.id)
     return lead_dict(lead, funnel_names(session)) | {
         "keys": [f"{kind}:{value}" for kind, value in keys],
+        "replies": replies_of(session, lead.id),
         "enrollments": shown,
         "executions": [_execution_dict(x, names) for x in executions],
         "next": upcoming and {k: upcoming[k] for k in ("sequence", "step_id", "next_run_at")},
