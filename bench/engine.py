@@ -12,6 +12,9 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
   fraction of it: in steps/s, and by CPU per step (the ceiling's over the engine's, Postgres
   backends included: what a shared machine distorts least); --pairs alternates the two that
   many times (medians).
+- caps: the throughput case with [caps] configured (messages 2/day and 5/week, sms 1/day,
+  min_gap 4h: every step's lead counted in its cap ledger row) beside the same case without,
+  alternating --pairs times in the same run (medians); the ratio is what the caps cost.
 - lag: one daemon running while enrollments fall due at a steady --rate per second for
   --seconds; lag = execution time (the claim of its batch) minus due time, p50/p99/max.
 - scale: steps/s of --scale-due due steps in a store of that many enrollments, then in a store
@@ -67,6 +70,8 @@ TWO_SEQUENCES = {
     "warm.yaml": TEXT.format(name="Warm welcome", temperatures="Warm, Hot"),
     "cold.yaml": TEXT.format(name="Cold welcome", temperatures="Cold"),
 }
+CAPS = '[caps]\nmessages = "2/day, 5/week"\nsms = "1/day"\nmin_gap = "4h"\n'
+"""The caps case's settings: one message a lead, so each is counted and none is deferred."""
 IDLE = (
     "SELECT 1 FROM enrollment WHERE status = 'active' AND next_run_at <= :until LIMIT 1",
     "SELECT 1 FROM enrollment WHERE status = 'running' AND lease_expires_at >= :since LIMIT 1",
@@ -103,11 +108,14 @@ PROJECTS: list[Path] = []
 """The temp projects made so far, removed when the run ends (main), failed or not."""
 
 
-def project_with(url: str, sequences: dict[str, str], env: dict[str, str] | None = None) -> Path:
-    """A temp project folder with these sequence files, applied to the store (by `env`'s code)."""
+def project_with(
+    url: str, sequences: dict[str, str], env: dict[str, str] | None = None, settings: str = ""
+) -> Path:
+    """A temp project folder with these sequence files (and nurture.toml `settings`), applied to
+    the store (by `env`'s code)."""
     project = Path(tempfile.mkdtemp(prefix="nurture-bench-project-"))
     PROJECTS.append(project)
-    (project / "nurture.toml").write_text("")
+    (project / "nurture.toml").write_text(settings)
     (project / "sequences").mkdir()
     for name, body in sequences.items():
         (project / "sequences" / name).write_text(body)
@@ -228,10 +236,13 @@ def executions(store: Store) -> list[tuple[datetime, datetime]]:
 # Cases
 
 
-def throughput(url: str, due: int, daemons: int, later: int = 0, rounds: int = 1) -> dict:
-    """`due` steps due now (and `later` enrollments due next week) run by `daemons` daemons;
-    with several rounds the same steps are made due again, and the best round counts."""
-    project = project_with(url, ONE_SEQUENCE)
+def throughput(
+    url: str, due: int, daemons: int, later: int = 0, rounds: int = 1, settings: str = ""
+) -> dict:
+    """`due` steps due now (and `later` enrollments due next week) run by `daemons` daemons
+    (with nurture.toml `settings`); with several rounds the same steps are made due again, and
+    the best round counts."""
+    project = project_with(url, ONE_SEQUENCE, settings=settings)
     best: dict = {}
     with open_store(url) as store:
         now = datetime.now(UTC)
@@ -428,6 +439,9 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
         if "throughput" in args.cases:
             for daemons in daemon_counts:
                 yield from against_ceiling(kind, args.postgres, n, daemons, args.pairs)
+        if "caps" in args.cases:
+            for daemons in daemon_counts:
+                yield with_and_without_caps(kind, args.postgres, n, daemons, args.pairs)
         if "lag" in args.cases:
             with fresh_store(kind, args.postgres) as url:
                 got = lag(url, args.rate, args.seconds, args.warmup)
@@ -485,6 +499,26 @@ def against_ceiling(kind: str, server: str | None, n: int, daemons: int, pairs: 
     yield row("ceiling", name, count, n, result, None)
 
 
+def with_and_without_caps(kind: str, server: str | None, n: int, daemons: int, pairs: int):
+    """The throughput case without caps and with CAPS, alternating `pairs` times; medians."""
+    plain, capped = [], []
+    for _ in range(pairs):
+        with fresh_store(kind, server) as url:
+            plain.append(throughput(url, n, daemons))
+        with fresh_store(kind, server) as url:
+            capped.append(throughput(url, n, daemons, settings=CAPS))
+    without, got = median_of(plain), median_of(capped)
+    ratio = got["steps_per_s"] / without["steps_per_s"]
+    of = f", median of {pairs}" if pairs > 1 else ""
+    result = (
+        f"{got['steps_per_s']:,.0f} steps/s with [caps] vs {without['steps_per_s']:,.0f} "
+        f"without = {ratio:.0%}{of} ({cpu_per_step(got, n)} vs "
+        f"{cpu_per_step(without, n).removeprefix('CPU/step: ')}; load {load_average()})"
+    )
+    name = {"sqlite": "SQLite", "postgres": "Postgres"}[kind]
+    return row("caps", name, str(daemons), n, result, got["peak_rss_mb"])
+
+
 def median_of(results: list[dict]) -> dict:
     """The result of median steps/s."""
     return sorted(results, key=lambda got: got["steps_per_s"])[len(results) // 2]
@@ -510,7 +544,9 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("NURTURE_TEST_DATABASE_URL"))
     parser.add_argument("--daemons", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--pairs", type=int, default=1, help="throughput: engine/ceiling rounds")
-    parser.add_argument("--cases", nargs="+", default=["throughput", "lag", "scale", "import"])
+    parser.add_argument(
+        "--cases", nargs="+", default=["throughput", "caps", "lag", "scale", "import"]
+    )
     parser.add_argument("--rate", type=int, default=1000, help="lag: steps falling due a second")
     parser.add_argument("--seconds", type=int, default=30, help="lag: for how long")
     parser.add_argument("--warmup", type=float, default=5, help="lag: s before the first is due")

@@ -1,5 +1,6 @@
 """Settings: CLI flag > NURTURE_* environment (nested with __) > .env > nurture.toml > defaults."""
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -16,8 +17,10 @@ from nurture.channels.config import (
     UnsubscribeConfig,
 )
 from nurture.errors import ConfigError, ProjectNotFound
+from nurture.rules.caps import Caps, parse_caps
 from nurture.spec.diagnostics import did_you_mean, error_message
-from nurture.spec.lint import LintRule
+from nurture.spec.durations import parse_duration
+from nurture.spec.lint_rules import LintRule
 from nurture.spec.window import SendWindow, TimeZoneName
 
 PROJECT_FILE = "nurture.toml"
@@ -99,6 +102,53 @@ class ApiSettings(BaseModel):
         return f"{self.public_url.rstrip('/')}/u/{{token}}" if self.public_url else None
 
 
+def _caps(text: str | None) -> str | None:
+    if text is not None:
+        parse_caps(text)
+    return text
+
+
+def _gap(text: str | None) -> str | None:
+    if text is not None:
+        parse_duration(text)
+    return text
+
+
+CapText = Annotated[str | None, AfterValidator(_caps)]
+
+
+class CapsSettings(BaseModel):
+    """[caps]: how many messages a lead gets, across all sequences (rolling windows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    messages: CapText = Field(
+        None, description="Every message (SMS, WhatsApp, email), e.g. '2/day, 5/week'."
+    )
+    sms: CapText = Field(None, description="SMS messages, e.g. '1/day'.")
+    whatsapp: CapText = Field(None, description="WhatsApp messages, e.g. '1/day'.")
+    email: CapText = Field(None, description="Emails, e.g. '3/week'.")
+    min_gap: Annotated[str | None, AfterValidator(_gap)] = Field(
+        None, description="The quiet time after any message before the next, e.g. '4h'."
+    )
+
+    def rules(self) -> Caps:
+        """The caps the engine keeps (empty: none, and the cap check costs nothing)."""
+        return Caps.of(
+            self.messages, self.min_gap, sms=self.sms, whatsapp=self.whatsapp, email=self.email
+        )
+
+
+class ExperimentSettings(BaseModel):
+    """`[experiments]`: how `nurture stats --by variant` judges an A/B test."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_sample: int = Field(
+        100, ge=1, description="Leads each variant needs before a winner may be named."
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="NURTURE_", env_nested_delimiter="__", extra="ignore", hide_input_in_errors=True
@@ -137,11 +187,13 @@ class Settings(BaseSettings):
     coach: CoachSettings = Field(default_factory=CoachSettings)
     leads: LeadsSettings = Field(default_factory=LeadsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
     email: SmtpConfig | None = None
     twilio: TwilioConfig | None = None
     notifications: NotificationsConfig | None = None
     unsubscribe: UnsubscribeConfig = Field(default_factory=UnsubscribeConfig)
     rate_limits: RateLimits = Field(default_factory=dict)
+    caps: CapsSettings = Field(default_factory=CapsSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -164,6 +216,13 @@ class Settings(BaseSettings):
         ):
             return prefix + str((self.project_dir / url[len(prefix) :]).resolve())
         return url
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite store's file; None for Postgres and in-memory SQLite (read without
+        SQLAlchemy, so a read can tell a store not made yet before importing it)."""
+        found = re.match(r"sqlite(\+\w+)?:///([^?]+)", self.database)
+        return None if found is None or found[2] == ":memory:" else Path(found[2])
 
     @property
     def migrates(self) -> bool:

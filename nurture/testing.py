@@ -71,7 +71,8 @@ def load_project(source: Source = ".") -> Project:
 def _project(files: list[SequenceFile], root: Path, settings: Settings | None) -> Project:
     if settings is None:
         return Project(files, root, LeadRules(), CoachSettings().model_dump())
-    return Project(files, root, LeadRules.from_settings(settings), settings.coach.model_dump())
+    rules, coach = LeadRules.from_settings(settings), settings.coach.model_dump()
+    return Project(files, root, rules, coach, caps=settings.caps.rules())
 
 
 def _enclosing_settings(path: Path) -> Settings | None:

@@ -1,5 +1,5 @@
 """What a newcomer tripped over in the CLI: piped tables, did-you-mean, a task done twice, a
-score of 0, names with brackets, `run --once --now` in the help."""
+score of 0, names with brackets or emoji codes, `run --once --now` in the help."""
 
 import json
 
@@ -95,3 +95,27 @@ def test_run_help_documents_once_and_now_with_an_example():
     shown = " ".join(boxed.translate(str.maketrans("│╭╮╰╯─", "      ")).split())
     assert "--now" in shown and "With --once: run as if it" in shown
     assert "nurture run --once --now 2026-12-08T09:00:00Z" in shown
+
+
+def test_an_error_at_line_100_reads_as_a_line_number_not_an_emoji(run, project):
+    (project / "sequences" / "long.yaml").write_text("#\n" * 99 + "name: Long\nstepz: []\n")
+    result = run("plan")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: sequences/long.yaml:100:1: missing required field 'steps'\n"
+        "error: sequences/long.yaml:101:1: unknown key 'stepz' (did you mean 'steps'?)\n"
+    )
+
+
+def test_a_lead_named_with_an_emoji_code_is_printed_as_written(nurture_cli):
+    nurture_cli("leads", "add", "--funnel", "referral-partners", "--name", "Bo :fire: Diaz")
+    assert "Bo :fire: Diaz" in nurture_cli("leads", "list").stdout
+    assert nurture_cli("leads", "update", "1", "--score", "3").stderr == (
+        "Updated lead 1 Bo :fire: Diaz.\n"
+    )
+
+
+def test_completion_is_offered_once_by_nurture_not_by_each_command():
+    assert "--install-completion" in nurture.invoke(["--help"]).stdout
+    for command in (["run"], ["validate"], ["leads", "add"], ["db", "upgrade"]):
+        assert "--install-completion" not in nurture.invoke([*command, "--help"]).stdout, command

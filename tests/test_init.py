@@ -84,3 +84,14 @@ def test_the_quick_start_creates_the_project_outside_the_clone(page: str):
     text = (ROOT / page).read_text()
     [command] = re.findall(r"^nurture init (\S+) && cd (\S+)", text, re.M)
     assert command[0] == command[1] and command[0].startswith(("../", "~/", "/"))
+
+
+def test_init_inside_nurtures_own_clone_is_refused_and_writes_nothing(run, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the quick start's first command, run where `make install` ran
+    result = run("init", "my-nurture")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: my-nurture is inside nurture's own source tree ({ROOT}); create the project "
+        f"outside it, e.g. `nurture init {ROOT.parent / 'my-nurture'}`\n"
+    )
+    assert not (ROOT / "my-nurture").exists()

@@ -1,6 +1,7 @@
 """Reads never write: a read leaves the store as it found it (or leaves it unmade); writes migrate
 only where auto_migrate is on; `db upgrade --sql` prints the DDL and runs none of it."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,12 @@ READS = [
     ["appointments", "list"],
     ["notifications", "list"],
     ["tokens", "list"],
+    ["outbox", "list"],
+    ["report", "--html", os.devnull],
+    ["enrollments", "settle", "--as", "stop"],  # without --yes and a terminal: the plan only
 ]
+STORELESS = [["validate"], ["test"], ["config", "show"], ["schema"], ["channels", "check"]]
+"""Reads that never open the store: a store behind the code does not stop them."""
 PREVIOUS = migrate.revisions()[-2]
 
 
@@ -72,6 +78,23 @@ def test_a_read_on_a_store_behind_says_to_upgrade_and_changes_nothing(run, behin
     assert schema(behind) == before
 
 
+def test_db_current_on_a_store_behind_says_so_and_changes_nothing(run, behind):
+    before = schema(behind)
+    result = run("--database-url", behind, "db", "current")
+    assert result.exit_code == 0, result.output
+    assert f"current: {PREVIOUS}" in result.stdout
+    assert f"head:    {migrate.head()} (behind: run `nurture db upgrade`)" in result.stdout
+    assert schema(behind) == before
+
+
+@pytest.mark.parametrize("command", STORELESS, ids=" ".join)
+def test_a_read_without_the_store_works_beside_a_store_behind_and_leaves_it(run, behind, command):
+    before = schema(behind)
+    result = run("--database-url", behind, *command)
+    assert result.exit_code == 0, result.output
+    assert schema(behind) == before
+
+
 def test_plan_on_a_fresh_project_shows_the_plan_and_makes_no_store(run, project: Path):
     write(project, "welcome.yaml", sequence("Welcome", step("Hi")))
     result = run("plan")
@@ -94,7 +117,7 @@ def test_upgrade_sql_prints_the_ddl_and_changes_nothing(run, behind):
     before = schema(behind)
     result = run("--database-url", behind, "db", "upgrade", "--sql")
     assert result.exit_code == 0, result.output
-    assert "CREATE TABLE lead_key" in result.stdout  # 0013, the newest
+    assert "CREATE TABLE lead_key" in result.stdout  # 0013, the newest (after 0016)
     assert f"version_num='{migrate.head()}'" in result.stdout
     assert "CREATE TABLE lead (" not in result.stdout  # from the store's revision on
     assert schema(behind) == before

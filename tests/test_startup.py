@@ -14,6 +14,7 @@ import typer.main
 
 import nurture
 from nurture.cli.app import COMMANDS, app
+from nurture.spec import window
 from nurture.spec.window import HOLIDAY_COUNTRIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,16 +58,21 @@ def five(project: Path) -> Path:
         ["--version"],
         ["--help"],
         ["validate"],
-        ["validate", "--help"],
-        ["plan", "--help"],
-        ["leads", "--help"],
+        *([name, "--help"] for name in COMMANDS),
         ["leads", "add", "--help"],
-        ["db", "--help"],
+        ["sequences", "show", "--help"],
+        ["enrollments", "settle", "--help"],
+        ["db", "upgrade", "--help"],
     ],
     ids=" ".join,
 )
 def test_help_the_version_and_validate_import_no_heavy_library(five: Path, args: list[str]):
     assert sorted(set(HEAVY) & imported(*args, cwd=five)) == []
+
+
+def test_plan_of_a_project_without_a_store_yet_imports_no_store_library(five: Path):
+    assert sorted(set(HEAVY) & imported("plan", cwd=five)) == []
+    assert not (five / "nurture.db").exists()
 
 
 def test_the_listing_shows_each_command_as_its_own_help_does():
@@ -101,6 +107,7 @@ def test_the_saved_holiday_countries_are_the_installed_calendars():
     saved = json.loads(HOLIDAY_COUNTRIES.read_text(encoding="utf-8"))
     current = "run `python scripts/holiday_countries.py` after a holidays upgrade"
     assert saved["holidays"] == version("holidays"), current
+    assert window._holidays_version() == version("holidays")  # read from its dist-info folder
     assert saved["countries"] == holidays.list_supported_countries(), current
 
 

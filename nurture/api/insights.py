@@ -5,7 +5,7 @@ in a throwaway store in memory: nothing is sent and the project's store is not c
 """
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 from pydantic import Field, field_validator
@@ -77,8 +77,40 @@ class StepFigures(Answer):
     failure_reasons: list[Reason]
 
 
+class VariantFigures(Answer):
+    """One variant of an experiment step (the control has no difference, p-value or test)."""
+
+    variant: str
+    leads: int
+    conversions: int
+    conversion_rate: float | None
+    conversion_interval: list[float] | None = Field(description="95% Wilson interval.")
+    difference: float | None = Field(None, description="Its rate minus the control's.")
+    difference_interval: list[float] | None = Field(
+        None, description="95% interval of the difference (Newcombe's hybrid score)."
+    )
+    p_value: float | None = None
+    test: str | None = Field(None, description="two-proportion z-test or Fisher's exact test.")
+    delivery_recorded: int
+    delivered_rate: float | None
+    read_rate: float | None
+
+
+class ExperimentFigures(Answer):
+    """An experiment step's variants side by side, and what they allow one to say."""
+
+    step: str
+    control: str
+    ended: bool = Field(description="The current version has no variants on this step.")
+    variants: list[VariantFigures]
+    min_sample: int = Field(description="Leads each variant needs before a winner is named.")
+    alpha: float = Field(description="The p-value a difference must be under.")
+    verdict: str
+
+
 class StatsOut(Answer):
-    """`nurture stats SEQUENCE --json` in camelCase: outcomes, then each step's figures."""
+    """`nurture stats SEQUENCE --json` in camelCase: outcomes, then each step's figures (and
+    with `by=variant`, each experiment's)."""
 
     sequence: str
     current_version: int
@@ -86,18 +118,28 @@ class StatsOut(Answer):
     until: datetime | None
     summary: SequenceFigures
     steps: list[StepFigures]
+    experiments: list[ExperimentFigures] | None = None
 
 
 @router.get("/{id}/stats", dependencies=allows("read"), response_model=StatsOut)
 def sequence_stats(
-    ctx: Ctx, id: Ref, since: When = None, until: When = None, funnel: FunnelRef = None
+    ctx: Ctx,
+    id: Ref,
+    since: When = None,
+    until: When = None,
+    funnel: FunnelRef = None,
+    by: Annotated[
+        Literal["variant"] | None,
+        Query(description="variant: each experiment step's variants, with intervals and p-values."),
+    ] = None,
 ) -> StatsOut:
     """Enrollments by outcome, conversion, completion time; per step reached, drop-off, reasons."""
     now = datetime.now(UTC)
     window = Window.parse(since, until, now, prefix="")
+    min_sample = ctx.settings.experiments.min_sample
     with ctx.store.session() as session:
         name = stored.resolve(session, id).name
-        data = gather(session, StatsRequest(window, name, funnel))
+        data = gather(session, StatsRequest(window, name, funnel, by, min_sample))
     return StatsOut.model_validate(data | {"summary": data["summary"][0]})
 
 
@@ -188,7 +230,10 @@ def test_sequence(ctx: Ctx, id: Ref, body: Annotated[DryRunIn | None, Body()] = 
         files = stored.as_files(session, ctx.settings.project_dir)
     rules, coach = ctx.rules, ctx.settings.coach.model_dump()
     try:
-        run = dry_run(Project(files, ctx.settings.project_dir, rules, coach), body.scenario(name))
+        project = Project(
+            files, ctx.settings.project_dir, rules, coach, caps=ctx.settings.caps.rules()
+        )
+        run = dry_run(project, body.scenario(name))
     except OverflowError:  # a sequence's durations (a retry delay) are not bounded: the clock is
         raise NurtureError(PAST_THE_CALENDAR) from None
     return DryRunOut.model_validate(run.to_dict())

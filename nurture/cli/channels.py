@@ -11,7 +11,6 @@ from rich.table import Table
 from nurture.channels.redact import redact, secrets_of
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json, print_result
-from nurture.engine import providers
 from nurture.errors import NurtureError
 
 app = typer.Typer(help="Channels: check the providers, send a test message.", no_args_is_help=True)
@@ -32,6 +31,8 @@ def check(
       nurture channels check
       nurture channels check email --json
     """
+    from nurture.engine import providers
+
     configured = state.settings.providers
     secrets = secrets_of(configured)
     results = [
@@ -73,6 +74,8 @@ def send_test(
       nurture channels send-test email --to you@example.com
       nurture channels send-test sms --to +14155550123
     """
+    from nurture.engine import providers
+
     settings = state.settings
     try:
         result = providers.send_test(

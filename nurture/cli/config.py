@@ -6,7 +6,6 @@ import typer
 
 from nurture.cli.context import state
 from nurture.cli.output import print_json
-from nurture.store.connect import masked
 
 app = typer.Typer(help="Settings: show the effective configuration.", no_args_is_help=True)
 
@@ -20,6 +19,8 @@ def show(json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = Fal
       nurture config show
       nurture config show --json
     """
+    from nurture.store.connect import masked  # SQLAlchemy: not for `config --help`
+
     settings = state.settings
     data = settings.model_dump(mode="json")  # a SecretStr dumps as '**********'
     data["database_url"] = masked(settings.database)

@@ -42,6 +42,12 @@ class State:
         with self.store(write=write) as store, store.session(immediate=write) as session:
             yield session
 
+    def store_made(self) -> bool:
+        """False for a SQLite file not created yet, which a read reads as empty: a command can
+        then skip the store (and SQLAlchemy's import) altogether."""
+        path = self.settings.sqlite_file
+        return path is None or path.exists()
+
     @contextmanager
     def store(self, *, write: bool = False) -> Iterator["Store"]:
         """The project's store. A read never changes it (nurture.store.db.read_store); a write

@@ -2,9 +2,8 @@
 
 import getpass
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,10 +11,10 @@ from rich.table import Table
 
 from nurture.cli.context import state
 from nurture.cli.output import note, out, plural, print_json, print_result
-from nurture.engine import control
-from nurture.engine.delivery import settle
 from nurture.errors import Aborted
-from nurture.rules.periods import Window
+
+if TYPE_CHECKING:  # the engine loads SQLAlchemy: imported where a command runs
+    from nurture.engine.delivery import settle
 
 app = typer.Typer(
     help="Leads in sequences: list, advance, pause, resume, stop, settle.", no_args_is_help=True
@@ -44,6 +43,8 @@ def list_(
       nurture enrollments list --status active
       nurture enrollments list -s warm-lead-welcome --json
     """
+    from nurture.engine import control
+
     with state.session() as session:
         rows = control.list_enrollments(session, sequence=sequence, status=status)
     if json:
@@ -65,9 +66,12 @@ def list_(
     out.print(table)
 
 
-def _control(action: Callable, enrollment_id: int, json: bool) -> None:
+def _control(action: str, enrollment_id: int, json: bool) -> None:
+    """`control.advance` (or pause, resume, stop) on the enrollment, and what it did."""
+    from nurture.engine import control  # SQLAlchemy: not for `enrollments --help`
+
     with state.session(write=True) as session:
-        enrollment = action(session, enrollment_id, datetime.now(UTC))
+        enrollment = getattr(control, action)(session, enrollment_id, datetime.now(UTC))
         message = f"enrollment {enrollment_id}: {enrollment.status} (step {enrollment.step_id})"
         print_result(control.enrollment_row(session, enrollment), json=json, message=message)
 
@@ -80,7 +84,7 @@ def advance(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
     Examples:
       nurture enrollments advance 12
     """
-    _control(control.advance, enrollment_id, json)
+    _control("advance", enrollment_id, json)
 
 
 @app.command()
@@ -91,7 +95,7 @@ def pause(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
     Examples:
       nurture enrollments pause 12 --json
     """
-    _control(control.pause, enrollment_id, json)
+    _control("pause", enrollment_id, json)
 
 
 @app.command()
@@ -102,7 +106,7 @@ def resume(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
     Examples:
       nurture enrollments resume 12
     """
-    _control(control.resume, enrollment_id, json)
+    _control("resume", enrollment_id, json)
 
 
 @app.command()
@@ -113,7 +117,7 @@ def stop(enrollment_id: ID, json: CHANGED_JSON = False) -> None:
     Examples:
       nurture enrollments stop 12
     """
-    _control(control.stop, enrollment_id, json)
+    _control("stop", enrollment_id, json)
 
 
 @app.command("settle")
@@ -147,6 +151,9 @@ def settle_(
       nurture enrollments settle --as sent --since 1d
       nurture enrollments settle --as resend -e 12 --yes
     """
+    from nurture.engine.delivery import settle
+    from nurture.rules.periods import Window
+
     now = datetime.now(UTC)
     filters = settle.Filters(
         sequence, step, Window.parse(since, until, now), tuple(enrollment or ())
@@ -169,12 +176,14 @@ def settle_(
         _show_outcome(outcome)
 
 
-def _filtered(filters: settle.Filters) -> str:
+def _filtered(filters: "settle.Filters") -> str:
+    from nurture.rules.periods import Window
+
     chosen = filters.sequence or filters.step or filters.enrollments
     return " among those chosen" if chosen or filters.window != Window() else ""
 
 
-def _show_plan(planned: settle.Plan) -> None:
+def _show_plan(planned: "settle.Plan") -> None:
     data = planned.to_dict()
     oldest, newest = _when(data["oldest"]), _when(data["newest"])
     started = f"at {oldest}" if oldest == newest else f"between {oldest} and {newest}"
@@ -187,7 +196,7 @@ def _show_plan(planned: settle.Plan) -> None:
     out.print(f"--as {planned.decision} will {data['effect']}.")
 
 
-def _confirm(planned: settle.Plan, yes: bool) -> None:
+def _confirm(planned: "settle.Plan", yes: bool) -> None:
     if yes:
         return
     count = plural(len(planned.sends), "send")
@@ -201,7 +210,7 @@ def _terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _show_outcome(outcome: settle.Outcome) -> None:
+def _show_outcome(outcome: "settle.Outcome") -> None:
     where = ", ".join(f"{count} {status}" for status, count in sorted(outcome.statuses.items()))
     note(f"settled {plural(outcome.settled, 'send')} as {outcome.decision} ({where or 'none'})")
     if outcome.gone:

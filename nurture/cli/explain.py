@@ -8,7 +8,6 @@ from rich.markup import escape
 
 from nurture.cli.context import state
 from nurture.cli.output import out, plural, print_json
-from nurture.insights.explain import explain as explain_lead
 
 _STATES = {"next": "→", "pending": "·", "inactive": "·", "skipped": "↷", "unknown": "?"}
 _DONE = {"sent", "done"}
@@ -25,6 +24,8 @@ def explain(
       nurture explain ana@example.com
       nurture explain 3 --json
     """
+    from nurture.insights.explain import explain as explain_lead
+
     with state.session() as session:
         data = explain_lead(session, lead, state.settings.timezone)
     if json:
@@ -71,11 +72,15 @@ def _decision(decision: dict[str, Any] | None) -> None:
 
 def _enrollment(enrollment: dict[str, Any]) -> None:
     exit_reason = f" ({enrollment['exit_reason']})" if enrollment["exit_reason"] else ""
+    if enrollment["status"] == "active":  # a deferral: said under `next`
+        exit_reason = ""
     _say(f"{enrollment['sequence']} v{enrollment['version']}: {enrollment['status']}{exit_reason}")
     for step in enrollment["steps"]:
         mark = "✓" if step["state"] in _DONE else _STATES.get(step["state"], "✗")
         at = f" {_when(step['at'])}" if step["at"] else ""
         detail = f": {step['detail']}" if step.get("detail") else ""
+        if step.get("variant"):
+            detail += f" [variant {step['variant']}, {step['variant_source']}]"
         _say(f"  {mark} {step['id']:<24} {step['state']}{at}{detail}")
     waiting = enrollment["settle"]
     if waiting:

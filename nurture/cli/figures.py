@@ -9,8 +9,9 @@ from rich.bar import Bar
 from rich.markup import escape
 from rich.table import Table
 
+from nurture.cli import experiment_view
 from nurture.cli.output import out
-from nurture.insights.report import duration, percent
+from nurture.insights.units import duration, percent
 
 
 def _headers(plain: tuple[str, ...], named: dict[str, str]) -> dict[str, str]:
@@ -122,6 +123,8 @@ def one_sequence(data: dict[str, Any]) -> None:
     name = data["sequence"]
     if data["by"] == "version":
         return versions(data)
+    if data["by"] == "variant":
+        return experiment_view.show(data)
     out.print(table(data["summary"], ("sequence",), SEQUENCE_COLUMNS, name))
     out.print(table(data["steps"], ("step_id", "action_type"), STEP_COLUMNS, "Steps"))
     dropoff(data["steps"])
@@ -188,6 +191,8 @@ def versions(data: dict[str, Any]) -> None:
         label = f"{step_id} (removed)" if step_id in removed else step_id
         steps.add_row(escape(label), *(_reach(found) for found in cells))
     out.print(steps)
+    if data.get("canary"):
+        experiment_view.show_canary(data)
 
 
 def _step_versions(data: dict[str, Any]) -> set[int]:

@@ -35,7 +35,7 @@ def load(name: str, entry: Lazy) -> Any:
         group = typer.main.get_group(found)
         group.name, group.rich_help_panel = name, entry.panel
         return group
-    single = typer.Typer()
+    single = typer.Typer(add_completion=False)  # completion is the root's (`nurture --help`)
     single.command(name, rich_help_panel=entry.panel)(found)
     return typer.main.get_command(single)
 

@@ -8,7 +8,6 @@ from rich.markup import escape
 
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
-from nurture.rules.periods import parse_when
 
 app = typer.Typer(
     help="Messages the outbox channel kept (the default of `nurture run`): what would have gone.",
@@ -38,6 +37,7 @@ def list_messages(
     """
     from nurture.insights import outbox as service  # SQLAlchemy: not for `outbox --help`
     from nurture.leads.records import find_lead
+    from nurture.rules.periods import parse_when
 
     with state.session() as session:
         filters = service.OutboxFilter(

@@ -26,8 +26,9 @@ class _Console(Console):
         self._width, self._height = new_size
 
 
-out = _Console(highlight=False, soft_wrap=True)
-err = _Console(stderr=True, highlight=False, soft_wrap=True)
+# emoji=False: a `:100:` in `file.yaml:100:7` or a lead's name is text, not 💯.
+out = _Console(highlight=False, soft_wrap=True, emoji=False)
+err = _Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 def print_json(data: Any) -> None:

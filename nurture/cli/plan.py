@@ -10,10 +10,10 @@ from rich.markup import escape
 
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
-from nurture.errors import Aborted, SpecError
-from nurture.project.layout import Project
+from nurture.errors import Aborted, NurtureError, SpecError
 
 if TYPE_CHECKING:  # planning loads SQLAlchemy: imported where a command runs
+    from nurture.project.layout import Project
     from nurture.project.plan import Plan, SequenceChange
     from nurture.spec.files import SequenceFile
 
@@ -43,12 +43,16 @@ def plan(
       nurture plan --detailed-exitcode   # in CI: 2 means changes
       nurture plan --json
     """
+    from nurture.project.layout import Project
     from nurture.project.sync import plan_project
 
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
-    with state.session() as session:
-        result = plan_project(session, project, prune=prune, files=files)
+    if not state.store_made():  # no nurture.db yet: everything is to create, as terraform says
+        result = plan_project(None, project, prune=prune, files=files)
+    else:
+        with state.store() as store, store.begin() as connection:
+            result = plan_project(connection, project, prune=prune, files=files)
     show_plan(result, json=json)
     if detailed_exitcode and result.has_changes:
         raise typer.Exit(2)
@@ -58,6 +62,14 @@ def apply(
     json: JSON = False,
     prune: PRUNE = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            "--canary",
+            help="A share (10%): new versions get it of new enrollments, the others stay on "
+            "the current version; apply without it completes the rollout.",
+        ),
+    ] = None,
 ) -> None:
     """Validate every file, then make the store match them in one transaction.
 
@@ -65,25 +77,41 @@ def apply(
     Examples:
       nurture apply
       nurture apply --yes --prune
+      nurture apply --canary 10%
     """
-    from nurture.project.sync import apply_changes, plan_project
+    from nurture.project.layout import Project
+    from nurture.project.sync import apply_changes, plan_to_apply
 
+    share = _share(canary)
     project = Project.from_settings(state.settings)
     files = _files(project, json)  # invalid files: every problem reported, the store not opened
     with state.session(write=True) as session:
-        result = plan_project(session, project, prune=prune, files=files)
+        result = plan_to_apply(session, project, prune=prune, files=files)
         if not json:
             show_plan(result, json=False)
         if result.has_changes:
             _confirm(result, yes)
-            apply_changes(session, result, datetime.now(UTC))
+            apply_changes(session, result, datetime.now(UTC), share)
     if json:
         print_json(result.to_dict() | {"applied": result.has_changes})
     elif result.has_changes:
         note("Applied.")
 
 
-def _files(project: Project, json: bool) -> "list[SequenceFile]":
+def _share(text: str | None) -> float | None:
+    from nurture.project.experiments import parse_share
+
+    if text is None:
+        return None
+    try:
+        return parse_share(text)
+    except ValueError:
+        raise NurtureError(
+            f"--canary {text!r}: give a share between 0% and 100%, e.g. 10%"
+        ) from None
+
+
+def _files(project: "Project", json: bool) -> "list[SequenceFile]":
     """The valid files; with --json, invalid ones print diagnostics as `validate --json` does."""
     try:
         return project.files()
@@ -143,6 +171,10 @@ def _show_change(change: "SequenceChange") -> None:
     for step in change.steps:
         detail = f" ({', '.join(step.fields)})" if step.fields else ""
         out.print(f"      step {step.step_id}: {step.kind}{detail}")
+    for experiment in change.experiments:
+        out.print(escape(f"      {experiment.text()}"))
+    if change.canary is not None:
+        out.print(escape(f"      {change.canary.text(change.rollout)}"))
 
 
 def _changed(old: object, new: object) -> str:

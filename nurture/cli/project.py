@@ -6,11 +6,19 @@ from typing import Annotated
 import typer
 
 from nurture.cli.output import note, print_json
-from nurture.project.layout import init_project
 
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Where to create the project.")] = Path("."),
+    template: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--template",
+            "-t",
+            help="Start from this template of the library instead of the examples (repeatable; "
+            "`nurture sequences templates` lists them).",
+        ),
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the files created as JSON.")] = False,
 ) -> None:
     """Create a nurture project: nurture.toml, .gitignore, two example sequences, their schema.
@@ -18,9 +26,12 @@ def init(
     \b
     Examples:
       nurture init ../my-nurture
+      nurture init ../webinars --template webinar-follow-up
       nurture init . --json
     """
-    created = [str(directory / path) for path in init_project(directory)]
+    from nurture.project.layout import init_project
+
+    created = [str(directory / path) for path in init_project(directory, template or ())]
     if json:
         print_json({"project": str(directory), "created": created})
         return

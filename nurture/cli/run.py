@@ -4,23 +4,20 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from nurture.channels import channels_for
 from nurture.channels.config import Providers
-from nurture.channels.ratelimit import batch_within
 from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
-from nurture.engine import dispatch, notes
-from nurture.engine.daemon import Daemon, DaemonOptions
-from nurture.engine.delivery.sends import Loop
-from nurture.engine.dispatch import EngineConfig
-from nurture.engine.notes import NoteOptions
+from nurture.engine.config import EngineConfig, NoteOptions
 from nurture.errors import ConfigError
 from nurture.spec.times import check_time
-from nurture.store.db import Store
+
+if TYPE_CHECKING:  # the engine loads SQLAlchemy and APScheduler: imported where it runs
+    from nurture.engine import dispatch
+    from nurture.store.db import Store
 
 ChannelName = Literal["console", "outbox", "live"]
 LogFormat = Literal["text", "json"]
@@ -39,16 +36,22 @@ class RunOptions:
     def engine_for(self, lease: timedelta) -> EngineConfig:
         """The engine's config with its lease, and a batch whose sends fit it at the providers'
         rate limits."""
+        from nurture.channels.ratelimit import batch_within
+
         rates = self.providers.rates if self.providers else {}
         batch = batch_within(self.engine.batch, rates, lease.total_seconds())
         return replace(self.engine, batch=batch, lease=lease)
 
 
 def run_once(
-    store: Store, now: datetime, options: RunOptions, report: dispatch.Report | None = None
+    store: "Store", now: datetime, options: RunOptions, report: "dispatch.Report | None" = None
 ) -> int:
     """Rescue expired leases, settle the unknown sends a provider can tell about, then run every
     step due at `now` until none is left; how many steps ran."""
+    from nurture.channels import channels_for
+    from nurture.engine import dispatch, notes
+    from nurture.engine.delivery.sends import Loop
+
     channels = channels_for(options.channel, store, options.providers)
     engine = options.engine_for(ONCE_LEASE)
     dispatch.rescue_leases(store, now)
@@ -89,6 +92,7 @@ def options_from_settings(
         in_flight=in_flight or settings.in_flight,
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
+        caps=settings.caps.rules(),
     )
     notifying = NoteOptions.from_settings(settings)
     return RunOptions(channel or settings.channel, engine, settings.providers, notifying)
@@ -145,6 +149,10 @@ def run(
       nurture run --once --now 2026-12-08T09:00:00Z   # as if it were that time
       nurture run --channel live --log-format json
     """
+    from nurture.channels import channels_for
+    from nurture.engine import dispatch
+    from nurture.engine.daemon import Daemon, DaemonOptions
+
     options = options_from_settings(batch, in_flight, channel)
     when = parse_now(now)
     with state.store(write=True) as store:
@@ -162,17 +170,23 @@ def run(
         Daemon(store, channels, daemon_options, _clock, _log).run()
 
 
-def _ran(count: int, when: datetime, report: dispatch.Report, json: bool) -> None:
+def _ran(count: int, when: datetime, report: "dispatch.Report", json: bool) -> None:
     """What `run --once` did: the steps run, the sends settled and those left to settle."""
     if json:
         ran = {"steps": count, "at": when, "settled": report.settled, "held": report.held}
+        ran["deferred"] = report.deferred
         print_json(ran)
         return
     note(f"{plural(count, 'step')} run at {when:%Y-%m-%d %H:%M} UTC")
     _note_uncertain(report)
 
 
-def _note_uncertain(report: dispatch.Report) -> None:
+def _note_uncertain(report: "dispatch.Report") -> None:
+    if report.deferred:
+        waiting = plural(report.deferred, "step")
+        note(
+            f"{waiting} deferred by a frequency cap or an exclusive sequence: `nurture explain LEAD` says why"
+        )
     if report.settled:
         note(f"{plural(report.settled, 'uncertain send')} settled by asking the provider")
     if report.held:

@@ -1,8 +1,9 @@
-"""`nurture sequences ...`: list, show, enable, disable, toggle, delete, duplicate, assignments."""
+"""`nurture sequences ...`: list, show, enable, disable, toggle, delete, duplicate, assignments,
+templates, new."""
 
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -12,12 +13,11 @@ from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.cli.plan import show_plan
 from nurture.errors import Aborted
-from nurture.project import sequences as catalog
-from nurture.project import stored
-from nurture.project.layout import Project
-from nurture.project.plan import Plan
 from nurture.rules.matching import wanted
 from nurture.spec.conditions import StepConditions, TriggerConditions
+
+if TYPE_CHECKING:  # the catalog loads SQLAlchemy: imported where a command runs
+    from nurture.project.plan import Plan
 
 app = typer.Typer(
     help="List, show and change sequences (the file and the store together).", no_args_is_help=True
@@ -46,6 +46,8 @@ def list_(
       nurture sequences list
       nurture sequences list --category warm_lead --active --json
     """
+    from nurture.project import sequences as catalog
+
     with state.session() as session:
         rows = catalog.summaries(session, category=category, active=active)
     if json:
@@ -74,6 +76,8 @@ def show(name: NAME, json: JSON = False) -> None:
       nurture sequences show 'Warm Lead Welcome'
       nurture sequences show warm-lead-welcome --json
     """
+    from nurture.project import sequences as catalog
+
     with state.session() as session:
         info = catalog.describe(session, name)
     if json:
@@ -141,6 +145,9 @@ def _yes(flag: bool) -> str:
 
 
 def _change(action: str, name: str, active: bool | None, json: bool) -> None:
+    from nurture.project import sequences as catalog
+    from nurture.project.layout import Project
+
     with state.session(write=True) as session:
         result = catalog.set_active(
             session, Project.from_settings(state.settings), name, active, datetime.now(UTC)
@@ -149,7 +156,7 @@ def _change(action: str, name: str, active: bool | None, json: bool) -> None:
     note(f"{action}: the file and the store agree.")
 
 
-def _changed(result: Plan, sequence: dict[str, Any] | None) -> None:
+def _changed(result: "Plan", sequence: dict[str, Any] | None) -> None:
     """The sequence a command changed with --json (`sequence`), else the plan it applied."""
     if sequence is not None:
         print_json(sequence)
@@ -204,6 +211,9 @@ def delete(
     Examples:
       nurture sequences delete lead-reactivation --yes
     """
+    from nurture.project import sequences as catalog
+    from nurture.project.layout import Project
+
     if not yes:
         if not sys.stdin.isatty():
             raise Aborted("refusing to delete without a terminal to confirm on; pass --yes")
@@ -236,6 +246,9 @@ def duplicate(
       nurture sequences duplicate warm-lead-welcome 'Warm Lead Welcome B'
       nurture sequences duplicate warm-lead-welcome Copy --no-apply
     """
+    from nurture.project import sequences as catalog
+    from nurture.project.layout import Project
+
     project, now = Project.from_settings(state.settings), datetime.now(UTC)
     if no_apply:
         path, _ = catalog.duplicate(None, project, name, new_name, now)
@@ -256,6 +269,8 @@ def assignments(name: NAME, json: JSON = False) -> None:
     Examples:
       nurture sequences assignments warm-lead-welcome
     """
+    from nurture.project import sequences as catalog
+
     with state.session() as session:
         funnels = catalog.funnels_of(session, catalog.find(session, name).id)
     if json:
@@ -273,9 +288,59 @@ def export(name: NAME, json: CHANGED_JSON = False) -> None:
     Examples:
       nurture sequences export 'Spring Offer'
     """
+    from nurture.project import sequences as catalog
+    from nurture.project import stored
+    from nurture.project.layout import Project
+
     with state.session(write=True) as session:
         result = stored.export(
             session, Project.from_settings(state.settings), name, datetime.now(UTC)
         )
         _changed(result.plan, catalog.describe(session, name) if json else None)
     note(f"wrote {result.path}: commit it; the file now owns the sequence")
+
+
+@app.command()
+def templates(json: JSON = False) -> None:
+    """The template library: sequences to start from (`sequences new NAME --from TEMPLATE`).
+
+    \b
+    Examples:
+      nurture sequences templates
+      nurture sequences templates --json
+    """
+    from nurture.project import library
+
+    found = library.templates()
+    if json:
+        print_json([template.to_dict() for template in found])
+        return
+    table = Table("template", "category", "steps", "what it does")
+    for t in found:
+        table.add_row(t.name, t.category, str(len(t.steps)), escape(t.description))
+    out.print(table)
+
+
+@app.command()
+def new(
+    name: NAME,
+    from_: Annotated[
+        str | None,
+        typer.Option("--from", help="A template of the library (default: a blank sequence)."),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the file written as JSON.")] = False,
+) -> None:
+    """Write a new sequence file, sequences/NAME.yaml, from a template or blank (not applied).
+
+    \b
+    Examples:
+      nurture sequences new 'Spring Webinar' --from webinar-follow-up
+      nurture sequences new 'My Sequence'
+    """
+    from nurture.project import sequences as catalog
+    from nurture.project.layout import Project
+
+    path = catalog.new_sequence(Project.from_settings(state.settings), name, from_)
+    if json:
+        print_json({"name": name, "path": str(path), "template": from_, "applied": False})
+    note(f"wrote {path}: edit it, then `nurture test && nurture plan && nurture apply`")

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich import box
@@ -13,11 +13,10 @@ from nurture.cli import figures
 from nurture.cli.context import state
 from nurture.cli.output import json_text, note, out, print_json, print_result
 from nurture.errors import NurtureError
-from nurture.insights import logs as log_service
-from nurture.insights.report import StatsRequest, gather, render_html, report_data
-from nurture.leads.records import find_funnel, find_lead
-from nurture.project import sequences
-from nurture.rules.periods import Window, parse_when
+
+if TYPE_CHECKING:  # the figures' queries load SQLAlchemy: imported where a command runs
+    from nurture.insights import logs as log_service
+    from nurture.rules.periods import Window
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Since = Annotated[
@@ -27,7 +26,9 @@ Until = Annotated[str | None, typer.Option("--until", help="A duration back from
 Funnel = Annotated[str | None, typer.Option("--funnel", help="Only leads of this funnel.")]
 
 
-def _window(since: str | None, until: str | None) -> Window:
+def _window(since: str | None, until: str | None) -> "Window":
+    from nurture.rules.periods import Window
+
     return Window.parse(since, until, datetime.now(UTC))
 
 
@@ -39,10 +40,11 @@ def stats(
     since: Since = None,
     until: Until = None,
     by: Annotated[
-        Literal["version", "channel", "day"] | None,
+        Literal["version", "channel", "day", "variant"] | None,
         typer.Option(
             "--by",
-            help="version: versions side by side; channel: messages per channel; day: per channel and day.",
+            help="version: versions side by side; channel: messages per channel; day: per "
+            "channel and day; variant: a SEQUENCE's A/B tests, with intervals and p-values.",
         ),
     ] = None,
     json: JSON = False,
@@ -54,11 +56,15 @@ def stats(
     Examples:
       nurture stats --since 30d
       nurture stats 'Warm Lead Welcome' --by version
+      nurture stats 'Warm Lead Welcome' --by variant
       nurture stats --json
     """
+    from nurture.insights.report import StatsRequest, gather
+
     if json and csv:
         raise NurtureError("--json or --csv: one output at a time")
-    request = StatsRequest(_window(since, until), sequence, funnel, by)
+    min_sample = state.settings.experiments.min_sample
+    request = StatsRequest(_window(since, until), sequence, funnel, by, min_sample)
     with state.session() as session:
         data = gather(session, request)
     if json:
@@ -93,6 +99,8 @@ def logs(
       nurture logs --status failed --since 1d
       nurture logs --lead ana@example.com --follow
     """
+    from nurture.insights import logs as log_service
+
     with state.session() as session:
         filters = _filters(session, sequence, step, lead, funnel, status, since)
         entries = log_service.recent(session, filters, limit)
@@ -118,7 +126,12 @@ def _filters(
     funnel: str | None,
     status: str | None,
     since: str | None,
-) -> log_service.LogFilter:
+) -> "log_service.LogFilter":
+    from nurture.insights import logs as log_service
+    from nurture.leads.records import find_funnel, find_lead
+    from nurture.project import sequences
+    from nurture.rules.periods import parse_when
+
     return log_service.LogFilter(
         sequence_id=sequences.find(session, sequence).id if sequence else None,
         step_id=step,
@@ -129,7 +142,9 @@ def _filters(
     )
 
 
-def _follow(filters: log_service.LogFilter, after: int, json: bool) -> None:
+def _follow(filters: "log_service.LogFilter", after: int, json: bool) -> None:
+    from nurture.insights import logs as log_service
+
     note("following the log (Ctrl-C stops)")
     with state.store() as store:
         try:
@@ -208,9 +223,13 @@ def report(
     Examples:
       nurture report --html report.html --since 30d
     """
+    from nurture.insights.report import render_html, report_data
+
     now = datetime.now(UTC)
     with state.session() as session:
-        data = report_data(session, _window(since, until), now)
+        data = report_data(
+            session, _window(since, until), now, state.settings.experiments.min_sample
+        )
     html.write_text(render_html(data), encoding="utf-8")
     message = f"wrote {html} ({len(data['sequences'])} sequences)"
     print_result(data | {"html": str(html)}, json=json, message=message)

@@ -8,7 +8,6 @@ from rich.table import Table
 
 from nurture.cli.context import state
 from nurture.cli.output import out, plural, print_json
-from nurture.insights.status import daemon_status
 from nurture.spec.durations import format_duration
 
 
@@ -25,6 +24,8 @@ def status(
       nurture status
       nurture status --all --json
     """
+    from nurture.insights.status import daemon_status  # SQLAlchemy: not for `status --help`
+
     now = datetime.now(UTC)
     with state.store() as store, store.begin() as connection:
         report = daemon_status(connection, now, every=every)
@@ -66,6 +67,13 @@ def status(
             f"rate limits (shared by every daemon): {limits}; a burst waits in the store as lag"
         )
     _settle(report["settle"])
+    for canary in report["canaries"]:
+        out.print(
+            f"canary in progress: {canary['sequence']} v{canary['version']} gets "
+            f"{canary['share']:.0%} of new enrollments (the others stay on "
+            f"v{canary['current_version']}); `nurture apply` completes the rollout",
+            highlight=False,
+        )
 
 
 def _settle(waiting: dict) -> None:

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from nurture.cli.context import state
 from nurture.cli.output import out, print_json, print_result
-from nurture.leads import tasks as service
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 tasks = typer.Typer(help="Follow-up tasks create_task steps left.", no_args_is_help=True)
@@ -36,6 +35,8 @@ def list_tasks(
       nurture tasks list
       nurture tasks list --all --json
     """
+    from nurture.leads import tasks as service
+
     with state.session() as session:
         rows = service.list_tasks(session, done=all_)
     if json:
@@ -68,6 +69,8 @@ def done(
     Examples:
       nurture tasks done 4
     """
+    from nurture.leads import tasks as service
+
     with state.session(write=True) as session:
         task, was_open = service.finish_task(session, task_id, datetime.now(UTC))
         said = "done" if was_open else f"was already done on {_time(task.done_at)} UTC"
@@ -83,6 +86,8 @@ def list_appointments(json: JSON = False) -> None:
     Examples:
       nurture appointments list --json
     """
+    from nurture.leads import tasks as service
+
     with state.session() as session:
         rows = service.list_appointments(session)
     if json:
@@ -109,6 +114,8 @@ def list_notifications(json: JSON = False) -> None:
     Examples:
       nurture notifications list
     """
+    from nurture.leads import tasks as service
+
     with state.session() as session:
         rows = service.list_notifications(session)
     if json:

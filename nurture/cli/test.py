@@ -4,27 +4,23 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 from pydantic import ValidationError
 
-from nurture.cli import timeline_view as view
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
 from nurture.errors import NurtureError
-from nurture.leads.records import LeadRules
-from nurture.project.layout import Project as ProjectFiles
-from nurture.simulate.cases import run_cases
-from nurture.simulate.dryrun import DryRun, Project, Scenario, dry_run, lead_input
-from nurture.simulate.events import InvalidEvent
-from nurture.simulate.junit import write_junit
 from nurture.spec.cases import CaseLead
 from nurture.spec.diagnostics import error_message
 from nurture.spec.durations import parse_duration
 from nurture.spec.times import PAST_THE_CALENDAR, check_span, check_time
 from nurture.spec.window import check_time_zone
+
+if TYPE_CHECKING:  # the dry run loads SQLAlchemy and the engine: imported where it runs
+    from nurture.simulate.dryrun import DryRun, Project
 
 LEAD_HELP = (
     "A YAML or JSON file with the lead (name, source, status, score, fields...), - for stdin."
@@ -47,6 +43,12 @@ def test(
     event: Annotated[
         list[str] | None, typer.Option("--event", help="'+2d convert', '+4h fail=send_email'...")
     ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant", help="step=variant: the variant the lead gets (repeat for more)."
+        ),
+    ] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -58,10 +60,14 @@ def test(
       nurture test 'Warm Lead Welcome' --lead-field name=Ana --lead-field score=45
       nurture test --funnel website-form --lead lead.yaml --until 7d
       echo 'name: Ana' | nurture test --funnel website-form --lead -
+      nurture test 'Warm Lead Welcome' --lead-field name=Ana --variant guide=b
     """
+    from nurture.simulate.dryrun import Scenario, dry_run, lead_input
+    from nurture.simulate.events import InvalidEvent
+
     project = _project()
     if lead is None and not lead_field:
-        if funnel or event or start or until or tz:
+        if funnel or event or start or until or tz or variant:
             raise NurtureError("give the lead: --lead FILE (or -) or --lead-field key=value")
         _cases(project, sequence, junit, json)
         return
@@ -74,6 +80,7 @@ def test(
         funnel=funnel,
         events=tuple(event or []),
         until=_until(until),
+        variants=_variants(variant or []),
     )
     began = time.perf_counter()
     try:
@@ -85,14 +92,23 @@ def test(
     _show_run(run, time.perf_counter() - began, json)
 
 
-def _project() -> Project:
+def _project() -> "Project":
+    from nurture.leads.records import LeadRules
+    from nurture.project.layout import Project as ProjectFiles
+    from nurture.simulate.dryrun import Project
+
     settings = state.settings
     files = ProjectFiles.from_settings(settings).files()
     rules = LeadRules.from_settings(settings)
-    return Project(files, settings.project_dir, rules, settings.coach.model_dump())
+    coach, caps = settings.coach.model_dump(), settings.caps.rules()
+    return Project(files, settings.project_dir, rules, coach, caps=caps)
 
 
-def _cases(project: Project, sequence: str | None, junit: Path | None, json: bool) -> None:
+def _cases(project: "Project", sequence: str | None, junit: Path | None, json: bool) -> None:
+    from nurture.cli import timeline_view as view
+    from nurture.simulate.cases import run_cases
+    from nurture.simulate.junit import write_junit
+
     began = time.perf_counter()
     results = run_cases(project, sequence)
     if junit is not None:
@@ -105,7 +121,9 @@ def _cases(project: Project, sequence: str | None, junit: Path | None, json: boo
         raise typer.Exit(1)
 
 
-def _show_run(run: DryRun, seconds: float, json: bool) -> None:
+def _show_run(run: "DryRun", seconds: float, json: bool) -> None:
+    from nurture.cli import timeline_view as view
+
     if json:
         print_json(run.to_dict() | {"seconds": round(seconds, 4)})
         return
@@ -113,6 +131,16 @@ def _show_run(run: DryRun, seconds: float, json: bool) -> None:
     if run.sequence is not None:
         out.print(view.timeline_table(run))
     note(view.summary(run, seconds))
+
+
+def _variants(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+    pinned = []
+    for pair in pairs:
+        step_id, sep, variant_id = (part.strip() for part in pair.partition("="))
+        if not sep or not step_id or not variant_id:
+            raise NurtureError(f"--variant wants step=variant, got {pair!r}")
+        pinned.append((step_id, variant_id))
+    return tuple(pinned)
 
 
 def _lead(source: str | None, pairs: list[str]) -> CaseLead:

@@ -7,28 +7,22 @@ from nurture.cli.output import out
 from nurture.insights.timeline import Row, local_time
 from nurture.simulate.cases import CaseResult
 from nurture.simulate.dryrun import DryRun
+from nurture.simulate.preview import decision_lines
+from nurture.simulate.preview import summary as summary  # `nurture test` ends with it
 
 STYLES = {"sent": "green", "done": "green", "skipped": "yellow", "retry": "magenta"}
+STYLES |= {"deferred": "magenta"}
 STYLES |= {"failed": "red", "unknown": "red", "event": "cyan", "converted": "bold cyan"}
 STYLES |= {"completed": "bold green", "stopped": "bold yellow", "pending": "dim"}
 
 
 def show_decision(run: DryRun) -> None:
     """Which sequence the lead's funnel picks, and every candidate's checks."""
-    decision = run.decision
-    if decision is None:
+    lines = decision_lines(run)
+    if not lines:
         return
-    picked = run.chosen or "no sequence"
-    out.print(escape(f"Funnel {run.funnel}: {picked} ({decision.reason})"))
-    for verdict in decision.verdicts:
-        mark = "✓" if verdict.matches else "✗"
-        state = "" if verdict.candidate.active else " (inactive)"
-        head = f"  {mark} {verdict.candidate.name}, priority {verdict.candidate.priority}{state}"
-        out.print(escape(head))
-        for check in verdict.checks:
-            out.print(escape(f"      {check}"))
-    if run.sequence and run.chosen != run.sequence:
-        out.print(escape(f"The timeline below is {run.sequence}'s, as if the lead were enrolled."))
+    for line in lines:
+        out.print(escape(line))
     out.print()
 
 
@@ -68,20 +62,6 @@ def _outcome(row: Row) -> str:
     style = STYLES.get(row.outcome, "")
     head = f"[{style}]{row.outcome}[/]" if style else row.outcome
     return "\n".join([head, *(escape(note) for note in row.notes)])
-
-
-def summary(run: DryRun, seconds: float) -> str:
-    if run.sequence is None:
-        return f"Not enrolled: nothing to run ({seconds:.2f}s)."
-    steps = [row for row in run.rows if row.kind == "step"]
-    counts: dict[str, int] = {}
-    for row in steps:
-        counts[row.outcome] = counts.get(row.outcome, 0) + 1
-    said = ", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "no step ran"
-    happened = [row for row in run.rows if row.outcome != "pending"]  # not the step due next
-    span = (happened[-1].at - happened[0].at) if happened else None
-    simulated = f"{span.days}d {span.seconds // 3600}h simulated" if span else "nothing simulated"
-    return f"{run.status}: {said} ({simulated} in {seconds:.2f}s; nothing was sent)"
 
 
 def show_cases(results: list[CaseResult], seconds: float) -> None:

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json, print_result
-from nurture.store import tokens as service
 
 app = typer.Typer(help="Bearer tokens of `nurture serve`.", no_args_is_help=True)
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -31,6 +30,8 @@ def create(
       nurture tokens create landing-page --scope ingest
       nurture tokens create dashboard --scope read --json
     """
+    from nurture.store import tokens as service
+
     with state.session(write=True) as session:
         token = service.create_token(session, name, scope, datetime.now(UTC))
     if json:
@@ -48,6 +49,8 @@ def list_(json: JSON = False) -> None:
     Examples:
       nurture tokens list
     """
+    from nurture.store import tokens as service
+
     with state.session() as session:
         rows = service.list_tokens(session)
     if json:
@@ -78,6 +81,8 @@ def revoke(
     Examples:
       nurture tokens revoke landing-page
     """
+    from nurture.store import tokens as service
+
     with state.session(write=True) as session:
         row = service.revoke_token(session, name, datetime.now(UTC))
         print_result(service.token_row(row), json=json, message=f"revoked token {name!r}")

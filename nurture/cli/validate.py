@@ -2,15 +2,17 @@
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
 from nurture.errors import ProjectNotFound
-from nurture.spec.diagnostics import Diagnostic
-from nurture.spec.files import CheckResult, check_files, shown
-from nurture.spec.lint import lint, silenced
+
+if TYPE_CHECKING:  # YAML and Jinja2: imported when files are checked, not for `validate --help`
+    from nurture.spec.diagnostics import Diagnostic
+    from nurture.spec.files import CheckResult
 
 
 def validate(
@@ -33,12 +35,15 @@ def validate(
       nurture validate sequences/welcome.yaml --strict
       nurture validate --json
     """
+    from nurture.spec.files import shown
+    from nurture.spec.lint import checked
+
     coach_keys = _coach_keys(required=not paths)
     targets = paths or [Path(shown(state.settings.sequences_path))]
-    result = check_files(targets, coach_keys=coach_keys)
     ignore, conversion_statuses = _lint_settings()
-    result.diagnostics = silenced(result.diagnostics, ignore)
-    result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=result.valid)
+    result = checked(
+        targets, coach_keys=coach_keys, ignore=ignore, conversion_statuses=conversion_statuses
+    )
     if strict:
         result.diagnostics = [replace(d, severity="error") for d in result.diagnostics]
     diagnostics = result.diagnostics  # paths already relative to the working directory
@@ -73,7 +78,7 @@ def _lint_settings() -> tuple[list[str], list[str]]:
     return list(settings.lint_ignore), list(settings.conversion_statuses)
 
 
-def _as_json(result: CheckResult, diagnostics: list[Diagnostic]) -> dict[str, object]:
+def _as_json(result: "CheckResult", diagnostics: "list[Diagnostic]") -> dict[str, object]:
     return {
         "valid": result.valid,
         "files": result.files,
@@ -82,7 +87,7 @@ def _as_json(result: CheckResult, diagnostics: list[Diagnostic]) -> dict[str, ob
     }
 
 
-def _summary(result: CheckResult, diagnostics: list[Diagnostic]) -> str:
+def _summary(result: "CheckResult", diagnostics: "list[Diagnostic]") -> str:
     errors = sum(d.severity == "error" for d in diagnostics)
     warnings = len(diagnostics) - errors
     counts = [plural(result.files, "file")]

@@ -34,7 +34,9 @@ class Job:
     step: AnyStep | None
     next: AnyStep | None
     # done, sent, skipped, failed, retry, unknown; untried: its message was not sent (the store
-    # failed, or the lease was lost, before its `sending` record): back to active as claimed.
+    # failed, or the lease was lost, before its `sending` record): back to active as claimed;
+    # deferred: held by a frequency cap or an exclusive sequence, active again at
+    # `deferred_until`, `error` saying why; excluded: ended, another exclusive sequence won.
     status: str = "done"
     error: str | None = None
     detail: dict[str, Any] | None = None
@@ -47,6 +49,8 @@ class Job:
     sequence: queries.Named | None = None
     funnel: queries.Named | None = None
     sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
+    deferred_until: datetime | None = None
+    variant: str | None = None  # the variant of its step it runs (nurture.engine.variants)
     step_id: str = field(init=False)
     """The id of its step (of the claim's when it has none; "-" for none at all)."""
 
@@ -91,6 +95,7 @@ def execution_row(
         "error": job.error,
         "provider_id": job.provider_id,
         "detail": job.detail,
+        "variant": job.variant,
     }
 
 
@@ -108,7 +113,7 @@ def complete(connection: Connection, jobs: list[Job], worker: str, now: datetime
             job.status, job.error, job.detail = status, error, detail
     started = [job for job in jobs if job.execution_id is not None]
     queries.finish_executions(connection, [finished_row(job, now) for job in started])
-    new = [job for job in kept if job.execution_id is None and job.status != "untried"]
+    new = [job for job in kept if job.execution_id is None and job.status not in UNLOGGED]
     ids = queries.insert_executions(
         connection, [execution_row(job, now, job.status, now) for job in new]
     )
@@ -126,6 +131,8 @@ def complete(connection: Connection, jobs: list[Job], worker: str, now: datetime
     return len(jobs) - len(kept)
 
 
+UNLOGGED = frozenset({"untried", "deferred", "excluded"})
+"""Outcomes that ran no step: no execution row (the enrollment's row says why)."""
 UNSUBSCRIBED = "the provider refused the message: the recipient unsubscribed"
 
 
@@ -182,6 +189,8 @@ def transition(job: Job, now: datetime, zone: str) -> dict[str, Any]:
         else:
             state.update(status="unknown", attempts=job.attempt, exit_reason=job.error)
         return state
+    if job.status in ("deferred", "excluded"):
+        return state | _held(job, now)
     if job.status == "retry" and job.attempt <= spec.max_retries:
         retry_at = now + spec.retry_delay * spec.retry_backoff ** (job.attempt - 1)
         if job.retry_after:  # never sooner than the provider asked
@@ -201,6 +210,20 @@ def transition(job: Job, now: datetime, zone: str) -> dict[str, Any]:
     else:
         state.update(_advance(job, now, zone))
     return state
+
+
+def _held(job: Job, now: datetime) -> dict[str, Any]:
+    """Deferred: the same step later, its attempt not used; excluded: the end."""
+    claim = job.claim
+    if job.status == "excluded":
+        return {"status": "stopped", "finished_at": now, "exit_reason": job.error}
+    return {
+        "version": claim.version,
+        "step_id": claim.step_id,
+        "attempts": job.attempt - 1,
+        "next_run_at": job.deferred_until,
+        "exit_reason": job.error,
+    }
 
 
 def _advance(job: Job, now: datetime, zone: str) -> dict[str, Any]:

@@ -24,10 +24,9 @@ from sqlmodel import col
 
 from nurture.channels import Channels
 from nurture.engine import dispatch, notes
-from nurture.engine.config import EngineConfig, worker_name
+from nurture.engine.config import EngineConfig, NoteOptions, worker_name
 from nurture.engine.delivery.sends import Loop
 from nurture.engine.dispatch import Clock
-from nurture.engine.notes import NoteOptions
 from nurture.store.connect import normalize_url, reason
 from nurture.store.db import STORE_ERRORS, Store
 from nurture.store.tables import Worker
@@ -128,6 +127,8 @@ class Daemon:
             self.log("settled", sends=report.settled)
         if report.held:
             self.log("held", sends=report.held)
+        if report.deferred:  # by a frequency cap or an exclusive sequence
+            self.log("deferred", steps=report.deferred)
 
     def _wake_at(self, due: datetime | None) -> None:
         now = self.clock()

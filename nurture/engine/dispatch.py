@@ -16,12 +16,13 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Connection, Row
 
 from nurture.channels import Channels, PermanentFailure
-from nurture.engine import actions, notes
+from nurture.engine import actions, caps, exclusive, notes, variants
 from nurture.engine.complete import Job
 from nurture.engine.config import LEASE, EngineConfig, worker_name
 from nurture.engine.delivery import sends, settling
@@ -48,11 +49,19 @@ class Report:
     """Uncertain sends the provider answered for: sent, or not there and sent again."""
     held: int = 0
     """Uncertain sends left unknown: waiting for a later settle or `nurture enrollments settle`."""
+    deferred: int = 0
+    """Steps a frequency cap or an exclusive sequence made wait (each runs later, once)."""
+    deferrals: list[Job] | None = None
+    """When a list: the deferred and excluded jobs themselves (the dry run shows them)."""
 
     def add(self, jobs: list[Job], lost: int) -> None:
         self.lost += lost
         self.settled += sum(1 for job in jobs if (job.detail or {}).get("settled"))
         self.held += sum(1 for job in jobs if job.status == "unknown")
+        waiting = [job for job in jobs if job.status in ("deferred", "excluded")]
+        self.deferred += len(waiting)
+        if self.deferrals is not None:
+            self.deferrals += waiting
 
 
 Clock = Callable[[], datetime]
@@ -140,7 +149,12 @@ def _flow(
             if not claimed:
                 return None
             jobs = _prepare(connection, store.url, claimed)
-        _decide_all(jobs, run, now)
+            exclusive.place(connection, store.url, jobs, now)
+            if config.caps:  # counted in this transaction (no commit more): decided first
+                _decide_all(jobs, run, now)
+                caps.hold(connection, jobs, config.caps, now, config.default_zone)
+        if not config.caps:  # rendering needs no transaction
+            _decide_all(jobs, run, now)
         return now, jobs
 
     pipeline = Pipeline(store, config, channels, run.report, clock)
@@ -248,13 +262,28 @@ def _prepare(connection: Connection, url: str, claimed: list[Any]) -> list[Job]:
     jobs = []
     for row in claimed:
         sequence, lead = sequences[row.sequence_id], leads[row.lead_id]
-        job = _job(row, lead, place(row, sequence.current_version))
+        job = _job(row, lead, place(row, _target(sequence, row.version)))
         job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id or 0)
+        if job.step is not None and (row.variants or getattr(job.step, "variants", None)):
+            spec_of = partial(steps.cached_spec, url, row.sequence_id, load=load)
+            job.step, job.variant = variants.pick(
+                job.step, row.lead_id, sequence.slug, row.variants, spec_of
+            )
         execution = recorded.get((row.id, row.step_id, row.attempt))
         if execution is not None:
             _adopt(job, execution)
         jobs.append(job)
     return jobs
+
+
+def _target(sequence: queries.Named, version: int) -> int:
+    """The version an enrollment runs: the current one, or a canary's for leads on it."""
+    canary = sequence.canary_version
+    return (
+        canary
+        if canary is not None and version > sequence.current_version
+        else sequence.current_version
+    )
 
 
 def _adopt(job: Job, execution: Row) -> None:

@@ -11,7 +11,7 @@ once its lease expires: never sent twice, never lost from the store.
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, Row, insert, or_, select, update
 
@@ -23,44 +23,15 @@ from nurture.channels import (
     TemporaryFailure,
     UncertainSend,
 )
+from nurture.engine.config import NoteOptions
 from nurture.errors import ChannelError
 from nurture.rules.schedule import fit_window
 from nurture.spec.window import SendWindow
 from nurture.store.db import Store
 from nurture.store.tables import Notification, OutboxMessage
 
-if TYPE_CHECKING:
-    from nurture.settings import Settings
-
-LEASE = timedelta(minutes=5)
 LONGEST_BACKOFF = timedelta(hours=1)
 CRASHED = "its daemon stopped during the provider call: it may have gone, so it is not sent again"
-
-
-@dataclass(frozen=True)
-class NoteOptions:
-    """When and how waiting notifications go: the coach's working hours, the lead page link."""
-
-    hours: SendWindow | None = None
-    zone: str = "UTC"
-    """The working hours' zone when they name none (the project's)."""
-    lead_page: str | None = None
-    """The dashboard's page of a lead, `{id}` to fill (settings.lead_page)."""
-    replies: bool = True
-    urgent_replies: bool = False
-    batch: int = 100
-    lease: timedelta = LEASE
-
-    @classmethod
-    def from_settings(cls, settings: "Settings") -> "NoteOptions":
-        notifications = settings.notifications
-        return cls(
-            settings.coach.working_hours,
-            settings.timezone,
-            settings.lead_page,
-            notifications.replies if notifications else True,
-            notifications.urgent_replies if notifications else False,
-        )
 
 
 def working_from(now: datetime, hours: SendWindow | None, zone: str) -> datetime:

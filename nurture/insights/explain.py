@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from nurture.engine.delivery.settle import command
 from nurture.leads.enrollment import latest_decision
 from nurture.leads.records import find_lead, funnel_names
+from nurture.rules import experiments
 from nurture.rules.schedule import step_due
 from nurture.rules.steps import spec_of
 from nurture.spec.durations import format_duration
@@ -73,7 +74,10 @@ def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str
         "version": row.version,
         "status": row.status,
         "exit_reason": row.exit_reason,
-        "steps": [_step(step, row, last.get(step.key)) for step in spec.steps],
+        "steps": [
+            _step(step, row, last.get(step.key)) | _variant(spec, step, row, last.get(step.key))
+            for step in spec.steps
+        ],
         "next": _next(spec, lead, row, executions, default_zone),
         "settle": _unsettled(row, executions),
     }
@@ -111,6 +115,23 @@ def _step(step: AnyStep, row: Enrollment, execution: Execution | None) -> dict[s
     return data | {"state": state, "at": None, "detail": None}
 
 
+def _variant(
+    spec: SequenceSpec, step: AnyStep, row: Enrollment, execution: Execution | None
+) -> dict[str, Any]:
+    """The variant of an experiment step the lead ran, drew at enrollment, or will draw."""
+    if execution is not None and execution.variant:
+        return {"variant": execution.variant, "variant_source": "ran"}
+    recorded = (row.variants or {}).get(step.key)
+    if recorded:
+        return {"variant": recorded[0], "variant_source": f"drawn at enrollment (v{recorded[1]})"}
+    arms = experiments.variant_arms(step)
+    if execution is None and arms:
+        experiment = experiments.step_experiment(spec.slug, step.key)
+        drawn = experiments.arm(row.lead_id, experiment, arms)
+        return {"variant": drawn, "variant_source": "drawn when the step runs"}
+    return {}
+
+
 def _next(
     spec: SequenceSpec,
     lead: Lead,
@@ -128,7 +149,9 @@ def _next(
     why = [f"delay {format_duration(step.delay)} after {since} ({_iso(after)})", *slot.reasons]
     if row.attempts:
         why.append(f"retry: attempt {row.attempts + 1}")
-    elif slot.at != row.next_run_at:
+    if row.exit_reason and row.status == "active":  # a frequency cap or an exclusive sequence
+        why.append(row.exit_reason)
+    elif not row.attempts and slot.at != row.next_run_at:
         why.append(f"scheduled for {_iso(row.next_run_at)} (set by the engine or a command)")
     if row.status == "paused":
         why.append("the enrollment is paused: nothing runs until `nurture enrollments resume`")

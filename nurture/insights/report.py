@@ -6,20 +6,21 @@ as SVG inline: it opens anywhere, offline, and nothing is fetched.
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from importlib import resources
 from typing import Any, Literal
 
 from jinja2 import Environment, select_autoescape
 from sqlmodel import Session
 
+from nurture.errors import NurtureError
 from nurture.insights import channel_stats, stats, step_stats
+from nurture.insights.units import duration, p_text, percent
 from nurture.leads.records import find_funnel
 from nurture.project import sequences
 from nurture.rules.periods import Window
-from nurture.spec.durations import format_duration
 
-By = Literal["version", "channel", "day"]
+By = Literal["version", "channel", "day", "variant"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class StatsRequest:
     sequence: str | None = None
     funnel: str | None = None
     by: By | None = None
+    min_sample: int = 100
+    """Leads each variant needs before `--by variant` names a winner (`[experiments]`)."""
 
 
 def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
@@ -39,6 +42,8 @@ def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
     data: dict[str, Any] = {"since": window.since, "until": window.until, "by": request.by}
     if request.sequence is not None:
         return data | _one_sequence(session, request, request.sequence, funnel_id)
+    if request.by == "variant":
+        raise NurtureError("--by variant compares one sequence's variants: name the SEQUENCE")
     data["sequences"] = stats.sequence_figures(
         session, window, funnel_id=funnel_id, by_version=request.by == "version"
     )
@@ -56,10 +61,13 @@ def _one_sequence(
 ) -> dict:
     row = sequences.find(session, name)
     window, by_version = request.window, request.by == "version"
+    canary = row.canary_version is not None and by_version
+    if canary and window.since is None:  # the versions side by side over the same weeks
+        window = Window(row.canary_started_at, window.until)
     summary = stats.sequence_figures(
         session, window, sequence_id=row.id, funnel_id=funnel_id, by_version=by_version
     )
-    return {
+    found = {
         "sequence": row.name,
         "current_version": row.current_version,
         "versions" if by_version else "summary": summary,
@@ -67,17 +75,39 @@ def _one_sequence(
             session, row.id, window, by_version=by_version, funnel_id=funnel_id
         ),
     }
+    if request.by == "variant":
+        from nurture.insights import experiments  # scipy: imported when asked for (0.3 s)
+
+        found["experiments"] = experiments.variant_figures(
+            session, row.id, window, request.min_sample
+        )
+    if canary:
+        from nurture.insights import experiments
+
+        found["canary"] = experiments.canary_figures(row, summary, window, request.min_sample)
+    return found
 
 
-def report_data(session: Session, window: Window, now: datetime) -> dict[str, Any]:
-    """Everything the HTML report draws."""
+def report_data(
+    session: Session, window: Window, now: datetime, min_sample: int = 100
+) -> dict[str, Any]:
+    """Everything the HTML report draws (experiments judged with `min_sample` per variant)."""
+    from nurture.insights import experiments  # scipy: imported when a report is made
+
     live = stats.sequence_names(session.connection()).items()
+    alive = [
+        (i, name) for i, (name, up) in sorted(live, key=lambda item: item[1][0].casefold()) if up
+    ]
     dropoff = {
-        name: step_stats.step_figures(session, sequence_id, window)
-        for sequence_id, (name, alive) in sorted(live, key=lambda item: item[1][0].casefold())
-        if alive
+        name: step_stats.step_figures(session, sequence_id, window) for sequence_id, name in alive
+    }
+    tests = {
+        name: found
+        for sequence_id, name in alive
+        if (found := experiments.variant_figures(session, sequence_id, window, min_sample))
     }
     return {
+        "experiments": tests,
         "generated_at": now.isoformat(timespec="seconds"),
         "since": window.since.isoformat() if window.since else None,
         "until": window.until.isoformat() if window.until else None,
@@ -92,7 +122,7 @@ def report_data(session: Session, window: Window, now: datetime) -> dict[str, An
 def render_html(data: dict[str, Any]) -> str:
     """The self-contained HTML page of a report."""
     environment = Environment(autoescape=select_autoescape(default=True))
-    environment.filters |= {"percent": percent, "duration": duration}
+    environment.filters |= {"percent": percent, "duration": duration, "p_text": p_text}
     source = (
         resources.files("nurture.insights").joinpath("templates/report.html.j2").read_text("utf-8")
     )
@@ -100,15 +130,3 @@ def render_html(data: dict[str, Any]) -> str:
     page = environment.from_string(source)
     payload = json.dumps(data, default=str).replace("</", "<\\/")
     return page.render(data=data, payload=payload, script=script)
-
-
-def percent(value: float | None) -> str:
-    """A rate as `41.7%`; `-` when there is nothing to divide."""
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def duration(value: float | None) -> str:
-    """Seconds as their two largest units (`1d 4h`, `12m 5s`); `-` when there are none."""
-    if value is None:
-        return "-"
-    return " ".join(format_duration(timedelta(seconds=round(value))).split()[:2])

@@ -7,7 +7,7 @@ from sqlalchemy import Connection, func, select
 from sqlmodel import col
 
 from nurture.engine.delivery import settle
-from nurture.store.tables import Enrollment, Worker
+from nurture.store.tables import Enrollment, Sequence, Worker
 
 HEARTBEAT = timedelta(seconds=5)
 """How often a daemon beats by default (DaemonOptions.heartbeat)."""
@@ -45,7 +45,20 @@ def daemon_status(connection: Connection, now: datetime, *, every: bool = False)
         "lag_seconds": (now - oldest).total_seconds() if oldest else 0.0,
         "enrollments": counts,
         "settle": {"waiting": sum(waiting.values()), "sequences": waiting, "hint": settle.HINT},
+        "canaries": canaries(connection),
     }
+
+
+def canaries(connection: Connection) -> list[dict[str, Any]]:
+    """The canaries in progress: the version, its share of new enrollments, since when."""
+    c = Sequence.__table__.c
+    query = (
+        select(c.name, c.current_version, c.canary_version, c.canary_share, c.canary_started_at)
+        .where(c.canary_version.is_not(None), c.deleted_at.is_(None))
+        .order_by(c.name)
+    )
+    keys = ("sequence", "current_version", "version", "share", "since")
+    return [dict(zip(keys, row, strict=True)) for row in connection.execute(query)]
 
 
 def _worker(row: Any, now: datetime) -> dict[str, Any]:

@@ -121,6 +121,8 @@ def _step_row(
 ) -> Row:
     notes = list(moves.pop(execution.step_id, ()) if execution.attempt == 1 else ())
     detail = execution.detail or {}
+    if execution.variant:
+        notes.append(f"variant {execution.variant}")
     if execution.error:
         notes.append(execution.error)
     if "retry_at" in detail:

@@ -22,8 +22,10 @@ from nurture.leads.enrollment import (
     Specs,
     candidates_json,
     decide,
+    for_lead,
     funnel_offers,
     new_enrollment,
+    split_offers,
 )
 from nurture.leads.ingest import Outcome, ingest
 from nurture.leads.records import (
@@ -183,7 +185,7 @@ def _insert(
     firsts: dict[tuple[int, str | None], dict[str, Any]] = {}
     decisions, enrollments, outcomes = [], [], []
     for new, lead_id in zip(fresh, ids, strict=True):
-        decision, winner, name = _decide(session, new.row, offers, kept)
+        decision, winner, name = _decide(session, new.row, offers, kept, lead_id)
         decisions.append(decision | {"lead_id": lead_id, "decided_at": now})
         outcome = Outcome(lead_id, True, name, decision["reason"])
         if winner is not None:
@@ -191,7 +193,8 @@ def _insert(
             if (winner.sequence_id, zone) not in firsts:  # one first-step time per zone
                 first = new_enrollment(0, zone, winner, now, rules.default_zone)
                 firsts[(winner.sequence_id, zone)] = first
-            enrollments.append(firsts[(winner.sequence_id, zone)] | {"lead_id": lead_id})
+            shared = firsts[(winner.sequence_id, zone)]
+            enrollments.append(for_lead(shared, lead_id, zone, winner, rules.default_zone))
             step, due = enrollments[-1]["step_id"], enrollments[-1]["next_run_at"]
             outcome = Outcome(lead_id, True, name, decision["reason"], step, due)
         outcomes.append(outcome)
@@ -216,17 +219,18 @@ class _Offers:
 
 
 def _decide(
-    session: Session, row: dict[str, Any], offers: dict[int, _Offers], kept: Kept
+    session: Session, row: dict[str, Any], offers: dict[int, _Offers], kept: Kept, lead_id: int
 ) -> Decided:
     """The decision for a new lead: the funnel's offers read once a batch (a sequence applied
     meanwhile counts at once), and decided once for equal facts and offers."""
     funnel_id = row["funnel_id"]
     if funnel_id not in offers:
         offers[funnel_id] = _Offers.of(funnel_offers(session, funnel_id, kept.specs))
-    key = (offers[funnel_id].signature, *(row[fact] for fact in FACTS))
+    listed = offers[funnel_id].offers
+    drawn = split_offers(listed, lead_id)[1]  # a funnel's split: the sequence drawn decides too
+    key = (offers[funnel_id].signature, drawn, *(row[fact] for fact in FACTS))
     if key not in kept.decisions:
-        listed = offers[funnel_id].offers
-        decision, winner = decide(listed, SimpleNamespace(**row))
+        decision, winner = decide(listed, SimpleNamespace(**row), lead_id)
         stored = {
             "funnel_id": funnel_id,
             "sequence_id": winner.sequence_id if winner else None,

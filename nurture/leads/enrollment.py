@@ -1,20 +1,21 @@
 """Enrollment: a lead offered to its funnel's sequences, the decision recorded, the first step scheduled."""
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from nurture.rules import experiments
 from nurture.rules.matching import Candidate, Decision, LeadFacts, Verdict, choose
 from nurture.rules.schedule import step_due
-from nurture.rules.steps import spec_of
+from nurture.rules.steps import LIVE, spec_of
 from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import decisions
 from nurture.store.tables import (
     Enrollment,
+    Funnel,
     FunnelAssignment,
     Lead,
     MatchDecision,
@@ -22,10 +23,17 @@ from nurture.store.tables import (
     SequenceVersion,
 )
 
-LIVE = ("active", "running", "paused")
-"""Statuses of an enrollment that still runs (conversion stops these)."""
 OPEN = (*LIVE, "unknown")
 """Statuses that block re-entry under `after_exit`: the lead has not left the sequence."""
+
+
+@dataclass(frozen=True)
+class Canary:
+    """A version getting a share of new enrollments (`apply --canary`)."""
+
+    version: int
+    share: float
+    spec: SequenceSpec
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,16 @@ class Offer:
     version: int
     spec: SequenceSpec
     candidate: Candidate
+    weight: int | None = None
+    """Its weight in the funnel's split (None: not in a split)."""
+    canary: Canary | None = None
+    split: str | None = None
+    """The funnel's split experiment (`split:FUNNEL`), when it has one."""
+
+    @property
+    def personal(self) -> bool:
+        """Whether its enrollment depends on the lead (a canary, variants): not shared."""
+        return self.canary is not None or experiments.has_variants(self.spec)
 
 
 Specs = dict[tuple[int, int], SequenceSpec]
@@ -46,23 +64,68 @@ version never changes, so a webhook's batches parse each once (parsing costs mil
 def funnel_offers(session: Session, funnel_id: int, specs: Specs | None = None) -> list[Offer]:
     """Every live sequence assigned to the funnel (inactive ones too: the decision shows them)."""
     rows = session.exec(
-        select(Sequence)
+        select(Sequence, FunnelAssignment.weight, Funnel.slug)
         .join(FunnelAssignment, col(FunnelAssignment.sequence_id) == col(Sequence.id))
+        .join(Funnel, col(Funnel.id) == col(FunnelAssignment.funnel_id))
         .where(FunnelAssignment.funnel_id == funnel_id, col(Sequence.deleted_at).is_(None))
         .order_by(Sequence.name)
     ).all()
-    return [_offer(session, row, {} if specs is None else specs) for row in rows]
+    known = {} if specs is None else specs
+    split = any(weight for _, weight, _ in rows)
+    return [
+        _offer(session, row, known, weight, experiments.funnel_experiment(slug) if split else None)
+        for row, weight, slug in rows
+    ]
 
 
-def _offer(session: Session, row: Sequence, specs: Specs) -> Offer:
-    key = (row.id, row.current_version)
+def _spec(session: Session, sequence_id: int, version: int, specs: Specs) -> SequenceSpec:
+    key = (sequence_id, version)
     if (spec := specs.get(key)) is None:
         query = select(SequenceVersion.definition).where(
-            SequenceVersion.sequence_id == row.id, SequenceVersion.version == row.current_version
+            SequenceVersion.sequence_id == sequence_id, SequenceVersion.version == version
         )
         spec = specs[key] = spec_of(dict(session.exec(query).one()))
+    return spec
+
+
+def _offer(
+    session: Session,
+    row: Sequence,
+    specs: Specs,
+    weight: int | None = None,
+    split: str | None = None,
+) -> Offer:
+    spec = _spec(session, row.id, row.current_version, specs)
     candidate = Candidate(row.name, row.priority, row.active, spec.trigger_conditions)
-    return Offer(row.id, row.current_version, spec, candidate)
+    canary = None
+    if row.canary_version is not None and row.canary_share:
+        canary_spec = _spec(session, row.id, row.canary_version, specs)
+        canary = Canary(row.canary_version, row.canary_share, canary_spec)
+    return Offer(row.id, row.current_version, spec, candidate, weight, canary, split)
+
+
+def split_offers(offers: list[Offer], lead_id: int) -> tuple[list[Offer], str | None]:
+    """The offers a lead sees when its funnel splits new leads: the split's sequence it drew
+    (by weight, sticky) and the sequences outside the split; and the draw, said plainly."""
+    arms = [(offer.candidate.name, offer.weight) for offer in offers if offer.weight]
+    split = next((offer.split for offer in offers if offer.split), None)
+    if not arms or split is None:
+        return offers, None
+    drawn = experiments.arm(lead_id, split, arms)
+    total = sum(weight for _, weight in arms)
+    weight = dict(arms)[drawn]
+    kept = [offer for offer in offers if not offer.weight or offer.candidate.name == drawn]
+    return kept, f"funnel split: {drawn} ({weight} of {total})"
+
+
+def for_lead(
+    row: dict[str, Any], lead_id: int, lead_zone: str | None, offer: Offer, default_zone: str
+) -> dict[str, Any]:
+    """A fresh enrollment's row shared by leads of one zone, made this lead's: its own draws
+    when the offer has a canary or variants."""
+    if not offer.personal:
+        return row | {"lead_id": lead_id}
+    return new_enrollment(lead_id, lead_zone, offer, row["enrolled_at"], default_zone)
 
 
 def first_step(spec: SequenceSpec) -> AnyStep:
@@ -70,9 +133,16 @@ def first_step(spec: SequenceSpec) -> AnyStep:
     return next((step for step in spec.steps if step.active), spec.steps[0])
 
 
-def decide(offers: list[Offer], lead: LeadFacts) -> tuple[Decision, Offer | None]:
-    """The matching decision and the winning offer."""
+def decide(
+    offers: list[Offer], lead: LeadFacts, lead_id: int | None = None
+) -> tuple[Decision, Offer | None]:
+    """The matching decision and the winning offer (a funnel's split draws by `lead_id`)."""
+    drawn = None
+    if lead_id is not None:
+        offers, drawn = split_offers(offers, lead_id)
     decision = choose([offer.candidate for offer in offers], lead)
+    if drawn is not None:
+        decision = Decision(decision.verdicts, decision.winner, f"{decision.reason}; {drawn}")
     winner = next((o for o in offers if o.candidate is decision.winner), None)
     return decision, winner
 
@@ -115,13 +185,19 @@ def blocked_by_re_entry(session: Session, lead_id: int, offer: Offer) -> str | N
 def new_enrollment(
     lead_id: int, lead_zone: str | None, offer: Offer, now: datetime, default_zone: str
 ) -> dict[str, Any]:
-    """The row of a fresh enrollment: the first step, due after its delay and the send window."""
-    step = first_step(offer.spec)
-    slot = step_due(now, step, offer.spec, lead_zone, default_zone)
+    """The row of a fresh enrollment: the first step, due after its delay and the send window;
+    the version (a canary's share) and the variants the lead draws."""
+    version, spec = offer.version, offer.spec
+    canary = offer.canary
+    if canary and experiments.in_canary(lead_id, spec.slug, canary.version, canary.share):
+        version, spec = canary.version, canary.spec
+    step = first_step(spec)
+    slot = step_due(now, step, spec, lead_zone, default_zone)
     return {
         "lead_id": lead_id,
         "sequence_id": offer.sequence_id,
-        "version": offer.version,
+        "version": version,
+        "variants": experiments.assign_variants(lead_id, spec, version),
         "status": "active",
         "step_id": step.id,
         "next_run_at": slot.at,
@@ -143,7 +219,7 @@ def enroll(
         offers = []
     elif offers is None:
         offers = funnel_offers(session, lead.funnel_id)
-    decision, winner = decide(offers, lead)
+    decision, winner = decide(offers, lead, lead.id)
     blocked = winner and blocked_by_re_entry(session, lead.id, winner)
     if blocked:
         decision, winner = Decision(decision.verdicts, None, blocked), None
@@ -245,15 +321,3 @@ def _end(session: Session, which: Any, now: datetime, **values: Any) -> int:
         )
     )
     return result.rowcount
-
-
-def in_flight(session: Session, sequence_ids: Iterable[int]) -> dict[int, int]:
-    """How many live enrollments each sequence has."""
-    rows = session.exec(
-        select(Enrollment.sequence_id, func.count())
-        .where(
-            col(Enrollment.sequence_id).in_(list(sequence_ids)), col(Enrollment.status).in_(LIVE)
-        )
-        .group_by(col(Enrollment.sequence_id))
-    ).all()
-    return dict(rows)

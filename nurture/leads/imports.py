@@ -20,7 +20,15 @@ from sqlmodel import Session, col, select
 
 from nurture.errors import NurtureError
 from nurture.leads import identity
-from nurture.leads.enrollment import Offer, candidates_json, decide, funnel_offers, new_enrollment
+from nurture.leads.enrollment import (
+    Offer,
+    candidates_json,
+    decide,
+    for_lead,
+    funnel_offers,
+    new_enrollment,
+    split_offers,
+)
 from nurture.leads.import_rows import Row, lead_input, phones, read_rows
 from nurture.leads.records import (
     LeadRules,
@@ -312,9 +320,7 @@ class Importer:
             decision = self._decide(row)
             decisions.append(decision | {"lead_id": row["id"]})
             if decision["sequence_id"] is not None:
-                enrollments.append(
-                    self._enrollment(decision["sequence_id"], row) | {"lead_id": row["id"]}
-                )
+                enrollments.append(self._enrollment(decision["sequence_id"], row, row["id"]))
         self._insert_rows(MatchDecision, decisions)
         self._insert_rows(Enrollment, enrollments)
         self.result.created += len(fresh)
@@ -333,10 +339,10 @@ class Importer:
 
     def _decide(self, row: dict[str, Any]) -> dict[str, Any]:
         """The decision row for a new lead; leads with the same trigger facts share one decision."""
-        key = _FACTS(row)
+        offers = self._offers(row["funnel_id"])
+        key = (_FACTS(row), split_offers(offers, row["id"])[1])  # a funnel's split draws too
         if key not in self.decisions:
-            offers = self._offers(row["funnel_id"])
-            decision, winner = decide(offers, SimpleNamespace(**row))
+            decision, winner = decide(offers, SimpleNamespace(**row), row["id"])
             self.decisions[key] = {
                 "funnel_id": row["funnel_id"],
                 "sequence_id": winner.sequence_id if winner else None,
@@ -348,14 +354,14 @@ class Importer:
             }
         return self.decisions[key]
 
-    def _enrollment(self, sequence_id: int, row: dict[str, Any]) -> dict[str, Any]:
+    def _enrollment(self, sequence_id: int, row: dict[str, Any], lead_id: int) -> dict[str, Any]:
         """The enrollment row for a new lead; one first-step time per sequence and time zone."""
         key = (sequence_id, row["timezone"], row["created_at"])
+        offer = next(o for o in self._offers(row["funnel_id"]) if o.sequence_id == sequence_id)
+        zone, default = row["timezone"], self.rules.default_zone
         if key not in self.enrollments:
-            offer = next(o for o in self._offers(row["funnel_id"]) if o.sequence_id == sequence_id)
-            zone, default = row["timezone"], self.rules.default_zone
             self.enrollments[key] = new_enrollment(0, zone, offer, row["created_at"], default)
-        return self.enrollments[key]
+        return for_lead(self.enrollments[key], lead_id, zone, offer, default)
 
     def _insert_leads(self, fresh: list[dict[str, Any]]) -> None:
         """Insert new leads, their ids drawn already."""

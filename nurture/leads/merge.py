@@ -7,11 +7,12 @@ with its keys; tags and fields join (the kept lead's value wins a field both hav
 join (the stricter wins), and the merged lead's row is logged as it was (`lead_merge`).
 """
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, update
+from sqlalchemy import Connection, delete, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, SQLModel, col, select
 
@@ -21,7 +22,7 @@ from nurture.leads.enrollment import LIVE
 from nurture.leads.lookup import find_lead
 from nurture.spec.names import numeric_id
 from nurture.store import keys as store_keys
-from nurture.store.tables import Enrollment, Lead, LeadKey, LeadMerge
+from nurture.store.tables import Enrollment, Lead, LeadCap, LeadKey, LeadMerge
 
 CONTACTS = ("email", "phone")
 
@@ -122,6 +123,7 @@ def _merge(session: Session, keep: Lead, other: Lead, now: datetime) -> Merged:
     stopped = _stop_twins(session, keep, other, now)
     moved = {"keys": store_keys.move(connection, other.id, keep.id)}
     moved |= _move_history(connection, other.id, keep.id)
+    moved |= _join_caps(connection, other.id, keep.id)
     opted = [c for c in consent.opted_out_of(other) if c not in consent.opted_out_of(keep)]
     _join_values(keep, other)
     external_id, other.external_id = other.external_id, None
@@ -188,6 +190,25 @@ def _move_history(connection: Connection, from_id: int, to_id: int) -> dict[str,
         if count := connection.execute(query).rowcount:
             moved[table.name] = count
     return moved
+
+
+def _join_caps(connection: Connection, from_id: int, to_id: int) -> dict[str, int]:
+    """The messages the caps counted for the merged lead count for the kept one (one person)."""
+    table = LeadCap.__table__
+    rows = dict(
+        connection.execute(
+            sa_select(table.c.id, table.c.sent).where(table.c.id.in_([from_id, to_id]))
+        ).all()
+    )
+    if from_id not in rows:
+        return {}
+    sent = sorted(json.loads(rows[from_id]) + json.loads(rows.get(to_id, "[]")))
+    connection.execute(delete(table).where(table.c.id == from_id))
+    if to_id in rows:
+        connection.execute(update(table).where(table.c.id == to_id).values(sent=json.dumps(sent)))
+    else:
+        connection.execute(insert(table).values(id=to_id, sent=json.dumps(sent)))
+    return {"lead_cap": 1}
 
 
 def _join_values(keep: Lead, other: Lead) -> None:

@@ -11,17 +11,18 @@ from nurture.spec.names import slugify
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion, Step
 
 
-def apply_plan(session: Session, plan: Plan, now: datetime) -> None:
-    """Create, update and delete sequences as planned; the caller commits."""
+def apply_plan(session: Session, plan: Plan, now: datetime, canary: float | None = None) -> None:
+    """Create, update and delete sequences as planned; the caller commits. With `canary` (a
+    share), a new version of a sequence takes that share of new enrollments only."""
     for change in plan.changes:
         if change.action in ("create", "update"):
-            _write(session, change, now)
+            _write(session, change, now, canary)
         elif change.action == "delete":
             _delete(session, change.slug, now)
     session.flush()
 
 
-def _write(session: Session, change: SequenceChange, now: datetime) -> None:
+def _write(session: Session, change: SequenceChange, now: datetime, canary: float | None) -> None:
     spec = change.spec
     assert spec is not None, "create and update changes carry their spec"
     row = session.exec(select(Sequence).where(Sequence.slug == change.slug)).first()
@@ -36,15 +37,38 @@ def _write(session: Session, change: SequenceChange, now: datetime) -> None:
             updated_at=now,
         )
     _copy_identity(row, spec, change.path, now)
-    if row.current_version == 0 or row.fingerprint != spec.fingerprint():
-        row.current_version += 1
-        row.fingerprint = spec.fingerprint()
+    if row.current_version == 0:
         session.add(row)
         session.flush()
-        _add_version(session, row, spec, change.path, now)
+        row.current_version, row.fingerprint = 1, spec.fingerprint()
+        _add_version(session, row, spec, 1, change.path, now)
+    else:
+        _version(session, row, change, now, canary)
     session.add(row)
     session.flush()
-    _assign(session, row, spec.funnels, now)
+    _assign(session, row, spec.funnels, spec.split, now)
+
+
+def _version(
+    session: Session, row: Sequence, change: SequenceChange, now: datetime, share: float | None
+) -> None:
+    """A new version (current, or a canary's), a canary's rollout, or the canary dropped."""
+    spec = change.spec
+    assert spec is not None, "create and update changes carry their spec"
+    fingerprint, canary = spec.fingerprint(), change.canary
+    latest = max(row.current_version, row.canary_version or 0)
+    if share is not None and fingerprint != row.fingerprint:
+        if canary is None or canary.fingerprint != fingerprint:
+            _add_version(session, row, spec, latest + 1, change.path, now)
+            row.canary_version, row.canary_started_at = latest + 1, now
+        row.canary_share = share
+        return
+    if change.rollout and row.canary_version is not None:
+        row.current_version, row.fingerprint = row.canary_version, fingerprint
+    elif fingerprint != row.fingerprint:
+        _add_version(session, row, spec, latest + 1, change.path, now)
+        row.current_version, row.fingerprint = latest + 1, fingerprint
+    row.canary_version = row.canary_share = row.canary_started_at = None
 
 
 def _copy_identity(row: Sequence, spec: SequenceSpec, path: str | None, now: datetime) -> None:
@@ -54,13 +78,18 @@ def _copy_identity(row: Sequence, spec: SequenceSpec, path: str | None, now: dat
 
 
 def _add_version(
-    session: Session, row: Sequence, spec: SequenceSpec, path: str | None, now: datetime
+    session: Session,
+    row: Sequence,
+    spec: SequenceSpec,
+    number: int,
+    path: str | None,
+    now: datetime,
 ) -> None:
     definition = spec.definition()
     version = SequenceVersion(
         sequence_id=row.id,
-        version=row.current_version,
-        fingerprint=row.fingerprint,
+        version=number,
+        fingerprint=spec.fingerprint(),
         definition=definition,
         source_path=path,
         applied_at=now,
@@ -83,11 +112,12 @@ def _add_version(
         )
 
 
-def _assign(session: Session, row: Sequence, funnel_names: list[str], now: datetime) -> None:
-    """Make the sequence's funnel assignments exactly the declared ones."""
-    wanted = {
-        funnel.id for funnel in ensure_funnels(session, {slugify(n): n for n in funnel_names}, now)
-    }
+def _assign(
+    session: Session, row: Sequence, funnel_names: list[str], split: dict[str, int], now: datetime
+) -> None:
+    """Make the sequence's funnel assignments exactly the declared ones, with their weights."""
+    funnels = ensure_funnels(session, {slugify(n): n for n in funnel_names}, now)
+    wanted = {funnel.id for funnel in funnels}
     current = set(
         session.exec(
             select(FunnelAssignment.funnel_id).where(FunnelAssignment.sequence_id == row.id)
@@ -102,6 +132,14 @@ def _assign(session: Session, row: Sequence, funnel_names: list[str], now: datet
         )
     for funnel_id in sorted(wanted - current):
         session.add(FunnelAssignment(funnel_id=funnel_id, sequence_id=row.id, created_at=now))
+    session.flush()
+    weights = {slugify(name): weight for name, weight in split.items()}
+    for funnel in funnels:
+        assignment = session.get_one(FunnelAssignment, (funnel.id, row.id))
+        weight = weights.get(funnel.slug)
+        if assignment.weight != weight:
+            assignment.weight = weight
+            session.add(assignment)
 
 
 def ensure_funnels(session: Session, names_by_slug: dict[str, str], now: datetime) -> list[Funnel]:

@@ -1,5 +1,6 @@
 """A nurture project on disk: nurture.toml, the sequences folder, and `nurture init`."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -74,23 +75,51 @@ class Project:
         return found
 
 
-def init_project(directory: Path) -> list[Path]:
-    """Write a new project into `directory`; the paths written or extended, relative to it."""
+def init_project(directory: Path, templates: Sequence[str] = ()) -> list[Path]:
+    """Write a new project into `directory`; the paths written or extended, relative to it.
+
+    With `templates`, the sequences are those templates of the library instead of the examples."""
     if (directory / PROJECT_FILE).exists():
         raise NurtureError(f"{directory / PROJECT_FILE} already exists; not overwriting a project")
+    clone = source_tree()
+    if clone is not None and directory.resolve().is_relative_to(clone):
+        raise NurtureError(
+            f"{directory} is inside nurture's own source tree ({clone}); create the project "
+            f"outside it, e.g. `nurture init {clone.parent / directory.resolve().name}`"
+        )
+    sequences = {Path("sequences") / name: text for name, text in _sequences(templates).items()}
     (directory / "sequences").mkdir(parents=True, exist_ok=True)
     (directory / "schema").mkdir(exist_ok=True)
     wanted = {
         Path(PROJECT_FILE): PROJECT_TOML,
         Path("schema/sequence.schema.json"): sequence_json_schema_text(),
+        **sequences,
     }
-    examples = resources.files("nurture.project.examples")
-    for name in EXAMPLES:
-        wanted[Path("sequences") / name] = examples.joinpath(name).read_text(encoding="utf-8")
     written = [path for path, text in wanted.items() if _write_new(directory / path, text)]
     if _ignore(directory / ".gitignore"):
         written.append(Path(".gitignore"))
     return sorted(written)
+
+
+def _sequences(templates: Sequence[str]) -> dict[str, str]:
+    """The sequence files a new project starts with, by file name."""
+    if templates:
+        from nurture.project.library import template_named  # YAML: only when asked for
+
+        chosen = [template_named(name) for name in templates]  # all known before any is written
+        return {f"{template.name}.yaml": template.text for template in chosen}
+    examples = resources.files("nurture.project.examples")
+    return {name: examples.joinpath(name).read_text(encoding="utf-8") for name in EXAMPLES}
+
+
+def source_tree() -> Path | None:
+    """The checkout nurture runs from (an editable install, a clone on PYTHONPATH); None when
+    nurture is installed as a package."""
+    root = Path(__file__).resolve().parents[2]
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and 'name = "nurture"' in pyproject.read_text(encoding="utf-8"):
+        return root
+    return None
 
 
 def _write_new(path: Path, text: str) -> bool:

@@ -3,15 +3,17 @@
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlmodel import Session, col, select
-
-from nurture.leads.enrollment import in_flight
+from nurture.project.experiments import Canary, ExperimentChange, experiment_changes
 from nurture.spec.files import SequenceFile
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
-from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
+
+if TYPE_CHECKING:  # a plan against a store not made yet loads no SQLAlchemy
+    from sqlalchemy import Row
+
+    from nurture.project.applied import Reader
 
 Action = Literal["create", "update", "delete", "unchanged", "drift"]
 
@@ -44,6 +46,11 @@ class SequenceChange:
     spec: SequenceSpec | None = field(default=None, compare=False, repr=False)
     in_flight: int = 0
     """Enrollments of this sequence still running (active, running, paused)."""
+    experiments: tuple[ExperimentChange, ...] = ()
+    canary: Canary | None = None
+    """A canary in progress (a version taking a share of new enrollments)."""
+    rollout: bool = False
+    """The file is the canary's version: apply makes it the current one for every lead."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +61,9 @@ class SequenceChange:
             "in_flight": self.in_flight,
             "fields": [vars(change) for change in self.fields],
             "steps": [vars(change) | {"fields": list(change.fields)} for change in self.steps],
+            "experiments": [change.to_dict() for change in self.experiments],
+            "canary": self.canary.to_dict() if self.canary else None,
+            "rollout": self.rollout,
         }
 
 
@@ -83,50 +93,52 @@ class Plan:
 
 @dataclass(frozen=True)
 class StoredSequence:
-    """The store's side of a comparison: the row, its current definition and its funnels."""
+    """The store's side of a comparison: the sequence's row (its columns as attributes: id,
+    name, slug, active, fingerprint, source_path, deleted_at), its current definition and its
+    funnels."""
 
-    row: Sequence
+    row: "Row"
     definition: dict[str, Any]
     funnels: frozenset[str]
+    canary: Canary | None = None
+    split: dict[str, int] = field(default_factory=dict)
+    """The sequence's weight in each funnel's split (by funnel slug)."""
 
 
-def stored_sequences(session: Session) -> dict[str, StoredSequence]:
-    """Every sequence in the store by slug, deleted ones included (a file may bring one back)."""
-    rows = session.exec(
-        select(Sequence, SequenceVersion)
-        .join(SequenceVersion, col(SequenceVersion.sequence_id) == col(Sequence.id))
-        .where(SequenceVersion.version == Sequence.current_version)
-    ).all()
-    funnels = _funnel_slugs(session)
+def stored_sequences(reader: "Reader | None") -> dict[str, StoredSequence]:
+    """Every sequence in the store by slug, deleted ones included (a file may bring one back);
+    none without a store (`reader` None: the store is not made yet)."""
+    if reader is None:
+        return {}
+    from nurture.project import applied
+
+    funnels = applied.funnel_slugs(reader)
+    rows = applied.sequences(reader)
+    canary = applied.canaries(reader, rows)
     return {
-        seq.slug: StoredSequence(seq, version.definition, frozenset(funnels.get(seq.id, ())))
-        for seq, version in rows
+        row.slug: StoredSequence(
+            row,
+            row.definition,
+            frozenset(funnels.get(row.id, {})),
+            canary.get(row.id),
+            {slug: weight for slug, weight in funnels.get(row.id, {}).items() if weight},
+        )
+        for row in rows
     }
 
 
-def _funnel_slugs(session: Session) -> dict[int, set[str]]:
-    pairs = session.exec(
-        select(FunnelAssignment.sequence_id, Funnel.slug).join(
-            Funnel, col(Funnel.id) == col(FunnelAssignment.funnel_id)
-        )
-    ).all()
-    out: dict[int, set[str]] = {}
-    for sequence_id, slug in pairs:
-        out.setdefault(sequence_id, set()).add(slug)
-    return out
-
-
 def build_plan(
-    session: Session,
+    session: "Reader | None",
     files: Iterable[SequenceFile],
     *,
     root: Path,
     prune: bool = False,
     complete: bool = True,
 ) -> Plan:
-    """Compare files with the store. `complete=False`: the files are a subset, look at nothing else."""
+    """Compare files with the store (None: a store not made yet, which holds nothing).
+    `complete=False`: the files are a subset, look at nothing else."""
     stored = stored_sequences(session)
-    changes = [_compare(file, stored.get(file.spec.slug), root) for file in files]
+    changes = [_compare(session, file, stored.get(file.spec.slug), root) for file in files]
     if complete:
         named = {change.slug for change in changes}
         changes += [
@@ -138,10 +150,14 @@ def build_plan(
 
 
 def _with_in_flight(
-    session: Session, changes: list[SequenceChange], stored: dict[str, StoredSequence]
+    reader: "Reader | None", changes: list[SequenceChange], stored: dict[str, StoredSequence]
 ) -> list[SequenceChange]:
+    if reader is None or not stored:
+        return changes
+    from nurture.project.applied import in_flight
+
     ids = {slug: entry.row.id for slug, entry in stored.items()}
-    counts = in_flight(session, ids.values())
+    counts = in_flight(reader, ids.values())
     return [
         replace(change, in_flight=counts.get(ids[change.slug], 0) if change.slug in ids else 0)
         for change in changes
@@ -154,19 +170,40 @@ def _absent(entry: StoredSequence, prune: bool) -> SequenceChange:
     )
 
 
-def _compare(file: SequenceFile, entry: StoredSequence | None, root: Path) -> SequenceChange:
+def _compare(
+    session: "Reader | None", file: SequenceFile, entry: StoredSequence | None, root: Path
+) -> SequenceChange:
     spec, path = file.spec, relative_path(file.path, root)
+    definition = spec.definition()
     if entry is None or entry.row.deleted_at is not None:
         fresh = entry is None or entry.row.fingerprint != spec.fingerprint()
-        return SequenceChange(spec.name, spec.slug, "create", path, new_version=fresh, spec=spec)
-    fields = _state_changes(spec, entry) + _field_changes(entry.definition, spec.definition())
+        started = experiment_changes(session, None, None, definition)
+        return SequenceChange(
+            spec.name, spec.slug, "create", path, new_version=fresh, spec=spec, experiments=started
+        )
+    fields = _state_changes(spec, entry) + _field_changes(entry.definition, definition)
     if entry.row.source_path != path:
         fields.append(FieldChange("file", entry.row.source_path, path))
-    steps = step_changes(entry.definition["steps"], spec.definition()["steps"])
-    new_version = spec.fingerprint() != entry.row.fingerprint
-    action: Action = "update" if fields or steps or new_version else "unchanged"
+    steps = step_changes(entry.definition["steps"], definition["steps"])
+    fingerprint, canary = spec.fingerprint(), entry.canary
+    rollout = canary is not None and canary.fingerprint == fingerprint
+    new_version = fingerprint != entry.row.fingerprint and not rollout
+    if canary is not None and fingerprint == entry.row.fingerprint:  # back to the current one
+        fields.append(FieldChange("canary", f"version {canary.version}", None))
+    action: Action = "update" if fields or steps or new_version or rollout else "unchanged"
+    experiments = experiment_changes(session, entry.row.id, entry.definition, definition)
     return SequenceChange(
-        spec.name, spec.slug, action, path, tuple(fields), steps, new_version, spec=spec
+        spec.name,
+        spec.slug,
+        action,
+        path,
+        tuple(fields),
+        steps,
+        new_version,
+        spec=spec,
+        experiments=experiments,
+        canary=canary,
+        rollout=rollout,
     )
 
 
@@ -177,6 +214,9 @@ def _state_changes(spec: SequenceSpec, entry: StoredSequence) -> list[FieldChang
     wanted = frozenset(slugify(name) for name in spec.funnels)
     if wanted != entry.funnels:
         changes.append(FieldChange("funnels", sorted(entry.funnels), sorted(wanted)))
+    split = {slugify(name): weight for name, weight in spec.split.items()}
+    if split != entry.split:
+        changes.append(FieldChange("split", entry.split, split))
     return changes
 
 

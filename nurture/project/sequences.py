@@ -12,6 +12,7 @@ from nurture.project.plan import Plan
 from nurture.project.sync import change_files
 from nurture.spec.categories import category_named
 from nurture.spec.edit import chain, drop_key, edit_text, set_key
+from nurture.spec.files import SequenceFile
 from nurture.spec.names import slugify
 from nurture.store.tables import Funnel, FunnelAssignment, Sequence, SequenceVersion
 
@@ -129,21 +130,7 @@ def duplicate(
     """Copy a sequence's file under a new name, inactive; apply it when a session is given."""
     files = project.files()
     source = project.file_of(name, files)
-    slug = slugify(new_name)
-    if not slug:
-        raise NurtureError(
-            f"the name {new_name!r} needs a letter or a digit (commands address sequences by slug)"
-        )
-    taken = {file.spec.slug: file.spec.name for file in files}
-    if session is not None:
-        taken |= {row.slug: row.name for row in _live(session)}
-    if slug in taken:
-        raise NurtureError(
-            f"{new_name!r} has the same slug {slug!r} as the existing sequence {taken[slug]!r}"
-        )
-    target = project.sequences_dir / f"{slug[:100]}.yaml"
-    if target.exists():
-        raise NurtureError(f"{target} already exists")
+    target = new_path(project, new_name, files, session)
     text = edit_text(
         source.path.read_text(encoding="utf-8"),
         # the cases are the original's: they expect it, not the copy, to take their leads
@@ -154,6 +141,47 @@ def duplicate(
         project.files()  # the copy must be valid like every other file
         return target, None
     return target, change_files(session, project, now, create={target: text})
+
+
+def new_path(
+    project: Project,
+    name: str,
+    files: list[SequenceFile] | None = None,
+    session: Session | None = None,
+) -> Path:
+    """The file a new sequence called `name` goes in; NurtureError when its slug is taken."""
+    slug = slugify(name)
+    if not slug:
+        raise NurtureError(
+            f"the name {name!r} needs a letter or a digit (commands address sequences by slug)"
+        )
+    files = project.files() if files is None else files
+    taken = {file.spec.slug: file.spec.name for file in files}
+    if session is not None:
+        taken |= {row.slug: row.name for row in _live(session)}
+    if slug in taken:
+        raise NurtureError(
+            f"{name!r} has the same slug {slug!r} as the existing sequence {taken[slug]!r}"
+        )
+    target = project.sequences_dir / f"{slug[:100]}.yaml"
+    if target.exists():
+        raise NurtureError(f"{target} already exists")
+    return target
+
+
+def new_sequence(project: Project, name: str, template: str | None = None) -> Path:
+    """Write a new sequence file called `name`, from a template of the library or blank."""
+    from nurture.project.library import sequence_text
+
+    text = sequence_text(name, template)
+    target = new_path(project, name)
+    target.write_text(text, encoding="utf-8")
+    try:
+        project.files()  # the new file must be valid like every other file
+    except NurtureError:
+        target.unlink()
+        raise
+    return target
 
 
 def _live(session: Session) -> list[Sequence]:

@@ -11,6 +11,9 @@ from typing import Any
 from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.spec.times import STORED
 
+LIVE = ("active", "running", "paused")
+"""Statuses of an enrollment that still runs (conversion stops these)."""
+
 Loader = Callable[[int, int], dict[str, Any]]
 _specs: dict[tuple[str, int, int], SequenceSpec] = {}
 

@@ -87,6 +87,7 @@ def _scenario(file: SequenceFile, case: TestCase) -> Scenario:
         sequence=file.spec.name,
         funnel=funnel,
         events=tuple(case.events),
+        variants=tuple(case.variants.items()),
     )
 
 

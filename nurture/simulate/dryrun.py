@@ -24,6 +24,7 @@ from sqlmodel import Session, SQLModel, select
 from nurture.channels import KINDS
 from nurture.channels.memory import MemoryChannel
 from nurture.engine import dispatch
+from nurture.engine.complete import Job
 from nurture.engine.dispatch import EngineConfig
 from nurture.errors import NotFound, NurtureError
 from nurture.insights import timeline
@@ -31,6 +32,7 @@ from nurture.leads.enrollment import Offer, decide, funnel_offers, new_enrollmen
 from nurture.leads.records import LeadInput, LeadRules, add_lead, clean, find_funnel, lead_row
 from nurture.project.apply import apply_plan
 from nurture.project.plan import build_plan
+from nurture.rules.caps import Caps
 from nurture.rules.matching import Candidate, Decision
 from nurture.simulate.events import Failures, Happening, happen, schedule
 from nurture.spec.cases import CaseLead
@@ -38,6 +40,7 @@ from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.files import SequenceFile
 from nurture.spec.models import SequenceSpec
 from nurture.spec.names import slugify
+from nurture.spec.variants import variant_problem
 from nurture.store.db import Store, create_engine
 from nurture.store.tables import Enrollment, Lead, Sequence
 
@@ -55,6 +58,8 @@ class Project:
     root: Path
     rules: LeadRules = LeadRules()
     coach: dict[str, Any] = field(default_factory=dict)
+    caps: Caps = field(default_factory=Caps)
+    """The project's frequency caps ([caps]): the dry run keeps to them as the daemon does."""
     applied: list[sqlite3.Connection] = field(default_factory=list, compare=False, repr=False)
     """The store with the sequences applied, built once and copied for each run."""
 
@@ -84,6 +89,8 @@ class Scenario:
     funnel: str | None = None
     events: tuple[str, ...] = ()
     until: timedelta | None = None
+    variants: tuple[tuple[str, str], ...] = ()
+    """Variants pinned, (step id, variant id): the lead gets these instead of drawing."""
 
 
 @dataclass
@@ -170,6 +177,7 @@ def dry_run(project: Project, scenario: Scenario) -> DryRun:
         run, lead_id, spec = _arrive(store, project, scenario)
         if spec is None:
             return run
+        _pin(store, lead_id, spec, scenario.variants)
         failures.know(spec)
         events = _simulate(store, project, scenario, lead_id, happenings, channel, failures)
         with store.session() as session:
@@ -238,6 +246,24 @@ def _run(
     return DryRun(name, scenario.funnel, decision, zone, lead=_final(lead))
 
 
+def _pin(
+    store: Store, lead_id: int, spec: SequenceSpec, pinned: tuple[tuple[str, str], ...]
+) -> None:
+    """The lead's enrollment gets the pinned variants instead of those it drew."""
+    for step_id, variant_id in pinned:
+        problem = variant_problem(spec, step_id, variant_id)
+        if problem:
+            raise NurtureError(f"--variant {step_id}={variant_id}: {problem}")
+    if not pinned:
+        return
+    with store.session(immediate=True) as session:
+        enrollment = session.exec(select(Enrollment).where(Enrollment.lead_id == lead_id)).one()
+        drawn = dict(enrollment.variants or {})
+        drawn |= {step_id: [variant_id, enrollment.version] for step_id, variant_id in pinned}
+        enrollment.variants = drawn
+        session.add(enrollment)
+
+
 def _spec_named(project: Project, name: str) -> SequenceSpec:
     by_slug = {file.spec.slug: file.spec for file in project.files}
     spec = by_slug.get(slugify(name))
@@ -261,7 +287,8 @@ def _simulate(
     pending, rows = list(happenings), []
     channels = dict.fromkeys(KINDS, channel)
     zone, coach = project.rules.default_zone, project.coach
-    engine = EngineConfig(WORKER, in_flight=1, default_zone=zone, coach=coach)
+    engine = EngineConfig(WORKER, in_flight=1, default_zone=zone, coach=coach, caps=project.caps)
+    report = dispatch.Report(deferrals=[])
     for _ in range(MAX_TURNS):
         due = dispatch.next_due(store)
         event_at = pending[0].at if pending else None
@@ -271,8 +298,18 @@ def _simulate(
         if event_at is not None and event_at == now:
             rows.append(_happen(store, project, lead_id, pending.pop(0), failures))
             continue
-        dispatch.drain(store, now, engine, channels)
+        dispatch.drain(store, now, engine, channels, report)
+        rows += [_deferred(job, now) for job in report.deferrals or []]
+        report.deferrals = []
     return rows
+
+
+def _deferred(job: Job, at: datetime) -> timeline.Row:
+    """A step a frequency cap made wait (or an exclusive sequence held), as the timeline shows it."""
+    outcome = "deferred" if job.status == "deferred" else "skipped"
+    action = job.step.action_type.value if job.step else None
+    notes = (job.error.removeprefix("deferred: "),) if job.error else ()
+    return timeline.Row(at, "step", outcome, job.step_id, action, job.attempt, notes=notes)
 
 
 def _happen(

@@ -72,4 +72,7 @@ class TestCase(SpecModel):
     funnel: str | None = None
     start: UsableTime | None = None
     events: list[EventText] = Field(default_factory=list)
+    variants: dict[str, str] = Field(
+        default_factory=dict, description="The variant the lead gets, by step id (step: variant)."
+    )
     expect: Expectation = Field(default_factory=Expectation)

@@ -3,7 +3,7 @@
 import difflib
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from types import UnionType
 from typing import Any, Literal
 
@@ -24,6 +24,9 @@ class Diagnostic:
     column: int
     message: str
     severity: Severity = "error"
+    path: Loc = field(default=(), compare=False)
+    """The key or item it is about, as the file spells the path (`('steps', 0, 'actionType')`);
+    empty when it is about no key (YAML syntax). The builder shows a message beside its field."""
 
     def __str__(self) -> str:
         prefix = "warning: " if self.severity == "warning" else ""
@@ -31,7 +34,7 @@ class Diagnostic:
 
     def as_dict(self) -> dict[str, str | int]:
         """The diagnostic as JSON-ready data (for `--json`)."""
-        return asdict(self)
+        return {key: value for key, value in asdict(self).items() if key != "path"}
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
@@ -88,7 +91,8 @@ def validation_diagnostics(
     for details in _merge_union_members(error.errors(include_url=False)):
         loc, message = explainer.explain(details)
         line, column = document.position(loc)
-        seen.setdefault((line, column, message), Diagnostic(filename, line, column, message))
+        found = Diagnostic(filename, line, column, message, path=explainer.path(loc))
+        seen.setdefault((line, column, message), found)
     return list(seen.values())
 
 

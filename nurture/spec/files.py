@@ -2,7 +2,7 @@
 
 import json
 import sys
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,13 +64,25 @@ def load_sequences(
     return result.sequences
 
 
-def check_files(paths: list[Path], *, coach_keys: Collection[str] | None = None) -> CheckResult:
-    """Check files and folders of sequence files (a folder: its *.yaml, *.yml and *.json, sorted)."""
+def check_files(
+    paths: list[Path],
+    *,
+    coach_keys: Collection[str] | None = None,
+    drafts: Mapping[Path, str] | None = None,
+) -> CheckResult:
+    """Check files and folders of sequence files (a folder: its *.yaml, *.yml and *.json, sorted).
+
+    `drafts`: text to check instead of a file's content, or as a file not written yet."""
     files, diagnostics = _expand(paths)
+    known = {path.resolve() for path in files}
+    new = [path for path in drafts or {} if path.resolve() not in known]
+    if new:
+        files = sorted(files + new, key=lambda path: path.resolve())
+    texts = {path.resolve(): text for path, text in (drafts or {}).items()}
     result = CheckResult(diagnostics=diagnostics, files=len(files))
     named: dict[str, tuple[Path, str]] = {}
     for path in files:
-        document, spec, problems = _check_file(path, coach_keys)
+        document, spec, problems = _check_file(path, coach_keys, texts.get(path.resolve()))
         if document is not None:
             problems += _name_problems(path, document, named)
         result.diagnostics += sorted(problems, key=lambda d: (d.line, d.column))
@@ -88,22 +100,23 @@ def _case_funnels(files: list[SequenceFile]) -> Iterator[Diagnostic]:
         for index, case in enumerate(file.spec.tests):
             if case.funnel is not None and slugify(case.funnel) not in known:
                 names = ", ".join(sorted(known)) or "none"
-                where = file.position(("tests", index, "funnel"))
+                loc = ("tests", index, "funnel")
                 message = (
                     f"test {case.name!r} names funnel {case.funnel!r}, which no sequence "
                     f"offers (funnels: {names})"
                 )
-                yield Diagnostic(shown(file.path), *where, message)
+                path = file.document.resolve(loc)
+                yield Diagnostic(shown(file.path), *file.position(loc), message, path=path)
 
 
 def _check_file(
-    path: Path, coach_keys: Collection[str] | None
+    path: Path, coach_keys: Collection[str] | None, draft: str | None = None
 ) -> tuple[Document | None, SequenceSpec | None, list[Diagnostic]]:
-    """One file: its document (None when not usable YAML), its spec (None if invalid), problems."""
+    """One file (or `draft`, its text to be): its document (None when not usable YAML), its
+    spec (None if invalid), problems."""
     filename = shown(path)
     try:
-        with _opened(path) as stream:
-            raw = stream.read(MAX_BYTES + 1)  # bounded: a huge file or a device cannot hang us
+        raw = _read(path) if draft is None else draft.encode("utf-8")
     except OSError as error:
         return None, None, [Diagnostic(filename, 1, 1, f"cannot read: {error.strerror or error}")]
     if path.suffix.lower() == ".json":
@@ -119,6 +132,11 @@ def _check_file(
     problems += window_warnings(spec, document, filename) if spec is not None else []
     templates = list(_template_problems(document, filename, coach_keys))
     return document, spec, loaded.diagnostics + problems + templates
+
+
+def _read(path: Path) -> bytes:
+    with _opened(path) as stream:
+        return stream.read(MAX_BYTES + 1)  # bounded: a huge file or a device cannot hang us
 
 
 def _opened(path: Path) -> AbstractContextManager[IO[bytes]]:
@@ -214,14 +232,14 @@ def _name_problems(
     slug = slugify(name)
     if not slug:
         message = f"name {name!r} needs a letter or a digit (commands address sequences by slug)"
-        return [Diagnostic(shown(path), *where, message)]
+        return [Diagnostic(shown(path), *where, message, path=("name",))]
     if slug not in named:
         named[slug] = (path, name)
         return []
     first_path, first_name = named[slug]
     same = "" if first_name == name else f" (same slug as {first_name!r})"
     message = f"duplicate sequence name {name!r}{same}: already in {shown(first_path)}"
-    return [Diagnostic(shown(path), *where, message)]
+    return [Diagnostic(shown(path), *where, message, path=("name",))]
 
 
 def _template_problems(
@@ -232,7 +250,7 @@ def _template_problems(
         for problem in check_template(source, coach_keys):
             line, column = _template_position(document, loc, scalar, problem)
             field = f"variables.{loc[-1]}" if loc[-2] == "variables" else loc[-1]
-            yield Diagnostic(filename, line, column, f"{field}: {problem.message}")
+            yield Diagnostic(filename, line, column, f"{field}: {problem.message}", path=loc)
 
 
 def _template_position(

@@ -6,27 +6,20 @@ that always lands outside the send window, a window open less than an hour a day
 condition that can never hold.
 """
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from pathlib import Path
 
 from nurture.spec.actions import MESSAGE_ACTIONS
 from nurture.spec.conditions import StepConditions, TriggerConditions
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.durations import format_duration
-from nurture.spec.files import SequenceFile, shown
+from nurture.spec.files import CheckResult, SequenceFile, check_files, shown
 from nurture.spec.names import slugify
 from nurture.spec.positions import Loc
 from nurture.spec.window import WEEKDAYS, SendWindow
 
 LISTS = ("lead_source", "lead_status", "lead_temperature")
-
-
-LintRule = Literal[
-    "same-priority", "coverage", "send-window", "never-holds", "unreachable", "whatsapp-window"
-]
-RULES: tuple[str, ...] = get_args(LintRule)
-"""Each warning ends with its rule in brackets; `lint_ignore` in nurture.toml silences rules."""
 
 
 def lint(
@@ -42,7 +35,24 @@ def lint(
     converting = {status.casefold() for status in conversion_statuses}
     found = [d for file in files for d in _sequence_warnings(file, converting)]
     found += list(_funnel_warnings(files)) if complete else []
+    found += list(_exclusive_ties(files))
     return silenced(found, ignore)
+
+
+def checked(
+    paths: list[Path],
+    *,
+    coach_keys: Collection[str] | None,
+    ignore: Collection[str] = (),
+    conversion_statuses: Collection[str] = ("Converted", "Won", "Client"),
+    drafts: Mapping[Path, str] | None = None,
+) -> CheckResult:
+    """What `nurture validate` reports for these files and folders: every file's problems, then
+    the lint warnings, but those of the rules in `ignore` (`drafts`: see `check_files`)."""
+    result = check_files(paths, coach_keys=coach_keys, drafts=drafts)
+    result.diagnostics = silenced(result.diagnostics, ignore)
+    result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=result.valid)
+    return result
 
 
 def silenced(diagnostics: list[Diagnostic], ignore: Collection[str]) -> list[Diagnostic]:
@@ -51,7 +61,8 @@ def silenced(diagnostics: list[Diagnostic], ignore: Collection[str]) -> list[Dia
 
 
 def _warn(file: SequenceFile, loc: Loc, message: str, rule: str) -> Diagnostic:
-    return Diagnostic(shown(file.path), *file.position(loc), f"{message} [{rule}]", "warning")
+    where, path = file.position(loc), file.document.resolve(loc)
+    return Diagnostic(shown(file.path), *where, f"{message} [{rule}]", "warning", path)
 
 
 # Within one sequence.
@@ -159,6 +170,26 @@ def _can_land(window: SendWindow, delay: timedelta) -> bool:
 
 def _values(wanted: list[str] | None) -> set[str]:
     return {value.casefold() for value in wanted or []}
+
+
+# Exclusive sequences (whatever their funnels: a lead can come through several).
+
+
+def _exclusive_ties(files: list[SequenceFile]) -> Iterator[Diagnostic]:
+    """Exclusive sequences of one priority: for a lead in both, only its enrollment order decides."""
+    seen: dict[int, SequenceFile] = {}
+    for file in files:
+        spec = file.spec
+        if not (spec.active and spec.exclusive):
+            continue
+        other = seen.setdefault(spec.priority, file)
+        if other is not file:
+            message = (
+                f"{other.spec.name} and {spec.name} are both exclusive at priority {spec.priority}: "
+                "a lead in both runs the one it entered first while the other waits. Give one a "
+                "higher priority"
+            )
+            yield _warn(file, ("exclusive",), message, "exclusive-priority")
 
 
 # Across the sequences of each funnel.

@@ -24,15 +24,23 @@ from nurture.spec.conditions import StepConditions, TriggerConditions
 from nurture.spec.durations import PATTERN, count_of, format_duration
 from nurture.spec.names import slugify
 from nurture.spec.times import LONGEST_WAIT, TEN_YEARS, is_stored
+from nurture.spec.variants import (
+    Variant,
+    check_split,
+    check_variants,
+    variant_problem,
+    variants_field,
+    with_control,
+)
 from nurture.spec.window import SendWindow
 
 ReEntry = Literal["never", "after_exit", "always"]
 FailurePolicy = Literal["continue", "stop"]
 STEP_ID = r"^[a-z0-9][a-z0-9_-]*$"
-UNVERSIONED = frozenset({"tests", "active", "funnels"})
+UNVERSIONED = frozenset({"tests", "active", "funnels", "split"})
 """Changing these makes no new version: they say where and whether a sequence runs, not what."""
 ADDED_LATER: dict[str, Any] = {"stop_on_reply": False}
-STEP_ADDED_LATER: dict[str, Any] = {"stop": False}
+STEP_ADDED_LATER: dict[str, Any] = {"stop": False, "variants": None}
 """Settings (of a sequence, of a step) newer than the first format, left out of a definition at
 their default: upgrading nurture must not make every applied sequence look changed."""
 DELAY_FIELDS = ("delay_days", "delay_hours", "delay_minutes")
@@ -119,6 +127,16 @@ class StepBase(SpecModel):
         "they hold; a skipped step never stops).",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _control_config(cls, data: Any, info: ValidationInfo) -> Any:
+        return with_control(cls, data, info)
+
+    @model_validator(mode="after")
+    def _variants_differ(self) -> Self:
+        check_variants(getattr(self, "variants", None))
+        return self
+
     @model_validator(mode="after")
     def _default_id(self) -> Self:
         if self.id is None:
@@ -164,41 +182,49 @@ class StepBase(SpecModel):
 class WhatsAppStep(StepBase):
     action_type: Literal[a.ActionType.SEND_WHATSAPP_MESSAGE]
     action_config: a.WhatsAppConfig
+    variants: list[Variant[a.WhatsAppConfig]] | None = variants_field()
 
 
 class EmailStep(StepBase):
     action_type: Literal[a.ActionType.SEND_EMAIL]
     action_config: a.EmailConfig
+    variants: list[Variant[a.EmailConfig]] | None = variants_field()
 
 
 class SmsStep(StepBase):
     action_type: Literal[a.ActionType.SEND_SMS]
     action_config: a.SmsConfig
+    variants: list[Variant[a.SmsConfig]] | None = variants_field()
 
 
 class TaskStep(StepBase):
     action_type: Literal[a.ActionType.CREATE_TASK]
     action_config: a.TaskConfig
+    variants: list[Variant[a.TaskConfig]] | None = variants_field()
 
 
 class ScoreStep(StepBase):
     action_type: Literal[a.ActionType.UPDATE_LEAD_SCORE]
     action_config: a.ScoreConfig
+    variants: list[Variant[a.ScoreConfig]] | None = variants_field()
 
 
 class TagStep(StepBase):
     action_type: Literal[a.ActionType.ADD_LEAD_TAG]
     action_config: a.TagConfig
+    variants: list[Variant[a.TagConfig]] | None = variants_field()
 
 
 class AppointmentStep(StepBase):
     action_type: Literal[a.ActionType.SCHEDULE_APPOINTMENT]
     action_config: a.AppointmentConfig
+    variants: list[Variant[a.AppointmentConfig]] | None = variants_field()
 
 
 class NotificationStep(StepBase):
     action_type: Literal[a.ActionType.SEND_NOTIFICATION]
     action_config: a.NotificationConfig
+    variants: list[Variant[a.NotificationConfig]] | None = variants_field()
 
 
 class WaitStep(StepBase):
@@ -270,6 +296,11 @@ class SequenceSpec(SpecModel):
         description="Higher wins when several sequences match a lead.",
     )
     funnels: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(default_factory=list)
+    split: dict[str, Annotated[int, Field(gt=0, le=1_000_000)]] = Field(
+        default_factory=dict,
+        description="This sequence's weight in a funnel's split of new leads (funnel: weight): "
+        "each lead of the funnel goes to one sequence of the split, by weight, and stays.",
+    )
     trigger_conditions: TriggerConditions = Field(default_factory=TriggerConditions)
     max_retries: int = Field(3, ge=0, le=20)
     retry_delay: a.Duration = Field(timedelta(minutes=15))
@@ -283,6 +314,12 @@ class SequenceSpec(SpecModel):
     )
     manual_advance: bool = False
     re_entry: ReEntry = "never"
+    exclusive: bool = Field(
+        False,
+        description="A lead runs at most one exclusive sequence at a time: the highest priority "
+        "(then the first enrolled); the others wait (re_entry after_exit or always) or end "
+        "(re_entry never).",
+    )
     send_window: SendWindow | None = None
     failure_policy: FailurePolicy = Field(
         "continue", description="After the last retry: next step or stop."
@@ -351,9 +388,18 @@ class SequenceSpec(SpecModel):
         return self
 
     @model_validator(mode="after")
+    def _split_of_own_funnels(self) -> Self:
+        check_split(self.split, self.funnels)
+        return self
+
+    @model_validator(mode="after")
     def _cases_name_known_steps(self) -> Self:
         ids = {step.id for step in self.steps}
         for index, case in enumerate(self.tests):
+            for step_id, variant_id in case.variants.items():
+                problem = variant_problem(self, step_id, variant_id)
+                if problem:
+                    raise located_error(("tests", index, "variants", step_id), problem)
             for key, step_id in case.expect.step_ids():
                 if step_id not in ids:
                     raise located_error(
@@ -369,7 +415,7 @@ class SequenceSpec(SpecModel):
             (step, STEP_ADDED_LATER) for step in definition["steps"]
         ]:
             for key, default in added.items():
-                if part.get(key) == default:
+                if key in part and part[key] == default:
                     del part[key]
         return definition
 

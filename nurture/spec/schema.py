@@ -79,8 +79,22 @@ def _require_name_or_alias(json_schema: JsonSchemaValue, aliases: dict[str, str]
     if not json_schema["required"]:
         del json_schema["required"]
     json_schema["allOf"] = [
-        {"anyOf": [{"required": [name]}, {"required": [aliases[name]]}]} for name in either
+        {
+            "anyOf": [
+                {"required": [name]},
+                {"required": [aliases[name]]},
+                *_instead(json_schema, name),
+            ]
+        }
+        for name in either
     ]
+
+
+def _instead(json_schema: JsonSchemaValue, name: str) -> list[JsonSchemaValue]:
+    """A step with variants gives its configs there (nurture.spec.variants)."""
+    if name == "action_config" and "variants" in json_schema["properties"]:
+        return [{"required": ["variants"]}]
+    return []
 
 
 def sequence_json_schema() -> dict[str, Any]:

@@ -163,10 +163,19 @@ def template_fields(data: Any) -> Iterator[tuple[Loc, str]]:
     for index, step in enumerate(steps if isinstance(steps, list) else []):
         if not isinstance(step, dict):
             continue
-        key = "action_config" if "action_config" in step else "actionConfig"
-        config = step.get(key)
-        if isinstance(config, dict):
-            yield from _config_templates(("steps", index, key), config)
+        yield from _own_templates(("steps", index), step)
+        variants = step.get("variants")
+        for number, variant in enumerate(variants if isinstance(variants, list) else []):
+            if isinstance(variant, dict):  # every variant's texts, each where the file has it
+                yield from _own_templates(("steps", index, "variants", number), variant)
+
+
+def _own_templates(loc: Loc, owner: dict[str, Any]) -> Iterator[tuple[Loc, str]]:
+    """The templates of a step's (or a variant's) action config."""
+    key = "action_config" if "action_config" in owner else "actionConfig"
+    config = owner.get(key)
+    if isinstance(config, dict):
+        yield from _config_templates(loc + (key,), config)
 
 
 def _config_templates(loc: Loc, config: dict[str, Any]) -> Iterator[tuple[Loc, str]]:

@@ -23,6 +23,8 @@ def window_warnings(spec: SequenceSpec, document: Document, filename: str) -> li
     for index, step in enumerate(spec.steps):
         config = step.action_config
         if isinstance(config, WhatsAppConfig) and config.template is None:
-            line, column = document.position(("steps", index, "action_config", "message"))
-            found.append(Diagnostic(filename, line, column, WARNING, "warning"))
+            loc = ("steps", index, "action_config", "message")
+            line, column = document.position(loc)
+            path = document.resolve(loc)
+            found.append(Diagnostic(filename, line, column, WARNING, "warning", path))
     return found

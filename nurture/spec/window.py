@@ -4,6 +4,7 @@ import json
 from datetime import time
 from functools import cache
 from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -76,11 +77,22 @@ HOLIDAY_COUNTRIES = Path(__file__).with_name("holiday_countries.json")
 def _holiday_countries() -> dict[str, list[str]]:
     """Saved for the installed `holidays` (importing it costs validate a fifth of a second)."""
     saved = json.loads(HOLIDAY_COUNTRIES.read_text(encoding="utf-8"))
-    if saved["holidays"] == version("holidays"):
+    if saved["holidays"] == _holidays_version():
         return saved["countries"]
     import holidays
 
     return holidays.list_supported_countries()
+
+
+def _holidays_version() -> str:
+    """The installed `holidays`' version, from its `holidays-X.dist-info` folder (PEP 627) where
+    there is one: reading its metadata costs every start-up a scan of the site-packages."""
+    spec = find_spec("holidays")
+    if spec is not None and spec.origin is not None:
+        found = sorted(Path(spec.origin).parents[1].glob("holidays-*.dist-info"))
+        if len(found) == 1:
+            return found[0].name.removeprefix("holidays-").removesuffix(".dist-info")
+    return version("holidays")
 
 
 def check_country(code: str) -> str:

@@ -10,10 +10,10 @@ See nurture.store.connect for SQLite's WAL mode, busy timeout and `BEGIN IMMEDIA
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session
 
 from nurture.errors import StoreError
 from nurture.store import migrate
@@ -29,6 +29,9 @@ from nurture.store.connect import (
 STORE_ERRORS = (StoreError, SQLAlchemyError)
 """A store that failed (an outage, a lost connection): what callers catch to carry on."""
 
+if TYPE_CHECKING:  # the ORM: imported by the first session (`nurture plan` reads with Core)
+    from sqlmodel import Session
+
 __all__ = ["Store", "create_engine", "open_store"]
 
 
@@ -41,11 +44,13 @@ class Store:
         self._writer = engine.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
 
     @contextmanager
-    def session(self, *, immediate: bool = False) -> Iterator[Session]:
+    def session(self, *, immediate: bool = False) -> Iterator["Session"]:
         """An ORM session that commits when the block ends and rolls back on an error.
 
         `immediate` takes SQLite's write lock at BEGIN: use it when the transaction writes.
         """
+        from sqlmodel import Session
+
         with reported(self.url), Session(self._bind(immediate)) as session:
             try:
                 yield session

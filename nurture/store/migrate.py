@@ -32,15 +32,27 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_LOCK = 0x6E757274  # "nurt": the Postgres advisory lock held while upgrading
 UPGRADE_HINT = "run `nurture db upgrade`"
 _VERSION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
+_DOWN = re.compile(r"""^down_revision = ["'](\d{4})["']""", re.M)
 
 
 @cache
 def revisions() -> tuple[str, ...]:
-    """Every revision this version of nurture ships, oldest first (one per migration file)."""
-    names = (MIGRATIONS / "versions").iterdir()
-    found = sorted(m.group(1) for path in names if (m := _VERSION_FILE.match(path.name)))
-    assert found, f"no migrations in {MIGRATIONS}"
-    return tuple(found)
+    """Every revision this version of nurture ships, oldest first (one per migration file), in
+    the order of their `down_revision` chain: branches merged at once may number theirs out of
+    order (0013 after 0016)."""
+    before: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").iterdir():
+        if m := _VERSION_FILE.match(path.name):
+            parent = _DOWN.search(path.read_text(encoding="utf-8"))
+            before[m.group(1)] = parent.group(1) if parent else None
+    assert before, f"no migrations in {MIGRATIONS}"
+    after = {parent: revision for revision, parent in before.items()}
+    chain, at = [], after.get(None)
+    while at is not None:
+        chain.append(at)
+        at = after.get(at)
+    assert len(chain) == len(before), f"the migrations in {MIGRATIONS} are not one chain"
+    return tuple(chain)
 
 
 def head() -> str:

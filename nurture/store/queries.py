@@ -56,7 +56,8 @@ WHERE id IN (
 RETURNING {returning}
 """
 _RETURNING = (
-    "id, lead_id, sequence_id, version, step_id, next_run_at, attempts, attempts + 1 AS attempt"
+    "id, lead_id, sequence_id, version, step_id, next_run_at, attempts, attempts + 1 AS attempt,"
+    " variants"
 )
 """`attempt` is the one this claim runs: an active enrollment's next attempt is attempts + 1."""
 
@@ -96,7 +97,7 @@ def claim_statement(dialect: str, sql: str = _CLAIM) -> Any:
             bindparam("types", expanding=True, type_=String()),
         ]
     statement = text(claim_sql(dialect, sql)).bindparams(*times)
-    return statement.columns(next_run_at=UTCDateTime())
+    return statement.columns(next_run_at=UTCDateTime(), variants=JSON())
 
 
 def claim_hints(connection: Connection) -> None:
@@ -122,6 +123,8 @@ class Claimed(NamedTuple):
     next_run_at: datetime
     attempts: int
     attempt: int
+    variants: dict[str, Any] | None
+    """The variants drawn at enrollment, {step_id: [variant, version]} (migration 0015)."""
 
 
 def claim(
@@ -273,6 +276,8 @@ class Named(NamedTuple):
     name: str
     slug: str
     current_version: int = 0  # a funnel has none
+    canary_version: int | None = None
+    """A version taking a share of new enrollments: the enrollments on it stay there."""
 
 
 def funnels(connection: Connection, ids: Iterable[int | None]) -> dict[int, Named]:
@@ -288,7 +293,8 @@ def funnels(connection: Connection, ids: Iterable[int | None]) -> dict[int, Name
 def sequences(connection: Connection, ids: Iterable[int]) -> dict[int, Named]:
     table = SequenceRow.__table__
     columns = (table.c.id, table.c.name, table.c.slug, table.c.current_version)
-    query = select(*columns).where(bulk.among(connection, table.c.id, ids))
+    query = select(*columns, table.c.canary_version)
+    query = query.where(bulk.among(connection, table.c.id, ids))
     return {row.id: row for row in map(Named._make, connection.execute(query).all())}
 
 
@@ -381,3 +387,32 @@ def add_tags(connection: Connection, lead_id: int, tags: Sequence[str], now: dat
 def insert_rows(connection: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
     """Insert effect rows (tasks, appointments, notifications, outbox messages)."""
     bulk.insert(connection, table.__table__, rows)
+
+
+class Live(NamedTuple):
+    """A lead's enrollment that is not over, and its sequence's current version."""
+
+    id: int
+    lead_id: int
+    sequence_id: int
+    status: str
+    next_run_at: datetime | None
+    current_version: int
+
+
+LIVE = ("active", "running", "paused", "unknown")
+
+
+def live_enrollments(connection: Connection, leads: Iterable[int]) -> dict[int, list[Live]]:
+    """The enrollments of these leads not over yet, by lead (exclusive sequences compare them)."""
+    table = SequenceRow.__table__
+    c = enrollment.c
+    query = (
+        select(c.id, c.lead_id, c.sequence_id, c.status, c.next_run_at, table.c.current_version)
+        .join(table, table.c.id == c.sequence_id)
+        .where(bulk.among(connection, c.lead_id, leads), c.status.in_(LIVE))
+    )
+    found: dict[int, list[Live]] = {}
+    for row in connection.execute(query):
+        found.setdefault(row.lead_id, []).append(Live._make(row))
+    return found

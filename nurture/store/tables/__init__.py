@@ -9,6 +9,7 @@ from typing import Any
 from nurture.store.tables.access import ApiToken, IngestKey
 from nurture.store.tables.actions import Appointment, Notification, Task
 from nurture.store.tables.base import Stored, UTCDateTime, utc_column
+from nurture.store.tables.caps import LeadCap
 from nurture.store.tables.channels import ChannelSlot, OutboxMessage, ProviderCallback
 from nurture.store.tables.engine import Enrollment, Execution, Worker
 from nurture.store.tables.leads import (
@@ -35,6 +36,7 @@ __all__ = [
     "InboundMessage",
     "IngestKey",
     "Lead",
+    "LeadCap",
     "LeadKey",
     "LeadMerge",
     "MatchCandidates",

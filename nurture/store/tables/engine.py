@@ -63,6 +63,8 @@ class Enrollment(Stored, table=True):
     updated_at: datetime = utc_column()
     finished_at: datetime | None = utc_column(nullable=True)
     exit_reason: str | None = None
+    variants: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    """The variants assigned at enrollment, {step_id: [variant, version]} (migration 0015)."""
 
 
 class Execution(Stored, table=True):
@@ -117,6 +119,8 @@ class Execution(Stored, table=True):
     """What the provider last reported (queued, sent, delivered, undelivered, failed, read)."""
     delivery_error: str | None = None
     delivery_updated_at: datetime | None = utc_column(nullable=True)
+    variant: str | None = Field(default=None, max_length=40)
+    """The variant of its step it ran (migration 0015); None: the step has none."""
 
 
 class Worker(Stored, table=True):

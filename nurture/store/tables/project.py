@@ -25,6 +25,10 @@ class Sequence(Stored, table=True):
     created_at: datetime = utc_column()
     updated_at: datetime = utc_column()
     deleted_at: datetime | None = utc_column(nullable=True)
+    canary_version: int | None = None
+    """A version getting `canary_share` of new enrollments (`apply --canary`, migration 0015)."""
+    canary_share: float | None = None
+    canary_started_at: datetime | None = utc_column(nullable=True)
 
 
 class SequenceVersion(Stored, table=True):
@@ -78,3 +82,5 @@ class FunnelAssignment(Stored, table=True):
     funnel_id: int = Field(foreign_key="funnel.id", primary_key=True)
     sequence_id: int = Field(foreign_key="sequence.id", primary_key=True, index=True)
     created_at: datetime = utc_column()
+    weight: int | None = None
+    """The sequence's weight in the funnel's split of new leads (migration 0015); None: no split."""

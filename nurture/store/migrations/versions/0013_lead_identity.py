@@ -8,7 +8,7 @@ email or phone, the first (lowest id) gets the key and the others are listed by
 `nurture leads duplicates`, to merge. Notifications stored before were delivered already.
 
 Revision ID: 0013
-Revises: 0012
+Revises: 0016
 Create Date: 2026-12-02 16:40:00
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0012"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
