@@ -193,3 +193,15 @@ def test_a_running_daemon_tells_the_coach_of_a_reply_within_a_poll(
         daemon.terminate()
         daemon.communicate(timeout=30)
     assert [status for kind, status, _ in notes(store_url) if kind == "reply"] == ["sent"]
+
+
+def test_an_inbound_event_over_the_api_is_kept_and_told(coach, project, store_url, receiver):
+    from serving import serving, token
+
+    writer = token(coach, "crm", "write")
+    with serving(project, store_url) as api:
+        event = {"type": "inbound", "value": "Booked!", "channel": "sms"}
+        lead = api.post("/api/leads/sam@example.com/events", json=event, headers=writer).json()
+        assert [(r["text"], r["stopped"]) for r in lead["replies"]] == [("Booked!", ["Welcome"])]
+    coach("run", "--once", "--channel", "live")
+    assert any("“Booked!”" in p["message"] for p in posted(receiver))

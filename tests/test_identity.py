@@ -210,3 +210,23 @@ def test_enrollments_are_one_per_person(store_url, nurture):
     add(nurture, "referrals", "--email", "sam@example.com", "--external-id", "x")
     with open_store(store_url) as store, store.begin() as connection:
         assert len(connection.execute(select(Enrollment.id)).all()) == 1
+
+
+def test_the_webhook_answers_with_the_keys_it_left_out(nurture, project, store_url):
+    from serving import serving, token
+
+    add(nurture, "website", "--email", "sam@example.com")
+    nurture("leads", "add", "-f", "website", "--name", "Bo", "--phone", "+14155550100")
+    ingest = token(nurture, "landing", "ingest")
+    with serving(project, store_url) as api:
+        lead = {"funnel": "website", "name": "Sam", "email": "sam@example.com",
+                "phone": "+1 415 555 0100", "externalId": "crm-9"}  # fmt: skip
+        answer = api.post("/api/leads", json=lead, headers=ingest)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["leadId"] == 1 and body["created"] is False
+        assert body["clashes"] == [
+            {"kind": "phone", "value": "+14155550100", "leadId": 2, "name": "Bo"}
+        ]
+        reader = token(nurture, "crm", "read")
+        assert "external_id:crm-9" in api.get("/api/leads/crm-9", headers=reader).json()["keys"]
