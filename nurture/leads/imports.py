@@ -297,7 +297,7 @@ class Importer:
                 lead_id, self.row_keys.pop(id(row), []), row["created_at"]
             )
         ]
-        landed = store_keys.claim(connection, claims + more)
+        landed = store_keys.claim(connection, claims + more, looked=True)  # _load_existing did
         lost = {
             claim["lead_id"] for claim in claims if (claim["kind"], claim["value"]) not in landed
         }

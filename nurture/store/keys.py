@@ -39,13 +39,20 @@ def insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     bulk.insert(connection, LeadKey.__table__, rows)
 
 
-def claim(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[Key]:
+def claim(
+    connection: Connection, rows: Sequence[dict[str, Any]], *, looked: bool = False
+) -> set[Key]:
     """Insert the keys no lead holds yet, leaving out the others (never an error); those that
-    went in. On Postgres a key another transaction is inserting waits for it to end."""
+    went in. On Postgres a key another transaction is inserting waits for it to end. `looked`:
+    the caller read, under this transaction's write lock, that none is held (an import's
+    batch on SQLite), so they go in without a second look."""
     if not rows:
         return set()
     if connection.dialect.name == "postgresql":
         return _claim_pg(connection, rows)
+    if looked:
+        bulk.insert(connection, LeadKey.__table__, rows)
+        return {(row["kind"], row["value"]) for row in rows}
     # SQLite: this writer holds the write lock, so what it reads stays true until it commits.
     held = owners(connection, [(row["kind"], row["value"]) for row in rows])
     fresh: dict[Key, dict[str, Any]] = {}
@@ -65,8 +72,8 @@ def _claim_pg(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[Key
     arrays = {name: [row[name] for row in ordered] for name in names}
     sql = (
         "INSERT INTO lead_key (kind, value, lead_id, created_at) "
-        "SELECT kind, value, lead_id, created_at FROM unnest(%(kind)s::varchar[], "
-        "%(value)s::varchar[], %(lead_id)s::integer[], %(created_at)s::timestamptz[]) "
+        "SELECT kind, value, lead_id, created_at FROM unnest(%(kind)b::varchar[], "
+        "%(value)b::varchar[], %(lead_id)b::integer[], %(created_at)b::timestamptz[]) "
         "WITH ORDINALITY AS v(kind, value, lead_id, created_at, n) ORDER BY v.n "
         "ON CONFLICT (kind, value) DO NOTHING RETURNING kind, value"
     )
