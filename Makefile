@@ -3,18 +3,21 @@ PY := $(VENV)/bin/python
 NURTURE := $(VENV)/bin/nurture
 DEMO_DIR ?= $(shell mktemp -d /tmp/nurture-demo.XXXXXX)
 
-.PHONY: install lock demo test lint types docs bench schema migration clean
+.PHONY: install lock demo test lint types docs screenshots bench schema migration clean
 
 # The extras requirements.lock pins (each one is a [project.optional-dependencies] list).
 LOCK_EXTRAS := test lint docs
 
 # Installs exactly the files in requirements.lock, each checked against its hash, then nurture
-# itself (editable, built by the locked setuptools); `make lock` writes the lock anew.
-$(VENV)/.installed: pyproject.toml requirements.lock
+# itself (editable, built by the locked setuptools), then the dashboard's browser libraries from
+# package-lock.json (scripts/assets.sh: npm, or Node.js from PyPI where there is no npm);
+# `make lock` writes the Python lock anew.
+$(VENV)/.installed: pyproject.toml requirements.lock package-lock.json
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet pip==26.3
 	$(VENV)/bin/pip install --quiet --require-hashes -r requirements.lock
 	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	bash scripts/assets.sh
 	touch $@
 
 install: $(VENV)/.installed
@@ -47,6 +50,10 @@ lint: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
+# The dashboard's screenshots in docs/images, taken by its browser test (Debian's Chromium).
+screenshots: install
+	DASHBOARD_SCREENSHOTS=docs/images $(PY) -m pytest tests/test_web_browser.py -q -k "fits and 1280 and sqlite"
+
 # The type checker alone (make lint runs it too), configured in pyproject.toml ([tool.mypy]).
 types: install
 	$(VENV)/bin/mypy
@@ -61,8 +68,11 @@ types: install
 # cost of the per-message `sending` record (bench/delivery.py); the Twilio channel's send in
 # threads against send_async on the event loop, over HTTP and HTTPS (bench/channels.py).
 # Start-up of the CLI (--version, --help, leads --help, validate and plan of five sequences)
-# beside the code of BASELINE, in the same run (bench/cli.py).
+# beside the code of BASELINE, in the same run (bench/cli.py). The dashboard's pages: p50/p99
+# of each page over PAGES_ENROLLMENTS enrollments and 5x as many executions (bench/pages.py;
+# the issue's target, p99 under 300 ms, is at PAGES_ENROLLMENTS=1000000).
 ENROLLMENTS ?= 100000
+PAGES_ENROLLMENTS ?= 100000
 LEADS ?= 20000
 STATS_ENROLLMENTS ?= 1000000
 BASELINE ?= ccbc7be
@@ -73,6 +83,7 @@ bench: install
 	$(PY) bench/stats.py --enrollments $(STATS_ENROLLMENTS)
 	$(PY) bench/delivery.py --baseline $(BASELINE)
 	$(PY) bench/channels.py
+	$(PY) bench/pages.py --enrollments $(PAGES_ENROLLMENTS)
 
 schema: install
 	$(NURTURE) schema --output schema/sequence.schema.json

@@ -19,6 +19,9 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
   --seconds; lag = execution time (the claim of its batch) minus due time, p50/p99/max.
 - scale: steps/s of --scale-due due steps in a store of that many enrollments, then in a store
   of --scale-to enrollments (the rest due next week); the ratio, and the daemon's peak RSS.
+- variants: the throughput case (one daemon) of a step with two variants (an A/B test of its
+  text, each lead's variant drawn by hash as the step runs) beside the same step without,
+  alternating --pairs times on fresh stores (medians): what an experiment costs the engine.
 - import: `nurture leads import` of a generated CSV of --leads leads (name, email, phone,
   score, temperature, source, a tag, a custom field) through a funnel with two sequences
   assigned; leads/s is rows over the command's wall time (process start included).
@@ -66,6 +69,18 @@ steps:
     action_config: {{message: "Hi {{{{ lead.first_name }}}}, see you at the gym!"}}
 """
 ONE_SEQUENCE = {"bench.yaml": TEXT.format(name="Bench", temperatures="Warm, Hot, Cold")}
+A_B_TEST = {
+    "bench.yaml": """\
+name: Bench
+funnels: [Website]
+steps:
+  - name: Text
+    action_type: send_sms
+    variants:
+      - {id: a, weight: 50, action_config: {message: "Hi {{ lead.first_name }}, see you at the gym!"}}
+      - {id: b, weight: 50, action_config: {message: "{{ lead.first_name }}, the gym awaits!"}}
+"""
+}
 TWO_SEQUENCES = {
     "warm.yaml": TEXT.format(name="Warm welcome", temperatures="Warm, Hot"),
     "cold.yaml": TEXT.format(name="Cold welcome", temperatures="Cold"),
@@ -237,12 +252,18 @@ def executions(store: Store) -> list[tuple[datetime, datetime]]:
 
 
 def throughput(
-    url: str, due: int, daemons: int, later: int = 0, rounds: int = 1, settings: str = ""
+    url: str,
+    due: int,
+    daemons: int,
+    later: int = 0,
+    rounds: int = 1,
+    settings: str = "",
+    sequences: dict[str, str] = ONE_SEQUENCE,
 ) -> dict:
     """`due` steps due now (and `later` enrollments due next week) run by `daemons` daemons
-    (with nurture.toml `settings`); with several rounds the same steps are made due again, and
-    the best round counts."""
-    project = project_with(url, ONE_SEQUENCE, settings=settings)
+    (with nurture.toml `settings`, of `sequences`); with several rounds the same steps are made
+    due again, and the best round counts."""
+    project = project_with(url, sequences, settings=settings)
     best: dict = {}
     with open_store(url) as store:
         now = datetime.now(UTC)
@@ -460,6 +481,8 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
                       f"{small['steps_per_s']:,.0f} steps/s with {due:,} in store = {ratio:.0%} "
                       f"(per daemon CPU-second: {cpu_ratio:.0%})")  # fmt: skip
             yield row("scale", name[kind], "1", big, result, large["peak_rss_mb"])
+        if "variants" in args.cases:
+            yield from with_variants(kind, args.postgres, n, args.pairs)
         if "import" in args.cases:
             with baseline(args.baseline) as env:
                 for got in import_rounds(kind, args, env):
@@ -497,6 +520,27 @@ def against_ceiling(kind: str, server: str | None, n: int, daemons: int, pairs: 
     yield row("throughput", name, count, n, result, got["peak_rss_mb"])
     result = f"{top['steps_per_s']:,.0f} steps/s{of} ({cpu_per_step(top, n, 'raw SQL')})"
     yield row("ceiling", name, count, n, result, None)
+
+
+def with_variants(kind: str, server: str | None, n: int, pairs: int) -> Iterator[dict]:
+    """One daemon's throughput with an A/B-tested step beside the same step without, alternating
+    `pairs` times (medians)."""
+    plain, tested = [], []
+    for _ in range(pairs):
+        with fresh_store(kind, server) as url:
+            plain.append(throughput(url, n, 1))
+        with fresh_store(kind, server) as url:
+            tested.append(throughput(url, n, 1, sequences=A_B_TEST))
+    without, with_ = median_of(plain), median_of(tested)
+    of = f", median of {pairs}" if pairs > 1 else ""
+    ratio = with_["steps_per_s"] / without["steps_per_s"]
+    result = (
+        f"{with_['steps_per_s']:,.0f} steps/s with a 2-variant step vs "
+        f"{without['steps_per_s']:,.0f} without = {ratio:.0%}{of} ({cpu_per_step(with_, n)} vs "
+        f"{without['cpu_s'] / n * 1e6:.0f} µs)"
+    )
+    name = {"sqlite": "SQLite", "postgres": "Postgres"}[kind]
+    yield row("variants", name, "1", n, result, with_["peak_rss_mb"])
 
 
 def with_and_without_caps(kind: str, server: str | None, n: int, daemons: int, pairs: int):
@@ -545,7 +589,9 @@ def main() -> None:
     parser.add_argument("--daemons", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--pairs", type=int, default=1, help="throughput: engine/ceiling rounds")
     parser.add_argument(
-        "--cases", nargs="+", default=["throughput", "caps", "lag", "scale", "import"]
+        "--cases",
+        nargs="+",
+        default=["throughput", "caps", "lag", "scale", "variants", "import"],
     )
     parser.add_argument("--rate", type=int, default=1000, help="lag: steps falling due a second")
     parser.add_argument("--seconds", type=int, default=30, help="lag: for how long")

@@ -120,3 +120,11 @@ class ChannelError(NurtureError):
     """A channel's send (or check) did not go as asked: the engine records it on the execution
     and retries, fails or settles it (nurture.channels: TemporaryFailure, PermanentFailure,
     UncertainSend); a command that sends one message (`channels test`) says it in its words."""
+
+
+class ExpiredLink(InvalidToken):
+    """A booking link signed by this project, but older than `[availability] link_valid`."""
+
+
+class SlotTaken(Conflict):
+    """The slot asked for is booked already, or is no longer free."""

@@ -3,7 +3,7 @@
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
@@ -17,11 +17,15 @@ from nurture.channels.config import (
     UnsubscribeConfig,
 )
 from nurture.errors import ConfigError, ProjectNotFound
+from nurture.rules.availability import Availability
 from nurture.rules.caps import Caps, parse_caps
 from nurture.spec.diagnostics import did_you_mean, error_message
 from nurture.spec.durations import parse_duration
 from nurture.spec.lint_rules import LintRule
 from nurture.spec.window import SendWindow, TimeZoneName
+
+if TYPE_CHECKING:
+    from nurture.rules.booking import Booking
 
 PROJECT_FILE = "nurture.toml"
 
@@ -193,6 +197,9 @@ class Settings(BaseSettings):
     notifications: NotificationsConfig | None = None
     unsubscribe: UnsubscribeConfig = Field(default_factory=UnsubscribeConfig)
     rate_limits: RateLimits = Field(default_factory=dict)
+    availability: Availability | None = Field(
+        None, description="The coach's bookable hours, for schedule_appointment's auto and offer."
+    )
     caps: CapsSettings = Field(default_factory=CapsSettings)
 
     @classmethod
@@ -251,6 +258,22 @@ class Settings(BaseSettings):
             unsubscribe = unsubscribe.model_copy(update={"url": self.api.unsubscribe_url()})
         return Providers(**{name: getattr(self, name) for name in names}, unsubscribe=unsubscribe)
 
+    @property
+    def booking(self) -> "Booking | None":
+        """The coach's availability and booking links, when `[availability]` is set."""
+        from nurture.rules.booking import Booking
+
+        if self.availability is None:
+            return None
+        secret = self.availability.secret or self.unsubscribe.secret
+        url = self.api.public_url
+        return Booking(
+            self.availability,
+            self.timezone,
+            secret.get_secret_value() if secret else None,
+            f"{url.rstrip('/')}/book/{{token}}" if url else None,
+        )
+
 
 def find_project(start: Path) -> Path:
     """The nearest directory at or above `start` that holds nurture.toml."""
@@ -292,18 +315,22 @@ def _check_toml(path: Path) -> None:
     for key in data:
         if key not in known:
             raise ConfigError(f"{path}: unknown setting {key!r}" + did_you_mean(key, known))
-    for section, key in _secret_fields():
-        if key in (data.get(section) or {}):
-            variable = f"NURTURE_{section.upper()}__{key.upper()}"
+    for *sections, key in _secret_fields():
+        table: Any = data
+        for section in sections:
+            table = table.get(section) if isinstance(table, dict) else None
+        if isinstance(table, dict) and key in table:
+            variable = "NURTURE_" + "__".join(part.upper() for part in (*sections, key))
+            section = ".".join(sections)
             raise ConfigError(
                 f"{path}: {section}.{key} is a secret: set {variable} in the environment "
                 "or .env, never in nurture.toml"
             )
 
 
-def _secret_fields() -> list[tuple[str, str]]:
+def _secret_fields() -> list[tuple[str, ...]]:
     """(table, key) of every secret setting, e.g. ('email', 'password')."""
-    found = []
+    found: list[tuple[str, ...]] = [("availability", "caldav", "password")]
     for name, field in Settings.model_fields.items():
         model = next((a for a in get_args(field.annotation) if isinstance(a, type)), None)
         model = field.annotation if isinstance(field.annotation, type) else model

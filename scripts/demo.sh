@@ -58,4 +58,9 @@ step nurture logs --limit 8
 "$NURTURE" logs --limit 8
 step nurture report --html report.html   "# one self-contained page of charts"
 "$NURTURE" report --html report.html
+step nurture tokens create coach --scope dashboard:edit   "# the coach dashboard's sign-in (printed once; not shown here)"
+"$NURTURE" tokens create coach --scope dashboard:edit >/dev/null
 printf '\nThe demo project is in %s\n' "$DEMO"
+printf '\nThe coach dashboard: serve it with\n  cd %s && %s serve\nthen open this sign-in link (valid 15 minutes; `%s dashboard link` makes a new one):\n  ' \
+  "$DEMO" "$NURTURE" "$NURTURE"
+"$NURTURE" dashboard link 2>/dev/null

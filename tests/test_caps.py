@@ -462,3 +462,13 @@ def test_validate_checks_exclusive_with_file_and_line(project, run):
     assert result.exit_code == 1
     said = result.stdout + result.stderr
     assert "sequences/beta.yaml:4:1: exclusive: Input should be a valid boolean" in said
+
+
+def test_setting_exclusive_is_a_new_version(project, run):
+    """It changes what runs; left unset it is not in the definition, so the sequences applied
+    before it existed keep their fingerprints (test_plan_apply)."""
+    write(project, "welcome.yaml", sequence("Welcome", step("Hello")))
+    assert run("apply", "--yes").exit_code == 0
+    assert run("plan", "--detailed-exitcode").exit_code == 0
+    write(project, "welcome.yaml", sequence("Welcome", step("Hello"), exclusive=True))
+    assert run("plan", "--detailed-exitcode").exit_code == 2  # a new version: it changes what runs

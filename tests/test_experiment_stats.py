@@ -1,6 +1,8 @@
 """`nurture stats SEQUENCE --by variant`: the figures against a reference computed here by
 hand-checked numbers and independent formulas, the verdict, the JSON, the API and the report."""
 
+import csv
+import io
 import json
 from math import erfc, sqrt
 from pathlib import Path
@@ -189,3 +191,13 @@ def test_the_html_report_shows_each_experiment(history, project):
     assert "<h3>Guide › guide</h3>" in html
     assert "<td>b</td>" in html and "+6.0 pts (+1.3 to +10.7)" in html
     assert "<strong>b is better than a (p=0.012)</strong>" in html
+
+
+def test_csv_gives_one_row_per_variant(history):
+    rows = list(
+        csv.DictReader(io.StringIO(history("stats", "guide", "--by", "variant", "--csv").stdout))
+    )
+    assert [(row["step"], row["variant"], row["leads"]) for row in rows] == [
+        ("guide", "a", "400"),
+        ("guide", "b", "400"),
+    ]

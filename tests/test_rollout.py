@@ -98,6 +98,14 @@ def test_plan_says_when_an_experiment_starts_and_changes(run_store, project: Pat
     assert run_store("apply", "--yes").exit_code == 0
     write(project, "offers.yaml", offers("a", "b"))
     assert "experiment on step offer starts: variants a, b" in run_store("plan").stdout
+    assert run_store("apply", "--yes").exit_code == 0
+    reweighted = offers("a", "b")
+    reweighted["steps"][1]["variants"][0]["weight"] = 3
+    write(project, "offers.yaml", reweighted)
+    assert (
+        "experiment on step offer: new weights (a 3, b 1) for new leads; the leads enrolled "
+        "already keep their variant"
+    ) in run_store("plan").stdout
 
 
 def test_a_canary_takes_its_share_of_10000_new_leads(run_store, store_url: str, project: Path):
@@ -122,7 +130,8 @@ def test_a_canary_runs_beside_the_current_version_until_apply_rolls_it_out(
     run_store, store_url: str, project: Path
 ):
     write(project, "offers.yaml", offers("b"))
-    assert run_store("apply", "--yes").exit_code == 0
+    created = run_store("apply", "--yes", "--canary", "50%")
+    assert "a new sequence has no current version to keep: each was applied whole" in created.stderr
     import_leads(run_store, project, 0, 10)  # in flight before the canary
     write(project, "offers.yaml", offers("b", hello="hello again"))
     bad = run_store("apply", "--yes", "--canary", "150%")
@@ -154,6 +163,9 @@ def test_a_canary_runs_beside_the_current_version_until_apply_rolls_it_out(
     for execution_id, lead_id, version in ran:
         assert version == enrolled[lead_id]
         assert texts[execution_id] == ("hello again" if version == 2 else "hello")
+    on_canary = next(lead for lead, version in enrolled.items() if version == 2)
+    email = f"lead{on_canary - 1}@example.com"  # lead ids count from 1, the CSV from 0
+    assert "Offers v2 (canary): active" in run_store("explain", email).stdout
     data = json.loads(run_store("stats", "offers", "--by", "version", "--json").stdout)
     assert data["canary"]["version"] == 2 and data["canary"]["since"] is not None
     assert [row["variant"] for row in data["canary"]["variants"]] == ["v1", "v2"]

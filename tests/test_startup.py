@@ -36,11 +36,16 @@ sys.exit(code)
 
 def imported(*args: str, cwd: Path) -> set[str]:
     """The top-level packages `nurture ARGS` imports, run in a fresh interpreter."""
+    return {name.split(".")[0] for name in modules(*args, cwd=cwd)}
+
+
+def modules(*args: str, cwd: Path) -> set[str]:
+    """Every module `nurture ARGS` imports, run in a fresh interpreter."""
     done = subprocess.run(
         [sys.executable, "-c", MODULES_AFTER, *args], cwd=cwd, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    return {line.split(".")[0] for line in done.stderr.splitlines()}
+    return set(done.stderr.splitlines())
 
 
 @pytest.fixture
@@ -73,6 +78,13 @@ def test_help_the_version_and_validate_import_no_heavy_library(five: Path, args:
 def test_plan_of_a_project_without_a_store_yet_imports_no_store_library(five: Path):
     assert sorted(set(HEAVY) & imported("plan", cwd=five)) == []
     assert not (five / "nurture.db").exists()
+
+
+def test_plan_of_an_applied_store_reads_it_without_the_orm(five: Path, run):
+    assert run("apply", "--yes").exit_code == 0
+    loaded = modules("plan", cwd=five)
+    assert {"sqlalchemy", "nurture.project.applied"} <= loaded
+    assert sorted(loaded & {"sqlalchemy.orm", "sqlmodel", "nurture.store.tables"}) == []
 
 
 def test_the_listing_shows_each_command_as_its_own_help_does():

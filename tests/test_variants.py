@@ -5,9 +5,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import jsonschema
+import yaml
 from builders import sequence, write
 from enrolling import T0, drain
 from scipy.stats import binomtest
+from serving import serving, token
 from sqlalchemy import select
 
 from nurture.channels.memory import MemoryChannel
@@ -15,6 +18,7 @@ from nurture.leads.enrollment import Offer, new_enrollment
 from nurture.rules import experiments
 from nurture.rules.matching import Candidate
 from nurture.spec.models import SequenceSpec
+from nurture.spec.schema import sequence_json_schema
 from nurture.store.db import open_store
 from nurture.store.tables import Enrollment, Execution
 
@@ -186,6 +190,8 @@ def test_explain_shows_the_variant_run_and_the_one_drawn(run_store, store, proje
     explained = run_store("explain", "ana@example.com").stdout
     assert f"[variant {guide}, ran]" in explained
     assert f"[variant {drawn['offer'][0]}, drawn at enrollment (v1)]" in explained
+    (logged,) = json.loads(run_store("logs", "--json").stdout)
+    assert (logged["step_id"], logged["variant"]) == ("guide", guide)
 
 
 def test_the_guides_example_validates_and_passes_its_test_case(run, project: Path):
@@ -196,3 +202,31 @@ def test_the_guides_example_validates_and_passes_its_test_case(run, project: Pat
     assert validated.exit_code == 0, validated.output
     tested = run("test")
     assert tested.exit_code == 0 and "1 passed in" in tested.output, tested.output
+    jsonschema.validate(yaml.safe_load(example), sequence_json_schema())  # editors agree
+
+
+def test_the_api_dry_run_pins_a_variant(run_store, store, store_url: str, project: Path):
+    write(project, "guide.yaml", GUIDE)
+    assert run_store("apply", "--yes").exit_code == 0
+    with serving(project, store_url) as client:
+        client.headers.update(token(run_store, "dashboard", "read"))
+        body = {"lead": {"name": "Ana Diaz"}, "variants": {"guide": "b"}}
+        answer = client.post("/api/nurturing-sequences/guide/test", json=body)
+        assert answer.status_code == 200, answer.text
+        first = answer.json()["timeline"][0]
+        assert first["message"]["subject"] == "Ana, your guide" and "variant b" in first["notes"]
+        wrong = client.post(
+            "/api/nurturing-sequences/guide/test", json=body | {"variants": {"guide": "z"}}
+        )
+        assert wrong.status_code in (400, 422) and "has no variant 'z'" in wrong.text
+
+
+def test_a_sequence_with_variants_dumps_as_it_is_written(run_store, project: Path):
+    write(project, "guide.yaml", GUIDE)
+    assert run_store("apply", "--yes").exit_code == 0
+    assert run_store("sequences", "duplicate", "guide", "Guide Copy").exit_code == 0
+    copy = yaml.safe_load((project / "sequences" / "guide-copy.yaml").read_text())
+    first = copy["steps"][0]
+    assert "action_config" not in first and [v["id"] for v in first["variants"]] == ["a", "b"]
+    assert run_store("validate").exit_code == 0
+    assert run_store("plan").stdout.startswith("No changes.")

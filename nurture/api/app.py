@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from nurture import __version__
 from nurture.api import (
+    booking,
     enrollments,
     errors,
     health,
@@ -29,6 +30,7 @@ from nurture.project.layout import Project
 from nurture.settings import Settings, load_settings
 from nurture.store import migrate
 from nurture.store.db import Store, create_engine
+from nurture.web import app as dashboard
 
 PROJECT_ENV = "NURTURE_SERVE_PROJECT"
 """`nurture serve` passes the project directory to its workers in this variable."""
@@ -60,14 +62,22 @@ def create_app(settings: Settings) -> FastAPI:
         await batcher.stop()
         store.close()
 
-    app = FastAPI(title="nurture", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="nurture",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # the dashboard serves /docs from its own copy of Swagger UI (offline)
+        redoc_url=None,
+    )
     app.state.context, app.state.batcher = context, batcher
     errors.install(app)
     app.add_exception_handler(StoreError, health.store_unavailable)  # before NurtureError's
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
-    routers = (leads, sequences, insights, enrollments, health, unsubscribe, webhooks)
+    routers = (leads, sequences, insights, enrollments, health, unsubscribe, webhooks, booking)
     for module in routers:  # the lead webhook first: matched in fewer steps
         app.include_router(module.router)
+    dashboard.install(app, settings, context.project, store)  # the coach dashboard at /
     return app
 
 

@@ -158,6 +158,13 @@ class DryRunIn(SpecModel):
     events: list[Annotated[EventText, Field(min_length=1, max_length=200)]] = Field(
         default_factory=list, max_length=100, examples=[["+2d convert", "+4h fail=send_email"]]
     )
+    variants: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=40)]] = (
+        Field(
+            default_factory=dict,
+            max_length=100,
+            description="The variant the lead gets, by step id (as `nurture test --variant`).",
+        )
+    )
 
     @field_validator("until")
     @classmethod
@@ -176,6 +183,7 @@ class DryRunIn(SpecModel):
             funnel=self.funnel,
             events=tuple(self.events),
             until=until,
+            variants=tuple(self.variants.items()),
         )
 
 

@@ -14,6 +14,16 @@ Channels = Mapping[str, "Channel"]
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file an email carries (an invitation's .ics): its name, MIME type, text, parameters."""
+
+    filename: str
+    content_type: str
+    data: str
+    params: dict[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     """A rendered message; `key` (enrollment:step:attempt) lets a provider drop duplicates."""
 
@@ -31,6 +41,7 @@ class OutgoingMessage:
     """A notification that must not wait: a Slack mention, email priority, the webhook's field."""
     link: str | None = None
     """A notification's link to the lead's page on the dashboard."""
+    attachments: tuple[Attachment, ...] = ()
 
 
 def shown_text(message: OutgoingMessage) -> str:

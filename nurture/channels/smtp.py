@@ -232,6 +232,12 @@ class SmtpChannel:
             text, markup = self._add_unsubscribe(email, message.lead_id, text, markup)
         email.set_content(text)
         email.add_alternative(markup, subtype="html")
+        for attached in message.attachments:
+            maintype, _, subtype = attached.content_type.partition("/")
+            assert maintype == "text", "attachments are text (an invitation's .ics)"
+            email.add_attachment(
+                attached.data, subtype=subtype, filename=attached.filename, params=attached.params
+            )
         return email
 
     def _add_unsubscribe(

@@ -110,9 +110,14 @@ COMMANDS = {
         PEOPLE,
     ),
     "tokens": Lazy("nurture.cli.tokens:app", "Bearer tokens of `nurture serve`.", SETUP),
+    "dashboard": Lazy(
+        "nurture.cli.dashboard:app", "The coach dashboard of `nurture serve`: sign-in links.", SETUP
+    ),
     "tasks": Lazy("nurture.cli.tasks:tasks", "Follow-up tasks create_task steps left.", PEOPLE),
     "appointments": Lazy(
-        "nurture.cli.tasks:appointments", "Appointments schedule_appointment steps made.", PEOPLE
+        "nurture.cli.appointments:app",
+        "Appointments: list, done, no-show, cancel, reschedule; the coach's calendar feed.",
+        PEOPLE,
     ),
     "notifications": Lazy(
         "nurture.cli.tasks:notifications",

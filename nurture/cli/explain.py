@@ -74,7 +74,9 @@ def _enrollment(enrollment: dict[str, Any]) -> None:
     exit_reason = f" ({enrollment['exit_reason']})" if enrollment["exit_reason"] else ""
     if enrollment["status"] == "active":  # a deferral: said under `next`
         exit_reason = ""
-    _say(f"{enrollment['sequence']} v{enrollment['version']}: {enrollment['status']}{exit_reason}")
+    canary = " (canary)" if enrollment.get("canary") else ""
+    version = f"v{enrollment['version']}{canary}"
+    _say(f"{enrollment['sequence']} {version}: {enrollment['status']}{exit_reason}")
     for step in enrollment["steps"]:
         mark = "✓" if step["state"] in _DONE else _STATES.get(step["state"], "✗")
         at = f" {_when(step['at'])}" if step["at"] else ""
@@ -82,6 +84,9 @@ def _enrollment(enrollment: dict[str, Any]) -> None:
         if step.get("variant"):
             detail += f" [variant {step['variant']}, {step['variant_source']}]"
         _say(f"  {mark} {step['id']:<24} {step['state']}{at}{detail}")
+    for call in enrollment.get("appointments", []):
+        at = f" {_when(call['starts_at'])}" if call["starts_at"] else ""
+        _say(f"  appointment {call['id']} {call['title']}: {call['status'].replace('_', ' ')}{at}")
     waiting = enrollment["settle"]
     if waiting:
         _say(
@@ -91,7 +96,8 @@ def _enrollment(enrollment: dict[str, Any]) -> None:
         _say(f"      did it go out? {waiting['command']}")
     upcoming = enrollment["next"]
     if upcoming:
-        _say(f"  next: {upcoming['step']} {_when(upcoming['at'])}, because")
+        at = _when(upcoming["at"]) or "(no time yet)"
+        _say(f"  next: {upcoming['step']} {at}, because")
         for reason in upcoming["why"]:
             _say(f"      {reason}")
 

@@ -36,6 +36,10 @@ STEP_COLUMNS = _headers(
         "avg_lag_seconds": "avg lag\n(due→run)",
     },
 )
+APPOINTMENT_COLUMNS = _headers(
+    ("offered", "booked", "attended", "cancelled", "unbooked"),
+    {"no_show": "no show", "show_rate": "show\nrate"},
+)
 BAR_WIDTH = 40
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\0")
 """How a cell a spreadsheet would run as a formula starts (OWASP, CSV injection)."""
@@ -74,6 +78,8 @@ def overview(data: dict[str, Any]) -> None:
     first = ("sequence", "version") if data["by"] == "version" else ("sequence",)
     out.print(table(data["sequences"], first, SEQUENCE_COLUMNS, "Sequences"))
     funnels(data["funnels"])
+    if data.get("appointments"):
+        out.print(table(data["appointments"], ("sequence",), APPOINTMENT_COLUMNS, "Appointments"))
     if "channels" in data:
         channels(data["channels"], by_day=data["by"] == "day")
 
@@ -227,7 +233,14 @@ def as_text(value: Any) -> Any:
 
 
 def main_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The table `--csv` writes: steps of a sequence, versions, channel days, or the sequences."""
+    """The table `--csv` writes: steps of a sequence, versions, variants, channel days, or the
+    sequences."""
+    if data["by"] == "variant":
+        return [
+            {"step": found["step"], "control": found["control"]} | variant
+            for found in data["experiments"]
+            for variant in found["variants"]
+        ]
     if "steps" in data:
         return data["steps"] if data["by"] != "version" else data["versions"]
     if data["by"] == "day":

@@ -96,6 +96,8 @@ def apply(
         print_json(result.to_dict() | {"applied": result.has_changes})
     elif result.has_changes:
         note("Applied.")
+    if share is not None and result.by_action("create") and not json:
+        note("a new sequence has no current version to keep: each was applied whole, no canary")
 
 
 def _share(text: str | None) -> float | None:

@@ -4,7 +4,7 @@ import os
 import sys
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -49,20 +49,31 @@ def run_once(
     """Rescue expired leases, settle the unknown sends a provider can tell about, then run every
     step due at `now` until none is left; how many steps ran."""
     from nurture.channels import channels_for
-    from nurture.engine import dispatch, notes
+    from nurture.engine import calendars, dispatch, notes
     from nurture.engine.delivery.sends import Loop
 
     channels = channels_for(options.channel, store, options.providers)
-    engine = options.engine_for(ONCE_LEASE)
+    engine = with_calendars(options.engine_for(ONCE_LEASE), channels)
     dispatch.rescue_leases(store, now)
     try:
         dispatch.settle_unknown(store, now, engine, channels, now, report, once=False)
         ran = dispatch.drain(store, now, engine, channels, report)
+        if engine.calendars is not None:
+            synced = calendars.sync(store, engine.calendars, now)
+            for problem in synced.problems:
+                note(f"warning: {problem}")
         notes.deliver_waiting(store, now, channels["notification"], options.notes)
         return ran
     finally:
         Loop.close(channels)
         dispatch.release(store, engine.worker)
+
+
+def with_calendars(engine: EngineConfig, channels: Any) -> EngineConfig:
+    """The engine with the project's calendars (invitations through `channels`' email)."""
+    from nurture.engine import calendars
+
+    return replace(engine, calendars=calendars.Calendars.of(state.settings, channels))
 
 
 def parse_now(text: str | None) -> datetime:
@@ -92,6 +103,7 @@ def options_from_settings(
         in_flight=in_flight or settings.in_flight,
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
+        booking=settings.booking,
         caps=settings.caps.rules(),
     )
     notifying = NoteOptions.from_settings(settings)
@@ -167,6 +179,7 @@ def run(
             engine, poll=poll, log_format=log_format, notes=options.notes
         )
         channels = channels_for(options.channel, store, options.providers)
+        daemon_options = replace(daemon_options, engine=with_calendars(engine, channels))
         Daemon(store, channels, daemon_options, _clock, _log).run()
 
 

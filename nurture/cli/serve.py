@@ -35,6 +35,7 @@ def serve(
     if state.options.database_url:
         os.environ["NURTURE_DATABASE_URL"] = state.options.database_url  # the flag, for workers
     note(f"serving on http://{host}:{port} (docs at /docs, sequences {settings.api.sequences})")
+    _dashboard_note(host, port)
     uvicorn.run(
         "nurture.api.app:from_environment",
         factory=True,
@@ -44,3 +45,21 @@ def serve(
         access_log=access_log,
         log_level="info",
     )
+
+
+def _dashboard_note(host: str, port: int) -> None:
+    """Where the dashboard is, and a sign-in link where a dashboard token exists."""
+    from nurture.cli.dashboard import signin_link
+    from nurture.errors import NotFound
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    base = state.settings.api.public_url or f"http://{shown}:{port}"
+    try:
+        link, name, role = signin_link(base)
+    except NotFound:
+        note(
+            f"dashboard at {base}/: create a token (`nurture tokens create coach --scope "
+            "dashboard:edit`), then open the link `nurture dashboard link` prints"
+        )
+        return
+    note(f"dashboard at {base}/: sign in as {name!r} ({role}) with {link} (valid 15 minutes)")

@@ -165,7 +165,7 @@ def _log_cells(entry: dict[str, Any]) -> list[str]:
         f"{started:%Y-%m-%d %H:%M:%S}" if started else "-",
         escape(entry["lead"]),
         escape(entry["sequence"]),
-        escape(entry["step_id"]),
+        escape(entry["step_id"] + (f" [{entry['variant']}]" if entry.get("variant") else "")),
         str(entry["attempt"]),
         entry["status"],
         figures.cell("lag_seconds", entry["lag_seconds"]),

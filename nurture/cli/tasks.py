@@ -1,4 +1,5 @@
-"""`nurture tasks`, `nurture appointments`, `nurture notifications`: what steps left for people."""
+"""`nurture tasks`, `nurture notifications`: what steps left for people (appointments:
+nurture.cli.appointments)."""
 
 from datetime import UTC, datetime
 from typing import Annotated
@@ -12,9 +13,6 @@ from nurture.cli.output import out, print_json, print_result
 
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 tasks = typer.Typer(help="Follow-up tasks create_task steps left.", no_args_is_help=True)
-appointments = typer.Typer(
-    help="Appointments schedule_appointment steps made.", no_args_is_help=True
-)
 notifications = typer.Typer(
     help="Notes send_notification steps left for the coach.", no_args_is_help=True
 )
@@ -76,34 +74,6 @@ def done(
         said = "done" if was_open else f"was already done on {_time(task.done_at)} UTC"
         message = f"task {task_id} {said}: {task.title}"
         print_result(service.task_row(session, task), json=json, message=message)
-
-
-@appointments.command("list")
-def list_appointments(json: JSON = False) -> None:
-    """Every appointment, soonest first.
-
-    \b
-    Examples:
-      nurture appointments list --json
-    """
-    from nurture.leads import tasks as service
-
-    with state.session() as session:
-        rows = service.list_appointments(session)
-    if json:
-        print_json(rows)
-        return
-    table = Table("id", "lead", "appointment", "starts (UTC)", "minutes", "location")
-    for r in rows:
-        table.add_row(
-            str(r["id"]),
-            escape(r["lead"]),
-            escape(r["title"]),
-            _time(r["starts_at"]),
-            str(r["duration_minutes"]),
-            escape(r["location"] or ""),
-        )
-    out.print(table)
 
 
 @notifications.command("list")

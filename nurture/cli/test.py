@@ -101,7 +101,7 @@ def _project() -> "Project":
     files = ProjectFiles.from_settings(settings).files()
     rules = LeadRules.from_settings(settings)
     coach, caps = settings.coach.model_dump(), settings.caps.rules()
-    return Project(files, settings.project_dir, rules, coach, caps=caps)
+    return Project(files, settings.project_dir, rules, coach, caps=caps, booking=settings.booking)
 
 
 def _cases(project: "Project", sequence: str | None, junit: Path | None, json: bool) -> None:

@@ -13,7 +13,8 @@ from nurture.cli.output import note, out, print_json, print_result
 app = typer.Typer(help="Bearer tokens of `nurture serve`.", no_args_is_help=True)
 JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 SCOPE_HELP = (
-    "read, write (includes read) or ingest (POST /api/leads, lead events); repeat for more."
+    "read, write (includes read), ingest (POST /api/leads, lead events), dashboard (view the "
+    "coach dashboard) or dashboard:edit (change sequences, enrollments, tasks there); repeat."
 )
 
 
@@ -28,7 +29,8 @@ def create(
     \b
     Examples:
       nurture tokens create landing-page --scope ingest
-      nurture tokens create dashboard --scope read --json
+      nurture tokens create reports --scope read --json
+      nurture tokens create coach --scope dashboard:edit
     """
     from nurture.store import tokens as service
 

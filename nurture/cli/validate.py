@@ -44,6 +44,7 @@ def validate(
     result = checked(
         targets, coach_keys=coach_keys, ignore=ignore, conversion_statuses=conversion_statuses
     )
+    result.diagnostics += _appointment_problems(result)
     if strict:
         result.diagnostics = [replace(d, severity="error") for d in result.diagnostics]
     diagnostics = result.diagnostics  # paths already relative to the working directory
@@ -65,6 +66,18 @@ def _coach_keys(*, required: bool) -> frozenset[str] | None:
         if required:
             raise
         return None
+
+
+def _appointment_problems(result: "CheckResult") -> list["Diagnostic"]:
+    """Steps that book from `[availability]` when the project has none (inside a project)."""
+    from nurture.spec.appointments import appointment_problems
+
+    try:
+        booking = state.settings.booking
+    except ProjectNotFound:
+        return []
+    links = booking is not None and bool(booking.secret and booking.url)
+    return appointment_problems(result.sequences, availability=booking is not None, links=links)
 
 
 def _lint_settings() -> tuple[list[str], list[str]]:

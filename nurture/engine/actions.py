@@ -11,16 +11,18 @@ from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from jinja2 import Template
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection, Row, select
 
 from nurture.channels import OutgoingMessage, PermanentFailure
 from nurture.channels.unsubscribe import PLACEHOLDER
+from nurture.engine import booking as slots
 from nurture.rules import whatsapp
+from nurture.rules.booking import Booking
 from nurture.spec.actions import ActionType, EmailConfig, NotificationConfig
 from nurture.spec.models import AnyStep
 from nurture.spec.templates import html_environment, template_environment
 from nurture.store import queries
-from nurture.store.tables import Appointment, Notification, Task
+from nurture.store.tables import Execution, Notification, Task
 
 Effect = Callable[[Connection, int], None]
 """Writes a step's effect, given its execution id."""
@@ -78,7 +80,36 @@ def context(
         "step": {"id": step.id, "slug": step.id, "name": step.name},
         "unsubscribe_url": PLACEHOLDER,  # the email channel puts the lead's signed link here
         "now": now,
+        "booking_link": NO_BOOKING,  # dispatch puts the enrollment's link here
+        "appointment": None,  # and its appointment, for the steps timed from it
     }
+
+
+def appointment_view(row: Any, zone: str) -> dict[str, Any]:
+    """`{{ appointment }}`: the enrollment's call, its start in the lead's zone too."""
+    local = row.starts_at.astimezone(ZoneInfo(zone)) if row.starts_at is not None else None
+    return {
+        "id": row.id,
+        "title": row.title,
+        "status": row.status,
+        "starts_at": row.starts_at,
+        "local": local,
+        "when": f"{local:%A %d %B %Y, %H:%M} ({zone})" if local is not None else "",
+        "duration_minutes": row.duration_minutes,
+        "location": row.location,
+    }
+
+
+class _NoBookingLink:
+    """`{{ booking_link }}` where booking is not configured: the render fails, saying why."""
+
+    def __str__(self) -> str:
+        raise ValueError(
+            "booking_link needs [availability] in nurture.toml, [api] public_url and a secret"
+        )
+
+
+NO_BOOKING = _NoBookingLink()
 
 
 RENDERS = frozenset(ActionType) - {
@@ -180,13 +211,23 @@ def _whatsapp(config: Any, context: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def effect(
-    step: AnyStep, lead: Row, context: dict[str, Any], now: datetime, zone: str
+    step: AnyStep,
+    lead: Row,
+    context: dict[str, Any],
+    now: datetime,
+    zone: str,
+    booking: Booking | None = None,
+    elsewhere: list[Any] | None = None,
 ) -> Effect | None:
-    """The store effect of a non-message step (rendered now), or None (wait, messages)."""
+    """The store effect of a non-message step (rendered now), or None (wait, messages);
+    `elsewhere`: the coach's busy times in their calendar, for an auto booking."""
     maker = _MAKERS.get(step.action_type)
     if maker is None:
         return None
     try:
+        if step.action_type == ActionType.SCHEDULE_APPOINTMENT:
+            config = step.action_config
+            return _appointment(config, lead, context, now, zone, booking, elsewhere or [])
         return maker(step.action_config, lead, context, now, zone)
     except PermanentFailure as error:
         raise _naming(step, error) from None
@@ -223,18 +264,41 @@ def _tags(config: Any, lead: Row, context: dict[str, Any], now: datetime, zone: 
 
 
 def _appointment(
-    config: Any, lead: Row, context: dict[str, Any], now: datetime, zone: str
+    config: Any,
+    lead: Row,
+    context: dict[str, Any],
+    now: datetime,
+    zone: str,
+    booking: Booking | None = None,
+    elsewhere: list[Any] | None = None,
 ) -> Effect:
     row = {
         "lead_id": lead.id,
         "title": render(config.title, context),
-        "starts_at": appointment_time(now, config.after, config.at, lead.timezone or zone),
         "duration_minutes": config.duration_minutes,
         "location": config.location,
         "notes": render(config.notes, context),
-        "created_at": now,
     }
-    return _rows(Appointment, row)
+    if config.mode != "fixed" and booking is None:
+        raise PermanentFailure(f"mode {config.mode!r} needs [availability] in nurture.toml")
+    coach = booking.coach if booking is not None else "coach"
+
+    def write(connection: Connection, execution_id: int) -> None:
+        enrollment_id = connection.scalar(
+            select(Execution.__table__.c.enrollment_id).where(
+                Execution.__table__.c.id == execution_id
+            )
+        )
+        full = row | {"execution_id": execution_id, "enrollment_id": enrollment_id}
+        if config.mode == "auto" and booking is not None:
+            slots.book_first(connection, booking, full, now, now + config.after, elsewhere or [])
+        elif config.mode == "offer":
+            slots.offer(connection, coach, full, now)
+        else:
+            starts = appointment_time(now, config.after, config.at, lead.timezone or zone)
+            slots.book_fixed(connection, coach, full | {"starts_at": starts}, now)
+
+    return write
 
 
 def appointment_time(now: datetime, after: Any, at: Any, zone: str) -> datetime:
@@ -282,6 +346,6 @@ _MAKERS: dict[str, Callable[[Any, Row, dict[str, Any], datetime, str], Effect]] 
     ActionType.CREATE_TASK: _task,
     ActionType.UPDATE_LEAD_SCORE: _score,
     ActionType.ADD_LEAD_TAG: _tags,
-    ActionType.SCHEDULE_APPOINTMENT: _appointment,
+    ActionType.SCHEDULE_APPOINTMENT: _appointment,  # effect() passes it the booking
     ActionType.SEND_NOTIFICATION: _notification,
 }

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from nurture.channels import OutgoingMessage
-from nurture.engine import actions
+from nurture.engine import actions, booking
 from nurture.leads import consent
 from nurture.rules.schedule import step_due
 from nurture.spec.models import AnyStep, SequenceSpec
@@ -49,6 +49,7 @@ class Job:
     sequence: queries.Named | None = None
     funnel: queries.Named | None = None
     sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
+    appointment: Any = None  # its enrollment's appointment row, for steps timed from it
     deferred_until: datetime | None = None
     variant: str | None = None  # the variant of its step it runs (nurture.engine.variants)
     step_id: str = field(init=False)
@@ -126,9 +127,21 @@ def complete(connection: Connection, jobs: list[Job], worker: str, now: datetime
             and job.status in ("done", "sent")
         ):
             job.effect(connection, job.execution_id)
+    relative = [
+        (job.claim.id, job.next)
+        for job in kept
+        if job.next is not None and job.next.relative_to and _advanced(job)
+    ]
+    if relative:
+        booking.place_relative(connection, relative, now, zone)
     queries.insert_rows(connection, OutboxMessage, _outbox_rows(jobs, now))
     consent.opt_out_many(connection, _unsubscribed(jobs), now, "provider", UNSUBSCRIBED)
     return len(jobs) - len(kept)
+
+
+def _advanced(job: Job) -> bool:
+    """Whether the job moved its enrollment on to its next step."""
+    return (job.detail or {}).get("next", {}).get("step") == getattr(job.next, "id", None)
 
 
 UNLOGGED = frozenset({"untried", "deferred", "excluded"})
@@ -229,6 +242,9 @@ def _held(job: Job, now: datetime) -> dict[str, Any]:
 def _advance(job: Job, now: datetime, zone: str) -> dict[str, Any]:
     if job.next is None:
         return {"status": "completed", "finished_at": now, "exit_reason": "completed"}
+    if job.next.relative_to:  # timed from its appointment once completion has it booked
+        job.note(next={"step": job.next.id, "at": None, "reasons": ["timed from the appointment"]})
+        return {"step_id": job.next.id, "next_run_at": None}
     slot = step_due(now, job.next, job.spec, job.lead.timezone, zone)
     job.note(next={"step": job.next.id, "at": slot.at.isoformat(), "reasons": list(slot.reasons)})
     return {"step_id": job.next.id, "next_run_at": slot.at}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from nurture.rules.booking import Booking
 from nurture.rules.caps import Caps
 
 if TYPE_CHECKING:  # the settings and the window load pydantic: the CLI imports this module early
@@ -38,6 +39,11 @@ class EngineConfig:
     default_zone: str = "UTC"
     coach: dict[str, Any] = field(default_factory=dict)
     """What templates read as `coach` (settings.coach; its defaults when empty)."""
+    booking: Booking | None = None
+    """The coach's availability and booking links (schedule_appointment's auto and offer)."""
+    calendars: Any = None
+    """nurture.engine.calendars.Calendars: the coach's busy times; invitations and calendar
+    writes after each drain."""
     caps: Caps = field(default_factory=Caps)
     """Frequency caps per lead ([caps]); empty: none, and no cap check runs."""
 

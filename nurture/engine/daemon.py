@@ -23,7 +23,7 @@ from sqlalchemy import Connection, delete, insert, update
 from sqlmodel import col
 
 from nurture.channels import Channels
-from nurture.engine import dispatch, notes
+from nurture.engine import calendars, dispatch, notes
 from nurture.engine.config import EngineConfig, NoteOptions, worker_name
 from nurture.engine.delivery.sends import Loop
 from nurture.engine.dispatch import Clock
@@ -99,6 +99,7 @@ class Daemon:
         if done:
             self.log("dispatched", steps=done)
         self._report(report)
+        self.sync_calendars()
         self.notify()
         self._wake_at(dispatch.next_due(self.store))
 
@@ -110,6 +111,16 @@ class Daemon:
         done = notes.deliver_waiting(self.store, self.clock(), channel, self.options.notes)
         if done.sent or done.failed or done.unknown:
             self.log("notified", sent=done.sent, failed=done.failed, unknown=done.unknown)
+
+    def sync_calendars(self) -> None:
+        """Invitations and the coach's calendar, for the appointments booked or changed."""
+        if self.engine.calendars is None:
+            return
+        synced = calendars.sync(self.store, self.engine.calendars, self.clock())
+        if synced.invited or synced.written:
+            self.log("calendars", invited=synced.invited, written=synced.written)
+        for problem in synced.problems:
+            self.log("calendar", problem)
 
     def settle(self) -> None:
         """Ask the providers about unknown sends not asked about for `settle` seconds."""

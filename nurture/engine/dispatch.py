@@ -21,14 +21,16 @@ from typing import Any
 
 from sqlalchemy import Connection, Row
 
-from nurture.channels import Channels, PermanentFailure
-from nurture.engine import actions, caps, exclusive, notes, variants
+from nurture.channels import Channels, PermanentFailure, TemporaryFailure
+from nurture.engine import actions, booking, caps, exclusive, notes, variants
 from nurture.engine.complete import Job
 from nurture.engine.config import LEASE, EngineConfig, worker_name
 from nurture.engine.delivery import sends, settling
 from nurture.engine.delivery.pipeline import Each, Pipeline
+from nurture.errors import ConfigError
 from nurture.rules import steps
-from nurture.rules.matching import check_conditions
+from nurture.rules.booking import Booking, appointment_check
+from nurture.rules.matching import Check, check_conditions
 from nurture.settings import CoachSettings
 from nurture.spec.actions import NotificationConfig
 from nurture.spec.models import AnyStep
@@ -191,8 +193,10 @@ def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:
             if step.action_type in actions.RENDERS
             else {}
         )
+        if context:
+            _appointment_context(job, context, run, now)
         if fresh:
-            _decide(job, step, context, now, run.config.default_zone)
+            _decide(job, step, context, now, run.config)
             _hold_for_working_hours(job, step, context, now, run)
         elif step.action_type in actions.CHANNEL_OF:
             with suppress(PermanentFailure):  # no message to ask the provider about: held
@@ -212,6 +216,28 @@ def _hold_for_working_hours(
         job.message = None
         job.effect = actions.held_notification(step, job.lead, context, now, opens)
         job.note(held_until=opens.isoformat())
+
+
+def _appointment_context(job: Job, context: dict[str, Any], run: _Run, now: datetime) -> None:
+    """`booking_link` (signed when a template prints it) and `appointment`, for the job."""
+    booking = run.config.booking
+    if booking is not None:
+        context["booking_link"] = _Link(booking, job.claim.id, now)
+    if job.appointment is not None:
+        zone = job.lead.timezone or run.config.default_zone
+        context["appointment"] = actions.appointment_view(job.appointment, zone)
+
+
+@dataclass(frozen=True)
+class _Link:
+    """A booking link, signed only if a template prints it."""
+
+    booking: Booking
+    enrollment_id: int
+    now: datetime
+
+    def __str__(self) -> str:
+        return self.booking.link(self.enrollment_id, self.now)
 
 
 def rescue_leases(store: Store, now: datetime) -> int:
@@ -259,7 +285,7 @@ def _prepare(connection: Connection, url: str, claimed: list[Any]) -> list[Job]:
             positions[key] = steps.locate(old, current, current_version, row.step_id)
         return positions[key]
 
-    jobs = []
+    jobs: list[Job] = []
     for row in claimed:
         sequence, lead = sequences[row.sequence_id], leads[row.lead_id]
         job = _job(row, lead, place(row, _target(sequence, row.version)))
@@ -273,7 +299,20 @@ def _prepare(connection: Connection, url: str, claimed: list[Any]) -> list[Job]:
         if execution is not None:
             _adopt(job, execution)
         jobs.append(job)
+    _read_appointments(connection, jobs)
     return jobs
+
+
+def _read_appointments(connection: Connection, jobs: list[Job]) -> None:
+    """The appointment of each job whose step is timed from it or asks about it."""
+    asking = [job for job in jobs if job.step is not None and _asks_appointment(job.step)]
+    for job in asking:
+        job.appointment = booking.of_enrollment(connection, job.claim.id)
+
+
+def _asks_appointment(step: AnyStep) -> bool:
+    conditions = step.conditions
+    return bool(step.relative_to) or getattr(conditions, "appointment", None) is not None
 
 
 def _target(sequence: queries.Named, version: int) -> int:
@@ -313,10 +352,11 @@ def _job(row: queries.Claimed, lead: queries.LeadRow, position: steps.Position) 
     return job
 
 
-def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, zone: str) -> None:
+def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, config: Any) -> None:
     """What the step does now: skip, send a message, or an effect to write at completion."""
     lead = job.lead
     failed = [check for check in check_conditions(step.conditions, lead) if not check.passed]
+    failed += _appointment_checks(job, step)
     channel = actions.CHANNEL_OF.get(step.action_type)
     if not step.active:
         job.status, job.error = "skipped", "step is inactive"
@@ -329,6 +369,34 @@ def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, zon
         try:
             if channel:
                 job.message = actions.message(step, lead, context, job.key)
-            job.effect = actions.effect(step, lead, context, now, zone)
+            elsewhere = _busy(step, config, now)
+            job.effect = actions.effect(
+                step, lead, context, now, config.default_zone, config.booking, elsewhere
+            )
         except PermanentFailure as error:
             job.status, job.error, job.message = "failed", str(error), None
+        except TemporaryFailure as error:  # the coach's calendar: retried, never booked blind
+            job.status, job.error, job.message = "retry", str(error), None
+
+
+def _busy(step: AnyStep, config: Any, now: datetime) -> list[Any]:
+    """The coach's calendar's busy times, for a step that books the first free slot."""
+    mode = getattr(step.action_config, "mode", None)
+    if mode != "auto" or config.calendars is None:
+        return []
+    try:
+        return list(config.calendars.busy(now))
+    except ConfigError as error:  # a refused password: the step waits for it to be fixed
+        raise TemporaryFailure(str(error)) from None
+
+
+def _appointment_checks(job: Job, step: AnyStep) -> list[Check]:
+    """A step's `appointment:` condition; a step timed from a cancelled call without one."""
+    status = job.appointment.status if job.appointment is not None else None
+    check = appointment_check(step.conditions, status)
+    if check is not None:
+        return [] if check.passed else [check]
+    wanted = ("booked",) if step.before else ("booked", "attended", "no_show")
+    if step.relative_to and status not in wanted:
+        return [Check("appointment", " or ".join(wanted), status or "none", False)]
+    return []

@@ -13,18 +13,23 @@ from sqlmodel import Session
 from nurture.insights import significance as sig
 from nurture.rules.periods import Window
 from nurture.rules.steps import spec_of
-from nurture.store.tables import Enrollment, Execution, Sequence, SequenceVersion
+from nurture.store.tables import Enrollment, Execution, Lead, Sequence, SequenceVersion
 
 enrollment, execution = Enrollment.__table__, Execution.__table__
 DELIVERED = ("delivered", "read")
 
 
 def variant_figures(
-    session: Session, sequence_id: int, window: Window, min_sample: int
+    session: Session,
+    sequence_id: int,
+    window: Window,
+    min_sample: int,
+    funnel_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Per experiment step (in the current version's order): its variants' figures and verdict."""
+    """Per experiment step (in the current version's order): its variants' figures and verdict
+    (of the leads of `funnel_id` only, when given)."""
     connection = session.connection()
-    counted = _counts(connection, sequence_id, window)
+    counted = _counts(connection, sequence_id, window, funnel_id)
     order = _variant_order(session, sequence_id)
     steps = sorted(counted, key=lambda step_id: (order.get(step_id, ([], len(order)))[1], step_id))
     return [
@@ -34,7 +39,7 @@ def variant_figures(
 
 
 def _counts(
-    connection: Connection, sequence_id: int, window: Window
+    connection: Connection, sequence_id: int, window: Window, funnel_id: int | None
 ) -> dict[str, dict[str, dict[str, int]]]:
     """{step: {variant: {leads, conversions, recorded, delivered, read}}} of first attempts."""
     x, e = execution.c, enrollment.c
@@ -54,6 +59,9 @@ def _counts(
         .where(window.of(e.enrolled_at))
         .group_by(x.step_id, x.variant)
     )
+    if funnel_id is not None:
+        lead = Lead.__table__.c
+        query = query.where(x.lead_id.in_(select(lead.id).where(lead.funnel_id == funnel_id)))
     found: dict[str, dict[str, dict[str, int]]] = {}
     names = ("leads", "conversions", "recorded", "delivered", "read")
     for step_id, variant, *numbers in connection.execute(query):

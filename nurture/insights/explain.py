@@ -16,7 +16,15 @@ from nurture.rules.steps import spec_of
 from nurture.spec.durations import format_duration
 from nurture.spec.models import AnyStep, SequenceSpec
 from nurture.store import decisions
-from nurture.store.tables import Enrollment, Execution, Lead, MatchDecision, SequenceVersion
+from nurture.store.tables import (
+    Appointment,
+    Enrollment,
+    Execution,
+    Lead,
+    MatchDecision,
+    SequenceVersion,
+)
+from nurture.store.tables import Sequence as SequenceRow
 
 WAITING = ("active", "paused")
 
@@ -68,19 +76,38 @@ def _enrollment(session: Session, lead: Lead, row: Enrollment, default_zone: str
         select(Execution).where(col(Execution.enrollment_id) == row.id).order_by(col(Execution.id))
     ).all()
     last = {x.step_id: x for x in executions}  # the latest attempt of each step
+    calls = _appointments(session, row.id)
+    current, canary = session.exec(
+        select(SequenceRow.current_version, SequenceRow.canary_version).where(
+            SequenceRow.id == row.sequence_id
+        )
+    ).one()
     return {
         "id": row.id,
         "sequence": spec.name,
         "version": row.version,
+        "canary": canary is not None and row.version > current,
         "status": row.status,
         "exit_reason": row.exit_reason,
         "steps": [
             _step(step, row, last.get(step.key)) | _variant(spec, step, row, last.get(step.key))
             for step in spec.steps
         ],
-        "next": _next(spec, lead, row, executions, default_zone),
+        "next": _next(spec, lead, row, executions, default_zone, calls),
         "settle": _unsettled(row, executions),
+        "appointments": calls,
     }
+
+
+def _appointments(session: Session, enrollment_id: int) -> list[dict[str, Any]]:
+    """The calls the enrollment made or offered, and what became of them."""
+    rows = session.exec(
+        select(Appointment)
+        .where(col(Appointment.enrollment_id) == enrollment_id)
+        .order_by(col(Appointment.id))
+    ).all()
+    keep = ("id", "title", "status", "mode", "starts_at", "duration_minutes", "revision")
+    return [{key: getattr(row, key) for key in keep} for row in rows]
 
 
 def _unsettled(row: Enrollment, executions: Sequence[Execution]) -> dict[str, Any] | None:
@@ -138,9 +165,12 @@ def _next(
     row: Enrollment,
     executions: Sequence[Execution],
     default_zone: str,
+    calls: list[dict[str, Any]],
 ) -> dict[str, Any] | None:
     """When and why the next step runs: its delay from the previous step, the window, holidays."""
     step = next((s for s in spec.steps if s.id == row.step_id), None)
+    if step is not None and step.relative_to and row.status in WAITING:
+        return _from_call(step, row, calls)
     if step is None or row.status not in WAITING or row.next_run_at is None:
         return None
     done = [(x.finished_at, x.step_id) for x in executions if x.finished_at is not None]
@@ -153,6 +183,22 @@ def _next(
         why.append(row.exit_reason)
     elif not row.attempts and slot.at != row.next_run_at:
         why.append(f"scheduled for {_iso(row.next_run_at)} (set by the engine or a command)")
+    if row.status == "paused":
+        why.append("the enrollment is paused: nothing runs until `nurture enrollments resume`")
+    return {"step": step.id, "name": step.name, "at": row.next_run_at, "why": why}
+
+
+def _from_call(step: AnyStep, row: Enrollment, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """A step timed from the appointment: when, from which call, or what it waits for."""
+    call = next((c for c in reversed(calls) if c["status"] in ("offered", "booked")), None)
+    call = call or (calls[-1] if calls else None)
+    side = "before" if step.before else "after"
+    offset = f"{format_duration(step.delay)} {side} the appointment"
+    if call is None or call["starts_at"] is None:
+        status = call["status"] if call else "none"
+        why = [f"{offset}; it waits until the lead books a call (appointment: {status})"]
+    else:
+        why = [f"{offset} {call['id']} ({call['status']}, {_iso(call['starts_at'])} UTC)"]
     if row.status == "paused":
         why.append("the enrollment is paused: nothing runs until `nurture enrollments resume`")
     return {"step": step.id, "name": step.name, "at": row.next_run_at, "why": why}

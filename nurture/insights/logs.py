@@ -82,6 +82,7 @@ def _query(connection: Connection, filters: LogFilter) -> Any:
             sequence.c.name.label("sequence"),
             c.version,
             c.step_id,
+            c.variant,  # the variant of an A/B-tested step it ran
             c.action_type,
             c.attempt,
             c.status,

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from nurture.errors import NurtureError
 from nurture.insights import channel_stats, stats, step_stats
+from nurture.insights.appointments import appointment_figures
 from nurture.insights.units import duration, p_text, percent
 from nurture.leads.records import find_funnel
 from nurture.project import sequences
@@ -48,6 +49,7 @@ def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
         session, window, funnel_id=funnel_id, by_version=request.by == "version"
     )
     data["funnels"] = stats.funnel_figures(session, window, funnel_id)
+    data["appointments"] = appointment_figures(session, window)
     if request.by in ("channel", "day"):  # opt-in: it reads every message in the window
         data["channels"] = channel_stats.channel_figures(session, window)
     if request.by == "channel":
@@ -75,16 +77,15 @@ def _one_sequence(
             session, row.id, window, by_version=by_version, funnel_id=funnel_id
         ),
     }
-    if request.by == "variant":
+    if request.by == "variant" or canary:
         from nurture.insights import experiments  # scipy: imported when asked for (0.3 s)
 
-        found["experiments"] = experiments.variant_figures(
-            session, row.id, window, request.min_sample
-        )
-    if canary:
-        from nurture.insights import experiments
-
-        found["canary"] = experiments.canary_figures(row, summary, window, request.min_sample)
+        if canary:
+            found["canary"] = experiments.canary_figures(row, summary, window, request.min_sample)
+        else:
+            found["experiments"] = experiments.variant_figures(
+                session, row.id, window, request.min_sample, funnel_id
+            )
     return found
 
 
@@ -116,6 +117,7 @@ def report_data(
         "dropoff": dropoff,
         "failures": channel_stats.failures(session, window),
         "channels": channel_stats.channel_figures(session, window),
+        "appointments": appointment_figures(session, window),
     }
 
 

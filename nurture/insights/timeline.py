@@ -177,9 +177,12 @@ def _stored_effect(session: Session, execution: Execution) -> str:
     found = session.exec(
         select(Appointment).where(Appointment.execution_id == execution.id)
     ).first()
-    if found is not None:
-        return f"appointment: {found.title} at {found.starts_at:%Y-%m-%d %H:%M} UTC"
-    return ""
+    if found is None:
+        return ""
+    if found.starts_at is None:  # offered (the lead books on the page) or no slot was free
+        return f"appointment: {found.title} ({found.status})"
+    status = "" if found.status == "booked" else f" ({found.status.replace('_', ' ')})"
+    return f"appointment: {found.title} at {found.starts_at:%Y-%m-%d %H:%M} UTC{status}"
 
 
 def _end_row(enrollment: Enrollment, spec: SequenceSpec) -> Row:

@@ -1,4 +1,4 @@
-"""What steps leave for people: follow-up tasks, appointments, notifications for the coach."""
+"""What steps leave for people: follow-up tasks, notifications for the coach."""
 
 from datetime import datetime
 from typing import Any
@@ -6,7 +6,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from nurture.errors import NotFound
-from nurture.store.tables import Appointment, Lead, Notification, Task
+from nurture.store.tables import Lead, Notification, Task
 
 
 def list_tasks(session: Session, *, done: bool = False) -> list[dict[str, Any]]:
@@ -33,13 +33,6 @@ def finish_task(session: Session, task_id: int, now: datetime) -> tuple[Task, bo
     task.done_at = task.done_at or now
     session.add(task)
     return task, was_open
-
-
-def list_appointments(session: Session) -> list[dict[str, Any]]:
-    """Every appointment, soonest first."""
-    query = select(Appointment, Lead.name).join(Lead, col(Lead.id) == Appointment.lead_id)
-    rows = session.exec(query.order_by(col(Appointment.starts_at), col(Appointment.id)))
-    return [appointment.model_dump() | {"lead": lead} for appointment, lead in rows]
 
 
 def list_notifications(session: Session) -> list[dict[str, Any]]:

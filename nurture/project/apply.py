@@ -104,7 +104,7 @@ def _add_version(
                 step_id=step.key,
                 name=step.name,
                 action_type=step.action_type.value,
-                action_config=data["action_config"],
+                action_config=data.get("action_config", step.action_config.model_dump(mode="json")),
                 delay_seconds=int(step.delay.total_seconds()),
                 conditions=data["conditions"],
                 active=step.active,

@@ -19,7 +19,7 @@ class ExperimentChange:
     """One step's experiment as the plan changes it."""
 
     step_id: str
-    kind: str  # starts, ends, changes
+    kind: str  # starts, ends, changes, reweighted
     variants: tuple[str, ...]
     """The variants after the change (the kept one when it ends)."""
     removed: tuple[str, ...] = ()
@@ -30,6 +30,11 @@ class ExperimentChange:
         names = ", ".join(self.variants)
         if self.kind == "starts":
             return f"experiment on step {self.step_id} starts: variants {names}"
+        if self.kind == "reweighted":
+            return (
+                f"experiment on step {self.step_id}: new weights ({names}) for new leads; "
+                "the leads enrolled already keep their variant"
+            )
         keeps = self._keep_their_variant()
         if self.kind == "ends":
             return f"experiment on step {self.step_id} ends: variant {names} kept{keeps}"
@@ -55,10 +60,13 @@ def experiment_changes(
     new: dict[str, Any],
 ) -> tuple[ExperimentChange, ...]:
     """How the new definition changes each step's experiment (definitions as stored)."""
-    before = {step["id"]: _variant_ids(step) for step in (old or {}).get("steps", [])}
+    before = {step["id"]: step for step in (old or {}).get("steps", [])}
     changes = []
     for step in new["steps"]:
-        now, was = _variant_ids(step), before.get(step["id"], ())
+        now, was = _variant_ids(step), _variant_ids(before.get(step["id"], {}))
+        if now == was and _weights(step) != _weights(before.get(step["id"], {})):
+            shares = tuple(f"{v} {w}" for v, w in _weights(step).items())
+            changes.append(ExperimentChange(step["id"], "reweighted", shares))
         if now == was or (not was and len(now) < 2):
             continue
         if not was:
@@ -74,6 +82,10 @@ def experiment_changes(
 
 def _variant_ids(step: dict[str, Any]) -> tuple[str, ...]:
     return tuple(variant["id"] for variant in step.get("variants") or [])
+
+
+def _weights(step: dict[str, Any]) -> dict[str, int]:
+    return {variant["id"]: variant["weight"] for variant in step.get("variants") or []}
 
 
 def _kept(step: dict[str, Any], old: dict[str, Any] | None, was: tuple[str, ...]) -> str:

@@ -59,12 +59,6 @@ def in_canary(lead_id: int, sequence_slug: str, version: int, share: float) -> b
     return bucket(lead_id, canary_experiment(sequence_slug, version)) < share
 
 
-def shares(arms: Arms) -> dict[str, float]:
-    """Each arm's share of leads (weight over the sum)."""
-    total = sum(weight for _, weight in arms)
-    return {arm_id: weight / total for arm_id, weight in arms}
-
-
 def has_variants(spec: SequenceSpec) -> bool:
     """Whether any step of the version runs an experiment."""
     return any(getattr(step, "variants", None) for step in spec.steps)

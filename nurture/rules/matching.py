@@ -74,7 +74,15 @@ def check_conditions(conditions: TriggerConditions | None, lead: LeadFacts) -> l
         if wanted is not None:
             checks.append(_any_of(name, wanted, actual))
     if isinstance(conditions, StepConditions):
-        checks += _step_checks(conditions, lead)
+        checks += _step_checks(conditions, lead)  # a step's `appointment`: the engine checks it
+    elif conditions.appointment is not None:
+        wanted = (
+            [conditions.appointment]
+            if isinstance(conditions.appointment, str)
+            else conditions.appointment
+        )
+        outcome = getattr(lead, "appointment_outcome", None)  # set only as a call ends
+        checks.append(_any_of("appointment", list(wanted), outcome))
     return checks
 
 

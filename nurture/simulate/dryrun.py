@@ -32,6 +32,7 @@ from nurture.leads.enrollment import Offer, decide, funnel_offers, new_enrollmen
 from nurture.leads.records import LeadInput, LeadRules, add_lead, clean, find_funnel, lead_row
 from nurture.project.apply import apply_plan
 from nurture.project.plan import build_plan
+from nurture.rules.booking import Booking
 from nurture.rules.caps import Caps
 from nurture.rules.matching import Candidate, Decision
 from nurture.simulate.events import Failures, Happening, happen, schedule
@@ -58,6 +59,8 @@ class Project:
     root: Path
     rules: LeadRules = LeadRules()
     coach: dict[str, Any] = field(default_factory=dict)
+    booking: Booking | None = None
+    """The coach's availability: appointments book against it as the daemon's would."""
     caps: Caps = field(default_factory=Caps)
     """The project's frequency caps ([caps]): the dry run keeps to them as the daemon does."""
     applied: list[sqlite3.Connection] = field(default_factory=list, compare=False, repr=False)
@@ -287,7 +290,14 @@ def _simulate(
     pending, rows = list(happenings), []
     channels = dict.fromkeys(KINDS, channel)
     zone, coach = project.rules.default_zone, project.coach
-    engine = EngineConfig(WORKER, in_flight=1, default_zone=zone, coach=coach, caps=project.caps)
+    engine = EngineConfig(
+        WORKER,
+        in_flight=1,
+        default_zone=zone,
+        coach=coach,
+        caps=project.caps,
+        booking=project.booking,
+    )
     report = dispatch.Report(deferrals=[])
     for _ in range(MAX_TURNS):
         due = dispatch.next_due(store)

@@ -1,7 +1,8 @@
 """Events in a dry run, applied to the lead through the code `nurture leads ...` uses.
 
 `+2d convert`, `+3d status=Contacted`, `+1d score=80` (or `score=+10`), `+1d tag=replied`,
-`+1d opt-out=sms`, `+1d inbound` (ends a `stop_on_reply` sequence); and `+4h fail=send_email`
+`+1d opt-out=sms`, `+1d inbound` (ends a `stop_on_reply` sequence), `+5d attended`,
+`no-show` or `cancel` (what became of the lead's booked call); and `+4h fail=send_email`
 (also a step id, and `*N` for the next N attempts only), which makes the channel fail those
 sends: retries, then the sequence's failure policy.
 """
@@ -17,7 +18,7 @@ from nurture.leads.consent import inbound
 from nurture.leads.enrollment import stopped_text
 from nurture.leads.records import LeadInput, LeadRules, clean, convert, set_values
 from nurture.spec.actions import MESSAGE_ACTIONS
-from nurture.spec.events import Event, parse_event
+from nurture.spec.events import APPOINTMENT_EVENTS, Event, parse_event
 from nurture.spec.models import SequenceSpec
 from nurture.store.tables import Lead
 
@@ -87,6 +88,8 @@ def happen(
     if kind == "convert":
         stopped = convert(session, lead, now, rules)
         return f"lead converted ({lead.status}); {_stopped(stopped)}"
+    if kind in APPOINTMENT_EVENTS:
+        return _call_ended(session, lead, APPOINTMENT_EVENTS[kind], now, rules)
     if kind == "inbound":
         stopped = inbound(session, lead, now).stopped
         return "the lead wrote in" + (
@@ -98,6 +101,16 @@ def happen(
     if lead.converted_at is not None and before is None:
         return f"status {lead.status} converts the lead"
     return _described(lead, kind, value)
+
+
+def _call_ended(session: Session, lead: Lead, outcome: str, now: datetime, rules: LeadRules) -> str:
+    """Record the outcome of the lead's latest booked (or offered) call, as the CLI does."""
+    from nurture.engine import appointments
+
+    found = appointments.latest_open(session, lead.id)
+    if found is None:
+        raise InvalidEvent(f"{outcome.replace('_', ' ')}: the lead has no booked call by then")
+    return appointments.record(session, found, outcome, now, rules).said()
 
 
 def _values(lead: Lead, kind: str, value: str, rules: LeadRules) -> dict:

@@ -102,13 +102,41 @@ class TagConfig(SpecModel):
     tags: OneOrMany
 
 
+Outcome = Literal["attended", "no_show", "cancelled"]
+"""What became of a booked call: `nurture appointments done [--no-show]`, `cancel`, the page."""
+
+
 class AppointmentConfig(SpecModel):
+    """fixed: at a time the sequence sets; auto: the first free slot of the coach's
+    `[availability]`; offer: the lead picks a slot on the page `{{ booking_link }}` opens."""
+
     title: str = Field(min_length=1)
-    after: Duration = Field(timedelta(days=1), description="How long after the step runs.")
-    at: ClockTime | None = Field(None, description="Local time of day in the lead's time zone.")
-    duration_minutes: int = Field(30, gt=0, le=24 * 60)
+    mode: Literal["fixed", "auto", "offer"] = "fixed"
+    after: Duration = Field(
+        timedelta(days=1),
+        description="How long after the step runs (auto: the earliest slot it may book).",
+    )
+    at: ClockTime | None = Field(
+        None, description="fixed: local time of day in the lead's time zone."
+    )
+    duration_minutes: int = Field(
+        30, gt=0, le=24 * 60, description="fixed (auto and offer: the availability's slot)."
+    )
     location: str | None = None
     notes: str | None = None
+    stop_on: list[Outcome] = Field(
+        default_factory=list, description="Outcomes that end the enrollment, e.g. [cancelled]."
+    )
+    converts_on: list[Outcome] = Field(
+        default_factory=list,
+        description="Outcomes that convert the lead (as `leads convert` does), e.g. [attended].",
+    )
+
+    @model_validator(mode="after")
+    def _at_is_fixed(self) -> Self:
+        if self.at is not None and self.mode != "fixed":
+            raise ValueError(f"`at` sets a fixed time: mode {self.mode!r} picks a free slot")
+        return self
 
 
 class NotificationConfig(SpecModel):

@@ -1,12 +1,15 @@
 """Trigger conditions (which leads a sequence takes) and step conditions (whether a step runs)."""
 
-from typing import Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
 from nurture.spec.base import OneOrMany, SpecModel
 
 FieldValue = str | int | float | bool
+
+
+AppointmentStatus = Literal["booked", "attended", "no_show", "cancelled", "offered", "none"]
 
 
 class ScoreRange(SpecModel):
@@ -29,6 +32,14 @@ class TriggerConditions(SpecModel):
     lead_source: OneOrMany | None = None
     lead_status: OneOrMany | None = None
     lead_temperature: OneOrMany | None = None
+    appointment: (
+        Annotated[list[AppointmentStatus], Field(min_length=1)] | AppointmentStatus | None
+    ) = Field(
+        None,
+        description="A trigger: the lead's appointment just ended so (attended, no_show, "
+        "cancelled). A step: the enrollment's appointment is (any of) booked, attended, "
+        "no_show, cancelled, offered or none.",
+    )
 
     def count(self) -> int:
         """How many conditions are set: the more, the more specific the sequence."""

@@ -1,4 +1,5 @@
-"""Events in a dry run: `+2d convert`, `+3d status=Contacted`, `+4h fail=send_email`, `+1d opt-out=sms`."""
+"""Events in a dry run: `+2d convert`, `+3d status=Contacted`, `+4h fail=send_email`, `+1d opt-out=sms`,
+`+5d attended` (or `no-show`, `cancel`: what became of the lead's booked call)."""
 
 import re
 from dataclasses import dataclass
@@ -20,7 +21,12 @@ EVENT_KINDS = (
     "opt-out",
     "opt-in",
     "inbound",
+    "attended",
+    "no-show",
+    "cancel",
 )
+APPOINTMENT_EVENTS = {"attended": "attended", "no-show": "no_show", "cancel": "cancelled"}
+"""The events that end the lead's booked call, and the outcome each records."""
 CHANNELS = ("sms", "whatsapp", "email", "all")
 _EVENT = re.compile(
     r"^\s*\+?\s*(?P<after>(?:\d+\s*[wdhms]\s*)+)\s+(?P<kind>[a-z-]+)(?:=(?P<value>.+))?$", re.I
@@ -50,7 +56,7 @@ def parse_event(text: str) -> Event:
 
 
 def _check_value(kind: str, value: str | None) -> None:
-    if kind in ("convert", "inbound"):
+    if kind in ("convert", "inbound", *APPOINTMENT_EVENTS):
         if value:
             raise ValueError(f"event {kind!r} takes no value")
         return

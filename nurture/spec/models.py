@@ -11,8 +11,10 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    SerializerFunctionWrapHandler,
     Tag,
     ValidationInfo,
+    model_serializer,
     model_validator,
 )
 
@@ -39,8 +41,15 @@ FailurePolicy = Literal["continue", "stop"]
 STEP_ID = r"^[a-z0-9][a-z0-9_-]*$"
 UNVERSIONED = frozenset({"tests", "active", "funnels", "split"})
 """Changing these makes no new version: they say where and whether a sequence runs, not what."""
-ADDED_LATER: dict[str, Any] = {"stop_on_reply": False}
-STEP_ADDED_LATER: dict[str, Any] = {"stop": False, "variants": None}
+ADDED_LATER: dict[str, Any] = {"stop_on_reply": False, "exclusive": False}
+STEP_ADDED_LATER: dict[str, Any] = {
+    "stop": False,
+    "variants": None,
+    "relative_to": None,
+    "before": False,
+}
+CONFIG_ADDED_LATER: dict[str, Any] = {"mode": "fixed", "stop_on": [], "converts_on": []}
+CONDITION_ADDED_LATER: dict[str, Any] = {"appointment": None}
 """Settings (of a sequence, of a step) newer than the first format, left out of a definition at
 their default: upgrading nurture must not make every applied sequence look changed."""
 DELAY_FIELDS = ("delay_days", "delay_hours", "delay_minutes")
@@ -126,6 +135,31 @@ class StepBase(SpecModel):
         description="End the enrollment after this step runs (with conditions: stop only when "
         "they hold; a skipped step never stops).",
     )
+    relative_to: Literal["appointment"] | None = Field(
+        None,
+        description="appointment: the delay counts from the lead's booked appointment "
+        "(`delay: -1d` before it, `+2h` after), and moves with it.",
+    )
+    before: bool = Field(
+        False, description="With relative_to: the delay counts back (what `delay: -1d` sets)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _signed_delay(cls, data: Any) -> Any:
+        """`delay: -1d` / `+2h` beside `relative_to: appointment`: before or after it."""
+        if not isinstance(data, dict) or not isinstance(data.get("delay"), str):
+            return data
+        delay = data["delay"].strip()
+        if delay[:1] not in ("-", "+"):
+            return data
+        if data.get("relative_to", data.get("relativeTo")) != "appointment":
+            raise located_error(
+                ("delay",),
+                f"{delay!r}: a signed delay counts from an appointment; add "
+                "`relative_to: appointment`",
+            )
+        return data | {"delay": delay[1:].strip(), "before": delay[0] == "-"}
 
     @model_validator(mode="before")
     @classmethod
@@ -136,6 +170,14 @@ class StepBase(SpecModel):
     def _variants_differ(self) -> Self:
         check_variants(getattr(self, "variants", None))
         return self
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A step with variants is dumped as it is written: its config is the control's."""
+        data: dict[str, Any] = handler(self)
+        if getattr(self, "variants", None):
+            data.pop("action_config", None)
+        return data
 
     @model_validator(mode="after")
     def _default_id(self) -> Self:
@@ -177,6 +219,11 @@ class StepBase(SpecModel):
     def delay(self) -> timedelta:
         """Time from the previous step (the first step: from enrollment)."""
         return timedelta(days=self.delay_days, hours=self.delay_hours, minutes=self.delay_minutes)
+
+    @property
+    def offset(self) -> timedelta:
+        """With `relative_to: appointment`: from the appointment's start (negative: before)."""
+        return -self.delay if self.before else self.delay
 
 
 class WhatsAppStep(StepBase):
@@ -411,9 +458,13 @@ class SequenceSpec(SpecModel):
     def definition(self) -> dict[str, Any]:
         """What runs to a lead, versioned: all but the test cases, the active flag and the funnels."""
         definition = self.model_dump(mode="json", exclude=set(UNVERSIONED))
-        for part, added in [(definition, ADDED_LATER)] + [
-            (step, STEP_ADDED_LATER) for step in definition["steps"]
-        ]:
+        steps = definition["steps"]
+        for part, added in (
+            [(definition, ADDED_LATER), (definition["trigger_conditions"], CONDITION_ADDED_LATER)]
+            + [(step, STEP_ADDED_LATER) for step in steps]
+            + [(step["action_config"], CONFIG_ADDED_LATER) for step in steps]
+            + [(step["conditions"], CONDITION_ADDED_LATER) for step in steps if step["conditions"]]
+        ):
             for key, default in added.items():
                 if key in part and part[key] == default:
                     del part[key]

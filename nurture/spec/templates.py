@@ -32,7 +32,10 @@ LEAD_KEYS = frozenset(
 )
 COACH_KEYS = frozenset({"name", "business", "email", "phone", "website", "booking_url"})
 NAMED_KEYS = frozenset({"name", "slug", "id"})
-TOP_LEVEL = frozenset({"lead", "coach", "funnel", "sequence", "step", "unsubscribe_url", "now"})
+TOP_LEVEL = frozenset(
+    {"lead", "coach", "funnel", "sequence", "step", "unsubscribe_url", "now", "booking_link"}
+    | {"appointment"}
+)
 Loc = tuple[str | int, ...]
 
 

@@ -56,8 +56,6 @@ def with_control(cls: type[SpecModel], data: Any, info: ValidationInfo) -> Any:
         return data
     own = _given(data, "action_config", "actionConfig")
     if own is not None:
-        if info.context and info.context.get("stored"):
-            return data
         raise located_error(
             ("variants",),
             "a step with variants takes no action_config of its own: each variant has one",

@@ -32,26 +32,33 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_LOCK = 0x6E757274  # "nurt": the Postgres advisory lock held while upgrading
 UPGRADE_HINT = "run `nurture db upgrade`"
 _VERSION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
-_DOWN = re.compile(r"""^down_revision = ["'](\d{4})["']""", re.M)
+
+
+_DOWN = re.compile(r"^down_revision = (?:\"(\d{4})\"|None)", re.M)
 
 
 @cache
 def revisions() -> tuple[str, ...]:
-    """Every revision this version of nurture ships, oldest first (one per migration file), in
-    the order of their `down_revision` chain: branches merged at once may number theirs out of
-    order (0013 after 0016)."""
-    before: dict[str, str | None] = {}
-    for path in (MIGRATIONS / "versions").iterdir():
-        if m := _VERSION_FILE.match(path.name):
-            parent = _DOWN.search(path.read_text(encoding="utf-8"))
-            before[m.group(1)] = parent.group(1) if parent else None
-    assert before, f"no migrations in {MIGRATIONS}"
-    after = {parent: revision for revision, parent in before.items()}
-    chain, at = [], after.get(None)
-    while at is not None:
-        chain.append(at)
-        at = after.get(at)
-    assert len(chain) == len(before), f"the migrations in {MIGRATIONS} are not one chain"
+    """Every revision this version of nurture ships, oldest first (one per migration file),
+    in the order their `down_revision`s chain them: an id is a name, not a position (a
+    migration given 0017 may land after 0018), read from the files without loading Alembic."""
+    files = {
+        named.group(1): path
+        for path in (MIGRATIONS / "versions").iterdir()
+        if (named := _VERSION_FILE.match(path.name))
+    }
+    assert files, f"no migrations in {MIGRATIONS}"
+    after: dict[str | None, str] = {}
+    for revision_id, path in files.items():
+        found = _DOWN.search(path.read_text(encoding="utf-8"))
+        assert found, f"{path.name} has no down_revision"
+        after[found.group(1)] = revision_id
+    chain: list[str] = []
+    revision = after.get(None)
+    while revision is not None:
+        chain.append(revision)
+        revision = after.get(revision)
+    assert len(chain) == len(files), f"the migrations in {MIGRATIONS} do not form one chain"
     return tuple(chain)
 
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from nurture.errors import NotFound, NurtureError
 from nurture.store.tables import ApiToken
 
-Scope = Literal["read", "write", "ingest"]
+Scope = Literal["read", "write", "ingest", "dashboard", "dashboard:edit"]
 SCOPES: tuple[str, ...] = get_args(Scope)
 PREFIX = "nrt_"
 
@@ -30,8 +30,10 @@ class Caller:
     scopes: frozenset[str]
 
     def may(self, scope: Scope) -> bool:
-        """`write` includes `read`; `ingest` is only the funnel webhook and lead events."""
-        return scope in self.scopes or (scope == "read" and "write" in self.scopes)
+        """`write` includes `read`, `dashboard:edit` includes `dashboard` (the coach dashboard's
+        viewer); `ingest` is only the funnel webhook and lead events."""
+        wider = {"read": "write", "dashboard": "dashboard:edit"}.get(scope)
+        return scope in self.scopes or wider in self.scopes
 
 
 def digest(token: str) -> str:
@@ -84,10 +86,39 @@ def _live(session: Session, name: str) -> ApiToken | None:
 
 def authenticate(session: Session, token: str) -> Caller | None:
     """The caller a presented token belongs to; None for an unknown or revoked token."""
+    row = live_token(session, token)
+    return None if row is None else Caller(row.name, frozenset(row.scopes))
+
+
+def live_token(session: Session, token: str) -> ApiToken | None:
+    """The live token row of a presented token; None for an unknown or revoked token."""
     wanted = digest(token)
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == wanted)).first()
     if row is None or row.revoked_at is not None:
         return None
-    if not hmac.compare_digest(row.token_hash, wanted):
-        return None
-    return Caller(row.name, frozenset(row.scopes))
+    return row if hmac.compare_digest(row.token_hash, wanted) else None
+
+
+DASHBOARD_SCOPES = ("dashboard", "dashboard:edit")
+
+
+def live_by_id(session: Session, token_id: int) -> ApiToken | None:
+    """The live token with this id (a dashboard session names its token by id)."""
+    row = session.get(ApiToken, token_id)
+    return row if row is not None and row.revoked_at is None else None
+
+
+def dashboard_token(session: Session, name: str | None = None) -> ApiToken:
+    """The live token a dashboard sign-in link is for: `name`'s, else the newest that can edit,
+    else the newest that can view; NotFound saying how to make one."""
+    query = select(ApiToken).where(col(ApiToken.revoked_at).is_(None))
+    if name is not None:
+        query = query.where(ApiToken.name == name)
+    rows = [row for row in session.exec(query) if set(row.scopes) & set(DASHBOARD_SCOPES)]
+    if not rows:
+        which = f"named {name!r} " if name else ""
+        raise NotFound(
+            f"no live token {which}with the dashboard scope: create one with "
+            "`nurture tokens create coach --scope dashboard:edit` (or --scope dashboard to view)"
+        )
+    return max(rows, key=lambda row: ("dashboard:edit" in row.scopes, row.created_at, row.id))

@@ -8,6 +8,7 @@ from typing import Any
 
 from nurture.store.tables.access import ApiToken, IngestKey
 from nurture.store.tables.actions import Appointment, Notification, Task
+from nurture.store.tables.activity import Activity
 from nurture.store.tables.base import Stored, UTCDateTime, utc_column
 from nurture.store.tables.caps import LeadCap
 from nurture.store.tables.channels import ChannelSlot, OutboxMessage, ProviderCallback
@@ -25,6 +26,7 @@ from nurture.store.tables.project import Funnel, FunnelAssignment, Sequence, Seq
 
 __all__ = [
     "HAND_MADE_INDEXES",
+    "Activity",
     "ApiToken",
     "Appointment",
     "ChannelSlot",
@@ -57,8 +59,9 @@ __all__ = [
 
 HAND_MADE_INDEXES = frozenset(
     {"ix_enrollment_completion", "ix_enrollment_completion_version", "ix_execution_reasons"}
+    | {"ix_lead_name_lower"}  # migration 0018: lower(name), a prefix search's range
 )
-"""Indexes migration 0005 writes per dialect (they differ, or exist on SQLite only): not
+"""Indexes migrations 0005 and 0018 write per dialect (they differ, or exist on SQLite only): not
 in the tables below, so autogenerate must leave them alone (see include_object)."""
 
 

@@ -1,0 +1,51 @@
+"""The inbox: tasks to do (done with one click), upcoming appointments, notifications, and the
+messages the outbox kept, with their text."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Path, Request, Response
+
+from nurture.engine.appointments import listed
+from nurture.insights.outbox import OutboxFilter, recent
+from nurture.leads.tasks import finish_task, list_notifications, list_tasks
+from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, record, render
+
+router = page_router()
+NAV = Nav("Inbox", "/inbox", 50)
+TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+SHOWN = 50
+
+
+@router.get("/inbox")
+def inbox_page(request: Request, ctx: Ctx, visitor: Viewer) -> Response:
+    return _page(request, ctx)
+
+
+def _page(request: Request, ctx: WebContext, message: str | None = None) -> Response:
+    now = datetime.now(UTC)
+    with ctx.store.session() as session:
+        tasks = list_tasks(session)[:SHOWN]
+        appointments = listed(session, upcoming_from=now)[:SHOWN]  # booked, still to come
+        notifications = list_notifications(session)[:SHOWN]
+        messages = recent(session, OutboxFilter(), limit=SHOWN)
+    template = "_tasks.html" if request.headers.get("HX-Request") else "inbox.html"
+    return render(
+        request,
+        template,
+        tasks=tasks,
+        appointments=appointments,
+        notifications=notifications,
+        messages=messages,
+        flash=message,
+    )
+
+
+@router.post("/inbox/tasks/{task_id}/done")
+def task_done(request: Request, ctx: Ctx, visitor: Editor, task_id: TaskId) -> Response:
+    """Mark a task done, as `nurture tasks done ID` does."""
+    with ctx.store.session(immediate=True) as session:
+        task, was_open = finish_task(session, task_id, datetime.now(UTC))
+        title = task.title
+    said = f"done: {title}" if was_open else f"{title} was done already"
+    return _page(request, ctx, record(ctx, visitor, "task done", f"task {task_id}", said))
