@@ -34,7 +34,7 @@ from nurture.store.db import open_store
 from nurture.store.tables import Enrollment, Lead
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/baseline.py, run as a script or not
-from baseline import DEFAULT, baseline, load_average  # noqa: E402
+from baseline import DEFAULT, baseline, codes, load_average  # noqa: E402
 
 SEQUENCE = """\
 name: Bench Welcome
@@ -200,9 +200,8 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     with baseline(args.baseline) as env:
-        codes = {"this code": None} | ({f"baseline {args.baseline}": env} if env else {})
         for _ in range(args.rounds):
-            for label, code in codes.items():
+            for label, code in codes(args.baseline, env).items():
                 for store in ("sqlite", "postgres") if args.postgres else ("sqlite",):
                     with fresh_url(store, args.postgres) as url:
                         got = measure(url, args.leads, args.connections, args.workers, code)

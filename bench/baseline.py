@@ -21,6 +21,18 @@ DEFAULT = "ccbc7be"
 """The revision before the import, ingestion and backfill work (issues 13 and 14)."""
 
 
+IDENTITY_OFF = {"NURTURE_LEADS__IDENTITY": '["external_id"]'}
+"""This code with identity matching by external id only (no email or phone keys): the cost of
+identity, measured in the same rounds (issue 16)."""
+
+
+def codes(label: str, env: dict[str, str] | None) -> dict[str, dict[str, str] | None]:
+    """The codes a bench compares, by label: this one, this one with identity off, the baseline."""
+    found: dict[str, dict[str, str] | None] = {"this code": None}
+    found["this code, identity off"] = os.environ | IDENTITY_OFF
+    return found | ({f"baseline {label}": env} if env is not None else {})
+
+
 @contextmanager
 def baseline(revision: str | None) -> Iterator[dict[str, str] | None]:
     """The environment that runs `revision`'s nurture (None for no baseline); removed after."""

@@ -61,7 +61,7 @@ from nurture.store.tables import Execution
 from nurture.testing import enroll_many
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/baseline.py, run as a script or not
-from baseline import DEFAULT, baseline, load_average  # noqa: E402
+from baseline import DEFAULT, baseline, codes, load_average  # noqa: E402
 
 TEXT = """\
 name: {name}
@@ -419,10 +419,10 @@ def import_rounds(
 ) -> Iterator[dict]:
     """Rounds of the import, the baseline's and this code's alternating, each on a fresh store;
     the best of each, with the machine's load average when it ran."""
-    codes = {"this code": None} | ({f"baseline {args.baseline}": env} if env is not None else {})
-    runs: dict[str, list[dict]] = {label: [] for label in codes}
+    compared = codes(args.baseline, env)
+    runs: dict[str, list[dict]] = {label: [] for label in compared}
     for _ in range(args.import_rounds):
-        for label, code in codes.items():
+        for label, code in compared.items():
             with fresh_store(kind, args.postgres) as url:
                 runs[label].append(import_leads(url, args.leads, code))
     for label, got in runs.items():

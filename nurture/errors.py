@@ -55,6 +55,10 @@ class Conflict(FieldError):
     """The change clashes with what exists (a name taken, a rename); `field` names the value."""
 
 
+class AmbiguousLead(Conflict):
+    """A lead reference (an email, a phone) names several leads: duplicates not merged yet."""
+
+
 class InvalidToken(NurtureError):
     """An unsubscribe token that was not signed with this project's secret, or is malformed."""
 

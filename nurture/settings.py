@@ -33,7 +33,7 @@ from nurture.spec.actions import Duration
 from nurture.spec.diagnostics import did_you_mean, error_message
 from nurture.spec.durations import parse_duration
 from nurture.spec.lint_rules import LintRule
-from nurture.spec.window import TimeZoneName
+from nurture.spec.window import SendWindow, TimeZoneName
 
 if TYPE_CHECKING:
     from nurture.rules.booking import Booking
@@ -62,6 +62,35 @@ class CoachSettings(BaseModel):
     phone: str = ""
     website: str = ""
     booking_url: str = ""
+    working_hours: SendWindow | None = Field(
+        None,
+        description="When the coach hears of replies and non-urgent send_notification steps "
+        "(days, start, end, timezone: the project's when not given, holidays); outside them "
+        "notifications wait in the store for the next working moment. Unset: at once.",
+    )
+
+
+IdentityKind = Literal["external_id", "email", "phone"]
+
+
+def _distinct(kinds: list[IdentityKind]) -> list[IdentityKind]:
+    if len(set(kinds)) != len(kinds):
+        raise ValueError("name each of external_id, email, phone at most once")
+    return kinds
+
+
+class LeadsSettings(BaseModel):
+    """How leads are told apart: `[leads]` in nurture.toml."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    identity: Annotated[list[IdentityKind], AfterValidator(_distinct)] = Field(
+        default_factory=lambda: list(get_args(IdentityKind)),
+        min_length=1,
+        description="The keys that make a lead arriving one already stored (any of them "
+        "matches), in order: when two name different leads, the first wins and the other "
+        "is reported, never merged.",
+    )
 
 
 class ApiSettings(BaseModel):
@@ -209,6 +238,7 @@ class Settings(BaseSettings):
         default_factory=list, description="Lint rules `nurture validate` does not report."
     )
     coach: CoachSettings = Field(default_factory=CoachSettings)
+    leads: LeadsSettings = Field(default_factory=LeadsSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
     email: SmtpConfig | None = None
@@ -266,6 +296,13 @@ class Settings(BaseSettings):
     @property
     def sequences_path(self) -> Path:
         return self.project_dir / self.sequences_dir
+
+    @property
+    def lead_page(self) -> str | None:
+        """The dashboard's page of a lead, `{id}` to fill: under `[notifications] dashboard_url`,
+        else `[api] public_url` (None: notifications carry no link)."""
+        base = (self.notifications and self.notifications.dashboard_url) or self.api.public_url
+        return f"{base.rstrip('/')}/leads/{{id}}" if base else None
 
     @property
     def providers(self) -> Providers:

@@ -157,8 +157,8 @@ def test_concurrent_posts_are_each_answered_and_enrolled(api):
 def test_two_servers_posting_one_email_at_once_store_one_lead(api, project, store_url, monkeypatch):
     real = arrivals._known_keys
 
-    def slow_lookup(session, batch):  # widens the gap between the lookup and the insert
-        found = real(session, batch)
+    def slow_lookup(session, keys):  # widens the gap between the lookup and the insert
+        found = real(session, keys)
         time.sleep(0.2)
         return found
 

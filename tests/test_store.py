@@ -26,6 +26,7 @@ TABLES |= {"lead", "match_decision", "enrollment", "execution", "outbox_message"
 TABLES |= {"appointment", "notification", "worker", "consent_event"}
 TABLES |= {"api_token", "ingest_key", "provider_callback", "match_candidates", "channel_slot"}
 TABLES |= {"engagement_event"}
+TABLES |= {"lead_key", "lead_merge", "inbound_message"}
 TABLES |= {"lead_cap"}  # frequency caps (issue 17)
 TABLES |= {"activity"}  # the dashboard's activity (issue 15)
 UNREACHABLE = "postgresql+psycopg://nurture:s3cret@127.0.0.1:1/nurture"

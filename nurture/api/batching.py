@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from nurture.api.deps import Context
 from nurture.errors import KeyReused, NurtureError
 from nurture.leads import ingest
 from nurture.leads.arrivals import Arrival, Kept, arrive_many
+from nurture.leads.identity import Clash
 
 log = logging.getLogger("nurture.api")
 BATCH = 500
@@ -42,7 +43,21 @@ def answer(outcome: ingest.Outcome) -> dict[str, Any]:
         "sequence": outcome.sequence,
         "reason": outcome.reason,
         "firstStep": first or None,
+        "clashes": [_clash(clash) for clash in outcome.clashes],
     }
+
+
+DEADLOCK = "40P01"
+"""Postgres: this transaction and another (an import claiming the same new keys) waited for
+each other; the server ended this one. Retried, it finds what the other stored."""
+
+
+def _deadlock(error: OperationalError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == DEADLOCK
+
+
+def _clash(clash: Clash) -> dict[str, Any]:
+    return {"kind": clash.kind, "value": clash.value, "leadId": clash.lead_id, "name": clash.name}
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -93,7 +108,9 @@ class Batcher:
         """Each lead's answer or error; on a clash with another process, each lead alone."""
         try:
             return self._store(items)
-        except IntegrityError:
+        except (IntegrityError, OperationalError) as clash:
+            if isinstance(clash, OperationalError) and not _deadlock(clash):
+                return self._failed(items, clash)
             if len(items) > 1:
                 return [answer for item in items for answer in self.store_batch([item])]
             return self._guarded(items)  # the row that clashed is there now: this sees it

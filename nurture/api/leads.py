@@ -145,6 +145,13 @@ class EngagementOut(Answer):
     detail: dict[str, Any] | None
 
 
+class ReplyOut(Answer):
+    received_at: datetime
+    channel: str
+    text: str | None = Field(description="What the lead wrote.")
+    stopped: list[str] = Field(description="The sequences this reply stopped (stop_on_reply).")
+
+
 class LeadOut(Answer):
     id: int
     external_id: str | None
@@ -165,6 +172,10 @@ class LeadOut(Answer):
     created_at: datetime
     updated_at: datetime
     converted_at: datetime | None
+    keys: list[str] = Field(
+        description="Every external id, email and phone the lead is known by (kind:value)."
+    )
+    replies: list[ReplyOut] = Field(description="What the lead wrote to us, oldest first.")
     enrollments: list[EnrollmentOut]
     engagement_score: float = Field(
         0.0, description="Recency and frequency of the lead's engagement events (docs: engagement)."
@@ -179,6 +190,15 @@ class FirstStep(Answer):
     due_at: datetime
 
 
+class ClashOut(Answer):
+    """A key of the lead that another lead holds: left out of it, not merged."""
+
+    kind: str = Field(description="external_id, email or phone.")
+    value: str
+    lead_id: int = Field(description="The lead that holds it.")
+    name: str
+
+
 class Ingested(Answer):
     """What became of a lead a funnel pushed."""
 
@@ -188,6 +208,11 @@ class Ingested(Answer):
     sequence: str | None = Field(description="The sequence it was enrolled in; null: none.")
     reason: str = Field(description="Why this sequence won, or why none did.")
     first_step: FirstStep | None
+    clashes: list[ClashOut] = Field(
+        default_factory=list,
+        description="Its email, phone or external id that other leads hold: left out, never "
+        "merged (`nurture leads merge`, if they are one person).",
+    )
 
 
 class LeadEvent(SpecModel):

@@ -175,6 +175,21 @@ class NotificationsConfig(ChannelConfig):
     alert_on_failure: bool = Field(
         True, description="Also notify when a provider refuses a lead's message for good."
     )
+    replies: bool = Field(True, description="Tell the coach when a lead writes in.")
+    urgent_replies: bool = Field(
+        False, description="Replies are urgent: delivered outside working hours, with a mention."
+    )
+    slack_mention: str = Field(
+        "<!channel>",
+        pattern=r"^<(!channel|!here|!everyone|@[UW][A-Z0-9]+|!subteam\^[A-Z0-9]+)>$",
+        description="Who an urgent notification mentions on Slack: <!channel>, <!here>, or a "
+        "member <@U…>.",
+    )
+    dashboard_url: WebUrl | None = Field(
+        None,
+        description="Where the dashboard is served (https://nurture.example.com): "
+        "notifications link to the lead's page under it. Default: [api] public_url.",
+    )
 
     _slack_webhook = field_validator("slack_webhook_url")(slack_webhook)
 

@@ -52,7 +52,8 @@ class EmailNotification:
 
     def _to_coach(self, message: OutgoingMessage) -> OutgoingMessage:
         subject = message.subject or f"nurture: {message.body.splitlines()[0][:60]}"
-        return replace(message, recipient=self.to, subject=subject, lead_id=None)
+        body = f"{message.body}\n\n{message.link}" if message.link else message.body
+        return replace(message, recipient=self.to, subject=subject, body=body, lead_id=None)
 
     async def aclose(self) -> None:
         await close(self.smtp)

@@ -37,6 +37,10 @@ class OutgoingMessage:
     template: dict[str, Any] | None = None
     lead_id: int | None = None
     execution_id: int | None = None
+    urgent: bool = False
+    """A notification that must not wait: a Slack mention, email priority, the webhook's field."""
+    link: str | None = None
+    """A notification's link to the lead's page on the dashboard."""
     attachments: tuple[Attachment, ...] = ()
 
 

@@ -40,6 +40,7 @@ def escaped(text: str) -> str:
 class SlackChannel:
     def __init__(self, config: NotificationsConfig) -> None:
         self.url = config.slack_webhook_url.get_secret_value() if config.slack_webhook_url else ""
+        self.mention = config.slack_mention
         self.secrets = url_secrets(self.url)
         # No SDK retries: a retried POST may post twice; the engine retries with backoff.
         # The timeout as given (urllib takes a float): int() made 0.5 s a non-blocking 0.
@@ -52,7 +53,10 @@ class SlackChannel:
 
     def send(self, message: OutgoingMessage) -> SendResult:
         body = escaped(message.body)
-        self._post(f"*{escaped(message.subject)}*\n{body}" if message.subject else body)
+        text = f"*{escaped(message.subject)}*\n{body}" if message.subject else body
+        if message.link:
+            text += f"\n<{message.link}|Open the lead>"
+        self._post(f"{self.mention} {text}" if message.urgent else text)  # the mention is ours
         return SendResult(f"slack-{message.key}")
 
     def check(self) -> str:

@@ -225,6 +225,8 @@ class SmtpChannel:
         reply_to = message.reply_to or config.reply_to
         if reply_to:
             email["Reply-To"] = reply_to
+        if message.urgent:  # Outlook reads Importance, most others X-Priority
+            email["Importance"], email["X-Priority"] = "high", "1 (Highest)"
         text, markup = message.body, message.html or _html_of(message.body)
         if self.unsubscribe is not None and message.lead_id is not None:
             text, markup = self._add_unsubscribe(email, message.lead_id, text, markup)

@@ -64,6 +64,8 @@ class WebhookChannel:
             "to": message.recipient,
             "subject": message.subject,
             "message": message.body,
+            "urgent": message.urgent,
+            "link": message.link,
         }
         status, _ = self.post(payload)
         return SendResult(f"webhook-{message.key}-{status}")

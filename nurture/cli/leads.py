@@ -12,11 +12,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nurture.cli.context import state
-from nurture.cli.output import err, error, note, out, plural, print_json, print_result
-from nurture.errors import NurtureError
+from nurture.cli.output import (
+    err,
+    error,
+    note,
+    out,
+    plural,
+    print_json,
+    print_result,
+    warning,
+)
+from nurture.errors import Aborted, NurtureError
 
 if TYPE_CHECKING:  # the leads service loads SQLAlchemy: imported where a command runs
     from nurture.leads.imports import ImportResult
+    from nurture.leads.merge import Merged
     from nurture.leads.records import Arrival, LeadRules
     from nurture.store.tables import Lead
 
@@ -100,6 +110,7 @@ def add(
       nurture leads add -f referrals --name Bo --tag vip --field goal=strength --json
     """
     from nurture.leads import records as service
+    from nurture.leads.identity import clash_text
     from nurture.leads.records import LeadInput
     from nurture.leads.when import happened_at
 
@@ -110,6 +121,8 @@ def add(
     with state.session(write=True) as session:
         arrival = service.add_lead(session, data, funnel, when, _rules())
         shown = service.lead_details(session, arrival.lead) | _arrival(arrival)
+        if arrival.clashes and not json:
+            warning(clash_text(arrival.lead.id, arrival.clashes))
         print_result(shown, json=json, message=_arrived(arrival))
 
 
@@ -117,7 +130,8 @@ def _arrival(arrival: "Arrival") -> dict[str, Any]:
     """What `leads add --json` says beyond the lead: was it new, which sequence and why."""
     winner = arrival.decision.winner
     decision = {"sequence": winner.name if winner else None, "reason": arrival.decision.reason}
-    return {"created": arrival.created, "decision": decision}
+    clashes = [clash.to_dict() for clash in arrival.clashes]
+    return {"created": arrival.created, "decision": decision, "clashes": clashes}
 
 
 def _arrived(arrival: "Arrival") -> str:
@@ -196,11 +210,92 @@ def _progress_bar(quiet: bool) -> Iterator[Callable[[int, int], None] | None]:
 def _show_import(result: "ImportResult") -> None:
     for problem in result.errors:
         error(f"row {problem.row}: {problem.message}")
+    for said in result.warnings:
+        warning(f"row {said.row}: {said.message}")
     note(
         f"{plural(result.rows, 'row')}: {result.created} created, {result.updated} updated, "
         f"{result.unchanged} unchanged, {len(result.errors)} rejected; "
         f"{result.enrolled} enrolled."
     )
+
+
+@app.command()
+def duplicates(json: JSON = False) -> None:
+    """Leads that share an email or a phone (stored before identity, or kept apart by it).
+
+    \b
+    Examples:
+      nurture leads duplicates
+      nurture leads duplicates --json
+    """
+    from nurture.leads.merge import duplicates as found
+
+    with state.session() as session:
+        groups = [group.to_dict() for group in found(session)]
+    if json:
+        print_json(groups)
+        return
+    if not groups:
+        note("No duplicates: every email and phone is one lead's.")
+        return
+    table = Table("kind", "value", "leads", "merge with")
+    for group in groups:
+        leads = ", ".join(f"{lead['id']} {lead['name']}" for lead in group["leads"])
+        ids = " ".join(str(lead["id"]) for lead in group["leads"])
+        table.add_row(group["kind"], escape(group["value"]), escape(leads), f"leads merge {ids}")
+    out.print(table)
+
+
+@app.command()
+def merge(
+    keep: Annotated[str, typer.Argument(help="The lead to keep: its id, external id or email.")],
+    other: Annotated[str, typer.Argument(help="The lead merged into it, then gone.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    json: CHANGED_JSON = False,
+) -> None:
+    """Merge two leads that are one person: OTHER's history, keys, tags, fields and opt-outs
+    join KEEP (the stricter opt-out wins), OTHER is logged and removed. Again: no change.
+
+    \b
+    Examples:
+      nurture leads merge 3 7
+      nurture leads merge sam@example.com 7 --yes --json
+    """
+    from nurture.leads import records as service
+    from nurture.leads.merge import merge as merge_leads
+
+    with state.session(write=True) as session:
+        if not yes:
+            _confirm_merge(service.find_lead(session, keep), other)
+        done = merge_leads(session, keep, other, datetime.now(UTC))
+        shown = service.lead_details(session, done.kept) | {"merge": _merge_dict(done)}
+        print_result(shown, json=json, message=_merged(done))
+
+
+def _confirm_merge(kept: "Lead", other: str) -> None:
+    if not err.is_terminal:
+        raise Aborted("refusing to merge leads without a terminal to confirm on; add --yes")
+    if not typer.confirm(f"Merge lead {other} into lead {_named(kept)}?", err=True):
+        raise Aborted("merge cancelled")
+
+
+def _merge_dict(done: "Merged") -> dict[str, Any]:
+    return {
+        "merged_id": done.merged_id,
+        "already": done.already,
+        "moved": done.moved,
+        "stopped": done.stopped,
+    }
+
+
+def _merged(done: "Merged") -> str:
+    if done.already:
+        return f"Lead {done.merged_id} was merged into lead {_named(done.kept)} already."
+    moved = ", ".join(f"{count} {table}" for table, count in done.moved.items()) or "nothing"
+    said = f"Merged lead {done.merged_id} into lead {_named(done.kept)}; moved {moved}"
+    if done.stopped:
+        said += f"; stopped {plural(len(done.stopped), 'enrollment')} it ran twice"
+    return said + "."
 
 
 @app.command()
@@ -324,13 +419,15 @@ def show(lead: LEAD, json: JSON = False) -> None:
     if json:
         print_json(data)
         return
-    skip = {"enrollments", "executions", "first_name", "next", "engagement"}
+    skip = {"enrollments", "executions", "first_name", "next", "engagement", "replies"}
     for key, value in data.items():
         if key not in skip and value not in (None, [], {}):
             out.print(escape(f"{key:>13}: {_cell(value)}"))
     _table("enrollments", data["enrollments"], ENROLLMENT_COLUMNS)
     _table("executions", data["executions"], EXECUTION_COLUMNS)
     _table("engagement", data["engagement"], ENGAGEMENT_COLUMNS)
+    if data["replies"]:
+        _table("replies", data["replies"], ("received_at", "channel", "text", "stopped"))
     upcoming = data["next"]
     if upcoming:
         step, sequence, at = upcoming["step_id"], upcoming["sequence"], upcoming["next_run_at"]

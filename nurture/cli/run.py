@@ -11,7 +11,7 @@ import typer
 from nurture.channels.config import Providers
 from nurture.cli.context import state
 from nurture.cli.output import note, plural, print_json
-from nurture.engine.config import EngineConfig, Tracking
+from nurture.engine.config import EngineConfig, NoteOptions, Tracking
 from nurture.errors import ConfigError
 from nurture.spec.times import check_time
 
@@ -32,6 +32,7 @@ class RunOptions:
     channel: str = "outbox"
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(worker=f"once-{os.getpid()}"))
     providers: Providers | None = None
+    notes: NoteOptions = field(default_factory=NoteOptions)
 
     def engine_for(self, lease: timedelta) -> EngineConfig:
         """The engine's config with its lease, and a batch whose sends fit it at the providers'
@@ -49,7 +50,7 @@ def run_once(
     """Rescue expired leases, settle the unknown sends a provider can tell about, then run every
     step due at `now` until none is left; how many steps ran."""
     from nurture.channels import channels_for
-    from nurture.engine import calendars, dispatch
+    from nurture.engine import calendars, dispatch, notes
     from nurture.engine.delivery.sends import Loop
 
     channels = channels_for(options.channel, store, options.providers)
@@ -62,6 +63,7 @@ def run_once(
             synced = calendars.sync(store, engine.calendars, now)
             for problem in synced.problems:
                 note(f"warning: {problem}")
+        notes.deliver_waiting(store, now, channels["notification"], options.notes)
         return ran
     finally:
         Loop.close(channels)
@@ -115,7 +117,8 @@ def options_from_settings(
         booking=settings.booking,
         caps=settings.caps.rules(),
     )
-    return RunOptions(channel or settings.channel, engine, settings.providers)
+    notifying = NoteOptions.from_settings(settings)
+    return RunOptions(channel or settings.channel, engine, settings.providers, notifying)
 
 
 def run(
@@ -183,7 +186,9 @@ def run(
             return
         engine = options.engine_for(timedelta(seconds=lease))
         log_format = "json" if json else log_format
-        daemon_options = DaemonOptions(engine, poll=poll, log_format=log_format)
+        daemon_options = DaemonOptions(
+            engine, poll=poll, log_format=log_format, notes=options.notes
+        )
         channels = channels_for(options.channel, store, options.providers)
         daemon_options = replace(daemon_options, engine=with_calendars(engine, channels))
         Daemon(store, channels, daemon_options, _clock, _log).run()

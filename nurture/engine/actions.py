@@ -176,7 +176,8 @@ def _message(step: AnyStep, lead: Row, context: dict[str, Any], key: str) -> Out
     if isinstance(config, NotificationConfig):
         coach = context["coach"]
         recipient = config.channel or coach.get("email") or coach.get("name") or "coach"
-        return OutgoingMessage(recipient=recipient, body=render(config.message, context), **fields)
+        body = render(config.message, context)
+        return OutgoingMessage(recipient=recipient, body=body, urgent=config.urgent, **fields)
     attribute, what = _ADDRESS[channel]
     recipient = getattr(lead, attribute)
     if not recipient:
@@ -312,14 +313,33 @@ def appointment_time(now: datetime, after: Any, at: Any, zone: str) -> datetime:
 def _notification(
     config: Any, lead: Row, context: dict[str, Any], now: datetime, zone: str
 ) -> Effect:
-    row = {
+    """The coach's copy of a notification the step sends now."""
+    return _rows(Notification, _note_row(config, lead, context, now) | {"delivered_at": now})
+
+
+def held_notification(
+    step: AnyStep, lead: Row, context: dict[str, Any], now: datetime, until: datetime
+) -> Effect:
+    """A notification step outside the coach's working hours: its note waits in the store, for
+    the daemon to deliver at `until` (nurture.engine.notes)."""
+    try:
+        row = _note_row(step.action_config, lead, context, now)
+    except PermanentFailure as error:
+        raise _naming(step, error) from None
+    return _rows(Notification, row | {"status": "pending", "deliver_at": until})
+
+
+def _note_row(config: Any, lead: Row, context: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
         "lead_id": lead.id,
         "message": render(config.message, context),
         "channel": config.channel,
         "urgent": config.urgent,
+        "kind": "step",
+        "status": "sent",
+        "attempts": 0,
         "created_at": now,
     }
-    return _rows(Notification, row)
 
 
 _MAKERS: dict[str, Callable[[Any, Row, dict[str, Any], datetime, str], Effect]] = {

@@ -5,11 +5,15 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nurture.rules.booking import Booking
 from nurture.rules.caps import Caps
 from nurture.rules.engagement import Scoring
+
+if TYPE_CHECKING:  # the settings and the window load pydantic: the CLI imports this module early
+    from nurture.settings import Settings
+    from nurture.spec.window import SendWindow
 
 LEASE = timedelta(minutes=5)
 IN_FLIGHT = 500
@@ -57,3 +61,29 @@ class EngineConfig:
     writes after each drain."""
     caps: Caps = field(default_factory=Caps)
     """Frequency caps per lead ([caps]); empty: none, and no cap check runs."""
+
+
+@dataclass(frozen=True)
+class NoteOptions:
+    """When and how waiting notifications go: the coach's working hours, the lead page link."""
+
+    hours: "SendWindow | None" = None
+    zone: str = "UTC"
+    """The working hours' zone when they name none (the project's)."""
+    lead_page: str | None = None
+    """The dashboard's page of a lead, `{id}` to fill (settings.lead_page)."""
+    replies: bool = True
+    urgent_replies: bool = False
+    batch: int = 100
+    lease: timedelta = LEASE
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "NoteOptions":
+        notifications = settings.notifications
+        return cls(
+            settings.coach.working_hours,
+            settings.timezone,
+            settings.lead_page,
+            notifications.replies if notifications else True,
+            notifications.urgent_replies if notifications else False,
+        )

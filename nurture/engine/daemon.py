@@ -23,8 +23,8 @@ from sqlalchemy import Connection, delete, insert, update
 from sqlmodel import col
 
 from nurture.channels import Channels
-from nurture.engine import calendars, dispatch
-from nurture.engine.config import EngineConfig, worker_name
+from nurture.engine import calendars, dispatch, notes
+from nurture.engine.config import EngineConfig, NoteOptions, worker_name
 from nurture.engine.delivery.sends import Loop
 from nurture.engine.dispatch import Clock
 from nurture.store.connect import normalize_url, reason
@@ -47,6 +47,8 @@ class DaemonOptions:
     settle: float = 60.0
     """Seconds between asks to the providers about unknown sends (and for each, since its last)."""
     log_format: str = "text"
+    notes: NoteOptions = field(default_factory=NoteOptions)
+    """How the coach's waiting notifications go (delivered every tick)."""
 
 
 class Daemon:
@@ -98,7 +100,17 @@ class Daemon:
             self.log("dispatched", steps=done)
         self._report(report)
         self.sync_calendars()
+        self.notify()
         self._wake_at(dispatch.next_due(self.store))
+
+    def notify(self) -> None:
+        """Deliver the coach's notifications that are due (replies, held steps)."""
+        channel = self.channels.get("notification")
+        if channel is None:  # a daemon without channels (tests of its other jobs)
+            return
+        done = notes.deliver_waiting(self.store, self.clock(), channel, self.options.notes)
+        if done.sent or done.failed or done.unknown:
+            self.log("notified", sent=done.sent, failed=done.failed, unknown=done.unknown)
 
     def sync_calendars(self) -> None:
         """Invitations and the coach's calendar, for the appointments booked or changed."""

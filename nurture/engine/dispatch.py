@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Row
 
 from nurture.channels import Channels, PermanentFailure, TemporaryFailure
-from nurture.engine import actions, booking, caps, engagement, exclusive, variants
+from nurture.engine import actions, booking, caps, engagement, exclusive, notes, variants
 from nurture.engine.complete import Job
 from nurture.engine.config import LEASE, EngineConfig, worker_name
 from nurture.engine.delivery import sends, settling
@@ -32,7 +32,9 @@ from nurture.rules import steps
 from nurture.rules.booking import Booking, appointment_check
 from nurture.rules.matching import Check, check_conditions
 from nurture.settings import CoachSettings
+from nurture.spec.actions import NotificationConfig
 from nurture.spec.models import AnyStep
+from nurture.spec.window import SendWindow
 from nurture.store import queries
 from nurture.store.db import Store
 
@@ -170,11 +172,15 @@ class _Run:
     channels: Channels
     coach: dict[str, Any]
     report: Report
+    hours: SendWindow | None = None
+    """The coach's working hours: a notification step outside them waits (nurture.engine.notes)."""
 
     @classmethod
     def of(cls, config: EngineConfig, channels: Channels, report: Report | None) -> "_Run":
         coach = config.coach or CoachSettings().model_dump()
-        return cls(config, channels, coach, report or Report())
+        hours = coach.get("working_hours")
+        window = SendWindow.model_validate(hours) if hours else None
+        return cls(config, channels, coach, report or Report(), window)
 
 
 def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:
@@ -203,9 +209,25 @@ def _decide_all(jobs: list[Job], run: _Run, now: datetime) -> None:
                 job.message = engagement.tracked(
                     job.message, job.spec, track, run.config.tracking, job
                 )
+            _hold_for_working_hours(job, step, context, now, run)
         elif step.action_type in actions.CHANNEL_OF:
             with suppress(PermanentFailure):  # no message to ask the provider about: held
                 job.message = actions.message(step, job.lead, context, job.key)
+
+
+def _hold_for_working_hours(
+    job: Job, step: AnyStep, context: dict[str, Any], now: datetime, run: _Run
+) -> None:
+    """A notification step outside the coach's working hours (not urgent) sends nothing now: its
+    note waits in the store for the next working moment, and the sequence goes on."""
+    config = step.action_config
+    if job.message is None or not isinstance(config, NotificationConfig) or config.urgent:
+        return
+    opens = notes.working_from(now, run.hours, run.config.default_zone)
+    if opens > now:
+        job.message = None
+        job.effect = actions.held_notification(step, job.lead, context, now, opens)
+        job.note(held_until=opens.isoformat())
 
 
 def _appointment_context(job: Job, context: dict[str, Any], run: _Run, now: datetime) -> None:

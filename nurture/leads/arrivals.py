@@ -16,6 +16,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from nurture.errors import NurtureError
+from nurture.leads import identity
 from nurture.leads.enrollment import (
     Offer,
     Specs,
@@ -34,11 +35,12 @@ from nurture.leads.records import (
     find_funnel,
     lead_row,
     take_turns,
-    upsert_key,
 )
 from nurture.spec.names import slugify
 from nurture.store import bulk
+from nurture.store import keys as store_keys
 from nurture.store.decisions import candidates_id
+from nurture.store.keys import Key
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision
 
 FACTS = ("funnel_id", "source", "status", "temperature", "score")
@@ -81,6 +83,7 @@ class Kept:
 class _New:
     index: int
     row: dict[str, Any]
+    keys: list[Key]
 
 
 def arrive_many(
@@ -93,7 +96,7 @@ def arrive_many(
     """Each arrival's outcome, or the error that kept it out, in order."""
     results: dict[int, Outcome | NurtureError] = {}
     parsed = _parse(session, arrivals, now, rules, results)
-    fresh, one_by_one = _split(session, parsed)
+    fresh, one_by_one = _split(session, parsed, rules.identity)
     outcomes = _insert(session, fresh, now, rules, kept or Kept())
     results |= dict(zip([new.index for new in fresh], outcomes, strict=True))
     for index in one_by_one:
@@ -128,35 +131,29 @@ def _parse(
     return parsed
 
 
-def _split(session: Session, parsed: list[_Parsed]) -> tuple[list[_New], list[int]]:
+def _split(
+    session: Session, parsed: list[_Parsed], kinds: tuple[str, ...]
+) -> tuple[list[_New], list[int]]:
     """New leads (set-based), and known leads or repeats in the batch (one by one)."""
-    keys = [upsert_key(item.values) for item in parsed]
-    take_turns(session, keys)  # until the commit: no other writer inserts these leads meanwhile
-    known = _known_keys(session, [item.values for item in parsed])
-    claimed: set[str] = set()
+    keys = [identity.keys_of(item.values, kinds) for item in parsed]
+    # until the commit: no other webhook writer inserts these leads meanwhile (an import's
+    # claim waits on the keys' unique index instead)
+    take_turns(session, (name for item in parsed for name in identity.lock_names(item.values)))
+    known = _known_keys(session, [key for its in keys for key in its])
+    claimed: set[Key] = set()
     fresh, one_by_one = [], []
-    for item, key in zip(parsed, keys, strict=True):
-        if key is not None and (key in known or key in claimed):
+    for item, its in zip(parsed, keys, strict=True):
+        if any(key in known or key in claimed for key in its):
             one_by_one.append(item.index)
             continue
-        if key is not None:
-            claimed.add(key)
-        fresh.append(_New(item.index, item.row))
+        claimed.update(its)
+        fresh.append(_New(item.index, item.row, its))
     return fresh, one_by_one
 
 
-def _known_keys(session: Session, batch: list[dict[str, Any]]) -> set[str]:
-    """The upsert keys of the batch that name a stored lead."""
-    ids = {v["external_id"] for v in batch if v.get("external_id")}
-    emails = {v["email"] for v in batch if v.get("email") and not v.get("external_id")}
-    known: set[str] = set()
-    connection = session.connection()  # Core, one bound list: a webhook asks once a batch
-    for name, keys in (("external_id", ids), ("email", emails)):
-        if keys:
-            column = Lead.__table__.c[name]
-            query = select(column).where(bulk.among(connection, column, keys))
-            known |= {f"{name}:{found}" for found in connection.execute(query).scalars()}
-    return known
+def _known_keys(session: Session, keys: list[Key]) -> dict[Key, int]:
+    """The keys of the batch a stored lead holds, and its id (Core, one bound list a kind)."""
+    return store_keys.owners(session.connection(), keys)
 
 
 def _alone(session: Session, arrival: Arrival, now: datetime, rules: LeadRules) -> Any:
@@ -175,6 +172,15 @@ def _insert(
         return []
     connection = session.connection()  # at the driver (store.bulk), as an import inserts
     ids = bulk.insert_ids(connection, Lead.__table__, [new.row for new in fresh])
+    # a key a concurrent writer (an import) holds: IntegrityError, and the batch is retried
+    store_keys.insert(
+        connection,
+        [
+            row
+            for new, i in zip(fresh, ids, strict=True)
+            for row in store_keys.rows_for(i, new.keys, now)
+        ],
+    )
     offers: dict[int, _Offers] = {}
     firsts: dict[tuple[int, str | None], dict[str, Any]] = {}
     decisions, enrollments, outcomes = [], [], []

@@ -13,10 +13,11 @@ from sqlmodel import Session, col, select
 
 from nurture.channels.unsubscribe import read_token
 from nurture.errors import ConfigError, NotFound, NurtureError
-from nurture.leads import engagement
+from nurture.leads import engagement, replies
 from nurture.leads.enrollment import stop_enrollments_on_reply
 from nurture.rules.contacts import ContactError, normalize_phone
-from nurture.store.tables import ConsentEvent, Lead
+from nurture.store import keys as store_keys
+from nurture.store.tables import ConsentEvent, InboundMessage, Lead
 
 CHANNELS = ("whatsapp", "sms", "email")
 STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "optout"})
@@ -179,6 +180,8 @@ class Inbound:
     opted_in: list[str]
     stopped: list[int]
     """Enrollments ended because their sequence stops on reply."""
+    reply: InboundMessage | None = None
+    """The reply kept (its text); the coach's note about it waits for the daemon."""
 
 
 def inbound(
@@ -189,7 +192,7 @@ def inbound(
     channel: str = "whatsapp",
 ) -> Inbound:
     """A message from the lead: it opens WhatsApp's 24-hour window, ends the enrollments whose
-    sequence stops on reply; STOP opts out, START back in."""
+    sequence stops on reply; STOP opts out, START back in. The text is kept and the coach told."""
     channel = channels_named([channel])[0]
     lead = _locked(session, lead)
     if lead.last_inbound_at is None or lead.last_inbound_at < now:
@@ -200,7 +203,9 @@ def inbound(
     out = opt_out(session, lead, [channel], now, "inbound", detail) if word in STOP_WORDS else []
     back = opt_in(session, lead, [channel], now, "inbound", detail) if word in START_WORDS else []
     engagement.replied(session.connection(), lead.id, now, channel, text)
-    return Inbound(lead, out, back, stop_enrollments_on_reply(session, lead, now))
+    stopped = stop_enrollments_on_reply(session, lead, now)
+    reply = replies.record(session, lead, channel, text, now, stopped, out)
+    return Inbound(lead, out, back, stopped, reply)
 
 
 def inbound_from(
@@ -216,9 +221,14 @@ def inbound_from(
         number = normalize_phone(phone.removeprefix("whatsapp:"), region)
     except ContactError as error:
         raise NotFound(str(error)) from None
-    lead = session.exec(
-        select(Lead).where(col(Lead.phone) == number).order_by(col(Lead.id))
-    ).first()
+    held = store_keys.owners(session.connection(), [("phone", number)])
+    lead = session.get(Lead, held[("phone", number)]) if held else None
+    lead = (
+        lead
+        or session.exec(  # a lead whose phone is no key (identity without phone)
+            select(Lead).where(col(Lead.phone) == number).order_by(col(Lead.id))
+        ).first()
+    )
     if lead is None:
         raise NotFound(f"no lead with phone {number}")
     return inbound(session, lead, now, text, channel)

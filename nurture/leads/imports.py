@@ -19,6 +19,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from nurture.errors import NurtureError
+from nurture.leads import identity
 from nurture.leads.enrollment import (
     Offer,
     candidates_json,
@@ -41,7 +42,9 @@ from nurture.leads.when import happened_at
 from nurture.rules.contacts import phones_ahead
 from nurture.spec.names import slugify
 from nurture.store import bulk
+from nurture.store import keys as store_keys
 from nurture.store.decisions import candidates_id
+from nurture.store.keys import Key
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision, Stored
 
 BATCH = 1000
@@ -66,10 +69,15 @@ class ImportResult:
     unchanged: int = 0
     enrolled: int = 0
     errors: list[RowError] = field(default_factory=list)
+    warnings: list[RowError] = field(default_factory=list)
+    """Rows that landed with a key left out: another lead holds it (identity, never merged)."""
 
     def to_dict(self) -> dict[str, Any]:
-        counts = {k: v for k, v in vars(self).items() if k != "errors"}
-        return counts | {"errors": [vars(error) for error in self.errors]}
+        counts = {k: v for k, v in vars(self).items() if k not in ("errors", "warnings")}
+        return counts | {
+            "errors": [vars(error) for error in self.errors],
+            "warnings": [vars(warning) for warning in self.warnings],
+        }
 
 
 class Importer:
@@ -85,7 +93,10 @@ class Importer:
         self.decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.lists: dict[str, int] = {}  # stored candidate lists: digest to id
         self.enrollments: dict[tuple[int, str | None, datetime], dict[str, Any]] = {}
-        self.by_key: dict[str, Lead | dict[str, Any]] = {}
+        self.by_key: dict[Key, Lead | dict[str, Any]] = {}  # every key of a lead seen so far
+        self.row_keys: dict[int, list[Key]] = {}  # a new lead's keys, by id() of its row
+        self.more_keys: list[dict[str, Any]] = []  # new keys of stored leads, for the writer
+        self.row_given: dict[int, dict[str, Any]] = {}  # a new lead's values, by id() of its row
         self.rows_by_key: dict[str, int] = {}  # the file's row that named each key first
         self.result = ImportResult()
         self.writer: ThreadPoolExecutor | None = None
@@ -124,11 +135,14 @@ class Importer:
         self._load_existing([values for _, values, _, _ in parsed])
         fresh: list[dict[str, Any]] = []
         for row, values, funnel, at in parsed:
-            lead = self._existing(values)
+            lead, values = self._existing(row, values)
             if isinstance(lead, Lead):
                 self._update(lead, values | {"funnel_id": funnel.id}, at)
+                self._more_keys(lead, values, at)
             elif lead is not None:  # a lead of this batch, not inserted yet
                 lead.update(values | {"funnel_id": funnel.id})
+                self.row_given[id(lead)] |= values
+                self._remember(lead, identity.keys_of(values, self.rules.identity))
                 self.result.updated += 1
             else:
                 try:
@@ -136,7 +150,8 @@ class Importer:
                 except NurtureError as problem:
                     self._error(row, str(problem))
                     continue
-                self._remember(fresh[-1])
+                self._remember(fresh[-1], identity.keys_of(values, self.rules.identity))
+                self.row_given[id(fresh[-1])] = dict(values)
         if self.writer is None:
             self._insert(fresh)
         else:
@@ -187,35 +202,78 @@ class Importer:
         return found
 
     def _load_existing(self, batch: list[dict[str, Any]]) -> None:
-        # not `set - by_key.keys()`: that copies every key seen so far, for every batch
-        ids = {key for v in batch if (key := v.get("external_id")) and key not in self.by_key}
-        emails = {key for v in batch if (key := v.get("email")) and key not in self.by_key}
+        """The stored leads any key of the batch names (one read per kind, one of leads)."""
+        wanted = {
+            key
+            for values in batch
+            for key in identity.keys_of(values, self.rules.identity)
+            if key not in self.by_key
+        }
+        held = store_keys.owners(self.session.connection(), wanted)
+        if not held:
+            return
         connection = self.session.connection()
-        for column, keys in ((Lead.external_id, ids), (Lead.email, emails)):
-            if keys:
-                found = select(Lead).where(bulk.among(connection, col(column), keys))
-                for lead in self.session.exec(found):
-                    self._remember(lead)
+        found = select(Lead).where(bulk.among(connection, col(Lead.id), set(held.values())))
+        leads = {lead.id: lead for lead in self.session.exec(found)}
+        for key, lead_id in held.items():
+            if lead_id in leads:
+                self.by_key[key] = leads[lead_id]
 
-    def _remember(self, lead: Lead | dict[str, Any]) -> None:
-        keys = (
-            (lead.external_id, lead.email)
-            if isinstance(lead, Lead)
-            else (lead.get("external_id"), lead.get("email"))
-        )
+    def _remember(self, lead: Lead | dict[str, Any], keys: list[Key]) -> None:
         for key in keys:
-            if key:
-                self.by_key.setdefault(key, lead)
+            self.by_key.setdefault(key, lead)
+        if isinstance(lead, dict):
+            kept = self.row_keys.setdefault(id(lead), [])
+            kept += [key for key in keys if key not in kept]
 
-    def _existing(self, values: dict[str, Any]) -> Lead | dict[str, Any] | None:
-        """The stored lead (or this batch's new one) the values name: by external id, else email."""
-        key = values.get("external_id") or values.get("email")
-        if not key:
-            return None
-        found = self.by_key.get(key)
-        if isinstance(found, dict) and "id" in found:  # inserted by an earlier batch
-            found = self.by_key[key] = self.session.get_one(Lead, found["id"])
-        return found
+    def _existing(
+        self, row: Row, values: dict[str, Any]
+    ) -> tuple[Lead | dict[str, Any] | None, dict[str, Any]]:
+        """The stored lead (or this file's new one) any key names, and the values to store on
+        it: a key another lead holds is left out, and a warning names the row."""
+        named: list[tuple[Key, Lead | dict[str, Any]]] = []
+        for key in identity.keys_of(values, self.rules.identity):
+            found = self.by_key.get(key)
+            if isinstance(found, dict) and "id" in found:  # inserted by an earlier batch
+                found = self.by_key[key] = self.session.get_one(Lead, found["id"])
+            if found is not None:
+                named.append((key, found))
+        if not named:
+            return None, values
+        lead = named[0][1]
+        others = [(key, other) for key, other in named if other is not lead]
+        for (kind, value), other in others:
+            self._warn(row, kind, value, lead, other)
+        dropped = {kind for (kind, _), _ in others}
+        kept = {key: value for key, value in values.items() if key not in dropped}
+        if isinstance(lead, Lead):
+            kept = identity.applicable(lead, kept, ())
+        elif lead.get("external_id") and kept.get("external_id") != lead["external_id"]:
+            kept.pop("external_id", None)  # a second external id: a key of the lead
+            self._remember(lead, [("external_id", values["external_id"])])
+        return lead, kept
+
+    def _warn(
+        self, row: Row, kind: str, value: str, lead: Lead | dict[str, Any], other: Lead | dict
+    ) -> None:
+        def who(found: Lead | dict[str, Any]) -> str:
+            if isinstance(found, Lead):
+                return f"lead {found.id} ({found.name})"
+            return f"the lead of row {self.rows_by_key.get(str(upsert_key(found)), '?')}"
+
+        message = (
+            f"{kind.replace('_', ' ')} {value} is {who(other)}'s: left out, not merged into "
+            f"{who(lead)} (nurture leads duplicates lists them, nurture leads merge merges)"
+        )
+        self.result.warnings.append(RowError(row.number, message))
+
+    def _more_keys(self, lead: Lead, values: dict[str, Any], at: datetime) -> None:
+        """The values' keys the stored lead does not hold yet, kept with the next write."""
+        new = [
+            key for key in identity.keys_of(values, self.rules.identity) if key not in self.by_key
+        ]
+        self.more_keys += store_keys.rows_for(lead.id, new, at)
+        self._remember(lead, new)
 
     def _update(self, lead: Lead, values: dict[str, Any], at: datetime) -> None:
         if set_values(self.session, lead, values, at, self.rules):
@@ -224,20 +282,60 @@ class Importer:
             self.result.unchanged += 1
 
     def _insert(self, fresh: list[dict[str, Any]]) -> None:
-        """Insert the new leads, their decisions and enrollments: three statements for the batch."""
-        if not fresh:
+        """Claim the new leads' keys, insert the leads whose keys were all free, their decisions
+        and enrollments: a few statements for the batch. A row whose key a concurrent writer
+        took meanwhile (Postgres) updates that writer's lead instead."""
+        more, self.more_keys = self.more_keys, []
+        if not fresh and not more:
             return
-        decisions, enrollments = [], []
-        for row, lead_id in zip(fresh, self._insert_leads(fresh), strict=True):
+        connection = self.session.connection()
+        ids = store_keys.lead_ids(connection, len(fresh))
+        claims = [
+            rows
+            for row, lead_id in zip(fresh, ids, strict=True)
+            for rows in store_keys.rows_for(
+                lead_id, self.row_keys.pop(id(row), []), row["created_at"]
+            )
+        ]
+        landed = store_keys.claim(connection, claims + more, looked=True)  # _load_existing did
+        lost = {
+            claim["lead_id"] for claim in claims if (claim["kind"], claim["value"]) not in landed
+        }
+        store_keys.forget(connection, sorted(lost))
+        kept: list[dict[str, Any]] = []
+        losers: list[dict[str, Any]] = []
+        for row, lead_id in zip(fresh, ids, strict=True):
             row["id"] = lead_id  # a later batch naming this lead again updates the stored one
+            (losers if lead_id in lost else kept).append(row)
+        for row in kept:
+            self.row_given.pop(id(row), None)
+        self._insert_new(kept)
+        for row in losers:
+            self._taken_meanwhile(row)
+
+    def _insert_new(self, fresh: list[dict[str, Any]]) -> None:
+        decisions, enrollments = [], []
+        self._insert_leads(fresh)
+        for row in fresh:
             decision = self._decide(row)
-            decisions.append(decision | {"lead_id": lead_id})
+            decisions.append(decision | {"lead_id": row["id"]})
             if decision["sequence_id"] is not None:
-                enrollments.append(self._enrollment(decision["sequence_id"], row, lead_id))
+                enrollments.append(self._enrollment(decision["sequence_id"], row, row["id"]))
         self._insert_rows(MatchDecision, decisions)
         self._insert_rows(Enrollment, enrollments)
         self.result.created += len(fresh)
         self.result.enrolled += len(enrollments)
+
+    def _taken_meanwhile(self, row: dict[str, Any]) -> None:
+        """A new row whose key another writer stored since this import looked: its lead."""
+        values = {key: row[key] for key in identity.KINDS if row.get(key)}
+        match = identity.identify(self.session, values, self.rules.identity)
+        assert match.lead is not None, "a key that was not free names its lead"
+        given = self.row_given.pop(id(row), {}) | {"funnel_id": row["funnel_id"]}
+        row["id"] = match.lead.id
+        self._update(
+            match.lead, identity.applicable(match.lead, given, match.clashes), row["created_at"]
+        )
 
     def _decide(self, row: dict[str, Any]) -> dict[str, Any]:
         """The decision row for a new lead; leads with the same trigger facts share one decision."""
@@ -265,13 +363,13 @@ class Importer:
             self.enrollments[key] = new_enrollment(0, zone, offer, row["created_at"], default)
         return for_lead(self.enrollments[key], lead_id, zone, offer, default)
 
-    def _insert_leads(self, fresh: list[dict[str, Any]]) -> list[int]:
-        """Insert new leads; their ids in order."""
+    def _insert_leads(self, fresh: list[dict[str, Any]]) -> None:
+        """Insert new leads, their ids drawn already."""
         for row in fresh:  # most new leads hold no tag, no field, no opt-out: encoded once
             for column, empty in _EMPTY.items():
                 if not row[column]:
                     row[column] = empty
-        return bulk.insert_ids(self.session.connection(), Lead.__table__, fresh)
+        bulk.insert(self.session.connection(), Lead.__table__, fresh)
 
     def _insert_rows(self, model: type[Stored], rows: list[dict[str, Any]]) -> None:
         bulk.insert(self.session.connection(), model.__table__, rows)

@@ -13,8 +13,9 @@ from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
 from nurture.errors import KeyReused, NurtureError
-from nurture.leads import consent
+from nurture.leads import consent, identity
 from nurture.leads.enrollment import latest_decision
+from nurture.leads.identity import Clash
 from nurture.leads.records import (
     LeadInput,
     LeadRules,
@@ -22,12 +23,10 @@ from nurture.leads.records import (
     changed,
     clean,
     convert,
-    existing_lead,
     find_funnel,
     find_lead,
     take_turns,
     update_lead,
-    upsert_key,
 )
 from nurture.store.tables import Enrollment, IngestKey, Lead, Sequence
 
@@ -48,6 +47,8 @@ class Outcome:
     """The first (for a known lead: the current) step of its enrollment, and when it is due."""
     due_at: datetime | None = None
     replayed: bool = False
+    clashes: tuple[Clash, ...] = ()
+    """Its keys that other leads hold: left out, reported (nurture.leads.identity)."""
 
 
 def ingest(
@@ -56,10 +57,12 @@ def ingest(
     """`nurture leads add`, except that an unchanged repeat of a known external id is a replay."""
     if data.external_id:
         values = clean(data, rules.phone_region)
-        take_turns(session, [upsert_key(values)])
-        lead = existing_lead(session, values)
+        take_turns(session, identity.lock_names(values))
+        match = identity.identify(session, values, rules.identity)
         funnel_id = find_funnel(session, funnel).id
-        if lead is not None and not changed(lead, values | {"funnel_id": funnel_id}):
+        lead, given = match.lead, values | {"funnel_id": funnel_id}
+        same = match.known and not match.clashes
+        if lead is not None and same and not changed(lead, identity.applicable(lead, given, ())):
             return standing(session, lead)
     arrival = add_lead(session, data, funnel, now, rules)
     winner, enrollment = arrival.decision.winner, arrival.enrollment
@@ -70,6 +73,7 @@ def ingest(
         arrival.decision.reason,
         enrollment.step_id if enrollment else None,
         enrollment.next_run_at if enrollment else None,
+        clashes=arrival.clashes,
     )
 
 

@@ -5,9 +5,10 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from nurture.errors import NotFound
+from nurture.errors import AmbiguousLead, NotFound
+from nurture.leads import identity
 from nurture.leads.fields import MAX_LENGTH, shown, text_problem
-from nurture.rules.contacts import ContactError, normalize_email
+from nurture.rules.contacts import ContactError, normalize_email, normalize_phone
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.names import numeric_id, slugify
 from nurture.store import locks
@@ -25,17 +26,28 @@ def find_funnel(session: Session, name: str) -> Funnel:
 
 
 def find_lead(session: Session, ref: str) -> Lead:
-    """The lead with this id, external id or email."""
+    """The lead with this id, external id (any it came with), email or phone; AmbiguousLead
+    when the email or phone names several (duplicates to merge), never one picked silently."""
     ref = ref.strip()
     if text_problem(ref) or len(ref) > MAX_LENGTH["email"]:  # names no lead; the store may choke
         raise NotFound(f"no lead {shown(ref)} (give its id, external id or email)")
     number = numeric_id(ref)
     lead = session.get(Lead, number) if number is not None else None
-    lead = lead or session.exec(select(Lead).where(Lead.external_id == ref)).first()
-    lead = lead or session.exec(select(Lead).where(Lead.email == _email_key(ref))).first()
-    if lead is None:
+    if lead is not None:
+        return lead
+    wanted = [("external_id", ref), ("email", _email_key(ref))]
+    wanted += [("phone", phone)] if (phone := _phone_key(ref)) else []
+    leads = identity.holders(session, wanted)
+    if len(leads) > 1:
+        named = ", ".join(f"{lead.id} {lead.name}" for lead in leads)
+        ids = " ".join(str(lead.id) for lead in leads)
+        raise AmbiguousLead(
+            f"{ref!r} names {len(leads)} leads: {named}; give an id, or merge them "
+            f"(nurture leads merge {ids})"
+        )
+    if not leads:
         raise NotFound(f"no lead {ref!r} (give its id, external id or email)")
-    return lead
+    return leads[0]
 
 
 def _email_key(text: str) -> str:
@@ -43,6 +55,15 @@ def _email_key(text: str) -> str:
         return normalize_email(text)
     except ContactError:
         return text
+
+
+def _phone_key(text: str) -> str | None:
+    if not text.startswith("+"):
+        return None
+    try:
+        return normalize_phone(text)
+    except ContactError:
+        return None
 
 
 def upsert_key(values: dict[str, Any]) -> str | None:

@@ -12,8 +12,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from nurture.errors import Conflict, InvalidLead
-from nurture.leads import engagement
+from nurture.leads import engagement, identity
 from nurture.leads.enrollment import enroll, stop_enrollments_on_conversion
+from nurture.leads.identity import Clash
 from nurture.leads.lookup import (
     existing_lead,
     find_funnel,
@@ -24,6 +25,7 @@ from nurture.leads.lookup import (
 from nurture.leads.values import TEXT_FIELDS, LeadInput, LeadRules, clean
 from nurture.leads.views import funnel_names, lead_details, lead_dict, list_leads
 from nurture.rules.matching import Decision
+from nurture.store import keys as store_keys
 from nurture.store.tables import Enrollment, Lead
 
 __all__ = [
@@ -100,35 +102,40 @@ def set_values(
 
 @dataclass(frozen=True)
 class Arrival:
-    """A lead added through a funnel: stored (created or updated) and matched."""
+    """A lead added through a funnel: stored (created or updated) and matched; `clashes`: its
+    keys that other leads hold (left out, reported)."""
 
     lead: Lead
     created: bool
     decision: Decision
     enrollment: Enrollment | None
+    clashes: tuple[Clash, ...] = ()
 
 
 def add_lead(
     session: Session, data: LeadInput, funnel: str, now: datetime, rules: LeadRules
 ) -> Arrival:
-    """Store the lead (upsert by external id, else email), then match and enroll it."""
+    """Store the lead (the one any of its keys names, else a new one), then match and enroll it."""
     found = find_funnel(session, funnel)
     values = clean(data, rules.phone_region)
-    take_turns(session, [upsert_key(values)])
-    lead = existing_lead(session, values)
+    take_turns(session, identity.lock_names(values))
+    match = identity.identify(session, values, rules.identity)
+    lead, keyed = match.lead, identity.unclashed(values, match.clashes)
     created = lead is None
     if lead is None:
-        lead = Lead(**lead_row(values, found.id, now, rules))
+        lead = Lead(**lead_row(keyed, found.id, now, rules))
         session.add(lead)
     else:
-        set_values(session, lead, values | {"funnel_id": found.id}, now, rules)
+        stored = identity.applicable(lead, keyed, ())
+        set_values(session, lead, stored | {"funnel_id": found.id}, now, rules)
     session.flush()
+    identity.remember(session.connection(), lead.id, keyed, now, rules.identity, new=created)
     decision = enroll(session, lead, now, rules.default_zone)
     enrolled = None
     if decision.winner is not None:
         query = select(Enrollment).where(Enrollment.lead_id == lead.id)
         enrolled = session.exec(query.order_by(col(Enrollment.id).desc())).first()
-    return Arrival(lead, created, decision, enrolled)
+    return Arrival(lead, created, decision, enrolled, match.clashes)
 
 
 def update_lead(
@@ -142,7 +149,7 @@ def update_lead(
     """Change a lead's data; tags add, `untag` removes, fields merge."""
     lead = find_lead(session, ref)
     values = clean(data, rules.phone_region)
-    _refuse_taken(session, lead, values)
+    _refuse_taken(session, lead, values, now)
     set_values(session, lead, values, now, rules)
     gone = {tag.casefold() for tag in untag}
     if gone:
@@ -153,17 +160,29 @@ def update_lead(
     return lead
 
 
-def _refuse_taken(session: Session, lead: Lead, values: dict[str, Any]) -> None:
-    """Conflict when another lead has this external id or email: lookups by it would be ambiguous."""
-    for key in ("external_id", "email"):
-        wanted = values.get(key)
-        if wanted is None or wanted == getattr(lead, key):
-            continue
-        take_turns(session, [upsert_key({key: wanted})])
-        query = select(Lead).where(getattr(Lead, key) == wanted, Lead.id != lead.id)
-        if (other := session.exec(query).first()) is not None:
+def _refuse_taken(session: Session, lead: Lead, values: dict[str, Any], now: datetime) -> None:
+    """Conflict when another lead has this external id, email or phone: lookups by it would be
+    ambiguous; else the new values become keys of the lead too."""
+    changing = {
+        key: wanted
+        for key in identity.KINDS
+        if (wanted := values.get(key)) is not None and wanted != getattr(lead, key)
+    }
+    take_turns(session, identity.lock_names(changing))
+    for other in identity.holders(session, identity.keys_of(changing)):
+        if other.id != lead.id:
+            key = next(k for k in changing if changing[k] in _keys_of(session, other))
             what = key.replace("_", " ")
-            raise Conflict(f"{what} {wanted!r} belongs to lead {other.id} ({other.name})", key)
+            raise Conflict(
+                f"{what} {changing[key]!r} belongs to lead {other.id} ({other.name})", key
+            )
+    identity.remember(session.connection(), lead.id, changing, now, identity.KINDS, new=False)
+
+
+def _keys_of(session: Session, lead: Lead) -> set[str]:
+    """Every value the lead is known by (its columns and its keys)."""
+    held = {value for _, value in store_keys.of_lead(session.connection(), lead.id)}
+    return held | {value for key in identity.KINDS if (value := getattr(lead, key))}
 
 
 def convert(session: Session, lead: Lead, now: datetime, rules: LeadRules) -> list[int]:

@@ -28,6 +28,8 @@ class LeadRules:
     default_zone: str = "UTC"
     conversion_statuses: tuple[str, ...] = ("Converted", "Won", "Client")
     phone_region: str | None = None
+    identity: tuple[str, ...] = ("external_id", "email", "phone")
+    """The keys an arriving lead is matched by, in order (settings.leads.identity)."""
     _converting: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -36,7 +38,12 @@ class LeadRules:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "LeadRules":
-        return cls(settings.timezone, tuple(settings.conversion_statuses), settings.phone_region)
+        return cls(
+            settings.timezone,
+            tuple(settings.conversion_statuses),
+            settings.phone_region,
+            tuple(settings.leads.identity),
+        )
 
     def converts(self, status: str | None) -> bool:
         """True when the status counts as converted (case ignored)."""

@@ -8,7 +8,9 @@ from sqlmodel import Session, col, select
 
 from nurture.leads import engagement
 from nurture.leads.lookup import find_funnel
+from nurture.leads.replies import replies_of
 from nurture.rules.engagement import Scoring
+from nurture.store import keys as store_keys
 from nurture.store.tables import Enrollment, Execution, Funnel, Lead, Sequence
 
 
@@ -64,9 +66,12 @@ def lead_details(
     shown = [_enrollment_dict(e, names) for e in enrollments]
     due = [e for e in shown if e["status"] == "active" and e["next_run_at"] is not None]
     upcoming = min(due, key=lambda e: e["next_run_at"], default=None)
+    keys = store_keys.of_lead(session.connection(), lead.id)
     return (
         lead_dict(lead, funnel_names(session))
         | {
+            "keys": [f"{kind}:{value}" for kind, value in keys],
+            "replies": replies_of(session, lead.id),
             "enrollments": shown,
             "executions": [_execution_dict(x, names) for x in executions],
             "next": upcoming and {k: upcoming[k] for k in ("sequence", "step_id", "next_run_at")},

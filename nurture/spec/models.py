@@ -175,8 +175,10 @@ class StepBase(SpecModel):
         return self
 
     @model_serializer(mode="wrap")
-    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """A step with variants is dumped as it is written: its config is the control's."""
+    def _as_written(self, handler: SerializerFunctionWrapHandler):
+        """A step with variants is dumped as it is written: its config is the control's. (No
+        return annotation: pydantic would take `dict` for the step's schema, and the API's
+        steps, a union by action type, would match every member of it.)"""
         data: dict[str, Any] = handler(self)
         if getattr(self, "variants", None):
             data.pop("action_config", None)

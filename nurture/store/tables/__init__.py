@@ -14,7 +14,15 @@ from nurture.store.tables.caps import LeadCap
 from nurture.store.tables.channels import ChannelSlot, OutboxMessage, ProviderCallback
 from nurture.store.tables.engagement import EngagementEvent
 from nurture.store.tables.engine import Enrollment, Execution, Worker
-from nurture.store.tables.leads import ConsentEvent, Lead, MatchCandidates, MatchDecision
+from nurture.store.tables.leads import (
+    ConsentEvent,
+    InboundMessage,
+    Lead,
+    LeadKey,
+    LeadMerge,
+    MatchCandidates,
+    MatchDecision,
+)
 from nurture.store.tables.project import Funnel, FunnelAssignment, Sequence, SequenceVersion, Step
 
 __all__ = [
@@ -29,9 +37,12 @@ __all__ = [
     "Execution",
     "Funnel",
     "FunnelAssignment",
+    "InboundMessage",
     "IngestKey",
     "Lead",
     "LeadCap",
+    "LeadKey",
+    "LeadMerge",
     "MatchCandidates",
     "MatchDecision",
     "Notification",

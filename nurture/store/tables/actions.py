@@ -71,9 +71,23 @@ class Appointment(Stored, table=True):
 
 
 class Notification(Stored, table=True):
-    """An internal note for the coach (send_notification steps and failure alerts)."""
+    """An internal note for the coach: a send_notification step's, or a lead's reply.
+
+    status: sent (delivered when its step ran, or kept in the store only), pending (waits for
+    the coach's working hours, or for the daemon: `deliver_at`), sending (claimed by a daemon
+    just before its provider call), failed, unknown (a daemon stopped during the call: never
+    sent twice). kind: step, reply.
+    """
 
     __tablename__ = "notification"
+    __table_args__ = (
+        Index(
+            "ix_notification_pending",
+            "deliver_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
     id: int = Field(default=None, primary_key=True)
     lead_id: int | None = Field(default=None, foreign_key="lead.id", index=True)
@@ -83,3 +97,11 @@ class Notification(Stored, table=True):
     urgent: bool = False
     created_at: datetime = utc_column()
     read_at: datetime | None = utc_column(nullable=True)
+    kind: str = Field(default="step", max_length=20)
+    subject: str | None = Field(default=None, max_length=300)
+    status: str = Field(default="sent", max_length=20)
+    deliver_at: datetime | None = utc_column(nullable=True)
+    delivered_at: datetime | None = utc_column(nullable=True)
+    attempts: int = 0
+    error: str | None = None
+    lease_expires_at: datetime | None = utc_column(nullable=True)

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field
 
 from nurture.store.tables.base import Stored, utc_column
@@ -85,3 +85,48 @@ class ConsentEvent(Stored, table=True):
     source: str = Field(max_length=20)
     detail: str | None = None
     created_at: datetime = utc_column()
+
+
+class LeadKey(Stored, table=True):
+    """One way to know a lead: its external id (every one it came with), email or phone.
+
+    kind: external_id, email, phone; the value normalised as the lead's columns are. Unique
+    on (kind, value): the index is what makes two writers of one new email take turns. No
+    foreign key: an import claims its keys before it inserts the leads they name.
+    """
+
+    __tablename__ = "lead_key"
+    __table_args__ = (UniqueConstraint("kind", "value"),)
+
+    id: int = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=20)
+    value: str = Field(max_length=320)
+    lead_id: int = Field(index=True)
+    created_at: datetime = utc_column()
+
+
+class LeadMerge(Stored, table=True):
+    """`nurture leads merge KEEP OTHER`: the lead merged away, as it was, and what moved."""
+
+    __tablename__ = "lead_merge"
+
+    id: int = Field(default=None, primary_key=True)
+    kept_id: int = Field(index=True)
+    merged_id: int = Field(index=True)
+    merged: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    moved: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    merged_at: datetime = utc_column()
+
+
+class InboundMessage(Stored, table=True):
+    """A message a lead sent us (a reply): its text, kept for the coach to read."""
+
+    __tablename__ = "inbound_message"
+
+    id: int = Field(default=None, primary_key=True)
+    lead_id: int = Field(index=True)
+    channel: str = Field(max_length=20)
+    text: str | None = None
+    received_at: datetime = utc_column()
+    stopped: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    """The sequences the reply ended (stop_on_reply)."""

@@ -7,7 +7,7 @@ retried callback). Two indexes: a lead's events (conditions, scores, `explain`) 
 step's (`nurture stats`).
 
 Revision ID: 0014
-Revises: 0018
+Revises: 0013
 Create Date: 2026-12-02 17:00:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0018"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

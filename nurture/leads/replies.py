@@ -1,0 +1,105 @@
+"""A lead's reply: its text kept (`inbound_message`), and a note for the coach that waits in the
+store (`notification`, kind reply) until the daemon delivers it, in the coach's working hours.
+
+Whichever way the reply came (the Twilio webhook, `nurture leads inbound`, the API's inbound
+event), the coach hears who wrote, what, in which sequence, and whether it stopped it.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_
+from sqlmodel import Session, col, select
+
+from nurture.leads.enrollment import LIVE
+from nurture.store.tables import Enrollment, InboundMessage, Lead, Notification
+from nurture.store.tables import Sequence as SequenceRow
+
+QUOTED = 1000
+"""The longest reply text a notification quotes (the whole text is kept with the reply)."""
+
+
+def record(
+    session: Session,
+    lead: Lead,
+    channel: str,
+    text: str | None,
+    now: datetime,
+    stopped: Sequence[int],
+    opted_out: Sequence[str] = (),
+) -> InboundMessage:
+    """Keep the reply and leave the coach's note to deliver (`stopped`: the enrollments it ended)."""
+    ended = _sequences(session, col(Enrollment.id).in_(list(stopped)))
+    running = _sequences(
+        session, and_(col(Enrollment.lead_id) == lead.id, col(Enrollment.status).in_(LIVE))
+    )
+    reply = InboundMessage(lead_id=lead.id, channel=channel, text=text, received_at=now)
+    reply.stopped = ended
+    session.add(reply)
+    note = Notification(
+        lead_id=lead.id,
+        kind="reply",
+        status="pending",
+        subject=f"{lead.name} replied ({channel})"[:300],
+        message=note_text(lead, channel, text, ended, running, opted_out),
+        created_at=now,
+    )
+    session.add(note)
+    session.flush()
+    return reply
+
+
+def _sequences(session: Session, which: Any) -> list[str]:
+    query = (
+        select(SequenceRow.name)
+        .join(Enrollment, col(Enrollment.sequence_id) == col(SequenceRow.id))
+        .where(which)
+        .order_by(col(Enrollment.id))
+    )
+    return list(dict.fromkeys(session.exec(query)))
+
+
+def note_text(
+    lead: Lead,
+    channel: str,
+    text: str | None,
+    ended: list[str],
+    running: list[str],
+    opted_out: Sequence[str],
+) -> str:
+    """What the coach reads: who wrote, what, and where the lead stands."""
+    contacts = ", ".join(c for c in (lead.email, lead.phone) if c)
+    who = f"{lead.name} ({contacts})" if contacts else lead.name
+    said = (text or "").strip()
+    quoted = said if len(said) <= QUOTED else said[:QUOTED] + "…"
+    lines = [f"{who} replied by {channel}: " + (f"“{quoted}”" if said else "(no text)")]
+    if ended:
+        lines.append(
+            f"This reply stopped {', '.join(ended)} (stop_on_reply): the coach answers in person."
+        )
+    if running:
+        lines.append(f"Still running: {', '.join(running)}.")
+    if not ended and not running:
+        lines.append("Not in a sequence now.")
+    if opted_out:
+        lines.append(f"They opted out of {', '.join(opted_out)}.")
+    return "\n".join(lines)
+
+
+def replies_of(session: Session, lead_id: int) -> list[dict[str, Any]]:
+    """Every reply of the lead, oldest first, as `leads show` and the API show them."""
+    query = (
+        select(InboundMessage)
+        .where(InboundMessage.lead_id == lead_id)
+        .order_by(col(InboundMessage.id))
+    )
+    return [
+        {
+            "received_at": reply.received_at,
+            "channel": reply.channel,
+            "text": reply.text,
+            "stopped": list(reply.stopped),
+        }
+        for reply in session.exec(query)
+    ]
