@@ -176,8 +176,8 @@ def test_a_merge_of_leads_in_one_sequence_stops_the_twin_enrollment(nurture, pro
 
 
 def test_the_migration_keeps_the_first_of_old_duplicates(run, project, store_url, monkeypatch):
-    """Keys are backfilled from the leads stored before 0013; duplicates do not fail it."""
-    migrate.upgrade(store_url, "0018")
+    """Keys are backfilled from the leads stored before 0017; duplicates do not fail it."""
+    migrate.upgrade(store_url, "0016")
     at = datetime(2026, 1, 1, tzinfo=UTC)
     rows = [
         {"name": name, "first_name": name, "email": "sam@example.com", "phone": phone,

@@ -1,6 +1,6 @@
 """Find leads as the dashboard asks: by id, external id, email, or the start of the name.
 
-Each way is one indexed lookup (the name by migration 0018's `lower(name)` index, the email by
+Each way is one indexed lookup (the name by migration 0016's `lower(name)` index, the email by
 its own, lower-cased since migration 0010), never a scan of every lead.
 """
 
@@ -51,7 +51,7 @@ def _starting(session: Session, prefix: str, limit: int) -> list[Lead]:
 
 
 def _name_key(session: Session) -> ColumnElement[str]:
-    """lower(name) as migration 0018's index holds it (in the "C" collation on Postgres)."""
+    """lower(name) as migration 0016's index holds it (in the "C" collation on Postgres)."""
     key = func.lower(col(Lead.name))
     return key.collate("C") if session.get_bind().dialect.name == "postgresql" else key
 

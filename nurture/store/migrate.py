@@ -41,7 +41,7 @@ _DOWN = re.compile(r"^down_revision = (?:\"(\d{4})\"|None)", re.M)
 def revisions() -> tuple[str, ...]:
     """Every revision this version of nurture ships, oldest first (one per migration file),
     in the order their `down_revision`s chain them: an id is a name, not a position (a
-    migration given 0017 may land after 0018), read from the files without loading Alembic."""
+    migration given 0015 may land after 0016), read from the files without loading Alembic."""
     files = {
         named.group(1): path
         for path in (MIGRATIONS / "versions").iterdir()

@@ -124,7 +124,7 @@ class Claimed(NamedTuple):
     attempts: int
     attempt: int
     variants: dict[str, Any] | None
-    """The variants drawn at enrollment, {step_id: [variant, version]} (migration 0015)."""
+    """The variants drawn at enrollment, {step_id: [variant, version]} (migration 0013)."""
 
 
 def claim(

@@ -61,9 +61,9 @@ __all__ = [
 
 HAND_MADE_INDEXES = frozenset(
     {"ix_enrollment_completion", "ix_enrollment_completion_version", "ix_execution_reasons"}
-    | {"ix_lead_name_lower"}  # migration 0018: lower(name), a prefix search's range
+    | {"ix_lead_name_lower"}  # migration 0016: lower(name), a prefix search's range
 )
-"""Indexes migrations 0005 and 0018 write per dialect (they differ, or exist on SQLite only): not
+"""Indexes migrations 0005 and 0016 write per dialect (they differ, or exist on SQLite only): not
 in the tables below, so autogenerate must leave them alone (see include_object)."""
 
 

@@ -64,7 +64,7 @@ class Enrollment(Stored, table=True):
     finished_at: datetime | None = utc_column(nullable=True)
     exit_reason: str | None = None
     variants: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    """The variants assigned at enrollment, {step_id: [variant, version]} (migration 0015)."""
+    """The variants assigned at enrollment, {step_id: [variant, version]} (migration 0013)."""
 
 
 class Execution(Stored, table=True):
@@ -120,7 +120,7 @@ class Execution(Stored, table=True):
     delivery_error: str | None = None
     delivery_updated_at: datetime | None = utc_column(nullable=True)
     variant: str | None = Field(default=None, max_length=40)
-    """The variant of its step it ran (migration 0015); None: the step has none."""
+    """The variant of its step it ran (migration 0013); None: the step has none."""
 
 
 class Worker(Stored, table=True):

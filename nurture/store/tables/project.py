@@ -26,7 +26,7 @@ class Sequence(Stored, table=True):
     updated_at: datetime = utc_column()
     deleted_at: datetime | None = utc_column(nullable=True)
     canary_version: int | None = None
-    """A version getting `canary_share` of new enrollments (`apply --canary`, migration 0015)."""
+    """A version getting `canary_share` of new enrollments (`apply --canary`, migration 0013)."""
     canary_share: float | None = None
     canary_started_at: datetime | None = utc_column(nullable=True)
 
@@ -83,4 +83,4 @@ class FunnelAssignment(Stored, table=True):
     sequence_id: int = Field(foreign_key="sequence.id", primary_key=True, index=True)
     created_at: datetime = utc_column()
     weight: int | None = None
-    """The sequence's weight in the funnel's split of new leads (migration 0015); None: no split."""
+    """The sequence's weight in the funnel's split of new leads (migration 0013); None: no split."""

@@ -8,8 +8,8 @@ servers writing. Rows from before are `booked` (their times were fixed by the se
 where two of them share a start, all but the first become `conflict` so the index holds.
 `starts_at` may be empty: an offered appointment has no slot until the lead picks one.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-02 17:00:00
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 import nurture.store.tables.base
 
-revision = "0017"
-down_revision = "0016"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

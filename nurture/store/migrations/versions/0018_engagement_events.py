@@ -6,16 +6,16 @@ each with the execution it belongs to. `key` drops repeats (a second click on a 
 retried callback). Two indexes: a lead's events (conditions, scores, `explain`) and each
 step's (`nurture stats`).
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-02 17:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

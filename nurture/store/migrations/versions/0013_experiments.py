@@ -8,7 +8,7 @@
 - `sequence.canary_version`, `canary_share`, `canary_started_at`: a version that gets a share
   of new enrollments while the others stay on `current_version` (`apply --canary`).
 
-Revision ID: 0015
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-02 17:00:00
 """
@@ -16,7 +16,7 @@ Create Date: 2026-12-02 17:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None

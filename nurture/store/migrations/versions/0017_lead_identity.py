@@ -7,8 +7,8 @@ The keys of the leads stored before are backfilled: where old data holds two lea
 email or phone, the first (lowest id) gets the key and the others are listed by
 `nurture leads duplicates`, to merge. Notifications stored before were delivered already.
 
-Revision ID: 0013
-Revises: 0018
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-02 16:40:00
 """
 
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.exc import SAWarning
 
-revision = "0013"
-down_revision = "0018"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -7,16 +7,16 @@ a prefix is a range of it): a search for `ana` reads the names from `ana` to `an
 every lead (1,000,000 leads: a scan of 0.6 s). Written per dialect, outside the tables' metadata
 (see HAND_MADE_INDEXES).
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-02 17:10:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0018"
-down_revision = "0017"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -4,16 +4,16 @@ One row per lead that got a message while caps were configured: the messages tha
 (JSON), locked by the engine while it decides whether the lead's next message may go, so every
 daemon on the store keeps to the caps together. See nurture.store.caps.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-02 17:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
