@@ -2,20 +2,17 @@
 Madrid hours in Tokyo time, picks one, and books it."""
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 from builders import sequence, step
 from enrolling import apply, drain, enroll
+from serving import live
 from sqlalchemy import select
 
-from nurture.api.app import create_app
 from nurture.rules.booking import make_token
 from nurture.settings import load_settings
 from nurture.store.db import Store
@@ -44,19 +41,8 @@ def served(store: Store, store_url: str, project: Path) -> Iterator[str]:
     """`nurture serve` on a free port for a project whose coach takes calls in Madrid."""
     (project / "nurture.toml").write_text(TOML)
     (project / ".env").write_text(f"NURTURE_AVAILABILITY__SECRET={SECRET}\n")
-    settings = load_settings(project, database_url=store_url)
-    config = uvicorn.Config(create_app(settings), port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live(project, store_url) as url:
+        yield url
 
 
 def test_a_lead_books_a_slot_shown_in_their_own_time_zone(served: str, store: Store, project: Path):
