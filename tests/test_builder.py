@@ -382,3 +382,18 @@ def test_each_action_type_has_a_form_whose_templates_offer_the_variables(coach):
     assert {"send_window.timezone", "send_window.holidays", "stop_on_reply", "funnels"} <= set(
         settings
     )
+
+
+def test_a_condition_flag_left_unset_asks_nothing_and_set_asks_yes_or_no():
+    """`replied` in a step's conditions is a choice of true, false or unasked (blank): a blank
+    select asks nothing, where a checkbox would have written `replied: false`."""
+    fields = forms.condition_fields()
+    replied = next(field for field in fields if field.name == "conditions.replied")
+    assert replied.kind == "choice" and replied.choices == ("true", "false")
+    assert forms.values([replied], {"conditions.replied": ""}) == {"conditions": None}  # removed
+    assert forms.values([replied], {"conditions.replied": "true"}) == {
+        "conditions": {"replied": True}
+    }
+    assert forms.values([replied], {"conditions.replied": "false"}) == {
+        "conditions": {"replied": False}
+    }

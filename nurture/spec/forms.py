@@ -107,6 +107,10 @@ _LEAD_ORDER: tuple[str, ...] = ("first_name", "name", "last_name", "email", "pho
 _LEAD_ORDER += ("status", "temperature", "score", "tags", "timezone", "funnel", "created_at")
 
 
+EITHER = ("true", "false")
+"""The choices of a flag that may also be left unset (a condition such as `replied`)."""
+
+
 def _fields(
     model: type[BaseModel], prefix: str = "", *, templates: bool = False
 ) -> Iterator[FormField]:
@@ -121,6 +125,8 @@ def _fields(
         kind, choices = (
             ("template", ()) if templates and name in TEMPLATE_FIELDS else _kind(annotation)
         )
+        if kind == "checkbox" and info.default is None:  # `replied: true|false`, or unasked
+            kind, choices = "choice", EITHER
         yield _field(prefix + name, name, kind, choices, info)
 
 
@@ -209,6 +215,8 @@ def _value(field: FormField, raw: Any) -> Any:
     text = raw.replace("\r\n", "\n")
     if not text.strip():
         return None
+    if field.choices == EITHER:
+        return text.strip() == "true"
     if field.kind == "number":
         return _number(text.strip())
     if field.kind == "list":
