@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Row, insert, or_, select, update
 
-from nurture.channels import OutgoingMessage, PermanentFailure
+from nurture.channels import OutgoingMessage, PermanentFailure, UncertainSend
 from nurture.channels.caldav import CalDavCalendar
 from nurture.channels.calendar import CalendarEvent, Person, calendar, invitation
 from nurture.errors import ChannelError, ConfigError
@@ -171,6 +171,11 @@ def _invite(store: Store, calendars: Calendars, row: Row, now: datetime, done: S
         result = calendars.email.send(message)
     except PermanentFailure as error:
         done.problems.append(f"appointment {row.id}: the invitation failed: {error}")
+        return
+    except UncertainSend as error:  # the relay may have it: never mailed twice, so kept as sent
+        done.problems.append(
+            f"appointment {row.id}: the invitation may have been sent (not sent again): {error}"
+        )
         return
     except ChannelError as error:
         with store.begin(immediate=True) as connection:  # given back: the next sync tries again
