@@ -114,6 +114,8 @@ def test_unknown_appointments_and_bad_times_are_clear_errors(run_store, booked):
     assert missing.exit_code == 1 and "no appointment 99" in missing.output
     bad = run_store("appointments", "reschedule", str(booked["id"]), "next tuesday")
     assert bad.exit_code == 1 and "not an ISO 8601 time" in bad.output
+    far = run_store("appointments", "reschedule", str(booked["id"]), "9999-12-31T23:00-14:00")
+    assert far.exit_code == 1 and "give a time in the years 1900-2999" in far.output
 
 
 def test_after_a_no_show_the_reminder_before_the_call_is_skipped(run_store, booked):

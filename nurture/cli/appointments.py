@@ -148,11 +148,12 @@ def reschedule(
       nurture appointments reschedule 7 2026-12-09T10:00
     """
     from nurture.engine import appointments as service
+    from nurture.leads.when import moment_in
 
     settings = state.settings
     booking = settings.booking
     zone = booking.zone if booking is not None else settings.timezone
-    start = _when(when, zone)
+    start = moment_in(when, zone, "WHEN")
     with state.session(write=True) as session:
         row = service.reschedule(
             session.connection(),
@@ -228,17 +229,3 @@ def sync_calendar(json: JSON = False) -> None:
       nurture appointments sync-calendar
     """
     _sync(json)
-
-
-def _when(text: str, zone: str) -> datetime:
-    from zoneinfo import ZoneInfo
-
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise NurtureError(
-            f"WHEN {text!r} is not an ISO 8601 time (e.g. 2026-12-09T10:00)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(zone))
-    return moment.astimezone(UTC)

@@ -22,16 +22,22 @@ def happened_at(text: str | None, zone: str | None, now: datetime, what: str = "
     """The moment `text` names, in UTC (`now` when no text is given); NurtureError names `what`."""
     if text is None:
         return now
-    moment = _parse(text.strip(), what)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_zone(zone or "UTC"))
-    moment = moment.astimezone(UTC)
+    moment = moment_in(text, zone, what)
     if moment > now + AHEAD:
         raise NurtureError(
             f"{what} {text!r} is in the future ({moment:%Y-%m-%d %H:%M} UTC, now is "
             f"{now:%Y-%m-%d %H:%M} UTC): give the time it happened"
         )
     return moment
+
+
+def moment_in(text: str, zone: str | None, what: str) -> datetime:
+    """The ISO 8601 time `text` names, in UTC; without an offset it is read in `zone` (else UTC).
+    NurtureError names `what`."""
+    moment = _parse(text.strip(), what)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone(zone or "UTC"))
+    return moment.astimezone(UTC)
 
 
 def _parse(text: str, what: str) -> datetime:
