@@ -39,26 +39,36 @@ class LogFilter:
 
 def check_status(status: str | None) -> str | None:
     """The status, lower-cased, if an execution can have it."""
-    if status is None:
+    return known_value(status, (*STATUSES, *CONTROL_EVENTS), "an execution status")
+
+
+def known_value(value: str | None, known: tuple[str, ...], what: str) -> str | None:
+    """`--status VALUE`, lower-cased, if it is one of `known` (`what` they are, for the error)."""
+    if value is None:
         return None
-    known = (*STATUSES, *CONTROL_EVENTS)
-    wanted = status.strip().lower()
+    wanted = value.strip().lower()
     if wanted not in known:
         raise BadFilter(
-            f"--status {status!r} is not an execution status{did_you_mean(wanted, known)} "
+            f"--status {value!r} is not {what}{did_you_mean(wanted, known)} "
             f"(one of: {', '.join(known)})"
         )
     return wanted
 
 
 def _conditions(filters: LogFilter) -> list[Any]:
-    c = execution.c
+    return conditions(filters, execution.c, execution.c.status, execution.c.started_at)
+
+
+def conditions(filters: LogFilter, c: Any, status: Any, at: Any) -> list[Any]:
+    """The filters as conditions on a table of the log's kind (`c`: its columns, with
+    sequence_id, step_id and lead_id; `status` and `at`: the columns `--status` and `--since`
+    read)."""
     wanted = [
         (filters.sequence_id, lambda v: c.sequence_id == v),
         (filters.step_id, lambda v: c.step_id == v),
         (filters.lead_id, lambda v: c.lead_id == v),
-        (filters.status, lambda v: c.status == v),
-        (filters.since, lambda v: c.started_at >= v),
+        (filters.status, lambda v: status == v),
+        (filters.since, lambda v: at >= v),
         (
             filters.funnel_id,
             lambda v: c.lead_id.in_(select(col(Lead.id)).where(col(Lead.funnel_id) == v)),
