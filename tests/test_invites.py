@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from builders import sequence, step, write
 from icalendar import Calendar
-from servers import Mailbox, smtp_server
+from servers import Fault, Faults, Mailbox, smtp_server
 from serving import serving
 
 SETTINGS = """
@@ -94,7 +94,8 @@ def test_a_move_and_a_cancellation_update_the_same_event(run_store, booked, mail
     moved = run_store("appointments", "reschedule", str(booked["id"]), new.isoformat())
     assert moved.exit_code == 0, moved.output
     assert "1 invitation sent" in moved.output
-    assert run_store("appointments", "cancel", str(booked["id"])).exit_code == 0
+    cancelled = run_store("appointments", "cancel", str(booked["id"]))
+    assert cancelled.exit_code == 0 and "1 invitation sent" in cancelled.output, cancelled.output
     first, update, cancel = mailbox.messages
     assert update["Subject"].startswith("Updated: Check-in")
     assert cancel["Subject"] == "Cancelled: Check-in"
@@ -115,6 +116,20 @@ def test_an_invitation_that_failed_is_sent_by_the_next_sync(run_store, booked, m
     mailbox.reply = None
     assert "1 invitation sent" in run_store("appointments", "sync-calendar").output
     assert len(mailbox.messages) == 2
+
+
+def test_an_invitation_whose_fate_is_unclear_is_never_mailed_again(run_store, booked, mailbox):
+    new = datetime.fromisoformat(booked["starts_at"]) + timedelta(days=1)
+    mailbox.faults = Faults()
+    mailbox.faults.push(Fault("drop"))  # stored, then the connection is cut before the reply
+    moved = run_store("appointments", "reschedule", str(booked["id"]), new.isoformat())
+    assert moved.exit_code == 0, moved.output
+    assert "the invitation may have been sent (not sent again)" in moved.output
+    assert "no reply after the message was sent" in moved.output
+    synced = run_store("appointments", "sync-calendar", "--json")
+    assert json.loads(synced.stdout)["invited"] == 0
+    first, update = mailbox.messages  # the relay has it once; no second copy
+    assert update["Subject"].startswith("Updated: Check-in")
 
 
 def test_the_coach_subscribes_to_a_private_feed(run_store, booked, project, store_url):
