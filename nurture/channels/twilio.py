@@ -1,8 +1,9 @@
 """SMS and WhatsApp through Twilio's Messages API.
 
 A message is one POST of the channel's own, the same request and the same reading of its answer
-from a sender thread (`send`, requests) and on the event loop (`send_async`, aiohttp); looking
-a message up (`settle`) and `check` use the official SDK.
+from a sender thread (`send`, requests) and on the event loop (`send_async`: a lean HTTP/1.1
+client of kept-alive connections, nurture.channels.twilio_http; aiohttp when a proxy is set);
+looking a message up (`settle`) and `check` use the official SDK.
 
 WhatsApp goes out as an approved template (`content_sid` and its variables) when the message
 carries one, else as free text; the engine chose which (the 24-hour rule, nurture.rules.whatsapp).
@@ -22,11 +23,11 @@ import json
 import os
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 import requests
@@ -49,6 +50,7 @@ from nurture.channels.protocol import (
     UncertainSend,
 )
 from nurture.channels.twilio_answers import answered, classify, describe, page_error, unanswered
+from nurture.channels.twilio_http import HttpError, Pool
 from nurture.channels.webhook import seconds
 from nurture.errors import ConfigError
 
@@ -133,7 +135,9 @@ class TwilioChannel:
         self.auth = (config.account_sid, token)
         self.ssl = ssl.create_default_context(cafile=self.http.session.verify)
         self.proxy = select_proxy(base, self.http.session.proxies)
-        self.web: aiohttp.ClientSession | None = None  # send_async's, on the loop that made it
+        self.path = urlsplit(self.messages_url).path
+        self.web: aiohttp.ClientSession | None = None  # send_async's through a proxy
+        self.pool: Pool | None = None  # send_async's, on the loop that made it
         self.web_loop: asyncio.AbstractEventLoop | None = None
         self.closer = Closer()
         self.in_flight = IN_FLIGHT
@@ -152,15 +156,42 @@ class TwilioChannel:
 
     async def send_async(self, message: OutgoingMessage) -> SendResult:
         """`send` on the running event loop, over the channel's pool of kept-alive connections."""
+        body = urlencode(self.form(message)).encode()
+        if self.proxy:
+            return await self._send_proxied(body)
         try:
-            body = urlencode(self.form(message)).encode()  # bytes: aiohttp builds no FormData
+            status, answer, headers = await self._pool().post(self.path, body)
+        except (HttpError, OSError, ValueError) as error:
+            raise unanswered(error, sending=True) from None
+        return answered(status, answer, headers)
+
+    def _pool(self) -> Pool:
+        """The channel's connections, made on the running loop (again if the loop changed)."""
+        loop = asyncio.get_running_loop()
+        pool = self.pool
+        if pool is not None and self.web_loop is loop and not pool.closed:
+            return pool
+        if pool is not None:
+            with suppress(RuntimeError):  # its loop is gone: close its sockets without it
+                pool.close()
+        headers = HEADERS | {"Authorization": _basic(*self.auth), "Content-Type": FORM}
+        self.pool = Pool(
+            self.messages_url, self.ssl, self.concurrency, self.config.timeout, headers
+        )
+        self.web_loop = loop
+        self.closer.track(self, loop, _closing(self.pool))
+        return self.pool
+
+    async def _send_proxied(self, body: bytes) -> SendResult:
+        """send_async through the configured proxy (aiohttp speaks to proxies)."""
+        try:
             async with self._session().post(
                 self.messages_url, data=body, proxy=self.proxy
             ) as response:
-                body = await response.read()
+                answer = await response.read()
         except (aiohttp.ClientError, OSError, ValueError) as error:
             raise unanswered(error, sending=True) from None
-        return answered(response.status, body, response.headers)
+        return answered(response.status, answer, response.headers)
 
     def _session(self) -> aiohttp.ClientSession:
         """The channel's aiohttp session, made on the running loop (again if the loop changed)."""
@@ -185,7 +216,10 @@ class TwilioChannel:
     async def aclose(self) -> None:
         """Close send_async's connections (on the loop that opened them)."""
         session, self.web = self.web, None
+        pool, self.pool = self.pool, None
         self.closer.release()
+        if pool is not None:
+            pool.close()
         if session is not None:
             await session.close()
 
@@ -282,6 +316,13 @@ class TwilioChannel:
             raise classify(*refused, retry_after=self.http.retry_after()) from None
         except (requests.RequestException, OSError, ValueError) as error:
             raise unanswered(error, sending) from None
+
+
+def _closing(pool: Pool) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def close() -> None:
+        pool.close()
+
+    return close
 
 
 def _basic(user: str, password: str) -> str:

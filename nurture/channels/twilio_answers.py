@@ -1,6 +1,7 @@
 """What Twilio's answer to a request means, or its silence: a message's sid, or a temporary,
 permanent or uncertain failure (the rules are in nurture.channels.twilio's docstring). The
-same reading serves a request sent with requests, with aiohttp, or by the SDK."""
+same reading serves a request sent with requests, with aiohttp, by nurture.channels.twilio_http
+or by the SDK."""
 
 import http.client
 import json
@@ -15,6 +16,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.response import Response
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from nurture.channels import twilio_http
 from nurture.channels.network import causes, os_words
 from nurture.channels.protocol import (
     PermanentFailure,
@@ -82,6 +84,8 @@ NEVER_SENT = (
     aiohttp.ClientConnectorError,
     aiohttp.ConnectionTimeoutError,
     ssl.SSLCertVerificationError,
+    twilio_http.ConnectFailed,
+    twilio_http.ConnectTimeout,
 )
 """Errors of a connection never made: refused, a name that does not resolve, a connect
 timeout, a certificate refused in the handshake (no request was written)."""
@@ -107,19 +111,32 @@ def describe(error: BaseException) -> str:
 
 
 WORDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
-    ((requests.ConnectTimeout, aiohttp.ConnectionTimeoutError), "timed out"),
-    ((requests.Timeout, aiohttp.SocketTimeoutError), "timed out waiting for the answer"),
     (
-        (requests.exceptions.ChunkedEncodingError, aiohttp.ClientPayloadError),
+        (requests.ConnectTimeout, aiohttp.ConnectionTimeoutError, twilio_http.ConnectTimeout),
+        "timed out",
+    ),
+    (
+        (requests.Timeout, aiohttp.SocketTimeoutError, twilio_http.ReadTimeout),
+        "timed out waiting for the answer",
+    ),
+    (
+        (requests.exceptions.ChunkedEncodingError, aiohttp.ClientPayloadError, twilio_http.CutOff),
         "the answer was cut off",
     ),
     (
-        (http.client.RemoteDisconnected, aiohttp.ServerDisconnectedError),
+        (
+            http.client.RemoteDisconnected,
+            aiohttp.ServerDisconnectedError,
+            twilio_http.Disconnected,
+        ),
         "the connection closed without an answer",
     ),
-    ((http.client.HTTPException, aiohttp.ClientResponseError), "the answer was not HTTP"),
+    (
+        (http.client.HTTPException, aiohttp.ClientResponseError, twilio_http.NotHttp),
+        "the answer was not HTTP",
+    ),
 )
-WRAPPERS = ("requests.", "urllib3.", "twilio.", "aiohttp.")
+WRAPPERS = ("requests.", "urllib3.", "twilio.", "aiohttp.", "nurture.channels.twilio_http")
 """Modules whose errors wrap the one that says what happened (refused, reset, closed)."""
 
 
