@@ -234,6 +234,11 @@ class Settings(BaseSettings):
         description="Messages `nurture run` sends at once, across batches (a provider answering "
         "in 200 ms gets up to 2,500 a second; a channel's `concurrency` and rate limit bound it).",
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        "auto",
+        description="The event loop `nurture run` sends on: uvloop (libuv's, cheaper a message) "
+        "where it is installed with `auto`, else asyncio's own.",
+    )
     lint_ignore: list[LintRule] = Field(
         default_factory=list, description="Lint rules `nurture validate` does not report."
     )

@@ -4,6 +4,7 @@
 import asyncio
 import threading
 
+import pytest
 from builders import sequence, step
 from enrolling import T0, apply, drain, enroll
 from sqlalchemy import func, select
@@ -115,3 +116,24 @@ def test_a_retry_after_from_an_async_channel_waits_as_asked(store, project):
     with store.begin() as connection:
         row = connection.execute(select(Execution.status, Execution.detail)).one()
     assert row.status == "retry" and row.detail["retry_at"] >= "2025-03-03T09:02"
+
+
+def test_the_event_loop_setting_picks_the_loop_the_sends_run_on(tmp_path):
+    import uvloop
+
+    from nurture.engine.delivery.sends import new_event_loop
+    from nurture.errors import ConfigError
+    from nurture.settings import load_settings
+
+    (tmp_path / "nurture.toml").write_text('event_loop = "asyncio"\n')
+    chosen = load_settings(tmp_path).event_loop
+    (tmp_path / "nurture.toml").write_text('event_loop = "libuv"\n')
+    with pytest.raises(ConfigError, match="event_loop"):
+        load_settings(tmp_path)
+    loops = {kind: new_event_loop(kind) for kind in (chosen, "auto", "uvloop")}
+    try:
+        assert chosen == "asyncio" and not isinstance(loops["asyncio"], uvloop.Loop)
+        assert isinstance(loops["auto"], uvloop.Loop) and isinstance(loops["uvloop"], uvloop.Loop)
+    finally:
+        for loop in loops.values():
+            loop.close()

@@ -273,6 +273,89 @@ def test_200_concurrent_sends_reuse_at_most_concurrency_connections():
     assert 1 < twilio.connections <= 50  # 400 messages over 50 kept-alive connections
 
 
+SID = '{"sid": "SM' + "a" * 32 + '", "status": "queued"}'
+CHUNKED = (
+    "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+    "Transfer-Encoding: chunked\r\n\r\n"
+    f"{10:x};ext=1\r\n{SID[:10]}\r\n{len(SID) - 10:x}\r\n{SID[10:]}\r\n0\r\nX-Trailer: 1\r\n\r\n"
+).encode()
+LENGTH = (
+    "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+    f"Content-Length: {len(SID)}\r\n\r\n{SID}"
+).encode()
+CLOSING = (
+    f"HTTP/1.1 201 Created\r\nConnection: close\r\nContent-Length: {len(SID)}\r\n\r\n{SID}"
+).encode()
+
+
+@contextmanager
+def answering(answers: list[bytes]) -> Iterator[tuple[str, list[int]]]:
+    """A raw HTTP/1.1 server: each request (head and Content-Length body) on a connection gets
+    the next of `answers`, written a few bytes at a time; the requests each connection read."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    per_connection: list[int] = []
+
+    def serve(connection: socket.socket) -> None:
+        index = len(per_connection)
+        per_connection.append(0)
+        with connection, suppress(OSError):
+            data = b""
+            while answers:
+                while b"\r\n\r\n" not in data:
+                    if not (chunk := connection.recv(65536)):
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"Content-Length: (\d+)", head)[1])
+                while len(data) < length:
+                    data += connection.recv(65536)
+                data = data[length:]
+                per_connection[index] += 1
+                answer = answers.pop(0)
+                for start in range(0, len(answer), 7):  # in pieces: parsed as they come
+                    connection.sendall(answer[start : start + 7])
+                if b"Connection: close" in answer:
+                    return
+
+    def accept() -> None:
+        with suppress(OSError):
+            while True:
+                connection, _ = listener.accept()
+                threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", per_connection
+    finally:
+        listener.close()
+
+
+def test_send_async_reads_chunked_and_interim_answers_over_one_kept_alive_connection():
+    with answering([CHUNKED, LENGTH, CHUNKED]) as (url, per_connection):
+        channel = sms(url)
+
+        async def three() -> list[str]:
+            sent = [(await channel.send_async(text())).provider_id for _ in range(3)]
+            await channel.aclose()
+            return sent
+
+        assert run(three) == ["SM" + "a" * 32] * 3
+    assert per_connection == [3]
+
+
+def test_send_async_opens_a_new_connection_after_an_answer_that_closes_it():
+    with answering([CLOSING, CLOSING, LENGTH]) as (url, per_connection):
+        channel = sms(url)
+
+        async def three() -> list[str]:
+            sent = [(await channel.send_async(text())).provider_id for _ in range(3)]
+            await channel.aclose()
+            return sent
+
+        assert run(three) == ["SM" + "a" * 32] * 3
+    assert per_connection == [1, 1, 1]
+
+
 def test_a_channel_used_from_a_new_event_loop_opens_a_new_session(twilio):
     channel = sms(twilio.url)
     first = run(lambda: channel.send_async(text()))  # left open: its loop is gone

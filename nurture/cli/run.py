@@ -110,6 +110,7 @@ def options_from_settings(
         worker=f"once-{os.getpid()}",
         batch=batch or settings.batch,
         in_flight=in_flight or settings.in_flight,
+        event_loop=settings.event_loop,
         default_zone=settings.timezone,
         coach=settings.coach.model_dump(),
         tracking=tracking_of(settings),

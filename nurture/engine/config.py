@@ -46,6 +46,8 @@ class EngineConfig:
     """Enrollments claimed per batch."""
     in_flight: int = IN_FLIGHT
     """Messages being sent at once, across batches (a channel's `concurrency` may lower it)."""
+    event_loop: str = "auto"
+    """The loop the sends run on: uvloop (auto: where installed) or asyncio's own."""
     lease: timedelta = LEASE
     default_zone: str = "UTC"
     coach: dict[str, Any] = field(default_factory=dict)

@@ -202,7 +202,7 @@ class Pipeline:
                 _deliver(pair[0], self.channels)
                 self._landed(pair)
             return
-        loop = sends.Loop.get()
+        loop = sends.Loop.get(self.config.event_loop)
         loop.start(lambda: self._start_tasks(pairs))
 
     def _start_tasks(self, pairs: list[Pair]) -> None:

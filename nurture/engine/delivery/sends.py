@@ -11,7 +11,6 @@ What a channel's failure means for the step:
 """
 
 import asyncio
-import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from nurture.channels import (
 )
 from nurture.channels.protocol import close, deliver
 from nurture.engine.complete import Job
+from nurture.errors import ConfigError
 from nurture.store.db import Store
 
 SETTLE_HINT = "settle it: nurture enrollments settle"
@@ -87,13 +87,18 @@ def describe(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """libuv's loop where uvloop is installed (uvicorn[standard] brings it), else asyncio's."""
-    if os.environ.get("NURTURE_ASYNCIO_LOOP"):
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """The `event_loop` setting's loop: libuv's (uvloop) where it is installed
+    (uvicorn[standard] brings it) for `auto` and `uvloop`, else asyncio's own."""
+    if kind == "asyncio":
         return asyncio.new_event_loop()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - Windows and PyPy have no uvloop
+        if kind == "uvloop":
+            raise ConfigError(
+                'event_loop = "uvloop" but uvloop is not installed: install it, or say "auto"'
+            ) from None
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
 
@@ -105,8 +110,9 @@ class Loop:
     _lock = threading.Lock()
     _running: "Loop | None" = None
 
-    def __init__(self) -> None:
-        self.loop = _event_loop()
+    def __init__(self, kind: str = "auto") -> None:
+        self.kind = kind
+        self.loop = new_event_loop(kind)
         self.loop.set_default_executor(
             ThreadPoolExecutor(BLOCKING_SENDERS, thread_name_prefix="send")
         )
@@ -116,11 +122,11 @@ class Loop:
         started.wait()
 
     @classmethod
-    def get(cls) -> "Loop":
-        """The process's loop, started on first use."""
+    def get(cls, kind: str = "auto") -> "Loop":
+        """The process's loop, started on first use (of the `event_loop` setting's kind)."""
         with cls._lock:
             if cls._running is None:
-                cls._running = cls()
+                cls._running = cls(kind)
             return cls._running
 
     def _run(self, started: threading.Event) -> None:
