@@ -32,13 +32,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import chdir, contextmanager, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import baseline
 import trustme
+import uvloop
 from engine import ONE_SEQUENCE, fresh_store, markdown, nurture_command, project_with
 from sqlalchemy import func, select
 
@@ -61,7 +62,7 @@ class SlowTwilio:
         self.latency, self.tls = latency, tls
         self.count = self.connections = 0
         self.first = self.last = 0.0
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()  # the provider's CPU is not the daemons' to share
         self.port = 0
 
     @contextmanager
@@ -225,8 +226,8 @@ def recorded(kind: str, server: str | None, channel: str, count: int) -> tuple[f
     """Steps/s and CPU µs/step of `count` SMS through a channel that answers at once, with the
     default settings: `nurture run --once`'s own loop, in this process (no start-up)."""
     with fresh_store(kind, server) as url:
-        project_with(url, ONE_SEQUENCE)
-        with open_store(url) as store:
+        project = project_with(url, ONE_SEQUENCE)
+        with open_store(url) as store, chdir(project):  # the settings run_once reads
             now = datetime.now(UTC)
             enroll_many(store, count, now)
             with open(os.devnull, "w") as null, redirect_stdout(null):  # the console's lines
