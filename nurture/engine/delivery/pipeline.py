@@ -11,7 +11,9 @@ there is room for it: at most `in_flight` messages at once, and a channel's own 
 So a daemon killed mid-batch leaves at most `in_flight` sends whose fate is unclear, and the
 messages it never reached have no record at all: they go out later, once. The next batch is
 claimed while this one is still sending, as soon as fewer than half a batch wait for room, so
-a slow message holds up only its own step. Each batch's leases are renewed until its last step
+a slow message holds up only its own step; the claim runs in a thread of its own (its own
+connection), so the writes that complete the messages landing meanwhile and hand the freed
+places to waiting ones do not wait for it. Each batch's leases are renewed until its last step
 is written (nurture.engine.delivery.leases).
 
 A store failure stops the pipeline: nothing more is claimed or sent, the sends in flight are
@@ -70,6 +72,10 @@ class Pipeline:
         self.renewal = Renewal(store, config.worker, config.lease)
         self.steps = 0
         self.limits = {name: self._limit(name) for name in channels}
+        self.claiming = False  # a claim runs in its thread
+        self.claimed: list[tuple[float, Any]] = []  # its answer: (started, batch or error)
+        self.completions = 0  # writes that completed steps: a claim before one may miss their next
+        self.claim_after = 0  # the completions the claim in flight came after
 
     def run(
         self,
@@ -94,23 +100,61 @@ class Pipeline:
             if stopping.is_set():
                 more = False
                 self._untry_waiting()
-            if more and not (claimed and self.ready) and len(self.waiting) < low:
+            self._collect(block=False)
+            for started, got in self._claims():
+                missed = self.completions > self.claim_after  # their next steps: claim again
+                more = (more and got is not None or missed) and not once and not stopping.is_set()
+                if got is not None:
+                    self._take(Batch(got[0], {job.claim.id for job in got[1]}, started), got[1])
+                    if stopping.is_set():
+                        self._untry_waiting()
+            wanted = more and not self.claiming and len(self.waiting) < low
+            if wanted and self.inline and not (claimed and self.ready):
                 started, got = time.monotonic(), claim()
                 more, claimed = got is not None and not once, True
                 if got is not None:
                     self._take(Batch(got[0], {job.claim.id for job in got[1]}, started), got[1])
                 continue
-            self._collect(block=False)
+            if wanted and not self.inline:
+                self._claim_aside(claim)
+                more = more and not once
             starting = self._room()
             if starting or self.ready:
                 completed, claimed = self._write(starting), False
+                self.completions += completed > 0
                 if each and completed:
                     each(completed)
                 more = more or (completed > 0 and not once and not stopping.is_set())
                 continue
-            if not (self.waiting or sum(self.flying.values())):
+            if not (self.waiting or sum(self.flying.values()) or self.claiming or self.claimed):
                 return
             self._collect(block=True)
+
+    def _claim_aside(self, claim: Claim) -> None:
+        """Claim the next batch in a thread of its own; its answer lands in `claimed`."""
+        self.claiming, self.claim_after = True, self.completions
+
+        def claiming() -> None:
+            started = time.monotonic()
+            try:
+                got: Any = claim()
+            except BaseException as error:  # raised in the pipeline's thread
+                got = error
+            with self.finished:
+                self.claiming = False
+                self.claimed.append((started, got))
+                self.finished.notify()
+
+        threading.Thread(target=claiming, name="claim", daemon=True).start()
+
+    def _claims(self) -> "list[tuple[float, tuple[datetime, list[Job]] | None]]":
+        """The claims answered since the last look (a claim's error is raised here)."""
+        with self.finished:
+            claimed, self.claimed = self.claimed, []
+        for _, got in claimed:
+            if isinstance(got, BaseException):
+                raise got
+        return claimed
 
     def _take(self, batch: Batch, jobs: list[Job]) -> None:
         """A claimed batch: what sends waits for room, the rest is ready to complete."""
@@ -231,7 +275,7 @@ class Pipeline:
 
     def _collect(self, block: bool) -> None:
         with self.finished:
-            if block and not self.done:
+            if block and not self.done and not self.claimed:
                 self.finished.wait(WAKE)
             done, self.done = self.done, []
         for job, _ in done:
@@ -249,8 +293,13 @@ class Pipeline:
         """After a store failure: let the sends in flight finish, then give the leases back."""
         self.waiting.clear()
         deadline = time.monotonic() + self.config.lease.total_seconds() / 2
-        while sum(self.flying.values()) and time.monotonic() < deadline:
+        while (sum(self.flying.values()) or self.claiming) and time.monotonic() < deadline:
             self._collect(block=True)
+        with self.finished:
+            claimed, self.claimed = self.claimed, []
+        for started, got in claimed:  # a batch claimed meanwhile: its leases are given back too
+            if got is not None and not isinstance(got, BaseException):
+                self.renewal.add(Batch(got[0], {job.claim.id for job in got[1]}, started))
         self.renewal.give_back()
 
 
