@@ -6,7 +6,7 @@ Statuses are literals in the SQL, not parameters: a generic plan cannot use a pa
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -17,14 +17,10 @@ from sqlalchemy import (
     Connection,
     Row,
     String,
-    Text,
-    TypeDecorator,
     bindparam,
     case,
-    cast,
     select,
     text,
-    type_coerce,
     update,
 )
 
@@ -234,20 +230,23 @@ class LeadRow(NamedTuple):
     last_inbound_at: datetime | None  # the WhatsApp 24-hour window (nurture.rules.whatsapp)
 
 
-_LEAD_COLUMNS = LeadRow._fields
+_LEAD_JSON = frozenset({"tags", "fields", "opted_out"})
+_LEAD_TIMES = frozenset({"created_at", "last_inbound_at"})
+_LEADS = "SELECT {columns} FROM lead WHERE id {among}"
+"""The batch's leads at the driver: no SQLAlchemy row processing (a step reads one lead and
+converts five of its columns), the JSON read as text through a cache (most leads share `[]`,
+`{}` or a few tag lists; the values are shared between rows: callers copy before they change
+one)."""
 
 
-class SharedJSON(TypeDecorator[Any]):
-    """JSON read from its text through a cache: most leads share `[]`, `{}` or a few tag lists.
-
-    The values are shared between rows: callers copy before they change one.
-    """
-
-    impl = Text
-    cache_ok = True
-
-    def process_result_value(self, value: str | None, dialect: Any) -> Any:
-        return None if value is None else _parsed(value)
+@lru_cache(maxsize=1)
+def _leads_sql(dialect: str) -> str:
+    text_of = "{}::text" if dialect == "postgresql" else "{}"
+    columns = ", ".join(
+        text_of.format(name) if name in _LEAD_JSON else name for name in LeadRow._fields
+    )
+    among = "= ANY(%(ids)s)" if dialect == "postgresql" else "IN (SELECT value FROM json_each(?))"
+    return _LEADS.format(columns=columns, among=among)
 
 
 @lru_cache(maxsize=4096)
@@ -255,18 +254,32 @@ def _parsed(value: str) -> Any:
     return json.loads(value)
 
 
-def _lead_column(name: str) -> Any:
-    column = lead.c[name]
-    if isinstance(column.type, JSON):
-        return type_coerce(cast(column, Text), SharedJSON()).label(name)
-    return column
+@lru_cache(maxsize=4096)  # a batch's leads share a few creation times
+def _stored_time(value: str | datetime | None) -> datetime | None:
+    """A time as the driver gives it (SQLite: text), aware UTC as UTCDateTime reads it."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _lead_of(row: Sequence[Any]) -> LeadRow:
+    (id_, name, first, email, phone, source, status, temperature, score, tags, zone, funnel,
+     fields, opted_out, created, inbound) = row  # fmt: skip
+    return LeadRow(
+        id_, name, first, email, phone, source, status, temperature, score, _parsed(tags), zone,
+        funnel, _parsed(fields), _parsed(opted_out), _stored_time(created), _stored_time(inbound),
+    )  # fmt: skip
 
 
 def leads(connection: Connection, ids: Iterable[int]) -> dict[int, LeadRow]:
     """The leads a batch runs for: what steps, conditions and templates read."""
-    query = select(*(_lead_column(name) for name in _LEAD_COLUMNS))
-    rows = connection.execute(query.where(bulk.among(connection, lead.c.id, ids))).all()
-    return {row.id: row for row in map(LeadRow._make, rows)}
+    dialect = connection.dialect.name
+    wanted = sorted(set(ids))
+    parameters: Any = {"ids": wanted} if dialect == "postgresql" else (json.dumps(wanted),)
+    rows = connection.exec_driver_sql(_leads_sql(dialect), parameters).all()
+    return {row[0]: _lead_of(row) for row in rows}
 
 
 class Named(NamedTuple):
