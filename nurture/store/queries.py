@@ -128,9 +128,39 @@ def claim(
 ) -> list[Any]:
     """Lease up to `batch` due enrollments to `worker`, oldest due first (Claimed tuples)."""
     claim_hints(connection)
-    parameters = {"now": now, "until": until, "worker": worker, "batch": batch}
-    rows = connection.execute(claim_statement(connection.dialect.name), parameters).all()
-    return sorted(map(Claimed._make, rows), key=lambda row: (row.next_run_at, row.id))
+    dialect = connection.dialect.name
+    parameters: dict[str, Any] = {"now": now, "until": until, "worker": worker, "batch": batch}
+    if dialect == "sqlite":  # at the driver: the times as the store keeps them
+        parameters |= {"now": bulk.sqlite_time(now), "until": bulk.sqlite_time(until)}
+    rows = connection.exec_driver_sql(_driver_claim(dialect), parameters).all()
+    claimed = [
+        Claimed(
+            i,
+            lead_id,
+            sequence_id,
+            version,
+            step_id,
+            _stored_time(due),
+            attempts,
+            attempt,
+            None if variants is None else _parsed(variants),
+        )  # fmt: skip
+        for i, lead_id, sequence_id, version, step_id, due, attempts, attempt, variants in rows
+    ]
+    return sorted(claimed, key=lambda row: (row.next_run_at, row.id))
+
+
+@lru_cache(maxsize=2)
+def _driver_claim(dialect: str) -> str:
+    """The claim in the driver's own parameter style (`:name` on SQLite, `%(name)s` on
+    Postgres), its JSON as text: read without SQLAlchemy's row processing."""
+    sql = claim_sql(dialect).replace(
+        " variants", " variants::text" if dialect == "postgresql" else " variants"
+    )
+    if dialect == "postgresql":
+        for name in ("worker", "until", "now", "batch"):
+            sql = sql.replace(f":{name}", f"%({name})s")
+    return sql
 
 
 def claim_unknown(
@@ -245,7 +275,11 @@ def _leads_sql(dialect: str) -> str:
     columns = ", ".join(
         text_of.format(name) if name in _LEAD_JSON else name for name in LeadRow._fields
     )
-    among = "= ANY(%(ids)s)" if dialect == "postgresql" else "IN (SELECT value FROM json_each(?))"
+    among = (
+        "= ANY(%(ids)s::int[])"
+        if dialect == "postgresql"
+        else "IN (SELECT value FROM json_each(?))"
+    )
     return _LEADS.format(columns=columns, among=among)
 
 
@@ -366,6 +400,13 @@ def update_enrollments(
     """Write each enrollment's next state (`_id`), only while it is still this worker's lease;
     the ids written (the others were converted, stopped, paused or rescued meanwhile)."""
     held = {"status": "running", "lease_owner": worker}
+    if connection.dialect.name == "sqlite":
+        # The writer holds SQLite's write lock (BEGIN IMMEDIATE): the rows read as ours stay
+        # ours until the commit, and a prepared UPDATE run per row costs less than one UPDATE
+        # ... FROM (VALUES ...) RETURNING over the batch.
+        ours = owned(connection, [row["_id"] for row in rows], worker)
+        bulk.update(connection, enrollment, [row for row in rows if row["_id"] in ours], match=held)
+        return ours
     return set(bulk.update_returning(connection, enrollment, rows, match=held))
 
 
