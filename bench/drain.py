@@ -30,7 +30,7 @@ from baseline import baseline, load_average  # noqa: E402
 from engine import ONE_SEQUENCE, ceiling, fresh_store, project_with, remove_projects, server_cpu  # noqa: E402
 
 
-def child(url: str, steps: int, profile: bool) -> dict:
+def child(url: str, steps: int, profile: argparse.Namespace | None) -> dict:
     """In this process: enroll `steps` due steps and drain them; CPU seconds and the steps run."""
     from nurture.channels.factory import channels_for
     from nurture.engine.config import EngineConfig
@@ -44,7 +44,7 @@ def child(url: str, steps: int, profile: bool) -> dict:
         enroll_many(store, steps, now)
         channels, config = channels_for("outbox", store), EngineConfig()
         server_before = server_cpu(watcher)
-        profiler = cProfile.Profile() if profile else None
+        profiler = cProfile.Profile() if profile is not None else None
         started, wall = time.process_time(), time.perf_counter()
         if profiler is not None:
             profiler.enable()
@@ -54,19 +54,22 @@ def child(url: str, steps: int, profile: bool) -> dict:
         cpu, wall = time.process_time() - started, time.perf_counter() - wall
         server_after = server_cpu(watcher)
     if profiler is not None:
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats(
-            os.environ.get("SORT", "tottime")
-        ).print_stats(int(os.environ.get("TOP", "45")))
+        stats = pstats.Stats(profiler, stream=sys.stderr).sort_stats(profile.sort)
+        stats.print_stats(profile.top)
+        if profile.callers:
+            stats.print_callers(profile.callers)
     server = sum(after - server_before.get(pid, 0) for pid, after in server_after.items())
     return {"steps": ran, "cpu_s": cpu, "server_s": server, "wall_s": wall}
 
 
-def one_run(kind: str, server: str | None, steps: int, env: dict | None, profile: bool) -> dict:
+def one_run(
+    kind: str, server: str | None, steps: int, env: dict | None, profile: list[str]
+) -> dict:
     """A child process (of `env`'s code) draining `steps` on a fresh store."""
     with fresh_store(kind, server) as url:
         project_with(url, ONE_SEQUENCE, env)
         command = [sys.executable, __file__, "--child", url, "--steps", str(steps)]
-        command += ["--profile"] if profile else []
+        command += profile
         out = subprocess.run(command, env=env, check=True, capture_output=not profile, text=True)
         if profile:
             return {}
@@ -84,17 +87,22 @@ def main() -> None:
     parser.add_argument("--baseline", default="", help="a revision run in the same rounds")
     parser.add_argument("--ceiling", action="store_true", help="bench/ceiling.py each round too")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of this code")
+    parser.add_argument("--sort", default="tottime", help="--profile: pstats' order")
+    parser.add_argument("--top", type=int, default=45, help="--profile: functions shown")
+    parser.add_argument("--callers", default="", help="--profile: who calls these (a regex)")
     parser.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        json.dump(child(args.child, args.steps, args.profile), sys.stdout)
+        json.dump(child(args.child, args.steps, args if args.profile else None), sys.stdout)
         return
     stores = [kind for kind in args.stores if kind == "sqlite" or args.postgres]
     try:
         if args.profile:
             for kind in stores:
                 print(f"## {kind}", file=sys.stderr, flush=True)
-                one_run(kind, args.postgres, args.steps, None, profile=True)
+                shown = ["--profile", "--sort", args.sort, "--top", str(args.top)]
+                shown += ["--callers", args.callers] if args.callers else []
+                one_run(kind, args.postgres, args.steps, None, profile=shown)
             return
         print("| store | code | round | CPU/step: this process | + Postgres | steps/s | load |")
         print("|---|---|---|---|---|---|---|")
@@ -103,7 +111,7 @@ def main() -> None:
             for kind in stores:
                 for number in range(1, args.rounds + 1):
                     for label, code in codes.items():
-                        got = one_run(kind, args.postgres, args.steps, code, profile=False)
+                        got = one_run(kind, args.postgres, args.steps, code, profile=[])
                         print(line(kind, label, number, got, args.steps), flush=True)
                     if args.ceiling:
                         with fresh_store(kind, args.postgres) as url:

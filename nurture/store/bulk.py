@@ -142,7 +142,7 @@ def _insert(
         if not returning:
             connection.exec_driver_sql(sql, parameters)
             return []
-        return sorted(connection.exec_driver_sql(sql + " RETURNING id", parameters).scalars())
+        return sorted(connection.exec_driver_sql(sql + " RETURNING id", parameters).scalars().all())
     marks = ", ".join("?" * len(names))
     sql = f"INSERT INTO {table.name} ({listed}) VALUES ({marks})"
     connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
@@ -237,7 +237,7 @@ def update_returning(
         return []
     if connection.dialect.name == "postgresql":
         sql, parameters = _pg_update(connection, table, rows, "_id", match)
-        return list(connection.exec_driver_sql(sql + " RETURNING t.id", parameters).scalars())
+        return connection.exec_driver_sql(sql + " RETURNING t.id", parameters).scalars().all()
     names = [name for name in rows[0] if name != "_id"]
     values = _values(rows, _columns(connection, table, names))
     ids = [row["_id"] for row in rows]
