@@ -1,4 +1,5 @@
-"""The engine's CPU per step in one process: `drain` of N due SMS steps (outbox channel).
+"""The engine's CPU per step in one process: `drain` of N due SMS steps (outbox channel),
+each scheduling its enrollment's next step.
 
     python bench/drain.py [--steps 30000] [--stores sqlite postgres] [--rounds 2]
                           [--baseline REV] [--profile]
@@ -27,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/baseline.py, bench/engine.py
 from baseline import baseline, load_average  # noqa: E402
-from engine import ONE_SEQUENCE, ceiling, fresh_store, project_with, remove_projects, server_cpu  # noqa: E402
+from engine import NEXT_STEP, ceiling, fresh_store, project_with, remove_projects, server_cpu  # noqa: E402
 
 
 def child(url: str, steps: int, profile: argparse.Namespace | None) -> dict:
@@ -67,7 +68,7 @@ def one_run(
 ) -> dict:
     """A child process (of `env`'s code) draining `steps` on a fresh store."""
     with fresh_store(kind, server) as url:
-        project_with(url, ONE_SEQUENCE, env)
+        project_with(url, NEXT_STEP, env)
         command = [sys.executable, __file__, "--child", url, "--steps", str(steps)]
         command += profile
         out = subprocess.run(command, env=env, check=True, capture_output=not profile, text=True)

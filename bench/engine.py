@@ -73,6 +73,14 @@ steps:
     action_config: {{message: "Hi {{{{ lead.first_name }}}}, see you at the gym!"}}
 """
 ONE_SEQUENCE = {"bench.yaml": TEXT.format(name="Bench", temperatures="Warm, Hot, Cold")}
+FOLLOW_UP = """\
+  - name: Follow-up
+    action_type: send_sms
+    delay_days: 7
+    action_config: {message: "{{ lead.first_name }}, how was the gym?"}
+"""
+NEXT_STEP = {"bench.yaml": ONE_SEQUENCE["bench.yaml"] + FOLLOW_UP}
+"""Against the ceiling: each step schedules the next (a week later), as the ceiling does."""
 A_B_TEST = {
     "bench.yaml": """\
 name: Bench
@@ -558,7 +566,7 @@ def against_ceiling(
     for _ in range(pairs):
         for label, env in codes.items():
             with fresh_store(kind, server) as url:
-                engine[label].append(throughput(url, n, daemons, env=env))
+                engine[label].append(throughput(url, n, daemons, sequences=NEXT_STEP, env=env))
         with fresh_store(kind, server) as url:
             raw.append(ceiling(url, n, daemons))
     top = median_of(raw)
