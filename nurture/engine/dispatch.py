@@ -337,7 +337,7 @@ def _target(sequence: queries.Named, version: int) -> int:
     )
 
 
-def _adopt(job: Job, execution: Row) -> None:
+def _adopt(job: Job, execution: queries.Recorded) -> None:
     """Take over an attempt recorded already (by a crashed daemon, or under a lease since lost):
     its outcome, or its send whose fate is unclear, to settle; it never collides, never resends."""
     job.execution_id, job.sent_after = execution.id, execution.started_at

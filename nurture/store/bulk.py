@@ -57,6 +57,19 @@ def json_text(value: Any) -> str | None:
     return json.dumps(value)
 
 
+def json_column(values: list[Any]) -> list[str | None]:
+    """A column of JSON values as text, a value shared by several rows (the same object)
+    encoded once."""
+    made: dict[int, str | None] = {}
+    out = []
+    for value in values:
+        key = id(value)
+        if key not in made:
+            made[key] = json_text(value)
+        out.append(made[key])
+    return out
+
+
 def _converter(table: Table, name: str, dialect: str) -> Convert | None:
     kind = table.c[name].type
     if isinstance(kind, JSON):
@@ -75,7 +88,10 @@ def _values(rows: Sequence[Mapping[str, Any]], columns: list[list[Any]]) -> list
     out = []
     for name, convert in columns:
         values = [row[name] for row in rows]
-        out.append([convert(v) for v in values] if convert else values)
+        if convert is json_text:
+            out.append(json_column(values))
+        else:
+            out.append([convert(v) for v in values] if convert else values)
     return out
 
 
@@ -237,7 +253,7 @@ def update_returning(
         return []
     if connection.dialect.name == "postgresql":
         sql, parameters = _pg_update(connection, table, rows, "_id", match)
-        return connection.exec_driver_sql(sql + " RETURNING t.id", parameters).scalars().all()
+        return list(connection.exec_driver_sql(sql + " RETURNING t.id", parameters).scalars())
     names = [name for name in rows[0] if name != "_id"]
     values = _values(rows, _columns(connection, table, names))
     ids = [row["_id"] for row in rows]

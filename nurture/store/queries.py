@@ -15,7 +15,6 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
-    Row,
     String,
     bindparam,
     case,
@@ -28,7 +27,6 @@ from nurture.store import bulk
 from nurture.store.tables import (
     Enrollment,
     Execution,
-    Funnel,
     Lead,
     SequenceVersion,
     UTCDateTime,
@@ -262,25 +260,19 @@ class LeadRow(NamedTuple):
 
 _LEAD_JSON = frozenset({"tags", "fields", "opted_out"})
 _LEAD_TIMES = frozenset({"created_at", "last_inbound_at"})
-_LEADS = "SELECT {columns} FROM lead WHERE id {among}"
+_LEADS = "SELECT {columns} FROM lead WHERE "
 """The batch's leads at the driver: no SQLAlchemy row processing (a step reads one lead and
 converts five of its columns), the JSON read as text through a cache (most leads share `[]`,
 `{}` or a few tag lists; the values are shared between rows: callers copy before they change
 one)."""
 
 
-@lru_cache(maxsize=1)
-def _leads_sql(dialect: str) -> str:
+@lru_cache(maxsize=2)
+def _lead_columns(dialect: str) -> str:
     text_of = "{}::text" if dialect == "postgresql" else "{}"
-    columns = ", ".join(
+    return ", ".join(
         text_of.format(name) if name in _LEAD_JSON else name for name in LeadRow._fields
     )
-    among = (
-        "= ANY(%(ids)s::int[])"
-        if dialect == "postgresql"
-        else "IN (SELECT value FROM json_each(?))"
-    )
-    return _LEADS.format(columns=columns, among=among)
 
 
 @lru_cache(maxsize=4096)
@@ -288,14 +280,16 @@ def _parsed(value: str) -> Any:
     return json.loads(value)
 
 
-@lru_cache(maxsize=4096)  # a batch's leads share a few creation times
-def _stored_time(value: str | datetime | None) -> datetime | None:
+@lru_cache(maxsize=4096)  # a batch's rows share a few times (created, due)
+def _stored_time(value: str | datetime) -> datetime:
     """A time as the driver gives it (SQLite: text), aware UTC as UTCDateTime reads it."""
-    if value is None:
-        return None
     if isinstance(value, str):
         return datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _maybe_time(value: str | datetime | None) -> datetime | None:
+    return None if value is None else _stored_time(value)
 
 
 def _lead_of(row: Sequence[Any]) -> LeadRow:
@@ -303,16 +297,14 @@ def _lead_of(row: Sequence[Any]) -> LeadRow:
      fields, opted_out, created, inbound) = row  # fmt: skip
     return LeadRow(
         id_, name, first, email, phone, source, status, temperature, score, _parsed(tags), zone,
-        funnel, _parsed(fields), _parsed(opted_out), _stored_time(created), _stored_time(inbound),
+        funnel, _parsed(fields), _parsed(opted_out), _stored_time(created), _maybe_time(inbound),
     )  # fmt: skip
 
 
 def leads(connection: Connection, ids: Iterable[int]) -> dict[int, LeadRow]:
     """The leads a batch runs for: what steps, conditions and templates read."""
-    dialect = connection.dialect.name
-    wanted = sorted(set(ids))
-    parameters: Any = {"ids": wanted} if dialect == "postgresql" else (json.dumps(wanted),)
-    rows = connection.exec_driver_sql(_leads_sql(dialect), parameters).all()
+    sql = _LEADS.format(columns=_lead_columns(connection.dialect.name)) + _among(connection, "id")
+    rows = connection.exec_driver_sql(sql, {"id": _listed(connection, ids)}).all()
     return {row[0]: _lead_of(row) for row in rows}
 
 
@@ -327,22 +319,36 @@ class Named(NamedTuple):
     """A version taking a share of new enrollments: the enrollments on it stay there."""
 
 
+def _among(connection: Connection, column: str, kind: str = "int") -> str:
+    """`column` is one of a list given as one parameter, in the driver's own style: `=
+    ANY(%(column)s::int[])` on Postgres (typed: psycopg would send a smallint[] of small ids,
+    which the server compares slowly), `IN (SELECT value FROM json_each(:column))` on SQLite."""
+    if connection.dialect.name == "postgresql":
+        return f"{column} = ANY(%({column})s::{kind}[])"
+    return f"{column} IN (SELECT value FROM json_each(:{column}))"
+
+
+def _listed(connection: Connection, values: Iterable[Any]) -> Any:
+    """The parameter of `_among`: a list on Postgres, its JSON text on SQLite."""
+    wanted = sorted(set(values))
+    return wanted if connection.dialect.name == "postgresql" else json.dumps(wanted)
+
+
 def funnels(connection: Connection, ids: Iterable[int | None]) -> dict[int, Named]:
-    table = Funnel.__table__
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    columns = (table.c.id, table.c.name, table.c.slug)
-    query = select(*columns).where(bulk.among(connection, table.c.id, wanted))
-    return {row.id: Named(*row) for row in connection.execute(query).all()}
+    sql = f"SELECT id, name, slug FROM funnel WHERE {_among(connection, 'id')}"
+    rows = connection.exec_driver_sql(sql, {"id": _listed(connection, wanted)}).all()
+    return {row[0]: Named(*row) for row in rows}
 
 
 def sequences(connection: Connection, ids: Iterable[int]) -> dict[int, Named]:
-    table = SequenceRow.__table__
-    columns = (table.c.id, table.c.name, table.c.slug, table.c.current_version)
-    query = select(*columns, table.c.canary_version)
-    query = query.where(bulk.among(connection, table.c.id, ids))
-    return {row.id: row for row in map(Named._make, connection.execute(query).all())}
+    sql = "SELECT id, name, slug, current_version, canary_version FROM sequence WHERE "
+    rows = connection.exec_driver_sql(
+        sql + _among(connection, "id"), {"id": _listed(connection, ids)}
+    ).all()
+    return {row[0]: Named(*row) for row in rows}
 
 
 def definition(connection: Connection, sequence_id: int, version: int) -> dict[str, Any]:
@@ -357,19 +363,40 @@ Attempt = tuple[int, str, int]
 """(enrollment, step, attempt): the key of an execution."""
 
 
-def attempted(connection: Connection, keys: Iterable[Attempt]) -> dict[Attempt, Row]:
+class Recorded(NamedTuple):
+    """An execution recorded already for an attempt a claim runs (queries.attempted)."""
+
+    id: int
+    enrollment_id: int
+    step_id: str
+    attempt: int
+    status: str
+    started_at: datetime | None
+    error: str | None
+    provider_id: str | None
+    detail: dict[str, Any] | None  # shared with other rows read alike: copy before changing
+
+
+def attempted(connection: Connection, keys: Iterable[Attempt]) -> dict[Attempt, Recorded]:
     """The executions recorded already for these attempts (a send under a lease since lost, or
     a crash): id, status, when it started, error, provider id, detail."""
     keys = list(keys)
-    c = execution.c
-    columns = (c.id, c.enrollment_id, c.step_id, c.attempt, c.status, c.started_at, c.error)
-    query = select(*columns, c.provider_id, c.detail).where(
-        bulk.among(connection, c.enrollment_id, (key[0] for key in keys)),
-        bulk.among(connection, c.step_id, (key[1] for key in keys if key[1] is not None)),
+    detail = "detail::text" if connection.dialect.name == "postgresql" else "detail"
+    sql = (
+        "SELECT id, enrollment_id, step_id, attempt, status, started_at, error, provider_id, "
+        f"{detail} FROM execution WHERE {_among(connection, 'enrollment_id')} AND "
+        f"{_among(connection, 'step_id', 'text')}"
     )
-    found = {
-        (row.enrollment_id, row.step_id, row.attempt): row for row in connection.execute(query)
+    parameters = {
+        "enrollment_id": _listed(connection, (key[0] for key in keys)),
+        "step_id": _listed(connection, (key[1] for key in keys if key[1] is not None)),
     }
+    found = {}
+    for row in connection.exec_driver_sql(sql, parameters).all():
+        id_, enrollment_id, step_id, attempt, status, started, error, provider_id, text_ = row
+        recorded = Recorded(id_, enrollment_id, step_id, attempt, status, _maybe_time(started),
+                            error, provider_id, None if text_ is None else _parsed(text_))  # fmt: skip
+        found[(recorded.enrollment_id, recorded.step_id, recorded.attempt)] = recorded
     return {key: found[key] for key in keys if key in found}
 
 
