@@ -11,7 +11,9 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
   claim, no-op, log row, next step, in batches of 500, with D processes) and the engine's
   fraction of it: in steps/s, and by CPU per step (the ceiling's over the engine's, Postgres
   backends included: what a shared machine distorts least); --pairs alternates the two that
-  many times (medians).
+  many times (medians). Against the ceiling the sequence has a second step a week later, so
+  each step schedules the next as the ceiling's do; --engine-baseline REV runs that revision's
+  daemons in the same rounds (a temp git worktree, bench/baseline.py).
 - caps: the throughput case with [caps] configured (messages 2/day and 5/week, sms 1/day,
   min_gap 4h: every step's lead counted in its cap ledger row) beside the same case without,
   alternating --pairs times in the same run (medians); the ratio is what the caps cost.
