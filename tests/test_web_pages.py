@@ -2,12 +2,13 @@
 
 import json
 import re
+from itertools import takewhile
 
 import pytest
 import yaml
 from builders import sequence, step, write
-from dashboard import HTMX, signed_in
-from serving import serving
+from dashboard import HTMX, open_link, sign_in_link, signed_in
+from serving import live, serving
 
 ALPHA = """\
 # Welcome for leads from the website.
@@ -232,6 +233,40 @@ def test_inbox_shows_outbox_messages_and_a_task_is_done_in_one_click(coach, run_
     assert done.status_code == 200 and said(done) == "done: Call Ana Silva"
     listed = json.loads(run_store("tasks", "list", "--json").stdout)
     assert all(row["id"] != int(task) for row in listed)
+
+
+def test_inbox_shows_the_replies_of_leads_newest_first(coach, run_store):
+    assert "No reply yet." in coach.get("/inbox").text
+    for lead, text in (("ana@example.com", "Can we talk?"), ("bo@example.com", "Later <b>pls</b>")):
+        assert run_store("leads", "inbound", lead, "-c", "sms", "--text", text).exit_code == 0
+    page = coach.get("/inbox").text
+    replies = page[page.index('id="replies"') : page.index("Tasks to do")]
+    assert replies.index("Bo Li") < replies.index("Ana Silva")  # newest first
+    assert "Later &lt;b&gt;pls&lt;/b&gt;" in replies and "Can we talk?" in replies
+    assert "sms" in replies
+    assert "No reply yet." not in page
+    assert re.search(r'sse-connect="/inbox/replies\?after=(\d+)"', page).group(1) == "2"
+
+
+def test_the_inbox_stream_sends_each_new_reply(project_with_leads, store_url, run_store):
+    """Through a real server: the stream after the last reply shown sends the next one."""
+    import httpx2 as httpx
+
+    assert run_store("leads", "inbound", "ana@example.com", "--text", "First").exit_code == 0
+    with live(project_with_leads, store_url) as url, httpx.Client(base_url=url) as client:
+        assert open_link(client, sign_in_link(run_store)).status_code == 303
+        refused = client.get("/inbox/replies", params={"after": "-1"})
+        assert refused.status_code == 422 and "after" in refused.text
+        with client.stream("GET", "/inbox/replies", params={"after": 1}, timeout=30) as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            wrote = run_store("leads", "inbound", "bo@example.com", "-c", "sms", "--text", "Yes!")
+            assert wrote.exit_code == 0
+            lines = events.iter_lines()
+            assert next(line for line in lines if line.startswith("event:")) == "event: replies"
+            data = next(line for line in lines if line.startswith("data:"))
+            rest = "".join(takewhile(lambda line: line.startswith("data:"), lines))
+    shown = data + rest
+    assert "Bo Li" in shown and "Yes!" in shown and "First" not in shown
 
 
 def test_activity_shows_what_was_applied_and_the_executions(coach):

@@ -1,19 +1,23 @@
-"""The inbox: tasks to do (done with one click), upcoming appointments, notifications, and the
-messages the outbox kept, with their text."""
+"""The inbox: replies from leads (newest first, live: server-sent events), tasks to do (done
+with one click), upcoming appointments, notifications, and the messages the outbox kept, with
+their text."""
 
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Path, Request, Response
+from fastapi import Path, Query, Request, Response
 
 from nurture.engine.appointments import listed
 from nurture.insights.outbox import OutboxFilter, recent
+from nurture.leads.replies import recent_replies
 from nurture.leads.tasks import finish_task, list_notifications, list_tasks
+from nurture.web.live import feed
 from nurture.web.pages import Ctx, Editor, Nav, Viewer, WebContext, page_router, record, render
 
 router = page_router()
 NAV = Nav("Inbox", "/inbox", 50)
 TaskId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+ReplyId = Annotated[int, Query(ge=0, le=2**63 - 1)]
 SHOWN = 50
 
 
@@ -29,6 +33,7 @@ def _page(request: Request, ctx: WebContext, message: str | None = None) -> Resp
         appointments = listed(session, upcoming_from=now)[:SHOWN]  # booked, still to come
         notifications = list_notifications(session)[:SHOWN]
         messages = recent(session, OutboxFilter(), limit=SHOWN)
+        replies = recent_replies(session, SHOWN)
     template = "_tasks.html" if request.headers.get("HX-Request") else "inbox.html"
     return render(
         request,
@@ -37,8 +42,21 @@ def _page(request: Request, ctx: WebContext, message: str | None = None) -> Resp
         appointments=appointments,
         notifications=notifications,
         messages=messages,
+        replies=replies,
+        after=replies[0]["id"] if replies else 0,
         flash=message,
     )
+
+
+@router.get("/inbox/replies")
+def replies_stream(request: Request, ctx: Ctx, visitor: Viewer, after: ReplyId = 0) -> Response:
+    """Server-sent events: each reply recorded after reply `after`, newest first."""
+    return feed(request, ctx, lambda last: _replies(ctx, last), after, "_replies.html", "replies")
+
+
+def _replies(ctx: WebContext, after: int) -> list[dict]:
+    with ctx.store.session() as session:
+        return recent_replies(session, SHOWN, after)
 
 
 @router.post("/inbox/tasks/{task_id}/done")
