@@ -46,13 +46,13 @@ def _figures(ctx: WebContext, since: str | None, sequence: str | None) -> dict[s
             "conversions": stats.conversions_by_day(session, window)[-60:],
             "failures": channel_stats.failures(session, window)[:20],
         }
-        if sequence:
-            one = gather(session, StatsRequest(window, sequence, by="version"))
-            tested = StatsRequest(window, sequence, by="variant")
-            tested = replace(tested, min_sample=ctx.settings.experiments.min_sample)
+        if sequence:  # `stats SEQUENCE --by version`, `stats SEQUENCE`, `--by variant`
+            one = gather(session, StatsRequest(window, sequence, by="version", steps=False))
+            min_sample = ctx.settings.experiments.min_sample
+            tested = StatsRequest(window, sequence, by="variant", min_sample=min_sample)
             data["detail"] = one | {
                 "steps": gather(session, StatsRequest(window, sequence))["steps"],
-                "experiments": gather(session, tested)["experiments"],
+                "experiments": gather(session, replace(tested, steps=False))["experiments"],
             }
     most = max((row["converted"] for row in data["conversions"]), default=0)
     return data | {"most_conversions": most}
