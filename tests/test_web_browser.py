@@ -1,5 +1,6 @@
 """The dashboard in Debian's Chromium (Playwright), served by a real `nurture serve` process."""
 
+import json
 import os
 import re
 import signal
@@ -194,6 +195,25 @@ def test_a_reply_appears_in_the_inbox_without_a_reload(page, served, run_store):
     page.locator("#replies article.reply").first.filter(has_text="Or email").wait_for()
     assert page.locator("#replies article.reply").count() == 2  # newest first, each once
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_a_task_is_marked_done_from_the_inbox(page, served, run_store, project):
+    write(project, "calls.yaml", sequence("Calls", step("Call", "create_task"), funnels=["calls"]))
+    assert run_store("apply", "--yes").exit_code == 0
+    assert run_store("leads", "add", "--funnel", "calls", "--name", "Ana Silva").exit_code == 0
+    assert run_store("run", "--once").exit_code == 0
+    page.goto(f"{served}/inbox")
+    page.get_by_role("button", name="Mark Call Ana Silva done").click()
+    page.locator("#flash", has_text="done: Call Ana Silva").wait_for()
+    page.locator("#tasks", has_text="Nothing to do.").wait_for()
+    assert json.loads(run_store("tasks", "list", "--json").stdout) == []
+
+
+def test_a_post_without_the_csrf_token_is_refused(page, served, project):
+    """The signed-in browser's own cookie, but not the page's token: 403, nothing changed."""
+    answer = page.request.post(f"{served}/sequences/alpha/toggle")  # the context's cookies
+    assert answer.status == 403 and "CSRF token is missing or wrong" in answer.text()
+    assert "active: false" not in (project / "sequences" / "alpha.yaml").read_text()
 
 
 @pytest.mark.parametrize("width", [1280, 390])
