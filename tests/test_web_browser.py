@@ -178,7 +178,7 @@ def test_analytics_update_without_a_reload(page, served, run_store, store_url, p
     assert page.evaluate("window.notReloaded") is True
 
 
-def test_a_reply_appears_in_the_inbox_without_a_reload(page, served, run_store):
+def test_a_reply_and_its_note_appear_in_the_inbox_without_a_reload(page, served, run_store):
     added = run_store("leads", "add", "--funnel", "website", "--name", "Ana Silva", "--phone",
                       "+14155552671")  # fmt: skip
     assert added.exit_code == 0, added.output
@@ -191,6 +191,9 @@ def test_a_reply_appears_in_the_inbox_without_a_reload(page, served, run_store):
     reply.filter(has_text="Call me <3").wait_for()
     assert "Ana Silva" in reply.inner_text() and "sms" in reply.inner_text()
     assert page.get_by_text("No reply yet.").is_hidden()
+    note = page.locator("#notifications .notification", has_text="replied by sms: “Call me <3”")
+    note.wait_for()  # the coach's note of it, live too
+    assert page.get_by_text("No notification.").is_hidden()
     run_store("leads", "inbound", "+14155552671", "-c", "sms", "--text", "Or email")
     page.locator("#replies article.reply").first.filter(has_text="Or email").wait_for()
     assert page.locator("#replies article.reply").count() == 2  # newest first, each once

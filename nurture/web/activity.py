@@ -5,7 +5,7 @@ from fastapi import Request, Response
 
 from nurture.insights.activity import changes as recent_changes
 from nurture.insights.logs import LogFilter, newer, recent
-from nurture.web.live import feed
+from nurture.web.live import Feed, stream
 from nurture.web.pages import Ctx, Nav, Viewer, WebContext, page_router, render
 
 router = page_router()
@@ -23,11 +23,10 @@ def activity_page(request: Request, ctx: Ctx, visitor: Viewer) -> Response:
 
 
 @router.get("/activity/stream")
-def stream(request: Request, ctx: Ctx, visitor: Viewer, after: int = 0) -> Response:
+def executions_stream(request: Request, ctx: Ctx, visitor: Viewer, after: int = 0) -> Response:
     """Server-sent events: each batch of new executions as table rows, newest first."""
-    return feed(
-        request, ctx, lambda last: _newer(ctx, last), after, "_executions.html", "executions"
-    )
+    rows = Feed("executions", "_executions.html", lambda last: _newer(ctx, last), after)
+    return stream(request, ctx, rows)
 
 
 def _newer(ctx: WebContext, after: int) -> list[dict]:
