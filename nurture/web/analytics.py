@@ -4,7 +4,6 @@ channel and reason, one sequence's steps and versions; pushed again as they chan
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -49,10 +48,12 @@ def _figures(ctx: WebContext, since: str | None, sequence: str | None) -> dict[s
         if sequence:  # `stats SEQUENCE --by version`, `stats SEQUENCE`, `--by variant`
             one = gather(session, StatsRequest(window, sequence, by="version", steps=False))
             min_sample = ctx.settings.experiments.min_sample
-            tested = StatsRequest(window, sequence, by="variant", min_sample=min_sample)
+            tested = StatsRequest(
+                window, sequence, by="variant", min_sample=min_sample, steps=False
+            )
             data["detail"] = one | {
                 "steps": gather(session, StatsRequest(window, sequence))["steps"],
-                "experiments": gather(session, replace(tested, steps=False))["experiments"],
+                "experiments": gather(session, tested)["experiments"],
             }
     most = max((row["converted"] for row in data["conversions"]), default=0)
     return data | {"most_conversions": most}

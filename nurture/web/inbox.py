@@ -1,6 +1,6 @@
-"""The inbox: replies from leads (newest first, live: server-sent events), tasks to do (done
-with one click), upcoming appointments, notifications, and the messages the outbox kept, with
-their text."""
+"""The inbox: replies from leads, tasks to do (done with one click), upcoming appointments,
+notifications, and the messages the outbox kept, with their text; new replies and
+notifications pushed to the open page (server-sent events, nurture.web.live)."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
