@@ -122,10 +122,11 @@ def test_a_visitor_without_a_session_sees_the_sign_in_page(served):
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        page = browser.new_page()
+        page = browser.new_page(viewport={"width": 1280, "height": 600})
         page.goto(f"{served}/funnels")
         assert page.url.startswith(f"{served}/signin?next=")
         assert page.get_by_role("heading", name="Sign in to the dashboard").is_visible()
+        screenshot(page, "signin")
         browser.close()
 
 
