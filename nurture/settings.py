@@ -170,6 +170,20 @@ def _gap(text: str | None) -> str | None:
 CapText = Annotated[str | None, AfterValidator(_caps)]
 
 
+class InboundEmailSettings(BaseModel):
+    """Leads' answers by email: `[inbound_email]` (docs/guides/notifications.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="The token POST /webhooks/email wants (X-Nurture-Token, the password of "
+        "HTTP basic auth, or ?token=): NURTURE_INBOUND_EMAIL__SECRET. Unset: the webhook "
+        "answers 503.",
+    )
+
+
 class CapsSettings(BaseModel):
     """[caps]: how many messages a lead gets, across all sequences (rolling windows)."""
 
@@ -251,6 +265,7 @@ class Settings(BaseSettings):
         None, description="The coach's bookable hours, for schedule_appointment's auto and offer."
     )
     caps: CapsSettings = Field(default_factory=CapsSettings)
+    inbound_email: InboundEmailSettings = Field(default_factory=InboundEmailSettings)
 
     @classmethod
     def settings_customise_sources(

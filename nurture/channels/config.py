@@ -156,6 +156,14 @@ class TwilioConfig(ChannelConfig):
         description="Messages in flight to Twilio at once, over as many kept-alive connections "
         "(at 200 ms an answer, 256 carry about 1,000 messages a second).",
     )
+    inbound_funnel: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The funnel a person who texts first arrives through: an SMS or WhatsApp "
+        "message from a number no lead has makes a lead (enrolled by the usual matching). "
+        "Unset: no lead is made, the coach is told of the message.",
+    )
 
     @model_validator(mode="after")
     def _a_sender(self) -> "TwilioConfig":
