@@ -220,9 +220,8 @@ def test_the_forms_providers_post_and_a_webhook_without_a_secret(
         assert answer.status_code == 200 and answer.json()["outcome"] == "reply"
         mailgun = reply("By Mailgun", welcome, message_id="<mg@x>").decode()
         files = {"body-mime": (None, mailgun)}
-        assert client.post("/webhooks/email", files=files, headers=token).json()["matched_by"] == (
-            "in-reply-to"
-        )
+        answer = client.post("/webhooks/email/mime", files=files, headers=token)
+        assert answer.json()["matched_by"] == "in-reply-to"
         postmark = {"RawEmail": reply("By Postmark", welcome, message_id="<pm@x>").decode()}
         assert client.post("/webhooks/email", json=postmark, headers=token).status_code == 200
         assert [r["text"] for r in shown(run_store)["replies"]] == [

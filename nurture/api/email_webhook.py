@@ -3,8 +3,8 @@
 Posted as the body itself (`Content-Type: message/rfc822`, what an MTA pipe or `curl
 --data-binary @reply.eml` sends), as the `email` field of a form (SendGrid's Inbound Parse with
 "POST the raw, full MIME message"), as its `body-mime` field (Mailgun's route forwarding to a
-URL ending in `/mime`), or as the `RawEmail` of a JSON body (Postmark's inbound webhook with
-raw content included).
+URL ending in `mime`: `/webhooks/email/mime` is the same endpoint), or as the `RawEmail` of a
+JSON body (Postmark's inbound webhook with raw content included).
 
 No bearer token: the shared secret `[inbound_email] secret` (NURTURE_INBOUND_EMAIL__SECRET),
 given as the `X-Nurture-Token` header, as the password of HTTP basic auth (a URL such as
@@ -67,6 +67,7 @@ RECEIVED: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/email", openapi_extra=RAW_BODY, responses=RECEIVED)
+@router.post("/email/mime", include_in_schema=False)  # Mailgun's raw MIME goes to .../mime
 async def inbound_email(request: Request, ctx: Ctx) -> dict[str, Any]:
     """A lead's answer by email: matched to the email it answers (In-Reply-To, References),
     else to the lead by its address; stops stop_on_reply sequences and tells the coach."""
