@@ -177,11 +177,17 @@ class InboundEmailSettings(BaseModel):
 
     secret: SecretStr | None = Field(
         None,
-        min_length=16,
         description="The token POST /webhooks/email wants (X-Nurture-Token, the password of "
-        "HTTP basic auth, or ?token=): NURTURE_INBOUND_EMAIL__SECRET. Unset: the webhook "
-        "answers 503.",
+        "HTTP basic auth, or ?token=): NURTURE_INBOUND_EMAIL__SECRET, 16 characters or more. "
+        "Unset: the webhook answers 503.",
     )
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < 16:  # never shown back
+            raise ValueError("too short to guess hard: give 16 characters or more")
+        return secret
 
 
 class CapsSettings(BaseModel):

@@ -288,3 +288,14 @@ def test_what_is_not_an_email_says_so():
     for data in (b"", b"just words"):
         with pytest.raises(NurtureError, match="empty|not an email"):
             read_email(data)
+
+
+def test_the_secret_is_checked_and_never_shown(run, project, monkeypatch):
+    monkeypatch.setenv("NURTURE_INBOUND_EMAIL__SECRET", "short-secret")
+    result = run("config", "show")
+    assert result.exit_code == 1 and "give 16 characters or more" in result.stderr
+    assert "short-secret" not in result.output + result.stderr
+    monkeypatch.delenv("NURTURE_INBOUND_EMAIL__SECRET")
+    (project / "nurture.toml").write_text(f'[inbound_email]\nsecret = "{SECRET}"\n')
+    result = run("config", "show")
+    assert result.exit_code == 1 and "set NURTURE_INBOUND_EMAIL__SECRET in the" in result.stderr
