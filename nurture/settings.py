@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from nurture.channels.config import (
+    ImapConfig,
     NotificationsConfig,
     Providers,
     RateLimits,
@@ -180,6 +181,12 @@ class InboundEmailSettings(BaseModel):
         description="The token POST /webhooks/email wants (X-Nurture-Token, the password of "
         "HTTP basic auth, or ?token=): NURTURE_INBOUND_EMAIL__SECRET, 16 characters or more. "
         "Unset: the webhook answers 503.",
+    )
+
+    imap: ImapConfig | None = Field(
+        None,
+        description="A mailbox `nurture run` reads answers from (its password: "
+        "NURTURE_INBOUND_EMAIL__IMAP__PASSWORD).",
     )
 
     @field_validator("secret")
@@ -407,6 +414,7 @@ def _check_toml(path: Path) -> None:
 def _secret_fields() -> list[tuple[str, ...]]:
     """(table, key) of every secret setting, e.g. ('email', 'password')."""
     found: list[tuple[str, ...]] = [("availability", "caldav", "password")]
+    found.append(("inbound_email", "imap", "password"))
     for name, field in Settings.model_fields.items():
         model = next((a for a in get_args(field.annotation) if isinstance(a, type)), None)
         model = field.annotation if isinstance(field.annotation, type) else model

@@ -6,6 +6,8 @@ the Message-ID nurture gave each step's email (the execution's provider id), els
 whose address sent it (the identity rules' email key). An automatic answer is not a reply; a
 bounce goes to the bounce handling. A reply is then what an SMS reply is: kept, the lead's
 stop_on_reply sequences stopped, the coach told (nurture.leads.consent.inbound).
+`read_mailbox` takes the unseen emails of an IMAP mailbox (`[inbound_email.imap]`), as
+`nurture run` does at each look.
 
 A text from a number no lead has makes a lead when `[twilio] inbound_funnel` names a funnel
 (through the same ingestion as the HTTP API's leads, enrolled by the usual matching): a person
@@ -14,21 +16,26 @@ A STOP from an unknown number makes no lead.
 """
 
 import hashlib
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from sqlalchemy import Row, select
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from nurture.channels.config import ImapConfig
+from nurture.channels.imap import ImapMailbox
 from nurture.engine import bounces, callbacks
-from nurture.errors import NotFound
+from nurture.errors import NotFound, NurtureError, StoreError
 from nurture.leads import consent, ingest, replies
 from nurture.leads.consent import Inbound
 from nurture.leads.lookup import by_contact
 from nurture.leads.records import LeadInput, LeadRules, find_funnel
 from nurture.rules.contacts import ContactError, normalize_email, normalize_phone
 from nurture.rules.email_replies import EmailReply, read_email
+from nurture.store.db import Store
 from nurture.store.tables import Execution, Lead
 
 Outcome = Literal["reply", "auto", "bounce", "repeat", "unknown"]
@@ -158,3 +165,36 @@ def text(
     result = consent.inbound(session, lead, now, body, channel, first=funnel)
     where = f"enrolled in {arrived.sequence}" if arrived.sequence else arrived.reason
     return Received.reply(f"new lead {lead.id} from funnel {funnel}: {where}", result, "new")
+
+
+@dataclass
+class Polled:
+    """What one look at the mailbox found: how many emails of each outcome, and the messages
+    that are no email (marked seen all the same: they will not read better next time)."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    unreadable: list[str] = field(default_factory=list)
+
+    @property
+    def replies(self) -> int:
+        return self.outcomes["reply"]
+
+
+def read_mailbox(store: Store, config: ImapConfig, now: datetime) -> Polled:
+    """Receive every unseen email of the mailbox, each in its own transaction, and mark it seen
+    once that is committed (a store failure leaves it unseen for the next look); ChannelError
+    when the mailbox cannot be reached or read."""
+    polled = Polled()
+    with ImapMailbox(config) as mailbox:
+        for uid, raw in mailbox.unseen():
+            try:
+                with store.session(immediate=True) as session:
+                    polled.outcomes[email(session, raw, now).outcome] += 1
+            except IntegrityError:  # the same email, received at this moment elsewhere
+                polled.outcomes["repeat"] += 1
+            except StoreError:
+                raise
+            except NurtureError as error:
+                polled.unreadable.append(f"message {uid}: {error}")
+            mailbox.seen(uid)
+    return polled
