@@ -6,6 +6,7 @@ still hears of the message. Signed webhooks posted to a real server (uvicorn on 
 import json
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import urlencode
 
@@ -152,3 +153,18 @@ def test_a_stop_from_a_stranger_makes_no_lead_and_a_missing_funnel_is_told(
     assert run_store("run", "--once", "--channel", "live").exit_code == 0
     [note] = notes(coach)  # the STOP told nobody; the message to a missing funnel is told
     assert "inbound_funnel names no funnel" in note["message"] and "walk-ins" in note["message"]
+
+
+def test_texts_arriving_together_from_a_stranger_make_one_lead(
+    texted, run_store, project, store_url, coach
+):
+    forms = [{"MessageSid": f"SMd{n}", "From": PHONE, "Body": f"Hello {n}"} for n in range(4)]
+    with served(project, store_url) as text, ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(text, forms)) == [200] * 4
+    [lead] = leads(run_store)
+    shown = json.loads(run_store("leads", "show", str(lead["id"]), "--json").stdout)
+    assert len(shown["enrollments"]) == 1
+    assert sorted(r["text"] for r in shown["replies"]) == [f"Hello {n}" for n in range(4)]
+    assert run_store("run", "--once", "--channel", "live").exit_code == 0
+    subjects = [note["subject"] for note in notes(coach)]
+    assert subjects.count(f"New lead {PHONE} wrote (sms)") == 1 and len(subjects) == 4

@@ -162,6 +162,9 @@ def text(
     data = LeadInput(name=made, phone=number, source=channel)
     arrived = ingest.ingest(session, data, funnel, now, rules)
     lead = session.get_one(Lead, arrived.lead_id)
+    if not arrived.created:  # another message made the lead meanwhile: this one is a reply
+        result = consent.inbound(session, lead, now, body, channel)
+        return Received.reply(f"lead {lead.id} replied", result, "sender")
     result = consent.inbound(session, lead, now, body, channel, first=funnel)
     where = f"enrolled in {arrived.sequence}" if arrived.sequence else arrived.reason
     return Received.reply(f"new lead {lead.id} from funnel {funnel}: {where}", result, "new")
