@@ -47,6 +47,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     twilio = f'[twilio]\naccount_sid = "AC{"1" * 32}"\nsms_from = "+12025550100"\n'
     (project / "nurture.toml").write_text('[api]\nsequences = "read-write"\n' + twilio)
     secrets = ("NURTURE_UNSUBSCRIBE__SECRET=fuzz-secret", "NURTURE_TWILIO__AUTH_TOKEN=fuzz-token")
+    secrets += ("NURTURE_INBOUND_EMAIL__SECRET=fuzz-inbound-email-secret",)
     (project / ".env").write_text("\n".join(secrets) + "\n")
     (project / "sequences").mkdir()
     write(project, "warm.yaml", SEED_WARM_LEAD.replace("steps:", "funnels: [website]\nsteps:"))

@@ -189,3 +189,12 @@ def test_the_daemon_tells_the_coach_of_an_answer_in_the_mailbox(
     assert "Yes please" in mailed.messages[1].get_body(("plain",)).get_content()
     assert " mail reply=1" in log and PASSWORD not in log
     assert imap.unseen() == []
+
+
+def test_a_mailbox_read_in_the_clear_is_only_for_localhost(run, project):
+    (project / "nurture.toml").write_text(
+        '[inbound_email.imap]\nhost = "imap.example.com"\nsecurity = "none"\nusername = "r"\n'
+    )
+    result = run("config", "show")
+    assert result.exit_code == 1
+    assert "sends the IMAP password in the clear: only for localhost" in result.stderr
