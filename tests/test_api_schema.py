@@ -57,6 +57,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         apply_changes(session, plan_project(session, Project.from_settings(app_settings)), now)
         ingest(session, LeadInput(name="Ana", external_id="crm-17"), "website", now, LeadRules())
         TOKEN["Authorization"] = "Bearer " + create_token(session, "fuzz", ["write", "ingest"], now)
+    TOKEN["X-Nurture-Token"] = "fuzz-inbound-email-secret"  # the inbound email webhook's
     server = uvicorn.Server(
         uvicorn.Config(create_app(app_settings), port=0, log_level="warning", lifespan="on")
     )
