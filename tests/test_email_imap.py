@@ -3,6 +3,7 @@ the daemon take the unseen emails, each recorded once and then marked seen, and 
 note arrives by email at the local SMTP server (issue 16)."""
 
 import imaplib
+import json
 import os
 import shutil
 import subprocess
@@ -198,3 +199,18 @@ def test_a_mailbox_read_in_the_clear_is_only_for_localhost(run, project):
     result = run("config", "show")
     assert result.exit_code == 1
     assert "sends the IMAP password in the clear: only for localhost" in result.stderr
+
+
+def test_channels_check_logs_in_to_the_mailbox_without_reading_it(imap, run, project, monkeypatch):
+    use_mailbox(project, imap, monkeypatch)
+    imap.deliver(reply("Hi", "<a@b>"))
+    checked = run("channels", "check", "mailbox", "--json")
+    assert checked.exit_code == 0, checked.output
+    [row] = json.loads(checked.stdout)
+    assert (row["channel"], row["ok"]) == ("mailbox", True)
+    assert row["detail"] == f"{USER} at 127.0.0.1:{imap.port}, folder INBOX: 1 unseen"
+    assert len(imap.unseen()) == 1  # still unseen: checked, not read
+    monkeypatch.setenv("NURTURE_INBOUND_EMAIL__IMAP__PASSWORD", "not-the-password")
+    failed = run("channels", "check")
+    assert failed.exit_code == 1 and "mailbox" in failed.stdout and "FAILED" in failed.stdout
+    assert "not-the-password" not in failed.stdout + failed.stderr

@@ -74,14 +74,17 @@ class ImapMailbox:
             with contextlib.suppress(imaplib.IMAP4.error, OSError):
                 imap.logout()
 
+    def unseen_uids(self) -> list[str]:
+        """The uids of the unseen messages, oldest first."""
+        with self._failing("search"):
+            status, found = self._open().uid("SEARCH", "UNSEEN")
+        listed = found[0] if status == "OK" and found else None
+        return listed.decode().split() if isinstance(listed, bytes) else []
+
     def unseen(self) -> Iterator[tuple[str, bytes]]:
         """(uid, raw message) of each unseen message, oldest first, at most BATCH."""
         imap = self._open()
-        with self._failing("search"):
-            status, found = imap.uid("SEARCH", "UNSEEN")
-        listed = found[0] if status == "OK" and found else None
-        uids = listed.decode().split() if isinstance(listed, bytes) else []
-        for uid in uids[:BATCH]:
+        for uid in self.unseen_uids()[:BATCH]:
             with self._failing("read from"):
                 status, parts = imap.uid("FETCH", uid, "(BODY.PEEK[])")
             raw = next((p[1] for p in parts if isinstance(p, tuple) and len(p) == 2), None)
