@@ -122,10 +122,8 @@ async def inbound_message(request: Request, ctx: Ctx) -> Response:
     profile = form.get("ProfileName")  # WhatsApp's name of the sender: a new lead's name
     name = profile if profile and not text_problem(profile) else None
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
-    text, funnel = (
-        form.get("Body", ""),
-        ctx.settings.twilio.inbound_funnel if ctx.settings.twilio else None,
-    )
+    text = form.get("Body", "")
+    funnel = ctx.settings.twilio.inbound_funnel if ctx.settings.twilio else None
 
     def receive(session: Any, now: datetime) -> None:
         try:

@@ -33,7 +33,7 @@ from nurture.leads import consent, ingest, replies
 from nurture.leads.consent import Inbound
 from nurture.leads.lookup import by_contact
 from nurture.leads.records import LeadInput, LeadRules, find_funnel
-from nurture.rules.contacts import ContactError, normalize_email, normalize_phone
+from nurture.rules.contacts import ContactError, normalize_email
 from nurture.rules.email_replies import EmailReply, read_email
 from nurture.store.db import Store
 from nurture.store.tables import Execution, Lead
@@ -137,10 +137,7 @@ def text(
     """An SMS or WhatsApp message by the sender's number: the lead's reply; from a number no
     lead has, a new lead through `funnel` (`name`: the sender's profile name), else a note for
     the coach. NotFound when the sender is no phone number."""
-    try:
-        number = normalize_phone(sender.removeprefix("whatsapp:"), rules.phone_region)
-    except ContactError as error:
-        raise NotFound(str(error)) from None
+    number = consent.sender_number(sender, rules.phone_region)
     lead = by_contact(session, "phone", number)
     if lead is not None:
         result = consent.inbound(session, lead, now, body, channel)

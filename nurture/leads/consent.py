@@ -226,15 +226,21 @@ def inbound_from(
     channel: str = "sms",
     region: str | None = None,
 ) -> Inbound:
-    """An inbound SMS or WhatsApp message by the sender's number (the HTTP API's webhook)."""
-    try:
-        number = normalize_phone(phone.removeprefix("whatsapp:"), region)
-    except ContactError as error:
-        raise NotFound(str(error)) from None
+    """An inbound SMS or WhatsApp message by the sender's number, from a lead."""
+    number = sender_number(phone, region)
     lead = by_contact(session, "phone", number)
     if lead is None:
         raise NotFound(f"no lead with phone {number}")
     return inbound(session, lead, now, text, channel)
+
+
+def sender_number(phone: str, region: str | None = None) -> str:
+    """The normalised number of a message's sender (`whatsapp:+1...` too); NotFound when it
+    is no phone number."""
+    try:
+        return normalize_phone(phone.removeprefix("whatsapp:"), region)
+    except ContactError as error:
+        raise NotFound(str(error)) from None
 
 
 def history(session: Session, lead: Lead) -> list[ConsentEvent]:
