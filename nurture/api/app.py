@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from nurture import __version__
 from nurture.api import (
     booking,
+    email_webhook,
     engagement,
     enrollments,
     errors,
@@ -79,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(LeadIntake, context=context, batcher=batcher)
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     routers = [leads, sequences, insights, enrollments, health, unsubscribe, webhooks]
-    routers += [booking, engagement]
+    routers += [booking, engagement, email_webhook]
     for module in routers:  # the lead webhook first: matched in fewer steps
         app.include_router(module.router)
     dashboard.install(app, settings, context.project, store)  # the coach dashboard at /
