@@ -87,6 +87,19 @@ def note_text(
     return "\n".join(lines)
 
 
+def recent_replies(session: Session, limit: int = 50, after: int = 0) -> list[dict[str, Any]]:
+    """The newest `limit` replies of every lead (those after reply `after`), newest first, with
+    the lead's name: the dashboard's inbox."""
+    query = (
+        select(InboundMessage, Lead.name)
+        .outerjoin(Lead, col(Lead.id) == InboundMessage.lead_id)
+        .where(col(InboundMessage.id) > after)
+        .order_by(col(InboundMessage.id).desc())
+        .limit(limit)
+    )
+    return [reply.model_dump() | {"lead": name} for reply, name in session.exec(query)]
+
+
 def replies_of(session: Session, lead_id: int) -> list[dict[str, Any]]:
     """Every reply of the lead, oldest first, as `leads show` and the API show them."""
     query = (
