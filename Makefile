@@ -52,7 +52,7 @@ docs: install
 
 # The dashboard's screenshots in docs/images, taken by its browser test (Debian's Chromium).
 screenshots: install
-	DASHBOARD_SCREENSHOTS=docs/images $(PY) -m pytest tests/test_web_browser.py -q -k "fits and 1280 and sqlite"
+	DASHBOARD_SCREENSHOTS=docs/images $(PY) -m pytest tests/test_web_browser.py -q -k "(fits and 1280 or coach_flow or without_a_session) and sqlite"
 
 # The type checker alone (make lint runs it too), configured in pyproject.toml ([tool.mypy]).
 types: install

@@ -132,7 +132,8 @@ def measure(
     (project / "sequences").mkdir()
     (project / "sequences" / "bench.yaml").write_text(SEQUENCE)
     quiet = {"stderr": subprocess.DEVNULL, "env": env}
-    assert nurture(project, url, "apply", "--yes", stdout=subprocess.DEVNULL, **quiet).wait() == 0
+    for step in (("db", "upgrade"), ("apply", "--yes")):  # Postgres is not migrated by apply
+        assert nurture(project, url, *step, stdout=subprocess.DEVNULL, **quiet).wait() == 0
     made = nurture(project, url, "tokens", "create", "bench", "--scope", "ingest",
                    stdout=subprocess.PIPE, **quiet)  # fmt: skip
     token = made.communicate()[0].decode().strip()

@@ -11,7 +11,9 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
   claim, no-op, log row, next step, in batches of 500, with D processes) and the engine's
   fraction of it: in steps/s, and by CPU per step (the ceiling's over the engine's, Postgres
   backends included: what a shared machine distorts least); --pairs alternates the two that
-  many times (medians).
+  many times (medians). Against the ceiling the sequence has a second step a week later, so
+  each step schedules the next as the ceiling's do; --engine-baseline REV runs that revision's
+  daemons in the same rounds (a temp git worktree, bench/baseline.py).
 - caps: the throughput case with [caps] configured (messages 2/day and 5/week, sms 1/day,
   min_gap 4h: every step's lead counted in its cap ledger row) beside the same case without,
   alternating --pairs times in the same run (medians); the ratio is what the caps cost.
@@ -73,6 +75,14 @@ steps:
     action_config: {{message: "Hi {{{{ lead.first_name }}}}, see you at the gym!"}}
 """
 ONE_SEQUENCE = {"bench.yaml": TEXT.format(name="Bench", temperatures="Warm, Hot, Cold")}
+FOLLOW_UP = """\
+  - name: Follow-up
+    action_type: send_sms
+    delay_days: 7
+    action_config: {message: "{{ lead.first_name }}, how was the gym?"}
+"""
+NEXT_STEP = {"bench.yaml": ONE_SEQUENCE["bench.yaml"] + FOLLOW_UP}
+"""Against the ceiling: each step schedules the next (a week later), as the ceiling does."""
 A_B_TEST = {
     "bench.yaml": """\
 name: Bench
@@ -177,15 +187,17 @@ def nurture_command(url: str, *args: str) -> list[str]:
 
 
 @contextmanager
-def daemons_running(project: Path, url: str, count: int) -> Iterator[list[subprocess.Popen]]:
-    """`nurture run` processes (outbox channel), each logging to a file (a pipe would fill up);
-    whatever happens in the block, none outlives it."""
+def daemons_running(
+    project: Path, url: str, count: int, env: dict[str, str] | None = None
+) -> Iterator[list[subprocess.Popen]]:
+    """`nurture run` processes (outbox channel, `env`'s code), each logging to a file (a pipe
+    would fill up); whatever happens in the block, none outlives it."""
     procs: list[subprocess.Popen] = []
     try:
         for n in range(count):
             log = open(project / f"daemon-{n}.log", "w")  # noqa: SIM115 - closed with the process
             command = nurture_command(url, "run", "--channel", "outbox", "--log-format", "json")
-            procs.append(subprocess.Popen(command, cwd=project, stdout=log, stderr=log))
+            procs.append(subprocess.Popen(command, cwd=project, stdout=log, stderr=log, env=env))
         deadline = time.monotonic() + 60
         logs = [project / f"daemon-{n}.log" for n in range(count)]
         while not all('"started"' in log.read_text() for log in logs):
@@ -283,11 +295,12 @@ def throughput(
     settings: str = "",
     sequences: dict[str, str] = ONE_SEQUENCE,
     files: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict:
     """`due` steps due now (and `later` enrollments due next week) run by `daemons` daemons
-    (with nurture.toml `settings`, of `sequences`); with several rounds the same steps are made
-    due again, and the best round counts."""
-    project = project_with(url, sequences, settings=settings, files=files)
+    (with nurture.toml `settings`, of `sequences`, by `env`'s code); with several rounds the
+    same steps are made due again, and the best round counts."""
+    project = project_with(url, sequences, env, settings=settings, files=files)
     best: dict = {}
     with open_store(url) as store:
         now = datetime.now(UTC)
@@ -297,15 +310,23 @@ def throughput(
         for number in range(rounds):
             if number:
                 now = rearm(store)
-            got = one_round(store, project, url, due, daemons, now)
+            got = one_round(store, project, url, due, daemons, now, env)
             if got["steps_per_s"] > best.get("steps_per_s", 0):
                 best = got
             best["peak_rss_mb"] = max(best["peak_rss_mb"], got["peak_rss_mb"])
     return best
 
 
-def one_round(store: Store, project: Path, url: str, due: int, daemons: int, now: datetime):
-    with daemons_running(project, url, daemons) as procs:
+def one_round(
+    store: Store,
+    project: Path,
+    url: str,
+    due: int,
+    daemons: int,
+    now: datetime,
+    env: dict[str, str] | None = None,
+) -> dict:
+    with daemons_running(project, url, daemons, env) as procs:
         idle_cpu = sum(cpu_seconds(proc.pid) for proc in procs)  # start-up: imports, settings
         idle_server = server_cpu(store)
         done = wait_idle(store, now)
@@ -476,6 +497,12 @@ def row(case: str, store: str, daemons: str, in_store: int, result: str, rss: fl
 
 
 def run_cases(args: argparse.Namespace) -> Iterator[dict]:
+    """Every case asked for; the throughput beside --engine-baseline's code, when given."""
+    with baseline(args.engine_baseline) as before:
+        yield from _cases(args, before)
+
+
+def _cases(args: argparse.Namespace, before: dict[str, str] | None) -> Iterator[dict]:
     stores = [kind for kind in args.stores if kind == "sqlite" or args.postgres]
     name = {"sqlite": "SQLite", "postgres": "Postgres"}
     n = args.enrollments
@@ -483,7 +510,7 @@ def run_cases(args: argparse.Namespace) -> Iterator[dict]:
         daemon_counts = [1] if kind == "sqlite" else args.daemons
         if "throughput" in args.cases:
             for daemons in daemon_counts:
-                yield from against_ceiling(kind, args.postgres, n, daemons, args.pairs)
+                yield from against_ceiling(kind, args.postgres, n, daemons, args.pairs, before)
         if "caps" in args.cases:
             for daemons in daemon_counts:
                 yield with_and_without_caps(kind, args.postgres, n, daemons, args.pairs)
@@ -525,25 +552,38 @@ def import_result(got: dict, args: argparse.Namespace) -> str:
     return result + f"; load {got['load']})"
 
 
-def against_ceiling(kind: str, server: str | None, n: int, daemons: int, pairs: int):
-    """The engine's throughput and the ceiling's, alternating `pairs` times; medians, and their
-    ratio (each on a fresh store)."""
-    engine, raw = [], []
+def against_ceiling(
+    kind: str,
+    server: str | None,
+    n: int,
+    daemons: int,
+    pairs: int,
+    before: dict[str, str] | None = None,
+) -> Iterator[dict]:
+    """The engine's throughput and the ceiling's (and a baseline's code, `before`, when given),
+    alternating `pairs` times; medians, and their ratio (each on a fresh store)."""
+    codes = {"this code": None} | ({"baseline": before} if before is not None else {})
+    engine: dict[str, list[dict]] = {label: [] for label in codes}
+    raw = []
     for _ in range(pairs):
-        with fresh_store(kind, server) as url:
-            engine.append(throughput(url, n, daemons))
+        for label, env in codes.items():
+            with fresh_store(kind, server) as url:
+                engine[label].append(throughput(url, n, daemons, sequences=NEXT_STEP, env=env))
         with fresh_store(kind, server) as url:
             raw.append(ceiling(url, n, daemons))
-    got, top = median_of(engine), median_of(raw)
+    top = median_of(raw)
     name, count = {"sqlite": "SQLite", "postgres": "Postgres"}[kind], str(daemons)
-    ratio = got["steps_per_s"] / top["steps_per_s"]
-    by_cpu = (top["cpu_s"] + top["server_s"]) / (got["cpu_s"] + got["server_s"])
     of = f", median of {pairs}" if pairs > 1 else ""
-    result = (
-        f"{got['steps_per_s']:,.0f} steps/s = {ratio:.2f} of the ceiling, {by_cpu:.2f} by CPU "
-        f"per step{of} ({cpu_per_step(got, n)})"
-    )
-    yield row("throughput", name, count, n, result, got["peak_rss_mb"])
+    for label, runs in engine.items():
+        got = median_of(runs)
+        ratio = got["steps_per_s"] / top["steps_per_s"]
+        by_cpu = (top["cpu_s"] + top["server_s"]) / (got["cpu_s"] + got["server_s"])
+        result = (
+            f"{got['steps_per_s']:,.0f} steps/s = {ratio:.2f} of the ceiling, {by_cpu:.2f} by "
+            f"CPU per step{of} ({cpu_per_step(got, n)}; load {load_average()})"
+        )
+        case = "throughput" if label == "this code" else "throughput, baseline"
+        yield row(case, name, count, n, result, got["peak_rss_mb"])
     result = f"{top['steps_per_s']:,.0f} steps/s{of} ({cpu_per_step(top, n, 'raw SQL')})"
     yield row("ceiling", name, count, n, result, None)
 
@@ -647,6 +687,8 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=100_000, help="import: rows in the CSV")
     parser.add_argument("--baseline", default=DEFAULT, help="import: the revision to compare "
                         "with, run in the same rounds ('' for none)")  # fmt: skip
+    parser.add_argument("--engine-baseline", default="", help="throughput: a revision run "
+                        "beside this code in the same rounds ('' for none)")  # fmt: skip
     parser.add_argument("--import-rounds", type=int, default=3, help="import: rounds of each")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     args = parser.parse_args()

@@ -18,6 +18,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
 from nurture.channels.config import (
+    ImapConfig,
     NotificationsConfig,
     Providers,
     RateLimits,
@@ -170,6 +171,32 @@ def _gap(text: str | None) -> str | None:
 CapText = Annotated[str | None, AfterValidator(_caps)]
 
 
+class InboundEmailSettings(BaseModel):
+    """Leads' answers by email: `[inbound_email]` (docs/guides/notifications.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    secret: SecretStr | None = Field(
+        None,
+        description="The token POST /webhooks/email wants (X-Nurture-Token, the password of "
+        "HTTP basic auth, or ?token=): NURTURE_INBOUND_EMAIL__SECRET, 16 characters or more. "
+        "Unset: the webhook answers 503.",
+    )
+
+    imap: ImapConfig | None = Field(
+        None,
+        description="A mailbox `nurture run` reads answers from (its password: "
+        "NURTURE_INBOUND_EMAIL__IMAP__PASSWORD).",
+    )
+
+    @field_validator("secret")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and len(secret.get_secret_value()) < 16:  # never shown back
+            raise ValueError("too short to guess hard: give 16 characters or more")
+        return secret
+
+
 class CapsSettings(BaseModel):
     """[caps]: how many messages a lead gets, across all sequences (rolling windows)."""
 
@@ -256,6 +283,7 @@ class Settings(BaseSettings):
         None, description="The coach's bookable hours, for schedule_appointment's auto and offer."
     )
     caps: CapsSettings = Field(default_factory=CapsSettings)
+    inbound_email: InboundEmailSettings = Field(default_factory=InboundEmailSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -391,6 +419,7 @@ def _check_toml(path: Path) -> None:
 def _secret_fields() -> list[tuple[str, ...]]:
     """(table, key) of every secret setting, e.g. ('email', 'password')."""
     found: list[tuple[str, ...]] = [("availability", "caldav", "password")]
+    found.append(("inbound_email", "imap", "password"))
     for name, field in Settings.model_fields.items():
         model = next((a for a in get_args(field.annotation) if isinstance(a, type)), None)
         model = field.annotation if isinstance(field.annotation, type) else model

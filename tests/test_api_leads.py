@@ -398,3 +398,42 @@ def test_a_lead_reference_the_store_cannot_hold_is_a_404(api):
         answer = api.get(f"/api/leads/{ref}", headers=api.admin)
         assert answer.status_code == 404, (ref, answer.text)
         assert answer.json()["message"].startswith("no lead ")
+
+
+def test_the_lean_path_answers_as_the_route_does(api, monkeypatch):
+    """A trusted token's plain posts skip FastAPI (nurture.api.intake): the answers, errors
+    included, are the route's, and a lead is stored once."""
+    from nurture.api import leads as route
+
+    answered: list[int] = []
+
+    def counted(*args, **kwargs):
+        answered.append(kwargs["status_code"])
+        return JSONResponse(*args, **kwargs)
+
+    JSONResponse = route.JSONResponse
+    monkeypatch.setattr(route, "JSONResponse", counted)
+    trusted = api.app.state.context.tokens.trusted
+
+    def twice(lead: dict, **headers: str):
+        trusted.clear()  # the token not checked yet: FastAPI's route answers
+        routed = post(api, lead, **headers)
+        return routed, post(api, lead, **headers)  # trusted now: the lean path
+
+    new = post(api, SEED_LEAD | {"externalId": "crm-1", "email": "one@example.com"})
+    lean = post(api, SEED_LEAD | {"externalId": "crm-2", "email": "two@example.com"})
+    assert (new.status_code, lean.status_code) == (201, 201)
+    assert set(new.json()) == set(lean.json()) and lean.json()["sequence"] == "Welcome"
+    assert answered == [201]  # the second took the lean path
+    for bad in ({"leadScore": 101}, {"funnel": "nowhere"}, {"customFields": {"a\x00": 1}}):
+        routed, again = twice(SEED_LEAD | {"externalId": "crm-9"} | bad)
+        assert routed.status_code in (404, 422) and routed.json()["message"]
+        assert (again.status_code, again.json()) == (routed.status_code, routed.json())
+    first = post(api, {"funnel": "website", "name": "Bo"}, **{"Idempotency-Key": "k"})
+    routed, again = twice({"funnel": "website", "name": "Cy"}, **{"Idempotency-Key": "k"})
+    assert first.status_code == 201 and routed.status_code == again.status_code == 422
+    assert routed.json() == again.json() and "Idempotency-Key 'k'" in again.json()["message"]
+    form = api.post("/api/leads", content=b"name=Ana", headers=api.ingest | {
+        "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert form.status_code == 415
+    assert count(api, Lead) == 3 and count(api, Enrollment) == 2

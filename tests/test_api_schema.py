@@ -47,6 +47,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     twilio = f'[twilio]\naccount_sid = "AC{"1" * 32}"\nsms_from = "+12025550100"\n'
     (project / "nurture.toml").write_text('[api]\nsequences = "read-write"\n' + twilio)
     secrets = ("NURTURE_UNSUBSCRIBE__SECRET=fuzz-secret", "NURTURE_TWILIO__AUTH_TOKEN=fuzz-token")
+    secrets += ("NURTURE_INBOUND_EMAIL__SECRET=fuzz-inbound-email-secret",)
     (project / ".env").write_text("\n".join(secrets) + "\n")
     (project / "sequences").mkdir()
     write(project, "warm.yaml", SEED_WARM_LEAD.replace("steps:", "funnels: [website]\nsteps:"))
@@ -56,6 +57,7 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         apply_changes(session, plan_project(session, Project.from_settings(app_settings)), now)
         ingest(session, LeadInput(name="Ana", external_id="crm-17"), "website", now, LeadRules())
         TOKEN["Authorization"] = "Bearer " + create_token(session, "fuzz", ["write", "ingest"], now)
+    TOKEN["X-Nurture-Token"] = "fuzz-inbound-email-secret"  # the inbound email webhook's
     server = uvicorn.Server(
         uvicorn.Config(create_app(app_settings), port=0, log_level="warning", lifespan="on")
     )

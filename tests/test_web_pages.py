@@ -6,8 +6,8 @@ import re
 import pytest
 import yaml
 from builders import sequence, step, write
-from dashboard import HTMX, signed_in
-from serving import serving
+from dashboard import HTMX, open_link, sign_in_link, signed_in
+from serving import live, serving
 
 ALPHA = """\
 # Welcome for leads from the website.
@@ -232,6 +232,76 @@ def test_inbox_shows_outbox_messages_and_a_task_is_done_in_one_click(coach, run_
     assert done.status_code == 200 and said(done) == "done: Call Ana Silva"
     listed = json.loads(run_store("tasks", "list", "--json").stdout)
     assert all(row["id"] != int(task) for row in listed)
+
+
+def test_inbox_shows_the_replies_of_leads_newest_first(coach, run_store):
+    assert "No reply yet." in coach.get("/inbox").text
+    for lead, text in (("ana@example.com", "Can we talk?"), ("bo@example.com", "Later <b>pls</b>")):
+        assert run_store("leads", "inbound", lead, "-c", "sms", "--text", text).exit_code == 0
+    page = coach.get("/inbox").text
+    replies = page[page.index('id="replies"') : page.index("Tasks to do")]
+    assert replies.index("Bo Li") < replies.index("Ana Silva")  # newest first
+    assert "Later &lt;b&gt;pls&lt;/b&gt;" in replies and "Can we talk?" in replies
+    assert "sms" in replies
+    assert "No reply yet." not in page
+    stream = re.search(r'sse-connect="/inbox/stream\?replies=(\d+)&amp;notifications=(\d+)"', page)
+    assert stream.groups() == ("2", "2")  # what the page shows: the stream sends what follows
+
+
+def test_the_inbox_stream_sends_each_new_reply_and_notification(
+    project_with_leads, store_url, run_store
+):
+    """Through a real server: the stream after the reply and the note shown sends the next."""
+    import httpx2 as httpx
+
+    assert run_store("leads", "inbound", "ana@example.com", "--text", "First").exit_code == 0
+    with live(project_with_leads, store_url) as url, httpx.Client(base_url=url) as client:
+        assert open_link(client, sign_in_link(run_store)).status_code == 303
+        refused = client.get("/inbox/stream", params={"replies": "-1"})
+        assert refused.status_code == 422 and "replies" in refused.text
+        shown = {"replies": 1, "notifications": 1}
+        with client.stream("GET", "/inbox/stream", params=shown, timeout=30) as answer:
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            wrote = run_store("leads", "inbound", "bo@example.com", "-c", "sms", "--text", "Yes!")
+            assert wrote.exit_code == 0
+            events = sent_events(answer.iter_lines(), 2)
+    assert list(events) == ["replies", "notifications"]
+    assert "Bo Li" in events["replies"] and "Yes!" in events["replies"]
+    assert "Bo Li (bo@example.com, +14155552672) replied by sms: “Yes!”" in events["notifications"]
+    assert "First" not in events["replies"] + events["notifications"]
+
+
+def test_the_activity_stream_sends_the_executions_that_follow(
+    project_with_leads, store_url, run_store
+):
+    import httpx2 as httpx
+
+    with live(project_with_leads, store_url) as url, httpx.Client(base_url=url) as client:
+        assert open_link(client, sign_in_link(run_store)).status_code == 303
+        after = re.search(r"/activity/stream\?after=(\d+)", client.get("/activity").text).group(1)
+        with client.stream("GET", "/activity/stream", params={"after": after}) as answer:
+            ran = run_store("run", "--once", "--now", "2099-01-01T12:00:00Z")  # the calls
+            assert ran.exit_code == 0
+            events = sent_events(answer.iter_lines(), 1)
+    rows = re.findall(r"<tr><td>.*?</tr>", events["executions"])
+    assert len(rows) == 2 and all("call" in row and "create_task" in row for row in rows)
+    assert {"Bo Li", "Ana Silva"} == {re.search(r'">([^<]+)</a>', row).group(1) for row in rows}
+
+
+def sent_events(lines, count: int) -> dict[str, str]:
+    """The first `count` server-sent events with a name (pings have none): name -> data."""
+    events: dict[str, str] = {}
+    name, data = "", []
+    for line in lines:
+        if line.startswith("event:"):
+            name = line.partition(":")[2].strip()
+        elif line.startswith("data:"):
+            data.append(line.partition(":")[2].removeprefix(" "))
+        elif not line and name:
+            events[name], name, data = "\n".join(data), "", []
+            if len(events) == count:
+                break
+    return events
 
 
 def test_activity_shows_what_was_applied_and_the_executions(coach):

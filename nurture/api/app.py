@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from nurture import __version__
 from nurture.api import (
     booking,
+    email_webhook,
     engagement,
     enrollments,
     errors,
@@ -24,6 +25,7 @@ from nurture.api import (
 from nurture.api.auth import Tokens
 from nurture.api.batching import Batcher
 from nurture.api.deps import Context
+from nurture.api.intake import LeadIntake
 from nurture.api.limits import BodyLimit
 from nurture.errors import StoreError
 from nurture.leads.records import LeadRules
@@ -74,9 +76,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.context, app.state.batcher = context, batcher
     errors.install(app)
     app.add_exception_handler(StoreError, health.store_unavailable)  # before NurtureError's
+    # the webhook's plain requests, inside the body limit (nurture.api.intake)
+    app.add_middleware(LeadIntake, context=context, batcher=batcher)
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     routers = [leads, sequences, insights, enrollments, health, unsubscribe, webhooks]
-    routers += [booking, engagement]
+    routers += [booking, engagement, email_webhook]
     for module in routers:  # the lead webhook first: matched in fewer steps
         app.include_router(module.router)
     dashboard.install(app, settings, context.project, store)  # the coach dashboard at /

@@ -22,6 +22,9 @@ from nurture.leads.identity import Clash
 
 log = logging.getLogger("nurture.api")
 BATCH = 500
+FAILED = "nurture.intake.failed"
+"""The scope key under which the route finds the error the webhook's lean path got from its
+batch (nurture.api.intake): raised there after the route's own checks, never stored twice."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pydantic import AfterValidator, AliasChoices, Field, StringConstraints, fie
 from sqlmodel import Session
 
 from nurture.api.auth import allows
-from nurture.api.batching import Pending
+from nurture.api.batching import FAILED, Pending
 from nurture.api.deps import Context, Ctx
 from nurture.api.errors import ERRORS
 from nurture.leads import ingest
@@ -256,6 +256,8 @@ async def add_lead(
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """The funnel webhook: create or update the lead, match and enroll it at once."""
+    if (failed := request.scope.get(FAILED)) is not None:  # the lean path's batch: its error
+        raise failed
     pending = Pending(Arrival(body.as_input(), body.funnel), idempotency_key)
     answer = await request.app.state.batcher.submit(pending)
     fresh = answer["created"] and not answer["replayed"]

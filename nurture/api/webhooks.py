@@ -19,9 +19,8 @@ from twilio.request_validator import RequestValidator
 
 from nurture.api.deps import Context, Ctx
 from nurture.api.errors import ERRORS
-from nurture.engine import callbacks
+from nurture.engine import callbacks, inbound
 from nurture.errors import NotFound
-from nurture.leads import consent
 from nurture.leads.fields import text_problem
 
 log = logging.getLogger("nurture.api")
@@ -113,19 +112,27 @@ def _deliver(session: Any, delivery: callbacks.Delivery, now: datetime) -> None:
 
 @router.post("/inbound", response_class=Response, responses=TWIML, openapi_extra=INBOUND_FORM)
 async def inbound_message(request: Request, ctx: Ctx) -> Response:
-    """A message from a lead: sets its last-inbound time; STOP opts out and START back in."""
+    """A message from a lead: sets its last-inbound time; STOP opts out and START back in.
+    From a number no lead has: a new lead through `[twilio] inbound_funnel` when set, else
+    a note for the coach."""
     form = await signed_form(request, ctx)
     sid, sender = _field(form, "MessageSid"), _field(form, "From")
     if any(text_problem(value) for value in (sid, sender, form.get("Body", ""))):
         raise HTTPException(422, "the callback's MessageSid, From or Body is not text")
+    profile = form.get("ProfileName")  # WhatsApp's name of the sender: a new lead's name
+    name = profile if profile and not text_problem(profile) else None
     channel = "whatsapp" if sender.startswith("whatsapp:") else "sms"
-    text, region = form.get("Body", ""), ctx.rules.phone_region
+    text = form.get("Body", "")
+    funnel = ctx.settings.twilio.inbound_funnel if ctx.settings.twilio else None
 
     def receive(session: Any, now: datetime) -> None:
         try:
-            consent.inbound_from(session, sender, text, now, channel, region)
+            got = inbound.text(session, sender, text, now, channel, ctx.rules, funnel, name)
         except NotFound as error:
             log.warning("Twilio inbound %s: %s", sid, error)
+            return
+        if got.outcome != "reply" or got.matched_by == "new":
+            log.info("Twilio inbound %s: %s", sid, got.detail)
 
     await run_in_threadpool(_once, ctx, f"twilio:inbound:{sid}", receive)
     return Response(EMPTY_TWIML, media_type="application/xml")

@@ -139,6 +139,33 @@ def _e164(number: str) -> str:
 E164 = Annotated[str, AfterValidator(_e164)]
 
 
+class ImapConfig(ChannelConfig):
+    """A mailbox leads' answers arrive in, read over IMAP: `[inbound_email.imap]`."""
+
+    host: str = Field(min_length=1)
+    port: int | None = Field(None, description="Default: 993 for tls, 143 for starttls and none.")
+    security: Literal["tls", "starttls", "none"] = "tls"
+    username: str = Field(min_length=1)
+    password: SecretStr | None = None
+    folder: str = Field("INBOX", min_length=1, description="The folder of new answers.")
+    poll: float = Field(60.0, ge=1, description="Seconds between the daemon's looks.")
+    timeout: float = Field(30.0, gt=0)
+    ca_file: Path | None = Field(None, description="CA bundle for a server with a private CA.")
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (993 if self.security == "tls" else 143)
+
+    @model_validator(mode="after")
+    def _plain_only_here(self) -> "ImapConfig":
+        if self.security == "none" and self.host not in LOCAL_HOSTS:
+            raise ValueError(
+                f"security = 'none' sends the IMAP password in the clear: only for localhost, "
+                f"not {self.host!r} (use tls or starttls)"
+            )
+        return self
+
+
 class TwilioConfig(ChannelConfig):
     """SMS and WhatsApp through Twilio's Messages API."""
 
@@ -156,6 +183,14 @@ class TwilioConfig(ChannelConfig):
         description="Messages in flight to Twilio at once, over as many kept-alive connections "
         "(at 200 ms an answer, 500 carry up to 2,500 messages a second; Twilio answers 429 "
         "when an account has more at once than it allows, and those are retried).",
+    )
+    inbound_funnel: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The funnel a person who texts first arrives through: an SMS or WhatsApp "
+        "message from a number no lead has makes a lead (enrolled by the usual matching). "
+        "Unset: no lead is made, the coach is told of the message.",
     )
 
     @model_validator(mode="after")

@@ -21,23 +21,36 @@ NAME_HELP = "whatsapp, sms, email or notification."
 
 @app.command()
 def check(
-    name: Annotated[str | None, typer.Argument(help=NAME_HELP + " Default: every one.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help=NAME_HELP + " Or mailbox: the IMAP mailbox of leads' answers. Default: every one."
+        ),
+    ] = None,
     json: JSON = False,
 ) -> None:
-    """Connect to each configured channel (SMTP login, Twilio account, webhook) without sending.
+    """Connect to each configured channel (SMTP login, Twilio account, webhook) without sending,
+    and log in to the mailbox of leads' answers ([inbound_email.imap]) without reading it.
 
     \b
     Examples:
       nurture channels check
       nurture channels check email --json
+      nurture channels check mailbox
     """
     from nurture.engine import providers
 
     configured = state.settings.providers
+    mailbox = state.settings.inbound_email.imap
     secrets = secrets_of(configured)
+    secrets += [mailbox.password.get_secret_value()] if mailbox and mailbox.password else []
+    asked = name == providers.MAILBOX
+    found = [] if asked else providers.check(configured, [name] if name else None)
+    if asked or (name is None and mailbox is not None):
+        found.append(providers.check_mailbox(mailbox))
     results = [
         replace(result, detail=redact(result.detail, secrets))  # a provider's text may echo one
-        for result in providers.check(configured, [name] if name else None)
+        for result in found
     ]
     if json:
         print_json([asdict(result) for result in results])

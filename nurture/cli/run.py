@@ -16,6 +16,7 @@ from nurture.errors import ConfigError
 from nurture.spec.times import check_time
 
 if TYPE_CHECKING:  # the engine loads SQLAlchemy and APScheduler: imported where it runs
+    from nurture.channels.config import ImapConfig
     from nurture.engine import dispatch
     from nurture.settings import Settings
     from nurture.store.db import Store
@@ -33,6 +34,8 @@ class RunOptions:
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(worker=f"once-{os.getpid()}"))
     providers: Providers | None = None
     notes: NoteOptions = field(default_factory=NoteOptions)
+    mailbox: "ImapConfig | None" = None
+    """The IMAP mailbox of leads' answers by email (read with the live channel only)."""
 
     def engine_for(self, lease: timedelta) -> EngineConfig:
         """The engine's config with its lease, and a batch whose sends fit it at the providers'
@@ -56,6 +59,8 @@ def run_once(
     channels = channels_for(options.channel, store, options.providers)
     engine = with_calendars(options.engine_for(ONCE_LEASE), channels)
     dispatch.rescue_leases(store, now)
+    if options.mailbox is not None:  # before the steps: a reply stops what it should stop
+        read_mail(store, options.mailbox, now)
     try:
         dispatch.settle_unknown(store, now, engine, channels, now, report, once=False)
         ran = dispatch.drain(store, now, engine, channels, report)
@@ -68,6 +73,23 @@ def run_once(
     finally:
         Loop.close(channels)
         dispatch.release(store, engine.worker)
+
+
+def read_mail(store: "Store", mailbox: "ImapConfig", now: datetime) -> None:
+    """The mailbox's unseen answers received; a mailbox out of reach is a warning, not a stop."""
+    from nurture.engine import inbound
+    from nurture.errors import ChannelError
+
+    try:
+        polled = inbound.read_mailbox(store, mailbox, now)
+    except ChannelError as error:
+        note(f"warning: {error}")
+        return
+    if polled.outcomes:
+        said = ", ".join(f"{n} {kind}" for kind, n in sorted(polled.outcomes.items()))
+        note(f"read {plural(polled.outcomes.total(), 'email')} from the mailbox: {said}")
+    for problem in polled.unreadable:
+        note(f"warning: skipped {problem}")
 
 
 def with_calendars(engine: EngineConfig, channels: Any) -> EngineConfig:
@@ -119,7 +141,9 @@ def options_from_settings(
         caps=settings.caps.rules(),
     )
     notifying = NoteOptions.from_settings(settings)
-    return RunOptions(channel or settings.channel, engine, settings.providers, notifying)
+    chosen = channel or settings.channel
+    mailbox = settings.inbound_email.imap if chosen == "live" else None
+    return RunOptions(chosen, engine, settings.providers, notifying, mailbox)
 
 
 def run(
@@ -188,7 +212,7 @@ def run(
         engine = options.engine_for(timedelta(seconds=lease))
         log_format = "json" if json else log_format
         daemon_options = DaemonOptions(
-            engine, poll=poll, log_format=log_format, notes=options.notes
+            engine, poll=poll, log_format=log_format, notes=options.notes, mailbox=options.mailbox
         )
         channels = channels_for(options.channel, store, options.providers)
         daemon_options = replace(daemon_options, engine=with_calendars(engine, channels))

@@ -39,14 +39,10 @@ def hold(connection: Connection, jobs: list[Job], caps: Caps, now: datetime, zon
     if not by_lead:
         return 0
     clock = _Clock(now, now.timestamp(), (now - caps.horizon).timestamp())
-    found = ledger.lock(connection, by_lead)
-    plans = {lead: _plan(mine, found.get(lead, []), caps, clock) for lead, mine in by_lead.items()}
-    new = {lead: plan.entries for lead, plan in plans.items() if lead not in found}
-    taken = ledger.insert(connection, new)
-    if taken:  # another daemon counted a first message of these leads meanwhile: again
-        again = ledger.lock(connection, taken)
-        found |= again
-        plans |= {lead: _plan(by_lead[lead], again[lead], caps, clock) for lead in taken}
+    blank = {lead: _plan(mine, [], caps, clock) for lead, mine in by_lead.items()}
+    found = ledger.take(connection, {lead: plan.entries for lead, plan in blank.items()})
+    again = {lead: _plan(by_lead[lead], sent, caps, clock) for lead, sent in found.items()}
+    plans = blank | again
     changed = {lead: p.entries for lead, p in plans.items() if lead in found and p.changed}
     ledger.write(connection, changed)
     held = [(job, why) for plan in plans.values() for job, why in plan.holds]

@@ -10,6 +10,7 @@ error.
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
@@ -249,5 +250,14 @@ def _advance(job: Job, now: datetime, zone: str) -> dict[str, Any]:
         job.note(next={"step": job.next.id, "at": None, "reasons": ["timed from the appointment"]})
         return {"step_id": job.next.id, "next_run_at": None}
     slot = step_due(now, job.next, job.spec, job.lead.timezone, zone)
-    job.note(next={"step": job.next.id, "at": slot.at.isoformat(), "reasons": list(slot.reasons)})
+    noted = _next_noted(job.next.id, slot.at, slot.reasons)
+    # most steps note nothing else: the batch's jobs share one detail (and its JSON is made
+    # once, bulk.json_column); job.note never changes a detail in place
+    job.detail = noted if job.detail is None else job.detail | noted
     return {"step_id": job.next.id, "next_run_at": slot.at}
+
+
+@lru_cache(maxsize=1024)  # a batch's enrollments mostly go on to the same step at the same time
+def _next_noted(step: str, at: datetime, reasons: tuple[str, ...]) -> dict[str, Any]:
+    """The detail of a step that scheduled the next: which, when, why then (shared: read only)."""
+    return {"next": {"step": step, "at": at.isoformat(), "reasons": list(reasons)}}

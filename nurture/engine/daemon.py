@@ -23,15 +23,17 @@ from sqlalchemy import Connection, delete, insert, update
 from sqlmodel import col
 
 from nurture.channels import Channels
-from nurture.engine import calendars, dispatch, notes
+from nurture.channels.config import ImapConfig
+from nurture.engine import calendars, dispatch, inbound, notes
 from nurture.engine.config import EngineConfig, NoteOptions, worker_name
 from nurture.engine.delivery.sends import Loop
 from nurture.engine.dispatch import Clock
+from nurture.errors import ChannelError
 from nurture.store.connect import normalize_url, reason
 from nurture.store.db import STORE_ERRORS, Store
 from nurture.store.tables import Worker
 
-AT_ONCE = ("dispatch", "settle")
+AT_ONCE = ("dispatch", "settle", "mail")
 """The daemon's jobs that run as soon as it starts."""
 Log = Callable[[str], None]
 
@@ -49,6 +51,8 @@ class DaemonOptions:
     log_format: str = "text"
     notes: NoteOptions = field(default_factory=NoteOptions)
     """How the coach's waiting notifications go (delivered every tick)."""
+    mailbox: ImapConfig | None = None
+    """The IMAP mailbox of leads' answers by email, read every `mailbox.poll` seconds."""
 
 
 class Daemon:
@@ -122,6 +126,21 @@ class Daemon:
         for problem in synced.problems:
             self.log("calendar", problem)
 
+    def read_mail(self) -> None:
+        """Receive the unseen answers of the mailbox (their notes go at the next tick)."""
+        if self.options.mailbox is None:
+            return
+        try:
+            polled = inbound.read_mailbox(self.store, self.options.mailbox, self.clock())
+        except ChannelError as error:  # the mailbox unreachable: the next look tries again
+            self.log("mailbox", str(error))
+            return
+        if polled.outcomes:
+            counts: dict[str, Any] = dict(sorted(polled.outcomes.items()))
+            self.log("mail", **counts)
+        for problem in polled.unreadable:
+            self.log("mailbox", f"skipped {problem}")
+
     def settle(self) -> None:
         """Ask the providers about unknown sends not asked about for `settle` seconds."""
         report, now = dispatch.Report(), self.clock()
@@ -180,6 +199,8 @@ class Daemon:
         jobs = {"dispatch": (self.tick, self.options.poll), "rescue": (self.rescue, lease_check)}
         jobs |= {"settle": (self.settle, self.options.settle)}
         jobs |= {"heartbeat": (self.beat, self.options.heartbeat)}
+        if self.options.mailbox is not None:
+            jobs |= {"mail": (self.read_mail, self.options.mailbox.poll)}
         for name, (work, every) in jobs.items():
             # APScheduler pauses a job given next_run_time=None: the others start after `every`.
             at_once = {"next_run_time": datetime.now().astimezone()} if name in AT_ONCE else {}

@@ -302,7 +302,7 @@ def _prepare(connection: Connection, url: str, claimed: list[Any]) -> list[Job]:
         sequence, lead = sequences[row.sequence_id], leads[row.lead_id]
         job = _job(row, lead, place(row, _target(sequence, row.version)))
         job.sequence, job.funnel = sequence, funnels.get(lead.funnel_id or 0)
-        if job.step is not None and (row.variants or getattr(job.step, "variants", None)):
+        if job.step is not None and (row.variants or job.step.field_value("variants")):
             spec_of = partial(steps.cached_spec, url, row.sequence_id, load=load)
             job.step, job.variant = variants.pick(
                 job.step, row.lead_id, sequence.slug, row.variants, spec_of
@@ -324,7 +324,7 @@ def _read_appointments(connection: Connection, jobs: list[Job]) -> None:
 
 def _asks_appointment(step: AnyStep) -> bool:
     conditions = step.conditions
-    return bool(step.relative_to) or getattr(conditions, "appointment", None) is not None
+    return bool(step.relative_to) or (conditions is not None and conditions.appointment is not None)
 
 
 def _target(sequence: queries.Named, version: int) -> int:
@@ -337,7 +337,7 @@ def _target(sequence: queries.Named, version: int) -> int:
     )
 
 
-def _adopt(job: Job, execution: Row) -> None:
+def _adopt(job: Job, execution: queries.Recorded) -> None:
     """Take over an attempt recorded already (by a crashed daemon, or under a lease since lost):
     its outcome, or its send whose fate is unclear, to settle; it never collides, never resends."""
     job.execution_id, job.sent_after = execution.id, execution.started_at
@@ -388,7 +388,7 @@ def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, con
             job.effect = actions.effect(
                 step, lead, context, now, config.default_zone, config.booking, elsewhere
             )
-            if getattr(step, "wait_for", None) is not None:
+            if step.field_value("wait_for") is not None:
                 engagement.waited(job, step)
         except PermanentFailure as error:
             job.status, job.error, job.message = "failed", str(error), None
@@ -398,7 +398,7 @@ def _decide(job: Job, step: AnyStep, context: dict[str, Any], now: datetime, con
 
 def _busy(step: AnyStep, config: Any, now: datetime) -> list[Any]:
     """The coach's calendar's busy times, for a step that books the first free slot."""
-    mode = getattr(step.action_config, "mode", None)
+    mode = step.action_config.field_value("mode")
     if mode != "auto" or config.calendars is None:
         return []
     try:

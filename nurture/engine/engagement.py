@@ -29,9 +29,7 @@ def asks(step: AnyStep | None) -> bool:
     if step is None:
         return False
     conditions = step.conditions
-    return (
-        bool(conditions and conditions.engagement()) or getattr(step, "wait_for", None) is not None
-    )
+    return bool(conditions and conditions.engagement()) or step.field_value("wait_for") is not None
 
 
 def load(connection: Connection, jobs: list[Job], now: datetime, scoring: Scoring) -> None:
@@ -49,7 +47,7 @@ def load(connection: Connection, jobs: list[Job], now: datetime, scoring: Scorin
         ).all()
     )
     last = _last_finished(
-        connection, [j.claim.id for j in asking if getattr(j.step, "wait_for", None)]
+        connection, [j.claim.id for j in asking if j.step and j.step.field_value("wait_for")]
     )
     for job in asking:
         since = starts.get(job.claim.id)

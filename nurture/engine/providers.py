@@ -14,9 +14,10 @@ from nurture.channels import (
     TemporaryFailure,
     UncertainSend,
 )
-from nurture.channels.config import Providers
+from nurture.channels.config import ImapConfig, Providers
+from nurture.channels.imap import ImapMailbox
 from nurture.channels.live import EmailNotification, StoredOnly, Unconfigured, provider
-from nurture.errors import NurtureError
+from nurture.errors import ChannelError, NurtureError
 from nurture.rules.contacts import ContactError, normalize_email, normalize_phone
 from nurture.spec.actions import CONTENT_SID
 
@@ -36,6 +37,10 @@ class Check:
     configured: bool
     ok: bool
     detail: str
+
+
+MAILBOX = "mailbox"
+"""`nurture channels check mailbox`: the IMAP mailbox of leads' answers (not a sending channel)."""
 
 
 def check(providers: Providers, names: list[str] | None = None) -> list[Check]:
@@ -60,6 +65,19 @@ def check_one(providers: Providers, kind: str) -> Check:
     except (TemporaryFailure, PermanentFailure) as failure:
         return Check(kind, True, False, str(failure))
     return Check(kind, True, True, _with_rate(found, providers, kind))
+
+
+def check_mailbox(config: ImapConfig | None) -> Check:
+    """Log in to the mailbox of leads' answers and count its unseen emails (reads none)."""
+    if config is None:
+        return Check(MAILBOX, False, False, "not configured ([inbound_email.imap])")
+    try:
+        with ImapMailbox(config) as mailbox:
+            waiting = len(mailbox.unseen_uids())
+    except ChannelError as error:
+        return Check(MAILBOX, True, False, str(error))
+    where = f"{config.username} at {mailbox.where}, folder {config.folder}"
+    return Check(MAILBOX, True, True, f"{where}: {waiting} unseen")
 
 
 def _with_rate(found: str, providers: Providers, kind: str) -> str:

@@ -34,6 +34,9 @@ class StatsRequest:
     by: By | None = None
     min_sample: int = 100
     """Leads each variant needs before `--by variant` names a winner (`[experiments]`)."""
+    steps: bool = True
+    """With a sequence: its steps' figures too (they read every execution of the sequence; the
+    dashboard asks for them once, not with each of its three views)."""
 
 
 def gather(session: Session, request: StatsRequest) -> dict[str, Any]:
@@ -73,10 +76,11 @@ def _one_sequence(
         "sequence": row.name,
         "current_version": row.current_version,
         "versions" if by_version else "summary": summary,
-        "steps": step_stats.step_figures(
-            session, row.id, window, by_version=by_version, funnel_id=funnel_id
-        ),
     }
+    if request.steps:
+        found["steps"] = step_stats.step_figures(
+            session, row.id, window, by_version=by_version, funnel_id=funnel_id
+        )
     if request.by == "variant" or canary:
         from nurture.insights import experiments  # scipy: imported when asked for (0.3 s)
 

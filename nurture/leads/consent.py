@@ -7,6 +7,7 @@ A message step for a channel the lead opted out of is skipped and logged, never 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, update
 from sqlmodel import Session, col, select
@@ -15,8 +16,8 @@ from nurture.channels.unsubscribe import read_token
 from nurture.errors import ConfigError, NotFound, NurtureError
 from nurture.leads import engagement, replies
 from nurture.leads.enrollment import stop_enrollments_on_reply
+from nurture.leads.lookup import by_contact
 from nurture.rules.contacts import ContactError, normalize_phone
-from nurture.store import keys as store_keys
 from nurture.store.tables import ConsentEvent, InboundMessage, Lead
 
 CHANNELS = ("whatsapp", "sms", "email")
@@ -190,9 +191,16 @@ def inbound(
     now: datetime,
     text: str | None = None,
     channel: str = "whatsapp",
+    answered: Any = None,
+    first: str | None = None,
 ) -> Inbound:
     """A message from the lead: it opens WhatsApp's 24-hour window, ends the enrollments whose
-    sequence stops on reply; STOP opts out, START back in. The text is kept and the coach told."""
+    sequence stops on reply; STOP opts out, START back in. The text is kept and the coach told.
+
+    `answered`: the execution (id, enrollment_id, sequence_id, step_id) the message answers
+    when it is known (an email's In-Reply-To), else the last message the lead got. `first`:
+    the message made the lead (its funnel's name): it answers nothing, so it is no reply event
+    and stops none of the enrollments it brought."""
     channel = channels_named([channel])[0]
     lead = _locked(session, lead)
     if lead.last_inbound_at is None or lead.last_inbound_at < now:
@@ -202,9 +210,11 @@ def inbound(
     detail = f"replied {text.strip()!r}" if text else None
     out = opt_out(session, lead, [channel], now, "inbound", detail) if word in STOP_WORDS else []
     back = opt_in(session, lead, [channel], now, "inbound", detail) if word in START_WORDS else []
-    engagement.replied(session.connection(), lead.id, now, channel, text)
-    stopped = stop_enrollments_on_reply(session, lead, now)
-    reply = replies.record(session, lead, channel, text, now, stopped, out)
+    stopped: list[int] = []
+    if first is None:
+        engagement.replied(session.connection(), lead.id, now, channel, text, answered)
+        stopped = stop_enrollments_on_reply(session, lead, now)
+    reply = replies.record(session, lead, channel, text, now, stopped, out, first)
     return Inbound(lead, out, back, stopped, reply)
 
 
@@ -216,22 +226,21 @@ def inbound_from(
     channel: str = "sms",
     region: str | None = None,
 ) -> Inbound:
-    """An inbound SMS or WhatsApp message by the sender's number (the HTTP API's webhook)."""
-    try:
-        number = normalize_phone(phone.removeprefix("whatsapp:"), region)
-    except ContactError as error:
-        raise NotFound(str(error)) from None
-    held = store_keys.owners(session.connection(), [("phone", number)])
-    lead = session.get(Lead, held[("phone", number)]) if held else None
-    lead = (
-        lead
-        or session.exec(  # a lead whose phone is no key (identity without phone)
-            select(Lead).where(col(Lead.phone) == number).order_by(col(Lead.id))
-        ).first()
-    )
+    """An inbound SMS or WhatsApp message by the sender's number, from a lead."""
+    number = sender_number(phone, region)
+    lead = by_contact(session, "phone", number)
     if lead is None:
         raise NotFound(f"no lead with phone {number}")
     return inbound(session, lead, now, text, channel)
+
+
+def sender_number(phone: str, region: str | None = None) -> str:
+    """The normalised number of a message's sender (`whatsapp:+1...` too); NotFound when it
+    is no phone number."""
+    try:
+        return normalize_phone(phone.removeprefix("whatsapp:"), region)
+    except ContactError as error:
+        raise NotFound(str(error)) from None
 
 
 def history(session: Session, lead: Lead) -> list[ConsentEvent]:

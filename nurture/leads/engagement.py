@@ -80,12 +80,20 @@ def last_message(
 
 
 def replied(
-    connection: Connection, lead_id: int, now: datetime, channel: str, text: str | None
+    connection: Connection,
+    lead_id: int,
+    now: datetime,
+    channel: str,
+    text: str | None,
+    answered: Row | None = None,
 ) -> bool:
-    """A message from the lead: a reply to the last message it got on that channel (or any)."""
+    """A message from the lead: a reply to `answered` (the message it names, as an email's
+    In-Reply-To does), else to the last message it got on that channel (or any)."""
     types = {"sms": ("send_sms",), "whatsapp": ("send_whatsapp_message",), "email": ("send_email",)}
-    answered = last_message(connection, lead_id, types.get(channel, ())) or last_message(
-        connection, lead_id
+    answered = (
+        answered
+        or last_message(connection, lead_id, types.get(channel, ()))
+        or last_message(connection, lead_id)
     )
     detail = {"channel": channel} | ({"text": text[:200]} if text else {})
     return record(connection, Happened(lead_id, "replied", now, execution=answered, detail=detail))

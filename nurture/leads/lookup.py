@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from nurture.errors import AmbiguousLead, NotFound
 from nurture.leads import identity
@@ -11,6 +11,7 @@ from nurture.leads.fields import MAX_LENGTH, shown, text_problem
 from nurture.rules.contacts import ContactError, normalize_email, normalize_phone
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.names import numeric_id, slugify
+from nurture.store import keys as store_keys
 from nurture.store import locks
 from nurture.store.tables import Funnel, Lead
 
@@ -48,6 +49,16 @@ def find_lead(session: Session, ref: str) -> Lead:
     if not leads:
         raise NotFound(f"no lead {ref!r} (give its id, external id or email)")
     return leads[0]
+
+
+def by_contact(session: Session, kind: str, value: str) -> Lead | None:
+    """The lead a normalised email or phone belongs to: the key's holder, else (identity without
+    that kind of key) the first lead with it; None when no lead has it."""
+    held = store_keys.owners(session.connection(), [(kind, value)])
+    lead = session.get(Lead, held[(kind, value)]) if held else None
+    column = Lead.email if kind == "email" else Lead.phone
+    query = select(Lead).where(col(column) == value).order_by(col(Lead.id))
+    return lead or session.exec(query).first()
 
 
 def _email_key(text: str) -> str:

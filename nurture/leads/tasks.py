@@ -9,12 +9,15 @@ from nurture.errors import NotFound
 from nurture.store.tables import Lead, Notification, Task
 
 
-def list_tasks(session: Session, *, done: bool = False) -> list[dict[str, Any]]:
-    """Open tasks (or every task with `done`), soonest due first."""
+def list_tasks(
+    session: Session, *, done: bool = False, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Open tasks (or every task with `done`), soonest due first (the first `limit`)."""
     query = select(Task, Lead.name).join(Lead, col(Lead.id) == Task.lead_id)
     if not done:
         query = query.where(col(Task.done_at).is_(None))
     query = query.order_by(col(Task.due_at).is_(None), col(Task.due_at), col(Task.id))
+    query = query.limit(limit) if limit is not None else query
     return [task.model_dump() | {"lead": lead} for task, lead in session.exec(query)]
 
 
@@ -35,8 +38,11 @@ def finish_task(session: Session, task_id: int, now: datetime) -> tuple[Task, bo
     return task, was_open
 
 
-def list_notifications(session: Session) -> list[dict[str, Any]]:
-    """Every notification, newest first."""
+def list_notifications(
+    session: Session, limit: int | None = None, after: int = 0
+) -> list[dict[str, Any]]:
+    """Every notification (the newest `limit`, those after notification `after`), newest first."""
     query = select(Notification, Lead.name).outerjoin(Lead, col(Lead.id) == Notification.lead_id)
-    rows = session.exec(query.order_by(col(Notification.id).desc()))
+    query = query.where(col(Notification.id) > after).order_by(col(Notification.id).desc())
+    rows = session.exec(query.limit(limit) if limit is not None else query)
     return [notification.model_dump() | {"lead": lead} for notification, lead in rows]

@@ -88,7 +88,7 @@ def step_due(
     """When `step` runs if the previous one ran at `after`: its delay, then (messages) the send
     window; a wait for an event, at the latest its timeout later (the event makes it due sooner)."""
     due = after + step.delay
-    wait_for = getattr(step, "wait_for", None)
+    wait_for = step.field_value("wait_for")
     if wait_for is not None:
         return Slot(due + wait_for.timeout)
     if step.action_type not in MESSAGE_ACTIONS:

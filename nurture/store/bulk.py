@@ -57,6 +57,19 @@ def json_text(value: Any) -> str | None:
     return json.dumps(value)
 
 
+def json_column(values: list[Any]) -> list[str | None]:
+    """A column of JSON values as text, a value shared by several rows (the same object)
+    encoded once."""
+    made: dict[int, str | None] = {}
+    out = []
+    for value in values:
+        key = id(value)
+        if key not in made:
+            made[key] = json_text(value)
+        out.append(made[key])
+    return out
+
+
 def _converter(table: Table, name: str, dialect: str) -> Convert | None:
     kind = table.c[name].type
     if isinstance(kind, JSON):
@@ -75,7 +88,10 @@ def _values(rows: Sequence[Mapping[str, Any]], columns: list[list[Any]]) -> list
     out = []
     for name, convert in columns:
         values = [row[name] for row in rows]
-        out.append([convert(v) for v in values] if convert else values)
+        if convert is json_text:
+            out.append(json_column(values))
+        else:
+            out.append([convert(v) for v in values] if convert else values)
     return out
 
 
@@ -132,15 +148,17 @@ def _insert(
     if connection.dialect.name == "postgresql":
         # Rows go in in parameter order, so the serial ids they draw ascend in that order (the
         # way SQLAlchemy's insertmanyvalues sorts RETURNING on Postgres).
+        arrays, parameters = _shared(connection, table, dict(zip(names, values, strict=True)))
+        chosen = ", ".join(f"v.{name}" if name in arrays else _one(connection, table, name)
+                           for name in names)  # fmt: skip
         sql = (
-            f"INSERT INTO {table.name} ({listed}) SELECT {listed} FROM "
-            f"{_unnest(connection, table, names, ordinal=True)} ORDER BY v.n"
+            f"INSERT INTO {table.name} ({listed}) SELECT {chosen} FROM "
+            f"{_unnest(connection, table, arrays, ordinal=True)} ORDER BY v.n"
         )
-        parameters = dict(zip(names, values, strict=True))
         if not returning:
             connection.exec_driver_sql(sql, parameters)
             return []
-        return sorted(connection.exec_driver_sql(sql + " RETURNING id", parameters).scalars())
+        return sorted(connection.exec_driver_sql(sql + " RETURNING id", parameters).scalars().all())
     marks = ", ".join("?" * len(names))
     sql = f"INSERT INTO {table.name} ({listed}) VALUES ({marks})"
     connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
@@ -184,15 +202,42 @@ def _pg_update(
     """Postgres: one UPDATE ... FROM unnest(one array per column), its parameters."""
     names = [name for name in rows[0] if name != key]
     values = _values(rows, _columns(connection, table, names))
-    sets = ", ".join(f"{name} = v.{name}" for name in names)
+    columns = {"id": [row[key] for row in rows]} | dict(zip(names, values, strict=True))
+    arrays, parameters = _shared(connection, table, columns)
+    sets = ", ".join(
+        f"{name} = v.{name}" if name in arrays else f"{name} = {_one(connection, table, name)}"
+        for name in names
+    )
     guard = "".join(f" AND t.{name} = %(m_{name})s" for name in match)
     sql = (
         f"UPDATE {table.name} AS t SET {sets} "
-        f"FROM {_unnest(connection, table, ['id', *names])} WHERE t.id = v.id{guard}"
+        f"FROM {_unnest(connection, table, arrays)} WHERE t.id = v.id{guard}"
     )
-    parameters = dict(zip(names, values, strict=True)) | {"id": [row[key] for row in rows]}
     parameters |= {f"m_{name}": value for name, value in match.items()}
     return sql, parameters
+
+
+def _shared(
+    connection: Connection, table: Table, columns: dict[str, list[Any]]
+) -> tuple[list[str], dict[str, Any]]:
+    """Postgres: the columns to send as arrays, and the parameters. A column whose values are
+    all the same (a batch's time, status, version) is one parameter, not an array of copies:
+    less to dump here and to unnest there. The first column (the key of an update) stays an
+    array, so the statement has a row per value."""
+    first, *rest = columns
+    arrays, parameters = [first], {first: columns[first]}
+    for name in rest:
+        values = columns[name]
+        if values.count(values[0]) == len(values):
+            parameters[f"one_{name}"] = values[0]
+        else:
+            arrays.append(name)
+            parameters[name] = values
+    return arrays, parameters
+
+
+def _one(connection: Connection, table: Table, name: str) -> str:
+    return f"%(one_{name})s::{_pg_type(table, name, connection.dialect)}"
 
 
 def update_returning(

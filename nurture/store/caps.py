@@ -1,17 +1,18 @@
 """The cap ledger: what each lead got lately, locked while the engine decides its next message.
 
-    found = caps.lock(connection, leads)       # {lead: entries} of the rows that exist, locked
-    taken = caps.insert(connection, new)       # the new rows; the leads another daemon made first
-    caps.write(connection, changed)            # the rows `lock` found
+    found = caps.take(connection, first)       # {lead: entries} of the rows that were there, locked
+    caps.write(connection, changed)            # the rows `take` found
 
-`lock` reads the leads' rows in id order, locking each until the commit (Postgres: FOR
-UPDATE; SQLite: the write lock BEGIN IMMEDIATE took already). A lead without a row gets one
-from `insert`, holding what the engine decided; when another daemon inserted it meanwhile,
-the insert waits for that daemon's commit and leaves its row alone, and the engine locks and
-reads it (`lock` again) and decides again. So a daemon deciding about a lead always counts
-what every other daemon sent it: two never both send its last allowed message. One write per
-lead and batch. An entry is [epoch seconds, channel, enrollment id, step id, sequence].
-"""
+`take` is given, for each lead, the entries the engine decided as if the lead had none; a lead
+without a row gets one holding them, and the rows that exist are locked until the commit and
+read, for the engine to decide again on what they hold. On Postgres that is one statement a
+batch (INSERT ... ON CONFLICT DO UPDATE, in lead id order, so two daemons never wait on each
+other in a cycle): a row another daemon inserted meanwhile is waited for, then locked and read
+like one that was there. On SQLite the write lock BEGIN IMMEDIATE took already keeps everyone
+else out: `lock` reads, `insert` makes the missing rows. So a daemon deciding about a lead
+always counts what every other daemon sent it: two never both send its last allowed message.
+At most one write per lead and batch after `take`. An entry is [epoch seconds, channel,
+enrollment id, step id, sequence]."""
 
 import json
 from collections.abc import Iterable, Mapping
@@ -41,7 +42,31 @@ _INSERT = {
     "sqlite": "INSERT INTO lead_cap (id, sent) VALUES (?, ?)",
 }
 
-_STATEMENTS = {"lock": _LOCK, "insert": _INSERT}
+_TAKE = (  # a lead's first entries in a new row; an existing row locked (in id order) and read
+    "INSERT INTO lead_cap AS c (id, sent) SELECT * FROM unnest(%(ids)b::integer[], "
+    "%(sent)b::varchar[]) ORDER BY 1 "
+    "ON CONFLICT (id) DO UPDATE SET sent = c.sent RETURNING id, sent, xmax = 0"
+)
+
+_STATEMENTS = {"lock": _LOCK, "insert": _INSERT, "take": {"postgresql": _TAKE}}
+
+
+def take(connection: Connection, first: Mapping[int, list[Entry]]) -> dict[int, list[Entry]]:
+    """Make the rows of the leads that have none, holding their `first` entries (what the
+    engine decided for a lead without any); the entries of the leads that had a row, each row
+    locked until the commit. On Postgres one statement: rows made, locked and read in id
+    order (two daemons never wait on each other in a cycle), and a row another daemon makes
+    meanwhile is waited for, then locked and read as one that was there."""
+    if not first:
+        return {}
+    if connection.dialect.name == "sqlite":  # the write lock is held: no one else makes one
+        found = lock(connection, first)
+        insert(connection, {lead: sent for lead, sent in first.items() if lead not in found})
+        return found
+    leads = sorted(first)
+    texts = [_dumps(first[lead]) for lead in leads]
+    rows = _run(connection, "take", ids=leads, sent=texts)
+    return {lead: json.loads(sent) for lead, sent, made in rows if not made}
 
 
 def lock(connection: Connection, leads: Iterable[int]) -> dict[int, list[Entry]]:

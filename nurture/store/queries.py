@@ -6,7 +6,7 @@ Statuses are literals in the SQL, not parameters: a generic plan cannot use a pa
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -15,16 +15,11 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
-    Row,
     String,
-    Text,
-    TypeDecorator,
     bindparam,
     case,
-    cast,
     select,
     text,
-    type_coerce,
     update,
 )
 
@@ -32,7 +27,6 @@ from nurture.store import bulk
 from nurture.store.tables import (
     Enrollment,
     Execution,
-    Funnel,
     Lead,
     SequenceVersion,
     UTCDateTime,
@@ -132,9 +126,39 @@ def claim(
 ) -> list[Any]:
     """Lease up to `batch` due enrollments to `worker`, oldest due first (Claimed tuples)."""
     claim_hints(connection)
-    parameters = {"now": now, "until": until, "worker": worker, "batch": batch}
-    rows = connection.execute(claim_statement(connection.dialect.name), parameters).all()
-    return sorted(map(Claimed._make, rows), key=lambda row: (row.next_run_at, row.id))
+    dialect = connection.dialect.name
+    parameters: dict[str, Any] = {"now": now, "until": until, "worker": worker, "batch": batch}
+    if dialect == "sqlite":  # at the driver: the times as the store keeps them
+        parameters |= {"now": bulk.sqlite_time(now), "until": bulk.sqlite_time(until)}
+    rows = connection.exec_driver_sql(_driver_claim(dialect), parameters).all()
+    claimed = [
+        Claimed(
+            i,
+            lead_id,
+            sequence_id,
+            version,
+            step_id,
+            _stored_time(due),
+            attempts,
+            attempt,
+            None if variants is None else _parsed(variants),
+        )  # fmt: skip
+        for i, lead_id, sequence_id, version, step_id, due, attempts, attempt, variants in rows
+    ]
+    return sorted(claimed, key=lambda row: (row.next_run_at, row.id))
+
+
+@lru_cache(maxsize=2)
+def _driver_claim(dialect: str) -> str:
+    """The claim in the driver's own parameter style (`:name` on SQLite, `%(name)s` on
+    Postgres), its JSON as text: read without SQLAlchemy's row processing."""
+    sql = claim_sql(dialect).replace(
+        " variants", " variants::text" if dialect == "postgresql" else " variants"
+    )
+    if dialect == "postgresql":
+        for name in ("worker", "until", "now", "batch"):
+            sql = sql.replace(f":{name}", f"%({name})s")
+    return sql
 
 
 def claim_unknown(
@@ -234,20 +258,21 @@ class LeadRow(NamedTuple):
     last_inbound_at: datetime | None  # the WhatsApp 24-hour window (nurture.rules.whatsapp)
 
 
-_LEAD_COLUMNS = LeadRow._fields
+_LEAD_JSON = frozenset({"tags", "fields", "opted_out"})
+_LEAD_TIMES = frozenset({"created_at", "last_inbound_at"})
+_LEADS = "SELECT {columns} FROM lead WHERE "
+"""The batch's leads at the driver: no SQLAlchemy row processing (a step reads one lead and
+converts five of its columns), the JSON read as text through a cache (most leads share `[]`,
+`{}` or a few tag lists; the values are shared between rows: callers copy before they change
+one)."""
 
 
-class SharedJSON(TypeDecorator[Any]):
-    """JSON read from its text through a cache: most leads share `[]`, `{}` or a few tag lists.
-
-    The values are shared between rows: callers copy before they change one.
-    """
-
-    impl = Text
-    cache_ok = True
-
-    def process_result_value(self, value: str | None, dialect: Any) -> Any:
-        return None if value is None else _parsed(value)
+@lru_cache(maxsize=2)
+def _lead_columns(dialect: str) -> str:
+    text_of = "{}::text" if dialect == "postgresql" else "{}"
+    return ", ".join(
+        text_of.format(name) if name in _LEAD_JSON else name for name in LeadRow._fields
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -255,18 +280,32 @@ def _parsed(value: str) -> Any:
     return json.loads(value)
 
 
-def _lead_column(name: str) -> Any:
-    column = lead.c[name]
-    if isinstance(column.type, JSON):
-        return type_coerce(cast(column, Text), SharedJSON()).label(name)
-    return column
+@lru_cache(maxsize=4096)  # a batch's rows share a few times (created, due)
+def _stored_time(value: str | datetime) -> datetime:
+    """A time as the driver gives it (SQLite: text), aware UTC as UTCDateTime reads it."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _maybe_time(value: str | datetime | None) -> datetime | None:
+    return None if value is None else _stored_time(value)
+
+
+def _lead_of(row: Sequence[Any]) -> LeadRow:
+    (id_, name, first, email, phone, source, status, temperature, score, tags, zone, funnel,
+     fields, opted_out, created, inbound) = row  # fmt: skip
+    return LeadRow(
+        id_, name, first, email, phone, source, status, temperature, score, _parsed(tags), zone,
+        funnel, _parsed(fields), _parsed(opted_out), _stored_time(created), _maybe_time(inbound),
+    )  # fmt: skip
 
 
 def leads(connection: Connection, ids: Iterable[int]) -> dict[int, LeadRow]:
     """The leads a batch runs for: what steps, conditions and templates read."""
-    query = select(*(_lead_column(name) for name in _LEAD_COLUMNS))
-    rows = connection.execute(query.where(bulk.among(connection, lead.c.id, ids))).all()
-    return {row.id: row for row in map(LeadRow._make, rows)}
+    sql = _LEADS.format(columns=_lead_columns(connection.dialect.name)) + _among(connection, "id")
+    rows = connection.exec_driver_sql(sql, {"id": _listed(connection, ids)}).all()
+    return {row[0]: _lead_of(row) for row in rows}
 
 
 class Named(NamedTuple):
@@ -280,22 +319,36 @@ class Named(NamedTuple):
     """A version taking a share of new enrollments: the enrollments on it stay there."""
 
 
+def _among(connection: Connection, column: str, kind: str = "int") -> str:
+    """`column` is one of a list given as one parameter, in the driver's own style: `=
+    ANY(%(column)s::int[])` on Postgres (typed: psycopg would send a smallint[] of small ids,
+    which the server compares slowly), `IN (SELECT value FROM json_each(:column))` on SQLite."""
+    if connection.dialect.name == "postgresql":
+        return f"{column} = ANY(%({column})s::{kind}[])"
+    return f"{column} IN (SELECT value FROM json_each(:{column}))"
+
+
+def _listed(connection: Connection, values: Iterable[Any]) -> Any:
+    """The parameter of `_among`: a list on Postgres, its JSON text on SQLite."""
+    wanted = sorted(set(values))
+    return wanted if connection.dialect.name == "postgresql" else json.dumps(wanted)
+
+
 def funnels(connection: Connection, ids: Iterable[int | None]) -> dict[int, Named]:
-    table = Funnel.__table__
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    columns = (table.c.id, table.c.name, table.c.slug)
-    query = select(*columns).where(bulk.among(connection, table.c.id, wanted))
-    return {row.id: Named(*row) for row in connection.execute(query).all()}
+    sql = f"SELECT id, name, slug FROM funnel WHERE {_among(connection, 'id')}"
+    rows = connection.exec_driver_sql(sql, {"id": _listed(connection, wanted)}).all()
+    return {row[0]: Named(*row) for row in rows}
 
 
 def sequences(connection: Connection, ids: Iterable[int]) -> dict[int, Named]:
-    table = SequenceRow.__table__
-    columns = (table.c.id, table.c.name, table.c.slug, table.c.current_version)
-    query = select(*columns, table.c.canary_version)
-    query = query.where(bulk.among(connection, table.c.id, ids))
-    return {row.id: row for row in map(Named._make, connection.execute(query).all())}
+    sql = "SELECT id, name, slug, current_version, canary_version FROM sequence WHERE "
+    rows = connection.exec_driver_sql(
+        sql + _among(connection, "id"), {"id": _listed(connection, ids)}
+    ).all()
+    return {row[0]: Named(*row) for row in rows}
 
 
 def definition(connection: Connection, sequence_id: int, version: int) -> dict[str, Any]:
@@ -310,19 +363,40 @@ Attempt = tuple[int, str, int]
 """(enrollment, step, attempt): the key of an execution."""
 
 
-def attempted(connection: Connection, keys: Iterable[Attempt]) -> dict[Attempt, Row]:
+class Recorded(NamedTuple):
+    """An execution recorded already for an attempt a claim runs (queries.attempted)."""
+
+    id: int
+    enrollment_id: int
+    step_id: str
+    attempt: int
+    status: str
+    started_at: datetime | None
+    error: str | None
+    provider_id: str | None
+    detail: dict[str, Any] | None  # shared with other rows read alike: copy before changing
+
+
+def attempted(connection: Connection, keys: Iterable[Attempt]) -> dict[Attempt, Recorded]:
     """The executions recorded already for these attempts (a send under a lease since lost, or
     a crash): id, status, when it started, error, provider id, detail."""
     keys = list(keys)
-    c = execution.c
-    columns = (c.id, c.enrollment_id, c.step_id, c.attempt, c.status, c.started_at, c.error)
-    query = select(*columns, c.provider_id, c.detail).where(
-        bulk.among(connection, c.enrollment_id, (key[0] for key in keys)),
-        bulk.among(connection, c.step_id, (key[1] for key in keys if key[1] is not None)),
+    detail = "detail::text" if connection.dialect.name == "postgresql" else "detail"
+    sql = (
+        "SELECT id, enrollment_id, step_id, attempt, status, started_at, error, provider_id, "
+        f"{detail} FROM execution WHERE {_among(connection, 'enrollment_id')} AND "
+        f"{_among(connection, 'step_id', 'text')}"
     )
-    found = {
-        (row.enrollment_id, row.step_id, row.attempt): row for row in connection.execute(query)
+    parameters = {
+        "enrollment_id": _listed(connection, (key[0] for key in keys)),
+        "step_id": _listed(connection, (key[1] for key in keys if key[1] is not None)),
     }
+    found = {}
+    for row in connection.exec_driver_sql(sql, parameters).all():
+        id_, enrollment_id, step_id, attempt, status, started, error, provider_id, text_ = row
+        recorded = Recorded(id_, enrollment_id, step_id, attempt, status, _maybe_time(started),
+                            error, provider_id, None if text_ is None else _parsed(text_))  # fmt: skip
+        found[(recorded.enrollment_id, recorded.step_id, recorded.attempt)] = recorded
     return {key: found[key] for key in keys if key in found}
 
 
@@ -353,6 +427,13 @@ def update_enrollments(
     """Write each enrollment's next state (`_id`), only while it is still this worker's lease;
     the ids written (the others were converted, stopped, paused or rescued meanwhile)."""
     held = {"status": "running", "lease_owner": worker}
+    if connection.dialect.name == "sqlite":
+        # The writer holds SQLite's write lock (BEGIN IMMEDIATE): the rows read as ours stay
+        # ours until the commit, and a prepared UPDATE run per row costs less than one UPDATE
+        # ... FROM (VALUES ...) RETURNING over the batch.
+        ours = owned(connection, [row["_id"] for row in rows], worker)
+        bulk.update(connection, enrollment, [row for row in rows if row["_id"] in ours], match=held)
+        return ours
     return set(bulk.update_returning(connection, enrollment, rows, match=held))
 
 

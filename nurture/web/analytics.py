@@ -4,7 +4,6 @@ channel and reason, one sequence's steps and versions; pushed again as they chan
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -13,18 +12,21 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from nurture.insights import channel_stats, stats
+from nurture.insights import experiments as _experiments  # noqa: F401 - see below
 from nurture.insights.report import StatsRequest, duration, gather, percent
 from nurture.rules.periods import Window
+from nurture.web.live import STREAM_SECONDS
 from nurture.web.pages import TEMPLATES, Ctx, Nav, Viewer, WebContext, page_router, render
 
 router = page_router()
 NAV = Nav("Analytics", "/analytics", 30)
 Since = Annotated[str | None, Query(max_length=40, description="7d, 30d, a date; none: all")]
 Ref = Annotated[str | None, Query(max_length=200)]
-STREAM_SECONDS = 600.0
-"""A live stream ends after this long; the browser's EventSource opens a new one by itself."""
 
 TEMPLATES.env.filters |= {"percent": percent, "duration": duration}
+# The experiments' statistics import scipy.stats: 0.3-1 s, which the CLI pays only when asked
+# (nurture.insights.report imports it then). A worker of the dashboard pays it here, when
+# `nurture serve` starts, not in the first visitor's request for a sequence's analytics.
 
 
 def figures(ctx: WebContext, since: str | None, sequence: str | None) -> dict[str, Any]:
@@ -43,10 +45,12 @@ def _figures(ctx: WebContext, since: str | None, sequence: str | None) -> dict[s
             "conversions": stats.conversions_by_day(session, window)[-60:],
             "failures": channel_stats.failures(session, window)[:20],
         }
-        if sequence:
-            one = gather(session, StatsRequest(window, sequence, by="version"))
-            tested = StatsRequest(window, sequence, by="variant")
-            tested = replace(tested, min_sample=ctx.settings.experiments.min_sample)
+        if sequence:  # `stats SEQUENCE --by version`, `stats SEQUENCE`, `--by variant`
+            one = gather(session, StatsRequest(window, sequence, by="version", steps=False))
+            min_sample = ctx.settings.experiments.min_sample
+            tested = StatsRequest(
+                window, sequence, by="variant", min_sample=min_sample, steps=False
+            )
             data["detail"] = one | {
                 "steps": gather(session, StatsRequest(window, sequence))["steps"],
                 "experiments": gather(session, tested)["experiments"],
