@@ -1,11 +1,20 @@
 """The HTTP API in tests: the real app on a temp project's store, and tokens made by the CLI."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from servers import free_port
 
 from nurture.api.app import create_app
 from nurture.settings import load_settings
@@ -51,3 +60,52 @@ def live(project: Path, store_url: str) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def nurture_env() -> dict[str, str]:
+    """The environment of a `nurture` subprocess: this checkout's package first."""
+    return os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])}
+
+
+def wait_healthy(url: str, server: subprocess.Popen) -> dict:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert server.poll() is None, "nurture serve exited"
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as answer:
+                return json.load(answer)
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError("nurture serve did not answer /healthz within 30 s")
+
+
+@dataclass
+class Served:
+    """A `nurture serve` process: its base URL and first health answer; once it has stopped,
+    its log (standard error) and exit code."""
+
+    url: str
+    process: subprocess.Popen
+    health: dict = field(default_factory=dict)
+    log: str = ""
+
+
+@contextmanager
+def serve_process(project: Path, store_url: str, *options: str) -> Iterator[Served]:
+    """`nurture serve` as a user starts it, on a free loopback port, until the block ends
+    (then SIGTERM, and its log read)."""
+    port = free_port()
+    command = [sys.executable, "-m", "nurture", "--database-url", store_url, "serve"]
+    server = subprocess.Popen(
+        [*command, "--port", str(port), *options],
+        cwd=project,
+        env=nurture_env(),
+        stderr=subprocess.PIPE,
+    )
+    served = Served(f"http://127.0.0.1:{port}", server)
+    try:
+        served.health = wait_healthy(served.url, server)
+        yield served
+    finally:
+        server.send_signal(signal.SIGTERM)
+        served.log = server.communicate(timeout=30)[1].decode()

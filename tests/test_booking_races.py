@@ -13,8 +13,8 @@ from pathlib import Path
 from builders import sequence, step
 from enrolling import apply, drain, enroll
 from servers import free_port
+from serving import wait_healthy
 from sqlalchemy import func, select
-from test_serve import wait_healthy
 
 from nurture.rules.booking import form_key, make_token
 from nurture.spec.window import WEEKDAYS

@@ -5,10 +5,6 @@ it arrives by email at the same server. Automatic answers are ignored, bounces g
 handling, a bad token is refused."""
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from base64 import b64encode
@@ -18,9 +14,8 @@ from pathlib import Path
 import pytest
 from builders import sequence, step, write
 from servers import Mailbox, smtp_server
-from serving import serving
+from serving import serve_process, serving
 from test_engagement_events import dsn
-from test_serve import free_port, wait_healthy
 
 from nurture.errors import NurtureError
 from nurture.rules.email_replies import read_email, strip_quoted
@@ -80,23 +75,10 @@ def mailed(run_store, project, monkeypatch) -> Iterator[Mailbox]:
 @pytest.fixture
 def served(project, store_url) -> Iterator[str]:
     """`nurture serve` as a user starts it, on a free loopback port; its base URL."""
-    port = free_port()
-    command = [sys.executable, "-m", "nurture", "--database-url", store_url, "serve"]
-    server = subprocess.Popen(
-        [*command, "--port", str(port)],
-        cwd=project,
-        env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])},
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, server)
-        yield url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        log = server.communicate(timeout=30)[1].decode()
-        assert "Traceback" not in log, log
-        assert SECRET not in log  # the header's token is never logged
+    with serve_process(project, store_url) as served:
+        yield served.url
+    assert "Traceback" not in served.log, served.log
+    assert SECRET not in served.log  # the header's token is never logged
 
 
 def post(url: str, data: bytes, headers: dict[str, str]) -> tuple[int, dict]:

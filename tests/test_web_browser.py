@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from builders import sequence, step, write
-from test_serve import free_port, wait_healthy
+from serving import nurture_env, serve_process
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = os.environ.get("DASHBOARD_SCREENSHOTS")
@@ -62,11 +62,6 @@ FLAGS = [
 ]
 
 
-def _env() -> dict[str, str]:
-    """The environment of a `nurture` subprocess: this checkout's package first."""
-    return os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])}
-
-
 @pytest.fixture
 def served(run_store, project, store_url) -> Iterator[str]:
     """`nurture serve` on a free port, on a project with Alpha and Beta on the website funnel."""
@@ -74,22 +69,9 @@ def served(run_store, project, store_url) -> Iterator[str]:
     write(project, "beta.yaml", sequence("Beta", step("Welcome"), funnels=["website"]))
     assert run_store("apply", "--yes").exit_code == 0
     assert run_store("tokens", "create", "coach", "--scope", "dashboard:edit").exit_code == 0
-    port = free_port()
-    command = [sys.executable, "-m", "nurture", "--database-url", store_url, "serve"]
-    server = subprocess.Popen(
-        [*command, "--port", str(port), "--no-access-log"],
-        cwd=project,
-        env=_env(),
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, server)
-        yield url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        log = server.communicate(timeout=30)[1].decode()
-    assert "dashboard at" in log and "sign in as 'coach' (editor)" in log
+    with serve_process(project, store_url, "--no-access-log") as served:
+        yield served.url
+    assert "dashboard at" in served.log and "sign in as 'coach' (editor)" in served.log
 
 
 @pytest.fixture
@@ -168,7 +150,7 @@ def test_analytics_update_without_a_reload(page, served, run_store, store_url, p
     page.locator(row.format("assigned"), has_text="1").wait_for()
     assert page.locator(row.format("completed")).inner_text() == "0"
     command = [sys.executable, "-m", "nurture", "--database-url", store_url, "run", "--poll", "0.2"]
-    daemon = subprocess.Popen(command, cwd=project, env=_env(), stderr=subprocess.PIPE)
+    daemon = subprocess.Popen(command, cwd=project, env=nurture_env(), stderr=subprocess.PIPE)
     try:
         page.locator(row.format("completed"), has_text="1").wait_for(timeout=60_000)
         assert page.locator(row.format("active")).inner_text() == "0"
