@@ -101,31 +101,18 @@ class ImapMailbox:
             raise ChannelError(f"IMAP {self.where}: the mailbox is not open")
         return self._imap
 
-    def _failing(self, doing: str) -> "_Failing":
-        return _Failing(f"IMAP: could not {doing} {self.where}")
-
-
-class _Failing:
-    """Turns the errors of an IMAP call into a ChannelError saying what was being done."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(error, imaplib.IMAP4.error):
+    @contextlib.contextmanager
+    def _failing(self, doing: str) -> Iterator[None]:
+        """Turn the errors of an IMAP call into a ChannelError saying what was being done."""
+        what = f"IMAP: could not {doing} {self.where}"
+        try:
+            yield
+        except imaplib.IMAP4.error as error:
             said = error.args[0] if error.args else error
             said = said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
-            raise ChannelError(f"{self.what}: {said}") from None
-        if isinstance(error, OSError):  # refused, timed out, TLS refused
-            raise ChannelError(f"{self.what}: {error.strerror or error}") from None
+            raise ChannelError(f"{what}: {said}") from None
+        except OSError as error:  # refused, timed out, TLS refused
+            raise ChannelError(f"{what}: {error.strerror or error}") from None
 
 
 def _quoted(folder: str) -> str:
