@@ -6,11 +6,12 @@ end, then leaves the key to it, so two writers of one new email cannot both crea
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from nurture.store import bulk
 from nurture.store.tables import LeadKey
@@ -21,27 +22,41 @@ Key = tuple[str, str]
 
 def owners(connection: Connection, keys: Iterable[Key]) -> dict[Key, int]:
     """The lead that holds each of `keys` (those no lead holds are left out): one read for all
-    kinds through the unique index on (kind, value), at the driver (a webhook batch asks
-    this every time: no statement built and compiled per call)."""
-    wanted = set(keys)
+    kinds, one probe of the unique index on (kind, value) a key, at the driver (a webhook batch
+    asks this every time: no statement built and compiled per call)."""
+    wanted = sorted(set(keys))  # in the index's order: neighbouring probes share pages
     if not wanted:
         return {}
-    kinds = sorted({kind for kind, _ in wanted})
-    values = sorted({value for _, value in wanted})
     if connection.dialect.name == "postgresql":
-        sql = (
-            "SELECT kind, value, lead_id FROM lead_key "
-            "WHERE kind = ANY(%(kinds)s) AND value = ANY(%(values)s)"
-        )
-        found = connection.exec_driver_sql(sql, {"kinds": kinds, "values": values})
+        found = connection.exec_driver_sql(_OWNERS_PG, _pg_pairs(wanted))
     else:
-        marks = ", ".join("?" * len(kinds))
-        sql = (
-            f"SELECT kind, value, lead_id FROM lead_key WHERE kind IN ({marks}) "
-            "AND value IN (SELECT value FROM json_each(?))"
-        )
-        found = connection.exec_driver_sql(sql, (*kinds, json.dumps(values)))
-    return {(kind, value): lead_id for kind, value, lead_id in found if (kind, value) in wanted}
+        by_kind: dict[str, list[str]] = {}
+        for kind, value in wanted:
+            by_kind.setdefault(kind, []).append(value)
+        sql = " UNION ALL ".join([_OWNERS_SQLITE] * len(by_kind))
+        marks = [mark for kind, values in by_kind.items() for mark in (kind, json.dumps(values))]
+        found = connection.exec_driver_sql(sql, tuple(marks))
+    return {(kind, value): lead_id for kind, value, lead_id in found}
+
+
+# Postgres: a nested loop of index probes, whatever the planner thinks of the table's size (a
+# `kind = ANY(...) AND value = ANY(...)` or a join read the whole table once it had a few
+# thousand rows: an import's batches got slower as the import went on).
+_OWNERS_PG = (
+    "SELECT w.kind, w.value, k.lead_id FROM unnest(%(kind)b::varchar[], %(value)b::varchar[]) "
+    "AS w(kind, value) CROSS JOIN LATERAL (SELECT lead_id FROM lead_key "
+    "WHERE lead_key.kind = w.kind AND lead_key.value = w.value LIMIT 1) AS k"
+)
+# SQLite: one kind a branch, so each value is probed with its own kind only (`kind IN (...)
+# AND value IN (...)` probed every value with every kind).
+_OWNERS_SQLITE = (
+    "SELECT kind, value, lead_id FROM lead_key WHERE kind = ? "
+    "AND value IN (SELECT value FROM json_each(?))"
+)
+
+
+def _pg_pairs(keys: Sequence[Key]) -> dict[str, list[str]]:
+    return {"kind": [kind for kind, _ in keys], "value": [value for _, value in keys]}
 
 
 def insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -55,11 +70,14 @@ def claim(
 ) -> set[Key]:
     """Insert the keys no lead holds yet, leaving out the others (never an error); those that
     went in. On Postgres a key another transaction is inserting waits for it to end. `looked`:
-    the caller read, under this transaction's write lock, that none is held (an import's
-    batch on SQLite), so they go in without a second look."""
+    the caller read that none is held (an import's batch): on SQLite, under this transaction's
+    write lock, so they go in without a second look; on Postgres they go in plainly, sorted
+    out with `ON CONFLICT` only when a concurrent writer took one since."""
     if not rows:
         return set()
     if connection.dialect.name == "postgresql":
+        if looked and (landed := _insert_pg(connection, rows)) is not None:
+            return landed
         return _claim_pg(connection, rows)
     if looked:
         bulk.insert(connection, LeadKey.__table__, rows)
@@ -75,11 +93,25 @@ def claim(
     return set(fresh)
 
 
+def _insert_pg(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[Key] | None:
+    """Insert keys read as free, plainly in a savepoint (a third less of the server's time than
+    `ON CONFLICT DO NOTHING`, which probes the index once more a row); None, and nothing
+    inserted, when a concurrent writer took one meanwhile: then `_claim_pg` sorts them out."""
+    try:
+        with connection.begin_nested():
+            bulk.insert(connection, LeadKey.__table__, sorted(rows, key=_key))
+    except IntegrityError:
+        return None
+    return {(row["kind"], row["value"]) for row in rows}
+
+
+def _key(row: Mapping[str, Any]) -> Key:
+    return row["kind"], row["value"]
+
+
 def _claim_pg(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[Key]:
     names = ["kind", "value", "lead_id", "created_at"]
-    ordered = sorted(
-        rows, key=lambda row: (row["kind"], row["value"])
-    )  # one order: fewer deadlocks
+    ordered = sorted(rows, key=_key)  # one order: fewer deadlocks
     arrays = {name: [row[name] for row in ordered] for name in names}
     sql = (
         "INSERT INTO lead_key (kind, value, lead_id, created_at) "
