@@ -13,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from types import SimpleNamespace
@@ -210,8 +211,7 @@ class Importer:
 
     def _load_existing(self, batch: list[list[Key]]) -> None:
         """The stored leads any key of the batch names (one read per kind, one of leads)."""
-        by_key = self.by_key
-        wanted = {key for keys in batch for key in keys if key not in by_key}
+        wanted = set(chain.from_iterable(batch)).difference(self.by_key)
         held = store_keys.owners(self.session.connection(), wanted)
         if not held:
             return
@@ -241,8 +241,7 @@ class Importer:
     ) -> tuple[Lead | dict[str, Any] | None, dict[str, Any]]:
         """The stored lead (or this file's new one) any of the row's keys names, and the values
         to store on it: a key another lead holds is left out, and a warning names the row."""
-        by_key = self.by_key
-        if not any(key in by_key for key in keys):
+        if self.by_key.keys().isdisjoint(keys):
             return None, values  # a new lead: most rows of most imports
         named: list[tuple[Key, Lead | dict[str, Any]]] = []
         for key in keys:
@@ -311,9 +310,7 @@ class Importer:
             )
         ]
         landed = store_keys.claim(connection, claims + more, looked=True)  # _load_existing did
-        lost = {
-            claim["lead_id"] for claim in claims if (claim["kind"], claim["value"]) not in landed
-        }
+        lost = set() if len(landed) == len(claims) + len(more) else self._lost(claims, landed)
         store_keys.forget(connection, sorted(lost))
         kept: list[dict[str, Any]] = []
         losers: list[dict[str, Any]] = []
@@ -325,6 +322,13 @@ class Importer:
         self._insert_new(kept)
         for row in losers:
             self._taken_meanwhile(row)
+
+    @staticmethod
+    def _lost(claims: list[dict[str, Any]], landed: set[Key]) -> set[int]:
+        """The new leads a key of which did not go in (a concurrent writer took it)."""
+        return {
+            claim["lead_id"] for claim in claims if (claim["kind"], claim["value"]) not in landed
+        }
 
     def _insert_new(self, fresh: list[dict[str, Any]]) -> None:
         decisions, enrollments = [], []

@@ -24,11 +24,12 @@ def owners(connection: Connection, keys: Iterable[Key]) -> dict[Key, int]:
     """The lead that holds each of `keys` (those no lead holds are left out): one read for all
     kinds, one probe of the unique index on (kind, value) a key, at the driver (a webhook batch
     asks this every time: no statement built and compiled per call)."""
-    wanted = sorted(set(keys))  # in the index's order: neighbouring probes share pages
+    wanted = set(keys)
     if not wanted:
         return {}
     if connection.dialect.name == "postgresql":
-        found = connection.exec_driver_sql(_OWNERS_PG, _pg_pairs(wanted))
+        # in the index's order: neighbouring probes share pages
+        found = connection.exec_driver_sql(_OWNERS_PG, _pg_pairs(sorted(wanted)))
     else:
         by_kind: dict[str, list[str]] = {}
         for kind, value in wanted:
