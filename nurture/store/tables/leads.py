@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column
 from sqlmodel import Field
 
 from nurture.store.tables.base import Stored, utc_column
@@ -90,17 +90,17 @@ class ConsentEvent(Stored, table=True):
 class LeadKey(Stored, table=True):
     """One way to know a lead: its external id (every one it came with), email or phone.
 
-    kind: external_id, email, phone; the value normalised as the lead's columns are. Unique
-    on (kind, value): the index is what makes two writers of one new email take turns. No
-    foreign key: an import claims its keys before it inserts the leads they name.
+    kind: external_id, email, phone; the value normalised as the lead's columns are. The
+    primary key is (kind, value): its index is what makes two writers of one new email take
+    turns (no id of its own: one index less to write for every key, a third of what a key
+    cost Postgres). No foreign key: an import claims its keys before it inserts the leads
+    they name.
     """
 
     __tablename__ = "lead_key"
-    __table_args__ = (UniqueConstraint("kind", "value"),)
 
-    id: int = Field(default=None, primary_key=True)
-    kind: str = Field(max_length=20)
-    value: str = Field(max_length=320)
+    kind: str = Field(max_length=20, primary_key=True)
+    value: str = Field(max_length=320, primary_key=True)
     lead_id: int = Field(index=True)
     created_at: datetime = utc_column()
 
