@@ -29,8 +29,7 @@ from pathlib import Path
 import sqlalchemy
 from sqlalchemy import func, select
 
-from nurture.store.connect import normalize_url
-from nurture.store.db import open_store
+from nurture.store.connect import engine_for, normalize_url
 from nurture.store.tables import Enrollment, Lead
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/baseline.py, run as a script or not
@@ -166,7 +165,7 @@ def cpu_seconds(pid: int) -> float:
 def report(url, leads, connections, workers, elapsed, results) -> dict:  # noqa: ANN001
     latencies = sorted(seconds for seconds, _, _ in results)
     good = [body for _, status, body in results if status == 201 and body.get("sequence")]
-    with open_store(url) as store, store.begin() as connection:
+    with engine_for(url) as engine, engine.begin() as connection:  # as the code run left it
         stored = connection.execute(select(func.count()).select_from(Lead)).scalar_one()
         enrolled = connection.execute(select(func.count()).select_from(Enrollment)).scalar_one()
     return {

@@ -57,7 +57,7 @@ import sqlalchemy
 from sqlalchemy import make_url, select, text
 
 from nurture.store import bulk
-from nurture.store.connect import normalize_url
+from nurture.store.connect import engine_for, normalize_url
 from nurture.store.db import Store, open_store
 from nurture.store.tables import Execution
 from nurture.testing import enroll_many
@@ -421,9 +421,9 @@ def import_leads(url: str, leads: int, env: dict[str, str] | None = None) -> dic
     cpu_before = children_cpu()
     started = time.perf_counter()
     command = nurture_command(url, "leads", "import", str(path), "--funnel", "website", "--json")
-    with open_store(url) as store:
+    with engine_for(url) as engine:  # as it is: a baseline's store is at its own revision
         proc = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, text=True, env=env)
-        server = watch_server(store, proc)
+        server = watch_server(Store(url, engine), proc)
         out, _ = proc.communicate()
     elapsed = time.perf_counter() - started
     cpu = children_cpu() - cpu_before
