@@ -112,18 +112,41 @@ def test_the_booking_page_never_offers_a_busy_time(
 
 
 def test_with_the_calendar_down_nothing_is_booked_blind(run_store, project_with_calendar, project):
-    toml = project / "nurture.toml"
-    toml.write_text(
-        re.sub(
-            r'^url = "http://127\.0\.0\.1:\d+',
-            f'url = "http://127.0.0.1:{free_port()}',
-            toml.read_text(),
-            flags=re.MULTILINE,
-        )
-    )
+    _move_calendar(project / "nurture.toml", f"http://127.0.0.1:{free_port()}")
     add_lead(run_store, "website", "cy")
     assert run_store("run", "--once").exit_code == 0
     assert json.loads(run_store("appointments", "list", "--json").stdout) == []
     logs = json.loads(run_store("logs", "--json").stdout)
     assert any("could not read the coach's calendar" in (row.get("error") or "") for row in logs)
     assert "secret" not in json.dumps(logs) and "token-test" not in json.dumps(logs)
+
+
+def test_the_dry_run_with_calendar_books_around_the_coach_s_busy_time(
+    run_store, project_with_calendar, project: Path
+):
+    busy, free = project_with_calendar["busy"], project_with_calendar["next"]
+    lead = ["--lead-field", "name=Ana", "--lead-field", "email=ana@x.com"]
+    args = ["test", "Calls", *lead, "--start", (busy - timedelta(minutes=1)).isoformat(), "--json"]
+
+    def booked(*more: str) -> str:
+        result = run_store(*args, *more)
+        assert result.exit_code == 0, result.output
+        timeline = json.loads(result.stdout)["timeline"]
+        (book,) = [row for row in timeline if row.get("step") == "book"]
+        return book["detail"]
+
+    assert f"at {busy:%Y-%m-%d %H:%M} UTC" in booked()  # the availability only: the dentist's
+    assert f"at {free:%Y-%m-%d %H:%M} UTC" in booked("--calendar")  # the calendar says busy
+    assert ours(project_with_calendar["calendar"]) == []  # a dry run writes nothing there
+    _move_calendar(project / "nurture.toml", f"http://127.0.0.1:{free_port()}")
+    down = run_store(*args, "--calendar")
+    assert down.exit_code == 1
+    assert "--calendar: could not reach the coach's calendar at http://127.0.0.1:" in down.output
+
+
+def _move_calendar(toml: Path, base: str) -> None:
+    """The calendar's URL in nurture.toml, at another base URL (nothing there: it is down)."""
+    moved = re.sub(
+        r'^url = "http://127\.0\.0\.1:\d+', f'url = "{base}', toml.read_text(), flags=re.M
+    )
+    toml.write_text(moved)
