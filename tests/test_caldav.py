@@ -150,3 +150,18 @@ def _move_calendar(toml: Path, base: str) -> None:
         r'^url = "http://127\.0\.0\.1:\d+', f'url = "{base}', toml.read_text(), flags=re.M
     )
     toml.write_text(moved)
+
+
+@pytest.mark.parametrize("calendar_login", ["oauth"], indirect=True)
+def test_with_google_s_refresh_token_revoked_a_booking_waits_and_says_what_to_fix(
+    run_store, project_with_calendar
+):
+    project_with_calendar["login"].tokens.revoke()
+    add_lead(run_store, "website", "di")
+    assert run_store("run", "--once").exit_code == 0
+    assert json.loads(run_store("appointments", "list", "--json").stdout) == []
+    logs = json.loads(run_store("logs", "--json").stdout)
+    (row,) = [row for row in logs if "refused the refresh token" in (row.get("error") or "")]
+    assert row["status"] == "retry"  # booked once a new refresh token is set, not blind
+    assert "NURTURE_AVAILABILITY__CALDAV__OAUTH__REFRESH_TOKEN" in row["error"]
+    assert "token-test" not in json.dumps(logs) and "client-secret" not in json.dumps(logs)

@@ -108,7 +108,7 @@ def test_google_is_named_when_its_token_endpoint_refuses():
     assert said.startswith("Google refused the refresh token (invalid_grant): Bad Request")
 
 
-def test_the_oauth_secrets_come_from_the_environment_only(tmp_path: Path):
+def test_the_oauth_secrets_come_from_the_environment_only(tmp_path: Path, monkeypatch):
     toml = tmp_path / "nurture.toml"
     calendar = (
         '[availability.caldav]\nurl = "https://apidata.googleusercontent.com/caldav/v2/k/events"\n'
@@ -120,4 +120,10 @@ def test_the_oauth_secrets_come_from_the_environment_only(tmp_path: Path):
     assert REFRESH_TOKEN not in str(raised.value)
     toml.write_text(HOURS + calendar + oauth)
     with pytest.raises(ConfigError, match=f"set {VARIABLE}CLIENT_SECRET"):
+        load_settings(tmp_path)
+    monkeypatch.setenv(f"{VARIABLE}CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv(f"{VARIABLE}REFRESH_TOKEN", REFRESH_TOKEN)
+    assert load_settings(tmp_path).availability.caldav.oauth.client_id == CLIENT_ID
+    toml.write_text(HOURS + calendar + 'username = "kim"\n' + oauth)
+    with pytest.raises(ConfigError, match="or a username/password, not both"):
         load_settings(tmp_path)
