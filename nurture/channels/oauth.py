@@ -100,7 +100,7 @@ class RefreshTokenAuth(AuthBase):
         body = _json(answer)
         if answer.status_code != 200 or not isinstance(body.get("access_token"), str):
             raise ConfigError(self._refusal(answer.status_code, body))
-        return body["access_token"], float(body.get("expires_in") or 3600)
+        return body["access_token"], _lifetime(body.get("expires_in"))
 
     def _refusal(self, status: int, body: dict[str, Any]) -> str:
         code = str(body.get("error") or f"HTTP {status}")
@@ -133,3 +133,12 @@ def _json(answer: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _lifetime(expires_in: Any) -> float:
+    """An access token's seconds to live: `expires_in`, else an hour (Google's)."""
+    try:
+        seconds = float(expires_in)
+    except (TypeError, ValueError):
+        return 3600.0
+    return seconds if seconds > 0 else 3600.0
