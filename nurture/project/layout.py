@@ -64,7 +64,9 @@ class Project:
     def files(self) -> list[SequenceFile]:
         """Every sequence file, validated (against the settings too, as `validate` does);
         SpecError lists every problem if any is invalid."""
-        found = checked([self.sequences_dir], coach_keys=self.coach_keys, bookable=self.bookable)
+        found = checked(
+            [self.sequences_dir], coach_keys=self.coach_keys, bookable=self.bookable, warnings=False
+        )
         return found.valid_sequences()
 
     def file_of(self, name: str, files: list[SequenceFile] | None = None) -> SequenceFile:

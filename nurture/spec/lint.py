@@ -48,16 +48,20 @@ def checked(
     conversion_statuses: Collection[str] = ("Converted", "Won", "Client"),
     drafts: Mapping[Path, str] | None = None,
     bookable: Bookable | None = None,
+    warnings: bool = True,
 ) -> CheckResult:
     """What `nurture validate` reports for these files and folders: every file's problems, what
     the project's settings cannot do of them (`bookable`: its appointments; None, outside a
     project), then the lint warnings, but those of the rules in `ignore` (`drafts`: see
-    `check_files`)."""
+    `check_files`). `warnings=False`: no lint (plan and apply stop on errors only, and
+    linting a project costs about as much again as checking its files)."""
     result = check_files(paths, coach_keys=coach_keys, drafts=drafts)
     result.diagnostics = silenced(result.diagnostics, ignore)
     if bookable is not None:
         result.diagnostics += appointment_problems(result.sequences, bookable)
-    result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=result.valid)
+    if warnings:
+        valid = result.valid
+        result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=valid)
     return result
 
 
