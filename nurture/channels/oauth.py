@@ -30,23 +30,24 @@ class RefreshTokenAuth(AuthBase):
         self,
         token_url: str,
         client_id: str,
-        client_secret: str,
-        refresh_token: str,
+        client_secret: str | None,
+        refresh_token: str | None,
         timeout: float = 10.0,
     ) -> None:
         self.token_url, self.client_id, self.timeout = token_url, client_id, timeout
-        self._secrets = (client_secret, refresh_token)
+        self._secrets = (client_secret, refresh_token)  # None: not set, said when needed
         self._token: tuple[str, float] | None = None  # the access token, when to replace it
         self._lock = threading.Lock()
 
     @classmethod
     def of(cls, settings: Any, timeout: float) -> "RefreshTokenAuth":
         """From `[availability.caldav.oauth]` (its secrets from the environment or .env)."""
+        secret, token = settings.client_secret, settings.refresh_token
         return cls(
             settings.token_url,
             settings.client_id,
-            settings.client_secret.get_secret_value(),
-            settings.refresh_token.get_secret_value(),
+            secret.get_secret_value() if secret else None,
+            token.get_secret_value() if token else None,
             timeout,
         )
 
@@ -83,6 +84,12 @@ class RefreshTokenAuth(AuthBase):
 
     def _grant(self) -> tuple[str, float]:
         client_secret, refresh_token = self._secrets
+        for value, name in ((client_secret, "CLIENT_SECRET"), (refresh_token, "REFRESH_TOKEN")):
+            if not value:  # not at load: validate and plan run in CI without the secrets
+                raise ConfigError(
+                    f"[availability.caldav.oauth] needs {SETTING}{name}: set it in the "
+                    "environment or .env (see docs/guides/appointments.md)"
+                )
         form = {
             "grant_type": "refresh_token",
             "refresh_token": refresh_token,
@@ -104,7 +111,8 @@ class RefreshTokenAuth(AuthBase):
 
     def _refusal(self, status: int, body: dict[str, Any]) -> str:
         code = str(body.get("error") or f"HTTP {status}")
-        said = redact(str(body.get("error_description") or "no reason given"), self._secrets)
+        secrets = [secret for secret in self._secrets if secret]
+        said = redact(str(body.get("error_description") or "no reason given"), secrets)
         if code == "invalid_client":
             what = "the client"
             fix = (

@@ -109,14 +109,6 @@ class OAuthSettings(BaseModel):
         description="Where access tokens are granted (default: Google's).",
     )
 
-    @model_validator(mode="after")
-    def _secrets_given(self) -> Self:
-        for name in ("client_secret", "refresh_token"):
-            if getattr(self, name) is None:
-                variable = f"NURTURE_AVAILABILITY__CALDAV__OAUTH__{name.upper()}"
-                raise ValueError(f"{name}: set {variable} in the environment or .env")
-        return self
-
 
 class CalDavSettings(BaseModel):
     """The coach's calendar over CalDAV: its busy times are never offered, bookings land in it."""
