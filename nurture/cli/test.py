@@ -53,8 +53,8 @@ def test(
         bool,
         typer.Option(
             "--calendar",
-            help="Also keep to the coach's real calendar ([availability.caldav]): auto "
-            "bookings skip its busy times, read over CalDAV.",
+            help="Also keep to the coach's real calendar (availability.caldav in "
+            "nurture.toml): auto bookings skip its busy times, read over CalDAV.",
         ),
     ] = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
