@@ -405,6 +405,18 @@ def insert_executions(connection: Connection, rows: Sequence[dict[str, Any]]) ->
     return bulk.insert_ids(connection, execution, rows)
 
 
+def record_sending(
+    connection: Connection, rows: Sequence[dict[str, Any]], worker: str
+) -> dict[int, int]:
+    """Insert the execution rows (`sending`) of the enrollments still this worker's lease,
+    locked until the commit: {enrollment: execution id}. A row whose lease was lost gets none
+    (its message is not sent); one statement on either store."""
+    held = {"status": "running", "lease_owner": worker}
+    return bulk.insert_held(
+        connection, execution, rows, key="enrollment_id", parent=enrollment, match=held
+    )
+
+
 def finish_executions(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Set status, end time, error, provider id and detail of executions by id (`_id`)."""
     bulk.update(connection, execution, rows)
@@ -427,14 +439,20 @@ def update_enrollments(
     """Write each enrollment's next state (`_id`), only while it is still this worker's lease;
     the ids written (the others were converted, stopped, paused or rescued meanwhile)."""
     held = {"status": "running", "lease_owner": worker}
-    if connection.dialect.name == "sqlite":
-        # The writer holds SQLite's write lock (BEGIN IMMEDIATE): the rows read as ours stay
-        # ours until the commit, and a prepared UPDATE run per row costs less than one UPDATE
-        # ... FROM (VALUES ...) RETURNING over the batch.
-        ours = owned(connection, [row["_id"] for row in rows], worker)
-        bulk.update(connection, enrollment, [row for row in rows if row["_id"] in ours], match=held)
-        return ours
-    return set(bulk.update_returning(connection, enrollment, rows, match=held))
+    if connection.dialect.name == "postgresql":
+        return set(bulk.update_returning(connection, enrollment, rows, match=held))
+    # SQLite: a prepared UPDATE run per row, each guarded by the lease, costs less than one
+    # UPDATE ... FROM (VALUES ...) RETURNING over the batch. When every row was still ours
+    # (nearly always) that is the whole write; else it is undone, and the rows still ours are
+    # read (the writer holds the write lock: they stay ours until the commit) and written.
+    ids = {row["_id"] for row in rows}
+    with connection.begin_nested() as written:
+        if bulk.update(connection, enrollment, rows, match=held) == len(rows):
+            return ids
+        written.rollback()
+    ours = owned(connection, ids, worker)
+    bulk.update(connection, enrollment, [row for row in rows if row["_id"] in ours], match=held)
+    return ours
 
 
 def change_score(
