@@ -422,7 +422,7 @@ def claim_batch(
     parameters = {"now": now, "until": until, "worker": worker, "batch": batch}
     claimed, leads_of, recorded = [], {}, {}
     width = len(Claimed._fields) + len(LeadRow._fields)
-    for row in connection.exec_driver_sql(_pg_claim_batch(), parameters):
+    for row in connection.exec_driver_sql(claim_batch_sql(), parameters):
         one = _claimed_of(row[: len(Claimed._fields)])
         claimed.append(one)
         if one.lead_id not in leads_of:
@@ -443,7 +443,7 @@ def read_batch(connection: Connection, claimed: list[Claimed]) -> ClaimedBatch:
 
 
 @lru_cache(maxsize=1)
-def _pg_claim_batch() -> str:
+def claim_batch_sql() -> str:
     """The claim in a CTE, each row's lead and recorded execution read by a lateral probe
     (OFFSET 0 keeps each a per-row index lookup whatever the planner guesses of the claim)."""
     claimed = _driver_claim("postgresql").replace("variants::text", "variants::text AS variants")
