@@ -430,6 +430,32 @@ def test_two_daemons_counting_a_leads_first_message_at_once_see_each_other(postg
     assert other.error.startswith("deferred: 1/day sms cap reached by 'hello' of Welcome")
 
 
+@pytest.mark.postgres
+def test_two_daemons_counting_a_leads_last_message_of_the_day_read_what_the_other_wrote(
+    postgres_url,
+):
+    """The lead has a ledger row (a message this morning) and 2/day: the second daemon's take
+    waits for the first one's lock, then reads the entry it committed, not the row as it was."""
+    caps = Caps.of(messages="2/day")
+    name = f"caps-{uuid.uuid4().hex[:8]}"
+    other_url = make_url(postgres_url).update_query_dict({"application_name": name})
+    with open_store(postgres_url) as first, open_store(other_url.render_as_string(False)) as second:
+        assert decide(first, sms_job(11, 8, "Welcome"), caps) == 0  # the row, one entry
+        one, other = sms_job(12, 8, "Promo"), sms_job(13, 8, "Offer")
+        outcome: list[int] = []
+        with first.begin() as connection:
+            assert engine_caps.hold(connection, [one], caps, T0, "UTC") == 0
+            waiter = threading.Thread(target=lambda: outcome.append(decide(second, other, caps)))
+            waiter.start()
+            wait_until(lambda: blocked_on_a_lock(first, name))
+        waiter.join()
+        with first.begin() as connection:
+            sent = connection.exec_driver_sql("SELECT sent FROM lead_cap WHERE id = 8").scalar()
+    assert outcome == [1] and one.status == "done" and other.status == "deferred"
+    assert other.error.startswith("deferred: 2/day messages cap reached by 'hello' of Promo")
+    assert [entry[2] for entry in json.loads(sent)] == [11, 12]  # the third never counted
+
+
 def decide(store, job: Job, caps: Caps) -> int:
     with store.begin() as connection:
         return engine_caps.hold(connection, [job], caps, T0, "UTC")
