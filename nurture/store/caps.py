@@ -75,7 +75,7 @@ def take(connection: Connection, first: Mapping[int, list[Entry]]) -> dict[int, 
     there = [lead for lead in leads if lead not in made]
     if not there:
         return {}
-    return {lead: json.loads(sent) for lead, sent in _run(connection, "read", ids=there)}
+    return _loads(_run(connection, "read", ids=there))
 
 
 def lock(connection: Connection, leads: Iterable[int]) -> dict[int, list[Entry]]:
@@ -84,8 +84,7 @@ def lock(connection: Connection, leads: Iterable[int]) -> dict[int, list[Entry]]
     if not ids:
         return {}
     given = {"ids": json.dumps(ids)} if connection.dialect.name == "sqlite" else {"ids": ids}
-    found = _run(connection, "lock", **given)
-    return {lead: json.loads(sent) for lead, sent in found}
+    return _loads(_run(connection, "lock", **given))
 
 
 def insert(connection: Connection, entries: Mapping[int, list[Entry]]) -> set[int]:
@@ -102,13 +101,23 @@ def insert(connection: Connection, entries: Mapping[int, list[Entry]]) -> set[in
 
 
 def _dumps(entries: list[Entry]) -> str:
-    """The JSON of a lead's entries; of a single one (a lead's first message, most of them)
-    from its parts, the text it shares with the batch's other sends of that step made once."""
-    if len(entries) != 1:
-        return json.dumps(entries)
-    at, channel, enrollment, step, sequence = entries[0]
+    """The JSON of a lead's entries, each from its parts: the text an entry shares with the
+    other sends of its step (its channel, step and sequence) made once."""
+    return "[" + ", ".join(_entry_json(*entry) for entry in entries) + "]"
+
+
+def _entry_json(at: float, channel: str, enrollment: int, step: str, sequence: str) -> str:
     head, tail = _shared(channel, step, sequence)
-    return f"[[{at!r}, {head}, {enrollment}, {tail}]]"
+    return f"[{float(at)!r}, {head}, {int(enrollment)}, {tail}]"
+
+
+def _loads(rows: Iterable[tuple[int, str]]) -> dict[int, list[Entry]]:
+    """{lead: entries} of ledger rows, their JSON parsed in one call for the batch."""
+    leads, texts = [], []
+    for lead, sent in rows:
+        leads.append(lead)
+        texts.append(sent)
+    return dict(zip(leads, json.loads("[" + ",".join(texts) + "]"), strict=True))
 
 
 @lru_cache(maxsize=1024)
