@@ -18,6 +18,10 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
   (transactional: no record before, the completion writes the message). `nurture run --once`'s
   loop runs in this process, so its time has no start-up in it; steps/s and CPU per step of
   each, and the ratio: what the per-message record costs.
+
+With --two-daemons R only the Postgres HTTP case of one daemon and of two at once, with the
+default settings, this code and the baseline alternating R rounds: sends/s, CPU per send and
+the ratio of two daemons to one (issue 14's target: 1.8).
 """
 
 import argparse
@@ -279,6 +283,36 @@ def rows(args: argparse.Namespace) -> Iterator[dict]:
             yield record_row(args, name[kind], kind)
 
 
+def two_daemon_rows(args: argparse.Namespace) -> Iterator[dict]:
+    """One daemon and two on Postgres over HTTP, this code and the baseline alternating."""
+    assert args.postgres, "--two-daemons needs a Postgres server (--postgres)"
+    with baseline.baseline(args.baseline) as old:
+        codes = [Code("this code", dict(os.environ), "--in-flight")]
+        codes += [Code(f"baseline {args.baseline}", old, "--in-flight")] if old else []
+        twilio = SlowTwilio(args.latency)
+        with twilio.serving() as api:
+            for number in range(1, args.two_daemons + 1):
+                for code in codes:
+                    one, two = (
+                        live("postgres", args.postgres, twilio, api, code, None, 8000, daemons)
+                        for daemons in (1, 2)
+                    )
+                    result = (
+                        f"1 daemon {one['sends_per_s']:,.0f} sends/s "
+                        f"({one['cpu_per_send_us']:,.0f} µs), 2 daemons "
+                        f"{two['sends_per_s']:,.0f} ({two['cpu_per_send_us']:,.0f} µs): "
+                        f"{two['sends_per_s'] / one['sends_per_s']:.2f}x"
+                    )
+                    yield {
+                        "case": f"live HTTP, {args.latency * 1000:.0f} ms, round {number}",
+                        "store": "Postgres",
+                        "code": code.name,
+                        "SMS": "8,000",
+                        "result": result,
+                        "load": baseline.load_average(),
+                    }
+
+
 def live_row(
     args: argparse.Namespace,
     twilio: SlowTwilio,
@@ -332,10 +366,13 @@ def main() -> None:
     parser.add_argument("--postgres", default=os.environ.get("NURTURE_TEST_DATABASE_URL"))
     parser.add_argument("--baseline", default=baseline.DEFAULT, help="the revision to compare")
     parser.add_argument("--quick", action="store_true", help="this code's cases only")
+    parser.add_argument(
+        "--two-daemons", type=int, default=0, metavar="R", help="only 1 and 2 daemons, R rounds"
+    )
     args = parser.parse_args()
     table = []
     print(f"load average {baseline.load_average()}", file=sys.stderr)
-    for result in rows(args):
+    for result in two_daemon_rows(args) if args.two_daemons else rows(args):
         table.append(result)
         print(f"  {result}", file=sys.stderr, flush=True)
     print(markdown(table))

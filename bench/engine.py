@@ -17,6 +17,8 @@ given with --postgres or NURTURE_TEST_DATABASE_URL):
 - caps: the throughput case with [caps] configured (messages 2/day and 5/week, sms 1/day,
   min_gap 4h: every step's lead counted in its cap ledger row) beside the same case without,
   alternating --pairs times in the same run (medians); the ratio is what the caps cost.
+  With --caps-ledger every lead has a ledger row already (an SMS two days before, which
+  counts towards 5/week and holds nothing): the path of a lead's second message.
 - lag: one daemon running while enrollments fall due at a steady --rate per second for
   --seconds; lag = execution time (the claim of its batch) minus due time, p50/p99/max.
 - scale: steps/s of --scale-due due steps in a store of that many enrollments, then in a store
@@ -296,15 +298,19 @@ def throughput(
     sequences: dict[str, str] = ONE_SEQUENCE,
     files: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    ledger: bool = False,
 ) -> dict:
     """`due` steps due now (and `later` enrollments due next week) run by `daemons` daemons
-    (with nurture.toml `settings`, of `sequences`, by `env`'s code); with several rounds the
-    same steps are made due again, and the best round counts."""
+    (with nurture.toml `settings`, of `sequences`, by `env`'s code; with `ledger` each lead's
+    cap ledger row made first); with several rounds the same steps are made due again, and
+    the best round counts."""
     project = project_with(url, sequences, env, settings=settings, files=files)
     best: dict = {}
     with open_store(url) as store:
         now = datetime.now(UTC)
         enroll_many(store, due, now)
+        if ledger:
+            sent_before(store, now - timedelta(days=2))
         if later:
             enroll_many(store, later, now + timedelta(days=7))
         for number in range(rounds):
@@ -343,6 +349,14 @@ def one_round(
         "cpu_s": cpu - idle_cpu,
         "server_s": server,
     }
+
+
+def sent_before(store: Store, at: datetime) -> None:
+    """Every lead's cap ledger row, holding one SMS sent `at` from another sequence."""
+    entry = json.dumps([[at.timestamp(), "sms", 0, "earlier", "Another sequence"]])
+    with store.begin(immediate=True) as connection:
+        connection.execute(text("INSERT INTO lead_cap (id, sent) SELECT id, :sent FROM lead"),
+                           {"sent": entry})  # fmt: skip
 
 
 def ceiling(url: str, due: int, workers: int) -> dict:
@@ -513,7 +527,9 @@ def _cases(args: argparse.Namespace, before: dict[str, str] | None) -> Iterator[
                 yield from against_ceiling(kind, args.postgres, n, daemons, args.pairs, before)
         if "caps" in args.cases:
             for daemons in daemon_counts:
-                yield with_and_without_caps(kind, args.postgres, n, daemons, args.pairs)
+                yield with_and_without_caps(
+                    kind, args.postgres, n, daemons, args.pairs, args.caps_ledger
+                )
         if "lag" in args.cases:
             with fresh_store(kind, args.postgres) as url:
                 got = lag(url, args.rate, args.seconds, args.warmup)
@@ -626,14 +642,17 @@ def with_variants(kind: str, server: str | None, n: int, pairs: int) -> Iterator
     yield row("variants", name, "1", n, result, with_["peak_rss_mb"])
 
 
-def with_and_without_caps(kind: str, server: str | None, n: int, daemons: int, pairs: int):
-    """The throughput case without caps and with CAPS, alternating `pairs` times; medians."""
+def with_and_without_caps(
+    kind: str, server: str | None, n: int, daemons: int, pairs: int, ledger: bool = False
+):
+    """The throughput case without caps and with CAPS (each lead's ledger row made first, with
+    `ledger`), alternating `pairs` times; medians."""
     plain, capped = [], []
     for _ in range(pairs):
         with fresh_store(kind, server) as url:
             plain.append(throughput(url, n, daemons))
         with fresh_store(kind, server) as url:
-            capped.append(throughput(url, n, daemons, settings=CAPS))
+            capped.append(throughput(url, n, daemons, settings=CAPS, ledger=ledger))
     without, got = median_of(plain), median_of(capped)
     ratio = got["steps_per_s"] / without["steps_per_s"]
     of = f", median of {pairs}" if pairs > 1 else ""
@@ -643,7 +662,8 @@ def with_and_without_caps(kind: str, server: str | None, n: int, daemons: int, p
         f"{cpu_per_step(without, n).removeprefix('CPU/step: ')}; load {load_average()})"
     )
     name = {"sqlite": "SQLite", "postgres": "Postgres"}[kind]
-    return row("caps", name, str(daemons), n, result, got["peak_rss_mb"])
+    case = "caps, ledger rows there" if ledger else "caps"
+    return row(case, name, str(daemons), n, result, got["peak_rss_mb"])
 
 
 def median_of(results: list[dict]) -> dict:
@@ -676,6 +696,8 @@ def main() -> None:
         nargs="+",
         default=["throughput", "caps", "lag", "scale", "variants", "import"],
     )
+    parser.add_argument("--caps-ledger", action="store_true", help="caps: every lead has a "
+                        "ledger row already (its second message)")  # fmt: skip
     parser.add_argument("--rate", type=int, default=1000, help="lag: steps falling due a second")
     parser.add_argument("--seconds", type=int, default=30, help="lag: for how long")
     parser.add_argument("--warmup", type=float, default=5, help="lag: s before the first is due")

@@ -419,6 +419,9 @@ def _check_toml(path: Path) -> None:
 def _secret_fields() -> list[tuple[str, ...]]:
     """(table, key) of every secret setting, e.g. ('email', 'password')."""
     found: list[tuple[str, ...]] = [("availability", "caldav", "password")]
+    found += [
+        ("availability", "caldav", "oauth", key) for key in ("client_secret", "refresh_token")
+    ]
     found.append(("inbound_email", "imap", "password"))
     for name, field in Settings.model_fields.items():
         model = next((a for a in get_args(field.annotation) if isinstance(a, type)), None)

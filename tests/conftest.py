@@ -4,6 +4,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy
@@ -104,3 +105,34 @@ def run_store(
         return run("--database-url", store_url, *args, **options)
 
     return invoke
+
+
+@pytest.fixture
+def radicale(tmp_path: Path) -> Iterator[str]:
+    """Radicale (CalDAV) on a free port, storing in a temp folder, any login accepted: its URL."""
+    from calendars import radicale
+
+    with radicale(tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def coach_calendar(radicale: str) -> Any:
+    """The coach's calendar "Coach Kim" in Radicale (a caldav Calendar)."""
+    import caldav
+
+    client = caldav.DAVClient(radicale, username="coach", password="secret")
+    return client.principal().make_calendar(name="Coach Kim")
+
+
+@pytest.fixture(params=["password", "oauth"])
+def calendar_login(request: pytest.FixtureRequest, radicale: str) -> Iterator[Any]:
+    """How nurture logs in to the coach's calendar: a password, or OAuth (Radicale behind a
+    Bearer-only proxy, as Google's CalDAV is): a calendars.Login."""
+    from calendars import oauth_login, password_login
+
+    if request.param == "password":
+        yield password_login(radicale)
+        return
+    with oauth_login(radicale) as login:
+        yield login

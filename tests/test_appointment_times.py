@@ -144,3 +144,9 @@ def test_the_guide_s_settings_and_sequences_validate_and_run(run, project: Path)
         "offer-a-call",
         "send-the-link",
     ]
+
+
+def test_a_dry_run_with_calendar_needs_one(run, consult):
+    result = run("test", "consult", "--lead-field", "name=Ana", "--calendar")
+    assert result.exit_code == 1
+    assert "--calendar reads the coach's calendar: add [availability.caldav]" in result.output

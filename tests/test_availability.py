@@ -1,5 +1,6 @@
 """The coach's availability in nurture.toml, and the free slots it gives (DST included)."""
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -131,6 +132,24 @@ def test_validate_says_an_auto_booking_needs_availability(run, project: Path):
     with (project / "nurture.toml").open("a") as toml:
         toml.write('[availability.hours]\nmon = "09:00-10:00"\n')
     assert run("validate").exit_code == 0
+
+
+def test_plan_and_apply_refuse_an_auto_booking_without_availability(run, project: Path):
+    from builders import sequence, step, write
+
+    book = step("Book", "schedule_appointment")
+    book["action_config"]["mode"] = "auto"
+    write(project, "calls.yaml", sequence("Calls", book))
+    said = "mode 'auto' books from the coach's hours: add [availability]"
+    for command in (("plan",), ("apply", "--yes")):
+        result = run(*command)
+        assert result.exit_code == 1 and said in result.output, result.output
+    planned = run("plan", "--json")
+    (problem,) = json.loads(planned.stdout)["diagnostics"]
+    assert said in problem["message"] and problem["line"] > 1
+    with (project / "nurture.toml").open("a") as toml:
+        toml.write('[availability.hours]\nmon = "09:00-10:00"\n')
+    assert run("plan").exit_code == 0
 
 
 def test_validate_reports_a_wrong_availability(run, project: Path):

@@ -142,6 +142,18 @@ def test_warnings_too_are_validates_beside_their_field(coach, project, run):
     assert warning.path == ("steps", 5, "actionConfig", "message")
 
 
+def test_an_auto_booking_without_availability_is_validates_error_too(coach, project, run):
+    draft = drafts.open_draft(Project.from_settings(coach), "warm-lead-welcome")
+    text = drafts.add_step(draft.text, ActionType.SCHEDULE_APPOINTMENT)
+    text = drafts.edit_step(text, 5, {"action_config": {"mode": "auto"}})
+    found = saving.check(coach, drafts.Draft(text, draft.path, draft.slug, draft.base))
+    draft.path.write_text(text)
+    said = json.loads(run("validate", "--json", cwd=project).stdout)["diagnostics"]
+    assert [d.as_dict() for d in found] == said
+    (error,) = found
+    assert error.severity == "error" and "add [availability] to nurture.toml" in error.message
+
+
 def test_every_action_type_can_be_added_and_the_sequence_stays_valid(coach):
     project = Project.from_settings(coach)
     draft = drafts.new_draft(project, "Everything")

@@ -3,19 +3,13 @@ offered or booked, and booked, moved and cancelled calls land in it once each.""
 
 import json
 import re
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import caldav
 import pytest
 from builders import sequence, step, write
-from icalendar import Calendar
+from calendars import dentist, ours
 from servers import free_port
 from serving import serving
 
@@ -31,71 +25,19 @@ notice = "0m"
 horizon = "10d"
 [availability.hours]
 {hours}
-[availability.caldav]
-url = "{url}"
-username = "coach"
 """
 
 
 @pytest.fixture
-def radicale(tmp_path: Path) -> Iterator[str]:
-    """Radicale on a free port, storing in a temp folder, any login accepted: its URL."""
-    port, config = free_port(), tmp_path / "radicale.conf"
-    config.write_text(
-        f"[server]\nhosts = 127.0.0.1:{port}\n[auth]\ntype = none\n"
-        f"[storage]\nfilesystem_folder = {tmp_path / 'collections'}\n[logging]\nlevel = warning\n"
-    )
-    server = subprocess.Popen(
-        [sys.executable, "-m", "radicale", "--config", str(config)], stderr=subprocess.PIPE
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            assert time.monotonic() < deadline, "Radicale did not start"
-            time.sleep(0.1)
-    try:
-        yield url
-    finally:
-        server.terminate()
-        server.communicate(timeout=10)
-
-
-@pytest.fixture
-def coach_calendar(radicale: str) -> Any:
-    client = caldav.DAVClient(radicale, username="coach", password="secret")
-    return client.principal().make_calendar(name="Coach Kim")
-
-
-def dentist(calendar: Any, start: datetime) -> None:
-    """The coach's own appointment elsewhere, in their calendar (not one of nurture's)."""
-    stamp = f"{start:%Y%m%dT%H%M%SZ}"
-    ends = f"{start + timedelta(hours=1):%Y%m%dT%H%M%SZ}"
-    calendar.save_event(
-        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n"
-        f"UID:dentist-1\r\nDTSTAMP:{stamp}\r\nDTSTART:{stamp}\r\nDTEND:{ends}\r\n"
-        "SUMMARY:Dentist\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-    )
-
-
-def ours(calendar: Any) -> list[Any]:
-    """nurture's events in the calendar, parsed."""
-    found = [Calendar.from_ical(e.data) for e in calendar.events()]
-    events = [e for c in found for e in c.walk("VEVENT")]
-    return [e for e in events if str(e["uid"]).endswith("@nurture")]
-
-
-@pytest.fixture
-def project_with_calendar(run_store, project: Path, coach_calendar: Any) -> dict[str, Any]:
+def project_with_calendar(
+    run_store, project: Path, radicale: str, coach_calendar: Any, calendar_login: Any
+) -> dict[str, Any]:
+    """Kim's calendar, with a password or through OAuth (each test runs with both), a dentist's
+    appointment in its first free slot; a sequence that books, one that offers, applied."""
     with (project / "nurture.toml").open("a") as toml:
-        toml.write(SETTINGS.format(hours=HOURS, url=coach_calendar.url))
-    (project / ".env").write_text(
-        "NURTURE_AVAILABILITY__CALDAV__PASSWORD=secret\nNURTURE_AVAILABILITY__SECRET=b\n"
-    )
+        toml.write(SETTINGS.format(hours=HOURS))
+        toml.write(calendar_login.settings(coach_calendar.url, radicale))
+    (project / ".env").write_text(calendar_login.env + "NURTURE_AVAILABILITY__SECRET=b\n")
     availability = Availability.model_validate(
         {"hours": {d: "09:00-12:00" for d in ("mon", "tue", "wed", "thu", "fri")}}
         | {"slot": "1h", "notice": "0m", "horizon": "10d"}
@@ -109,7 +51,7 @@ def project_with_calendar(run_store, project: Path, coach_calendar: Any) -> dict
     write(project, "calls.yaml", sequence("Calls", book, funnels=["website"]))
     write(project, "offers.yaml", sequence("Offers", offer, funnels=["offers"]))
     assert run_store("apply", "--yes").exit_code == 0
-    return {"busy": first, "next": second, "calendar": coach_calendar}
+    return {"busy": first, "next": second, "calendar": coach_calendar, "login": calendar_login}
 
 
 def add_lead(run_store, funnel: str, name: str) -> None:
@@ -122,6 +64,8 @@ def test_check_calendar_lists_the_coach_s_busy_times(run_store, project_with_cal
     assert checked.exit_code == 0, checked.output
     assert "✓ Coach Kim: 1 busy period in the next 10d" in checked.output
     assert f"{project_with_calendar['busy']:%Y-%m-%d %H:%M}" in checked.stdout
+    tokens = project_with_calendar["login"].tokens
+    assert tokens is None or tokens.grants == 1  # OAuth: one access token for every request
 
 
 def test_a_busy_time_is_never_booked_and_the_booking_lands_in_the_calendar(
@@ -168,17 +112,56 @@ def test_the_booking_page_never_offers_a_busy_time(
 
 
 def test_with_the_calendar_down_nothing_is_booked_blind(run_store, project_with_calendar, project):
-    toml = project / "nurture.toml"
-    toml.write_text(
-        re.sub(
-            r'url = "http://127\.0\.0\.1:\d+',
-            f'url = "http://127.0.0.1:{free_port()}',
-            toml.read_text(),
-        )
-    )
+    _move_calendar(project / "nurture.toml", f"http://127.0.0.1:{free_port()}")
     add_lead(run_store, "website", "cy")
     assert run_store("run", "--once").exit_code == 0
     assert json.loads(run_store("appointments", "list", "--json").stdout) == []
     logs = json.loads(run_store("logs", "--json").stdout)
     assert any("could not read the coach's calendar" in (row.get("error") or "") for row in logs)
-    assert "secret" not in json.dumps(logs)
+    assert "secret" not in json.dumps(logs) and "token-test" not in json.dumps(logs)
+
+
+def test_the_dry_run_with_calendar_books_around_the_coach_s_busy_time(
+    run_store, project_with_calendar, project: Path
+):
+    busy, free = project_with_calendar["busy"], project_with_calendar["next"]
+    lead = ["--lead-field", "name=Ana", "--lead-field", "email=ana@x.com"]
+    args = ["test", "Calls", *lead, "--start", (busy - timedelta(minutes=1)).isoformat(), "--json"]
+
+    def booked(*more: str) -> str:
+        result = run_store(*args, *more)
+        assert result.exit_code == 0, result.output
+        timeline = json.loads(result.stdout)["timeline"]
+        (book,) = [row for row in timeline if row.get("step") == "book"]
+        return book["detail"]
+
+    assert f"at {busy:%Y-%m-%d %H:%M} UTC" in booked()  # the availability only: the dentist's
+    assert f"at {free:%Y-%m-%d %H:%M} UTC" in booked("--calendar")  # the calendar says busy
+    assert ours(project_with_calendar["calendar"]) == []  # a dry run writes nothing there
+    _move_calendar(project / "nurture.toml", f"http://127.0.0.1:{free_port()}")
+    down = run_store(*args, "--calendar")
+    assert down.exit_code == 1
+    assert "--calendar: could not reach the coach's calendar at http://127.0.0.1:" in down.output
+
+
+def _move_calendar(toml: Path, base: str) -> None:
+    """The calendar's URL in nurture.toml, at another base URL (nothing there: it is down)."""
+    moved = re.sub(
+        r'^url = "http://127\.0\.0\.1:\d+', f'url = "{base}', toml.read_text(), flags=re.M
+    )
+    toml.write_text(moved)
+
+
+@pytest.mark.parametrize("calendar_login", ["oauth"], indirect=True)
+def test_with_google_s_refresh_token_revoked_a_booking_waits_and_says_what_to_fix(
+    run_store, project_with_calendar
+):
+    project_with_calendar["login"].tokens.revoke()
+    add_lead(run_store, "website", "di")
+    assert run_store("run", "--once").exit_code == 0
+    assert json.loads(run_store("appointments", "list", "--json").stdout) == []
+    logs = json.loads(run_store("logs", "--json").stdout)
+    (row,) = [row for row in logs if "refused the refresh token" in (row.get("error") or "")]
+    assert row["status"] == "retry"  # booked once a new refresh token is set, not blind
+    assert "NURTURE_AVAILABILITY__CALDAV__OAUTH__REFRESH_TOKEN" in row["error"]
+    assert "token-test" not in json.dumps(logs) and "client-secret" not in json.dumps(logs)

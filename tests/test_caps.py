@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import pytest
 from builders import sequence, step, write
 from enrolling import T0, apply, enroll, enrollment, log
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, insert, make_url, select, text
 from test_daemon import sent_counts, start, stop, wait_until
 
@@ -100,6 +102,32 @@ def test_the_window_rolls_the_next_message_may_go_when_the_oldest_leaves_it():
     assert held is not None and held.until == T0 + timedelta(days=1)
     assert held.reason == "2/day messages cap reached by 'tip' of Promo at 2025-03-03 12:00 UTC"
     assert caps.hold(sent, "sms", T0 + timedelta(days=1)) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ages=st.lists(
+        st.tuples(st.integers(0, 10 * 24 * 3600), st.sampled_from(["sms", "email", "whatsapp"])),
+        max_size=8,
+    ),
+    channel=st.sampled_from(["sms", "email", "whatsapp"]),
+    texts=st.sampled_from(
+        [
+            {"messages": "2/day, 5/week", "sms": "1/day", "min_gap": "4h"},
+            {"email": "3/36h"},
+            {"messages": "1/hour"},
+            {"min_gap": "2d"},
+            {"sms": "2/week", "whatsapp": "1/day"},
+        ]
+    ),  # fmt: skip
+)
+def test_the_quick_check_agrees_with_the_full_decision(ages, channel, texts):
+    """What `allows` decides on the ledger's raw entries is what `hold` decides on Sent ones."""
+    caps = Caps.of(**texts)
+    now = T0.timestamp()
+    raw = sorted([now - age, kind, n, "s", "Seq"] for n, (age, kind) in enumerate(ages))
+    sent = [Sent(datetime.fromtimestamp(at, UTC), kind, n, s, q) for at, kind, n, s, q in raw]
+    assert caps.allows(raw, channel, now) == (caps.hold(sent, channel, T0) is None)
 
 
 def test_a_bad_cap_in_nurture_toml_names_its_key(project, run):
@@ -428,6 +456,32 @@ def test_two_daemons_counting_a_leads_first_message_at_once_see_each_other(postg
         waiter.join()
     assert outcome == [1] and one.status == "done" and other.status == "deferred"
     assert other.error.startswith("deferred: 1/day sms cap reached by 'hello' of Welcome")
+
+
+@pytest.mark.postgres
+def test_two_daemons_counting_a_leads_last_message_of_the_day_read_what_the_other_wrote(
+    postgres_url,
+):
+    """The lead has a ledger row (a message this morning) and 2/day: the second daemon's take
+    waits for the first one's lock, then reads the entry it committed, not the row as it was."""
+    caps = Caps.of(messages="2/day")
+    name = f"caps-{uuid.uuid4().hex[:8]}"
+    other_url = make_url(postgres_url).update_query_dict({"application_name": name})
+    with open_store(postgres_url) as first, open_store(other_url.render_as_string(False)) as second:
+        assert decide(first, sms_job(11, 8, "Welcome"), caps) == 0  # the row, one entry
+        one, other = sms_job(12, 8, "Promo"), sms_job(13, 8, "Offer")
+        outcome: list[int] = []
+        with first.begin() as connection:
+            assert engine_caps.hold(connection, [one], caps, T0, "UTC") == 0
+            waiter = threading.Thread(target=lambda: outcome.append(decide(second, other, caps)))
+            waiter.start()
+            wait_until(lambda: blocked_on_a_lock(first, name))
+        waiter.join()
+        with first.begin() as connection:
+            sent = connection.exec_driver_sql("SELECT sent FROM lead_cap WHERE id = 8").scalar()
+    assert outcome == [1] and one.status == "done" and other.status == "deferred"
+    assert other.error.startswith("deferred: 2/day messages cap reached by 'hello' of Promo")
+    assert [entry[2] for entry in json.loads(sent)] == [11, 12]  # the third never counted
 
 
 def decide(store, job: Job, caps: Caps) -> int:

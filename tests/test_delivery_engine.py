@@ -11,12 +11,15 @@ import pytest
 from builders import sequence, step
 from enrolling import T0, apply, drain, enroll, enrollment, executions, log, set_enrollment
 from sqlalchemy import insert, select
+from sqlalchemy.exc import OperationalError
 
 from nurture.channels import SendResult, TemporaryFailure, UncertainSend
 from nurture.channels.memory import MemoryChannel
+from nurture.engine import dispatch
 from nurture.engine.daemon import Daemon, DaemonOptions
 from nurture.engine.dispatch import EngineConfig, Report, run_due, settle_unknown
-from nurture.store.db import Store
+from nurture.store import queries
+from nurture.store.db import Store, open_store
 from nurture.store.tables import Enrollment, Execution
 from nurture.testing import enroll_many
 
@@ -114,6 +117,74 @@ def test_a_completion_that_lost_its_lease_counts_it_and_the_next_claim_never_res
     moved = enrollment(store, enrollment_id)
     assert (moved.status, moved.step_id) == ("active", "again")
     assert log(store, enrollment_id) == [("hello", 1, "sent")]
+
+
+def test_a_daemon_whose_claim_was_taken_over_before_its_send_was_recorded_never_sends_it(
+    store: Store, project
+):
+    apply(store, project, sequence("Texts", step("Hello"), step("Again", delay_days=1)))
+    enrollment_id = enroll(store, "Texts")
+    reads: list[datetime] = []
+
+    def clock() -> datetime:  # read by the claim, then by the write that records the send
+        reads.append(T0)
+        if len(reads) == 2:  # meanwhile its lease expired and another daemon claimed it
+            set_enrollment(store, enrollment_id, lease_owner="other")
+        return T0
+
+    report, channel = Report(), MemoryChannel()
+    config = EngineConfig(worker="slow", in_flight=1)
+    assert dispatch.drain(store, clock, config, channels(channel), report) == 1
+    assert channel.sent == [] and report.lost == 1
+    assert log(store, enrollment_id) == []  # no `sending` record: the other daemon sends it
+    row = enrollment(store, enrollment_id)
+    assert (row.status, row.lease_owner, row.step_id) == ("running", "other", "hello")
+
+
+def test_a_completion_of_a_claim_taken_over_writes_nothing_of_that_enrollment(store, project):
+    apply(store, project, sequence("Texts", step("Hello")))
+    mine, taken = enroll(store, "Texts"), enroll(store, "Texts")
+    with store.begin(immediate=True) as connection:
+        queries.claim(connection, T0, T0 + timedelta(minutes=5), "slow", 10)
+    set_enrollment(store, taken, lease_owner="other")
+    states = [
+        {"_id": i, "status": "completed", "lease_owner": None, "finished_at": T0}
+        for i in (mine, taken)
+    ]
+    with store.begin(immediate=True) as connection:
+        assert queries.update_enrollments(connection, states, "slow") == {mine}
+    assert (enrollment(store, mine).status, enrollment(store, mine).lease_owner) == (
+        "completed",
+        None,
+    )
+    assert (enrollment(store, taken).status, enrollment(store, taken).lease_owner) == (
+        "running",
+        "other",
+    )
+
+
+def test_a_send_recorded_on_postgres_holds_its_lease_until_the_commit(postgres_url, project):
+    """One statement records the sends and locks their enrollments: a rescue waits for it."""
+    with open_store(postgres_url) as store:
+        apply(store, project, sequence("Texts", step("Hello")))
+        enrollment_id = enroll(store, "Texts")
+        with store.begin(immediate=True) as connection:
+            [claimed] = queries.claim(connection, T0, T0 + timedelta(minutes=5), "w", 10)
+        row = {"enrollment_id": enrollment_id, "lead_id": claimed.lead_id, "version": 1}
+        row |= {"sequence_id": claimed.sequence_id, "step_id": "hello", "action_type": "sms"}
+        row |= {"attempt": 1, "status": "sending", "due_at": T0, "started_at": T0}
+        with store.begin() as recording:
+            recorded = queries.record_sending(recording, [row], "w")
+            assert list(recorded) == [enrollment_id]
+            with store.begin() as rescuing:
+                rescuing.exec_driver_sql("SET LOCAL lock_timeout = '200ms'")
+                with pytest.raises(OperationalError, match="lock timeout"):
+                    queries.rescue(rescuing, T0 + timedelta(hours=1))
+        with store.begin() as rescuing:  # committed: the rescue goes on, and finds the record
+            assert queries.rescue(rescuing, T0 + timedelta(hours=1)) == 1
+        with store.begin() as connection:
+            assert queries.record_sending(connection, [row | {"attempt": 2}], "w") == {}
+        assert log(store, enrollment_id) == [("hello", 1, "sending")]
 
 
 @pytest.mark.parametrize(

@@ -148,3 +148,34 @@ def test_workers_draining_together_run_each_step_once(store, project):
         assert sum(job.result() for job in work) == 120
     assert len(channel.sent) == 120
     assert all(len(log(store, enrollment_id)) == 2 for enrollment_id in ids)
+
+
+@pytest.mark.postgres
+def test_the_claim_reads_each_rows_lead_and_recorded_attempt_by_its_key_on_postgres(
+    postgres_url, project
+):
+    """The claim's leads and recorded attempts (one statement): a key probe a row, even in the
+    generic plan a prepared statement keeps, never a scan of the log."""
+    with open_store(postgres_url) as store:
+        apply(store, project, three_steps())
+        enroll_many(store, 2000, T0, sequence="welcome")
+        with store.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO execution (enrollment_id, lead_id, sequence_id, version, step_id, "
+                "action_type, attempt, status, due_at) SELECT id, lead_id, sequence_id, 1, s, "
+                "'send_sms', 1, 'sent', next_run_at FROM enrollment, (VALUES ('a'), ('b')) v(s)"
+            )
+            connection.exec_driver_sql("ANALYZE")
+        with store.begin() as connection:
+            queries.claim_hints(connection)
+            connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+            sql = queries.claim_batch_sql()
+            for n, name in enumerate(("now", "until", "worker", "batch"), 1):
+                sql = sql.replace(f"%({name})s", f"${n}")
+            connection.exec_driver_sql(
+                f"PREPARE claim(timestamptz, timestamptz, text, int) AS {sql}"
+            )
+            explain = "EXPLAIN EXECUTE claim('2025-03-03 09:00Z', '2025-03-03 09:05Z', 'w', 500)"
+            plan = "\n".join(row[0] for row in connection.exec_driver_sql(explain))
+    assert "Index Scan using uq_execution_enrollment_id_step_id_attempt" in plan, plan
+    assert "Index Scan using pk_lead" in plan and "Seq Scan on execution" not in plan, plan

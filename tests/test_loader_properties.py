@@ -200,10 +200,13 @@ def check(path: Path, content: str | bytes) -> CheckResult:
     ids=["empty", "binary", "list", "10MB", "1MB-flow", "1MB-maps", "1MB-block", "indents", "wide"],
 )
 def test_broken_files_answer_quickly(broken_file: Path, content: bytes, expected: str):
-    started = time.perf_counter()
+    """A hostile file is refused at its limit, not parsed to the end: the bound is on this
+    process's CPU (a busy machine's wall clock says nothing) and catches a blow-up, which
+    takes minutes; how fast the check is, the benchmarks say."""
+    started = time.process_time()
     [problem] = check(broken_file, content).diagnostics
     assert expected in problem.message
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - started < 20
 
 
 BROKEN = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -314,11 +314,11 @@ def test_thousands_of_sends_settle_in_one_go(store, project, capsys):
     with store.begin() as connection:
         ids = list(connection.execute(select(Enrollment.id)).scalars())
     crash_mid_send(store, ids, sent_at)
-    started = time.perf_counter()
+    started = time.process_time()
     with store.session(immediate=True) as session:
         planned = settle.plan(session, "sent", settle.Filters())
         outcome = settle.settle(session, planned, datetime.now(UTC), "test", "UTC")
-    took = time.perf_counter() - started
+    took = time.process_time() - started
     with capsys.disabled():
         print(
             f"\nsettled {outcome.settled} sends as sent in {took:.2f}s ({store.url.split(':')[0]})"

@@ -350,9 +350,9 @@ def test_costly_templates_are_reported_at_once_where_they_are_and_the_other_file
     )
     write(project, "costly.yaml", costly)
     write(project, "seed.yaml", seed("Hi {{lead.name}}!", "Hi {{ lead.nmae }}!"))
-    started = time.perf_counter()
+    started = time.process_time()
     result = run("validate")
-    assert time.perf_counter() - started < 10 and result.exit_code == 1
+    assert time.process_time() - started < 10 and result.exit_code == 1
     assert problems(result) == [
         "sequences/costly.yaml:6:24: message: template too costly:"
         " 9 ** 387,420,489 has over the limit of 1,000 digits",

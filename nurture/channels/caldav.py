@@ -17,6 +17,7 @@ from nurture.channels.protocol import TemporaryFailure
 from nurture.errors import ConfigError
 
 OURS = "@nurture"
+CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
 CONTENT_TYPE = 'text/calendar; charset="utf-8"'
 Busy = tuple[datetime, datetime]
 
@@ -28,18 +29,26 @@ class CalDavCalendar:
         self.url, self.username, self.password = url, username, password
         self.name: str | None = options.get("calendar")
         self.timeout = float(options.get("timeout", 10.0))
+        self.auth: Any = options.get("auth")  # a requests AuthBase (OAuth) instead of a password
         self._calendar: Any = None
 
     @classmethod
     def of(cls, settings: Any) -> "CalDavCalendar":
-        """From `[availability.caldav]` (its password from the environment or .env)."""
+        """From `[availability.caldav]` (its password, or its OAuth client's secret and refresh
+        token, from the environment or .env)."""
         password = settings.password.get_secret_value() if settings.password else None
+        auth = None
+        if settings.oauth is not None:
+            from nurture.channels.oauth import RefreshTokenAuth
+
+            auth = RefreshTokenAuth.of(settings.oauth, settings.timeout)
         return cls(
             settings.url,
             settings.username,
             password,
             calendar=settings.calendar,
             timeout=settings.timeout,
+            auth=auth,
         )
 
     def busy(self, start: datetime, end: datetime) -> list[Busy]:
@@ -70,7 +79,11 @@ class CalDavCalendar:
             import caldav
 
             client = caldav.DAVClient(
-                self.url, username=self.username, password=self.password, timeout=int(self.timeout)
+                self.url,
+                username=self.username,
+                password=self.password,
+                auth=self.auth,
+                timeout=int(self.timeout),
             )
             self._calendar = self._pick(client)
         return self._calendar
@@ -96,8 +109,7 @@ class CalDavCalendar:
         except AuthorizationError:
             self._calendar = None
             raise ConfigError(
-                f"the coach's calendar at {self.url} refused the username or password "
-                "(NURTURE_AVAILABILITY__CALDAV__PASSWORD)"
+                f"the coach's calendar at {self.url} refused {self._login()}"
             ) from None
         except (DAVError, RequestException, OSError) as error:
             self._calendar = None
@@ -105,6 +117,14 @@ class CalDavCalendar:
             raise TemporaryFailure(
                 f"could not {doing} the coach's calendar at {self.url} ({reason})"
             ) from None
+
+    def _login(self) -> str:
+        if self.auth is None:
+            return "the username or password (NURTURE_AVAILABILITY__CALDAV__PASSWORD)"
+        return (
+            "the OAuth access token: is the CalDAV API enabled in the client's project, and was "
+            f"the refresh token granted the scope {CALENDAR_SCOPE}? ([availability.caldav.oauth])"
+        )
 
 
 def _periods(instance: Any) -> Iterator[Busy]:

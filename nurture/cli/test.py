@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from nurture.cli.context import state
 from nurture.cli.output import note, out, print_json
-from nurture.errors import NurtureError
+from nurture.errors import ChannelError, NurtureError
 from nurture.spec.cases import CaseLead
 from nurture.spec.diagnostics import error_message
 from nurture.spec.durations import parse_duration
@@ -49,6 +49,14 @@ def test(
             "--variant", help="step=variant: the variant the lead gets (repeat for more)."
         ),
     ] = None,
+    calendar: Annotated[
+        bool,
+        typer.Option(
+            "--calendar",
+            help="Also keep to the coach's real calendar (availability.caldav in "
+            "nurture.toml): auto bookings skip its busy times, read over CalDAV.",
+        ),
+    ] = False,
     junit: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -61,16 +69,17 @@ def test(
       nurture test --funnel website-form --lead lead.yaml --until 7d
       echo 'name: Ana' | nurture test --funnel website-form --lead -
       nurture test 'Warm Lead Welcome' --lead-field name=Ana --variant guide=b
+      nurture test 'Discovery Call' --lead-field name=Ana --calendar
     """
     from nurture.simulate.dryrun import Scenario, dry_run, lead_input
     from nurture.simulate.events import InvalidEvent
 
-    project = _project()
     if lead is None and not lead_field:
-        if funnel or event or start or until or tz or variant:
+        if funnel or event or start or until or tz or variant or calendar:
             raise NurtureError("give the lead: --lead FILE (or -) or --lead-field key=value")
-        _cases(project, sequence, junit, json)
+        _cases(_project(), sequence, junit, json)
         return
+    project = _project(calendar)
     if junit is not None:
         raise NurtureError("--junit reports test cases: run `nurture test` without a lead")
     scenario = Scenario(
@@ -92,7 +101,7 @@ def test(
     _show_run(run, time.perf_counter() - began, json)
 
 
-def _project() -> "Project":
+def _project(calendar: bool = False) -> "Project":
     from nurture.leads.records import LeadRules
     from nurture.project.layout import Project as ProjectFiles
     from nurture.simulate.dryrun import Project
@@ -101,7 +110,29 @@ def _project() -> "Project":
     files = ProjectFiles.from_settings(settings).files()
     rules = LeadRules.from_settings(settings)
     coach, caps = settings.coach.model_dump(), settings.caps.rules()
-    return Project(files, settings.project_dir, rules, coach, caps=caps, booking=settings.booking)
+    calendars = _calendars() if calendar else None
+    booking = settings.booking
+    return Project(
+        files, settings.project_dir, rules, coach, caps=caps, booking=booking, calendars=calendars
+    )
+
+
+def _calendars() -> Any:
+    """The coach's CalDAV calendar, reached once before the run (its busy times read as the
+    dry run books); a clear error when there is none or it cannot be reached."""
+    from nurture.engine.calendars import Calendars
+
+    found = Calendars.of(state.settings)  # no channels: the dry run sends no invitation
+    if found.caldav is None:
+        raise NurtureError(
+            "--calendar reads the coach's calendar: add [availability.caldav] to nurture.toml "
+            "(see docs/guides/appointments.md)"
+        )
+    try:
+        found.caldav.check()
+    except ChannelError as error:
+        raise NurtureError(f"--calendar: {error}") from None
+    return found
 
 
 def _cases(project: "Project", sequence: str | None, junit: Path | None, json: bool) -> None:

@@ -11,6 +11,7 @@ from nurture.cli.output import note, plural, print_json
 from nurture.errors import ProjectNotFound
 
 if TYPE_CHECKING:  # YAML and Jinja2: imported when files are checked, not for `validate --help`
+    from nurture.spec.appointments import Bookable
     from nurture.spec.diagnostics import Diagnostic
     from nurture.spec.files import CheckResult
 
@@ -42,9 +43,12 @@ def validate(
     targets = paths or [Path(shown(state.settings.sequences_path))]
     ignore, conversion_statuses = _lint_settings()
     result = checked(
-        targets, coach_keys=coach_keys, ignore=ignore, conversion_statuses=conversion_statuses
+        targets,
+        coach_keys=coach_keys,
+        ignore=ignore,
+        conversion_statuses=conversion_statuses,
+        bookable=_bookable(),
     )
-    result.diagnostics += _appointment_problems(result)
     if strict:
         result.diagnostics = [replace(d, severity="error") for d in result.diagnostics]
     diagnostics = result.diagnostics  # paths already relative to the working directory
@@ -68,16 +72,14 @@ def _coach_keys(*, required: bool) -> frozenset[str] | None:
         return None
 
 
-def _appointment_problems(result: "CheckResult") -> list["Diagnostic"]:
-    """Steps that book from `[availability]` when the project has none (inside a project)."""
-    from nurture.spec.appointments import appointment_problems
+def _bookable() -> "Bookable | None":
+    """What the settings allow of appointments; None outside a project (nothing to check)."""
+    from nurture.project.layout import bookable
 
     try:
-        booking = state.settings.booking
+        return bookable(state.settings)
     except ProjectNotFound:
-        return []
-    links = booking is not None and bool(booking.secret and booking.url)
-    return appointment_problems(result.sequences, availability=booking is not None, links=links)
+        return None
 
 
 def _lint_settings() -> tuple[list[str], list[str]]:

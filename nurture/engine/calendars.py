@@ -57,13 +57,19 @@ class Calendars:
         )
 
     def busy(self, now: datetime) -> list[Busy]:
-        """The coach's calendar's busy times over the booking horizon (read at most once a
-        minute); TemporaryFailure when it cannot be read: nothing is booked blind."""
+        """The coach's calendar's busy times over the booking horizon from `now` (read at most
+        once a minute, and again for a `now` a minute past the last read's: a dry run's clock
+        jumps); TemporaryFailure when it cannot be read: nothing is booked blind."""
         if self.caldav is None or self.booking is None:
             return []
         with self._lock:
             kept = self._busy
-            if kept is not None and time.monotonic() - kept[0] < BUSY_FOR and kept[1] <= now:
+            fresh = kept is not None and time.monotonic() - kept[0] < BUSY_FOR
+            if (
+                kept is not None
+                and fresh
+                and kept[1] <= now < kept[1] + timedelta(seconds=BUSY_FOR)
+            ):
                 return kept[2]
             found = self.caldav.busy(now, now + self.booking.availability.horizon)
             self._busy = (time.monotonic(), now, found)

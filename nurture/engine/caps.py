@@ -79,8 +79,11 @@ def _plan(jobs: list[Job], entries: list[ledger.Entry], caps: Caps, clock: _Cloc
     for job in jobs:
         key = (job.claim.id, job.step_id)
         others = [entry for entry in recent if (entry[2], entry[3]) != key]
+        channel = job.channel or ""
         why = (
-            caps.hold([_sent(e) for e in others], job.channel or "", clock.now) if others else None
+            None
+            if not others or caps.allows(others, channel, clock.stamp)
+            else caps.hold([_sent(e) for e in others], channel, clock.now)
         )
         if why is not None:
             holds.append((job, why))

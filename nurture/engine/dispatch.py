@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Connection, Row
+from sqlalchemy import Connection
 
 from nurture.channels import Channels, PermanentFailure, TemporaryFailure
 from nurture.engine import actions, booking, caps, engagement, exclusive, notes, variants
@@ -67,7 +67,7 @@ class Report:
 
 
 Clock = Callable[[], datetime]
-ClaimRows = Callable[[Connection, datetime], list[Row]]
+ClaimRows = Callable[[Connection, datetime], queries.ClaimedBatch]
 
 
 def drain(
@@ -100,8 +100,8 @@ def run_due(
 def _due(config: EngineConfig) -> ClaimRows:
     """The claim of the steps due at a time, as `config` leases them."""
 
-    def claim(connection: Connection, at: datetime) -> list[Row]:
-        return queries.claim(connection, at, at + config.lease, config.worker, config.batch)
+    def claim(connection: Connection, at: datetime) -> queries.ClaimedBatch:
+        return queries.claim_batch(connection, at, at + config.lease, config.worker, config.batch)
 
     return claim
 
@@ -121,11 +121,12 @@ def settle_unknown(
     many. Batch after batch until none is left without `once`."""
     types = settling.action_types(channels)
 
-    def claim(connection: Connection, at: datetime) -> list[Row]:
+    def claim(connection: Connection, at: datetime) -> queries.ClaimedBatch:
         until, worker, batch = at + config.lease, config.worker, config.batch
-        return queries.claim_unknown(
+        rows = queries.claim_unknown(
             connection, at, until, worker, batch, before=before, types=types
         )
+        return queries.read_batch(connection, rows)
 
     return _flow(store, lambda: now, claim, config, channels, report, once, stopping)
 
@@ -148,7 +149,7 @@ def _flow(
         now = clock()
         with sends.serialized(store), store.begin(immediate=True) as connection:
             claimed = claim_rows(connection, now)
-            if not claimed:
+            if not claimed.rows:
                 return None
             jobs = _prepare(connection, store.url, claimed)
             exclusive.place(connection, store.url, jobs, now)
@@ -273,15 +274,12 @@ def release(store: Store, worker: str) -> int:
 CRASHED = sends.uncertain("its daemon stopped, or lost its lease, before the answer")
 
 
-def _prepare(connection: Connection, url: str, claimed: list[Any]) -> list[Job]:
-    """Read what the batch needs at once (in the claim's transaction), then place each job
-    (`claimed`: the claim's queries.Claimed tuples)."""
-    leads = queries.leads(connection, (row.lead_id for row in claimed))
+def _prepare(connection: Connection, url: str, batch: queries.ClaimedBatch) -> list[Job]:
+    """Read what the batch needs besides its claim, its leads and its recorded attempts (in
+    the claim's transaction), then place each job."""
+    claimed, leads, recorded = batch
     funnels = queries.funnels(connection, (lead.funnel_id for lead in leads.values()))
     sequences = queries.sequences(connection, (row.sequence_id for row in claimed))
-    recorded = queries.attempted(
-        connection, [(row.id, row.step_id, row.attempt) for row in claimed]
-    )
 
     def load(sequence_id: int, version: int) -> dict[str, Any]:
         return queries.definition(connection, sequence_id, version)

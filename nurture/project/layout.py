@@ -7,8 +7,10 @@ from pathlib import Path
 
 from nurture.errors import NotFound, NurtureError
 from nurture.settings import PROJECT_FILE, Settings
+from nurture.spec.appointments import Bookable
 from nurture.spec.diagnostics import did_you_mean
-from nurture.spec.files import SequenceFile, load_sequences
+from nurture.spec.files import SequenceFile
+from nurture.spec.lint import checked
 from nurture.spec.names import slugify
 from nurture.spec.schema import sequence_json_schema_text
 
@@ -51,16 +53,21 @@ class Project:
     root: Path
     sequences_dir: Path
     coach_keys: frozenset[str]
+    bookable: Bookable | None = None
+    """What the settings allow of appointments (None: not checked)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Project":
-        return cls(
-            settings.project_dir, settings.sequences_path, frozenset(settings.coach.model_dump())
-        )
+        coach_keys = frozenset(settings.coach.model_dump())
+        return cls(settings.project_dir, settings.sequences_path, coach_keys, bookable(settings))
 
     def files(self) -> list[SequenceFile]:
-        """Every sequence file, validated; SpecError lists every problem if any is invalid."""
-        return load_sequences([self.sequences_dir], coach_keys=self.coach_keys)
+        """Every sequence file, validated (against the settings too, as `validate` does);
+        SpecError lists every problem if any is invalid."""
+        found = checked(
+            [self.sequences_dir], coach_keys=self.coach_keys, bookable=self.bookable, warnings=False
+        )
+        return found.valid_sequences()
 
     def file_of(self, name: str, files: list[SequenceFile] | None = None) -> SequenceFile:
         """The file of the sequence with this name or slug."""
@@ -73,6 +80,13 @@ class Project:
                 + did_you_mean(name, [f.spec.name for f in files], by_word=True)
             )
         return found
+
+
+def bookable(settings: Settings) -> Bookable:
+    """What the project's settings allow of appointments: booking, and booking links."""
+    booking = settings.booking
+    links = booking is not None and bool(booking.secret and booking.url)
+    return Bookable(availability=booking is not None, links=links)
 
 
 def init_project(directory: Path, templates: Sequence[str] = ()) -> list[Path]:

@@ -90,6 +90,26 @@ Periods = Annotated[
 Week = Annotated[dict[str, Periods], BeforeValidator(_weekdays)]
 
 
+class OAuthSettings(BaseModel):
+    """`[availability.caldav.oauth]`: Bearer tokens from a refresh token (Google's CalDAV)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(min_length=1, description="The OAuth client's ID.")
+    client_secret: SecretStr | None = Field(
+        None, description="NURTURE_AVAILABILITY__CALDAV__OAUTH__CLIENT_SECRET, never in the toml."
+    )
+    refresh_token: SecretStr | None = Field(
+        None,
+        description="NURTURE_AVAILABILITY__CALDAV__OAUTH__REFRESH_TOKEN, never in the toml.",
+    )
+    token_url: str = Field(
+        "https://oauth2.googleapis.com/token",
+        pattern=r"^https?://",
+        description="Where access tokens are granted (default: Google's).",
+    )
+
+
 class CalDavSettings(BaseModel):
     """The coach's calendar over CalDAV: its busy times are never offered, bookings land in it."""
 
@@ -106,6 +126,17 @@ class CalDavSettings(BaseModel):
         None, description="The calendar's name, when the URL is the account's, not a calendar's."
     )
     timeout: float = Field(10.0, gt=0, le=120, description="Seconds per CalDAV request.")
+    oauth: OAuthSettings | None = Field(
+        None, description="OAuth 2.0 instead of a password (Google): see OAuthSettings."
+    )
+
+    @model_validator(mode="after")
+    def _one_login(self) -> Self:
+        if self.oauth is not None and (self.username or self.password):
+            raise ValueError(
+                "oauth: give [availability.caldav.oauth] or a username/password, not both"
+            )
+        return self
 
 
 class Availability(BaseModel):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from typing import Any
 
 from nurture.spec.durations import format_duration, parse_duration
 
@@ -112,6 +113,33 @@ class Caps:
     def counts(self, channel: str | None) -> bool:
         """Whether a message on `channel` is capped (and so counted)."""
         return self.any and channel in CHANNELS
+
+    @cached_property
+    def _limits(self) -> tuple[tuple[str | None, int, float], ...]:
+        """(channel or None for all, count, window in seconds) of every cap."""
+        every = [(None, cap.count, cap.window.total_seconds()) for cap in self.messages]
+        return (
+            *every,
+            *((name, cap.count, cap.window.total_seconds())
+              for name, caps in self.channels.items() for cap in caps),
+        )  # fmt: skip
+
+    def allows(self, sent: Sequence[Sequence[Any]], channel: str, now: float) -> bool:
+        """Whether a message on `channel` may go at `now` (seconds since the epoch) if the lead
+        got `sent`: entries as the ledger keeps them, [seconds since the epoch, channel, ...].
+        What `hold` decides, without its reasons; for the common case, where nothing holds."""
+        gap = self.min_gap
+        if gap is not None and any(entry[0] > now - gap.total_seconds() for entry in sent):
+            return False
+        for name, count, window in self._limits:
+            if name is not None and name != channel:
+                continue
+            inside = sum(
+                1 for entry in sent if entry[0] > now - window and name in (None, entry[1])
+            )
+            if inside >= count:
+                return False
+        return True
 
     def hold(self, sent: Sequence[Sent], channel: str, now: datetime) -> Hold | None:
         """When a message on `channel` may go if the lead got `sent` (oldest first), or None: now."""

@@ -24,6 +24,7 @@ from sqlmodel import Session, SQLModel, select
 from nurture.channels import KINDS
 from nurture.channels.memory import MemoryChannel
 from nurture.engine import dispatch
+from nurture.engine.calendars import Calendars
 from nurture.engine.complete import Job
 from nurture.engine.dispatch import EngineConfig
 from nurture.errors import NotFound, NurtureError
@@ -61,6 +62,9 @@ class Project:
     coach: dict[str, Any] = field(default_factory=dict)
     booking: Booking | None = None
     """The coach's availability: appointments book against it as the daemon's would."""
+    calendars: Calendars | None = None
+    """The coach's real calendar (`nurture test --calendar`): auto bookings skip its busy
+    times, read over CalDAV as the daemon reads them; None: the availability only."""
     caps: Caps = field(default_factory=Caps)
     """The project's frequency caps ([caps]): the dry run keeps to them as the daemon does."""
     applied: list[sqlite3.Connection] = field(default_factory=list, compare=False, repr=False)
@@ -297,6 +301,7 @@ def _simulate(
         coach=coach,
         caps=project.caps,
         booking=project.booking,
+        calendars=project.calendars,
     )
     report = dispatch.Report(deferrals=[])
     for _ in range(MAX_TURNS):

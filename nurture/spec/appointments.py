@@ -2,6 +2,7 @@
 books from the coach's availability needs `[availability]`; a booking link needs a page."""
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from nurture.spec.actions import ActionType, AppointmentConfig
 from nurture.spec.diagnostics import Diagnostic
@@ -10,12 +11,20 @@ from nurture.spec.files import SequenceFile, shown
 LINK = "booking_link"
 
 
-def appointment_problems(
-    files: list[SequenceFile], *, availability: bool, links: bool
-) -> list[Diagnostic]:
+@dataclass(frozen=True)
+class Bookable:
+    """What the project's settings allow of appointments."""
+
+    availability: bool
+    """`[availability]` is set: auto and offer steps can book."""
+    links: bool
+    """Booking links can be made (`[api] public_url` and a secret)."""
+
+
+def appointment_problems(files: list[SequenceFile], bookable: Bookable) -> list[Diagnostic]:
     """Errors for auto/offer steps without `[availability]`; warnings for booking links that
     cannot be made (no `[api] public_url` or no secret)."""
-    return [d for file in files for d in _problems(file, availability, links)]
+    return [d for file in files for d in _problems(file, bookable.availability, bookable.links)]
 
 
 def _problems(file: SequenceFile, availability: bool, links: bool) -> Iterator[Diagnostic]:

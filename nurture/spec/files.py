@@ -53,15 +53,18 @@ class CheckResult:
     def valid(self) -> bool:
         return not has_errors(self.diagnostics)
 
+    def valid_sequences(self) -> list[SequenceFile]:
+        """The sequences; SpecError lists every error if any file is invalid."""
+        if not self.valid:
+            raise SpecError([d for d in self.diagnostics if d.severity == "error"])
+        return self.sequences
+
 
 def load_sequences(
     paths: Iterable[Path], coach_keys: Collection[str] | None = None
 ) -> list[SequenceFile]:
     """Every sequence in `paths`; SpecError lists every problem if any file is invalid."""
-    result = check_files(list(paths), coach_keys=coach_keys)
-    if not result.valid:
-        raise SpecError([d for d in result.diagnostics if d.severity == "error"])
-    return result.sequences
+    return check_files(list(paths), coach_keys=coach_keys).valid_sequences()
 
 
 def check_files(

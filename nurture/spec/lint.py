@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from nurture.spec.actions import MESSAGE_ACTIONS
+from nurture.spec.appointments import Bookable, appointment_problems
 from nurture.spec.conditions import StepConditions, TriggerConditions
 from nurture.spec.diagnostics import Diagnostic
 from nurture.spec.durations import format_duration
@@ -46,12 +47,21 @@ def checked(
     ignore: Collection[str] = (),
     conversion_statuses: Collection[str] = ("Converted", "Won", "Client"),
     drafts: Mapping[Path, str] | None = None,
+    bookable: Bookable | None = None,
+    warnings: bool = True,
 ) -> CheckResult:
-    """What `nurture validate` reports for these files and folders: every file's problems, then
-    the lint warnings, but those of the rules in `ignore` (`drafts`: see `check_files`)."""
+    """What `nurture validate` reports for these files and folders: every file's problems, what
+    the project's settings cannot do of them (`bookable`: its appointments; None, outside a
+    project), then the lint warnings, but those of the rules in `ignore` (`drafts`: see
+    `check_files`). `warnings=False`: no lint (plan and apply stop on errors only, and
+    linting a project costs about as much again as checking its files)."""
     result = check_files(paths, coach_keys=coach_keys, drafts=drafts)
     result.diagnostics = silenced(result.diagnostics, ignore)
-    result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=result.valid)
+    if bookable is not None:
+        result.diagnostics += appointment_problems(result.sequences, bookable)
+    if warnings:
+        valid = result.valid
+        result.diagnostics += lint(result.sequences, ignore, conversion_statuses, complete=valid)
     return result
 
 

@@ -149,8 +149,7 @@ def _insert(
         # Rows go in in parameter order, so the serial ids they draw ascend in that order (the
         # way SQLAlchemy's insertmanyvalues sorts RETURNING on Postgres).
         arrays, parameters = _shared(connection, table, dict(zip(names, values, strict=True)))
-        chosen = ", ".join(f"v.{name}" if name in arrays else _one(connection, table, name)
-                           for name in names)  # fmt: skip
+        chosen = ", ".join(_value(connection, table, name, arrays) for name in names)
         sql = (
             f"INSERT INTO {table.name} ({listed}) SELECT {chosen} FROM "
             f"{_unnest(connection, table, arrays, ordinal=True)} ORDER BY v.n"
@@ -163,6 +162,70 @@ def _insert(
     sql = f"INSERT INTO {table.name} ({listed}) VALUES ({marks})"
     connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
     return []
+
+
+def insert_held(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    key: str,
+    parent: Table,
+    match: Mapping[str, Any],
+) -> dict[int, int]:
+    """Insert the rows whose `key` column names a `parent` row that still matches `match` (a
+    lease), that row locked until the commit; {key: new id} of the rows inserted.
+
+    The guard and the write are one statement: on Postgres a CTE that locks the parent rows
+    (`FOR UPDATE`: a rescue that takes a lease waits for this commit, and a row it took first
+    no longer matches), on SQLite a per-row `INSERT ... SELECT ... WHERE EXISTS` under the
+    write lock (BEGIN IMMEDIATE)."""
+    if not rows:
+        return {}
+    if connection.dialect.name == "postgresql":
+        return _pg_insert_held(connection, table, rows, key, parent, match)
+    top = connection.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar_one()
+    names = ["id", *rows[0]]
+    numbered = [{"id": top + n, **row} for n, row in enumerate(rows, 1)]
+    values = _values(numbered, _columns(connection, table, names))
+    guard = "".join(f" AND {name} = ?" for name in match)
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {', '.join('?' * len(names))} "
+        f"WHERE EXISTS (SELECT 1 FROM {parent.name} WHERE id = ?{guard})"
+    )
+    at, extra = names.index(key), tuple(match.values())
+    by_row = [(*row, row[at], *extra) for row in zip(*values, strict=True)]
+    if connection.exec_driver_sql(sql, by_row).rowcount == len(rows):
+        return {row[key]: row["id"] for row in numbered}
+    inserted = connection.exec_driver_sql(  # a lease was lost: which rows went in
+        f"SELECT {key}, id FROM {table.name} WHERE id > ? AND id <= ?", (top, top + len(rows))
+    )
+    return {key_: id_ for key_, id_ in inserted}
+
+
+def _pg_insert_held(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    key: str,
+    parent: Table,
+    match: Mapping[str, Any],
+) -> dict[int, int]:
+    names = list(rows[0])
+    values = _values(rows, _columns(connection, table, names))
+    arrays, parameters = _shared(connection, table, dict(zip(names, values, strict=True)))
+    chosen = ", ".join(_value(connection, table, name, arrays) for name in names)
+    guard = "".join(f" AND {name} = %(m_{name})s" for name in match)
+    sql = (
+        f"WITH held AS (SELECT id FROM {parent.name} WHERE id = ANY(%(held)s::int[]){guard} "
+        f"FOR UPDATE) INSERT INTO {table.name} ({', '.join(names)}) SELECT {chosen} FROM "
+        f"{_unnest(connection, table, arrays, ordinal=True)} "
+        f"WHERE {_value(connection, table, key, arrays)} IN (SELECT id FROM held) ORDER BY v.n "
+        f"RETURNING {key}, id"
+    )
+    parameters |= {"held": [row[key] for row in rows]}
+    parameters |= {f"m_{name}": value for name, value in match.items()}
+    return {key_: id_ for key_, id_ in connection.exec_driver_sql(sql, parameters)}
 
 
 def update(
@@ -204,10 +267,7 @@ def _pg_update(
     values = _values(rows, _columns(connection, table, names))
     columns = {"id": [row[key] for row in rows]} | dict(zip(names, values, strict=True))
     arrays, parameters = _shared(connection, table, columns)
-    sets = ", ".join(
-        f"{name} = v.{name}" if name in arrays else f"{name} = {_one(connection, table, name)}"
-        for name in names
-    )
+    sets = ", ".join(f"{name} = {_value(connection, table, name, arrays)}" for name in names)
     guard = "".join(f" AND t.{name} = %(m_{name})s" for name in match)
     sql = (
         f"UPDATE {table.name} AS t SET {sets} "
@@ -238,6 +298,11 @@ def _shared(
 
 def _one(connection: Connection, table: Table, name: str) -> str:
     return f"%(one_{name})s::{_pg_type(table, name, connection.dialect)}"
+
+
+def _value(connection: Connection, table: Table, name: str, arrays: Sequence[str]) -> str:
+    """A column's value in a row of `_unnest`: its array's, or the one value all rows share."""
+    return f"v.{name}" if name in arrays else _one(connection, table, name)
 
 
 def update_returning(

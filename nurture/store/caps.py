@@ -6,9 +6,10 @@
 `take` is given, for each lead, the entries the engine decided as if the lead had none; a lead
 without a row gets one holding them, and the rows that exist are locked until the commit and
 read, for the engine to decide again on what they hold. On Postgres that is one statement a
-batch (INSERT ... ON CONFLICT DO UPDATE, in lead id order, so two daemons never wait on each
-other in a cycle): a row another daemon inserted meanwhile is waited for, then locked and read
-like one that was there. On SQLite the write lock BEGIN IMMEDIATE took already keeps everyone
+batch (INSERT ... ON CONFLICT DO UPDATE ... WHERE false, in lead id order, so two daemons never
+wait on each other in a cycle; the rows that exist are locked, not written), and a second one
+reading the rows that were there: a row another daemon inserted meanwhile is waited for, then
+locked and read like one that was there. On SQLite the write lock BEGIN IMMEDIATE took already keeps everyone
 else out: `lock` reads, `insert` makes the missing rows. So a daemon deciding about a lead
 always counts what every other daemon sent it: two never both send its last allowed message.
 At most one write per lead and batch after `take`. An entry is [epoch seconds, channel,
@@ -42,21 +43,26 @@ _INSERT = {
     "sqlite": "INSERT INTO lead_cap (id, sent) VALUES (?, ?)",
 }
 
-_TAKE = (  # a lead's first entries in a new row; an existing row locked (in id order) and read
+_TAKE = (  # a lead's first entries in a new row; an existing row locked (in id order), unchanged
     "INSERT INTO lead_cap AS c (id, sent) SELECT * FROM unnest(%(ids)b::integer[], "
     "%(sent)b::varchar[]) ORDER BY 1 "
-    "ON CONFLICT (id) DO UPDATE SET sent = c.sent RETURNING id, sent, xmax = 0"
+    "ON CONFLICT (id) DO UPDATE SET sent = c.sent WHERE false RETURNING id"
 )
+_READ = {  # rows this transaction holds locked already
+    "postgresql": "SELECT id, sent FROM lead_cap WHERE id = ANY(%(ids)b::integer[])",
+}
 
-_STATEMENTS = {"lock": _LOCK, "insert": _INSERT, "take": {"postgresql": _TAKE}}
+_STATEMENTS = {"lock": _LOCK, "insert": _INSERT, "take": {"postgresql": _TAKE}, "read": _READ}
 
 
 def take(connection: Connection, first: Mapping[int, list[Entry]]) -> dict[int, list[Entry]]:
     """Make the rows of the leads that have none, holding their `first` entries (what the
     engine decided for a lead without any); the entries of the leads that had a row, each row
-    locked until the commit. On Postgres one statement: rows made, locked and read in id
-    order (two daemons never wait on each other in a cycle), and a row another daemon makes
-    meanwhile is waited for, then locked and read as one that was there."""
+    locked until the commit. On Postgres one statement makes and locks the rows in id order
+    (two daemons never wait on each other in a cycle; a row another daemon makes meanwhile is
+    waited for, then locked as one that was there), without writing the rows that exist; a
+    second reads those (its snapshot is taken after the locks, so it sees what the other
+    daemons committed), only when there are any."""
     if not first:
         return {}
     if connection.dialect.name == "sqlite":  # the write lock is held: no one else makes one
@@ -65,8 +71,11 @@ def take(connection: Connection, first: Mapping[int, list[Entry]]) -> dict[int, 
         return found
     leads = sorted(first)
     texts = [_dumps(first[lead]) for lead in leads]
-    rows = _run(connection, "take", ids=leads, sent=texts)
-    return {lead: json.loads(sent) for lead, sent, made in rows if not made}
+    made = {lead for (lead,) in _run(connection, "take", ids=leads, sent=texts)}
+    there = [lead for lead in leads if lead not in made]
+    if not there:
+        return {}
+    return _loads(_run(connection, "read", ids=there))
 
 
 def lock(connection: Connection, leads: Iterable[int]) -> dict[int, list[Entry]]:
@@ -75,8 +84,7 @@ def lock(connection: Connection, leads: Iterable[int]) -> dict[int, list[Entry]]
     if not ids:
         return {}
     given = {"ids": json.dumps(ids)} if connection.dialect.name == "sqlite" else {"ids": ids}
-    found = _run(connection, "lock", **given)
-    return {lead: json.loads(sent) for lead, sent in found}
+    return _loads(_run(connection, "lock", **given))
 
 
 def insert(connection: Connection, entries: Mapping[int, list[Entry]]) -> set[int]:
@@ -93,13 +101,23 @@ def insert(connection: Connection, entries: Mapping[int, list[Entry]]) -> set[in
 
 
 def _dumps(entries: list[Entry]) -> str:
-    """The JSON of a lead's entries; of a single one (a lead's first message, most of them)
-    from its parts, the text it shares with the batch's other sends of that step made once."""
-    if len(entries) != 1:
-        return json.dumps(entries)
-    at, channel, enrollment, step, sequence = entries[0]
+    """The JSON of a lead's entries, each from its parts: the text an entry shares with the
+    other sends of its step (its channel, step and sequence) made once."""
+    return "[" + ", ".join(_entry_json(*entry) for entry in entries) + "]"
+
+
+def _entry_json(at: float, channel: str, enrollment: int, step: str, sequence: str) -> str:
     head, tail = _shared(channel, step, sequence)
-    return f"[[{at!r}, {head}, {enrollment}, {tail}]]"
+    return f"[{float(at)!r}, {head}, {int(enrollment)}, {tail}]"
+
+
+def _loads(rows: Iterable[tuple[int, str]]) -> dict[int, list[Entry]]:
+    """{lead: entries} of ledger rows, their JSON parsed in one call for the batch."""
+    leads, texts = [], []
+    for lead, sent in rows:
+        leads.append(lead)
+        texts.append(sent)
+    return dict(zip(leads, json.loads("[" + ",".join(texts) + "]"), strict=True))
 
 
 @lru_cache(maxsize=1024)

@@ -131,21 +131,19 @@ def claim(
     if dialect == "sqlite":  # at the driver: the times as the store keeps them
         parameters |= {"now": bulk.sqlite_time(now), "until": bulk.sqlite_time(until)}
     rows = connection.exec_driver_sql(_driver_claim(dialect), parameters).all()
-    claimed = [
-        Claimed(
-            i,
-            lead_id,
-            sequence_id,
-            version,
-            step_id,
-            _stored_time(due),
-            attempts,
-            attempt,
-            None if variants is None else _parsed(variants),
-        )  # fmt: skip
-        for i, lead_id, sequence_id, version, step_id, due, attempts, attempt, variants in rows
-    ]
-    return sorted(claimed, key=lambda row: (row.next_run_at, row.id))
+    return sorted(map(_claimed_of, rows), key=_claim_order)
+
+
+def _claimed_of(row: Sequence[Any]) -> Claimed:
+    """A claim's row as the driver gives it (its time as stored, its JSON as text)."""
+    i, lead_id, sequence_id, version, step_id, due, attempts, attempt, variants = row
+    parsed = None if variants is None else _parsed(variants)
+    return Claimed(i, lead_id, sequence_id, version, step_id, _stored_time(due), attempts,
+                   attempt, parsed)  # fmt: skip
+
+
+def _claim_order(row: Claimed) -> tuple[datetime, int]:
+    return row.next_run_at, row.id
 
 
 @lru_cache(maxsize=2)
@@ -359,7 +357,7 @@ def definition(connection: Connection, sequence_id: int, version: int) -> dict[s
     return connection.execute(query).scalar_one()
 
 
-Attempt = tuple[int, str, int]
+Attempt = tuple[int, str | None, int]
 """(enrollment, step, attempt): the key of an execution."""
 
 
@@ -393,16 +391,90 @@ def attempted(connection: Connection, keys: Iterable[Attempt]) -> dict[Attempt, 
     }
     found = {}
     for row in connection.exec_driver_sql(sql, parameters).all():
-        id_, enrollment_id, step_id, attempt, status, started, error, provider_id, text_ = row
-        recorded = Recorded(id_, enrollment_id, step_id, attempt, status, _maybe_time(started),
-                            error, provider_id, None if text_ is None else _parsed(text_))  # fmt: skip
+        recorded = _recorded_of(row)
         found[(recorded.enrollment_id, recorded.step_id, recorded.attempt)] = recorded
     return {key: found[key] for key in keys if key in found}
+
+
+def _recorded_of(row: Sequence[Any]) -> Recorded:
+    id_, enrollment_id, step_id, attempt, status, started, error, provider_id, text_ = row
+    detail = None if text_ is None else _parsed(text_)
+    return Recorded(id_, enrollment_id, step_id, attempt, status, _maybe_time(started), error,
+                    provider_id, detail)  # fmt: skip
+
+
+class ClaimedBatch(NamedTuple):
+    """A claim, the leads it runs for, and the executions recorded already for its attempts."""
+
+    rows: list[Claimed]
+    leads: dict[int, LeadRow]
+    recorded: dict[Attempt, Recorded]
+
+
+def claim_batch(
+    connection: Connection, now: datetime, until: datetime, worker: str, batch: int
+) -> ClaimedBatch:
+    """`claim`, with what `read_batch` reads for it: on Postgres in the claim's statement (its
+    RETURNING joined to the leads and the log, each a probe of a primary or unique key)."""
+    if connection.dialect.name != "postgresql":
+        return read_batch(connection, claim(connection, now, until, worker, batch))
+    claim_hints(connection)
+    parameters = {"now": now, "until": until, "worker": worker, "batch": batch}
+    claimed, leads_of, recorded = [], {}, {}
+    width = len(Claimed._fields) + len(LeadRow._fields)
+    for row in connection.exec_driver_sql(claim_batch_sql(), parameters):
+        one = _claimed_of(row[: len(Claimed._fields)])
+        claimed.append(one)
+        if one.lead_id not in leads_of:
+            leads_of[one.lead_id] = _lead_of(row[len(Claimed._fields) : width])
+        if row[width] is not None:
+            key = (one.id, one.step_id, one.attempt)
+            recorded[key] = _recorded_of((row[width], *key, *row[width + 1 :]))
+    return ClaimedBatch(sorted(claimed, key=_claim_order), leads_of, recorded)
+
+
+def read_batch(connection: Connection, claimed: list[Claimed]) -> ClaimedBatch:
+    """The leads of claimed enrollments, and the executions recorded for their attempts."""
+    return ClaimedBatch(
+        claimed,
+        leads(connection, (row.lead_id for row in claimed)),
+        attempted(connection, [(row.id, row.step_id, row.attempt) for row in claimed]),
+    )
+
+
+@lru_cache(maxsize=1)
+def claim_batch_sql() -> str:
+    """The claim in a CTE, each row's lead and recorded execution read by a lateral probe
+    (OFFSET 0 keeps each a per-row index lookup whatever the planner guesses of the claim)."""
+    claimed = _driver_claim("postgresql").replace("variants::text", "variants::text AS variants")
+    lead_columns = ", ".join(
+        f"l.{name}::text" if name in _LEAD_JSON else f"l.{name}" for name in LeadRow._fields
+    )
+    return (
+        f"WITH c AS ({claimed.strip()}) "
+        f"SELECT c.*, {lead_columns}, x.id, x.status, x.started_at, x.error, x.provider_id, "
+        "x.detail::text FROM c "
+        "CROSS JOIN LATERAL (SELECT * FROM lead WHERE lead.id = c.lead_id OFFSET 0) l "
+        "LEFT JOIN LATERAL (SELECT * FROM execution WHERE execution.enrollment_id = c.id "
+        "AND execution.step_id = c.step_id AND execution.attempt = c.attempt OFFSET 0) x ON true"
+    )
 
 
 def insert_executions(connection: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert execution rows; their ids, in order."""
     return bulk.insert_ids(connection, execution, rows)
+
+
+def record_sending(
+    connection: Connection, rows: Sequence[dict[str, Any]], worker: str
+) -> dict[int, int]:
+    """Insert the execution rows (`sending`) of the enrollments still this worker's lease,
+    locked until the commit: {enrollment: execution id}. A row whose lease was lost gets none
+    (its message is not sent); one statement on either store."""
+    held = {"status": "running", "lease_owner": worker}
+    return bulk.insert_held(
+        connection, execution, rows, key="enrollment_id", parent=enrollment, match=held
+    )
 
 
 def finish_executions(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -427,14 +499,20 @@ def update_enrollments(
     """Write each enrollment's next state (`_id`), only while it is still this worker's lease;
     the ids written (the others were converted, stopped, paused or rescued meanwhile)."""
     held = {"status": "running", "lease_owner": worker}
-    if connection.dialect.name == "sqlite":
-        # The writer holds SQLite's write lock (BEGIN IMMEDIATE): the rows read as ours stay
-        # ours until the commit, and a prepared UPDATE run per row costs less than one UPDATE
-        # ... FROM (VALUES ...) RETURNING over the batch.
-        ours = owned(connection, [row["_id"] for row in rows], worker)
-        bulk.update(connection, enrollment, [row for row in rows if row["_id"] in ours], match=held)
-        return ours
-    return set(bulk.update_returning(connection, enrollment, rows, match=held))
+    if connection.dialect.name == "postgresql":
+        return set(bulk.update_returning(connection, enrollment, rows, match=held))
+    # SQLite: a prepared UPDATE run per row, each guarded by the lease, costs less than one
+    # UPDATE ... FROM (VALUES ...) RETURNING over the batch. When every row was still ours
+    # (nearly always) that is the whole write; else it is undone, and the rows still ours are
+    # read (the writer holds the write lock: they stay ours until the commit) and written.
+    ids = {row["_id"] for row in rows}
+    with connection.begin_nested() as written:
+        if bulk.update(connection, enrollment, rows, match=held) == len(rows):
+            return ids
+        written.rollback()
+    ours = owned(connection, ids, worker)
+    bulk.update(connection, enrollment, [row for row in rows if row["_id"] in ours], match=held)
+    return ours
 
 
 def change_score(

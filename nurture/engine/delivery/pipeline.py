@@ -316,12 +316,8 @@ def _record(connection: Any, pairs: list[Pair], worker: str, now: datetime) -> d
     """Record each message still this worker's as `sending`: its enrollment's execution id."""
     if not pairs:
         return {}
-    held = queries.owned(connection, [job.claim.id for job, _ in pairs], worker)
-    mine = [job for job, _ in pairs if job.claim.id in held]
-    ids = queries.insert_executions(
-        connection, [execution_row(j, now, "sending", None) for j in mine]
-    )
-    return {job.claim.id: execution_id for job, execution_id in zip(mine, ids, strict=True)}
+    rows = [execution_row(job, now, "sending", None) for job, _ in pairs]
+    return queries.record_sending(connection, rows, worker)
 
 
 def _deliver(job: Job, channels: Channels) -> None:

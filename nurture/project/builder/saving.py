@@ -16,7 +16,7 @@ from sqlmodel import Session
 from nurture.errors import Conflict, NurtureError, SpecError
 from nurture.project import stored
 from nurture.project.builder.drafts import Draft, data, fingerprint
-from nurture.project.layout import Project
+from nurture.project.layout import Project, bookable
 from nurture.project.plan import Plan, build_plan, relative_path
 from nurture.project.sequences import new_path
 from nurture.project.sync import change_files, take_turn
@@ -53,6 +53,7 @@ def _checked(settings: Settings, draft: Draft) -> tuple[list[Diagnostic], Sequen
         ignore=settings.lint_ignore,
         conversion_statuses=settings.conversion_statuses,
         drafts={draft.path: draft.text},
+        bookable=bookable(settings),
     )
     name = shown(draft.path)
     mine = [d for d in result.diagnostics if d.file == name]
