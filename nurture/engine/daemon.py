@@ -7,7 +7,6 @@ what a failed batch recorded already is found by the next claim, its leases are 
 expire, so nothing is lost.
 """
 
-import gc
 import json
 import logging
 import os
@@ -208,7 +207,6 @@ class Daemon:
             self.scheduler.add_job(
                 self.guarded(work), "interval", seconds=every, id=name, **at_once
             )
-        collect_less()
         self.scheduler.start()
         try:
             self.stopping.wait()
@@ -285,16 +283,3 @@ def prune_workers(
     stays until then (a live daemon beats every few seconds and is never this old).
     """
     return connection.execute(delete(Worker).where(col(Worker.seen_at) < now - older_than)).rowcount
-
-
-COLLECTIONS = (50_000, 20, 100)
-"""The cyclic garbage collector's thresholds in a running daemon (Python's are 700, 10, 10)."""
-
-
-def collect_less() -> None:
-    """Collect cyclic garbage less often in a long-running daemon: what start-up made (modules,
-    settings, sequence specs) is frozen, never traversed again, and a collection waits for
-    50,000 new objects, not 700: each batch makes thousands of short-lived ones (its rows, jobs,
-    messages, the caps' ledger entries), which the default thresholds traversed again and again."""
-    gc.freeze()
-    gc.set_threshold(*COLLECTIONS)
