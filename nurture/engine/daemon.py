@@ -7,6 +7,7 @@ what a failed batch recorded already is found by the next claim, its leases are 
 expire, so nothing is lost.
 """
 
+import gc
 import json
 import logging
 import os
@@ -207,6 +208,7 @@ class Daemon:
             self.scheduler.add_job(
                 self.guarded(work), "interval", seconds=every, id=name, **at_once
             )
+        gc.freeze()  # what start-up made (modules, settings, specs) is never traversed again
         self.scheduler.start()
         try:
             self.stopping.wait()
