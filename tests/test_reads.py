@@ -117,7 +117,8 @@ def test_upgrade_sql_prints_the_ddl_and_changes_nothing(run, behind):
     before = schema(behind)
     result = run("--database-url", behind, "db", "upgrade", "--sql")
     assert result.exit_code == 0, result.output
-    assert "CREATE TABLE engagement_event" in result.stdout  # 0018, the newest (after 0017)
+    assert "lead_key" in result.stdout  # 0019, the newest: lead_key's new primary key
+    assert "engagement_event" not in result.stdout  # 0018, which the store has already
     assert f"version_num='{migrate.head()}'" in result.stdout
     assert "CREATE TABLE lead (" not in result.stdout  # from the store's revision on
     assert schema(behind) == before
