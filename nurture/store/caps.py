@@ -5,12 +5,13 @@
 
 `take` is given, for each lead, the entries the engine decided as if the lead had none; a lead
 without a row gets one holding them, and the rows that exist are locked until the commit and
-read, for the engine to decide again on what they hold. On Postgres that is one statement a
-batch (INSERT ... ON CONFLICT DO UPDATE ... WHERE false, in lead id order, so two daemons never
-wait on each other in a cycle; the rows that exist are locked, not written), and a second one
-reading the rows that were there: a row another daemon inserted meanwhile is waited for, then
-locked and read like one that was there. On SQLite the write lock BEGIN IMMEDIATE took already keeps everyone
-else out: `lock` reads, `insert` makes the missing rows. So a daemon deciding about a lead
+read, for the engine to decide again on what they hold. On Postgres one statement a batch
+makes and locks the rows (INSERT ... ON CONFLICT DO UPDATE ... WHERE false, in lead id order,
+so two daemons never wait on each other in a cycle; the rows that exist are locked, not
+written), and, when some existed, a second reads them: a row another daemon inserted
+meanwhile is waited for, then locked and read like one that was there. On SQLite the write
+lock BEGIN IMMEDIATE took already keeps everyone else out: `lock` reads, `insert` makes the
+missing rows. So a daemon deciding about a lead
 always counts what every other daemon sent it: two never both send its last allowed message.
 At most one write per lead and batch after `take`. An entry is [epoch seconds, channel,
 enrollment id, step id, sequence]."""
