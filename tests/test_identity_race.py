@@ -102,18 +102,19 @@ def test_an_import_updates_the_lead_the_webhook_stored_meanwhile(
 ):
     url = project_on_postgres
     answers = []
-    looked = imports.Importer._load_existing
+    looked = imports.Importer._held
     # another funnel: its decision is not the import's (whose uncommitted rows it would wait for)
     referred = BO_LEAD | {"funnel": "referrals"}
     with serving(project, url) as api:
         ingest = token(lambda *a: run("--database-url", url, *a), "landing", "ingest")
 
         def load_then_webhook(importer, batch):
-            looked(importer, batch)  # the import looked: Bo is not stored yet
+            held = looked(importer, batch)  # the import looked: Bo is not stored yet
             if any(("email", "bo@example.com") in keys for keys in batch):  # the rows' keys
                 answers.append(api.post("/api/leads", json=referred, headers=ingest))
+            return held
 
-        monkeypatch.setattr(imports.Importer, "_load_existing", load_then_webhook)
+        monkeypatch.setattr(imports.Importer, "_held", load_then_webhook)
         result = run_import(project, url)
     [answer] = answers
     assert answer.status_code == 201 and answer.json()["created"] is True

@@ -10,7 +10,7 @@ works while the command does); the session is used by one thread at a time.
 import gc
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy import Connection, Engine
 from sqlmodel import Session, col, select
 
 from nurture.errors import NurtureError
@@ -98,23 +99,28 @@ class Importer:
         self.enrollments: dict[tuple[int, str | None, datetime], dict[str, Any]] = {}
         self.by_key: dict[Key, Lead | dict[str, Any]] = {}  # every key of a lead seen so far
         self.row_keys: dict[int, list[Key]] = {}  # a new lead's keys, by id() of its row
-        self.more_keys: list[dict[str, Any]] = []  # new keys of stored leads, for the writer
+        self.more_keys: list[store_keys.KeyRow] = []  # new keys of stored leads, for the writer
         self.row_given: dict[int, dict[str, Any]] = {}  # a new lead's values, by id() of its row
         self.rows_by_key: dict[str, int] = {}  # the file's row that named each key first
         self.result = ImportResult()
         self.writer: ThreadPoolExecutor | None = None
         self.writing: Future[None] | None = None
+        self.reader: Connection | None = None  # Postgres: looks keys up while the writer writes
 
     def run(self, rows: list[Row], funnel: str | None, progress: Progress | None) -> ImportResult:
         default = find_funnel(self.session, funnel) if funnel else None
         batches = [rows[start : start + BATCH] for start in range(0, len(rows), BATCH)]
         overlap = self.session.get_bind().dialect.name == "postgresql"
+        bind = self.session.get_bind()
         with (
             _fewer_collections(),
             phones_ahead([phones(b) for b in batches], self.rules.phone_region) as ready,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="import") as writer,
+            ExitStack() as stack,
         ):
             self.writer = writer if overlap else None
+            if overlap and isinstance(bind, Engine):
+                self.reader = stack.enter_context(bind.connect())
             for number, batch in enumerate(batches):
                 ready(number)
                 self._batch(batch, default)
@@ -138,8 +144,9 @@ class Importer:
             for row in rows
             if (item := self._parse(row, default)) and self._first(*item[:2])
         ]
+        held = self._held([keys for *_, keys in parsed])  # while the previous batch is written
         self._settle()  # the session is free again: the previous batch is in
-        self._load_existing([keys for *_, keys in parsed])
+        self._load_existing(held)
         fresh: list[dict[str, Any]] = []
         for row, values, funnel, at, keys in parsed:
             lead, values = self._existing(row, values, keys)
@@ -209,10 +216,24 @@ class Importer:
             found = find_funnel(self.session, name)
         return found
 
-    def _load_existing(self, batch: list[list[Key]]) -> None:
-        """The stored leads any key of the batch names (one read per kind, one of leads)."""
+    def _held(self, batch: list[list[Key]]) -> dict[Key, int]:
+        """The stored leads' ids the batch's keys not seen so far name (one read). On Postgres
+        it is read on a connection of its own while the writer thread writes the previous batch
+        on the session's: the keys this import stored are not committed, so that connection
+        does not see them, but they are all in `by_key`, which the lookup leaves out; a key a
+        concurrent writer takes after the read is met by the claim, as it is when the read is
+        the session's."""
         wanted = set(chain.from_iterable(batch)).difference(self.by_key)
-        held = store_keys.owners(self.session.connection(), wanted)
+        if self.reader is None:
+            self._settle()
+            return store_keys.owners(self.session.connection(), wanted)
+        try:
+            return store_keys.owners(self.reader, wanted)
+        finally:
+            self.reader.rollback()  # no transaction left open between batches
+
+    def _load_existing(self, held: dict[Key, int]) -> None:
+        """The stored leads the batch's keys name (one read of leads, when any)."""
         if not held:
             return
         connection = self.session.connection()
@@ -284,7 +305,7 @@ class Importer:
         new = [
             key for key in identity.keys_of(values, self.rules.identity) if key not in self.by_key
         ]
-        self.more_keys += store_keys.rows_for(lead.id, new, at)
+        self.more_keys += [(kind, value, lead.id, at) for kind, value in new]
         self._remember(lead, new)
 
     def _update(self, lead: Lead, values: dict[str, Any], at: datetime) -> None:
@@ -302,14 +323,13 @@ class Importer:
             return
         connection = self.session.connection()
         ids = store_keys.lead_ids(connection, len(fresh))
+        pop = self.row_keys.pop
         claims = [
-            rows
+            (kind, value, lead_id, row["created_at"])
             for row, lead_id in zip(fresh, ids, strict=True)
-            for rows in store_keys.rows_for(
-                lead_id, self.row_keys.pop(id(row), []), row["created_at"]
-            )
+            for kind, value in pop(id(row), ())
         ]
-        landed = store_keys.claim(connection, claims + more, looked=True)  # _load_existing did
+        landed = store_keys.claim_looked(connection, claims + more)  # _held read them as free
         lost = set() if len(landed) == len(claims) + len(more) else self._lost(claims, landed)
         store_keys.forget(connection, sorted(lost))
         kept: list[dict[str, Any]] = []
@@ -324,11 +344,9 @@ class Importer:
             self._taken_meanwhile(row)
 
     @staticmethod
-    def _lost(claims: list[dict[str, Any]], landed: set[Key]) -> set[int]:
+    def _lost(claims: list[store_keys.KeyRow], landed: set[Key]) -> set[int]:
         """The new leads a key of which did not go in (a concurrent writer took it)."""
-        return {
-            claim["lead_id"] for claim in claims if (claim["kind"], claim["value"]) not in landed
-        }
+        return {lead_id for kind, value, lead_id, _ in claims if (kind, value) not in landed}
 
     def _insert_new(self, fresh: list[dict[str, Any]]) -> None:
         decisions, enrollments = [], []

@@ -8,7 +8,6 @@ end, then leaves the key to it, so two writers of one new email cannot both crea
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
@@ -67,62 +66,89 @@ def insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     bulk.insert(connection, LeadKey.__table__, rows)
 
 
-def claim(
-    connection: Connection, rows: Sequence[dict[str, Any]], *, looked: bool = False
-) -> set[Key]:
+KeyRow = tuple[str, str, int, datetime]
+"""A key to store, as columns: (kind, value, lead_id, created_at); tuples sort by the key."""
+
+
+def claim(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[Key]:
     """Insert the keys no lead holds yet, leaving out the others (never an error); those that
-    went in. On Postgres a key another transaction is inserting waits for it to end. `looked`:
-    the caller read that none is held (an import's batch): on SQLite, under this transaction's
-    write lock, so they go in without a second look; on Postgres they go in plainly, sorted
-    out with `ON CONFLICT` only when a concurrent writer took one since."""
-    if not rows:
+    went in. On Postgres a key another transaction is inserting waits for it to end."""
+    key_rows = [(row["kind"], row["value"], row["lead_id"], row["created_at"]) for row in rows]
+    if not key_rows:
         return set()
     if connection.dialect.name == "postgresql":
-        if looked and (landed := _insert_pg(connection, rows)) is not None:
-            return landed
-        return _claim_pg(connection, rows)
-    if looked:
-        bulk.insert(connection, LeadKey.__table__, rows)
-        return set(map(_key, rows))
+        return _claim_pg(connection, sorted(key_rows))
     # SQLite: this writer holds the write lock, so what it reads stays true until it commits.
-    held = owners(connection, [(row["kind"], row["value"]) for row in rows])
-    fresh: dict[Key, dict[str, Any]] = {}
-    for row in rows:
-        key = (row["kind"], row["value"])
-        if key not in held:
-            fresh.setdefault(key, row)
-    bulk.insert(connection, LeadKey.__table__, list(fresh.values()))
+    held = owners(connection, [(kind, value) for kind, value, *_ in key_rows])
+    fresh: dict[Key, KeyRow] = {}
+    for row in key_rows:
+        if row[:2] not in held:
+            fresh.setdefault(row[:2], row)
+    _insert_sqlite(connection, list(fresh.values()))
     return set(fresh)
 
 
-def _insert_pg(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[Key] | None:
-    """Insert keys read as free, plainly in a savepoint (a third less of the server's time than
-    `ON CONFLICT DO NOTHING`, which probes the index once more a row); None, and nothing
-    inserted, when a concurrent writer took one meanwhile: then `_claim_pg` sorts them out."""
+def claim_looked(connection: Connection, rows: Sequence[KeyRow]) -> set[Key]:
+    """`claim` of keys the caller read as free (an import's batch), as tuples (no dict a key):
+    on SQLite, under this transaction's write lock, they go in without a second look; on
+    Postgres they go in plainly, sorted out with `ON CONFLICT` only when a concurrent writer
+    took one since."""
+    if not rows:
+        return set()
+    ordered = sorted(rows)  # one order: fewer deadlocks, neighbouring index pages
+    if connection.dialect.name != "postgresql":
+        _insert_sqlite(connection, ordered)
+        return {row[:2] for row in ordered}
+    return _insert_pg(connection, ordered)
+
+
+def _insert_sqlite(connection: Connection, rows: Sequence[KeyRow]) -> None:
+    if rows:
+        at = bulk.sqlite_time
+        converted = [(kind, value, lead, at(when)) for kind, value, lead, when in rows]
+        connection.exec_driver_sql(
+            "INSERT INTO lead_key (kind, value, lead_id, created_at) VALUES (?, ?, ?, ?)",
+            converted,
+        )
+
+
+def _arrays(rows: Sequence[KeyRow]) -> dict[str, Any]:
+    """Postgres: the rows as one array per column, a time all share as one value."""
+    kinds, values, leads, times = map(list, zip(*rows, strict=True))
+    one = times.count(times[0]) == len(times)
+    return {"kind": kinds, "value": values, "lead_id": leads, "at": times[0] if one else times}
+
+
+def _unnest_sql(parameters: dict[str, Any]) -> str:
+    times = isinstance(parameters["at"], list)
+    arrays = "%(kind)b::varchar[], %(value)b::varchar[], %(lead_id)b::integer[]"
+    if times:
+        arrays += ", %(at)b::timestamptz[]"
+    return (
+        "INSERT INTO lead_key (kind, value, lead_id, created_at) SELECT kind, value, lead_id, "
+        f"{'v.at' if times else '%(at)s::timestamptz'} FROM unnest({arrays}) "
+        f"AS v(kind, value, lead_id{', at' if times else ''})"
+    )
+
+
+def _insert_pg(connection: Connection, rows: Sequence[KeyRow]) -> set[Key]:
+    """Insert keys read as free, sorted, plainly in a savepoint (a third less of the server's
+    time than `ON CONFLICT DO NOTHING`, which probes the index once more a row); when a
+    concurrent writer took one meanwhile (nothing inserted), `_claim_pg` sorts them out."""
+    parameters = _arrays(rows)
     try:
         with connection.begin_nested():
-            bulk.insert(connection, LeadKey.__table__, sorted(rows, key=_key))
+            connection.exec_driver_sql(_unnest_sql(parameters), parameters)
     except IntegrityError:
-        return None
-    return set(map(_key, rows))
+        return _claim_pg(connection, rows)
+    return {row[:2] for row in rows}
 
 
-_key = itemgetter("kind", "value")
-"""A row's key, to sort rows by."""
-
-
-def _claim_pg(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[Key]:
-    names = ["kind", "value", "lead_id", "created_at"]
-    ordered = sorted(rows, key=_key)  # one order: fewer deadlocks
-    arrays = {name: [row[name] for row in ordered] for name in names}
-    sql = (
-        "INSERT INTO lead_key (kind, value, lead_id, created_at) "
-        "SELECT kind, value, lead_id, created_at FROM unnest(%(kind)b::varchar[], "
-        "%(value)b::varchar[], %(lead_id)b::integer[], %(created_at)b::timestamptz[]) "
-        "WITH ORDINALITY AS v(kind, value, lead_id, created_at, n) ORDER BY v.n "
-        "ON CONFLICT (kind, value) DO NOTHING RETURNING kind, value"
-    )
-    return {(kind, value) for kind, value in connection.exec_driver_sql(sql, arrays)}
+def _claim_pg(connection: Connection, rows: Sequence[KeyRow]) -> set[Key]:
+    """Insert sorted keys, those another lead holds left out; the keys that went in."""
+    parameters = _arrays(rows)
+    sql = _unnest_sql(parameters) + " ON CONFLICT (kind, value) DO NOTHING RETURNING kind, value"
+    return {(kind, value) for kind, value in connection.exec_driver_sql(sql, parameters)}
 
 
 def lead_ids(connection: Connection, count: int) -> list[int]:
