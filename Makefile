@@ -62,7 +62,9 @@ types: install
 # steady-state lag, the 1,000,000-enrollment scale case and import speed on SQLite, and on
 # Postgres (1 and 2 daemons) when NURTURE_TEST_DATABASE_URL is set (about 10 minutes with
 # Postgres; one case: $(PY) bench/engine.py --cases throughput|caps|lag|scale|import); lead
-# ingestion over HTTP (nurture serve); `nurture stats` over N enrollments and 5N executions;
+# ingestion over HTTP (nurture serve); the import and the ingestion each with identity on and
+# off ([leads] identity = ["external_id"]) in the same rounds (bench/baseline.py's codes);
+# `nurture stats` over N enrollments and 5N executions;
 # SMS through the live channel to a provider answering in 200 ms (500 and 100 in flight, and
 # BASELINE's 8 and 100 senders; one and two daemons on Postgres, HTTP and HTTPS) and the
 # cost of the per-message `sending` record (bench/delivery.py); the Twilio channel's send in

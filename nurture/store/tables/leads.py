@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, String
 from sqlmodel import Field
 
 from nurture.store.tables.base import Stored, utc_column
@@ -87,6 +87,13 @@ class ConsentEvent(Stored, table=True):
     created_at: datetime = utc_column()
 
 
+def _bytewise(length: int) -> Any:
+    """A string compared byte by byte on Postgres too (`COLLATE "C"`, as SQLite's BINARY): a
+    key's equality is the same in any collation, and its index is cheaper to probe and to
+    write than in the database's locale (migration 0020)."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 class LeadKey(Stored, table=True):
     """One way to know a lead: its external id (every one it came with), email or phone.
 
@@ -99,8 +106,8 @@ class LeadKey(Stored, table=True):
 
     __tablename__ = "lead_key"
 
-    kind: str = Field(max_length=20, primary_key=True)
-    value: str = Field(max_length=320, primary_key=True)
+    kind: str = Field(sa_type=_bytewise(20), primary_key=True)
+    value: str = Field(sa_type=_bytewise(320), primary_key=True)
     lead_id: int = Field(index=True)
     created_at: datetime = utc_column()
 
