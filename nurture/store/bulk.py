@@ -97,7 +97,12 @@ def _values(rows: Sequence[Mapping[str, Any]], columns: list[list[Any]]) -> list
 
 @lru_cache(maxsize=256)
 def _pg_type(table: Table, name: str, dialect: Any) -> str:
-    return table.c[name].type.compile(dialect=dialect)
+    """A column's type for a cast of its array: without its collation (`COLLATE "C"[]` is no
+    type; the column's own collation applies once the value is stored or compared)."""
+    kind = table.c[name].type.dialect_impl(dialect)
+    if isinstance(kind, String) and kind.collation:
+        kind = String(kind.length)
+    return kind.compile(dialect=dialect)
 
 
 def _unnest(
