@@ -40,7 +40,11 @@ def hold(connection: Connection, jobs: list[Job], caps: Caps, now: datetime, zon
         return 0
     clock = _Clock(now, now.timestamp(), (now - caps.horizon).timestamp())
     blank = {lead: _plan(mine, [], caps, clock) for lead, mine in by_lead.items()}
-    found = ledger.take(connection, {lead: plan.entries for lead, plan in blank.items()})
+    gap = caps.min_gap.total_seconds() if caps.min_gap is not None else None
+    counting = ledger.Counting(clock.stamp, clock.cutoff, gap, caps.limits)
+    several = [lead for lead, mine in by_lead.items() if len(mine) > 1]
+    first = {lead: plan.entries for lead, plan in blank.items()}
+    found = ledger.take(connection, first, counting, several)
     again = {lead: _plan(by_lead[lead], sent, caps, clock) for lead, sent in found.items()}
     plans = blank | again
     changed = {lead: p.entries for lead, p in plans.items() if lead in found and p.changed}
