@@ -4,8 +4,9 @@
 
 With caps, a batch is decided (what each step sends) in its claim's transaction, and before
 the commit the ledger rows of the leads it messages are locked (nurture.store.caps: a lead
-without a row yet gets one, or, when another daemon made it meanwhile, is decided again on
-what that daemon wrote). Each message the caps do not allow yet is deferred to the first
+without a row yet gets one; on Postgres a row that allows the lead's one message gets it
+appended by the same statement; the other rows, and one another daemon made meanwhile, are
+read and decided again on what they hold). Each message the caps do not allow yet is deferred to the first
 moment they do, fitted to its send window: it is never dropped, and it is sent once, when it
 goes. The others are counted. Nothing is sent before the commit, so a message counts from
 then on, whatever its send gives; the retry of a step is not counted twice. Without caps
