@@ -201,12 +201,15 @@ def _stored_effect(session: Session, execution: Execution) -> str:
 def _end_row(enrollment: Enrollment, spec: SequenceSpec) -> Row:
     if enrollment.status in ("active", "paused"):
         at = enrollment.next_run_at or enrollment.updated_at
+        when = f"at {at:%Y-%m-%d %H:%M} UTC"
+        if enrollment.next_run_at is None:  # parked: timed from a call not booked yet
+            when = "once the lead books a call"
         return Row(
             at=at,
             kind="end",
             outcome="pending",
             step=enrollment.step_id,
-            detail=f"next: {enrollment.step_id} at {at:%Y-%m-%d %H:%M} UTC",
+            detail=f"next: {enrollment.step_id} {when}",
         )
     notes: tuple[str, ...] = ()
     if enrollment.status in ("converted", "stopped", "failed", "completed"):

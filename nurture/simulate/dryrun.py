@@ -13,7 +13,7 @@ import itertools
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from nurture.project.plan import build_plan
 from nurture.rules.booking import Booking
 from nurture.rules.caps import Caps
 from nurture.rules.matching import Candidate, Decision
-from nurture.simulate.events import Failures, Happening, happen, schedule
+from nurture.simulate.events import Calls, Failures, Happening, happen, offered, schedule
 from nurture.spec.cases import CaseLead
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.files import SequenceFile
@@ -191,6 +191,8 @@ def dry_run(project: Project, scenario: Scenario) -> DryRun:
             messages = {m.execution_id: m for m in channel.attempts if m.execution_id}
             zone = project.rules.default_zone
             rows = timeline.read(session, lead_id, zone, messages)
+            if project.booking is not None:
+                rows = [_slots_shown(session, row, project.booking, run.zone) for row in rows]
             run.rows = timeline.ordered(rows + events)
             run.status = next((r.outcome for r in reversed(rows) if r.kind == "end"), None)
             run.lead = _final(session.get_one(Lead, lead_id))
@@ -332,10 +334,18 @@ def _happen(
 ) -> timeline.Row:
     with store.session(immediate=True) as session:
         lead = session.get_one(Lead, lead_id)
-        said = happen(session, lead, happening, project.rules, failures)
+        calls = Calls(project.booking, project.calendars)
+        said = happen(session, lead, happening, project.rules, failures, calls)
     return timeline.Row(
         at=happening.at, kind="event", outcome="event", detail=happening.text, notes=(said,)
     )
+
+
+def _slots_shown(session: Session, row: timeline.Row, booking: Booking, zone: str) -> timeline.Row:
+    """A call still offered at the end of the run, with the slots its booking page offered."""
+    if row.action != "schedule_appointment" or not row.detail.endswith("(offered)"):
+        return row
+    return replace(row, notes=(*row.notes, offered(session.connection(), booking, row.at, zone)))
 
 
 def _final(lead: Lead) -> dict[str, Any]:

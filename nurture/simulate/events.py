@@ -3,14 +3,17 @@
 `+2d convert`, `+3d status=Contacted`, `+1d score=80` (or `score=+10`), `+1d tag=replied`,
 `+1d opt-out=sms`, `+1d inbound` or `+1d reply` (ends a `stop_on_reply` sequence, wakes a
 `wait_for: {event: reply}`), `+1d click=welcome` (a click on the message of step welcome; also
-open, delivered, read, bounce), `+5d attended`, `no-show` or `cancel` (what became of the lead's
-booked call); and `+4h fail=send_email`
+open, delivered, read, bounce), `+1h book` or `+1h book=2026-12-08T15:00` (the lead books a slot
+its booking link offers, as the booking page does it), `+5d attended`, `no-show` or `cancel` (what
+became of the lead's booked call); and `+4h fail=send_email`
 (also a step id, and `*N` for the next N attempts only), which makes the channel fail those
 sends: retries, then the sequence's failure policy.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -22,8 +25,15 @@ from nurture.leads.consent import inbound
 from nurture.leads.engagement import Happened
 from nurture.leads.enrollment import stopped_text
 from nurture.leads.records import LeadInput, LeadRules, clean, convert, set_values
+from nurture.rules.booking import Booking
 from nurture.spec.actions import MESSAGE_ACTIONS
-from nurture.spec.events import APPOINTMENT_EVENTS, ENGAGEMENT_EVENTS, Event, parse_event
+from nurture.spec.events import (
+    APPOINTMENT_EVENTS,
+    ENGAGEMENT_EVENTS,
+    Event,
+    booked_time,
+    parse_event,
+)
 from nurture.spec.models import SequenceSpec
 from nurture.store.tables import Execution, Lead
 
@@ -82,14 +92,30 @@ class Failures:
                 raise TemporaryFailure(f"simulated failure ({text})")
 
 
+@dataclass(frozen=True)
+class Calls:
+    """What a `book` event books against: the coach's availability, and their calendar (an
+    object with `busy(now)`, nurture.engine.calendars.Calendars) when the run reads it."""
+
+    booking: Booking | None = None
+    calendars: Any = None
+
+
 def happen(
-    session: Session, lead: Lead, happening: Happening, rules: LeadRules, failures: Failures
+    session: Session,
+    lead: Lead,
+    happening: Happening,
+    rules: LeadRules,
+    failures: Failures,
+    calls: Calls = Calls(),
 ) -> str:
     """Apply one event to the lead at its time; what it did, in a few words."""
     event, now = happening.event, happening.at
     kind, value = event.kind, event.value or ""
     if kind == "fail":
         return failures.add(value, happening.text)
+    if kind == "book":
+        return _book(session, lead, value, now, calls)
     if kind == "convert":
         stopped = convert(session, lead, now, rules)
         return f"lead converted ({lead.status}); {_stopped(stopped)}"
@@ -135,6 +161,53 @@ def _call_ended(session: Session, lead: Lead, outcome: str, now: datetime, rules
     if found is None:
         raise InvalidEvent(f"{outcome.replace('_', ' ')}: the lead has no booked call by then")
     return appointments.record(session, found, outcome, now, rules).said()
+
+
+def _book(session: Session, lead: Lead, value: str, now: datetime, calls: Calls) -> str:
+    """The lead picks a slot on its booking page (the first offered, or the one named): the
+    appointment is booked and the steps timed from it are re-timed, as the page does it."""
+    from nurture.engine import appointments
+    from nurture.engine import booking as slots
+
+    booking = calls.booking
+    if booking is None:
+        raise InvalidEvent("book: the project has no [availability]: there is no slot to book")
+    found = appointments.latest_open(session, lead.id)
+    if found is None:
+        raise InvalidEvent("book: the lead has no offered (or booked) call by then")
+    connection = session.connection()
+    elsewhere = calls.calendars.busy(now) if calls.calendars is not None else []
+    free = slots.open_slots(connection, booking, now, elsewhere=elsewhere)
+    zone = ZoneInfo(lead.timezone or booking.default_zone)
+    if not free:
+        raise InvalidEvent("book: the booking page offers no free slot then")
+    slot = free[0]
+    if value:
+        wanted = booked_time(value)
+        wanted = wanted if wanted.tzinfo else wanted.replace(tzinfo=zone)
+        if wanted not in free:
+            first = free[0].astimezone(zone)
+            raise InvalidEvent(
+                f"book={value}: not a slot the booking page offers then (the first free one is "
+                f"{first:%Y-%m-%dT%H:%M} {first.tzname()})"
+            )
+        slot = wanted
+    row = slots.move(connection, booking, found, slot, now, elsewhere)
+    if row.enrollment_id is not None:
+        appointments.retime(connection, row.enrollment_id, now, booking.default_zone)
+    return f"the lead booked {slot.astimezone(zone):%a %Y-%m-%d %H:%M %Z}"
+
+
+def offered(connection: Any, booking: Booking, at: datetime, zone: str, shown: int = 3) -> str:
+    """What the booking page offers at `at`, in a few words: its first slots, in `zone`."""
+    from nurture.engine import booking as slots
+
+    free = [slot.astimezone(ZoneInfo(zone)) for slot in slots.open_slots(connection, booking, at)]
+    if not free:
+        return "the booking page offers no free slot"
+    first = ", ".join(f"{slot:%a %m-%d %H:%M}" for slot in free[:shown])
+    more = f" and {len(free) - shown} more until {free[-1]:%a %m-%d}" if len(free) > shown else ""
+    return f"the booking page offers {first} {free[0]:%Z}{more}"
 
 
 def _values(lead: Lead, kind: str, value: str, rules: LeadRules) -> dict:

@@ -1,11 +1,13 @@
 """Events in a dry run: `+2d convert`, `+3d status=Contacted`, `+4h fail=send_email`, `+1d opt-out=sms`,
-`+5d attended` (or `no-show`, `cancel`: what became of the lead's booked call), and engagement:
+`+1h book` (the lead books the first slot its booking link offers, or `book=2026-12-08T15:00`, a
+time in the lead's zone unless it names its offset), `+5d attended` (or `no-show`, `cancel`: what
+became of the lead's booked call), and engagement:
 `+1d click=welcome`, `+2h open=welcome`, `+1h delivered=hello`, `+1h read=hello`,
 `+1d bounce=welcome` (the message of that step), `+1d reply`."""
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from pydantic import AfterValidator
@@ -29,6 +31,7 @@ EVENT_KINDS = (
     "delivered",
     "read",
     "bounce",
+    "book",
     "attended",
     "no-show",
     "cancel",
@@ -66,7 +69,22 @@ def parse_event(text: str) -> Event:
     return Event(after, kind, value and value.strip())
 
 
+def booked_time(value: str) -> datetime:
+    """The time of `book=VALUE`: ISO 8601, naive (the lead's zone) or with its offset (`Z` too)."""
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"book={value}: write the slot's time as 2026-12-08T15:00 (the lead's zone) or "
+            "2026-12-08T15:00Z, or no value for the first slot offered"
+        ) from None
+
+
 def _check_value(kind: str, value: str | None) -> None:
+    if kind == "book":
+        if value:
+            booked_time(value)
+        return
     if kind in ("convert", "inbound", "reply", *APPOINTMENT_EVENTS):
         if value:
             raise ValueError(f"event {kind!r} takes no value")
