@@ -65,7 +65,7 @@ class Counting(NamedTuple):
 # step id is a slug, so the last entry is what follows the last `], [` (unless a sequence name
 # holds one: then that piece does not read as an entry, and the engine decides), its time
 # before its first comma. The new entry (`excluded`) is one this module wrote.
-_LAST = "split_part(c.sent, '], [', -1)"
+_LAST = "split_part(c.sent, '], [', -1)"  # a negative field: Postgres 14 or later
 _FIRST_AT = "ltrim(split_part(c.sent, ',', 1), '[')::float8"
 _LAST_AT = f"ltrim(split_part({_LAST}, ',', 1), '[')::float8"
 _ENTRIES = "((length(c.sent) - length(replace(c.sent, '], [', ''))) / 4 + 1)"  # or more
@@ -148,9 +148,10 @@ def take(
         return found
     leads = sorted(first)
     texts = [_dumps(first[lead]) for lead in leads]
-    shape = _take(counting.gap is not None, tuple(name is not None for name, *_ in counting.limits))
+    named = tuple(name is not None for name, *_ in counting.limits)
+    statement = _take(counting.gap is not None, named)
     given = {"ids": leads, "sent": texts, "several": sorted(several)} | _counted(counting)
-    done = {lead for (lead,) in connection.exec_driver_sql(shape, given)}
+    done = {lead for (lead,) in connection.exec_driver_sql(statement, given)}
     there = [lead for lead in leads if lead not in done]
     if not there:
         return {}
