@@ -18,8 +18,8 @@ from nurture.engine import booking as slots
 from nurture.rules import whatsapp
 from nurture.rules.booking import Booking
 from nurture.spec.actions import ActionType, EmailConfig, NotificationConfig
-from nurture.spec.models import AnyStep
 from nurture.spec.sandbox import renderer
+from nurture.spec.steps import AnyStep
 from nurture.spec.templates import html_environment, template_environment
 from nurture.store import queries
 from nurture.store.tables import Execution, Notification, Task

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from nurture.errors import InvalidState, NotFound, SlotTaken
 from nurture.rules.availability import Busy, free_slots
 from nurture.rules.booking import Booking, relative_due
-from nurture.spec.models import AnyStep
+from nurture.spec.steps import AnyStep
 from nurture.store import locks
 from nurture.store.tables import Appointment, Enrollment, Lead
 

@@ -20,7 +20,8 @@ from nurture.engine import actions, booking
 from nurture.leads import consent
 from nurture.rules.engagement import Engagement
 from nurture.rules.schedule import step_due
-from nurture.spec.models import AnyStep, SequenceSpec
+from nurture.spec.models import SequenceSpec
+from nurture.spec.steps import AnyStep
 from nurture.store import queries
 from nurture.store.tables import OutboxMessage
 

@@ -33,7 +33,7 @@ from nurture.rules.booking import Booking, appointment_check
 from nurture.rules.matching import Check, check_conditions
 from nurture.settings import CoachSettings
 from nurture.spec.actions import NotificationConfig
-from nurture.spec.models import AnyStep
+from nurture.spec.steps import AnyStep
 from nurture.spec.window import SendWindow
 from nurture.store import queries
 from nurture.store.db import Store

@@ -13,7 +13,8 @@ from nurture.engine.config import Tracking
 from nurture.engine.control import CONTROL_STEP
 from nurture.rules import links
 from nurture.rules.engagement import WAITED, Engagement, Event, Scoring
-from nurture.spec.models import AnyStep, SequenceSpec
+from nurture.spec.models import SequenceSpec
+from nurture.spec.steps import AnyStep
 from nurture.store import bulk
 from nurture.store.tables import EngagementEvent, Enrollment, Execution
 

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from nurture.rules import experiments
-from nurture.spec.models import AnyStep, SequenceSpec
+from nurture.spec.models import SequenceSpec
+from nurture.spec.steps import AnyStep
 
 SpecOf = Callable[[int], SequenceSpec]
 """The parsed version of the job's sequence, by version number."""

@@ -17,7 +17,8 @@ from nurture.rules.matching import engagement_checks
 from nurture.rules.schedule import step_due
 from nurture.rules.steps import spec_of
 from nurture.spec.durations import format_duration
-from nurture.spec.models import AnyStep, SequenceSpec
+from nurture.spec.models import SequenceSpec
+from nurture.spec.steps import AnyStep
 from nurture.store import decisions
 from nurture.store.tables import (
     Appointment,

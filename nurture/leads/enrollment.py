@@ -11,7 +11,8 @@ from nurture.rules import experiments
 from nurture.rules.matching import Candidate, Decision, LeadFacts, Verdict, choose
 from nurture.rules.schedule import step_due
 from nurture.rules.steps import LIVE, spec_of
-from nurture.spec.models import AnyStep, SequenceSpec
+from nurture.spec.models import SequenceSpec
+from nurture.spec.steps import AnyStep
 from nurture.store import decisions
 from nurture.store.tables import (
     Enrollment,

@@ -11,7 +11,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from nurture.spec.models import AnyStep, SequenceSpec
+from nurture.spec.models import SequenceSpec
+from nurture.spec.steps import AnyStep
 
 Arms = Sequence[tuple[str, int]]
 """(id, weight) of each arm, in the order the file gives them."""

@@ -6,7 +6,8 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from nurture.spec.actions import MESSAGE_ACTIONS
-from nurture.spec.models import AnyStep, SequenceSpec
+from nurture.spec.models import SequenceSpec
+from nurture.spec.steps import AnyStep
 from nurture.spec.window import WEEKDAYS, SendWindow
 
 MAX_DAYS_AHEAD = 400  # a window that never opens is a validation error; this only bounds the loop

@@ -32,7 +32,7 @@ from nurture.rules.periods import Window
 from nurture.rules.schedule import step_due
 from nurture.rules.steps import spec_of
 from nurture.spec.diagnostics import did_you_mean
-from nurture.spec.models import AnyStep
+from nurture.spec.steps import AnyStep
 from nurture.store import bulk, queries
 from nurture.store.tables import (
     Enrollment,
