@@ -61,7 +61,8 @@ types: install
 # make bench [ENROLLMENTS=100000] [LEADS=20000] [STATS_ENROLLMENTS=1000000]: engine throughput,
 # steady-state lag, the 1,000,000-enrollment scale case and import speed on SQLite, and on
 # Postgres (1 and 2 daemons) when NURTURE_TEST_DATABASE_URL is set (about 10 minutes with
-# Postgres; one case: $(PY) bench/engine.py --cases throughput|caps|lag|scale|import); lead
+# Postgres; one case: $(PY) bench/engine.py --cases throughput|caps|lag|scale|import), and the
+# caps once more on a lead's second message (--caps-ledger: each lead's ledger row there); lead
 # ingestion over HTTP (nurture serve); the import and the ingestion each with identity on and
 # off ([leads] identity = ["external_id"]) in the same rounds (bench/baseline.py's codes);
 # `nurture stats` over N enrollments and 5N executions;
@@ -81,6 +82,7 @@ BASELINE ?= ccbc7be
 bench: install
 	$(PY) bench/cli.py --baseline $(BASELINE)
 	$(PY) bench/engine.py --enrollments $(ENROLLMENTS)
+	$(PY) bench/engine.py --enrollments $(ENROLLMENTS) --cases caps --caps-ledger
 	$(PY) bench/api.py --leads $(LEADS)
 	$(PY) bench/stats.py --enrollments $(STATS_ENROLLMENTS)
 	$(PY) bench/delivery.py --baseline $(BASELINE)

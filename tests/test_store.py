@@ -269,3 +269,22 @@ def test_only_sends_enter_the_provider_id_index(store: Store):
             ).scalar_one()
     assert "ix_execution_provider_id" in str(plan)
     assert "provider_id IS NOT NULL" in defined
+
+
+def test_a_postgres_older_than_14_is_refused_with_its_version(
+    run, project: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The caps ledger's statement needs Postgres 14: an older server is named, not a SQL error
+    in the middle of a batch. (The local server is newer: the bar is raised past it.)"""
+    from nurture.store import connect
+
+    probe = sqlalchemy.create_engine(normalize_url(postgres_url))
+    with probe.connect() as connection:
+        version = connection.connection.driver_connection.info.server_version
+    probe.dispose()
+    monkeypatch.setattr(connect, "POSTGRES_OLDEST", version + 1)
+    result = run("--database-url", postgres_url, "status")
+    assert result.exit_code != 0
+    shown = f"{version // 10000}.{version % 10000}"
+    assert f"nurture needs Postgres 14 or newer; this server runs {shown}" in result.output
+    assert "Traceback" not in result.output

@@ -13,13 +13,15 @@ from nurture.errors import NurtureError, SpecError
 
 
 def _leads() -> typer.Typer:
-    """`leads`, with the consent commands among its own."""
-    from nurture.cli import consent, leads
+    """`leads`, with the consent and the merge commands among its own."""
+    from nurture.cli import consent, lead_merge, leads
 
     if not any(command.name == "inbound" for command in leads.app.registered_commands):
         leads.app.command("opt-out")(consent.opt_out)
         leads.app.command("opt-in")(consent.opt_in)
         leads.app.command("inbound")(consent.inbound)
+        leads.app.command()(lead_merge.duplicates)
+        leads.app.command()(lead_merge.merge)
     return leads.app
 
 

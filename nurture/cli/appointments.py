@@ -8,11 +8,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
+from nurture.cli.options import JSON
 from nurture.cli.output import note, out, plural, print_json, print_result, warning
 from nurture.errors import ChannelError, NurtureError
 from nurture.spec.durations import format_duration
 
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 ID = Annotated[int, typer.Argument(help="The appointment id (`nurture appointments list`).")]
 app = typer.Typer(
     help="Appointments: list, done, no-show, cancel, reschedule; the coach's calendar feed.",

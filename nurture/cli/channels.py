@@ -10,12 +10,12 @@ from rich.table import Table
 
 from nurture.channels.redact import redact, secrets_of
 from nurture.cli.context import state
+from nurture.cli.options import JSON
 from nurture.cli.output import note, out, print_json, print_result
 from nurture.errors import NurtureError
 
 app = typer.Typer(help="Channels: check the providers, send a test message.", no_args_is_help=True)
 
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NAME_HELP = "whatsapp, sms, email or notification."
 
 

@@ -8,21 +8,20 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nurture.cli.context import state
+from nurture.cli.options import LEAD, LEAD_JSON
 from nurture.cli.output import note, print_json, print_result, warning
 from nurture.errors import NurtureError
 
 if TYPE_CHECKING:  # the consent service loads SQLAlchemy: imported where a command runs
     from nurture.store.tables import Lead
 
-LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
 CHANNELS = Annotated[
     list[str],
     typer.Option("--channel", "-c", help="sms, whatsapp, email or all (repeat for more)."),
 ]
-JSON = Annotated[bool, typer.Option("--json", help="Print the lead as `leads show --json` does.")]
 
 
-def opt_out(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
+def opt_out(lead: LEAD, channel: CHANNELS, json: LEAD_JSON = False) -> None:
     """Stop messages to a lead on these channels: their steps are skipped and logged.
 
     \b
@@ -40,7 +39,7 @@ def opt_out(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
         print_result(lead_details(session, row), json=json, message=message)
 
 
-def opt_in(lead: LEAD, channel: CHANNELS, json: JSON = False) -> None:
+def opt_in(lead: LEAD, channel: CHANNELS, json: LEAD_JSON = False) -> None:
     """Let a lead hear from us again on these channels.
 
     \b
@@ -84,7 +83,7 @@ def inbound(
             "the project's. Default: now.",
         ),
     ] = None,
-    json: JSON = False,
+    json: LEAD_JSON = False,
 ) -> None:
     """Record a message from the lead: WhatsApp free text is allowed for 24 hours after it.
 
@@ -160,7 +159,7 @@ def _read_bytes(source: str) -> bytes:
 
 def unsubscribe(
     token: Annotated[str, typer.Argument(help="The token of an unsubscribe link.")],
-    json: JSON = False,
+    json: LEAD_JSON = False,
 ) -> None:
     """Apply an unsubscribe link's signed token: the lead gets no more email.
 

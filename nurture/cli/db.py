@@ -5,10 +5,10 @@ from typing import Annotated
 import typer
 
 from nurture.cli.context import state
+from nurture.cli.options import JSON
 from nurture.cli.output import out, print_json, print_result
 
 app = typer.Typer(help="The store: schema migrations.", no_args_is_help=True)
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 @app.command()

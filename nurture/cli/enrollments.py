@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
+from nurture.cli.options import JSON
 from nurture.cli.output import note, out, plural, print_json, print_result
 from nurture.errors import Aborted
 
@@ -20,7 +21,6 @@ app = typer.Typer(
     help="Leads in sequences: list, advance, pause, resume, stop, settle.", no_args_is_help=True
 )
 ID = Annotated[int, typer.Argument(help="The enrollment id.")]
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CHANGED_JSON = Annotated[
     bool, typer.Option("--json", help="Print the enrollment as `enrollments list --json` does.")
 ]

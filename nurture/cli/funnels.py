@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
+from nurture.cli.options import JSON
 from nurture.cli.output import out, print_json
 from nurture.cli.plan import show_plan
 from nurture.errors import NurtureError
@@ -23,7 +24,6 @@ SEQUENCES = Annotated[
     list[str], typer.Option("--sequence", "-s", help="A sequence (repeat for more).")
 ]
 FUNNELS = Annotated[list[str], typer.Option("--funnel", "-f", help="A funnel (repeat for more).")]
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CHANGED_JSON = Annotated[
     bool, typer.Option("--json", help="Print these funnels as `funnels list --json` does.")
 ]

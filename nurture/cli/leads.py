@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from nurture.cli.context import state
+from nurture.cli.options import JSON, LEAD, LEAD_JSON
 from nurture.cli.output import (
     err,
     error,
@@ -22,27 +23,21 @@ from nurture.cli.output import (
     print_result,
     warning,
 )
-from nurture.errors import Aborted, NurtureError
+from nurture.errors import NurtureError
 
 if TYPE_CHECKING:  # the leads service loads SQLAlchemy: imported where a command runs
     from nurture.leads.imports import ImportResult
-    from nurture.leads.merge import Merged
     from nurture.leads.records import Arrival, LeadRules
     from nurture.store.tables import Lead
 
 app = typer.Typer(help="Leads: add, import, update, convert, list, show.", no_args_is_help=True)
 
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-CHANGED_JSON = Annotated[
-    bool, typer.Option("--json", help="Print the lead as `leads show --json` does.")
-]
 ADDED_JSON = Annotated[
     bool,
     typer.Option(
         "--json", help="Print the lead as `leads show --json` does, with created and decision."
     ),
 ]
-LEAD = Annotated[str, typer.Argument(help="The lead's id, external id or email.")]
 Name = Annotated[str | None, typer.Option("--name", help="Full name.")]
 Email = Annotated[str | None, typer.Option("--email")]
 Phone = Annotated[
@@ -136,7 +131,7 @@ def _arrival(arrival: "Arrival") -> dict[str, Any]:
 
 def _arrived(arrival: "Arrival") -> str:
     lead, decision, enrollment = arrival.lead, arrival.decision, arrival.enrollment
-    said = f"{'Added' if arrival.created else 'Updated'} lead {_named(lead)}"
+    said = f"{'Added' if arrival.created else 'Updated'} lead {named(lead)}"
     said += f" <{lead.email}>." if lead.email else "."
     if enrollment is None or decision.winner is None:
         return f"{said}\nNot enrolled: {decision.reason}."
@@ -146,7 +141,7 @@ def _arrived(arrival: "Arrival") -> str:
     )
 
 
-def _named(lead: "Lead") -> str:
+def named(lead: "Lead") -> str:
     return f"{lead.id} {lead.name}"
 
 
@@ -220,85 +215,6 @@ def _show_import(result: "ImportResult") -> None:
 
 
 @app.command()
-def duplicates(json: JSON = False) -> None:
-    """Leads that share an email or a phone (stored before identity, or kept apart by it).
-
-    \b
-    Examples:
-      nurture leads duplicates
-      nurture leads duplicates --json
-    """
-    from nurture.leads.merge import duplicates as found
-
-    with state.session() as session:
-        groups = [group.to_dict() for group in found(session)]
-    if json:
-        print_json(groups)
-        return
-    if not groups:
-        note("No duplicates: every email and phone is one lead's.")
-        return
-    table = Table("kind", "value", "leads", "merge with")
-    for group in groups:
-        leads = ", ".join(f"{lead['id']} {lead['name']}" for lead in group["leads"])
-        ids = " ".join(str(lead["id"]) for lead in group["leads"])
-        table.add_row(group["kind"], escape(group["value"]), escape(leads), f"leads merge {ids}")
-    out.print(table)
-
-
-@app.command()
-def merge(
-    keep: Annotated[str, typer.Argument(help="The lead to keep: its id, external id or email.")],
-    other: Annotated[str, typer.Argument(help="The lead merged into it, then gone.")],
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    json: CHANGED_JSON = False,
-) -> None:
-    """Merge two leads that are one person: OTHER's history, keys, tags, fields and opt-outs
-    join KEEP (the stricter opt-out wins), OTHER is logged and removed. Again: no change.
-
-    \b
-    Examples:
-      nurture leads merge 3 7
-      nurture leads merge sam@example.com 7 --yes --json
-    """
-    from nurture.leads import records as service
-    from nurture.leads.merge import merge as merge_leads
-
-    with state.session(write=True) as session:
-        if not yes:
-            _confirm_merge(service.find_lead(session, keep), other)
-        done = merge_leads(session, keep, other, datetime.now(UTC))
-        shown = service.lead_details(session, done.kept) | {"merge": _merge_dict(done)}
-        print_result(shown, json=json, message=_merged(done))
-
-
-def _confirm_merge(kept: "Lead", other: str) -> None:
-    if not err.is_terminal:
-        raise Aborted("refusing to merge leads without a terminal to confirm on; add --yes")
-    if not typer.confirm(f"Merge lead {other} into lead {_named(kept)}?", err=True):
-        raise Aborted("merge cancelled")
-
-
-def _merge_dict(done: "Merged") -> dict[str, Any]:
-    return {
-        "merged_id": done.merged_id,
-        "already": done.already,
-        "moved": done.moved,
-        "stopped": done.stopped,
-    }
-
-
-def _merged(done: "Merged") -> str:
-    if done.already:
-        return f"Lead {done.merged_id} was merged into lead {_named(done.kept)} already."
-    moved = ", ".join(f"{count} {table}" for table, count in done.moved.items()) or "nothing"
-    said = f"Merged lead {done.merged_id} into lead {_named(done.kept)}; moved {moved}"
-    if done.stopped:
-        said += f"; stopped {plural(len(done.stopped), 'enrollment')} it ran twice"
-    return said + "."
-
-
-@app.command()
 def update(
     lead: LEAD,
     name: Name = None,
@@ -314,7 +230,7 @@ def update(
     field: Fields = None,
     external_id: ExternalId = None,
     at: At = None,
-    json: CHANGED_JSON = False,
+    json: LEAD_JSON = False,
 ) -> None:
     """Change a lead: tags add (--untag removes), fields merge; a conversion status converts.
 
@@ -342,12 +258,12 @@ def update(
         print_result(
             service.lead_details(session, row),
             json=json,
-            message=f"Updated lead {_named(row)}{converted}.",
+            message=f"Updated lead {named(row)}{converted}.",
         )
 
 
 @app.command()
-def convert(lead: LEAD, at: At = None, json: CHANGED_JSON = False) -> None:
+def convert(lead: LEAD, at: At = None, json: LEAD_JSON = False) -> None:
     """Mark a lead converted: its enrollments that stop on conversion stop now (or --at).
 
     \b
@@ -365,7 +281,7 @@ def convert(lead: LEAD, at: At = None, json: CHANGED_JSON = False) -> None:
         print_result(
             service.lead_details(session, row),
             json=json,
-            message=f"Converted lead {_named(row)}; stopped {plural(len(stopped), 'enrollment')}.",
+            message=f"Converted lead {named(row)}; stopped {plural(len(stopped), 'enrollment')}.",
         )
 
 

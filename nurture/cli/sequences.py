@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
+from nurture.cli.options import JSON
 from nurture.cli.output import note, out, print_json
 from nurture.cli.plan import show_plan
 from nurture.errors import Aborted
@@ -23,7 +24,6 @@ app = typer.Typer(
     help="List, show and change sequences (the file and the store together).", no_args_is_help=True
 )
 NAME = Annotated[str, typer.Argument(help="Sequence name or slug.")]
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 CHANGED_JSON = Annotated[
     bool, typer.Option("--json", help="Print the sequence as `sequences show --json` does.")
 ]

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from nurture.cli import figures
 from nurture.cli.context import state
+from nurture.cli.options import JSON
 from nurture.cli.output import json_text, note, out, print_json, print_result
 from nurture.errors import NurtureError
 
@@ -19,7 +20,6 @@ if TYPE_CHECKING:  # the figures' queries load SQLAlchemy: imported where a comm
     from nurture.insights import logs as log_service
     from nurture.rules.periods import Window
 
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Since = Annotated[
     str | None, typer.Option("--since", help="A duration back from now (7d, 12h) or a date.")
 ]

@@ -9,9 +9,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
+from nurture.cli.options import JSON
 from nurture.cli.output import out, print_json, print_result
 
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 tasks = typer.Typer(help="Follow-up tasks create_task steps left.", no_args_is_help=True)
 notifications = typer.Typer(
     help="Notes send_notification steps left for the coach.", no_args_is_help=True

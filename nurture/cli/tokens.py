@@ -8,10 +8,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from nurture.cli.context import state
+from nurture.cli.options import JSON
 from nurture.cli.output import note, out, print_json, print_result
 
 app = typer.Typer(help="Bearer tokens of `nurture serve`.", no_args_is_help=True)
-JSON = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 SCOPE_HELP = (
     "read, write (includes read), ingest (POST /api/leads, lead events), dashboard (view the "
     "coach dashboard) or dashboard:edit (change sequences, enrollments, tasks there); repeat."

@@ -4,8 +4,9 @@
 
 With caps, a batch is decided (what each step sends) in its claim's transaction, and before
 the commit the ledger rows of the leads it messages are locked (nurture.store.caps: a lead
-without a row yet gets one, or, when another daemon made it meanwhile, is decided again on
-what that daemon wrote). Each message the caps do not allow yet is deferred to the first
+without a row yet gets one; on Postgres a row that allows the lead's one message gets it
+appended by the same statement; the other rows, and one another daemon made meanwhile, are
+read and decided again on what they hold). Each message the caps do not allow yet is deferred to the first
 moment they do, fitted to its send window: it is never dropped, and it is sent once, when it
 goes. The others are counted. Nothing is sent before the commit, so a message counts from
 then on, whatever its send gives; the retry of a step is not counted twice. Without caps
@@ -40,7 +41,11 @@ def hold(connection: Connection, jobs: list[Job], caps: Caps, now: datetime, zon
         return 0
     clock = _Clock(now, now.timestamp(), (now - caps.horizon).timestamp())
     blank = {lead: _plan(mine, [], caps, clock) for lead, mine in by_lead.items()}
-    found = ledger.take(connection, {lead: plan.entries for lead, plan in blank.items()})
+    gap = caps.min_gap.total_seconds() if caps.min_gap is not None else None
+    counting = ledger.Counting(clock.stamp, clock.cutoff, gap, caps.limits)
+    several = [lead for lead, mine in by_lead.items() if len(mine) > 1]
+    first = {lead: plan.entries for lead, plan in blank.items()}
+    found = ledger.take(connection, first, counting, several)
     again = {lead: _plan(by_lead[lead], sent, caps, clock) for lead, sent in found.items()}
     plans = blank | again
     changed = {lead: p.entries for lead, p in plans.items() if lead in found and p.changed}

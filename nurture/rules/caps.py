@@ -115,8 +115,9 @@ class Caps:
         return self.any and channel in CHANNELS
 
     @cached_property
-    def _limits(self) -> tuple[tuple[str | None, int, float], ...]:
-        """(channel or None for all, count, window in seconds) of every cap."""
+    def limits(self) -> tuple[tuple[str | None, int, float], ...]:
+        """(channel or None for all, count, window in seconds) of every cap (the store's ledger
+        decides with them too, nurture.store.caps)."""
         every = [(None, cap.count, cap.window.total_seconds()) for cap in self.messages]
         return (
             *every,
@@ -131,7 +132,7 @@ class Caps:
         gap = self.min_gap
         if gap is not None and any(entry[0] > now - gap.total_seconds() for entry in sent):
             return False
-        for name, count, window in self._limits:
+        for name, count, window in self.limits:
             if name is not None and name != channel:
                 continue
             inside = sum(

@@ -90,7 +90,17 @@ def _postgres_engine(url: URL, **options: Any) -> Engine:
     return engine
 
 
+POSTGRES_OLDEST = 140000
+"""Postgres 14 or newer (server_version_num): the caps ledger's statement reads a row's text
+with split_part(..., -1), which 14 brought (nurture.store.caps)."""
+
+
 def _on_postgres_connect(dbapi_connection: Any, _record: Any) -> None:
+    version = dbapi_connection.info.server_version
+    if version < POSTGRES_OLDEST:
+        shown = f"{version // 10000}.{version % 10000}"
+        dbapi_connection.close()  # the pool never gets it
+        raise StoreError(f"nurture needs Postgres 14 or newer; this server runs {shown}")
     # Times come back in the session's time zone: UTC, whatever the server's default is.
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True
