@@ -71,7 +71,7 @@ def context(
     now: datetime,
 ) -> dict[str, Any]:
     """Everything a template may read (spec.templates.TOP_LEVEL), of a lead, its funnel (or
-    None) and its sequence (or None): rows, or queries.LeadRow and queries.Named tuples."""
+    None) and its sequence (or None): rows, or batch.LeadRow and batch.Named tuples."""
     return {
         "lead": lead_context(lead, funnel),
         "coach": coach,

@@ -19,7 +19,7 @@ from nurture.rules.availability import Busy
 from nurture.rules.booking import Booking, check_fresh, read_token
 from nurture.rules.steps import spec_of
 from nurture.spec.actions import AppointmentConfig
-from nurture.store import queries
+from nurture.store import batch
 from nurture.store.db import Store
 from nurture.store.tables import Enrollment, Execution, Lead
 
@@ -172,7 +172,7 @@ def _config_of(connection: Connection, row: Row) -> AppointmentConfig | None:
     found = connection.execute(query.where(table.c.id == row.execution_id)).first()
     if found is None:
         return None
-    spec = spec_of(queries.definition(connection, found.sequence_id, found.version))
+    spec = spec_of(batch.definition(connection, found.sequence_id, found.version))
     step = next((s for s in spec.steps if s.id == found.step_id), None)
     config = getattr(step, "action_config", None)
     return config if isinstance(config, AppointmentConfig) else None
@@ -231,7 +231,7 @@ def retime(connection: Connection, enrollment_id: int, now: datetime, zone: str)
     found = connection.execute(query.where(table.c.id == enrollment_id)).first()
     if found is None or found.status != "active" or found.step_id is None:
         return
-    spec = spec_of(queries.definition(connection, found.sequence_id, found.version))
+    spec = spec_of(batch.definition(connection, found.sequence_id, found.version))
     step = next((s for s in spec.steps if s.id == found.step_id), None)
     if step is not None and step.relative_to:
         slots.place_relative(connection, [(enrollment_id, step)], now, zone)

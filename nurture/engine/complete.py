@@ -22,7 +22,7 @@ from nurture.rules.engagement import Engagement
 from nurture.rules.schedule import step_due
 from nurture.spec.models import SequenceSpec
 from nurture.spec.steps import AnyStep
-from nurture.store import queries
+from nurture.store import batch, queries
 from nurture.store.tables import OutboxMessage
 
 
@@ -31,7 +31,7 @@ class Job:
     """One claimed enrollment, the step it runs, and (as it goes) the outcome."""
 
     claim: Any  # a queries.Claimed (settling: a row with its columns)
-    lead: Any  # a queries.LeadRow (settling: a row with its columns)
+    lead: Any  # a batch.LeadRow (settling: a row with its columns)
     spec: SequenceSpec
     version: int
     step: AnyStep | None
@@ -49,8 +49,8 @@ class Job:
     provider_id: str | None = None
     outbox: dict[str, Any] | None = None
     retry_after: float | None = None  # the provider's Retry-After, in seconds
-    sequence: queries.Named | None = None
-    funnel: queries.Named | None = None
+    sequence: batch.Named | None = None
+    funnel: batch.Named | None = None
     sent_after: datetime | None = None  # when its `sending` was recorded, for a settle
     engagement: Engagement | None = None  # the lead's events, for a step that reads them
     waited_since: datetime | None = None  # a wait for an event: when it began

@@ -35,7 +35,7 @@ from nurture.settings import CoachSettings
 from nurture.spec.actions import NotificationConfig
 from nurture.spec.steps import AnyStep
 from nurture.spec.window import SendWindow
-from nurture.store import queries
+from nurture.store import batch, queries
 from nurture.store.db import Store
 
 __all__ = ["LEASE", "EngineConfig", "Report", "drain", "run_due", "settle_unknown", "worker_name"]
@@ -122,9 +122,9 @@ def settle_unknown(
     types = settling.action_types(channels)
 
     def claim(connection: Connection, at: datetime) -> queries.ClaimedBatch:
-        until, worker, batch = at + config.lease, config.worker, config.batch
+        until, worker, size = at + config.lease, config.worker, config.batch
         rows = queries.claim_unknown(
-            connection, at, until, worker, batch, before=before, types=types
+            connection, at, until, worker, size, before=before, types=types
         )
         return queries.read_batch(connection, rows)
 
@@ -274,15 +274,15 @@ def release(store: Store, worker: str) -> int:
 CRASHED = sends.uncertain("its daemon stopped, or lost its lease, before the answer")
 
 
-def _prepare(connection: Connection, url: str, batch: queries.ClaimedBatch) -> list[Job]:
+def _prepare(connection: Connection, url: str, got: queries.ClaimedBatch) -> list[Job]:
     """Read what the batch needs besides its claim, its leads and its recorded attempts (in
     the claim's transaction), then place each job."""
-    claimed, leads, recorded = batch
-    funnels = queries.funnels(connection, (lead.funnel_id for lead in leads.values()))
-    sequences = queries.sequences(connection, (row.sequence_id for row in claimed))
+    claimed, leads, recorded = got
+    funnels = batch.funnels(connection, (lead.funnel_id for lead in leads.values()))
+    sequences = batch.sequences(connection, (row.sequence_id for row in claimed))
 
     def load(sequence_id: int, version: int) -> dict[str, Any]:
-        return queries.definition(connection, sequence_id, version)
+        return batch.definition(connection, sequence_id, version)
 
     positions: dict[tuple[int, int, int, str | None], steps.Position] = {}
 
@@ -325,7 +325,7 @@ def _asks_appointment(step: AnyStep) -> bool:
     return bool(step.relative_to) or (conditions is not None and conditions.appointment is not None)
 
 
-def _target(sequence: queries.Named, version: int) -> int:
+def _target(sequence: batch.Named, version: int) -> int:
     """The version an enrollment runs: the current one, or a canary's for leads on it."""
     canary = sequence.canary_version
     return (
@@ -335,7 +335,7 @@ def _target(sequence: queries.Named, version: int) -> int:
     )
 
 
-def _adopt(job: Job, execution: queries.Recorded) -> None:
+def _adopt(job: Job, execution: batch.Recorded) -> None:
     """Take over an attempt recorded already (by a crashed daemon, or under a lease since lost):
     its outcome, or its send whose fate is unclear, to settle; it never collides, never resends."""
     job.execution_id, job.sent_after = execution.id, execution.started_at
@@ -348,7 +348,7 @@ def _adopt(job: Job, execution: queries.Recorded) -> None:
         job.note(settled="recorded already, under a lease since lost")
 
 
-def _job(row: queries.Claimed, lead: queries.LeadRow, position: steps.Position) -> Job:
+def _job(row: queries.Claimed, lead: batch.LeadRow, position: steps.Position) -> Job:
     """The step to run, or a skip when the current version removed it (or never had it)."""
     spec, step, version = position.spec, position.step, position.version
     if position.removed is not None:

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from nurture.engine.complete import Job
 from nurture.rules import steps
 from nurture.spec.models import SequenceSpec
-from nurture.store import queries
+from nurture.store import batch, queries
 
 RECHECK = timedelta(minutes=15)
 """A waiting step looks again this soon when the winner is running now."""
@@ -30,7 +30,7 @@ def place(connection: Connection, url: str, jobs: list[Job], now: datetime) -> N
         return
 
     def spec(sequence_id: int, version: int) -> SequenceSpec:
-        load = lambda s, v: queries.definition(connection, s, v)  # noqa: E731
+        load = lambda s, v: batch.definition(connection, s, v)  # noqa: E731
         return steps.cached_spec(url, sequence_id, version, load)
 
     live = queries.live_enrollments(connection, {job.claim.lead_id for job in mine})

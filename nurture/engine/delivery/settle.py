@@ -33,7 +33,7 @@ from nurture.rules.schedule import step_due
 from nurture.rules.steps import spec_of
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.steps import AnyStep
-from nurture.store import bulk, queries
+from nurture.store import batch, bulk
 from nurture.store.tables import (
     Enrollment,
     Execution,
@@ -265,7 +265,7 @@ def _jobs(connection: Connection, rows: list[Row]) -> list[Job]:
 
     def spec(sequence_id: int, version: int) -> Any:
         if (sequence_id, version) not in specs:
-            definition = queries.definition(connection, sequence_id, version)
+            definition = batch.definition(connection, sequence_id, version)
             specs[sequence_id, version] = spec_of(definition)
         return specs[sequence_id, version]
 
