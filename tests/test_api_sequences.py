@@ -240,8 +240,8 @@ def test_a_bad_dry_run_event_names_its_place_in_the_body(api):
     assert answer.status_code == 422
     assert answer.json() == {
         "message": "unknown event 'explode' (one of convert, status, score, temperature, tag, "
-        "fail, opt-out, opt-in, inbound, reply, click, open, delivered, read, bounce, attended, "
-        "no-show, cancel)",
+        "fail, opt-out, opt-in, inbound, reply, click, open, delivered, read, bounce, book, "
+        "attended, no-show, cancel)",
         "field": "events.1",
     }
 
