@@ -76,9 +76,23 @@ def book_from_link(
     with store.begin(immediate=True) as connection:
         enrollment_id = _enrollment_of(booking, token, now, connection)
         found = _open(connection, enrollment_id)
-        row = slots.move(connection, booking, found.id, slot, now, elsewhere)
-        retime(connection, enrollment_id, now, booking.default_zone)
-        return row
+        return book(connection, booking, found.id, slot, now, elsewhere)
+
+
+def book(
+    connection: Connection,
+    booking: Booking,
+    appointment_id: int,
+    slot: datetime,
+    now: datetime,
+    elsewhere: Sequence[Busy] = (),
+) -> Row:
+    """The lead books (or moves to) a free slot: the call is booked there and the steps timed
+    from it are re-timed; SlotTaken when it is not free."""
+    row = slots.move(connection, booking, appointment_id, slot, now, elsewhere)
+    if row.enrollment_id is not None:
+        retime(connection, row.enrollment_id, now, booking.default_zone)
+    return row
 
 
 def cancel_from_link(

@@ -17,12 +17,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from sqlalchemy import Connection
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, select
 
 from nurture.channels import KINDS
 from nurture.channels.memory import MemoryChannel
+from nurture.engine import booking as slots
 from nurture.engine import dispatch
 from nurture.engine.calendars import Calendars
 from nurture.engine.complete import Job
@@ -36,7 +39,7 @@ from nurture.project.plan import build_plan
 from nurture.rules.booking import Booking
 from nurture.rules.caps import Caps
 from nurture.rules.matching import Candidate, Decision
-from nurture.simulate.events import Calls, Failures, Happening, happen, offered, schedule
+from nurture.simulate.events import Calls, Failures, Happening, happen, schedule
 from nurture.spec.cases import CaseLead
 from nurture.spec.diagnostics import did_you_mean
 from nurture.spec.files import SequenceFile
@@ -345,7 +348,19 @@ def _slots_shown(session: Session, row: timeline.Row, booking: Booking, zone: st
     """A call still offered at the end of the run, with the slots its booking page offered."""
     if row.action != "schedule_appointment" or not row.detail.endswith("(offered)"):
         return row
-    return replace(row, notes=(*row.notes, offered(session.connection(), booking, row.at, zone)))
+    return replace(row, notes=(*row.notes, _offered(session.connection(), booking, row.at, zone)))
+
+
+def _offered(
+    connection: Connection, booking: Booking, at: datetime, zone: str, shown: int = 3
+) -> str:
+    """What the booking page offers at `at`, in a few words: its first slots, in `zone`."""
+    free = [slot.astimezone(ZoneInfo(zone)) for slot in slots.open_slots(connection, booking, at)]
+    if not free:
+        return "the booking page offers no free slot"
+    first = ", ".join(f"{slot:%a %m-%d %H:%M}" for slot in free[:shown])
+    more = f" and {len(free) - shown} more until {free[-1]:%a %m-%d}" if len(free) > shown else ""
+    return f"the booking page offers {first} {free[0]:%Z}{more}"
 
 
 def _final(lead: Lead) -> dict[str, Any]:

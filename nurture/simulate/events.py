@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from nurture.channels import OutgoingMessage, TemporaryFailure
-from nurture.errors import InvalidEvent
+from nurture.errors import InvalidEvent, SlotTaken
 from nurture.leads import engagement
 from nurture.leads.consent import inbound
 from nurture.leads.engagement import Happened
@@ -164,8 +164,8 @@ def _call_ended(session: Session, lead: Lead, outcome: str, now: datetime, rules
 
 
 def _book(session: Session, lead: Lead, value: str, now: datetime, calls: Calls) -> str:
-    """The lead picks a slot on its booking page (the first offered, or the one named): the
-    appointment is booked and the steps timed from it are re-timed, as the page does it."""
+    """The lead picks a slot on its booking page (the first offered, or the one named), booked
+    as the page books it."""
     from nurture.engine import appointments
     from nurture.engine import booking as slots
 
@@ -184,30 +184,16 @@ def _book(session: Session, lead: Lead, value: str, now: datetime, calls: Calls)
     slot = free[0]
     if value:
         wanted = booked_time(value)
-        wanted = wanted if wanted.tzinfo else wanted.replace(tzinfo=zone)
-        if wanted not in free:
-            first = free[0].astimezone(zone)
-            raise InvalidEvent(
-                f"book={value}: not a slot the booking page offers then (the first free one is "
-                f"{first:%Y-%m-%dT%H:%M} {first.tzname()})"
-            )
-        slot = wanted
-    row = slots.move(connection, booking, found, slot, now, elsewhere)
-    if row.enrollment_id is not None:
-        appointments.retime(connection, row.enrollment_id, now, booking.default_zone)
+        slot = wanted if wanted.tzinfo else wanted.replace(tzinfo=zone)
+    try:
+        appointments.book(connection, booking, found, slot, now, elsewhere)
+    except SlotTaken:
+        first = free[0].astimezone(zone)
+        raise InvalidEvent(
+            f"book={value}: not a slot the booking page offers then (the first free one is "
+            f"{first:%Y-%m-%dT%H:%M} {first.tzname()})"
+        ) from None
     return f"the lead booked {slot.astimezone(zone):%a %Y-%m-%d %H:%M %Z}"
-
-
-def offered(connection: Any, booking: Booking, at: datetime, zone: str, shown: int = 3) -> str:
-    """What the booking page offers at `at`, in a few words: its first slots, in `zone`."""
-    from nurture.engine import booking as slots
-
-    free = [slot.astimezone(ZoneInfo(zone)) for slot in slots.open_slots(connection, booking, at)]
-    if not free:
-        return "the booking page offers no free slot"
-    first = ", ".join(f"{slot:%a %m-%d %H:%M}" for slot in free[:shown])
-    more = f" and {len(free) - shown} more until {free[-1]:%a %m-%d}" if len(free) > shown else ""
-    return f"the booking page offers {first} {free[0]:%Z}{more}"
 
 
 def _values(lead: Lead, kind: str, value: str, rules: LeadRules) -> dict:
