@@ -138,3 +138,45 @@ def test_an_import_and_a_burst_of_webhooks_at_once_store_one_bo(run, project, pr
     assert all(answer.status_code in (200, 201) for answer in answers), [a.text for a in answers]
     assert len(people(url, "bo@example.com")) == 1
     assert totals(url) == (ROWS, ROWS)
+
+
+def test_a_row_that_joins_the_webhooks_lead_brings_its_other_keys(
+    run, project, project_on_postgres, monkeypatch
+):
+    """Bo's row (email and phone) loses the email to the webhook after the import looked: the
+    row updates the webhook's Bo, who keeps the row's phone as a key too, so a later lead with
+    only that phone is Bo and not a second person."""
+    url = project_on_postgres
+    lines = ["name,email,phone"] + [
+        f"Lead {n},{'bo@example.com' if n == BO else f'lead{n}@example.com'},"
+        + ("+1 415 555 0100" if n == BO else "")
+        for n in range(ROWS)
+    ]
+    (project / "leads.csv").write_text("\n".join(lines) + "\n")
+    answers = []
+    looked = imports.Importer._held
+    referred = BO_LEAD | {"funnel": "referrals"}
+    with serving(project, url) as api:
+        ingest = token(lambda *a: run("--database-url", url, *a), "landing", "ingest")
+
+        def load_then_webhook(importer, batch):
+            held = looked(importer, batch)
+            if any(("email", "bo@example.com") in keys for keys in batch):
+                answers.append(api.post("/api/leads", json=referred, headers=ingest))
+            return held
+
+        monkeypatch.setattr(imports.Importer, "_held", load_then_webhook)
+        result = run_import(project, url)
+        monkeypatch.undo()
+        by_phone = {"funnel": "referrals", "name": "Bo Again", "phone": "+14155550100"}
+        again = api.post("/api/leads", json=by_phone, headers=ingest)
+    [answer] = answers
+    bo = answer.json()["leadId"]
+    assert (result.created, result.updated) == (ROWS - 1, 1)
+    assert not result.errors and not result.warnings
+    assert again.status_code == 200, again.text
+    assert (again.json()["leadId"], again.json()["created"]) == (bo, False)
+    assert totals(url) == (ROWS, ROWS)
+    with open_store(url) as store, store.begin() as connection:
+        phone = connection.execute(select(Lead.phone).where(Lead.id == bo)).scalar_one()
+    assert phone == "+14155550100"

@@ -362,15 +362,26 @@ class Importer:
         self.result.enrolled += len(enrollments)
 
     def _taken_meanwhile(self, row: dict[str, Any]) -> None:
-        """A new row whose key another writer stored since this import looked: its lead."""
+        """A new row whose key another writer stored since this import looked: that writer's
+        lead, which keeps the row's other keys (a key a third lead holds is left out, and a
+        warning names the row, as when the import finds it stored)."""
         values = {key: row[key] for key in identity.KINDS if row.get(key)}
-        match = identity.identify(self.session, values, self.rules.identity)
+        kinds, at = self.rules.identity, row["created_at"]
+        match = identity.identify(self.session, values, kinds)
         assert match.lead is not None, "a key that was not free names its lead"
+        lead = match.lead
         given = self.row_given.pop(id(row), {}) | {"funnel_id": row["funnel_id"]}
-        row["id"] = match.lead.id
-        self._update(
-            match.lead, identity.applicable(match.lead, given, match.clashes), row["created_at"]
-        )
+        row["id"] = lead.id
+        if match.clashes:
+            number = self.rows_by_key.get(str(upsert_key(row)), 0)
+            self.result.warnings.append(
+                RowError(number, identity.clash_text(lead.id, match.clashes))
+            )
+        kept = identity.applicable(lead, given, match.clashes)
+        self._update(lead, kept, at)
+        if not match.known:
+            keys = identity.unclashed(values, match.clashes)
+            identity.remember(self.session.connection(), lead.id, keys, at, kinds, new=False)
 
     def _decide(self, row: dict[str, Any]) -> dict[str, Any]:
         """The decision row for a new lead; leads with the same trigger facts share one decision."""
