@@ -85,6 +85,25 @@ def test_stores_opened_together_upgrade_once(store_url: str):
     assert migrate.current(store_url) == migrate.head()
 
 
+def test_an_upgrade_waits_out_a_migration_longer_than_a_writes_timeout(tmp_path: Path, monkeypatch):
+    """A process starting while another migrates a new SQLite store (the lock held past the
+    usual busy timeout on a busy machine) waits for it, then finds the store current."""
+    from nurture.store import connect
+
+    monkeypatch.setattr(connect, "BUSY_TIMEOUT_MS", 100)
+    path = tmp_path / "nurture.db"
+    url = f"sqlite:///{path}"
+    migrating = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    migrating.execute("PRAGMA journal_mode = WAL")
+    migrating.execute("BEGIN IMMEDIATE")  # the first process, migrating
+    threading.Timer(0.8, migrating.execute, ["ROLLBACK"]).start()
+    with open_store(url) as store:
+        assert migrate.revision_of(store.engine) == migrate.head()
+        with store.engine.connect() as connection:  # writes wait no longer than before
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 100
+    migrating.close()
+
+
 def test_a_session_commits_at_the_end_and_rolls_back_on_error(store: Store):
     now = datetime.now(UTC)
     with store.session() as session:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, event, exc, inspect, text
 
 from nurture.errors import StoreError
+from nurture.store import connect
 from nurture.store.connect import BEGIN_MODE, engine_for, masked, normalize_url, reason, sqlite_path
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 UPGRADE_LOCK = 0x6E757274  # "nurt": the Postgres advisory lock held while upgrading
 UPGRADE_HINT = "run `nurture db upgrade`"
+UPGRADE_WAIT_MS = 120_000
+"""SQLite: how long an upgrade waits for another process's (its migration) to end."""
 _VERSION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 
 
@@ -124,7 +127,7 @@ def upgrade_engine(engine: Engine, revision: str = "head") -> tuple[str | None, 
 
     url = masked(engine.url)
     try:
-        with engine.connect() as connection, _foreign_keys_deferred(connection):
+        with engine.connect() as connection, _sqlite_upgrading(connection):
             connection.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
             with connection.begin():
                 return _upgrade_locked(connection, revision)
@@ -224,20 +227,26 @@ def _literal(statement: str, params: object) -> str:
 
 
 @contextmanager
-def _foreign_keys_deferred(connection: Connection) -> Iterator[None]:
-    """SQLite: foreign keys off while migrations rebuild tables (batch mode), checked after.
+def _sqlite_upgrading(connection: Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while migrations rebuild tables (batch mode), checked after,
+    and a longer wait for the write lock.
 
     A rebuilt table is dropped and recreated; with foreign keys on, the drop fails or cascades
     into the rows that refer to it. The pragma only takes effect outside a transaction.
+    Processes started together on a new store (`run` and `serve`, or the demo's) queue for the
+    lock while the first one migrates, which takes longer than a write on a busy machine: they
+    wait up to UPGRADE_WAIT_MS instead of failing "database is locked" after the usual timeout.
     """
     driver = connection.connection.driver_connection
     if connection.dialect.name != "sqlite" or driver is None:
         yield
         return
     driver.execute("PRAGMA foreign_keys = OFF")
+    driver.execute(f"PRAGMA busy_timeout = {UPGRADE_WAIT_MS}")
     try:
         yield
     finally:
+        driver.execute(f"PRAGMA busy_timeout = {connect.BUSY_TIMEOUT_MS}")
         driver.execute("PRAGMA foreign_keys = ON")
 
 
