@@ -6,7 +6,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from functools import lru_cache
 
 import phonenumbers
@@ -112,36 +112,62 @@ PARALLEL_FROM = 5_000
 def phones_ahead(batches: list[list[str]], region: str | None) -> Iterator[Callable[[int], None]]:
     """Normalise the numbers of later batches in a helper process while the caller works on
     earlier ones (phonenumbers is most of an import's time); `ready(k)`, called for k = 0, 1,
-    ... in order, makes batch k's results known to normalize_phone. Should the helper fail,
-    normalize_phone does the work itself."""
+    ... in order, makes batch k's results known to normalize_phone. Each answer names its batch
+    and holds one result a number: an answer that does not (the helper died, or its output was
+    cut) ends the helper, and normalize_phone does the work of that batch and every later one
+    itself, so a number never gets another's result."""
     if sum(map(len, batches)) < PARALLEL_FROM:
         yield lambda _: None
         return
     with tempfile.TemporaryFile("w+", encoding="utf-8") as requests:
         requests.writelines(json.dumps(texts) + "\n" for texts in batches)
         requests.seek(0)
-        command = [sys.executable, "-m", "nurture.rules.contacts", region or ""]
         with subprocess.Popen(
-            command, stdin=requests, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+            helper_command(region),
+            stdin=requests,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         ) as helper:
+            trusted = True
+
+            def ready(number: int) -> None:
+                nonlocal trusted
+                if trusted and not _receive(helper, number, batches[number], region):
+                    trusted = False
+                    helper.kill()
+
             try:
-                yield lambda number: _receive(helper, batches[number], region)
+                yield ready
             finally:
                 helper.kill()
 
 
-def _receive(helper: subprocess.Popen, texts: list[str], region: str | None) -> None:
+def helper_command(region: str | None) -> list[str]:
+    """The helper process of phones_ahead."""
+    return [sys.executable, "-m", "nurture.rules.contacts", region or ""]
+
+
+def _receive(helper: subprocess.Popen, number: int, texts: list[str], region: str | None) -> bool:
+    """Batch `number`'s answer remembered; False when the helper gave none that fits."""
     line = helper.stdout.readline() if helper.stdout else ""
-    with suppress(ValueError):  # the helper died: normalize_phone does the work
-        results = [value if ok else ContactError(value) for ok, value in json.loads(line)]
-        remember_phones(texts, region, results)
+    try:
+        answered, pairs = json.loads(line)
+        if answered != number or len(pairs) != len(texts):
+            return False
+        results = [value if ok else ContactError(value) for ok, value in pairs]
+    except (ValueError, TypeError):
+        return False
+    remember_phones(texts, region, results)
+    return True
 
 
 def _serve(region: str | None) -> None:
-    """The helper: a JSON list of numbers per input line, a JSON list of (ok, result) out."""
-    for line in sys.stdin:
+    """The helper: a JSON list of numbers per input line; out, per line, its number (from 0)
+    and a JSON list of (ok, result)."""
+    for number, line in enumerate(sys.stdin):
         results = phones(json.loads(line), region)
-        print(json.dumps([(isinstance(r, str), str(r)) for r in results]), flush=True)
+        print(json.dumps([number, [(isinstance(r, str), str(r)) for r in results]]), flush=True)
 
 
 def _phone_reason(error: phonenumbers.NumberParseException) -> str:
