@@ -67,6 +67,22 @@ def waiting_on_a_lock(url: str) -> bool:
         return connection.execute(query).scalar_one() > 0
 
 
+def webhook_after_the_look(monkeypatch, api, headers: dict, answers: list) -> None:
+    """The webhook stores Bo (through another funnel: its decision is not the import's, whose
+    uncommitted rows it would wait for) right after the import looked up the batch holding
+    Bo's row and found the email free; its answer goes to `answers`."""
+    looked = imports.Importer._held
+    referred = BO_LEAD | {"funnel": "referrals"}
+
+    def look_then_webhook(importer, batch):
+        held = looked(importer, batch)  # the import looked: Bo is not stored yet
+        if any(("email", "bo@example.com") in keys for keys in batch):  # the rows' keys
+            answers.append(api.post("/api/leads", json=referred, headers=headers))
+        return held
+
+    monkeypatch.setattr(imports.Importer, "_held", look_then_webhook)
+
+
 def test_the_webhook_waits_for_the_import_that_holds_the_email(run, project, project_on_postgres):
     url = project_on_postgres
     answers = []
@@ -101,20 +117,10 @@ def test_an_import_updates_the_lead_the_webhook_stored_meanwhile(
     run, project, project_on_postgres, monkeypatch
 ):
     url = project_on_postgres
-    answers = []
-    looked = imports.Importer._held
-    # another funnel: its decision is not the import's (whose uncommitted rows it would wait for)
-    referred = BO_LEAD | {"funnel": "referrals"}
+    answers: list = []
     with serving(project, url) as api:
         ingest = token(lambda *a: run("--database-url", url, *a), "landing", "ingest")
-
-        def load_then_webhook(importer, batch):
-            held = looked(importer, batch)  # the import looked: Bo is not stored yet
-            if any(("email", "bo@example.com") in keys for keys in batch):  # the rows' keys
-                answers.append(api.post("/api/leads", json=referred, headers=ingest))
-            return held
-
-        monkeypatch.setattr(imports.Importer, "_held", load_then_webhook)
+        webhook_after_the_look(monkeypatch, api, ingest, answers)
         result = run_import(project, url)
     [answer] = answers
     assert answer.status_code == 201 and answer.json()["created"] is True
@@ -153,19 +159,10 @@ def test_a_row_that_joins_the_webhooks_lead_brings_its_other_keys(
         for n in range(ROWS)
     ]
     (project / "leads.csv").write_text("\n".join(lines) + "\n")
-    answers = []
-    looked = imports.Importer._held
-    referred = BO_LEAD | {"funnel": "referrals"}
+    answers: list = []
     with serving(project, url) as api:
         ingest = token(lambda *a: run("--database-url", url, *a), "landing", "ingest")
-
-        def load_then_webhook(importer, batch):
-            held = looked(importer, batch)
-            if any(("email", "bo@example.com") in keys for keys in batch):
-                answers.append(api.post("/api/leads", json=referred, headers=ingest))
-            return held
-
-        monkeypatch.setattr(imports.Importer, "_held", load_then_webhook)
+        webhook_after_the_look(monkeypatch, api, ingest, answers)
         result = run_import(project, url)
         monkeypatch.undo()
         by_phone = {"funnel": "referrals", "name": "Bo Again", "phone": "+14155550100"}
