@@ -7,7 +7,7 @@ Straight on the driver (sqlite3, psycopg), batches of 1,000 leads with three key
 schema has it (primary key (kind, value), an index on lead_id) and into variants of it (no
 lead_id index, SQLite's WITHOUT ROWID, a table without a key), in one transaction as an import
 runs (on Postgres in a schema of its own, dropped after); then a batch's lookup (SQLite: a
-probe a key through json_each, as nurture.store.keys reads it). The variants alternate in
+probe a key through json_each, nurture.store.keys's own statement). The variants alternate in
 rounds. Prints JSON: microseconds a key, the median over the rounds of each round's median
 batch after the first 20.
 What a lead's two keys beyond its external id cost at least is twice the schema's figure.
@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nurture.store.keys import _OWNERS_SQLITE as LOOKUP  # the statement the store runs
+
 TABLE = (
     "CREATE TABLE lead_key (kind VARCHAR(20){c} NOT NULL, value VARCHAR(320){c} NOT NULL, "
     "lead_id INTEGER NOT NULL, created_at {t} NOT NULL{pk}){rowid}"
@@ -35,10 +37,6 @@ VARIANTS = {  # name: (primary key, lead_id index, SQLite WITHOUT ROWID)
     "WITHOUT ROWID (SQLite)": (True, True, True),
     "no key, no index": (False, False, False),
 }
-LOOKUP = (
-    "SELECT kind, value, lead_id FROM lead_key WHERE kind = ? "
-    "AND value IN (SELECT value FROM json_each(?))"
-)
 
 
 def batch(first: int, stamp: object) -> list[tuple]:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, event, exc, inspect, text
 
 from nurture.errors import StoreError
-from nurture.store import connect
 from nurture.store.connect import BEGIN_MODE, engine_for, masked, normalize_url, reason, sqlite_path
 
 if TYPE_CHECKING:
@@ -235,18 +234,20 @@ def _sqlite_upgrading(connection: Connection) -> Iterator[None]:
     into the rows that refer to it. The pragma only takes effect outside a transaction.
     Processes started together on a new store (`run` and `serve`, or the demo's) queue for the
     lock while the first one migrates, which takes longer than a write on a busy machine: they
-    wait up to UPGRADE_WAIT_MS instead of failing "database is locked" after the usual timeout.
+    wait up to UPGRADE_WAIT_MS instead of failing "database is locked" after the usual timeout,
+    which the connection gets back after.
     """
     driver = connection.connection.driver_connection
     if connection.dialect.name != "sqlite" or driver is None:
         yield
         return
+    (usual,) = driver.execute("PRAGMA busy_timeout").fetchone()
     driver.execute("PRAGMA foreign_keys = OFF")
     driver.execute(f"PRAGMA busy_timeout = {UPGRADE_WAIT_MS}")
     try:
         yield
     finally:
-        driver.execute(f"PRAGMA busy_timeout = {connect.BUSY_TIMEOUT_MS}")
+        driver.execute(f"PRAGMA busy_timeout = {usual}")
         driver.execute("PRAGMA foreign_keys = ON")
 
 
