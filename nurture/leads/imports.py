@@ -14,9 +14,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import chain
-from operator import itemgetter
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -24,15 +22,7 @@ from sqlmodel import Session, col, select
 
 from nurture.errors import NurtureError
 from nurture.leads import identity
-from nurture.leads.enrollment import (
-    Offer,
-    candidates_json,
-    decide,
-    for_lead,
-    funnel_offers,
-    new_enrollment,
-    split_offers,
-)
+from nurture.leads.import_matching import Matching
 from nurture.leads.import_rows import Row, lead_input, phones, read_rows
 from nurture.leads.records import (
     LeadRules,
@@ -47,13 +37,10 @@ from nurture.rules.contacts import phones_ahead
 from nurture.spec.names import slugify
 from nurture.store import bulk
 from nurture.store import keys as store_keys
-from nurture.store.decisions import candidates_id
 from nurture.store.keys import Key
 from nurture.store.tables import Enrollment, Funnel, Lead, MatchDecision, Stored
 
 BATCH = 1000
-_FACTS = itemgetter("funnel_id", "source", "status", "temperature", "score", "created_at")
-"""What matching reads of a new lead, and when: equal facts, one shared decision."""
 _EMPTY = {"tags": bulk.Dumped("[]"), "fields": bulk.Dumped("{}"), "opted_out": bulk.Dumped("[]")}
 Progress = Callable[[int, int], None]
 """Called with (rows done, rows in all) after every batch."""
@@ -93,10 +80,7 @@ class Importer:
         self.session, self.now, self.rules = session, now, rules
         self.at = at or now  # when the rows without a time of their own arrived
         self.funnels = {f.slug: f for f in session.exec(select(Funnel)).all()}
-        self.offers: dict[int, list[Offer]] = {}
-        self.decisions: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.lists: dict[str, int] = {}  # stored candidate lists: digest to id
-        self.enrollments: dict[tuple[int, str | None, datetime], dict[str, Any]] = {}
+        self.matching = Matching(session, rules.default_zone)
         self.by_key: dict[Key, Lead | dict[str, Any]] = {}  # every key of a lead seen so far
         self.row_keys: dict[int, list[Key]] = {}  # a new lead's keys, by id() of its row
         self.more_keys: list[store_keys.KeyRow] = []  # new keys of stored leads, for the writer
@@ -352,10 +336,10 @@ class Importer:
         decisions, enrollments = [], []
         self._insert_leads(fresh)
         for row in fresh:
-            decision = self._decide(row)
+            decision = self.matching.decision(row)
             decisions.append(decision | {"lead_id": row["id"]})
             if decision["sequence_id"] is not None:
-                enrollments.append(self._enrollment(decision["sequence_id"], row, row["id"]))
+                enrollments.append(self.matching.enrollment(decision["sequence_id"], row))
         self._insert_rows(MatchDecision, decisions)
         self._insert_rows(Enrollment, enrollments)
         self.result.created += len(fresh)
@@ -383,32 +367,6 @@ class Importer:
             keys = identity.unclashed(values, match.clashes)
             identity.remember(self.session.connection(), lead.id, keys, at, kinds, new=False)
 
-    def _decide(self, row: dict[str, Any]) -> dict[str, Any]:
-        """The decision row for a new lead; leads with the same trigger facts share one decision."""
-        offers = self._offers(row["funnel_id"])
-        key = (_FACTS(row), split_offers(offers, row["id"])[1])  # a funnel's split draws too
-        if key not in self.decisions:
-            decision, winner = decide(offers, SimpleNamespace(**row), row["id"])
-            self.decisions[key] = {
-                "funnel_id": row["funnel_id"],
-                "sequence_id": winner.sequence_id if winner else None,
-                "reason": decision.reason,
-                "candidates_id": candidates_id(
-                    self.session.connection(), candidates_json(decision, offers), self.lists
-                ),
-                "decided_at": row["created_at"],
-            }
-        return self.decisions[key]
-
-    def _enrollment(self, sequence_id: int, row: dict[str, Any], lead_id: int) -> dict[str, Any]:
-        """The enrollment row for a new lead; one first-step time per sequence and time zone."""
-        key = (sequence_id, row["timezone"], row["created_at"])
-        offer = next(o for o in self._offers(row["funnel_id"]) if o.sequence_id == sequence_id)
-        zone, default = row["timezone"], self.rules.default_zone
-        if key not in self.enrollments:
-            self.enrollments[key] = new_enrollment(0, zone, offer, row["created_at"], default)
-        return for_lead(self.enrollments[key], lead_id, zone, offer, default)
-
     def _insert_leads(self, fresh: list[dict[str, Any]]) -> None:
         """Insert new leads, their ids drawn already."""
         for row in fresh:  # most new leads hold no tag, no field, no opt-out: encoded once
@@ -419,11 +377,6 @@ class Importer:
 
     def _insert_rows(self, model: type[Stored], rows: list[dict[str, Any]]) -> None:
         bulk.insert(self.session.connection(), model.__table__, rows)
-
-    def _offers(self, funnel_id: int) -> list[Offer]:
-        if funnel_id not in self.offers:
-            self.offers[funnel_id] = funnel_offers(self.session, funnel_id)
-        return self.offers[funnel_id]
 
 
 @contextmanager
