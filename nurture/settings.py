@@ -347,13 +347,20 @@ class Settings(BaseSettings):
         return Providers(**{name: getattr(self, name) for name in names}, unsubscribe=unsubscribe)
 
     @property
+    def booking_secret(self) -> SecretStr | None:
+        """What signs booking links: `[availability] secret`, else the unsubscribe secret."""
+        if self.availability is None:
+            return None
+        return self.availability.secret or self.unsubscribe.secret
+
+    @property
     def booking(self) -> "Booking | None":
         """The coach's availability and booking links, when `[availability]` is set."""
         from nurture.rules.booking import Booking
 
         if self.availability is None:
             return None
-        secret = self.availability.secret or self.unsubscribe.secret
+        secret = self.booking_secret
         url = self.api.public_url
         return Booking(
             self.availability,

@@ -75,6 +75,11 @@ def test_help_the_version_and_validate_import_no_heavy_library(five: Path, args:
     assert sorted(set(HEAVY) & imported(*args, cwd=five)) == []
 
 
+def test_validate_reads_what_booking_allows_from_the_settings_alone(five: Path):
+    # bookable() asks the settings, not the booking rules (itsdangerous, the matching rules)
+    assert "nurture.rules.booking" not in modules("validate", cwd=five)
+
+
 def test_plan_of_a_project_without_a_store_yet_imports_no_store_library(five: Path):
     assert sorted(set(HEAVY) & imported("plan", cwd=five)) == []
     assert not (five / "nurture.db").exists()

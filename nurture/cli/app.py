@@ -1,5 +1,6 @@
 """The `nurture` command: global options, the error boundary, the command groups."""
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -265,6 +266,10 @@ def main() -> None:
     # pydantic looks for plugins in every installed package's metadata (25 ms at each start);
     # nurture uses none. PYDANTIC_DISABLE_PLUGINS="" in the environment turns them back on.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # Start-up makes ~100k objects that live as long as the process (modules, pydantic's
+    # schemas); collecting every 700 allocations walks them again and again, 8% of `validate`.
+    # The daemon then freezes what start-up made, and the import sets its own thresholds.
+    gc.set_threshold(50_000, *gc.get_threshold()[1:])
     app(prog_name="nurture")
 
 

@@ -84,9 +84,9 @@ class Project:
 
 def bookable(settings: Settings) -> Bookable:
     """What the project's settings allow of appointments: booking, and booking links."""
-    booking = settings.booking
-    links = booking is not None and bool(booking.secret and booking.url)
-    return Bookable(availability=booking is not None, links=links)
+    # read from the settings, not from `settings.booking`: validate need not import booking
+    links = bool(settings.booking_secret and settings.api.public_url)
+    return Bookable(availability=settings.availability is not None, links=links)
 
 
 def init_project(directory: Path, templates: Sequence[str] = ()) -> list[Path]:
