@@ -2,15 +2,18 @@
 
 from datetime import timedelta
 
+import pytest
 from builders import sequence, step
 from enrolling import T0, apply, drain, enroll, enrollment, executions, log, set_enrollment
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from nurture.channels import channels_for
 from nurture.channels.memory import MemoryChannel
 from nurture.channels.outbox import OutboxChannel
 from nurture.engine.dispatch import EngineConfig, run_due
 from nurture.store import bulk, queries
+from nurture.store import keys as store_keys
 from nurture.store.tables import Enrollment, Execution, OutboxMessage
 
 
@@ -119,6 +122,36 @@ def test_bulk_rows_read_back_as_core_wrote_them(store, project):
         assert set(connection.execute(due).scalars()) == {first, ids[0], ids[1]}
         among = select(table.c.id).where(bulk.among(connection, table.c.id, [ids[2], 10**9]))
         assert list(connection.execute(among).scalars()) == [ids[2]]
+
+
+def test_rows_of_several_tables_go_in_together_and_a_held_key_stops_them_all(store, project):
+    apply(store, project, sequence("Welcome", step("Hello")))
+    first = enroll(store, "Welcome")
+    table = Enrollment.__table__
+    with store.begin() as connection:
+        template = dict(connection.execute(select(table).where(table.c.id == first)).one()._mapping)
+    lead_id = template["lead_id"]
+    shared = {k: v for k, v in template.items() if k != "id"}
+    rows = [shared | {"step_id": f"s{n}", "next_run_at": T0 + timedelta(hours=n)} for n in (1, 2)]
+    keys = [{"kind": "phone", "value": "+14155550100", "lead_id": lead_id, "created_at": T0}]
+    keys += [{"kind": "email", "value": "sam@example.com", "lead_id": lead_id, "created_at": T0}]
+    with store.begin(immediate=True) as connection:
+        bulk.insert_all(connection, [store_keys.part(keys), (table, rows), (table, [])])
+    with store.begin() as connection:
+        assert store_keys.of_lead(connection, lead_id)[-2:] == [
+            ("email", "sam@example.com"),
+            ("phone", "+14155550100"),
+        ]
+        steps = select(table.c.id, table.c.step_id, table.c.next_run_at).where(table.c.id > first)
+        assert [tuple(row) for row in connection.execute(steps)] == [
+            (first + 1, "s1", T0 + timedelta(hours=1)),  # ids in the rows' order
+            (first + 2, "s2", T0 + timedelta(hours=2)),
+        ]
+    again = [shared | {"step_id": "s3"}]
+    with pytest.raises(IntegrityError), store.begin(immediate=True) as connection:
+        bulk.insert_all(connection, [(table, again), store_keys.part(keys[:1])])
+    with store.begin() as connection:  # the enrollment of the failed statement is not there
+        assert connection.execute(select(table.c.id).where(table.c.step_id == "s3")).all() == []
 
 
 def test_channels_for_outbox_is_transactional_and_others_are_not():

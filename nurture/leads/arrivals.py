@@ -167,20 +167,17 @@ def _alone(session: Session, arrival: Arrival, now: datetime, rules: LeadRules) 
 def _insert(
     session: Session, fresh: list[_New], now: datetime, rules: LeadRules, kept: Kept
 ) -> list[Outcome]:
-    """Insert the new leads, their decisions and enrollments: three statements."""
+    """Insert the new leads, then their keys, decisions and enrollments (one statement on
+    Postgres)."""
     if not fresh:
         return []
     connection = session.connection()  # at the driver (store.bulk), as an import inserts
     ids = bulk.insert_ids(connection, Lead.__table__, [new.row for new in fresh])
-    # a key a concurrent writer (an import) holds: IntegrityError, and the batch is retried
-    store_keys.insert(
-        connection,
-        [
-            row
-            for new, i in zip(fresh, ids, strict=True)
-            for row in store_keys.rows_for(i, new.keys, now)
-        ],
-    )
+    keys = [
+        row
+        for new, i in zip(fresh, ids, strict=True)
+        for row in store_keys.rows_for(i, new.keys, now)
+    ]
     offers: dict[int, _Offers] = {}
     firsts: dict[tuple[int, str | None], dict[str, Any]] = {}
     decisions, enrollments, outcomes = [], [], []
@@ -198,8 +195,10 @@ def _insert(
             step, due = enrollments[-1]["step_id"], enrollments[-1]["next_run_at"]
             outcome = Outcome(lead_id, True, name, decision["reason"], step, due)
         outcomes.append(outcome)
-    bulk.insert(connection, MatchDecision.__table__, decisions)
-    bulk.insert(connection, Enrollment.__table__, enrollments)
+    # one statement on Postgres; a key a concurrent writer (an import) holds: IntegrityError,
+    # and the batch is retried
+    parts = [store_keys.part(keys), (MatchDecision.__table__, decisions)]
+    bulk.insert_all(connection, [*parts, (Enrollment.__table__, enrollments)])
     return outcomes
 
 

@@ -11,6 +11,7 @@ whatever the batch size), `IN (SELECT value FROM json_each(:ids))` on SQLite.
 """
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -147,26 +148,59 @@ def _insert(
             returning=False,
         )
         return ids
-    names = list(rows[0])
-    values = _values(rows, _columns(connection, table, names))
-    listed = ", ".join(names)
     if connection.dialect.name == "postgresql":
-        # Rows go in in parameter order, so the serial ids they draw ascend in that order (the
-        # way SQLAlchemy's insertmanyvalues sorts RETURNING on Postgres).
-        arrays, parameters = _shared(connection, table, dict(zip(names, values, strict=True)))
-        chosen = ", ".join(_value(connection, table, name, arrays) for name in names)
-        sql = (
-            f"INSERT INTO {table.name} ({listed}) SELECT {chosen} FROM "
-            f"{_unnest(connection, table, arrays, ordinal=True)} ORDER BY v.n"
-        )
+        sql, parameters = _pg_insert(connection, table, rows)
         if not returning:
             connection.exec_driver_sql(sql, parameters)
             return []
         return sorted(connection.exec_driver_sql(sql + " RETURNING id", parameters).scalars().all())
+    names = list(rows[0])
+    values = _values(rows, _columns(connection, table, names))
     marks = ", ".join("?" * len(names))
-    sql = f"INSERT INTO {table.name} ({listed}) VALUES ({marks})"
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"
     connection.exec_driver_sql(sql, list(zip(*values, strict=True)))
     return []
+
+
+def _pg_insert(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]
+) -> tuple[str, dict[str, Any]]:
+    """Postgres: the statement that inserts the rows, and its parameters. Rows go in in
+    parameter order, so the serial ids they draw ascend in that order (the way SQLAlchemy's
+    insertmanyvalues sorts RETURNING on Postgres)."""
+    names = list(rows[0])
+    values = _values(rows, _columns(connection, table, names))
+    arrays, parameters = _shared(connection, table, dict(zip(names, values, strict=True)))
+    chosen = ", ".join(_value(connection, table, name, arrays) for name in names)
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) SELECT {chosen} FROM "
+        f"{_unnest(connection, table, arrays, ordinal=True)} ORDER BY v.n"
+    )
+    return sql, parameters
+
+
+def insert_all(
+    connection: Connection, parts: Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
+) -> None:
+    """Insert rows into several tables (no row naming another's new id): on Postgres one
+    statement, each table's insert a `WITH` part of it (one round trip to the server, where a
+    webhook's batch made one a table); on SQLite one statement a table, as `insert`."""
+    parts = [(table, rows) for table, rows in parts if rows]
+    if connection.dialect.name != "postgresql" or len(parts) < 2:
+        for table, rows in parts:
+            insert(connection, table, rows)
+        return
+    statements, parameters = [], {}
+    for number, (table, rows) in enumerate(parts):
+        sql, named = _pg_insert(connection, table, rows)
+        prefix = f"p{number}_"  # each part's parameters apart: `%(lead_id)b` twice otherwise
+        statements.append(_PARAMETER.sub(rf"%({prefix}\1)\2", sql))
+        parameters |= {prefix + name: value for name, value in named.items()}
+    withs = ", ".join(f"w{number} AS ({sql})" for number, sql in enumerate(statements))
+    connection.exec_driver_sql(f"WITH {withs} SELECT 1", parameters)
+
+
+_PARAMETER = re.compile(r"%\((\w+)\)([bs])")
 
 
 def insert_held(
