@@ -190,7 +190,8 @@ def insert_all(
         for table, rows in parts:
             insert(connection, table, rows)
         return
-    statements, parameters = [], {}
+    statements: list[str] = []
+    parameters: dict[str, Any] = {}
     for number, (table, rows) in enumerate(parts):
         sql, named = _pg_insert(connection, table, rows)
         prefix = f"p{number}_"  # each part's parameters apart: `%(lead_id)b` twice otherwise
