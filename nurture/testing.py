@@ -27,7 +27,8 @@ from nurture.errors import ProjectNotFound
 from nurture.insights.timeline import Row
 from nurture.leads.records import LeadRules
 from nurture.project.layout import Project as ProjectFiles
-from nurture.settings import PROJECT_FILE, CoachSettings, Settings, find_project, load_settings
+from nurture.settings import PROJECT_FILE, Settings, find_project, load_settings
+from nurture.settings.sections import CoachSettings
 from nurture.simulate.cases import DEFAULT_START
 from nurture.simulate.dryrun import DryRun, Project, Scenario, lead_input, memory_store
 from nurture.simulate.dryrun import dry_run as simulate

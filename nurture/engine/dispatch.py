@@ -31,7 +31,7 @@ from nurture.errors import ConfigError
 from nurture.rules import steps
 from nurture.rules.booking import Booking, appointment_check
 from nurture.rules.matching import Check, check_conditions
-from nurture.settings import CoachSettings
+from nurture.settings.sections import CoachSettings
 from nurture.spec.actions import NotificationConfig
 from nurture.spec.steps import AnyStep
 from nurture.spec.window import SendWindow
