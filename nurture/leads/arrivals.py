@@ -197,8 +197,14 @@ def _insert(
         outcomes.append(outcome)
     # one statement on Postgres; a key a concurrent writer (an import) holds: IntegrityError,
     # and the batch is retried
-    parts = [store_keys.part(keys), (MatchDecision.__table__, decisions)]
-    bulk.insert_all(connection, [*parts, (Enrollment.__table__, enrollments)])
+    bulk.insert_all(
+        connection,
+        [
+            store_keys.part(keys),
+            (MatchDecision.__table__, decisions),
+            (Enrollment.__table__, enrollments),
+        ],
+    )
     return outcomes
 
 

@@ -179,9 +179,11 @@ def _pg_insert(
     return sql, parameters
 
 
-def insert_all(
-    connection: Connection, parts: Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
-) -> None:
+Part = tuple[Table, Sequence[Mapping[str, Any]]]
+"""A table and the rows to insert into it (dicts with the same keys)."""
+
+
+def insert_all(connection: Connection, parts: Sequence[Part]) -> None:
     """Insert rows into several tables (no row naming another's new id): on Postgres one
     statement, each table's insert a `WITH` part of it (one round trip to the server, where a
     webhook's batch made one a table); on SQLite one statement a table, as `insert`."""

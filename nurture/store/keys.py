@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from nurture.store import bulk
@@ -63,10 +63,10 @@ def _pg_pairs(keys: Sequence[Key]) -> dict[str, list[str]]:
 def insert(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert keys (kind, value, lead_id, created_at); IntegrityError when one is held already
     (by a writer that got there first: the caller's batch is retried, and finds that lead)."""
-    bulk.insert(connection, LeadKey.__table__, rows)
+    bulk.insert(connection, *part(rows))
 
 
-def part(rows: Sequence[dict[str, Any]]) -> tuple[Table, Sequence[dict[str, Any]]]:
+def part(rows: Sequence[dict[str, Any]]) -> bulk.Part:
     """Keys to insert as a part of `bulk.insert_all` (IntegrityError when one is held, as
     `insert`)."""
     return LeadKey.__table__, rows
